@@ -41,6 +41,7 @@ pub(crate) struct Token {
     header: u8,
 }
 
+#[cfg_attr(not(feature = "serde"), allow(dead_code))]
 impl Token {
     pub(crate) fn kind(&self) -> Kind {
         self.kind
@@ -191,6 +192,7 @@ pub fn decode_prefix_with<'a>(
 }
 
 impl<'a> Document<'a> {
+    #[cfg_attr(not(feature = "serde"), allow(dead_code))]
     pub(crate) fn tokens(&self) -> &[Token] {
         &self.tokens
     }
@@ -531,6 +533,7 @@ impl<'a> Node<'a> {
     }
 
     /// The input buffer, the token array and this node's index in it.
+    #[cfg_attr(not(feature = "serde"), allow(dead_code))]
     pub(crate) fn parts(&self) -> (&'a [u8], &'a [Token], usize) {
         (self.buf, self.tokens, self.idx)
     }

@@ -1,0 +1,181 @@
+//! Shared helpers for the workspace-level tests in `tests/tests/`.
+//!
+//! Interop tests run against real clients from Debian's packages (libtorrent-rasterbar through
+//! `python3-libtorrent`, opentracker, ...). `cargo xtask ci` installs them; when one is missing a
+//! test must fail loudly and name the package, never skip. Every process a test starts is held
+//! in a [`ChildGuard`] so that it is killed and reaped even when the test panics.
+#![forbid(unsafe_code)]
+
+use std::ops::{Deref, DerefMut};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// Debian's own Python, which is where `python3-libtorrent` installs its module (a `python3`
+/// earlier on `PATH`, such as a pyenv shim, may not see it).
+pub const DEBIAN_PYTHON: &str = "/usr/bin/python3";
+
+/// Directories searched after `PATH`: Debian puts daemons in the `sbin` directories, which a
+/// non-login or non-root `PATH` may leave out.
+const EXTRA_DIRS: &[&str] = &[
+    "/usr/local/sbin",
+    "/usr/local/bin",
+    "/usr/sbin",
+    "/usr/bin",
+    "/sbin",
+    "/bin",
+];
+
+/// Panics unless Debian's Python can import `libtorrent` (package `python3-libtorrent`).
+///
+/// Returns the interpreter to run libtorrent scripts with.
+///
+/// # Panics
+/// When the module is missing, with a message naming the package to install.
+pub fn require_python_libtorrent() -> &'static Path {
+    let ok = Command::new(DEBIAN_PYTHON)
+        .args(["-c", "import libtorrent"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "`{DEBIAN_PYTHON} -c 'import libtorrent'` failed: this test needs Debian's \
+         libtorrent bindings; install them with `apt-get install python3-libtorrent` \
+         (`cargo xtask ci` does this when run as root)"
+    );
+    Path::new(DEBIAN_PYTHON)
+}
+
+/// Returns the path of `program`, searching `PATH` and then the standard Debian directories.
+///
+/// # Panics
+/// When it is not found, with a message naming the Debian `package` that provides it.
+pub fn require_program(program: &str, package: &str) -> PathBuf {
+    find_program(program).unwrap_or_else(|| {
+        panic!(
+            "`{program}` was not found on PATH or in /usr/sbin, /usr/bin, ...: this test needs \
+             it; install it with `apt-get install {package}` (`cargo xtask ci` does this when \
+             run as root)"
+        )
+    })
+}
+
+/// Finds an executable file named `program` on `PATH` or in the standard Debian directories.
+#[must_use]
+pub fn find_program(program: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        let path = PathBuf::from(program);
+        return is_executable(&path).then_some(path);
+    }
+    let path_dirs = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default();
+    path_dirs
+        .into_iter()
+        .chain(EXTRA_DIRS.iter().map(PathBuf::from))
+        .map(|dir| dir.join(program))
+        .find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// A child process that is killed (`SIGKILL`) and reaped when the guard is dropped, so that
+/// every test stops what it starts, on success and on panic alike.
+///
+/// It dereferences to [`Child`] for `id()`, `stdout`, `try_wait()` and the like.
+///
+/// ```no_run
+/// use std::process::Command;
+/// let tracker = lt_tests::ChildGuard::spawn(Command::new("opentracker").args(["-p", "6969"]))
+///     .expect("start opentracker");
+/// // ... run the test against it; it is killed when `tracker` goes out of scope.
+/// # drop(tracker);
+/// ```
+#[derive(Debug)]
+pub struct ChildGuard {
+    child: Child,
+}
+
+impl ChildGuard {
+    /// Guards an already started child.
+    #[must_use]
+    pub fn new(child: Child) -> Self {
+        Self { child }
+    }
+
+    /// Starts `command` and guards the child.
+    ///
+    /// # Errors
+    /// As [`Command::spawn`].
+    pub fn spawn(command: &mut Command) -> std::io::Result<Self> {
+        command.spawn().map(Self::new)
+    }
+}
+
+impl Deref for ChildGuard {
+    type Target = Child;
+
+    fn deref(&self) -> &Child {
+        &self.child
+    }
+}
+
+impl DerefMut for ChildGuard {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.child
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        // Both fail only when the child has already been reaped, which is the goal anyway.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_a_program_on_path() {
+        let sh = require_program("sh", "dash");
+        assert!(sh.is_absolute());
+        assert_eq!(find_program(&sh.to_string_lossy()), Some(sh));
+    }
+
+    #[test]
+    #[should_panic(expected = "apt-get install lt-no-such-package")]
+    fn missing_program_names_the_package() {
+        require_program("lt-no-such-program-5f3a", "lt-no-such-package");
+    }
+
+    #[test]
+    fn missing_program_is_none() {
+        assert_eq!(find_program("lt-no-such-program-5f3a"), None);
+        assert_eq!(find_program("/nonexistent/lt-no-such-program"), None);
+    }
+
+    #[test]
+    fn child_guard_kills_and_reaps_on_drop() {
+        let guard = ChildGuard::spawn(Command::new("sleep").arg("600")).unwrap();
+        let proc_dir = PathBuf::from(format!("/proc/{}", guard.id()));
+        assert!(proc_dir.exists());
+        drop(guard);
+        // Reaped, not a zombie: the /proc entry is gone.
+        assert!(!proc_dir.exists());
+    }
+
+    #[test]
+    fn child_guard_tolerates_an_exited_child() {
+        let mut guard = ChildGuard::spawn(&mut Command::new("true")).unwrap();
+        assert!(guard.wait().unwrap().success());
+        drop(guard);
+    }
+}

@@ -1,0 +1,116 @@
+//! `cargo xtask ci`: the README's test command and the body of `.ci/run` (STYLE.md section 10).
+
+use anyhow::Result;
+use clap::Args;
+
+use crate::cmd::{self, Steps};
+use crate::{deps, fuzz, system_deps};
+
+#[derive(Debug, Args)]
+pub(crate) struct CiArgs {
+    /// Do not install missing Debian packages (only warn; the tests that need them will fail
+    /// naming them).
+    #[arg(long)]
+    skip_install: bool,
+    /// Also run every fuzz target for 10 seconds (`cargo xtask fuzz --smoke`).
+    #[arg(long)]
+    fuzz_smoke: bool,
+}
+
+pub(crate) fn run(args: &CiArgs) -> Result<()> {
+    let mut steps = Steps::new();
+
+    let mut needed = system_deps::CI_DEPS.to_vec();
+    if args.fuzz_smoke {
+        needed.extend_from_slice(system_deps::FUZZ_DEPS);
+    }
+    if args.skip_install {
+        let missing = system_deps::missing(&needed);
+        if missing.is_empty() {
+            steps.skip("install-deps", "--skip-install; all present");
+        } else {
+            let names: Vec<_> = missing.iter().map(|d| d.package).collect();
+            println!(
+                "warning: missing Debian packages: {} (tests that need them will fail)",
+                names.join(" ")
+            );
+            steps.skip("install-deps", "--skip-install");
+        }
+    } else {
+        steps.run("install-deps", || system_deps::ensure(&needed, true))?;
+    }
+
+    steps.run("fmt", || {
+        cmd::run(&mut cmd::cargo(["fmt", "--all", "--check"]))
+    })?;
+    steps.run("clippy", || {
+        cmd::run(&mut cmd::cargo([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--all-features",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+    })?;
+    steps.run("build", || {
+        cmd::run(&mut cmd::cargo(["build", "--workspace", "--all-targets"]))
+    })?;
+    steps.run("test", || {
+        if cmd::succeeds(&mut cmd::cargo(["nextest", "--version"])) {
+            cmd::run(&mut cmd::cargo([
+                "nextest",
+                "run",
+                "--workspace",
+                "--all-features",
+                "--no-fail-fast",
+            ]))
+        } else {
+            println!("cargo-nextest not found; using cargo test");
+            cmd::run(&mut cmd::cargo(["test", "--workspace", "--all-features"]))
+        }
+    })?;
+    // nextest does not run doctests; with `cargo test` above this repeats them, cheaply.
+    steps.run("doctest", || {
+        cmd::run(&mut cmd::cargo([
+            "test",
+            "--workspace",
+            "--doc",
+            "--all-features",
+        ]))
+    })?;
+
+    let protocol = deps::protocol_crates(&deps::workspace_packages()?);
+    steps.run("no-default-features", || {
+        // One cargo invocation per crate: building several at once would unify their features.
+        for krate in &protocol {
+            cmd::run(&mut cmd::cargo([
+                "clippy",
+                "-p",
+                krate,
+                "--no-default-features",
+                "--",
+                "-D",
+                "warnings",
+            ]))?;
+        }
+        Ok(())
+    })?;
+    steps.run("doc", || {
+        let mut doc = cmd::cargo(["doc", "--workspace", "--no-deps", "--all-features"]);
+        doc.env("RUSTDOCFLAGS", "-Dwarnings");
+        cmd::run(&mut doc)
+    })?;
+    steps.run("deps", deps::run)?;
+
+    if args.fuzz_smoke {
+        steps.run("fuzz-smoke", || fuzz::run(&fuzz::FuzzArgs::smoke()))?;
+    } else {
+        steps.skip("fuzz-smoke", "pass --fuzz-smoke to run it");
+    }
+
+    steps.print_summary();
+    println!("\nci: all steps passed");
+    Ok(())
+}
