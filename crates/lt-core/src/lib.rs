@@ -79,3 +79,8 @@ pub use hash::{Sha1Hash, Sha1Hasher, Sha256Hash, Sha256Hasher};
 pub use index::{BLOCK_SIZE, BlockIndex, FileIndex, PieceIndex};
 pub use info_hash::InfoHash;
 pub use peer_id::{ClientInfo, Fingerprint, PeerId, identify_client};
+
+/// Runs the README's example as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
