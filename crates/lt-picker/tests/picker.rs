@@ -1,5 +1,10 @@
 //! Behaviour of each picker feature through the public API, with the invariant
 //! check after every step.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers outside #[test] fns; a panic is a test failure"
+)]
 
 use std::time::{Duration, Instant};
 

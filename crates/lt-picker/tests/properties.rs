@@ -1,6 +1,11 @@
 //! quickcheck properties of the picker: random operation sequences keep every
 //! invariant, and picks are always valid; sequential and rarest-first order;
 //! random swarms always complete.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers outside #[test] fns; a panic is a test failure"
+)]
 
 use std::time::{Duration, Instant};
 
@@ -373,7 +378,7 @@ fn a_random_swarm_always_completes(
         // Deliver about half of the requests, in a scrambled order.
         let mut keep = Vec::new();
         for (i, (peer, block)) in in_flight.drain(..).enumerate() {
-            if (i as u32 + round + u32::from(seed)) % 2 == 0 {
+            if (i + round as usize + usize::from(seed)).is_multiple_of(2) {
                 keep.push((peer, block));
                 continue;
             }
