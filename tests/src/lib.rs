@@ -9,7 +9,8 @@
 use std::ops::{Deref, DerefMut};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// Debian's own Python, which is where `python3-libtorrent` installs its module (a `python3`
 /// earlier on `PATH`, such as a pyenv shim, may not see it).
@@ -82,6 +83,75 @@ pub fn find_program(program: &str) -> Option<PathBuf> {
 
 fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Runs `command` to completion with its stdout and stderr captured, like
+/// [`Command::output`], but kills it when it runs longer than `timeout`.
+///
+/// stdin is null. Both pipes are drained on threads while waiting, so a chatty child
+/// cannot block on a full pipe.
+///
+/// # Errors
+/// When the command cannot be started or waited for, or
+/// [`std::io::ErrorKind::TimedOut`] (with what it printed to stderr so far) when it
+/// outlives `timeout`.
+pub fn output_with_timeout(command: &mut Command, timeout: Duration) -> std::io::Result<Output> {
+    let mut child = ChildGuard::spawn(
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )?;
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut pipe) = pipe {
+                // A read error ends the capture; what was read so far is kept.
+                let _ = pipe.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+    );
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    // Killing (on timeout) closes the pipes, which ends both drain threads.
+    drop(child);
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
+    match status {
+        Some(status) => Ok(Output {
+            status,
+            stdout,
+            stderr,
+        }),
+        None => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!(
+                "killed after {timeout:?}; stderr so far:\n{}",
+                String::from_utf8_lossy(&stderr)
+            ),
+        )),
+    }
 }
 
 /// A child process that is killed (`SIGKILL`) and reaped when the guard is dropped, so that
@@ -177,5 +247,30 @@ mod tests {
         let mut guard = ChildGuard::spawn(&mut Command::new("true")).unwrap();
         assert!(guard.wait().unwrap().success());
         drop(guard);
+    }
+
+    #[test]
+    fn output_with_timeout_captures_output() {
+        let out = output_with_timeout(
+            Command::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]),
+            Duration::from_secs(30),
+        )
+        .unwrap();
+        assert_eq!(out.status.code(), Some(3));
+        assert_eq!(out.stdout, b"out\n");
+        assert_eq!(out.stderr, b"err\n");
+    }
+
+    #[test]
+    fn output_with_timeout_kills_a_slow_child() {
+        let started = Instant::now();
+        let err = output_with_timeout(
+            Command::new("sh").args(["-c", "echo started >&2; exec sleep 600"]),
+            Duration::from_millis(300),
+        )
+        .unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        assert!(err.to_string().contains("started"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(30));
     }
 }

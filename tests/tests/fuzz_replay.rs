@@ -15,11 +15,21 @@ use std::path::{Path, PathBuf};
 mod bodies;
 
 /// Every fuzz target, each with a `#[test]` below.
-const TARGETS: &[&str] = &["bdecode"];
+const TARGETS: &[&str] = &["bdecode", "magnet", "torrent_info"];
 
 #[test]
 fn bdecode() {
     replay("bdecode", bodies::bdecode);
+}
+
+#[test]
+fn torrent_info() {
+    replay("torrent_info", bodies::torrent_info);
+}
+
+#[test]
+fn magnet() {
+    replay("magnet", bodies::magnet);
 }
 
 #[test]

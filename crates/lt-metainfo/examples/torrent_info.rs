@@ -1,7 +1,9 @@
 //! Prints what a `.torrent` holds: `cargo run -p lt-metainfo --example torrent_info -- FILE`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let path = std::env::args().nth(1).ok_or("usage: torrent_info FILE.torrent")?;
+    let path = std::env::args()
+        .nth(1)
+        .ok_or("usage: torrent_info FILE.torrent")?;
     let t = lt_metainfo::TorrentInfo::from_bytes(&std::fs::read(path)?)?;
     println!("name:   {}", t.name());
     println!("hash:   {}", t.info_hash());

@@ -351,7 +351,7 @@ impl<'a> CreateTorrent<'a> {
             if single {
                 let f = &storage.files()[0];
                 info.insert(b"length".to_vec(), size_value(f.size));
-                insert_attrs(&mut info, f);
+                insert_attrs(&mut info, f, false);
             } else {
                 let list = storage
                     .files()
@@ -365,7 +365,7 @@ impl<'a> CreateTorrent<'a> {
                             &f.path[1..]
                         };
                         d.insert(b"path".to_vec(), path_value(rel));
-                        insert_attrs(&mut d, f);
+                        insert_attrs(&mut d, f, true);
                         Value::Dict(d)
                     })
                     .collect();
@@ -390,7 +390,7 @@ impl<'a> CreateTorrent<'a> {
                         Value::Bytes(root.as_bytes().to_vec()),
                     );
                 }
-                insert_attrs(&mut leaf, f);
+                insert_attrs(&mut leaf, f, !single);
                 insert_tree(&mut tree, rel, Value::dict([("", Value::Dict(leaf))]));
             }
             info.insert(b"file tree".to_vec(), Value::Dict(tree));
@@ -532,12 +532,19 @@ fn path_value(components: &[String]) -> Value {
     Value::List(components.iter().map(|c| Value::from(c.as_str())).collect())
 }
 
-fn insert_attrs(d: &mut BTreeMap<Vec<u8>, Value>, f: &FileEntry) {
+/// Writes `attr` and `symlink path`. Symlink targets are kept relative to the save path
+/// like file paths; BEP 47 wants them relative to the torrent's root, hence `strip_root`.
+fn insert_attrs(d: &mut BTreeMap<Vec<u8>, Value>, f: &FileEntry, strip_root: bool) {
     if !f.attr.is_empty() {
         d.insert(b"attr".to_vec(), Value::from(f.attr.to_attr_string()));
     }
     if let Some(target) = &f.symlink_target {
-        d.insert(b"symlink path".to_vec(), path_value(target));
+        let rel = if strip_root {
+            target.get(1..).unwrap_or_default()
+        } else {
+            &target[..]
+        };
+        d.insert(b"symlink path".to_vec(), path_value(rel));
     }
 }
 

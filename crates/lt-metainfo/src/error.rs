@@ -7,7 +7,7 @@
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The data is not valid bencoding (libtorrent: the bdecode errors).
-    #[error("invalid bencoding: {0}")]
+    #[error("invalid bencoding")]
     Bencode(#[from] lt_bencode::Error),
     /// The file is larger than [`LoadLimits::max_buffer_size`](crate::LoadLimits).
     #[error("torrent of {len} bytes exceeds the {max}-byte limit")]
@@ -62,10 +62,10 @@ pub enum Error {
     #[error("unsupported meta version {0}")]
     UnsupportedVersion(i64),
     /// A magnet link could not be parsed.
-    #[error("invalid magnet link: {0}")]
+    #[error("invalid magnet link")]
     Magnet(#[from] crate::magnet::MagnetError),
     /// Reading files while creating a torrent failed.
-    #[error("I/O error: {0}")]
+    #[error("I/O error")]
     Io(#[from] std::io::Error),
     /// A caller passed arguments that cannot work (e.g. creating a torrent of nothing).
     #[error("invalid argument: {0}")]

@@ -52,7 +52,8 @@ pub struct TorrentInfo {
     info_hash: InfoHash,
     info_bytes: Vec<u8>,
     files: FileStorage,
-    piece_hashes: Vec<u8>,
+    /// Where the v1 `pieces` string lies in `info_bytes` (empty for v2-only torrents).
+    piece_hashes: std::ops::Range<usize>,
     piece_layers: BTreeMap<Sha256Hash, Vec<Sha256Hash>>,
     private: bool,
     trackers: Vec<AnnounceEntry>,
@@ -169,7 +170,8 @@ impl TorrentInfo {
     #[must_use]
     pub fn piece_hash(&self, piece: PieceIndex) -> Option<Sha1Hash> {
         let start = piece.as_usize().checked_mul(20)?;
-        Sha1Hash::from_slice(self.piece_hashes.get(start..start.checked_add(20)?)?)
+        let hashes = self.info_bytes.get(self.piece_hashes.clone())?;
+        Sha1Hash::from_slice(hashes.get(start..start.checked_add(20)?)?)
     }
 
     /// The v2 piece layer of a file larger than one piece, when the torrent carries it.
@@ -279,19 +281,17 @@ impl TorrentInfo {
         if let Some(first) = self.trackers.first() {
             put("announce", Value::from(first.url.as_str()));
         }
-        if self.trackers.len() > 1 {
-            let mut tiers: Vec<Value> = Vec::new();
-            let mut last_tier = None;
+        if self.trackers.len() > 1 || self.trackers.iter().any(|t| t.tier > 0) {
+            // Tiers are positions in announce-list: empty lists keep the gaps.
+            let max_tier = self.trackers.iter().map(|t| t.tier).max().unwrap_or(0);
+            let mut tiers = vec![Vec::new(); usize::from(max_tier) + 1];
             for t in &self.trackers {
-                if last_tier != Some(t.tier) {
-                    tiers.push(Value::List(Vec::new()));
-                    last_tier = Some(t.tier);
-                }
-                if let Some(Value::List(tier)) = tiers.last_mut() {
-                    tier.push(Value::from(t.url.as_str()));
-                }
+                tiers[usize::from(t.tier)].push(Value::from(t.url.as_str()));
             }
-            put("announce-list", Value::List(tiers));
+            put(
+                "announce-list",
+                Value::List(tiers.into_iter().map(Value::List).collect()),
+            );
         }
         for (key, v) in [
             ("comment", &self.comment),
@@ -417,7 +417,11 @@ impl TorrentInfo {
                 .filter_map(Node::as_str)
                 .filter(|u| !u.is_empty())
             {
-                if self.web_seeds.len() < MAX_URLS {
+                let seen = self
+                    .web_seeds
+                    .iter()
+                    .any(|w| w.url == url && w.kind == kind);
+                if !seen && self.web_seeds.len() < MAX_URLS {
                     self.web_seeds.push(WebSeed {
                         url: url.to_owned(),
                         kind,
@@ -555,7 +559,7 @@ fn parse_info(info_node: Node<'_>, limits: &LoadLimits) -> Result<TorrentInfo, E
             v1
         }
     } else {
-        align_v2_files(v2_files.unwrap_or_default(), piece_len_u64)
+        align_v2_files(v2_files.unwrap_or_default(), &name, piece_len_u64)
     };
     let files = FileStorage::new(name, piece_len, files)?;
     if u64::from(files.num_pieces()) > limits.max_pieces {
@@ -574,9 +578,11 @@ fn parse_info(info_node: Node<'_>, limits: &LoadLimits) -> Result<TorrentInfo, E
                     expected,
                 });
             }
-            bytes.to_vec()
+            // The string's bytes end where its item ends; both are inside the info dict.
+            let end = p.span().end - info_node.span().start;
+            end - bytes.len()..end
         }
-        None => Vec::new(),
+        None => 0..0,
     };
     let v1 = pieces.is_some().then(|| Sha1Hash::digest(raw));
     let v2 = file_tree.is_some().then(|| Sha256Hash::digest(raw));
@@ -617,18 +623,34 @@ fn parse_info(info_node: Node<'_>, limits: &LoadLimits) -> Result<TorrentInfo, E
 }
 
 /// A file's size, attributes, mtime and symlink target from its dictionary.
-fn parse_file_common(dict: Dict<'_>, path: Vec<String>) -> Result<FileEntry, Error> {
-    let size = dict
-        .get_int("length")
-        .and_then(|l| u64::try_from(l).ok())
-        .ok_or(Error::InvalidFile("missing or negative length"))?;
+///
+/// `root` is the directory every path of the torrent lives in (the torrent's name for a
+/// multi-file torrent), prefixed to symlink targets so they are relative to the save path
+/// like [`FileEntry::path`].
+fn parse_file_common(
+    dict: Dict<'_>,
+    path: Vec<String>,
+    root: Option<&str>,
+) -> Result<FileEntry, Error> {
     let attr = dict
         .get_bytes("attr")
         .map(FileAttr::parse)
         .unwrap_or_default();
+    let size = match dict.get("length") {
+        // libtorrent writes v2 symlink entries without a length.
+        None if attr.symlink => 0,
+        length => length
+            .and_then(|l| l.as_int())
+            .and_then(|l| u64::try_from(l).ok())
+            .ok_or(Error::InvalidFile("missing or negative length"))?,
+    };
     let symlink_target = attr.symlink.then(|| {
         let list = dict.get_list("symlink path");
-        sanitize_path(list.into_iter().flatten().filter_map(|n| n.as_bytes()))
+        let mut target = sanitize_path(list.into_iter().flatten().filter_map(|n| n.as_bytes()));
+        if let Some(root) = root {
+            target.insert(0, root.to_owned());
+        }
+        target
     });
     Ok(FileEntry {
         path,
@@ -650,7 +672,7 @@ fn parse_v1_files(
         if info.get("length").is_none() {
             return Err(Error::InvalidFile("neither length nor files"));
         }
-        return Ok(vec![parse_file_common(info, vec![name.to_owned()])?]);
+        return Ok(vec![parse_file_common(info, vec![name.to_owned()], None)?]);
     };
     let mut files = Vec::new();
     for node in list {
@@ -671,7 +693,7 @@ fn parse_v1_files(
         }
         let mut path = vec![name.to_owned()];
         path.extend(sanitize_path(raw));
-        files.push(parse_file_common(dict, path)?);
+        files.push(parse_file_common(dict, path, Some(name))?);
     }
     Ok(files)
 }
@@ -690,6 +712,9 @@ fn parse_file_tree(
     if !single {
         for f in &mut files {
             f.path.insert(0, name.to_owned());
+            if let Some(target) = &mut f.symlink_target {
+                target.insert(0, name.to_owned());
+            }
         }
     }
     for f in &files {
@@ -718,7 +743,7 @@ fn walk_tree(
             if files.len() >= limits.max_files {
                 return Err(Error::LimitExceeded("too many files"));
             }
-            let mut f = parse_file_common(entry, prefix.clone())?;
+            let mut f = parse_file_common(entry, prefix.clone(), None)?;
             f.pieces_root = match entry.get_bytes("pieces root") {
                 Some(b) => Some(
                     Sha256Hash::from_slice(b)
@@ -744,16 +769,17 @@ fn walk_tree(
     Ok(())
 }
 
-/// Inserts the pad files that align every v2 file to a piece boundary.
-fn align_v2_files(files: Vec<FileEntry>, piece_len: u64) -> Vec<FileEntry> {
-    let count = files.len();
-    let mut out = Vec::with_capacity(count * 2);
-    for (i, f) in files.into_iter().enumerate() {
+/// Inserts the pad files that align every v2 file to a piece boundary. Like libtorrent, the
+/// last file is padded too, and pad files live in the torrent's directory.
+fn align_v2_files(files: Vec<FileEntry>, name: &str, piece_len: u64) -> Vec<FileEntry> {
+    let mut out = Vec::with_capacity(files.len() * 2);
+    for f in files {
         let tail = f.size % piece_len;
-        let needs_pad = i + 1 < count && tail != 0;
         out.push(f);
-        if needs_pad {
-            out.push(pad_file(piece_len - tail));
+        if tail != 0 {
+            let mut pad = pad_file(piece_len - tail);
+            pad.path.insert(0, name.to_owned());
+            out.push(pad);
         }
     }
     out

@@ -545,3 +545,129 @@ fn parse_of_write_is_identity(g: Gen1) -> bool {
     let again = TorrentInfo::from_bytes(&t.to_bytes()).unwrap();
     again == t && t.files().num_files() == g.files.len() && t.is_private() == g.private
 }
+
+#[test]
+fn tier_gaps_and_duplicate_web_seeds_round_trip() {
+    let info = Value::dict([
+        ("length", Value::Int(1)),
+        ("name", s("x")),
+        ("piece length", Value::Int(16384)),
+        ("pieces", Value::Bytes(vec![0x11; 20])),
+    ]);
+    let bytes = Value::dict([
+        (
+            "announce-list",
+            Value::List(vec![
+                Value::List(vec![]),
+                Value::List(vec![s("http://a/")]),
+                Value::List(vec![]),
+                Value::List(vec![s("http://b/")]),
+            ]),
+        ),
+        (
+            "url-list",
+            Value::List(vec![s("http://w/"), s("http://w/")]),
+        ),
+        ("info", info),
+    ])
+    .to_bytes();
+    let t = TorrentInfo::from_bytes(&bytes).unwrap();
+    let tiers: Vec<u8> = t.trackers().iter().map(|a| a.tier).collect();
+    assert_eq!(tiers, [1, 3]);
+    assert_eq!(t.web_seeds().len(), 1);
+    assert_eq!(TorrentInfo::from_bytes(&t.to_bytes()).unwrap(), t);
+    let magnet = t.magnet_link();
+    assert_eq!(
+        lt_metainfo::MagnetLink::parse(&magnet.to_uri()).unwrap(),
+        magnet
+    );
+}
+
+#[test]
+fn v2_layout_pads_every_file_like_libtorrent() {
+    let dir = sample_dir(&[("a", 20_000), ("b", 5_000)]);
+    let bytes = CreateTorrent::new(dir.path().join("data"))
+        .version(TorrentVersion::V2)
+        .piece_size(16_384)
+        .generate()
+        .unwrap();
+    let t = TorrentInfo::from_bytes(&bytes).unwrap();
+    let layout: Vec<(String, u64, bool)> = t
+        .files()
+        .files()
+        .iter()
+        .map(|f| (f.path_string(), f.size, f.is_pad()))
+        .collect();
+    // What libtorrent 2.0.8 reports for the same v2 torrent.
+    assert_eq!(
+        layout,
+        [
+            ("data/a".to_owned(), 20_000, false),
+            ("data/.pad/12768".to_owned(), 12_768, true),
+            ("data/b".to_owned(), 5_000, false),
+            ("data/.pad/11384".to_owned(), 11_384, true),
+        ]
+    );
+    assert_eq!((t.total_size(), t.num_pieces()), (49_152, 3));
+}
+
+#[cfg(unix)]
+#[test]
+fn symlinks_as_links_round_trip() {
+    let dir = sample_dir(&[("real.txt", 100)]);
+    std::os::unix::fs::symlink("real.txt", dir.path().join("data/link")).unwrap();
+    for version in [
+        TorrentVersion::V1,
+        TorrentVersion::V2,
+        TorrentVersion::Hybrid,
+    ] {
+        let bytes = CreateTorrent::new(dir.path().join("data"))
+            .version(version)
+            .symlinks_as_links(true)
+            .generate()
+            .unwrap();
+        let t = TorrentInfo::from_bytes(&bytes).unwrap();
+        let link = t.files().files().iter().find(|f| f.attr.symlink).unwrap();
+        assert_eq!(link.path, ["data", "link"], "{version:?}");
+        assert_eq!(link.size, 0);
+        assert_eq!(
+            link.symlink_target.as_deref(),
+            Some(&["data".to_owned(), "real.txt".to_owned()][..]),
+            "{version:?}"
+        );
+    }
+}
+
+#[test]
+fn v2_symlink_without_length_loads() {
+    // libtorrent writes v2 symlink entries with no length.
+    let leaf = |v: Value| Value::dict([("", v)]);
+    let tree = Value::dict([
+        (
+            "f",
+            leaf(Value::dict([
+                ("length", Value::Int(5)),
+                ("pieces root", Value::Bytes(vec![7; 32])),
+            ])),
+        ),
+        (
+            "l",
+            leaf(Value::dict([
+                ("attr", s("l")),
+                ("symlink path", Value::List(vec![s("f")])),
+            ])),
+        ),
+    ]);
+    let bytes = with_info(Value::dict([
+        ("file tree", tree),
+        ("meta version", Value::Int(2)),
+        ("name", s("t")),
+        ("piece length", Value::Int(16384)),
+    ]));
+    let t = TorrentInfo::from_bytes(&bytes).unwrap();
+    let link = &t.files().files().iter().find(|f| f.attr.symlink).unwrap();
+    assert_eq!(
+        link.symlink_target.as_deref(),
+        Some(&["t".to_owned(), "f".to_owned()][..])
+    );
+}
