@@ -107,7 +107,7 @@
 //! picker.peer_have_all(seed)?;
 //! picker.add_peer(leech)?;
 //! let pieces: Bitfield = (0..8).map(|i| i != 7).collect();
-//! picker.peer_bitfield(leech, &pieces)?;
+//! picker.peer_bitfield(leech, pieces)?;
 //!
 //! // Piece 7 is the rarest: only the seed has it.
 //! let now = Instant::now();

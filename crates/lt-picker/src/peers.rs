@@ -13,7 +13,8 @@ pub(crate) enum Has {
     /// All of them: counted in `PiecePicker::seeds`, not per piece.
     Seed,
     /// Some of them (never all, for a torrent with pieces), each counted in
-    /// its piece's `count`.
+    /// its piece's `count`. `bits` is empty (not allocated) until the first
+    /// HAVE or BITFIELD, so registering a peer is O(1).
     Pieces { bits: Bitfield, ones: u32 },
 }
 
@@ -29,10 +30,10 @@ pub(crate) struct PeerState {
 }
 
 impl PeerState {
-    pub(crate) fn new(num_pieces: usize) -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             has: Has::Pieces {
-                bits: Bitfield::new(num_pieces),
+                bits: Bitfield::new(0),
                 ones: 0,
             },
             outstanding: 0,

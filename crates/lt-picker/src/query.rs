@@ -324,7 +324,7 @@ impl PiecePicker {
             match &state.has {
                 Has::Seed => seeds += 1,
                 Has::Pieces { bits, ones } => {
-                    debug_assert_eq!(bits.len(), n);
+                    debug_assert!(bits.len() == n || (bits.is_empty() && *ones == 0));
                     debug_assert_eq!(bits.count_ones(), *ones as usize);
                     debug_assert!(n == 0 || (*ones as usize) < n, "a full bitfield is a seed");
                     for i in bits.iter_ones() {

@@ -37,7 +37,7 @@ fn bits(n: usize, ones: &[usize]) -> Bitfield {
 fn add(p: &mut PiecePicker, peer: PeerKey, ones: &[usize]) {
     p.add_peer(peer).unwrap();
     let n = p.num_pieces() as usize;
-    p.peer_bitfield(peer, &bits(n, ones)).unwrap();
+    p.peer_bitfield(peer, bits(n, ones)).unwrap();
     p.check_invariants();
 }
 
@@ -123,7 +123,7 @@ fn seeds_are_counted_without_touching_pieces() {
     assert_eq!(p.availabilities(), [2, 1, 1, 1]);
     // A full bitfield is a seed, too.
     p.add_peer(P3).unwrap();
-    p.peer_bitfield(P3, &Bitfield::full(4)).unwrap();
+    p.peer_bitfield(P3, Bitfield::full(4)).unwrap();
     assert_eq!(p.num_seeds(), 2);
     p.check_invariants();
 }
@@ -169,7 +169,7 @@ fn peer_faults_and_caller_mistakes_are_errors() {
         Err(Error::PieceOutOfRange { .. })
     ));
     assert!(matches!(
-        p.peer_bitfield(P1, &Bitfield::new(4)),
+        p.peer_bitfield(P1, Bitfield::new(4)),
         Err(Error::BitfieldLength {
             expected: 3,
             actual: 4
@@ -691,7 +691,7 @@ fn big_pieces_get_big_blocks() {
 fn zero_piece_torrent() {
     let mut p = PiecePicker::new(Layout::new(0, 16384, 16384).unwrap(), config());
     p.add_peer(P1).unwrap();
-    p.peer_bitfield(P1, &Bitfield::new(0)).unwrap();
+    p.peer_bitfield(P1, Bitfield::new(0)).unwrap();
     p.peer_have_all(P1).unwrap();
     assert!(pick(&mut p, P1, 4).is_empty());
     assert!(p.is_finished());

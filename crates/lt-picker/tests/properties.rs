@@ -154,7 +154,7 @@ fn apply(p: &mut PiecePicker, now: Instant, op: &Op) {
         Op::RemovePeer(k) => drop(p.remove_peer(PeerKey(k.into()))),
         Op::Bitfield(k, ref bits) => {
             let bf: Bitfield = bits.iter().copied().take(n).collect();
-            drop(p.peer_bitfield(PeerKey(k.into()), &bf));
+            drop(p.peer_bitfield(PeerKey(k.into()), bf));
         }
         Op::Have(k, x) => drop(p.peer_have(PeerKey(k.into()), pi(x))),
         Op::HaveAll(k) => drop(p.peer_have_all(PeerKey(k.into()))),
@@ -261,7 +261,7 @@ fn setup(pieces: u32, has: &[bool], mine: &[bool], zero: &[bool], sequential: bo
     let n = pieces as usize;
     let get = |v: &[bool], i: usize| !v.is_empty() && v[i % v.len()];
     p.add_peer(PeerKey(0)).unwrap();
-    p.peer_bitfield(PeerKey(0), &(0..n).map(|i| get(has, i)).collect())
+    p.peer_bitfield(PeerKey(0), (0..n).map(|i| get(has, i)).collect())
         .unwrap();
     for i in 0..n {
         let piece = PieceIndex(u32::try_from(i).unwrap());
@@ -307,7 +307,7 @@ fn rarest_first_picks_a_piece_of_least_availability(
             .map(|i| !bits.is_empty() && bits[i % bits.len()])
             .collect();
         p.add_peer(PeerKey(k)).unwrap();
-        p.peer_bitfield(PeerKey(k), &bf).unwrap();
+        p.peer_bitfield(PeerKey(k), bf).unwrap();
     }
     let peer = PeerKey(0);
     let min = (0..pieces)
@@ -362,7 +362,7 @@ fn a_random_swarm_always_completes(
     }
     for (k, bits) in (0u32..).zip(&sets) {
         p.add_peer(PeerKey(k)).unwrap();
-        p.peer_bitfield(PeerKey(k), bits).unwrap();
+        p.peer_bitfield(PeerKey(k), bits.clone()).unwrap();
     }
     let now = Instant::now();
     let mut in_flight: Vec<(PeerKey, Block)> = Vec::new();
