@@ -17,18 +17,16 @@
     reason = "figures for display"
 )]
 
-use std::error::Error;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use lt_metainfo::{CreateTorrent, TorrentInfo, TorrentVersion};
 
-type Result<T> = std::result::Result<T, Box<dyn Error>>;
+mod common;
 
-/// Debian's Python, where `python3-libtorrent` lives.
-const PYTHON: &str = "/usr/bin/python3";
+use common::{PYTHON, Result, env_u64, pseudo_random, scratch_dir};
 
 /// Creates a v1 torrent of `argv[1]` `argv[3]` times with piece size `argv[2]`; prints the
 /// median seconds and the v1 info-hash.
@@ -53,7 +51,7 @@ fn main() -> Result<()> {
     let size_mib = env_u64("LT_BENCH_SIZE_MIB", 2048).max(1);
     let runs = env_u64("LT_BENCH_RUNS", 3).max(1) as usize;
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let dir = scratch_dir()?;
+    let dir = scratch_dir("lt-bench-create-")?;
     let tree = dir.path().join("tree");
     let total = write_tree(&tree, size_mib << 20)?;
     let piece_size = lt_metainfo::auto_piece_size(total);
@@ -266,37 +264,9 @@ fn write_tree(tree: &Path, total: u64) -> Result<u64> {
     Ok(written)
 }
 
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64 ^ seed.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        out.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
 fn median(times: &mut [Duration]) -> Duration {
     times.sort();
     times[times.len() / 2]
-}
-
-fn scratch_dir() -> Result<tempfile::TempDir> {
-    let shm = PathBuf::from("/dev/shm");
-    let builder = tempfile::Builder::new()
-        .prefix("lt-bench-create-")
-        .tempdir_in(&shm);
-    Ok(builder.or_else(|_| tempfile::tempdir())?)
-}
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 fn fmt_bytes(bytes: u64) -> String {

@@ -19,8 +19,7 @@
     reason = "figures for display"
 )]
 
-use std::error::Error;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -28,16 +27,15 @@ use lt_bencode::Value;
 use lt_core::Sha256Hash;
 use lt_metainfo::{LoadLimits, TorrentInfo, merkle_root, pad_hash};
 
-type Result<T> = std::result::Result<T, Box<dyn Error>>;
+mod common;
+
+use common::{PYTHON, Result, env_u64, pseudo_random, scratch_dir};
 
 /// Builds one benchmark torrent.
 type Generator = fn() -> Result<Vec<u8>>;
 
 /// Set in the child process that measures one torrent: the path of the `.torrent`.
 const CHILD_ENV: &str = "LT_BENCH_PARSE_CHILD";
-
-/// Debian's Python, where `python3-libtorrent` lives.
-const PYTHON: &str = "/usr/bin/python3";
 
 /// Loads `argv[1]` `argv[2]` times with libtorrent; prints `median_seconds peak_kib files pieces`
 /// (files without pad files: libtorrent adds a tail pad file to v2 torrents).
@@ -76,8 +74,8 @@ fn main() -> Result<()> {
     if let Some(path) = std::env::var_os(CHILD_ENV) {
         return child(Path::new(&path));
     }
-    let runs = env_usize("LT_BENCH_RUNS", 11).max(1);
-    let dir = scratch_dir()?;
+    let runs = usize::try_from(env_u64("LT_BENCH_RUNS", 11).max(1))?;
+    let dir = scratch_dir("lt-bench-parse-")?;
     println!(
         "lt-metainfo TorrentInfo::from_bytes vs libtorrent {} torrent_info (median of {runs}; \
          peak = VmHWM growth in a fresh process)",
@@ -147,7 +145,7 @@ struct Figures {
 /// In the child: read the file, load it once measuring the peak, then time `LT_BENCH_RUNS`
 /// loads; prints `median_ns peak_kib files pieces` (files without pad files).
 fn child(path: &Path) -> Result<()> {
-    let runs = env_usize("LT_BENCH_RUNS", 11).max(1);
+    let runs = usize::try_from(env_u64("LT_BENCH_RUNS", 11).max(1))?;
     let bytes = std::fs::read(path)?;
     let limits = LoadLimits::default();
     let base = vm_hwm_kib()?;
@@ -336,20 +334,6 @@ fn wrap(info: Value, piece_layers: Option<Value>) -> Vec<u8> {
 // ------------------------------------------------------------------------------------------
 // helpers
 
-/// Reproducible bytes (xorshift64*), so piece hashes look like hashes.
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64 ^ seed.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        out.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
 fn vm_hwm_kib() -> Result<u64> {
     let status = std::fs::read_to_string("/proc/self/status")?;
     status
@@ -359,21 +343,6 @@ fn vm_hwm_kib() -> Result<u64> {
         .ok_or("no VmHWM in /proc/self/status")?
         .parse()
         .map_err(Into::into)
-}
-
-fn scratch_dir() -> Result<tempfile::TempDir> {
-    let shm = PathBuf::from("/dev/shm");
-    let builder = tempfile::Builder::new()
-        .prefix("lt-bench-parse-")
-        .tempdir_in(&shm);
-    Ok(builder.or_else(|_| tempfile::tempdir())?)
-}
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 fn fmt_duration(d: Duration) -> String {

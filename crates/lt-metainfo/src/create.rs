@@ -13,9 +13,9 @@ use std::time::Duration;
 use lt_bencode::Value;
 use lt_core::{PieceIndex, Sha1Hash, Sha256Hash};
 
-use crate::Error;
 use crate::file_storage::{FileAttr, FileEntry, FileStorage, pad_file};
 use crate::merkle::{LEAF_SIZE, file_tree};
+use crate::{Error, LoadLimits, TorrentInfo, WebSeedKind};
 
 /// [`LEAF_SIZE`] as a slice length.
 const LEAF_BYTES: usize = 16 * 1024;
@@ -261,75 +261,39 @@ impl<'a> CreateTorrent<'a> {
         )?;
         let info = self.info_value(&storage, &name, &hashes);
         let mut root = BTreeMap::new();
-        let info_bytes = info.to_bytes();
         root.insert(b"info".to_vec(), info);
         if !hashes.layers.is_empty() {
             root.insert(
                 b"piece layers".to_vec(),
-                Value::Dict(
-                    hashes
-                        .layers
-                        .iter()
-                        .map(|(r, l)| {
-                            (
-                                r.as_bytes().to_vec(),
-                                Value::Bytes(l.iter().flat_map(|h| *h.as_bytes()).collect()),
-                            )
-                        })
-                        .collect(),
-                ),
+                crate::torrent_info::piece_layers_value(&hashes.layers),
             );
         }
-        self.root_fields(&mut root);
-        let bytes = Value::Dict(root).to_bytes();
-        debug_assert!(bytes.windows(info_bytes.len()).any(|w| w == info_bytes));
-        Ok(bytes)
-    }
-
-    fn root_fields(&self, root: &mut BTreeMap<Vec<u8>, Value>) {
-        let mut trackers = self.trackers.clone();
-        trackers.sort_by_key(|(_, tier)| *tier);
-        if let Some((first, _)) = trackers.first() {
-            root.insert(b"announce".to_vec(), Value::from(first.as_str()));
+        // Load what was made (a self-check of the layout and piece layers), then let
+        // TorrentInfo write the fields outside the info dictionary.
+        let unlimited = LoadLimits {
+            max_buffer_size: usize::MAX,
+            max_pieces: u64::MAX,
+            max_files: usize::MAX,
+            max_decode_tokens: usize::MAX,
+            ..LoadLimits::default()
+        };
+        let mut torrent = TorrentInfo::from_bytes_with(&Value::Dict(root).to_bytes(), &unlimited)?;
+        for (url, tier) in &self.trackers {
+            torrent.add_tracker(url.clone(), *tier);
         }
-        if trackers.len() > 1 {
-            let mut tiers: BTreeMap<u8, Vec<Value>> = BTreeMap::new();
-            for (url, tier) in &trackers {
-                tiers
-                    .entry(*tier)
-                    .or_default()
-                    .push(Value::from(url.as_str()));
-            }
-            root.insert(
-                b"announce-list".to_vec(),
-                Value::List(tiers.into_values().map(Value::List).collect()),
-            );
+        for url in &self.web_seeds {
+            torrent.add_web_seed(url.clone(), WebSeedKind::Url);
         }
-        let strings =
-            |v: &[String]| Value::List(v.iter().map(|s| Value::from(s.as_str())).collect());
-        if !self.web_seeds.is_empty() {
-            root.insert(b"url-list".to_vec(), strings(&self.web_seeds));
+        for url in &self.http_seeds {
+            torrent.add_web_seed(url.clone(), WebSeedKind::Http);
         }
-        if !self.http_seeds.is_empty() {
-            root.insert(b"httpseeds".to_vec(), strings(&self.http_seeds));
+        for (host, port) in &self.nodes {
+            torrent.add_node(host.clone(), *port);
         }
-        if !self.nodes.is_empty() {
-            let nodes = self
-                .nodes
-                .iter()
-                .map(|(h, p)| Value::List(vec![Value::from(h.as_str()), Value::Int(i64::from(*p))]))
-                .collect();
-            root.insert(b"nodes".to_vec(), Value::List(nodes));
-        }
-        if let Some(c) = &self.comment {
-            root.insert(b"comment".to_vec(), Value::from(c.as_str()));
-        }
-        if let Some(c) = &self.creator {
-            root.insert(b"created by".to_vec(), Value::from(c.as_str()));
-        }
-        if let Some(d) = self.creation_date {
-            root.insert(b"creation date".to_vec(), Value::Int(d));
-        }
+        torrent.set_comment(self.comment.clone());
+        torrent.set_created_by(self.creator.clone());
+        torrent.set_creation_date(self.creation_date);
+        Ok(torrent.to_bytes())
     }
 
     fn info_value(&self, storage: &FileStorage, name: &str, hashes: &Hashes) -> Value {

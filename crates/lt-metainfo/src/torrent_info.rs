@@ -353,12 +353,35 @@ impl TorrentInfo {
         self.trackers.insert(at, AnnounceEntry { url, tier });
     }
 
-    /// Adds a web seed.
+    /// Adds a web seed (ignoring one already present).
     pub fn add_web_seed(&mut self, url: impl Into<String>, kind: WebSeedKind) {
-        self.web_seeds.push(WebSeed {
+        let seed = WebSeed {
             url: url.into(),
             kind,
-        });
+        };
+        if !self.web_seeds.contains(&seed) {
+            self.web_seeds.push(seed);
+        }
+    }
+
+    /// Adds a DHT bootstrap node.
+    pub fn add_node(&mut self, host: impl Into<String>, port: u16) {
+        self.nodes.push((host.into(), port));
+    }
+
+    /// Sets or clears the `comment`.
+    pub fn set_comment(&mut self, comment: Option<String>) {
+        self.comment = comment;
+    }
+
+    /// Sets or clears `created by`.
+    pub fn set_created_by(&mut self, created_by: Option<String>) {
+        self.created_by = created_by;
+    }
+
+    /// Sets or clears `creation date` (seconds since the Unix epoch).
+    pub fn set_creation_date(&mut self, unix_seconds: Option<i64>) {
+        self.creation_date = unix_seconds;
     }
 
     fn parse_root(&mut self, root: Dict<'_>) -> Result<(), Error> {
@@ -417,15 +440,8 @@ impl TorrentInfo {
                 .filter_map(Node::as_str)
                 .filter(|u| !u.is_empty())
             {
-                let seen = self
-                    .web_seeds
-                    .iter()
-                    .any(|w| w.url == url && w.kind == kind);
-                if !seen && self.web_seeds.len() < MAX_URLS {
-                    self.web_seeds.push(WebSeed {
-                        url: url.to_owned(),
-                        kind,
-                    });
+                if self.web_seeds.len() < MAX_URLS {
+                    self.add_web_seed(url, kind);
                 }
             }
         }
@@ -499,7 +515,7 @@ fn utf8_field(dict: Dict<'_>, key: &str) -> Option<String> {
         })
 }
 
-fn piece_layers_value(layers: &BTreeMap<Sha256Hash, Vec<Sha256Hash>>) -> Value {
+pub(crate) fn piece_layers_value(layers: &BTreeMap<Sha256Hash, Vec<Sha256Hash>>) -> Value {
     Value::Dict(
         layers
             .iter()
