@@ -147,22 +147,22 @@ fn to_text(t: &TorrentInfo) -> String {
         let _ = writeln!(out, "  {kind} {}", w.url);
     }
 
+    // Pad files are alignment, not content: counted here, listed only by --json.
     let files = t.files().files();
     let pads = files.iter().filter(|f| f.is_pad()).count();
-    let _ = writeln!(out, "files:         {} ({} pad)", files.len(), pads);
+    let _ = writeln!(
+        out,
+        "files:         {} (and {} pad files)",
+        files.len() - pads,
+        pads
+    );
     let width = files
         .iter()
         .map(|f| f.size.to_string().len())
         .max()
         .unwrap_or(1);
-    for f in files {
-        let _ = writeln!(
-            out,
-            "  {:>width$}  {}{}",
-            f.size,
-            f.path_string(),
-            if f.is_pad() { "  [pad]" } else { "" }
-        );
+    for f in files.iter().filter(|f| !f.is_pad()) {
+        let _ = writeln!(out, "  {:>width$}  {}", f.size, f.path_string());
     }
     let _ = writeln!(out, "magnet:        {}", t.magnet_link().to_uri());
     out
