@@ -248,3 +248,135 @@ fn assert_safe_component(c: &str) {
         "unsafe path component {c:?}"
     );
 }
+
+/// `lt-picker`'s piece picker driven by an arbitrary sequence of operations.
+///
+/// The first three bytes choose the torrent (1-32 pieces of 1-4 blocks) and the settings; then
+/// every 4 bytes are one operation (opcode, peer, piece, argument): peer messages, priorities,
+/// deadlines, picks with arbitrary options, block arrivals, cancels, writes and hash results,
+/// with indices a little past the end so the error paths run too.
+///
+/// - nothing panics, and every error leaves the state consistent;
+/// - `check_invariants` holds after every operation;
+/// - every picked block is of a piece the peer has, with priority above 0, that we lack; it was
+///   open or requested before the pick (never received) and now lists the peer as a requester;
+///   a peer on parole never gets a block already requested from someone else.
+pub fn picker_ops(data: &[u8]) {
+    use std::time::{Duration, Instant};
+
+    use lt_core::Bitfield;
+    use lt_picker::{
+        Block, BlockState, Config, Layout, PeerKey, PickOptions, PiecePicker, Priority, Speed,
+    };
+
+    let [pieces, blocks, flags, rest @ ..] = data else {
+        return;
+    };
+    let num_pieces = 1 + u32::from(pieces % 32);
+    let Ok(layout) = Layout::uniform(num_pieces, 1 + u32::from(blocks % 4)) else {
+        return;
+    };
+    let config = Config {
+        rng_seed: Some([*flags; 32]),
+        initial_picker_threshold: u32::from(flags % 3),
+        strict_end_game: flags & 4 == 0,
+        prioritize_partial_pieces: flags & 8 != 0,
+        sequential: flags & 16 != 0,
+        max_peers: 6,
+        max_suggested_pieces: 3,
+        max_allowed_fast: 3,
+        max_requesters_per_block: 1 + (flags >> 5) % 3,
+        ..Config::default()
+    };
+    let mut p = PiecePicker::new(layout, config);
+    let n = num_pieces as usize;
+    let now = Instant::now();
+    for op in rest.chunks_exact(4) {
+        let (code, peer, piece, arg) = (op[0], PeerKey(u32::from(op[1] % 8)), op[2] % 36, op[3]);
+        let pi = PieceIndex(u32::from(piece));
+        let block = Block::new(u32::from(piece), u32::from(arg % 5));
+        // Errors are expected for out-of-range input; the invariant check covers the rest.
+        match code % 24 {
+            0 | 1 => drop(p.add_peer(peer)),
+            2 => drop(p.remove_peer(peer)),
+            3 => {
+                let bits: Bitfield = (0..n)
+                    .map(|i| (arg.rotate_left(u32::try_from(i % 8).unwrap_or(0)) ^ piece) & 1 == 1)
+                    .collect();
+                drop(p.peer_bitfield(peer, bits));
+            }
+            4 | 5 => drop(p.peer_have(peer, pi)),
+            6 => drop(p.peer_have_all(peer)),
+            7 => drop(p.peer_have_none(peer)),
+            8 => drop(p.peer_dont_have(peer, pi)),
+            9 => drop(p.peer_suggest(peer, pi)),
+            10 => drop(p.peer_allowed_fast(peer, pi)),
+            11 => drop(p.set_piece_priority(pi, Priority::saturating(arg % 8))),
+            12 => drop(p.set_piece_deadline(pi, now + Duration::from_millis(arg.into()))),
+            13 => drop(p.reset_piece_deadline(pi)),
+            14..=16 => {
+                let opts = PickOptions {
+                    reverse: arg & 1 != 0,
+                    on_parole: arg & 2 != 0,
+                    prefer_whole_pieces: u32::from(arg >> 2 & 1),
+                    speed: [Speed::None, Speed::Slow, Speed::Medium, Speed::Fast]
+                        [usize::from(arg >> 3 & 3)],
+                    choked: arg & 0x60 == 0x60,
+                    time_critical_only: arg & 0xc0 == 0xc0,
+                };
+                let before: Vec<(Block, BlockState)> = (0..num_pieces)
+                    .flat_map(|i| (0..p.layout().blocks_in_piece(i)).map(move |b| Block::new(i, b)))
+                    .map(|b| {
+                        (
+                            b,
+                            p.block_state(b)
+                                .map(|v| v.state)
+                                .unwrap_or(BlockState::Finished),
+                        )
+                    })
+                    .collect();
+                let Ok(picked) = p.pick(now, peer, usize::from(piece % 9), &opts) else {
+                    continue;
+                };
+                for b in picked {
+                    assert!(
+                        p.peer_has(peer, b.piece),
+                        "{b} picked from a peer that lacks it"
+                    );
+                    assert!(
+                        !p.piece_priority(b.piece).is_dont_download(),
+                        "{b} has priority 0"
+                    );
+                    assert!(!p.have_piece(b.piece), "{b} is a piece we have");
+                    let was = before.iter().find(|(x, _)| *x == b).map(|&(_, s)| s);
+                    assert!(
+                        matches!(was, Some(BlockState::Open | BlockState::Requested)),
+                        "{b} was {was:?} before the pick"
+                    );
+                    assert!(
+                        !(opts.on_parole && was == Some(BlockState::Requested)),
+                        "duplicate request for a peer on parole"
+                    );
+                    assert!(p.requesters(b).contains(&peer), "{b} not marked");
+                }
+            }
+            17 | 18 => drop(p.block_received(peer, block)),
+            19 => drop(p.cancel_request(peer, block)),
+            20 => drop(p.block_written(block)),
+            21 => drop(p.block_write_failed(block)),
+            22 => drop(if arg & 1 == 0 {
+                p.piece_passed(pi)
+            } else {
+                p.piece_failed(pi)
+            }),
+            _ => {
+                if arg & 1 == 0 {
+                    drop(p.set_have(pi));
+                } else {
+                    drop(p.clear_have(pi));
+                }
+            }
+        }
+        p.check_invariants();
+    }
+}

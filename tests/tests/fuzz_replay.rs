@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 mod bodies;
 
 /// Every fuzz target, each with a `#[test]` below.
-const TARGETS: &[&str] = &["bdecode", "magnet", "torrent_info"];
+const TARGETS: &[&str] = &["bdecode", "magnet", "torrent_info", "picker_ops"];
 
 #[test]
 fn bdecode() {
@@ -30,6 +30,11 @@ fn torrent_info() {
 #[test]
 fn magnet() {
     replay("magnet", bodies::magnet);
+}
+
+#[test]
+fn picker_ops() {
+    replay("picker_ops", bodies::picker_ops);
 }
 
 #[test]
