@@ -150,26 +150,26 @@ impl Order {
         if self.dirty {
             return;
         }
-        assert_eq!(
+        debug_assert_eq!(
             self.ends.last().copied().unwrap_or(0) as usize,
             self.pieces.len()
         );
-        assert!(self.ends.windows(2).all(|w| w[0] <= w[1]), "ends sorted");
+        debug_assert!(self.ends.windows(2).all(|w| w[0] <= w[1]), "ends sorted");
         if self.ends.len() >= 2 {
-            assert_ne!(
+            debug_assert_ne!(
                 self.ends[self.ends.len() - 2],
                 self.ends[self.ends.len() - 1],
                 "trimmed"
             );
         }
         for (piece, (&k, &p)) in (0u32..).zip(self.key.iter().zip(&self.pos)) {
-            assert_eq!(k, expected_key(piece), "key of piece {piece}");
+            debug_assert_eq!(k, expected_key(piece), "key of piece {piece}");
             if k == NONE {
-                assert_eq!(p, NONE, "position of piece {piece} out of the order");
+                debug_assert_eq!(p, NONE, "position of piece {piece} out of the order");
                 continue;
             }
-            assert_eq!(self.pieces[p as usize], piece, "position of piece {piece}");
-            assert!(
+            debug_assert_eq!(self.pieces[p as usize], piece, "position of piece {piece}");
+            debug_assert!(
                 self.bucket(k as usize).contains(&(p as usize)),
                 "bucket of piece {piece}"
             );

@@ -572,9 +572,8 @@ impl PiecePicker {
         self.peer(peer)?;
         let mut out = Received::default();
         if self.pieces[p as usize].have {
+            // `set_have` and `piece_passed` dropped its requests already.
             out.redundant = true;
-            // A request of ours may still be recorded on a piece we have? No:
-            // `mark_have` drops the download, so there is nothing to clean.
             return Ok(out);
         }
         let dl = self.download_for(p, Speed::None);
