@@ -12,6 +12,7 @@
 //!  block events ────────► block_received ──► CANCELs for duplicate requests
 //!                           cancel_request, block_written, block_write_failed
 //!  hash results ────────► piece_passed / piece_failed ──► peers to clear / parole
+//!  timers ─────────────► expired_requests(now, timeout), next_request_timeout
 //!  UI ◄─────────────────  download_queue, piece_state, availabilities,
 //!                           distributed_copies
 //! ```
@@ -43,6 +44,7 @@
 //! | suggested, allowed fast | [`PiecePicker::peer_suggest`], [`PiecePicker::peer_allowed_fast`], [`PickOptions::choked`] |
 //! | end game | duplicate requests for the last blocks ([`Config::strict_end_game`]); [`Received::cancel`] lists the CANCELs |
 //! | block states | open, requested (by whom), writing, finished; [`Layout`] sizes blocks (16 KiB, larger above 4 MiB pieces) |
+//! | request timeouts | requests carry the caller's `now`; [`PiecePicker::expired_requests`] lists the stale ones |
 //! | hash failures | [`PiecePicker::piece_failed`] reopens the piece and names its contributors |
 //!
 //! # Design

@@ -292,6 +292,43 @@ impl PiecePicker {
             .collect()
     }
 
+    /// Requests older than `timeout` at `now`: `(block, its requesters)` for
+    /// every requested block whose latest request went out at or before
+    /// `now - timeout`, appended to `out`. The picker keeps them; the engine
+    /// decides (snub the peer, [`PiecePicker::cancel_request`], or let an end
+    /// game duplicate race it). O(blocks of partial pieces).
+    pub fn expired_requests(
+        &self,
+        now: Instant,
+        timeout: std::time::Duration,
+        out: &mut Vec<(Block, Vec<PeerKey>)>,
+    ) {
+        for d in &self.downloads {
+            for (b, info) in (0u32..).zip(&d.blocks) {
+                let expired = info.state == BlockState::Requested
+                    && info
+                        .requested_at
+                        .is_some_and(|at| now.saturating_duration_since(at) >= timeout);
+                if expired {
+                    out.push((Block::new(d.piece, b), d.requesters(b).collect()));
+                }
+            }
+        }
+    }
+
+    /// When the oldest outstanding request reaches `timeout`: the time to
+    /// call [`Self::expired_requests`] next. `None` without requests.
+    #[must_use]
+    pub fn next_request_timeout(&self, timeout: std::time::Duration) -> Option<Instant> {
+        self.downloads
+            .iter()
+            .flat_map(|d| d.blocks.iter())
+            .filter(|info| info.state == BlockState::Requested)
+            .filter_map(|info| info.requested_at)
+            .min()
+            .map(|at| at + timeout)
+    }
+
     /// `get_download_queue()`: every piece with a block requested or
     /// received, by piece index.
     #[must_use]

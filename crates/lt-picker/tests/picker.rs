@@ -699,3 +699,32 @@ fn zero_piece_torrent() {
     p.remove_peer(P1).unwrap();
     p.check_invariants();
 }
+
+#[test]
+fn request_timeouts_use_the_callers_clock() {
+    let mut p = picker(2, 2);
+    add_seed(&mut p, P1);
+    add_seed(&mut p, P2);
+    let t0 = Instant::now();
+    let timeout = Duration::from_secs(10);
+    assert_eq!(p.next_request_timeout(timeout), None);
+    let a = p.pick(t0, P1, 2, &PickOptions::default()).unwrap();
+    let b = p
+        .pick(t0 + Duration::from_secs(5), P2, 2, &PickOptions::default())
+        .unwrap();
+    assert_eq!(p.next_request_timeout(timeout), Some(t0 + timeout));
+    let mut out = Vec::new();
+    p.expired_requests(t0 + Duration::from_secs(9), timeout, &mut out);
+    assert!(out.is_empty());
+    p.expired_requests(t0 + Duration::from_secs(12), timeout, &mut out);
+    assert_eq!(out, a.iter().map(|&x| (x, vec![P1])).collect::<Vec<_>>());
+    for block in a {
+        p.cancel_request(P1, block).unwrap();
+    }
+    assert_eq!(
+        p.next_request_timeout(timeout),
+        Some(t0 + Duration::from_secs(15))
+    );
+    assert_eq!(b.len(), 2);
+    p.check_invariants();
+}
