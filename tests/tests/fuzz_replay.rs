@@ -15,7 +15,15 @@ use std::path::{Path, PathBuf};
 mod bodies;
 
 /// Every fuzz target, each with a `#[test]` below.
-const TARGETS: &[&str] = &["bdecode", "magnet", "torrent_info", "picker_ops"];
+const TARGETS: &[&str] = &[
+    "bdecode",
+    "magnet",
+    "torrent_info",
+    "picker_ops",
+    "wire_message",
+    "extension_message",
+    "mse_handshake",
+];
 
 #[test]
 fn bdecode() {
@@ -35,6 +43,21 @@ fn magnet() {
 #[test]
 fn picker_ops() {
     replay("picker_ops", bodies::picker_ops);
+}
+
+#[test]
+fn wire_message() {
+    replay("wire_message", bodies::wire_message);
+}
+
+#[test]
+fn extension_message() {
+    replay("extension_message", bodies::extension_message);
+}
+
+#[test]
+fn mse_handshake() {
+    replay("mse_handshake", bodies::mse_handshake);
 }
 
 #[test]
