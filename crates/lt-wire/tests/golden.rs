@@ -1,4 +1,10 @@
 //! Golden vectors: real bytes captured from libtorrent 2.0.8 (see `testdata/`).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "test helpers outside #[test] fns; a panic is a test failure"
+)]
 
 use bytes::BytesMut;
 use lt_wire::{ExtendedHandshake, Limits, Message, MessageDecoder};

@@ -1,5 +1,11 @@
 //! The peer state machine through its public API: a harness plays the remote peer with raw
 //! bytes, or two connections talk through memory (plaintext and RC4), on a virtual clock.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "test helpers outside #[test] fns; a panic is a test failure"
+)]
 
 use std::time::{Duration, Instant};
 
@@ -340,11 +346,7 @@ fn hostile_extension_messages() {
         .unwrap();
     }
     assert_eq!(
-        feed(
-            &mut c,
-            t0 + Duration::from_secs(30),
-            &extended(pex_id, one.clone())
-        ),
+        feed(&mut c, t0 + Duration::from_secs(30), &extended(pex_id, one)),
         Err(Error::PexTooFrequent)
     );
     // Unknown extension ids are ignored.

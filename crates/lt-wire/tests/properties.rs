@@ -1,5 +1,11 @@
 //! quickcheck properties of the codecs: round trips, arbitrary input never panics, and a
 //! stream decodes the same however it is split.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "test helpers outside #[test] fns; a panic is a test failure"
+)]
 
 use bytes::{Bytes, BytesMut};
 use lt_core::{PeerId, Sha1Hash};
@@ -200,11 +206,7 @@ fn extension_message_round_trip(m: ArbExt) -> bool {
         return false;
     };
     // Through the framing too.
-    let wire = Message::Extended {
-        id,
-        payload: payload.clone(),
-    }
-    .to_bytes();
+    let wire = Message::Extended { id, payload }.to_bytes();
     let Ok(Message::Extended { id, payload }) = Message::decode(&wire, MAX) else {
         return false;
     };
