@@ -1,0 +1,61 @@
+//! BEP 12 tiers: shuffle, fail-over, promotion, back-off.
+
+use std::time::{Duration, Instant};
+
+use lt_tracker::{AnnounceResponse, Error, TrackerIndex, TrackerList};
+
+fn ok(interval: u64) -> AnnounceResponse {
+    AnnounceResponse {
+        interval: Duration::from_secs(interval),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn fail_over_and_promote() {
+    let now = Instant::now();
+    let tiers = vec![vec!["a1", "a2"], vec!["b1"]];
+    let mut l = TrackerList::new(&tiers, [1; 32]);
+    assert_eq!(l.entries().len(), 3);
+    assert_eq!(l.entries()[2].url, "b1");
+    let first = l.next_announce(now).unwrap();
+    assert!(l.next_announce(now).is_none(), "one at a time");
+    let first_url = l.entries()[first.0].url.clone();
+    l.on_failure(now, first, Error::Timeout);
+    let second = l.next_announce(now).unwrap();
+    assert_eq!(second.0, 1);
+    l.on_failure(now, second, Error::Timeout);
+    let third = l.next_announce(now).unwrap();
+    assert_eq!(l.entries()[third.0].url, "b1");
+    l.on_failure(now, third, Error::Timeout);
+    assert!(l.next_announce(now).is_none());
+    // After the back-off the first tier comes back; its second tracker answers and
+    // moves to the front.
+    let t = l.poll_timeout().unwrap();
+    let a = l.next_announce(t).unwrap();
+    assert_eq!(l.entries()[a.0].url, first_url);
+    l.on_failure(t, a, Error::Timeout);
+    let t2 = t + Duration::from_secs(5);
+    let b = l.next_announce(t2).unwrap();
+    assert_eq!(b.0, 1);
+    let b = l.on_success(t2, b, &ok(60));
+    assert_eq!(b.0, 0);
+    assert!(l.entries()[0].verified);
+    assert_eq!(l.entries()[1].url, first_url);
+    // The verified tracker is not due for 60 s, and the failed ones wait behind it.
+    assert!(l.next_announce(t2 + Duration::from_secs(59)).is_none());
+    assert_eq!(
+        l.next_announce(t2 + Duration::from_secs(60)),
+        Some(TrackerIndex(0))
+    );
+}
+
+#[test]
+fn shuffle_is_seeded() {
+    let tiers = vec![(0..20).map(|i| format!("u{i}")).collect::<Vec<_>>()];
+    let a = TrackerList::new(&tiers, [1; 32]);
+    let b = TrackerList::new(&tiers, [1; 32]);
+    let c = TrackerList::new(&tiers, [2; 32]);
+    assert_eq!(a.entries(), b.entries());
+    assert_ne!(a.entries(), c.entries());
+}
