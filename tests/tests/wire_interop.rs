@@ -4,8 +4,9 @@
 //! drives an [`lt_wire::PeerConnection`] over a plain tokio `TcpStream`: it completes the
 //! handshake, exchanges extended handshakes, receives libtorrent's bitfield, requests and
 //! SHA-1-verifies three pieces, and fetches the whole info dictionary with ut_metadata
-//! (checked against the info-hash). It runs twice: once with MSE forced to RC4 on both
-//! sides, once in plaintext with encryption disabled on libtorrent's side.
+//! (checked against the info-hash). It runs three times: with MSE forced to RC4 on both
+//! sides, with MSE forced but only the handshake obfuscated (crypto method plaintext), and in
+//! plain BitTorrent with encryption disabled on libtorrent's side.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -21,7 +22,9 @@ use bytes::BytesMut;
 use lt_core::{Bitfield, PeerId, PieceIndex, Sha1Hash};
 use lt_metainfo::{CreateTorrent, TorrentInfo, TorrentVersion};
 use lt_tests::{ChildGuard, require_python_libtorrent};
-use lt_wire::mse::{CRYPTO_RC4, EncLevel, EncPolicy, MseConfig, MseHandshake, MseStatus};
+use lt_wire::mse::{
+    CRYPTO_PLAINTEXT, CRYPTO_RC4, EncLevel, EncPolicy, MseConfig, MseHandshake, MseStatus,
+};
 use lt_wire::{
     BlockRequest, ExtensionMessage, MetadataMessage, PeerConfig, PeerConnection, PeerEvent,
     PieceLayout, TorrentParams, metadata_piece_count,
@@ -33,7 +36,7 @@ use tokio::net::TcpStream;
 const TEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Seeds `argv[1]` (a .torrent) from the directory `argv[2]` on 127.0.0.1, with encryption
-/// `argv[3]` (`rc4` or `plaintext`); prints `PORT <n>` once listening and runs until killed.
+/// `argv[3]` (`rc4`, `obfuscated` or `plaintext`); prints `PORT <n>` once listening and runs until killed.
 const SEED_PY: &str = r#"
 import sys, time
 import libtorrent as lt
@@ -51,6 +54,11 @@ if mode == "rc4":
     s.update({
         "out_enc_policy": lt.enc_policy.forced, "in_enc_policy": lt.enc_policy.forced,
         "allowed_enc_level": lt.enc_level.rc4, "prefer_rc4": True,
+    })
+elif mode == "obfuscated":
+    s.update({
+        "out_enc_policy": lt.enc_policy.forced, "in_enc_policy": lt.enc_policy.forced,
+        "allowed_enc_level": lt.enc_level.plaintext, "prefer_rc4": False,
     })
 else:
     s.update({
@@ -93,13 +101,22 @@ fn libtorrent_rc4() {
 }
 
 #[test]
+fn libtorrent_obfuscated_header() {
+    run(Mode::Obfuscated);
+}
+
+#[test]
 fn libtorrent_plaintext() {
     run(Mode::Plaintext);
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
+    /// MSE, RC4 on the whole stream.
     Rc4,
+    /// MSE with crypto method plaintext: only the handshake is obfuscated.
+    Obfuscated,
+    /// Plain BitTorrent, no MSE.
     Plaintext,
 }
 
@@ -138,6 +155,7 @@ fn run(mode: Mode) {
             .arg(dir.path())
             .arg(match mode {
                 Mode::Rc4 => "rc4",
+                Mode::Obfuscated => "obfuscated",
                 Mode::Plaintext => "plaintext",
             })
             .stdin(Stdio::null())
@@ -189,12 +207,13 @@ async fn leech(port: u16, mode: Mode, ti: &TorrentInfo) -> Report {
     // MSE first when encrypting.
     let (cipher, received) = match mode {
         Mode::Plaintext => (None, BytesMut::new()),
-        Mode::Rc4 => {
+        Mode::Rc4 | Mode::Obfuscated => {
             let cfg = MseConfig {
                 out_policy: EncPolicy::Forced,
                 in_policy: EncPolicy::Forced,
-                allowed: EncLevel::Rc4,
-                prefer_rc4: true,
+                // We offer both; libtorrent's allowed level decides.
+                allowed: EncLevel::Both,
+                prefer_rc4: mode == Mode::Rc4,
             };
             let mut mse = MseHandshake::initiate(&cfg, wire_hash, [42; 32]);
             let mut buf = vec![0u8; 4096];
@@ -210,7 +229,12 @@ async fn leech(port: u16, mode: Mode, ti: &TorrentInfo) -> Report {
                 mse.handle_bytes(&buf[..n]).unwrap();
             }
             let outcome = mse.finish().unwrap();
-            assert_eq!(outcome.method, CRYPTO_RC4);
+            let expected = if mode == Mode::Rc4 {
+                CRYPTO_RC4
+            } else {
+                CRYPTO_PLAINTEXT
+            };
+            assert_eq!(outcome.method, expected);
             (outcome.cipher, outcome.received)
         }
     };
