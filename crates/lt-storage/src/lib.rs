@@ -1,0 +1,89 @@
+//! BitTorrent storage: a torrent's pieces on disk or in memory, piece hashing and the full
+//! recheck, and fast-resume data in libtorrent's format (the libtorrent manual's
+//! `storage_interface`, "storage allocation" and "fast resume" chapters).
+//!
+//! ```text
+//!                 piece, offset, blocks                       files under save_path
+//!  engine ──try_submit(Job)──▶ DiskPool ──▶ Storage::write ──▶ FsStorage ──pwrite──▶ a/1.bin
+//!    ▲  (bounded queue: Full = back-pressure)  (disk threads,   │ (file pool, pads     a/2.bin
+//!    │                                          coalesced runs) │  skipped, part file  .parts
+//!    └────────── Completion { tag, result } ◀───────────────────┘  for priority 0)
+//!
+//!  TorrentInfo + Storage ──check_files(threads)──▶ Bitfield   (SHA-1 v1 / SHA-256 merkle v2)
+//!  resume bytes ──ResumeData::from_bytes──▶ ResumeData ──verify(info, storage)──▶ Bitfield
+//!                                                   └─ Err(ResumeError) ⇒ check_files
+//!  ResumeData ──to_bytes──▶ resume bytes  (libtorrent's write_resume_data_buf format)
+//! ```
+//!
+//! - [`Storage`] is the trait; [`FsStorage`] (files) and [`MemStorage`] (memory) implement
+//!   it, and users can plug their own.
+//! - [`FsStorage`] maps pieces across files, never writes pad files (BEP 47), reads and
+//!   writes with `pread`/`pwrite`, keeps a bounded pool of open files, joins every path
+//!   from checked components under the save path, and keeps the bytes of unwanted
+//!   (priority 0) files in a part file. Allocation is sparse or full; libtorrent's
+//!   *compact* allocation is deprecated in the manual and gone from libtorrent 2, so it is
+//!   not offered.
+//! - [`check_files`] rechecks a torrent on every core, reading each byte once;
+//!   [`verify_piece_data`] checks a piece from memory (v1 SHA-1 or v2 merkle leaves).
+//! - [`ResumeData`] reads and writes libtorrent's resume files (libtorrent 2.0's and this
+//!   crate's are accepted by both) and [`ResumeData::verify`] decides whether the files on
+//!   disk still fit them, with a typed [`ResumeError`] when not.
+//! - [`DiskPool`] runs a storage on disk threads behind a bounded queue.
+//!
+//! Errors: every disk error carries the file, the [`Operation`] and the OS error; a full
+//! disk ([`Error::DiskFull`]) and a refused access ([`Error::PermissionDenied`]) have
+//! variants of their own.
+//!
+//! This is the one lt crate that does blocking file I/O; it does no network I/O and reads
+//! no clock (modification times come from the file system).
+//!
+//! # Example
+//!
+//! ```
+//! use lt_core::PieceIndex;
+//! use lt_metainfo::{CreateTorrent, TorrentInfo};
+//! use lt_storage::{FsOptions, FsStorage, ResumeData, Storage, check_files};
+//!
+//! let data = vec![7u8; 100_000];
+//! let bytes = CreateTorrent::from_memory("payload.bin", data.clone()).piece_size(32768).generate()?;
+//! let info = TorrentInfo::from_bytes(&bytes)?;
+//! let dir = tempfile::tempdir()?;
+//! let storage = FsStorage::new(info.files().clone(), dir.path(), FsOptions::default())?;
+//! storage.initialize()?;
+//! for p in 0..info.num_pieces() {
+//!     let start = p as usize * 32768;
+//!     let end = (start + 32768).min(data.len());
+//!     storage.write(PieceIndex::new(p), 0, &[&data[start..end]])?;
+//! }
+//! let have = check_files(&storage, &info, 0)?;
+//! assert!(have.all());
+//!
+//! storage.flush()?;
+//! let mut resume = ResumeData::new(&info);
+//! resume.pieces = have;
+//! resume.record_file_sizes(&storage)?;
+//! let loaded = ResumeData::from_bytes(&resume.to_bytes())?;
+//! assert!(loaded.verify(&info, &storage)?.all());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod check;
+mod disk_pool;
+mod error;
+mod fs;
+mod limits;
+mod mem;
+mod pool;
+mod resume;
+mod storage;
+
+pub use check::{check_files, check_pieces, verify_piece, verify_piece_data, verify_v2_leaves};
+pub use disk_pool::{Completion, DiskPool, Job, Output, SubmitError};
+pub use error::{Error, Operation, ResumeError};
+pub use fs::{Allocation, FsOptions, FsStorage};
+pub use limits::{DEFAULT_MAX_OPEN_FILES, Limits};
+pub use mem::MemStorage;
+pub use resume::{FILE_FORMAT, ResumeData, UnfinishedPiece};
+pub use storage::{FileInfo, MoveFlags, Storage, read_piece};

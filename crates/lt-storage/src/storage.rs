@@ -1,0 +1,275 @@
+//! The [`Storage`] trait (the manual's `storage_interface`).
+
+use std::path::{Path, PathBuf};
+
+use lt_core::{FileIndex, PieceIndex, Sha1Hash, Sha1Hasher, Sha256Hash};
+use lt_metainfo::FileStorage;
+
+use crate::Error;
+
+/// How [`Storage::move_storage`] treats files that already exist at the destination
+/// (the manual's `move_flags_t`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MoveFlags {
+    /// Replace any file at the destination (`always_replace_files`, the default).
+    #[default]
+    AlwaysReplaceFiles,
+    /// Fail with [`Error::FileExists`] before moving anything if any destination file
+    /// exists (`fail_if_exist`).
+    FailIfExist,
+    /// Keep files already at the destination and use them (`dont_replace`).
+    DontReplace,
+}
+
+/// What the storage knows about one file on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileInfo {
+    /// Size in bytes.
+    pub size: u64,
+    /// Last modification, seconds since the Unix epoch (0 when unknown).
+    pub mtime: i64,
+}
+
+/// Where a torrent's pieces live (the manual's `storage_interface`).
+///
+/// Offsets are *piece space*: a piece index and a byte offset inside that piece. The
+/// implementation maps them onto files ([`FileStorage::map_block`]). Every method is
+/// synchronous and may block on disk I/O: call it from a disk thread ([`crate::DiskPool`])
+/// or [`crate::check_files`], never from a network thread.
+///
+/// Reads and writes take `&self` so one storage can serve several disk threads at once;
+/// operations that change where files are (`move_storage`, `rename_file`, `delete_files`)
+/// take `&mut self`.
+pub trait Storage: Send + Sync {
+    /// The file layout this storage maps pieces onto.
+    fn files(&self) -> &FileStorage;
+
+    /// Creates the directories and (with full allocation) the files (the manual's
+    /// `initialize`). Called once before the first write.
+    ///
+    /// # Errors
+    /// Any disk error.
+    fn initialize(&self) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// Fills `buf` with the bytes at `offset` of `piece`. Pad files read as zeros.
+    ///
+    /// # Errors
+    /// [`Error::PieceOutOfRange`], [`Error::BlockOutOfRange`], or a disk error (a missing
+    /// file is an [`Error::Io`] of kind `NotFound`, a short one of kind `UnexpectedEof`).
+    fn read(&self, piece: PieceIndex, offset: u32, buf: &mut [u8]) -> Result<(), Error>;
+
+    /// Writes the buffers, one after the other, at `offset` of `piece` (the manual's
+    /// `writev`): contiguous blocks go down in one call. Bytes of pad files are dropped.
+    ///
+    /// # Errors
+    /// [`Error::PieceOutOfRange`], [`Error::BlockOutOfRange`], or a disk error.
+    fn write(&self, piece: PieceIndex, offset: u32, bufs: &[&[u8]]) -> Result<(), Error>;
+
+    /// Whether any file of the torrent exists (the manual's `has_any_file`): if none does
+    /// there is nothing to check.
+    ///
+    /// # Errors
+    /// A disk error other than "not found".
+    fn has_any_file(&self) -> Result<bool, Error>;
+
+    /// Size and modification time of a file, `None` when it does not exist.
+    ///
+    /// # Errors
+    /// [`Error::FileOutOfRange`] or a disk error other than "not found".
+    fn file_info(&self, file: FileIndex) -> Result<Option<FileInfo>, Error>;
+
+    /// Closes every open file handle (the manual's `release_files`).
+    ///
+    /// # Errors
+    /// A disk error while flushing.
+    fn release_files(&self) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// Flushes written data to stable storage. Call it before saving resume data that
+    /// must survive a power loss (a killed process loses nothing already written).
+    ///
+    /// # Errors
+    /// A disk error.
+    fn flush(&self) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// Moves the files to a new save path (the manual's `move_storage`) and returns it.
+    ///
+    /// # Errors
+    /// [`Error::FileExists`] with [`MoveFlags::FailIfExist`], or a disk error.
+    fn move_storage(&mut self, save_path: &Path, flags: MoveFlags) -> Result<PathBuf, Error>;
+
+    /// Renames one file (the manual's `rename_file`). `new_path` is relative to the save path,
+    /// with `/` between components; `..`, absolute paths and empty components are refused.
+    ///
+    /// # Errors
+    /// [`Error::InvalidPath`], [`Error::FileOutOfRange`] or a disk error.
+    fn rename_file(&mut self, file: FileIndex, new_path: &str) -> Result<(), Error>;
+
+    /// Deletes the torrent's files and the directories they leave empty (the manual's
+    /// `delete_files`).
+    ///
+    /// # Errors
+    /// A disk error.
+    fn delete_files(&mut self) -> Result<(), Error>;
+
+    /// The SHA-1 of a whole piece (v1), read into `buf` (reused between calls).
+    ///
+    /// # Errors
+    /// As [`Storage::read`].
+    fn hash_piece(&self, piece: PieceIndex, buf: &mut Vec<u8>) -> Result<Sha1Hash, Error> {
+        read_piece(self, piece, buf)?;
+        let mut h = Sha1Hasher::new();
+        h.update(buf);
+        Ok(h.finalize())
+    }
+
+    /// The SHA-256 of each 16 KiB block of a piece (v2 merkle leaves), up to the end of the
+    /// file the piece belongs to (pad bytes are not hashed).
+    ///
+    /// # Errors
+    /// As [`Storage::read`].
+    fn hash_piece_v2(
+        &self,
+        piece: PieceIndex,
+        buf: &mut Vec<u8>,
+    ) -> Result<Vec<Sha256Hash>, Error> {
+        read_piece(self, piece, buf)?;
+        let len = v2_piece_data_len(self.files(), piece);
+        let data = buf.get(..len).unwrap_or(buf);
+        Ok(data
+            .chunks(lt_core::BLOCK_SIZE as usize)
+            .map(Sha256Hash::digest)
+            .collect())
+    }
+}
+
+/// Reads a whole piece into `buf`, resizing it to the piece's size.
+///
+/// # Errors
+/// As [`Storage::read`].
+pub fn read_piece<S: Storage + ?Sized>(
+    storage: &S,
+    piece: PieceIndex,
+    buf: &mut Vec<u8>,
+) -> Result<(), Error> {
+    let fs = storage.files();
+    check_piece(fs, piece)?;
+    let size = fs.piece_size(piece) as usize;
+    buf.resize(size, 0);
+    storage.read(piece, 0, buf)
+}
+
+/// The number of bytes of `piece` that belong to its (v2-aligned) file, so the pad bytes at
+/// its end are not hashed.
+pub(crate) fn v2_piece_data_len(fs: &FileStorage, piece: PieceIndex) -> usize {
+    let start = u64::from(piece.get()) * u64::from(fs.piece_length());
+    let size = u64::from(fs.piece_size(piece));
+    let i = fs.file_index_at(start);
+    let Some(f) = fs.files().get(i) else {
+        return 0;
+    };
+    if f.is_pad() {
+        return 0;
+    }
+    let end = (f.offset + f.size).min(start + size);
+    usize::try_from(end.saturating_sub(start)).unwrap_or(usize::MAX)
+}
+
+/// Checks that `piece` exists.
+pub(crate) fn check_piece(fs: &FileStorage, piece: PieceIndex) -> Result<(), Error> {
+    if piece.get() >= fs.num_pieces() {
+        return Err(Error::PieceOutOfRange {
+            piece,
+            num_pieces: fs.num_pieces(),
+        });
+    }
+    Ok(())
+}
+
+/// Checks that `len` bytes at `offset` lie inside `piece`.
+pub(crate) fn check_block(
+    fs: &FileStorage,
+    piece: PieceIndex,
+    offset: u32,
+    len: usize,
+) -> Result<(), Error> {
+    check_piece(fs, piece)?;
+    let piece_size = fs.piece_size(piece);
+    let end = u64::from(offset).checked_add(len as u64);
+    if end.is_none_or(|e| e > u64::from(piece_size)) {
+        return Err(Error::BlockOutOfRange {
+            piece,
+            offset,
+            len,
+            piece_size,
+        });
+    }
+    Ok(())
+}
+
+/// Checks one path component taken from a [`FileStorage`]: it must be a plain name, never
+/// empty, `.`, `..`, absolute or containing a separator or NUL.
+pub(crate) fn check_component(c: &str) -> Result<(), Error> {
+    let bad = c.is_empty()
+        || c == "."
+        || c == ".."
+        || c.contains(['/', '\\', '\0'])
+        || Path::new(c).is_absolute()
+        || Path::new(c).components().count() != 1;
+    if bad {
+        return Err(Error::InvalidPath(c.to_owned()));
+    }
+    Ok(())
+}
+
+/// Joins checked components under `base`.
+pub(crate) fn safe_join<'a>(
+    base: &Path,
+    components: impl IntoIterator<Item = &'a str>,
+) -> Result<PathBuf, Error> {
+    let mut p = base.to_path_buf();
+    let mut any = false;
+    for c in components {
+        check_component(c)?;
+        p.push(c);
+        any = true;
+    }
+    if !any {
+        return Err(Error::InvalidPath(String::new()));
+    }
+    Ok(p)
+}
+
+/// Splits a user-supplied relative path on `/` (and `\`), refusing unsafe components.
+pub(crate) fn split_user_path(path: &str) -> Result<Vec<String>, Error> {
+    let parts: Vec<String> = path.split(['/', '\\']).map(str::to_owned).collect();
+    for c in &parts {
+        check_component(c)?;
+    }
+    Ok(parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn components() {
+        for bad in ["", ".", "..", "a/b", "a\\b", "/etc", "a\0b"] {
+            assert!(check_component(bad).is_err(), "{bad:?}");
+        }
+        for good in ["a", "file.txt", "..a", "a..", " x"] {
+            assert!(check_component(good).is_ok(), "{good:?}");
+        }
+        assert!(split_user_path("a/../b").is_err());
+        assert!(split_user_path("/abs").is_err());
+        assert_eq!(split_user_path("a/b").unwrap(), vec!["a", "b"]);
+        assert!(safe_join(Path::new("/x"), ["a", ".."]).is_err());
+        assert!(safe_join(Path::new("/x"), []).is_err());
+    }
+}
