@@ -128,6 +128,15 @@ pub enum Error {
     /// ut_pex messages arrive faster than allowed (libtorrent: `too_frequent_pex`).
     #[error("ut_pex messages too frequent")]
     PexTooFrequent,
+    /// The peer sent more than we buffer while waiting for the caller (an incoming
+    /// connection not yet accepted, or an MSE handshake waiting for its SKEY or `finish`).
+    #[error("{len} bytes buffered, more than {max}")]
+    ReceiveBufferFull {
+        /// Bytes buffered.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
     /// A malformed lt_donthave, upload_only, share_mode or ut_holepunch message.
     #[error("invalid extension message: {0}")]
     BadExtensionMessage(&'static str),

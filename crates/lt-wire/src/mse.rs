@@ -58,6 +58,9 @@ pub const MAX_PAD: usize = 512;
 const VC: [u8; 8] = [0; 8];
 /// Bytes of RC4 keystream discarded before use.
 const DISCARD: usize = 1024;
+/// Most bytes buffered from the peer: the largest step (PadC, len(IA) and a 64 KiB IA) plus
+/// one maximal message that may follow the handshake before the caller calls `finish`.
+pub const MAX_BUFFERED: usize = (1 << 20) + (128 << 10);
 /// Bits of the DH private key (the spec recommends 160).
 const PRIVATE_KEY_BYTES: usize = 20;
 
@@ -412,6 +415,14 @@ impl MseHandshake {
     pub fn handle_bytes(&mut self, data: &[u8]) -> Result<(), Error> {
         if self.state == State::Failed {
             return Err(Error::ApiMisuse("MSE handshake already failed"));
+        }
+        let len = self.rx.len().saturating_add(data.len());
+        if len > MAX_BUFFERED {
+            self.state = State::Failed;
+            return Err(Error::ReceiveBufferFull {
+                len,
+                max: MAX_BUFFERED,
+            });
         }
         self.rx.extend_from_slice(data);
         let r = self.advance();

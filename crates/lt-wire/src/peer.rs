@@ -473,6 +473,16 @@ impl PeerConnection {
             return Ok(());
         }
         self.last_recv = now;
+        if matches!(self.phase, Phase::AwaitAccept) {
+            // Nothing is parsed until the caller accepts: bound what waits.
+            let max = usize::try_from(self.config.limits.max_message_len)
+                .unwrap_or(usize::MAX)
+                .saturating_add(crate::HANDSHAKE_LEN);
+            let len = self.rx.len().saturating_add(data.len());
+            if len > max {
+                return Err(Error::ReceiveBufferFull { len, max });
+            }
+        }
         let start = self.rx.len();
         self.rx.extend_from_slice(data);
         if let Some(c) = &mut self.cipher {

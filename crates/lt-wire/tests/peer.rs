@@ -663,3 +663,44 @@ fn two_peers_exchange_blocks_and_metadata() {
         assert_eq!(b.stats().sent.messages[7], 1);
     }
 }
+
+#[test]
+fn unaccepted_connections_buffer_a_bounded_amount() {
+    let t0 = Instant::now();
+    let mut c = PeerConnection::incoming(
+        PeerConfig::new(PeerId::new([1; 20])),
+        t0,
+        None,
+        BytesMut::new(),
+    )
+    .unwrap();
+    let theirs = Handshake {
+        reserved: fast(),
+        info_hash: Sha1Hash::new(IH),
+        peer_id: PeerId::new([2; 20]),
+    };
+    c.handle_bytes(t0, &theirs.to_bytes()).unwrap();
+    let chunk = vec![0u8; 64 << 10];
+    let mut result = Ok(());
+    for _ in 0..40 {
+        result = c.handle_bytes(t0, &chunk);
+        if result.is_err() {
+            break;
+        }
+    }
+    assert!(
+        matches!(result, Err(Error::ReceiveBufferFull { .. })),
+        "{result:?}"
+    );
+
+    let mut mse = MseHandshake::respond(&MseConfig::default(), [3; 32]);
+    let mut result = Ok(());
+    for _ in 0..40 {
+        result = mse.handle_bytes(&chunk);
+        if result.is_err() {
+            break;
+        }
+    }
+    // Junk fails the sync long before the buffer limit.
+    assert!(result.is_err());
+}
