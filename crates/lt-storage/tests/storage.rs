@@ -202,11 +202,7 @@ fn hostile_input_is_refused() {
     // A save path that is a file.
     std::fs::write(dir.path().join("file"), b"x").unwrap();
     assert!(matches!(
-        FsStorage::new(
-            layout,
-            dir.path().join("file"),
-            FsOptions::default()
-        ),
+        FsStorage::new(layout, dir.path().join("file"), FsOptions::default()),
         Err(Error::SavePathNotDirectory(_))
     ));
     // A total size that overflows is refused by the layout itself.

@@ -1,0 +1,215 @@
+#![allow(clippy::cast_possible_truncation)]
+//! Resume data: round trips, acceptance and every rejection reason.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use common::{make_torrent, shuffled, write_pieces};
+use lt_core::{Bitfield, PieceIndex};
+use lt_metainfo::TorrentVersion;
+use lt_storage::{
+    Allocation, Completion, DiskPool, FsOptions, FsStorage, Job, Output, ResumeData, ResumeError,
+    Storage, SubmitError, UnfinishedPiece, check_files,
+};
+use quickcheck_macros::quickcheck;
+
+const FILES: &[(&str, usize)] = &[("a.bin", 70_000), ("b.bin", 3), ("c.bin", 90_000)];
+
+#[test]
+fn round_trip_keeps_every_field() {
+    let src = tempfile::tempdir().unwrap();
+    let (info, _) = make_torrent(src.path(), FILES, 16384, TorrentVersion::Hybrid);
+    let mut r = ResumeData::new(&info);
+    r.pieces.set(3);
+    let mut u = UnfinishedPiece {
+        piece: PieceIndex::new(5),
+        bitmask: Vec::new(),
+    };
+    u.set_block(0);
+    u.set_block(9);
+    assert!(u.has_block(9) && !u.has_block(1));
+    r.unfinished.push(u);
+    r.file_sizes = vec![(70_000, 17), (3, 0), (90_000, 18)];
+    r.allocation = Allocation::Full;
+    r.file_priority = vec![1, 0, 7];
+    r.piece_priority = vec![4; info.num_pieces() as usize];
+    r.peers = vec!["1.2.3.4:5".parse().unwrap(), "[::1]:6881".parse().unwrap()];
+    r.trackers = vec![
+        vec!["udp://a".into(), "http://b".into()],
+        vec!["udp://c".into()],
+    ];
+    r.url_list = vec!["http://seed/".into()];
+    r.mapped_files = vec!["t/x".into(), "t/y".into(), "t/z".into()];
+    r.total_uploaded = 10;
+    r.total_downloaded = 20;
+    r.added_time = 1_700_000_000;
+    r.paused = true;
+    r.save_path = Some("/srv".into());
+    r.extra
+        .insert(b"libtorrent-version".to_vec(), "2.0.8.0".into());
+    let bytes = r.to_bytes();
+    let back = ResumeData::from_bytes(&bytes).unwrap();
+    assert_eq!(back, r);
+    assert_eq!(back.to_bytes(), bytes);
+    // The torrent can be rebuilt from the embedded info dictionary.
+    let ti = lt_metainfo::TorrentInfo::from_info_bytes(
+        back.info.as_deref().unwrap(),
+        &lt_metainfo::LoadLimits::default(),
+    )
+    .unwrap();
+    assert_eq!(ti.info_hash(), info.info_hash());
+}
+
+#[test]
+fn verify_accepts_and_rejects() {
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let (info, stream) = make_torrent(src.path(), FILES, 16384, TorrentVersion::V1);
+    let s = FsStorage::new(info.files().clone(), dst.path(), FsOptions::default()).unwrap();
+    write_pieces(&s, &stream, 0..info.num_pieces(), 16384);
+    s.flush().unwrap();
+    let mut r = ResumeData::new(&info);
+    r.pieces = check_files(&s, &info, 2).unwrap();
+    assert!(r.pieces.all());
+    r.record_file_sizes(&s).unwrap();
+    let ok = |r: &ResumeData| {
+        ResumeData::from_bytes(&r.to_bytes())
+            .unwrap()
+            .verify(&info, &s)
+    };
+    assert!(ok(&r).unwrap().all());
+
+    // Another torrent's resume data.
+    let other_src = tempfile::tempdir().unwrap();
+    let (other, _) = make_torrent(other_src.path(), &[("q", 5)], 16384, TorrentVersion::V1);
+    let err = ResumeData::new(&other).verify(&info, &s).unwrap_err();
+    assert!(matches!(err, ResumeError::MismatchingInfoHash), "{err:?}");
+    // Wrong number of pieces.
+    let mut bad = r.clone();
+    bad.pieces = Bitfield::full(3);
+    assert!(matches!(
+        ok(&bad),
+        Err(ResumeError::PieceCount { got: 3, .. })
+    ));
+    // Wrong number of file sizes.
+    let mut bad = r.clone();
+    bad.file_sizes.pop();
+    assert!(matches!(ok(&bad), Err(ResumeError::FileCount { .. })));
+    // A file modified after the data was saved.
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dst.path().join("t/c.bin"))
+        .unwrap();
+    f.set_modified(SystemTime::now() + Duration::from_secs(100))
+        .unwrap();
+    assert!(matches!(ok(&r), Err(ResumeError::FileChanged { .. })));
+    // Without file sizes (libtorrent 2 writes none) a short file is still caught.
+    let mut lt2 = r.clone();
+    lt2.file_sizes.clear();
+    assert!(ok(&lt2).unwrap().all());
+    f.set_len(100).unwrap();
+    assert!(matches!(ok(&lt2), Err(ResumeError::FileChanged { .. })));
+    // ...and a missing one.
+    s.release_files().unwrap();
+    std::fs::remove_file(dst.path().join("t/c.bin")).unwrap();
+    assert!(matches!(ok(&lt2), Err(ResumeError::MissingFile { .. })));
+    // Claiming nothing is always fine.
+    let mut none = lt2.clone();
+    none.pieces = Bitfield::new(info.num_pieces() as usize);
+    assert_eq!(ok(&none).unwrap().count_ones(), 0);
+
+    // Parse failures.
+    assert!(matches!(
+        ResumeData::from_bytes(b"garbage"),
+        Err(ResumeError::Parse(_))
+    ));
+    assert!(matches!(
+        ResumeData::from_bytes(b"li1ee"),
+        Err(ResumeError::NotADictionary)
+    ));
+    assert!(matches!(
+        ResumeData::from_bytes(b"d11:file-format4:nope12:file-versioni1ee"),
+        Err(ResumeError::InvalidFileTag)
+    ));
+    assert!(matches!(
+        ResumeData::from_bytes(b"d11:file-format22:libtorrent resume file12:file-versioni1ee"),
+        Err(ResumeError::MissingInfoHash)
+    ));
+}
+
+#[quickcheck]
+fn parsing_never_panics(data: Vec<u8>) -> bool {
+    let _ = ResumeData::from_bytes(&data);
+    let mut framed = b"d11:file-format22:libtorrent resume file12:file-versioni1e9:info-hash20:aaaaaaaaaaaaaaaaaaaa".to_vec();
+    framed.extend_from_slice(&data);
+    framed.push(b'e');
+    let _ = ResumeData::from_bytes(&framed);
+    true
+}
+
+#[test]
+fn disk_pool_back_pressure_and_coalescing() {
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let (info, stream) = make_torrent(src.path(), FILES, 16384, TorrentVersion::V1);
+    let s =
+        Arc::new(FsStorage::new(info.files().clone(), dst.path(), FsOptions::default()).unwrap());
+    let mut pool = DiskPool::new(Arc::clone(&s) as Arc<dyn Storage>, 2, 4).unwrap();
+    let pl = info.piece_length() as usize;
+    let mut jobs = Vec::new();
+    for p in shuffled(info.num_pieces(), 3) {
+        let start = p as usize * pl;
+        let end = (start + pl).min(stream.len());
+        for (i, c) in stream[start..end].chunks(4096).enumerate() {
+            jobs.push(Job::Write {
+                tag: jobs.len() as u64,
+                piece: PieceIndex::new(p),
+                offset: (i * 4096) as u32,
+                data: c.to_vec(),
+            });
+        }
+    }
+    let total = jobs.len();
+    let mut full = 0;
+    let mut done = 0;
+    let handle = |c: Completion| {
+        assert!(matches!(c.result, Ok(Output::Written(_))), "{c:?}");
+    };
+    for mut job in jobs {
+        loop {
+            match pool.try_submit(job) {
+                Ok(()) => break,
+                Err(SubmitError::Full(j)) => {
+                    full += 1;
+                    job = j;
+                    if let Some(c) = pool.wait_completion(Duration::from_millis(50)) {
+                        handle(c);
+                        done += 1;
+                    }
+                }
+                Err(SubmitError::Stopped(_)) => panic!("pool stopped"),
+            }
+        }
+    }
+    while done < total {
+        let c = pool
+            .wait_completion(Duration::from_secs(5))
+            .expect("completion");
+        handle(c);
+        done += 1;
+    }
+    assert!(full > 0, "a queue of 4 never filled");
+    pool.submit(Job::Hash {
+        tag: 99,
+        piece: PieceIndex::new(0),
+    })
+    .unwrap();
+    let c = pool.wait_completion(Duration::from_secs(5)).unwrap();
+    assert!(
+        matches!(c.result, Ok(Output::Hashed(h)) if Some(h) == info.piece_hash(PieceIndex::new(0)))
+    );
+    pool.shutdown();
+    assert!(check_files(&*s, &info, 2).unwrap().all());
+}
