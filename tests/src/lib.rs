@@ -6,6 +6,8 @@
 //! in a [`ChildGuard`] so that it is killed and reaped even when the test panics.
 #![forbid(unsafe_code)]
 
+pub mod tracker_driver;
+
 use std::ops::{Deref, DerefMut};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -421,10 +421,8 @@ impl TrackerServer {
         let seed = a.left == 0;
         if a.event == Event::Stopped {
             swarm.remove(a.addr);
+            // The swarm stays (bounded by `max_torrents`) so its `downloaded` count lives on.
             let (complete, incomplete, _) = swarm.counts();
-            if swarm.peers.is_empty() {
-                self.torrents.remove(&a.info_hash);
-            }
             return Ok(AnnounceResult {
                 complete,
                 incomplete,
@@ -495,15 +493,16 @@ impl TrackerServer {
         })
     }
 
-    /// Connection ids are a keyed hash of the client address and the minute since the
+    /// Connection ids are a keyed hash of the client's IP address and the minute since the
     /// first datagram, so the server stores nothing per connection. BEP 15: an id is
-    /// accepted for (at least) two minutes.
+    /// accepted for (at least) two minutes. The port is left out, like opentracker does:
+    /// libtorrent shares one connection-id cache between all sessions of a process.
     fn connection_id(&mut self, now: Instant, from: SocketAddr, minutes_back: u64) -> u64 {
         let epoch = *self.epoch.get_or_insert(now);
         let minute = now.saturating_duration_since(epoch).as_secs() / 60;
         let mut h = DefaultHasher::new();
         self.secret.hash(&mut h);
-        from.hash(&mut h);
+        from.ip().hash(&mut h);
         minute.saturating_sub(minutes_back).hash(&mut h);
         h.finish()
     }

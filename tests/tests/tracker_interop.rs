@@ -1,0 +1,375 @@
+//! lt-tracker against real trackers and clients on loopback.
+//!
+//! - `opentracker` (Debian package `opentracker`): HTTP and UDP announce and scrape with
+//!   the lt-tracker core and the driver in `lt_tests::tracker_driver`.
+//! - `python3-libtorrent`: a seeder and a leecher (two libtorrent sessions) find each other
+//!   only through our `TrackerServer` (HTTP, then UDP) and complete a download.
+//! - Hostile trackers: one that never answers (UDP and HTTP) and one with an oversized
+//!   body; both end in typed errors within bounded time.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers outside #[test] fns; a panic is a test failure"
+)]
+
+use std::io::{Read as _, Write as _};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lt_core::{PeerId, Sha1Hash};
+use lt_metainfo::{CreateTorrent, TorrentInfo, TorrentVersion};
+use lt_tests::tracker_driver::{
+    DriverError, TrackerThreads, bind_pair, http_announce, http_client, http_get, http_scrape,
+    udp_run,
+};
+use lt_tests::{ChildGuard, output_with_timeout, require_program, require_python_libtorrent};
+use lt_tracker::server::{ServerConfig, TrackerServer};
+use lt_tracker::{AnnounceRequest, Error, Event, UdpConfig, UdpEvent, UdpTracker};
+
+const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn request(info_hash: Sha1Hash, peer: u8, port: u16, left: u64) -> AnnounceRequest {
+    let mut id = *b"-LT0001-000000000000";
+    id[19] = b'0' + peer;
+    let mut r = AnnounceRequest::new(info_hash, PeerId::new(id), port);
+    r.left = left;
+    r.event = Event::Started;
+    r.key = u32::from(peer);
+    r.num_want = Some(50);
+    r
+}
+
+fn udp_config(seed: u8) -> UdpConfig {
+    UdpConfig {
+        rng_seed: Some([seed; 32]),
+        initial_timeout: Duration::from_millis(500),
+        ..Default::default()
+    }
+}
+
+async fn udp_once(port: u16, tracker: &mut UdpTracker) -> UdpEvent {
+    let socket = tokio::net::UdpSocket::bind((LOCALHOST, 0)).await.unwrap();
+    socket.connect((LOCALHOST, port)).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), udp_run(&socket, tracker))
+        .await
+        .expect("UDP exchange within 10 s")
+        .unwrap()
+}
+
+/// Starts opentracker on a free port of 127.0.0.1 and waits until its HTTP side accepts.
+///
+/// Debian builds opentracker with a whitelist, so the info-hashes the test uses are
+/// written to one in `dir` (readable by `nobody`, the user opentracker drops to, and inside
+/// the directory it chroots to).
+fn start_opentracker(dir: &Path, hashes: &[Sha1Hash]) -> (ChildGuard, u16) {
+    let bin = require_program("opentracker", "opentracker");
+    let list: String = hashes.iter().map(|h| format!("{}\n", h.to_hex())).collect();
+    std::fs::write(dir.join("whitelist"), list).unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (udp, tcp) = bind_pair(LOCALHOST).unwrap();
+    let port = udp.local_addr().unwrap().port();
+    drop((udp, tcp));
+    let port_s = port.to_string();
+    let child = ChildGuard::spawn(
+        Command::new(bin)
+            .current_dir(dir)
+            .args([
+                "-i",
+                "127.0.0.1",
+                "-p",
+                &port_s,
+                "-P",
+                &port_s,
+                "-w",
+                "whitelist",
+            ])
+            .arg("-d")
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit()),
+    )
+    .expect("start opentracker");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect((LOCALHOST, port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "opentracker did not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (child, port)
+}
+
+#[test]
+fn opentracker_http_and_udp() {
+    let ih = Sha1Hash::new([0x5e; 20]);
+    let dir = tempfile::tempdir().unwrap();
+    let (_opentracker, port) = start_opentracker(dir.path(), &[ih, Sha1Hash::new([1; 20])]);
+    let announce = format!("http://127.0.0.1:{port}/announce");
+    let rt = runtime();
+    rt.block_on(async {
+        let client = http_client(Duration::from_secs(5));
+        // A seed, then a leecher that must get the seed back.
+        // The whitelist is loaded by a worker thread; give it a moment.
+        let mut tries = 0;
+        let r = loop {
+            match http_announce(&client, &announce, &request(ih, 1, 7001, 0)).await {
+                Err(DriverError::Tracker(Error::TrackerFailure { .. })) if tries < 50 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                r => break r.unwrap(),
+            }
+        };
+        assert!(r.interval > Duration::ZERO);
+        let r = http_announce(&client, &announce, &request(ih, 2, 7002, 1000))
+            .await
+            .unwrap();
+        println!("opentracker HTTP announce: {r:?}");
+        assert!(
+            r.peers
+                .iter()
+                .any(|p| p.addr == SocketAddr::new(LOCALHOST, 7001)),
+            "{r:?}"
+        );
+        assert_eq!((r.complete, r.incomplete), (Some(1), Some(1)));
+        let s = http_scrape(&client, &announce, &[ih]).await.unwrap();
+        assert_eq!(s.len(), 1);
+        assert_eq!((s[0].info_hash, s[0].complete, s[0].incomplete), (ih, 1, 1));
+
+        // UDP: a second leecher announces and scrapes through the BEP 15 state machine.
+        let mut udp = UdpTracker::new(udp_config(1), b"/announce");
+        udp.announce(Instant::now(), &request(ih, 3, 7003, 500))
+            .unwrap();
+        let UdpEvent::Announced(r) = udp_once(port, &mut udp).await else {
+            panic!("no UDP announce reply")
+        };
+        println!("opentracker UDP announce: {r:?}");
+        let ports: Vec<u16> = r.peers.iter().map(|p| p.addr.port()).collect();
+        assert!(ports.contains(&7001) && ports.contains(&7002), "{ports:?}");
+        assert_eq!((r.complete, r.incomplete), (Some(1), Some(2)));
+        udp.scrape(Instant::now(), &[ih, Sha1Hash::new([1; 20])])
+            .unwrap();
+        let UdpEvent::Scraped(s) = udp_once(port, &mut udp).await else {
+            panic!("no UDP scrape reply")
+        };
+        assert_eq!((s[0].complete, s[0].incomplete), (1, 2));
+        assert_eq!((s[1].complete, s[1].incomplete), (0, 0));
+
+        // `stopped` removes the peer.
+        let mut stop = request(ih, 3, 7003, 500);
+        stop.event = Event::Stopped;
+        udp.announce(Instant::now(), &stop).unwrap();
+        assert!(matches!(
+            udp_once(port, &mut udp).await,
+            UdpEvent::Announced(_)
+        ));
+        let s = http_scrape(&client, &announce, &[ih]).await.unwrap();
+        assert_eq!((s[0].complete, s[0].incomplete), (1, 1));
+    });
+}
+
+#[test]
+fn silent_and_oversized_trackers_fail_in_time() {
+    let rt = runtime();
+    rt.block_on(async {
+        // A UDP socket that never answers: 3 attempts at 50, 100, 200 ms.
+        let silent = UdpSocket::bind((LOCALHOST, 0)).unwrap();
+        let port = silent.local_addr().unwrap().port();
+        let mut udp = UdpTracker::new(
+            UdpConfig {
+                initial_timeout: Duration::from_millis(50),
+                max_attempts: 3,
+                ..udp_config(2)
+            },
+            b"",
+        );
+        let start = Instant::now();
+        udp.announce(start, &request(Sha1Hash::new([1; 20]), 1, 1, 0))
+            .unwrap();
+        assert_eq!(
+            udp_once(port, &mut udp).await,
+            UdpEvent::Failed(Error::Timeout)
+        );
+        assert!(start.elapsed() >= Duration::from_millis(350));
+
+        // An HTTP tracker that accepts and never replies, and one with a 2 MiB body.
+        let hang = TcpListener::bind((LOCALHOST, 0)).unwrap();
+        let hang_port = hang.local_addr().unwrap().port();
+        let big = TcpListener::bind((LOCALHOST, 0)).unwrap();
+        let big_port = big.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (_held, _) = hang.accept().unwrap();
+            let (mut s, _) = big.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let body = vec![b'x'; 2 << 20];
+            let _ = s.write_all(
+                format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes(),
+            );
+            let _ = s.write_all(&body);
+            std::thread::sleep(Duration::from_millis(1500));
+        });
+        let client = http_client(Duration::from_secs(1));
+        let url = format!("http://127.0.0.1:{hang_port}/announce");
+        let r = http_announce(&client, &url, &request(Sha1Hash::new([1; 20]), 1, 1, 0)).await;
+        assert!(
+            matches!(&r, Err(DriverError::Http(e)) if e.is_timeout()),
+            "{r:?}"
+        );
+        let url = format!("http://127.0.0.1:{big_port}/announce");
+        let r = http_get(&client, &url, 1 << 20).await;
+        assert!(
+            matches!(r, Err(DriverError::Tracker(Error::ReplyTooLarge { .. }))),
+            "{r:?}"
+        );
+        server.join().unwrap();
+    });
+}
+
+const SWARM_PY: &str = r#"
+import sys, time
+import libtorrent as lt
+torrent, seed_dir, leech_dir = sys.argv[1], sys.argv[2], sys.argv[3]
+def session():
+    s = lt.high_performance_seed()
+    s.update({
+        "listen_interfaces": "127.0.0.1:0",
+        "enable_upnp": False, "enable_natpmp": False, "enable_lsd": False, "enable_dht": False,
+        "allow_multiple_connections_per_ip": True,
+        "tick_interval": 100, "smooth_connects": False, "connection_speed": 500,
+        "peer_connect_timeout": 3, "min_reconnect_time": 1,
+        "alert_mask": lt.alert.category_t.error_notification
+            | lt.alert.category_t.tracker_notification | lt.alert.category_t.status_notification,
+    })
+    return lt.session(s)
+def add(ses, path, seed):
+    p = lt.add_torrent_params()
+    p.ti = lt.torrent_info(torrent)
+    p.save_path = path
+    if seed:
+        p.flags |= lt.torrent_flags.seed_mode
+    p.flags &= ~lt.torrent_flags.auto_managed
+    p.flags &= ~lt.torrent_flags.paused
+    return ses.add_torrent(p)
+def drain(name, ses):
+    replies = 0
+    for a in ses.pop_alerts():
+        print(name, a.message(), file=sys.stderr, flush=True)
+        if isinstance(a, lt.tracker_reply_alert):
+            replies += 1
+    return replies
+seeder = session()
+sh = add(seeder, seed_dir, True)
+deadline = time.time() + 50
+while time.time() < deadline and drain("seed:", seeder) == 0:
+    time.sleep(0.05)
+leecher = session()
+lh = add(leecher, leech_dir, False)
+while time.time() < deadline:
+    drain("seed:", seeder)
+    drain("leech:", leecher)
+    st = lh.status()
+    if st.is_seeding:
+        print("DONE", flush=True)
+        sys.exit(0)
+    time.sleep(0.05)
+print("TIMEOUT", lh.status().progress, flush=True)
+sys.exit(1)
+"#;
+
+fn payload() -> Vec<u8> {
+    let mut x = 0x9e37_79b9_u32;
+    (0..600_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x.to_be_bytes()[0]
+        })
+        .collect()
+}
+
+fn libtorrent_swarm(udp: bool) {
+    let python = require_python_libtorrent();
+    let tracker = TrackerThreads::start(
+        TrackerServer::new(ServerConfig {
+            rng_seed: Some([3; 32]),
+            ..Default::default()
+        }),
+        LOCALHOST,
+    )
+    .unwrap();
+    let url = if udp {
+        format!("udp://127.0.0.1:{}", tracker.port)
+    } else {
+        format!("http://127.0.0.1:{}/announce", tracker.port)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let seed_dir = dir.path().join("seed");
+    let leech_dir = dir.path().join("leech");
+    std::fs::create_dir_all(&seed_dir).unwrap();
+    std::fs::create_dir_all(&leech_dir).unwrap();
+    let data = payload();
+    std::fs::write(seed_dir.join("payload.bin"), &data).unwrap();
+    let bytes = CreateTorrent::new(seed_dir.join("payload.bin"))
+        .version(TorrentVersion::V1)
+        .piece_size(65536)
+        .tracker(&url)
+        .generate()
+        .unwrap();
+    let ti = TorrentInfo::from_bytes(&bytes).unwrap();
+    let torrent = dir.path().join("t.torrent");
+    std::fs::write(&torrent, &bytes).unwrap();
+
+    let out = output_with_timeout(
+        Command::new(python)
+            .arg("-c")
+            .arg(SWARM_PY)
+            .arg(&torrent)
+            .arg(&seed_dir)
+            .arg(&leech_dir),
+        Duration::from_secs(60),
+    )
+    .expect("libtorrent swarm within 60 s");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("DONE"),
+        "{url}: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(leech_dir.join("payload.bin")).unwrap(), data);
+    let counts = tracker
+        .server
+        .lock()
+        .unwrap()
+        .counts(&ti.info_hash().best());
+    // DHT, LSD and PEX are off and no peer was added by hand: the leecher found the seed
+    // through our tracker. Both sessions sent `stopped` on exit.
+    println!("{url}: {stdout} tracker counts (seeds, leechers, completed) = {counts:?}");
+    assert!(
+        counts.is_some_and(|(_, _, completed)| completed <= 1),
+        "{counts:?}"
+    );
+}
+
+#[test]
+fn libtorrent_swarm_via_our_http_tracker() {
+    libtorrent_swarm(false);
+}
+
+#[test]
+fn libtorrent_swarm_via_our_udp_tracker() {
+    libtorrent_swarm(true);
+}
