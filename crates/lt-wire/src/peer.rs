@@ -933,7 +933,6 @@ impl PeerConnection {
                 }
                 self.peer_id = Some(peer_id);
                 self.phase = Phase::Messages;
-                self.stats.received.count(None, 0);
                 if let Some(layout) = self.layout() {
                     let n = usize::try_from(layout.num_pieces).unwrap_or(0);
                     self.peer_pieces = Some(Bitfield::new(n));
