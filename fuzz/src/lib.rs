@@ -540,3 +540,122 @@ pub fn mse_handshake(data: &[u8]) {
         }
     }
 }
+
+/// `lt-tracker`'s HTTP reply parsers and the server's HTTP announce/scrape on arbitrary bytes.
+///
+/// - `parse_announce` and `parse_scrape` never panic, with default and with tight limits;
+/// - an accepted announce keeps at most `max_peers` peers, none with port 0;
+/// - an accepted scrape keeps at most `max_scrape_files` entries;
+/// - the server answers any request target, and its announce/scrape replies always parse.
+pub fn http_tracker_response(data: &[u8]) {
+    use lt_tracker::http::{HttpConfig, parse_announce, parse_scrape};
+
+    let tight = HttpConfig {
+        max_reply_len: 256,
+        bencode: lt_bencode::Limits {
+            max_depth: 3,
+            max_items: 64,
+        },
+        max_peers: 3,
+        max_scrape_files: 2,
+    };
+    for config in [HttpConfig::default(), tight] {
+        if let Ok(r) = parse_announce(data, &config) {
+            assert!(r.peers.len() <= config.max_peers);
+            assert!(r.peers.iter().all(|p| p.addr.port() != 0));
+        }
+        if let Ok(s) = parse_scrape(data, &config) {
+            assert!(s.len() <= config.max_scrape_files);
+        }
+    }
+    let target = String::from_utf8_lossy(data);
+    let mut server = lt_tracker::server::TrackerServer::new(Default::default());
+    let now = std::time::Instant::now();
+    let from = std::net::IpAddr::from([127, 0, 0, 1]);
+    for path in ["/announce?", "/scrape?"] {
+        let reply = server.handle_http(now, from, &format!("{path}{target}"));
+        assert_eq!(reply.status, 200);
+        let config = HttpConfig::default();
+        let parsed = if path == "/announce?" {
+            parse_announce(&reply.body, &config).map(|_| ())
+        } else {
+            parse_scrape(&reply.body, &config).map(|_| ())
+        };
+        match parsed {
+            Ok(()) | Err(lt_tracker::Error::TrackerFailure { .. }) => {}
+            Err(e) => panic!("server reply does not parse: {e}"),
+        }
+    }
+}
+
+/// `lt-tracker`'s BEP 15 codec, client state machine and server on arbitrary datagrams.
+///
+/// - request and reply decoding never panic, and whatever decodes re-encodes to a packet that
+///   decodes to the same value;
+/// - a `UdpTracker` with a connect and then an announce in flight takes the datagram (also
+///   with the live transaction id patched in) without panicking, and its timer stays armed
+///   or it reports an event;
+/// - the server never panics, and its reply (if any) decodes as a reply.
+pub fn udp_tracker_packet(data: &[u8]) {
+    use lt_tracker::udp::{UdpRequest, UdpResponse};
+    use lt_tracker::{AnnounceRequest, UdpConfig, UdpTracker};
+
+    if let Ok(r) = UdpRequest::decode(data) {
+        assert_eq!(UdpRequest::decode(&r.to_vec()).as_ref(), Ok(&r));
+    }
+    for ipv6 in [false, true] {
+        if let Ok(r) = UdpResponse::decode(data, ipv6) {
+            assert_eq!(UdpResponse::decode(&r.to_vec(), ipv6).as_ref(), Ok(&r));
+        }
+    }
+
+    let now = std::time::Instant::now();
+    let mut client = UdpTracker::new(
+        UdpConfig {
+            rng_seed: Some([1; 32]),
+            ..Default::default()
+        },
+        b"/announce",
+    );
+    let req = AnnounceRequest::new(
+        lt_core::Sha1Hash::new([1; 20]),
+        lt_core::PeerId::new([2; 20]),
+        6881,
+    );
+    let _ = client.announce(now, &req);
+    let with_tid = |tid: u32| {
+        let mut d = data.to_vec();
+        if let Some(slot) = d.get_mut(4..8) {
+            slot.copy_from_slice(&tid.to_be_bytes());
+        }
+        d
+    };
+    let tid_of = |client: &mut UdpTracker| {
+        client
+            .poll_transmit()
+            .and_then(|p| UdpRequest::decode(&p).ok())
+            .map(|r| r.transaction_id())
+    };
+    // In the connect phase.
+    let connect_tid = tid_of(&mut client).unwrap_or(0);
+    client.handle_datagram(now, data);
+    client.handle_datagram(now, &with_tid(connect_tid));
+    // In the announce phase (if the datagram did not already end the connect).
+    if client.poll_timeout().is_some() {
+        let reply = UdpResponse::Connect {
+            transaction_id: connect_tid,
+            connection_id: 7,
+        };
+        client.handle_datagram(now, &reply.to_vec());
+        if let Some(tid) = tid_of(&mut client) {
+            client.handle_datagram(now, &with_tid(tid));
+        }
+    }
+    assert!(client.poll_timeout().is_some() || client.poll_event().is_some() || !client.is_busy());
+
+    let mut server = lt_tracker::server::TrackerServer::new(Default::default());
+    let from = std::net::SocketAddr::from(([127, 0, 0, 1], 4000));
+    if let Some(reply) = server.handle_datagram(now, from, data) {
+        assert!(UdpResponse::decode(&reply, false).is_ok());
+    }
+}

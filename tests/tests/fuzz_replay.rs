@@ -23,6 +23,8 @@ const TARGETS: &[&str] = &[
     "wire_message",
     "extension_message",
     "mse_handshake",
+    "http_tracker_response",
+    "udp_tracker_packet",
 ];
 
 #[test]
@@ -58,6 +60,16 @@ fn extension_message() {
 #[test]
 fn mse_handshake() {
     replay("mse_handshake", bodies::mse_handshake);
+}
+
+#[test]
+fn http_tracker_response() {
+    replay("http_tracker_response", bodies::http_tracker_response);
+}
+
+#[test]
+fn udp_tracker_packet() {
+    replay("udp_tracker_packet", bodies::udp_tracker_packet);
 }
 
 #[test]
