@@ -4,9 +4,11 @@
 //! drives an [`lt_wire::PeerConnection`] over a plain tokio `TcpStream`: it completes the
 //! handshake, exchanges extended handshakes, receives libtorrent's bitfield, requests and
 //! SHA-1-verifies three pieces, and fetches the whole info dictionary with ut_metadata
-//! (checked against the info-hash). It runs three times: with MSE forced to RC4 on both
-//! sides, with MSE forced but only the handshake obfuscated (crypto method plaintext), and in
-//! plain BitTorrent with encryption disabled on libtorrent's side.
+//! (checked against the info-hash). It runs four times: with MSE forced to RC4 on both
+//! sides, with MSE forced but only the handshake obfuscated (crypto method plaintext), in
+//! plain BitTorrent with encryption disabled on libtorrent's side, and in plain BitTorrent on
+//! a v2-only torrent (BEP 52: the handshake carries the truncated SHA-256 info-hash; pieces
+//! are checked against the seeded bytes since v2 has no SHA-1 piece hashes).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -105,6 +107,13 @@ fn libtorrent_obfuscated_header() {
     run(Mode::Obfuscated);
 }
 
+/// A v2-only torrent (BEP 52): the handshake carries the SHA-256 info-hash truncated to 20
+/// bytes, and the metadata hashes to the full SHA-256.
+#[test]
+fn libtorrent_v2_plaintext() {
+    run(Mode::V2);
+}
+
 #[test]
 fn libtorrent_plaintext() {
     run(Mode::Plaintext);
@@ -118,6 +127,8 @@ enum Mode {
     Obfuscated,
     /// Plain BitTorrent, no MSE.
     Plaintext,
+    /// Plain BitTorrent on a v2-only torrent.
+    V2,
 }
 
 /// Deterministic data of an awkward size: 9 full 32 KiB pieces and a short last one.
@@ -139,7 +150,11 @@ fn run(mode: Mode) {
     let payload = data();
     std::fs::write(dir.path().join("payload.bin"), &payload).unwrap();
     let torrent_bytes = CreateTorrent::new(dir.path().join("payload.bin"))
-        .version(TorrentVersion::V1)
+        .version(if mode == Mode::V2 {
+            TorrentVersion::V2
+        } else {
+            TorrentVersion::V1
+        })
         .piece_size(32768)
         .generate()
         .unwrap();
@@ -156,7 +171,7 @@ fn run(mode: Mode) {
             .arg(match mode {
                 Mode::Rc4 => "rc4",
                 Mode::Obfuscated => "obfuscated",
-                Mode::Plaintext => "plaintext",
+                Mode::Plaintext | Mode::V2 => "plaintext",
             })
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -180,7 +195,9 @@ fn run(mode: Mode) {
         .build()
         .unwrap();
     let report = rt
-        .block_on(async { tokio::time::timeout(TEST_TIMEOUT, leech(port, mode, &ti)).await })
+        .block_on(async {
+            tokio::time::timeout(TEST_TIMEOUT, leech(port, mode, &ti, &payload)).await
+        })
         .unwrap_or_else(|_| panic!("{mode:?}: no result within {TEST_TIMEOUT:?}"));
     drop(child);
     println!("{mode:?}: {report:?}");
@@ -199,14 +216,14 @@ struct Report {
 }
 
 /// Connects to the seed at `port` and runs the exchange to completion.
-async fn leech(port: u16, mode: Mode, ti: &TorrentInfo) -> Report {
+async fn leech(port: u16, mode: Mode, ti: &TorrentInfo, payload: &[u8]) -> Report {
     let mut sock = connect(port).await;
     let info_hash = ti.info_hash();
     let wire_hash = info_hash.best();
 
     // MSE first when encrypting.
     let (cipher, received) = match mode {
-        Mode::Plaintext => (None, BytesMut::new()),
+        Mode::Plaintext | Mode::V2 => (None, BytesMut::new()),
         Mode::Rc4 | Mode::Obfuscated => {
             let cfg = MseConfig {
                 out_policy: EncPolicy::Forced,
@@ -317,7 +334,22 @@ async fn leech(port: u16, mode: Mode, ti: &TorrentInfo) -> Report {
                         for b in entry.values() {
                             h.update(b);
                         }
-                        assert_eq!(Some(h.finalize()), ti.piece_hash(request.piece));
+                        match ti.piece_hash(request.piece) {
+                            Some(expected) => assert_eq!(h.finalize(), expected),
+                            // v2: no SHA-1 piece hashes; compare with the seeded bytes.
+                            None => {
+                                let start = piece as usize * layout.piece_length as usize;
+                                let got: Vec<u8> =
+                                    entry.values().flat_map(|b| b.to_vec()).collect();
+                                // A v2 torrent pads the last file to a whole piece
+                                // (libtorrent and lt-metainfo alike): zeros past the data.
+                                let mut expected = payload[start.min(payload.len())
+                                    ..(start + got.len()).min(payload.len())]
+                                    .to_vec();
+                                expected.resize(got.len(), 0);
+                                assert_eq!(got, expected);
+                            }
+                        }
                         verified.insert(piece);
                     }
                 }
@@ -351,7 +383,14 @@ async fn leech(port: u16, mode: Mode, ti: &TorrentInfo) -> Report {
                 .into_iter()
                 .flat_map(|b| b.unwrap().to_vec())
                 .collect();
-            assert_eq!(Sha1Hash::digest(&info), wire_hash, "metadata hash");
+            match (info_hash.v1_hash(), info_hash.v2_hash()) {
+                (Some(v1), _) => assert_eq!(Sha1Hash::digest(&info), v1, "metadata hash"),
+                (None, Some(v2)) => {
+                    assert_eq!(lt_core::Sha256Hash::digest(&info), v2, "metadata hash");
+                    assert_eq!(wire_hash, v2.truncated(), "v2 handshake hash");
+                }
+                (None, None) => unreachable!("an info-hash has v1 or v2"),
+            }
             assert_eq!(info, ti.info_bytes());
             let stats = conn.stats();
             assert!(stats.received.payload_bytes >= 2 * 32768);
