@@ -263,12 +263,17 @@ fn main() {
     let s = FsStorage::new(info.files().clone(), &dir.0, FsOptions::default()).unwrap();
     let total = info.total_size();
     let mut rows = Vec::new();
+    // Best of three runs each: the machine is shared, and a run that lost its core to
+    // another process says nothing about the code.
     for threads in [1, 2] {
-        let start = Instant::now();
-        let have = check_files(&s, &info, threads).unwrap();
-        let d = start.elapsed();
-        assert!(have.all(), "recheck found missing pieces");
-        rows.push((threads, mbs(total, d), d));
+        let mut best = Duration::MAX;
+        for _ in 0..3 {
+            let start = Instant::now();
+            let have = check_files(&s, &info, threads).unwrap();
+            best = best.min(start.elapsed());
+            assert!(have.all(), "recheck found missing pieces");
+        }
+        rows.push((threads, mbs(total, best), best));
     }
     let openssl = openssl_sha1();
     let lt = libtorrent_check(&torrent, &dir.0);
@@ -292,7 +297,7 @@ fn main() {
         println!(
             "{:<58} {:>10.0}",
             format!(
-                "lt-storage check_files {size_mib} MiB, {threads} thread(s) ({:.2} s)",
+                "lt-storage check_files {size_mib} MiB, {threads} thread(s) (best of 3, {:.2} s)",
                 d.as_secs_f64()
             ),
             rate
@@ -304,11 +309,11 @@ fn main() {
                 "{:<58} {:>10.0}",
                 "openssl speed -evp sha1 (16 KiB blocks, 1 core)", o
             );
-            let best = rows.iter().map(|r| r.1).fold(0.0, f64::max);
+            let two = rows.iter().find(|r| r.0 == 2).map_or(0.0, |r| r.1);
             println!(
                 "{:<58} {:>10.2}",
                 "ratio check_files (2 threads) / openssl 1 core",
-                best / o
+                two / o
             );
         }
         None => println!("openssl not available"),

@@ -78,11 +78,39 @@ pub fn verify_piece<S: Storage + ?Sized>(
     piece: PieceIndex,
     buf: &mut Vec<u8>,
 ) -> Result<bool, Error> {
-    match read_piece(storage, piece, buf) {
-        Ok(()) => Ok(verify_piece_data(info, piece, buf)),
+    let result = match info.piece_hash(piece) {
+        // v1: read and hash in cache-sized chunks, so the hasher reads from L2, not memory.
+        Some(expected) => hash_chunked(storage, piece, buf).map(|h| h == expected),
+        None => read_piece(storage, piece, buf).map(|()| verify_piece_data(info, piece, buf)),
+    };
+    match result {
         Err(e) if is_missing(&e) => Ok(false),
-        Err(e) => Err(e),
+        r => r,
     }
+}
+
+/// Bytes read per step when hashing a piece from storage.
+const HASH_CHUNK: usize = 128 * 1024;
+
+fn hash_chunked<S: Storage + ?Sized>(
+    storage: &S,
+    piece: PieceIndex,
+    buf: &mut Vec<u8>,
+) -> Result<lt_core::Sha1Hash, Error> {
+    crate::storage::check_piece(storage.files(), piece)?;
+    let size = storage.files().piece_size(piece) as usize;
+    buf.resize(HASH_CHUNK.min(size), 0);
+    let mut h = Sha1Hasher::new();
+    let mut off = 0usize;
+    while off < size {
+        let n = HASH_CHUNK.min(size - off);
+        let chunk = &mut buf[..n];
+        // off < size <= u32::MAX: a piece size is a u32.
+        storage.read(piece, u32::try_from(off).unwrap_or(u32::MAX), chunk)?;
+        h.update(chunk);
+        off += n;
+    }
+    Ok(h.finalize())
 }
 
 /// Checks every piece of the torrent against the files (the manual's "checking files" and

@@ -386,16 +386,24 @@ impl Storage for FsStorage {
     }
 
     fn file_info(&self, file: FileIndex) -> Result<Option<FileInfo>, Error> {
-        let path = self.file_path(file)?;
+        let mut path = self.file_path(file)?;
+        // A file kept in the part file: its size is what the part file holds of it.
+        let part = self.in_part[file.as_usize()].then(|| &self.files.files()[file.as_usize()]);
+        if let Some(f) = part {
+            path = self.part_file_path();
+            return match std::fs::metadata(&path) {
+                Ok(m) => Ok(Some(FileInfo {
+                    size: m.len().saturating_sub(f.offset).min(f.size),
+                    mtime: mtime(&m),
+                })),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(Error::io(Operation::Stat, path, e)),
+            };
+        }
         match std::fs::metadata(&path) {
             Ok(m) => Ok(Some(FileInfo {
                 size: m.len(),
-                mtime: m
-                    .modified()
-                    .ok()
-                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                    .and_then(|d| i64::try_from(d.as_secs()).ok())
-                    .unwrap_or(0),
+                mtime: mtime(&m),
             })),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io(Operation::Stat, path, e)),
@@ -530,6 +538,15 @@ impl<'a> Cursor<'a> {
             n -= got;
         }
     }
+}
+
+/// Modification time in Unix seconds, 0 when unknown.
+fn mtime(m: &std::fs::Metadata) -> i64 {
+    m.modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .and_then(|d| i64::try_from(d.as_secs()).ok())
+        .unwrap_or(0)
 }
 
 fn check_save_path(p: &Path) -> Result<(), Error> {

@@ -1,5 +1,9 @@
 //! A full disk (a small tmpfs) and a process killed with SIGKILL mid-download.
-#![allow(clippy::cast_possible_truncation, clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::unwrap_used,
+    clippy::expect_used
+)]
 
 mod common;
 

@@ -326,6 +326,20 @@ fn priority_zero_files_go_to_the_part_file() {
     assert!(!a.exists(), "a priority-0 file was created");
     assert!(s.part_file_path().exists());
     assert!(check_files(&s, &info, 2).unwrap().all());
+    // Resume data covering pieces kept in the part file is accepted.
+    s.flush().unwrap();
+    let mut r = lt_storage::ResumeData::new(&info);
+    r.pieces = check_files(&s, &info, 2).unwrap();
+    r.record_file_sizes(&s).unwrap();
+    assert!(r.verify(&info, &s).unwrap().all());
+    // v2-style leaf hashes from storage agree with the data.
+    let mut buf = Vec::new();
+    let leaves = s.hash_piece_v2(PieceIndex::new(1), &mut buf).unwrap();
+    assert_eq!(leaves.len(), 2);
+    assert_eq!(
+        leaves[0],
+        lt_core::Sha256Hash::digest(&stream[32768..49152])
+    );
     // Raising the priority moves the bytes into the file.
     s.set_file_priority(FileIndex::new(0), 4).unwrap();
     assert_eq!(
