@@ -209,3 +209,51 @@ fn our_resume_data_is_accepted_by_libtorrent() {
     let every: Vec<Value> = (0..info.num_pieces()).map(Value::from).collect();
     assert_eq!(out["after"], Value::Array(every), "{out}");
 }
+
+/// Writes resume data with unfinished pieces (blocks 0, 3 and 9 of piece 3) to `argv[1]`,
+/// then reads the resume data in `argv[2]` and prints its unfinished pieces.
+const UNFINISHED_PY: &str = r#"
+out, ours = sys.argv[1:3]
+atp = lt.add_torrent_params()
+atp.info_hashes = lt.info_hash_t(lt.sha1_hash(b'a' * 20))
+atp.unfinished_pieces = {3: [i in (0, 3, 9) for i in range(16)]}
+open(out, 'wb').write(lt.write_resume_data_buf(atp))
+r = lt.read_resume_data(open(ours, 'rb').read())
+print(json.dumps({str(k): [i for i, b in enumerate(v) if b] for k, v in r.unfinished_pieces.items()}))
+"#;
+
+#[test]
+fn unfinished_piece_bitmasks_match_libtorrent() {
+    let python = lt_tests::require_python_libtorrent();
+    let dir = tempfile::tempdir().unwrap();
+    let theirs = dir.path().join("theirs.resume");
+    let ours = dir.path().join("ours.resume");
+    let mut r = ResumeData {
+        info_hash: Some(lt_core::Sha1Hash::from([b'b'; 20])),
+        ..ResumeData::default()
+    };
+    let mut u = lt_storage::UnfinishedPiece {
+        piece: PieceIndex::new(5),
+        bitmask: vec![0; 2],
+    };
+    for b in [1, 2, 8, 15] {
+        u.set_block(b);
+    }
+    r.unfinished.push(u);
+    std::fs::write(&ours, r.to_bytes()).unwrap();
+    let out = run_python(
+        python,
+        UNFINISHED_PY,
+        &[theirs.as_os_str(), ours.as_os_str()],
+    );
+    assert_eq!(out, serde_json::json!({"5": [1, 2, 8, 15]}));
+    let parsed = ResumeData::from_bytes(&std::fs::read(&theirs).unwrap()).unwrap();
+    let u = &parsed.unfinished[0];
+    assert_eq!(u.piece, PieceIndex::new(3));
+    let blocks: Vec<usize> = (0..16).filter(|&i| u.has_block(i)).collect();
+    assert_eq!(blocks, [0, 3, 9]);
+    assert_eq!(
+        parsed.info_hash2, None,
+        "libtorrent's all-zero v2 hash means none"
+    );
+}

@@ -19,7 +19,8 @@ pub const FILE_FORMAT: &str = "libtorrent resume file";
 pub struct UnfinishedPiece {
     /// The piece.
     pub piece: PieceIndex,
-    /// One bit per block, block 0 in the lowest bit of byte 0 (libtorrent's layout).
+    /// One bit per block, block 0 in the highest bit of byte 0 (libtorrent's layout, the
+    /// same as a BEP 3 bitfield).
     pub bitmask: Vec<u8>,
 }
 
@@ -29,7 +30,7 @@ impl UnfinishedPiece {
     pub fn has_block(&self, i: usize) -> bool {
         self.bitmask
             .get(i / 8)
-            .is_some_and(|b| b & (1 << (i % 8)) != 0)
+            .is_some_and(|b| b & (0x80 >> (i % 8)) != 0)
     }
 
     /// Marks block `i` as on disk.
@@ -37,7 +38,7 @@ impl UnfinishedPiece {
         if self.bitmask.len() <= i / 8 {
             self.bitmask.resize(i / 8 + 1, 0);
         }
-        self.bitmask[i / 8] |= 1 << (i % 8);
+        self.bitmask[i / 8] |= 0x80 >> (i % 8);
     }
 }
 
