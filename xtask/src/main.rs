@@ -3,7 +3,9 @@
 //! - `ci`: everything CI checks, in order, failing fast (STYLE.md section 10).
 //! - `deps`: the crate layering and sans-IO rules of STYLE.md section 3.
 //! - `fuzz`: runs every cargo-fuzz target on stable (`RUSTC_BOOTSTRAP=1`).
+//! - `bench-tracker`: UDP announces/s of lt-tracker's server and of opentracker, same generator.
 
+mod bench_tracker;
 mod ci;
 mod cmd;
 mod deps;
@@ -35,6 +37,9 @@ enum Command {
     Deps,
     /// Run every cargo-fuzz target (installs cargo-fuzz when missing).
     Fuzz(fuzz::FuzzArgs),
+    /// UDP announces per second of lt-tracker's TrackerServer and of opentracker on loopback,
+    /// with the same load generator in the same run.
+    BenchTracker(bench_tracker::BenchTrackerArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +48,7 @@ fn main() -> ExitCode {
         Command::Ci(args) => ci::run(&args),
         Command::Deps => deps::run(),
         Command::Fuzz(args) => fuzz::run(&args),
+        Command::BenchTracker(args) => bench_tracker::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
