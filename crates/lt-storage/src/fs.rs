@@ -10,7 +10,7 @@ use lt_core::{FileIndex, PieceIndex};
 use lt_metainfo::{FileEntry, FileStorage};
 
 use crate::pool::{FilePool, Key};
-use crate::storage::{check_block, check_component, safe_join, split_user_path};
+use crate::storage::{Slices, check_block, check_component, safe_join, split_user_path};
 use crate::{Error, FileInfo, MoveFlags, Operation, Storage};
 
 /// How files are allocated on disk (the manual's "storage allocation").
@@ -320,14 +320,9 @@ impl Storage for FsStorage {
     fn read(&self, piece: PieceIndex, offset: u32, buf: &mut [u8]) -> Result<(), Error> {
         check_block(&self.files, piece, offset, buf.len())?;
         let mut pos = 0usize;
-        for s in self
-            .files
-            .map_block(piece, offset, u32::try_from(buf.len()).unwrap_or(u32::MAX))
-        {
-            let i = s.file.as_usize();
+        for (i, at, n) in Slices::new(&self.files, piece, offset, buf.len()) {
             let f = &self.files.files()[i];
-            // A slice is never longer than the block it came from.
-            let n = usize::try_from(s.size).unwrap_or(usize::MAX);
+            // The slices of a block add up to the block's length.
             let out = &mut buf[pos..pos + n];
             pos += n;
             if f.is_pad() {
@@ -335,7 +330,7 @@ impl Storage for FsStorage {
                 continue;
             }
             let (h, path, base) = self.handle(i, f, false)?;
-            h.read_exact_at(out, base + s.offset)
+            h.read_exact_at(out, base + at)
                 .map_err(|e| Error::io(Operation::Read, &path, e))?;
         }
         Ok(())
@@ -349,19 +344,15 @@ impl Storage for FsStorage {
             idx: 0,
             off: 0,
         };
-        for s in self
-            .files
-            .map_block(piece, offset, u32::try_from(len).unwrap_or(u32::MAX))
-        {
-            let i = s.file.as_usize();
+        for (i, at, n) in Slices::new(&self.files, piece, offset, len) {
             let f = &self.files.files()[i];
             if f.is_pad() {
-                cur.skip(s.size);
+                cur.skip(n as u64);
                 continue;
             }
             let (h, path, base) = self.handle(i, f, true)?;
-            let mut at = base + s.offset;
-            let mut left = s.size;
+            let mut at = base + at;
+            let mut left = n as u64;
             while left > 0 {
                 let part = cur.take(left);
                 if part.is_empty() {

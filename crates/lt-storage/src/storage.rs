@@ -180,6 +180,51 @@ pub(crate) fn v2_piece_data_len(fs: &FileStorage, piece: PieceIndex) -> usize {
     usize::try_from(end.saturating_sub(start)).unwrap_or(usize::MAX)
 }
 
+/// The parts of files a checked block covers, like [`FileStorage::map_block`] but without
+/// allocating (this is on the write path of every block).
+pub(crate) struct Slices<'a> {
+    files: &'a [lt_metainfo::FileEntry],
+    index: usize,
+    pos: u64,
+    end: u64,
+}
+
+impl<'a> Slices<'a> {
+    /// Slices of `len` bytes at `offset` of `piece`; the block must have passed [`check_block`].
+    pub(crate) fn new(fs: &'a FileStorage, piece: PieceIndex, offset: u32, len: usize) -> Self {
+        let pos = u64::from(piece.get()) * u64::from(fs.piece_length()) + u64::from(offset);
+        let end = (pos + len as u64).min(fs.total_size());
+        Self {
+            files: fs.files(),
+            index: fs.file_index_at(pos),
+            pos,
+            end,
+        }
+    }
+}
+
+impl Iterator for Slices<'_> {
+    /// (file index, offset in the file, length).
+    type Item = (usize, u64, usize);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.pos < self.end {
+            let i = self.index;
+            let f = self.files.get(i)?;
+            self.index += 1;
+            let file_end = f.offset + f.size;
+            if file_end > self.pos {
+                let take = file_end.min(self.end) - self.pos;
+                let at = self.pos - f.offset;
+                self.pos += take;
+                // take <= len, which is a usize.
+                return Some((i, at, usize::try_from(take).unwrap_or(usize::MAX)));
+            }
+        }
+        None
+    }
+}
+
 /// Checks that `piece` exists.
 pub(crate) fn check_piece(fs: &FileStorage, piece: PieceIndex) -> Result<(), Error> {
     if piece.get() >= fs.num_pieces() {
@@ -257,6 +302,45 @@ pub(crate) fn split_user_path(path: &str) -> Result<Vec<String>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lt_metainfo::{FileAttr, FileEntry};
+    use quickcheck_macros::quickcheck;
+
+    /// The allocation-free iterator agrees with `FileStorage::map_block` on odd layouts.
+    #[quickcheck]
+    fn slices_match_map_block(sizes: Vec<u8>, piece: u8, p: u16, off: u16, len: u16) -> bool {
+        let files = sizes.iter().take(10).enumerate().map(|(i, &s)| FileEntry {
+            path: vec![format!("f{i}")],
+            size: u64::from(s % 40),
+            offset: 0,
+            attr: FileAttr::default(),
+            symlink_target: None,
+            mtime: None,
+            pieces_root: None,
+        });
+        let Ok(fs) = FileStorage::new("t".into(), u32::from(piece % 37) + 1, files) else {
+            return true;
+        };
+        if fs.num_pieces() == 0 {
+            return true;
+        }
+        let piece = PieceIndex::new(u32::from(p) % fs.num_pieces());
+        let size = fs.piece_size(piece);
+        let off = u32::from(off) % size;
+        let len = (u32::from(len) % (size - off)) as usize + 1;
+        let ours: Vec<(usize, u64, usize)> = Slices::new(&fs, piece, off, len).collect();
+        let theirs: Vec<(usize, u64, usize)> = fs
+            .map_block(piece, off, u32::try_from(len).unwrap())
+            .iter()
+            .map(|s| {
+                (
+                    s.file.as_usize(),
+                    s.offset,
+                    usize::try_from(s.size).unwrap(),
+                )
+            })
+            .collect();
+        ours == theirs && ours.iter().map(|s| s.2).sum::<usize>() == len
+    }
 
     #[test]
     fn components() {
