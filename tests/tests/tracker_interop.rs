@@ -373,3 +373,99 @@ fn libtorrent_swarm_via_our_http_tracker() {
 fn libtorrent_swarm_via_our_udp_tracker() {
     libtorrent_swarm(true);
 }
+
+/// A gzip member holding `data` in stored (uncompressed) deflate blocks.
+fn gzip_stored(data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+    let mut chunks = data.chunks(65_535).peekable();
+    if chunks.peek().is_none() {
+        out.extend([1, 0, 0, 0xff, 0xff]);
+    }
+    while let Some(chunk) = chunks.next() {
+        out.push(u8::from(chunks.peek().is_none()));
+        let len = u16::try_from(chunk.len()).unwrap();
+        out.extend(len.to_le_bytes());
+        out.extend((!len).to_le_bytes());
+        out.extend(chunk);
+    }
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    out.extend((!crc).to_le_bytes());
+    out.extend(u32::try_from(data.len()).unwrap().to_le_bytes());
+    out
+}
+
+#[test]
+fn http_redirect_and_gzip() {
+    let listener = TcpListener::bind((LOCALHOST, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let mut heads = Vec::new();
+        for _ in 0..2 {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = s.read(&mut buf).unwrap();
+                assert!(n > 0);
+                head.extend_from_slice(&buf[..n]);
+            }
+            let head = String::from_utf8(head).unwrap();
+            let target = head.split(' ').nth(1).unwrap().to_owned();
+            if target.starts_with("/announce") {
+                // Moved: keep the query.
+                let query = target.split_once('?').unwrap().1;
+                let reply = format!(
+                    "HTTP/1.1 302 Found\r\nLocation: /moved/announce?{query}\r\n\
+                     Content-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                s.write_all(reply.as_bytes()).unwrap();
+            } else {
+                let body = gzip_stored(
+                    b"d8:completei1e10:incompletei2e8:intervali900e5:peers6:\x7f\x00\x00\x01\x1a\xe1e",
+                );
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\
+                     Connection: close\r\n\r\n",
+                    body.len()
+                );
+                s.write_all(reply.as_bytes()).unwrap();
+                s.write_all(&body).unwrap();
+            }
+            heads.push(head);
+        }
+        heads
+    });
+    let rt = runtime();
+    let r = rt
+        .block_on(async {
+            let client = http_client(Duration::from_secs(5));
+            let url = format!("http://127.0.0.1:{port}/announce");
+            http_announce(&client, &url, &request(Sha1Hash::new([4; 20]), 1, 1, 0)).await
+        })
+        .unwrap();
+    assert_eq!(r.interval, Duration::from_secs(900));
+    assert_eq!(r.peers[0].addr, SocketAddr::new(LOCALHOST, 6881));
+    let heads = server.join().unwrap();
+    assert!(
+        heads[1].starts_with("GET /moved/announce?info_hash=%04%04"),
+        "{}",
+        heads[1]
+    );
+    assert!(
+        heads[1]
+            .to_ascii_lowercase()
+            .contains("accept-encoding: gzip"),
+        "{}",
+        heads[1]
+    );
+}

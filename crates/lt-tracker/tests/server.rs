@@ -92,3 +92,28 @@ fn caps_hold() {
     assert_eq!(s.torrent_count(), 2);
     assert_eq!(s.counts(&Sha1Hash::new([0; 20])), Some((0, 3, 0)));
 }
+
+#[test]
+fn peers_expire() {
+    let t0 = Instant::now();
+    let mut s = TrackerServer::new(ServerConfig {
+        peer_timeout: std::time::Duration::from_secs(100),
+        ..Default::default()
+    });
+    let ih = Sha1Hash::new([5; 20]);
+    let announce = |s: &mut TrackerServer, now, peer: u8, port: u16| {
+        let mut req = AnnounceRequest::new(ih, PeerId::new([peer; 20]), port);
+        req.left = 1;
+        let url = announce_url("http://h/announce", &req);
+        let r = s.handle_http(now, "127.0.0.1".parse().unwrap(), &url["http://h".len()..]);
+        parse_announce(&r.body, &HttpConfig::default()).unwrap()
+    };
+    announce(&mut s, t0, 1, 1000);
+    let r = announce(&mut s, t0 + std::time::Duration::from_secs(50), 2, 2000);
+    assert_eq!(r.peers.len(), 1);
+    // Peer 1 was last seen 101 s ago: gone. Peer 2 (51 s) stays.
+    let r = announce(&mut s, t0 + std::time::Duration::from_secs(101), 3, 3000);
+    assert_eq!(r.peers.len(), 1);
+    assert_eq!(r.peers[0].addr.port(), 2000);
+    assert_eq!(s.counts(&ih), Some((0, 2, 0)));
+}
