@@ -51,6 +51,19 @@ pub fn http_client(timeout: Duration) -> reqwest::Client {
         .expect("reqwest client with rustls")
 }
 
+/// Like [`http_client`], also trusting the PEM certificate `root` (for a test HTTPS tracker
+/// with its own CA).
+pub fn http_client_trusting(timeout: Duration, root: &[u8]) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .use_rustls_tls()
+        .add_root_certificate(reqwest::Certificate::from_pem(root)?)
+        .gzip(true)
+        .redirect(reqwest::redirect::Policy::limited(5))
+        .timeout(timeout)
+        .user_agent("lt/0.1")
+        .build()
+}
+
 /// GETs `url` and returns the body, failing with [`lt_tracker::Error::ReplyTooLarge`] as
 /// soon as it grows past `max_len` (whatever the `Content-Length` says).
 pub async fn http_get(

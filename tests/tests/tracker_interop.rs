@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 use lt_core::{PeerId, Sha1Hash};
 use lt_metainfo::{CreateTorrent, TorrentInfo, TorrentVersion};
 use lt_tests::tracker_driver::{
-    DriverError, TrackerThreads, bind_pair, http_announce, http_client, http_get, http_scrape,
-    udp_run,
+    DriverError, TrackerThreads, bind_pair, http_announce, http_client, http_client_trusting,
+    http_get, http_scrape, udp_run,
 };
 use lt_tests::{ChildGuard, output_with_timeout, require_program, require_python_libtorrent};
 use lt_tracker::server::{ServerConfig, TrackerServer};
@@ -468,4 +468,142 @@ fn http_redirect_and_gzip() {
         "{}",
         heads[1]
     );
+}
+
+/// Makes a CA and a leaf certificate for 127.0.0.1 with the `openssl` tool; returns the CA
+/// certificate, the leaf certificate and the leaf key, all PEM.
+fn test_certificates(dir: &Path) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    let openssl = require_program("openssl", "openssl");
+    let run = |args: &[&str]| {
+        let out = output_with_timeout(
+            Command::new(&openssl).current_dir(dir).args(args),
+            Duration::from_secs(20),
+        )
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-subj",
+        "/CN=lt test CA",
+        "-days",
+        "2",
+    ]);
+    run(&ca);
+    let mut csr = vec!["req"];
+    csr.extend(ec);
+    csr.extend([
+        "-keyout",
+        "leaf.key",
+        "-out",
+        "leaf.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    run(&csr);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "leaf.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
+    (read("ca.pem"), read("leaf.pem"), read("leaf.key"))
+}
+
+#[test]
+fn https_announce_with_rustls() {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, leaf, key) = test_certificates(dir.path());
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            CertificateDer::pem_slice_iter(&leaf)
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap(),
+            PrivateKeyDer::from_pem_slice(&key).unwrap(),
+        )
+        .unwrap();
+    let config = std::sync::Arc::new(config);
+    let listener = TcpListener::bind((LOCALHOST, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut tracker = TrackerServer::new(ServerConfig::default());
+    let server = std::thread::spawn(move || {
+        // One announce from a seed (so the client below gets it back), then the TLS client.
+        let now = Instant::now();
+        let mut seed = request(Sha1Hash::new([6; 20]), 1, 7001, 0);
+        seed.event = Event::Started;
+        let url = lt_tracker::http::announce_url("http://x/announce", &seed);
+        let _ = tracker.handle_http(now, LOCALHOST, &url["http://x".len()..]);
+        let (tcp, _) = listener.accept().unwrap();
+        let conn = rustls::ServerConnection::new(config).unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        let mut head = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = tls.read(&mut buf).unwrap();
+            assert!(n > 0);
+            head.extend_from_slice(&buf[..n]);
+        }
+        let head = String::from_utf8(head).unwrap();
+        let target = head.split(' ').nth(1).unwrap();
+        let reply = tracker.handle_http(now, LOCALHOST, target);
+        let header = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            reply.body.len()
+        );
+        tls.write_all(header.as_bytes()).unwrap();
+        tls.write_all(&reply.body).unwrap();
+        tls.conn.send_close_notify();
+        let _ = tls.flush();
+    });
+    let rt = runtime();
+    let r = rt
+        .block_on(async {
+            let client = http_client_trusting(Duration::from_secs(5), &ca).unwrap();
+            let url = format!("https://127.0.0.1:{port}/announce");
+            http_announce(&client, &url, &request(Sha1Hash::new([6; 20]), 2, 7002, 10)).await
+        })
+        .unwrap();
+    server.join().unwrap();
+    assert_eq!(r.peers.len(), 1, "{r:?}");
+    assert_eq!(r.peers[0].addr, SocketAddr::new(LOCALHOST, 7001));
 }
