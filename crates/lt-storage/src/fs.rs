@@ -24,10 +24,9 @@ pub enum Allocation {
     /// file system allocates as pieces arrive. The default.
     #[default]
     Sparse,
-    /// Every wanted file is filled with zeros up front by
-    /// [`initialize`](Storage::initialize), so a full disk shows up before the download
-    /// starts and files are less fragmented. (libtorrent uses `fallocate` where the file
-    /// system has it; this crate writes zeros, which works everywhere.)
+    /// Every wanted file is allocated up front by [`initialize`](Storage::initialize), so a
+    /// full disk shows up before the download starts and files are less fragmented: with
+    /// `fallocate` where the file system has it, else by writing zeros.
     Full,
 }
 
@@ -63,7 +62,8 @@ impl Default for FsOptions {
 ///
 /// - Pieces map across files ([`FileStorage::map_block`]); pad files are never written
 ///   and read as zeros.
-/// - Reads and writes are positional (`pread`/`pwrite`), so disk threads share handles.
+/// - Reads and writes are positional (`pread`/`pwritev`), so disk threads share handles;
+///   the contiguous buffers of one [`Storage::write`] go down in one `pwritev` per file.
 /// - At most [`FsOptions::max_open_files`] handles are open (least recently used closed first).
 /// - Every path is joined from the torrent's components under the save path; a component
 ///   that is empty, `.`, `..`, absolute or holds a separator is refused with
@@ -304,13 +304,8 @@ impl Storage for FsStorage {
                     .metadata()
                     .map_err(|e| Error::io(Operation::Stat, &path, e))?
                     .len();
-                let zeros = vec![0u8; CHUNK];
-                let mut pos = len;
-                while pos < f.size {
-                    let n = usize::try_from((f.size - pos).min(CHUNK as u64)).unwrap_or(CHUNK);
-                    h.write_all_at(&zeros[..n], pos)
-                        .map_err(|e| Error::io(Operation::Allocate, &path, e))?;
-                    pos += n as u64;
+                if len < f.size {
+                    allocate(&h, &path, len, f.size - len)?;
                 }
             }
         }
@@ -354,14 +349,26 @@ impl Storage for FsStorage {
             let mut at = base + at;
             let mut left = n as u64;
             while left > 0 {
-                let part = cur.take(left);
-                if part.is_empty() {
+                // Gather up to IOV_MAX_USED buffers and write them with one pwritev.
+                let mut parts: [&[u8]; IOV_MAX_USED] = [&[]; IOV_MAX_USED];
+                let mut k = 0;
+                let mut total = 0u64;
+                while k < IOV_MAX_USED && total < left {
+                    let part = cur.take(left - total);
+                    if part.is_empty() {
+                        break;
+                    }
+                    parts[k] = part;
+                    total += part.len() as u64;
+                    k += 1;
+                }
+                if k == 0 {
                     break;
                 }
-                h.write_all_at(part, at)
+                write_vectored_all_at(&h, &parts[..k], at)
                     .map_err(|e| Error::io(Operation::Write, &path, e))?;
-                at += part.len() as u64;
-                left -= part.len() as u64;
+                at += total;
+                left -= total;
             }
         }
         Ok(())
@@ -529,6 +536,60 @@ impl<'a> Cursor<'a> {
             n -= got;
         }
     }
+}
+
+/// Most buffers passed to one `pwritev` (far below any system's `IOV_MAX`).
+const IOV_MAX_USED: usize = 64;
+
+/// Writes all of `parts`, in order, at `at`: one `pwritev` when it writes everything, else
+/// the rest with `pwrite`.
+fn write_vectored_all_at(file: &File, parts: &[&[u8]], at: u64) -> io::Result<()> {
+    let mut iov = [io::IoSlice::new(&[]); IOV_MAX_USED];
+    let k = parts.len().min(IOV_MAX_USED);
+    for (slot, p) in iov.iter_mut().zip(parts) {
+        *slot = io::IoSlice::new(p);
+    }
+    let total: usize = parts[..k].iter().map(|p| p.len()).sum();
+    let mut done = match rustix::io::pwritev(file, &iov[..k], at) {
+        Ok(n) => n,
+        Err(rustix::io::Errno::INTR) => 0,
+        Err(e) => return Err(e.into()),
+    };
+    if done == total && k == parts.len() {
+        return Ok(());
+    }
+    // A short write: finish part by part.
+    let mut pos = at;
+    for p in parts {
+        let skip = done.min(p.len());
+        done -= skip;
+        pos += skip as u64;
+        if skip < p.len() {
+            file.write_all_at(&p[skip..], pos)?;
+            pos += (p.len() - skip) as u64;
+        }
+    }
+    Ok(())
+}
+
+/// Allocates `len` bytes at `offset` with `fallocate`, or writes zeros where the file
+/// system cannot.
+fn allocate(file: &File, path: &Path, offset: u64, len: u64) -> Result<(), Error> {
+    match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), offset, len) {
+        Ok(()) => return Ok(()),
+        Err(e) if e == rustix::io::Errno::OPNOTSUPP || e == rustix::io::Errno::NOSYS => {}
+        Err(e) => return Err(Error::io(Operation::Allocate, path, e.into())),
+    }
+    let zeros = vec![0u8; CHUNK];
+    let mut pos = offset;
+    let end = offset + len;
+    while pos < end {
+        let n = usize::try_from((end - pos).min(CHUNK as u64)).unwrap_or(CHUNK);
+        file.write_all_at(&zeros[..n], pos)
+            .map_err(|e| Error::io(Operation::Allocate, path, e))?;
+        pos += n as u64;
+    }
+    Ok(())
 }
 
 /// Modification time in Unix seconds, 0 when unknown.

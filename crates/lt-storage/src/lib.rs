@@ -18,7 +18,7 @@
 //! - [`Storage`] is the trait; [`FsStorage`] (files) and [`MemStorage`] (memory) implement
 //!   it, and users can plug their own.
 //! - [`FsStorage`] maps pieces across files, never writes pad files (BEP 47), reads and
-//!   writes with `pread`/`pwrite`, keeps a bounded pool of open files, joins every path
+//!   writes with `pread`/`pwritev`, keeps a bounded pool of open files, joins every path
 //!   from checked components under the save path, and keeps the bytes of unwanted
 //!   (priority 0) files in a part file. Allocation is sparse or full; libtorrent's
 //!   *compact* allocation is deprecated in the manual and gone from libtorrent 2, so it is
@@ -33,6 +33,9 @@
 //! Errors: every disk error carries the file, the [`Operation`] and the OS error; a full
 //! disk ([`Error::DiskFull`]) and a refused access ([`Error::PermissionDenied`]) have
 //! variants of their own.
+//!
+//! `rustix` provides `pwritev` and `fallocate` without `unsafe` here (std has neither as a
+//! positional call).
 //!
 //! This is the one lt crate that does blocking file I/O; it does no network I/O and reads
 //! no clock (modification times come from the file system).

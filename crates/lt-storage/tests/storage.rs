@@ -429,3 +429,34 @@ fn memory_storage_misuse() {
     assert!(m.write(PieceIndex::new(1), 4, &[&[0; 1]]).is_err());
     assert!(m.write(PieceIndex::new(7), 0, &[&[0; 1]]).is_err());
 }
+
+#[test]
+fn many_buffers_in_one_write_across_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = FileStorage::new(
+        "t".into(),
+        1000,
+        [
+            entry(&["t", "a"], 333, false),
+            entry(&["t", "pad"], 100, true),
+            entry(&["t", "b"], 1567, false),
+        ],
+    )
+    .unwrap();
+    let s = FsStorage::new(l.clone(), dir.path(), FsOptions::default()).unwrap();
+    let m = MemStorage::new(l).unwrap();
+    let data = bytes(3, 1000);
+    // 200 buffers of 5 bytes: more than one pwritev's worth, split over three files.
+    let parts: Vec<&[u8]> = data.chunks(5).collect();
+    s.write(PieceIndex::new(0), 0, &parts).unwrap();
+    m.write(PieceIndex::new(0), 0, &parts).unwrap();
+    let (mut x, mut y) = (vec![0; 1000], vec![1; 1000]);
+    s.read(PieceIndex::new(0), 0, &mut x).unwrap();
+    m.read(PieceIndex::new(0), 0, &mut y).unwrap();
+    assert_eq!(x, y);
+    assert_eq!(x[..333], data[..333]);
+    assert!(x[333..433].iter().all(|&b| b == 0));
+    assert_eq!(x[433..], data[433..]);
+    assert_eq!(std::fs::read(dir.path().join("t/a")).unwrap(), data[..333]);
+    assert!(!dir.path().join("t/pad").exists());
+}
