@@ -46,6 +46,11 @@ pub(crate) const CI_DEPS: &[SystemDep] = &[
         check: Check::Program("mktorrent"),
         why: "interop tests with torrents made by another tool",
     },
+    SystemDep {
+        package: "openssl",
+        check: Check::Program("openssl"),
+        why: "a CA and certificate for the HTTPS tracker test",
+    },
 ];
 
 /// What `cargo xtask fuzz` needs besides cargo-fuzz.
