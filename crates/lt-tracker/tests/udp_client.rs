@@ -1,4 +1,9 @@
 //! The BEP 15 client state machine against the in-memory server, on a virtual clock.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "simulation helpers outside #[test] fns; a panic is a test failure"
+)]
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -255,4 +260,110 @@ fn queue_is_bounded() {
         Err(Error::ApiMisuse(_))
     ));
     assert!(c.scrape(t0, &[]).is_err());
+}
+
+/// A seeded lossy link between one client and the server on a virtual clock: 30 % of
+/// datagrams in each direction are lost, each takes 40 ms. Every queued announce must end in
+/// an event (a reply or `Timeout`) within a bounded number of steps, with the retry schedule
+/// and connection-id expiry doing the work. `LT_SIM_SEED` replays one seed.
+#[test]
+fn lossy_link_simulation() {
+    let seeds: Vec<u64> = match std::env::var("LT_SIM_SEED") {
+        Ok(s) => vec![s.parse().expect("LT_SIM_SEED is a u64")],
+        Err(_) => (1..=100).collect(),
+    };
+    let mut answered = 0;
+    for seed in seeds {
+        let r = std::panic::catch_unwind(|| simulate(seed));
+        match r {
+            Ok(n) => answered += n,
+            Err(e) => {
+                eprintln!("lossy_link_simulation failed with LT_SIM_SEED={seed}");
+                std::panic::resume_unwind(e);
+            }
+        }
+    }
+    assert!(answered > 0);
+}
+
+fn simulate(seed: u64) -> usize {
+    let mut rng = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut lost = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % 10 < 3
+    };
+    let latency = Duration::from_millis(40);
+    let t0 = Instant::now();
+    let mut now = t0;
+    let mut server = TrackerServer::new(ServerConfig {
+        rng_seed: Some([1; 32]),
+        ..Default::default()
+    });
+    let from: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    let mut seed_bytes = [0u8; 32];
+    seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    let mut client = UdpTracker::new(
+        UdpConfig {
+            max_attempts: 6,
+            rng_seed: Some(seed_bytes),
+            ..Default::default()
+        },
+        b"/announce",
+    );
+    const OPS: usize = 5;
+    for i in 0..OPS {
+        client
+            .announce(now, &request(1, 6000 + u16::try_from(i).unwrap(), 10))
+            .unwrap();
+    }
+    // (deliver at, to the server?, bytes)
+    let mut link: Vec<(Instant, bool, Vec<u8>)> = Vec::new();
+    let mut events = Vec::new();
+    for _step in 0..10_000 {
+        while let Some(d) = client.poll_transmit() {
+            if !lost() {
+                link.push((now + latency, true, d));
+            }
+        }
+        while let Some(e) = client.poll_event() {
+            events.push(e);
+        }
+        if events.len() == OPS {
+            assert!(!client.is_busy() && client.poll_timeout().is_none());
+            assert!(
+                now - t0 < Duration::from_secs(6 * 3600),
+                "bounded by the retry schedule"
+            );
+            return events
+                .iter()
+                .filter(|e| matches!(e, UdpEvent::Announced(_)))
+                .count();
+        }
+        let next_link = link.iter().map(|l| l.0).min();
+        let next = match (next_link, client.poll_timeout()) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b).expect("work left but nothing scheduled"),
+        };
+        assert!(next >= now, "time never goes backwards");
+        now = next;
+        let (due, rest): (Vec<_>, Vec<_>) = link.drain(..).partition(|l| l.0 <= now);
+        link = rest;
+        for (_, to_server, bytes) in due {
+            if to_server {
+                if let Some(reply) = server.handle_datagram(now, from, &bytes) {
+                    if !lost() {
+                        link.push((now + latency, false, reply));
+                    }
+                }
+            } else {
+                client.handle_datagram(now, &bytes);
+            }
+        }
+        if client.poll_timeout().is_some_and(|t| t <= now) {
+            client.handle_timeout(now);
+        }
+    }
+    panic!("livelock: {} events after 10,000 steps", events.len());
 }
