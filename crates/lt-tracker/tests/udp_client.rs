@@ -352,10 +352,10 @@ fn simulate(seed: u64) -> usize {
         link = rest;
         for (_, to_server, bytes) in due {
             if to_server {
-                if let Some(reply) = server.handle_datagram(now, from, &bytes) {
-                    if !lost() {
-                        link.push((now + latency, false, reply));
-                    }
+                if let Some(reply) = server.handle_datagram(now, from, &bytes)
+                    && !lost()
+                {
+                    link.push((now + latency, false, reply));
                 }
             } else {
                 client.handle_datagram(now, &bytes);
