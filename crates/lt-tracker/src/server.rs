@@ -43,7 +43,8 @@ pub struct ServerConfig {
     pub default_num_want: usize,
     /// Most peers returned in one reply. Default 200.
     pub max_num_want: usize,
-    /// Seed for the connection-id secret and peer selection; `None` uses a fixed seed.
+    /// Seed for the connection-id secret and peer selection. `None` uses a fixed seed, so
+    /// connection ids become guessable; pass a seed from the OS outside tests.
     pub rng_seed: Option<[u8; 32]>,
 }
 

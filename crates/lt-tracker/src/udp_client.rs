@@ -28,8 +28,9 @@ pub struct UdpConfig {
     pub max_peers: usize,
     /// Most operations queued behind the one in flight. Default [`limits::MAX_QUEUED_UDP_OPS`].
     pub max_queued: usize,
-    /// Seed of the transaction-id generator; `None` is only for callers that seed from the
-    /// OS themselves, and then uses a fixed seed.
+    /// Seed of the transaction-id generator. `None` uses a fixed seed, which is fine for
+    /// tests but makes transaction ids predictable to an off-path spoofer: lt-session must
+    /// pass a seed drawn from the OS (this crate may not read OS randomness).
     pub rng_seed: Option<[u8; 32]>,
 }
 
