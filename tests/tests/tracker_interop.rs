@@ -607,3 +607,115 @@ fn https_announce_with_rustls() {
     assert_eq!(r.peers.len(), 1, "{r:?}");
     assert_eq!(r.peers[0].addr, SocketAddr::new(LOCALHOST, 7001));
 }
+
+/// BEP 12 over real sockets: tier 0 is a UDP tracker that never answers, tier 1 holds
+/// opentracker (HTTP) and a second silent UDP tracker. The list fails over, the responding
+/// tracker moves to the front of its tier, and its `announce_entry` state is filled in.
+#[test]
+fn tiers_fail_over_to_opentracker() {
+    use lt_tracker::{TrackerList, UdpUrl};
+
+    let ih = Sha1Hash::new([0x7a; 20]);
+    let dir = tempfile::tempdir().unwrap();
+    let (_opentracker, port) = start_opentracker(dir.path(), &[ih]);
+    let silent = UdpSocket::bind((LOCALHOST, 0)).unwrap();
+    let silent_url = format!("udp://127.0.0.1:{}", silent.local_addr().unwrap().port());
+    let http_url = format!("http://127.0.0.1:{port}/announce");
+    let tiers = vec![
+        vec![silent_url.clone()],
+        vec![http_url.clone(), format!("{silent_url}/other")],
+    ];
+    let mut list = TrackerList::new(&tiers, [9; 32]).with_retry_base(Duration::from_millis(100));
+    let rt = runtime();
+    let client = http_client(Duration::from_secs(5));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let verified = rt.block_on(async {
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "no tracker answered: {:#?}",
+                list.entries()
+            );
+            let now = Instant::now();
+            let Some(i) = list.next_announce(now) else {
+                let wait = list.poll_timeout().map_or(Duration::from_millis(10), |t| {
+                    t.saturating_duration_since(now)
+                });
+                tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
+                continue;
+            };
+            let url = list.entry(i).unwrap().url.clone();
+            let req = request(ih, 1, 7101, 0);
+            let result = if url.starts_with("udp://") {
+                let u = UdpUrl::parse(&url).unwrap();
+                let mut udp = UdpTracker::new(
+                    UdpConfig {
+                        initial_timeout: Duration::from_millis(50),
+                        max_attempts: 2,
+                        ..udp_config(4)
+                    },
+                    &u.url_data,
+                );
+                udp.announce(Instant::now(), &req).unwrap();
+                match udp_once(u.port, &mut udp).await {
+                    UdpEvent::Announced(r) => Ok(r),
+                    UdpEvent::Failed(e) => Err(e),
+                    other => panic!("{other:?}"),
+                }
+            } else {
+                http_announce(&client, &url, &req)
+                    .await
+                    .map_err(|e| match e {
+                        DriverError::Tracker(e) => e,
+                        _ => Error::Timeout,
+                    })
+            };
+            match result {
+                Ok(r) => break list.on_success(Instant::now(), i, &r),
+                Err(e) => list.on_failure(Instant::now(), i, e),
+            }
+        }
+    });
+    let e = list.entry(verified).unwrap();
+    assert_eq!(e.url, http_url);
+    assert!(e.verified && e.fails == 0 && !e.updating);
+    assert_eq!(e.tier, 1);
+    assert_eq!(e.scrape_complete, Some(1));
+    assert!(e.next_announce.is_some());
+    // It is first in its tier now, and tier 0's tracker has failed at least once.
+    assert_eq!(list.entries()[1].url, http_url);
+    assert!(list.entries()[0].fails >= 1);
+    assert_eq!(list.entries()[0].last_error, Some(Error::Timeout));
+    drop(silent);
+}
+
+/// Our server and the UDP client over IPv6 loopback: 18-byte peers.
+#[test]
+fn udp_over_ipv6_loopback() {
+    let v6: IpAddr = "::1".parse().unwrap();
+    let tracker = TrackerThreads::start(TrackerServer::new(ServerConfig::default()), v6).unwrap();
+    let rt = runtime();
+    rt.block_on(async {
+        let ih = Sha1Hash::new([0x66; 20]);
+        let mut got = Vec::new();
+        for (peer, port) in [(1u8, 7201u16), (2, 7202)] {
+            let socket = tokio::net::UdpSocket::bind((v6, 0)).await.unwrap();
+            socket.connect((v6, tracker.port)).await.unwrap();
+            let mut udp = UdpTracker::new(
+                UdpConfig {
+                    ipv6: true,
+                    ..udp_config(peer)
+                },
+                b"",
+            );
+            udp.announce(Instant::now(), &request(ih, peer, port, u64::from(peer)))
+                .unwrap();
+            let UdpEvent::Announced(r) = udp_run(&socket, &mut udp).await.unwrap() else {
+                panic!("no announce reply over IPv6")
+            };
+            got.push(r.peers);
+        }
+        assert!(got[0].is_empty());
+        assert_eq!(got[1][0].addr, SocketAddr::new(v6, 7201));
+    });
+}
