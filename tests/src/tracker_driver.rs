@@ -161,7 +161,17 @@ pub struct TrackerThreads {
 impl TrackerThreads {
     /// Binds `ip` on a free port (UDP and TCP) and starts serving.
     pub fn start(server: TrackerServer, ip: IpAddr) -> std::io::Result<Self> {
-        let (udp, tcp) = bind_pair(ip)?;
+        Self::bind(server, SocketAddr::new(ip, 0))
+    }
+
+    /// Binds UDP and TCP on `addr` (port 0: a free port, the same for both) and starts
+    /// serving.
+    pub fn bind(server: TrackerServer, addr: SocketAddr) -> std::io::Result<Self> {
+        let (udp, tcp) = if addr.port() == 0 {
+            bind_pair(addr.ip())?
+        } else {
+            (UdpSocket::bind(addr)?, TcpListener::bind(addr)?)
+        };
         let port = udp.local_addr()?.port();
         let server = Arc::new(Mutex::new(server));
         let stop = Arc::new(AtomicBool::new(false));
