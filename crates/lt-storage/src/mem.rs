@@ -6,7 +6,7 @@ use std::sync::{PoisonError, RwLock};
 use lt_core::{FileIndex, PieceIndex};
 use lt_metainfo::FileStorage;
 
-use crate::storage::{check_block, split_user_path};
+use crate::storage::{Slices, check_block, split_user_path};
 use crate::{Error, FileInfo, MoveFlags, Storage};
 
 /// A storage that keeps the torrent's bytes in memory, for tests, simulations and users who
@@ -86,15 +86,12 @@ impl Storage for MemStorage {
             pos += b.len();
         }
         // Pad files stay zero (BEP 47).
-        let start = pos - len;
-        for f in self.files.files().iter().filter(|f| f.is_pad()) {
-            let lo = usize::try_from(f.offset).unwrap_or(usize::MAX).max(start);
-            let hi = usize::try_from(f.offset + f.size)
-                .unwrap_or(usize::MAX)
-                .min(pos);
-            if lo < hi {
-                data[lo..hi].fill(0);
+        let mut at = pos - len;
+        for (i, _, n) in Slices::new(&self.files, piece, offset, len) {
+            if self.files.files()[i].is_pad() {
+                data[at..at + n].fill(0);
             }
+            at += n;
         }
         Ok(())
     }

@@ -493,6 +493,9 @@ impl ResumeData {
                 expected: n,
             });
         }
+        if self.unfinished.iter().any(|u| u.piece.get() >= n) {
+            return Err(ResumeError::InvalidField("unfinished"));
+        }
         if !self.file_sizes.is_empty() && self.file_sizes.len() != fs.num_files() {
             return Err(ResumeError::FileCount {
                 field: "file sizes",

@@ -93,6 +93,16 @@ fn verify_accepts_and_rejects() {
         ok(&bad),
         Err(ResumeError::PieceCount { got: 3, .. })
     ));
+    // An unfinished piece out of range.
+    let mut bad = r.clone();
+    bad.unfinished.push(UnfinishedPiece {
+        piece: PieceIndex::new(info.num_pieces()),
+        bitmask: vec![0xff],
+    });
+    assert!(matches!(
+        ok(&bad),
+        Err(ResumeError::InvalidField("unfinished"))
+    ));
     // Wrong number of file sizes.
     let mut bad = r.clone();
     bad.file_sizes.pop();
