@@ -671,7 +671,7 @@ fn tiers_fail_over_to_opentracker() {
                     })
             };
             match result {
-                Ok(r) => break list.on_success(Instant::now(), i, &r),
+                Ok(r) => break list.on_success(Instant::now(), i, req.event, &r),
                 Err(e) => list.on_failure(Instant::now(), i, e),
             }
         }

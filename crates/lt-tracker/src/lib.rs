@@ -83,7 +83,7 @@ pub use error::Error;
 pub use peers::{
     COMPACT_V4_LEN, COMPACT_V6_LEN, Peer, decode_compact_v4, decode_compact_v6, encode_compact,
 };
-pub use tiers::{AnnounceEntry, MAX_TRACKERS, TrackerIndex, TrackerList};
+pub use tiers::{AnnounceEntry, MAX_TRACKERS, TrackerIndex, TrackerList, TrackerSource};
 pub use udp_client::{UdpConfig, UdpEvent, UdpTracker};
 
 /// A parsed `udp://host:port[/path][?query]` tracker URL.

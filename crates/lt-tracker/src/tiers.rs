@@ -6,10 +6,25 @@ use std::time::{Duration, Instant};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
-use crate::{AnnounceResponse, Error, ScrapeEntry};
+use crate::{AnnounceResponse, Error, Event, ScrapeEntry};
 
 /// Most trackers kept in one [`TrackerList`]; further URLs are ignored.
 pub const MAX_TRACKERS: usize = 200;
+
+/// Where a tracker URL came from (libtorrent's `announce_entry::tracker_source`).
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum TrackerSource {
+    /// The torrent's `announce` / `announce-list`.
+    #[default]
+    Torrent,
+    /// Added by the user.
+    Client,
+    /// A magnet link's `tr`.
+    MagnetLink,
+    /// Tracker exchange.
+    Tex,
+}
 
 /// One tracker's state (after libtorrent's `announce_entry`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +57,12 @@ pub struct AnnounceEntry {
     pub verified: bool,
     /// An announce is in flight.
     pub updating: bool,
+    /// A `started` announce succeeded.
+    pub start_sent: bool,
+    /// A `completed` announce succeeded.
+    pub complete_sent: bool,
+    /// Where the URL came from.
+    pub source: TrackerSource,
 }
 
 impl AnnounceEntry {
@@ -61,7 +82,22 @@ impl AnnounceEntry {
             scrape_downloaded: None,
             verified: false,
             updating: false,
+            start_sent: false,
+            complete_sent: false,
+            source: TrackerSource::Torrent,
         }
+    }
+
+    /// Time until the next regular announce (zero if due now).
+    pub fn next_announce_in(&self, now: Instant) -> Duration {
+        self.next_announce
+            .map_or(Duration::ZERO, |t| t.saturating_duration_since(now))
+    }
+
+    /// Time until a forced re-announce is allowed (`min interval`; zero if allowed now).
+    pub fn min_announce_in(&self, now: Instant) -> Duration {
+        self.min_announce
+            .map_or(Duration::ZERO, |t| t.saturating_duration_since(now))
     }
 
     /// Whether this tracker is worth trying: it has not hit its fail limit.
@@ -139,6 +175,33 @@ impl TrackerList {
         self
     }
 
+    /// Adds a tracker to `tier` (appended to the tier; BEP 12 order is kept) unless the URL
+    /// is already listed or the list holds [`MAX_TRACKERS`]. Returns whether it was added.
+    pub fn add_tracker(&mut self, url: &str, tier: u8, source: TrackerSource) -> bool {
+        if url.is_empty()
+            || self.entries.len() >= MAX_TRACKERS
+            || self.entries.iter().any(|e| e.url == url)
+        {
+            return false;
+        }
+        let mut e = AnnounceEntry::new(url.to_owned(), tier);
+        e.source = source;
+        let at = self
+            .entries
+            .iter()
+            .position(|x| x.tier > tier)
+            .unwrap_or(self.entries.len());
+        self.entries.insert(at, e);
+        true
+    }
+
+    /// Sets how many failures in a row retire a tracker (0 = never).
+    pub fn set_fail_limit(&mut self, i: TrackerIndex, limit: u32) {
+        if let Some(e) = self.entries.get_mut(i.0) {
+            e.fail_limit = limit;
+        }
+    }
+
     /// All trackers in announce order.
     pub fn entries(&self) -> &[AnnounceEntry] {
         &self.entries
@@ -169,13 +232,14 @@ impl TrackerList {
         Some(TrackerIndex(i))
     }
 
-    /// Records a successful announce: resets the failure count, schedules the next
-    /// announce after `interval`, and moves the tracker to the front of its tier (BEP 12).
-    /// Returns the tracker's new index.
+    /// Records a successful announce of `event`: resets the failure count, schedules the
+    /// next announce after `interval`, and moves the tracker to the front of its tier
+    /// (BEP 12). Returns the tracker's new index.
     pub fn on_success(
         &mut self,
         now: Instant,
         i: TrackerIndex,
+        event: Event,
         resp: &AnnounceResponse,
     ) -> TrackerIndex {
         let Some(e) = self.entries.get_mut(i.0) else {
@@ -184,6 +248,13 @@ impl TrackerList {
         e.updating = false;
         e.verified = true;
         e.fails = 0;
+        match event {
+            Event::Started => e.start_sent = true,
+            Event::Completed => e.complete_sent = true,
+            // After `stopped` the next announce must be a `started` again.
+            Event::Stopped => e.start_sent = false,
+            Event::None => {}
+        }
         e.last_error = None;
         e.message = resp.warning.clone().unwrap_or_default();
         if resp.tracker_id.is_some() {

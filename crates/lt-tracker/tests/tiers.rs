@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use lt_tracker::{AnnounceResponse, Error, TrackerIndex, TrackerList};
+use lt_tracker::{AnnounceResponse, Error, Event, TrackerIndex, TrackerList, TrackerSource};
 
 fn ok(interval: u64) -> AnnounceResponse {
     AnnounceResponse {
@@ -38,7 +38,7 @@ fn fail_over_and_promote() {
     let t2 = t + Duration::from_secs(5);
     let b = l.next_announce(t2).unwrap();
     assert_eq!(b.0, 1);
-    let b = l.on_success(t2, b, &ok(60));
+    let b = l.on_success(t2, b, Event::Started, &ok(60));
     assert_eq!(b.0, 0);
     assert!(l.entries()[0].verified);
     assert_eq!(l.entries()[1].url, first_url);
@@ -58,4 +58,66 @@ fn shuffle_is_seeded() {
     let c = TrackerList::new(&tiers, [2; 32]);
     assert_eq!(a.entries(), b.entries());
     assert_ne!(a.entries(), c.entries());
+}
+
+#[test]
+fn announce_entry_fields() {
+    let now = Instant::now();
+    let mut l = TrackerList::new(&[vec!["a"], vec!["c"]], [3; 32]);
+    assert!(l.add_tracker("b", 0, TrackerSource::Client));
+    assert!(!l.add_tracker("a", 1, TrackerSource::Client), "duplicate");
+    assert!(!l.add_tracker("", 1, TrackerSource::Client));
+    let urls: Vec<_> = l
+        .entries()
+        .iter()
+        .map(|e| (e.url.as_str(), e.tier, e.source))
+        .collect();
+    assert_eq!(
+        urls,
+        [
+            ("a", 0, TrackerSource::Torrent),
+            ("b", 0, TrackerSource::Client),
+            ("c", 1, TrackerSource::Torrent)
+        ]
+    );
+    let i = l.next_announce(now).unwrap();
+    let resp = AnnounceResponse {
+        interval: Duration::from_secs(100),
+        min_interval: Some(Duration::from_secs(10)),
+        warning: Some("be nice".into()),
+        complete: Some(4),
+        ..Default::default()
+    };
+    let i = l.on_success(now, i, Event::Started, &resp);
+    let e = l.entry(i).unwrap();
+    assert!(e.start_sent && !e.complete_sent && e.verified);
+    assert_eq!(e.message, "be nice");
+    assert_eq!(e.scrape_complete, Some(4));
+    assert_eq!(
+        e.next_announce_in(now + Duration::from_secs(40)),
+        Duration::from_secs(60)
+    );
+    assert_eq!(
+        e.min_announce_in(now + Duration::from_secs(40)),
+        Duration::ZERO
+    );
+    // A fail limit retires a tracker.
+    l.set_fail_limit(TrackerIndex(2), 1);
+    let t = now + Duration::from_secs(100);
+    let a = l.next_announce(t).unwrap();
+    l.on_failure(t, a, Error::Timeout);
+    let b = l.next_announce(t).unwrap();
+    assert_eq!(l.entry(b).unwrap().url, "b");
+    l.on_failure(
+        t,
+        b,
+        Error::TrackerFailure {
+            message: "no".into(),
+        },
+    );
+    assert_eq!(l.entry(b).unwrap().message, "no");
+    let c = l.next_announce(t).unwrap();
+    assert_eq!(l.entry(c).unwrap().url, "c");
+    l.on_failure(t, c, Error::Timeout);
+    assert!(!l.entry(c).unwrap().can_announce());
 }
