@@ -9,6 +9,7 @@
 //! | [`Bitfield`] | which pieces a peer has, in the BEP 3 wire layout |
 //! | [`PeerId`], [`Fingerprint`], [`identify_client`] | peer ids, our `-LT2090-` prefix, naming a peer's client |
 //! | [`PieceIndex`], [`BlockIndex`], [`FileIndex`], [`BLOCK_SIZE`] | index newtypes |
+//! | [`compact`] | 6- and 18-byte compact peer addresses (BEP 23, BEP 7) |
 //!
 //! ```text
 //!  hex / base32 text ──► Sha1Hash, Sha256Hash ──► InfoHash ──► best(): 20 wire bytes
@@ -65,6 +66,7 @@
 
 mod base32;
 mod bitfield;
+pub mod compact;
 mod error;
 mod hash;
 mod hex;

@@ -2,10 +2,10 @@
 //! by libtorrent 2.0's `write_resume_data`).
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 
 use lt_bencode::{Dict, Value};
-use lt_core::{Bitfield, FileIndex, PieceIndex, Sha1Hash, Sha256Hash};
+use lt_core::{Bitfield, FileIndex, PieceIndex, Sha1Hash, Sha256Hash, compact};
 use lt_metainfo::{FileStorage, TorrentInfo};
 
 use crate::error::ResumeError;
@@ -563,10 +563,7 @@ fn strings(d: &Dict<'_>, key: &str) -> Vec<String> {
 fn parse_peers(d: &Dict<'_>, out: &mut Vec<SocketAddr>, max: usize) -> Result<(), ResumeError> {
     match d.get("peers") {
         Some(n) if n.as_bytes().is_some() => {
-            for c in n.as_bytes().unwrap_or_default().chunks_exact(6).take(max) {
-                let ip = Ipv4Addr::new(c[0], c[1], c[2], c[3]);
-                out.push(SocketAddr::new(ip.into(), u16::from_be_bytes([c[4], c[5]])));
-            }
+            out.extend(compact::iter_v4(n.as_bytes().unwrap_or_default()).take(max));
         }
         Some(n) => {
             // The manual's older form: a list of {ip, port}.
@@ -583,14 +580,8 @@ fn parse_peers(d: &Dict<'_>, out: &mut Vec<SocketAddr>, max: usize) -> Result<()
         None => {}
     }
     if let Some(b) = d.get_bytes("peers6") {
-        for c in b.chunks_exact(18).take(max.saturating_sub(out.len())) {
-            let mut o = [0u8; 16];
-            o.copy_from_slice(&c[..16]);
-            out.push(SocketAddr::new(
-                Ipv6Addr::from(o).into(),
-                u16::from_be_bytes([c[16], c[17]]),
-            ));
-        }
+        let room = max.saturating_sub(out.len());
+        out.extend(compact::iter_v6(b).take(room));
     }
     Ok(())
 }

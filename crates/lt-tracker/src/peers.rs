@@ -1,7 +1,7 @@
 //! Peer lists: BEP 23 compact (6 bytes per IPv4 peer), BEP 7 `peers6` (18 bytes per IPv6
 //! peer) and the original BEP 3 list of dictionaries.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 
 use bytes::BufMut;
 use lt_core::PeerId;
@@ -28,9 +28,9 @@ impl Peer {
 }
 
 /// Size of one compact IPv4 peer (BEP 23).
-pub const COMPACT_V4_LEN: usize = 6;
+pub const COMPACT_V4_LEN: usize = lt_core::compact::V4_LEN;
 /// Size of one compact IPv6 peer (BEP 7).
-pub const COMPACT_V6_LEN: usize = 18;
+pub const COMPACT_V6_LEN: usize = lt_core::compact::V6_LEN;
 
 /// Decodes a compact IPv4 peer list (BEP 23), appending at most `max - out.len()` peers.
 ///
@@ -47,11 +47,7 @@ pub fn decode_compact_v6(buf: &[u8], max: usize, out: &mut Vec<Peer>) -> Result<
 
 /// Appends the compact form of `addr` (6 or 18 bytes, by address family).
 pub fn encode_compact(addr: SocketAddr, out: &mut impl BufMut) {
-    match addr.ip() {
-        IpAddr::V4(ip) => out.put_slice(&ip.octets()),
-        IpAddr::V6(ip) => out.put_slice(&ip.octets()),
-    }
-    out.put_u16(addr.port());
+    out.put_slice(lt_core::compact::encode(addr).as_ref());
 }
 
 fn decode_compact(buf: &[u8], entry: usize, max: usize, out: &mut Vec<Peer>) -> Result<(), Error> {
@@ -78,19 +74,7 @@ fn decode_compact(buf: &[u8], entry: usize, max: usize, out: &mut Vec<Peer>) -> 
 
 /// Parses one 6- or 18-byte compact address.
 pub(crate) fn compact_addr(chunk: &[u8]) -> Option<SocketAddr> {
-    match chunk.len() {
-        COMPACT_V4_LEN => {
-            let ip: [u8; 4] = chunk.get(..4)?.try_into().ok()?;
-            let port = u16::from_be_bytes(chunk.get(4..6)?.try_into().ok()?);
-            Some(SocketAddr::new(Ipv4Addr::from(ip).into(), port))
-        }
-        COMPACT_V6_LEN => {
-            let ip: [u8; 16] = chunk.get(..16)?.try_into().ok()?;
-            let port = u16::from_be_bytes(chunk.get(16..18)?.try_into().ok()?);
-            Some(SocketAddr::new(Ipv6Addr::from(ip).into(), port))
-        }
-        _ => None,
-    }
+    lt_core::compact::decode(chunk)
 }
 
 #[cfg(test)]

@@ -11,10 +11,11 @@
 //! arrive (libtorrent's rules).
 
 use std::collections::VecDeque;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use lt_bencode::Value;
+use lt_core::compact;
 
 use crate::limits::{PEX_FLOOD_COUNT, PEX_FLOOD_WINDOW};
 use crate::{Error, Limits};
@@ -102,22 +103,20 @@ impl PexMessage {
         let flags6 = flags(dict.get_bytes("added6.f"), added6.len() / 18)?;
         // Both counts are bounded by max_pex_peers, checked above.
         let mut added = Vec::with_capacity(n_added);
-        for (i, c) in added4.chunks_exact(6).enumerate() {
+        for (i, addr) in compact::iter_v4(added4).enumerate() {
             added.push(PexPeer {
-                addr: v4(c),
+                addr,
                 flags: PexFlags(flags4.get(i).copied().unwrap_or(0)),
             });
         }
-        for (i, c) in added6.chunks_exact(18).enumerate() {
+        for (i, addr) in compact::iter_v6(added6).enumerate() {
             added.push(PexPeer {
-                addr: v6(c),
+                addr,
                 flags: PexFlags(flags6.get(i).copied().unwrap_or(0)),
             });
         }
-        let dropped = dropped4
-            .chunks_exact(6)
-            .map(v4)
-            .chain(dropped6.chunks_exact(18).map(v6))
+        let dropped = compact::iter_v4(dropped4)
+            .chain(compact::iter_v6(dropped6))
             .collect();
         Ok(Self { added, dropped })
     }
@@ -161,36 +160,12 @@ fn flags(f: Option<&[u8]>, n: usize) -> Result<&[u8], Error> {
     }
 }
 
-fn v4(c: &[u8]) -> SocketAddr {
-    SocketAddr::new(
-        IpAddr::V4(Ipv4Addr::new(c[0], c[1], c[2], c[3])),
-        u16::from_be_bytes([c[4], c[5]]),
-    )
-}
-
-fn v6(c: &[u8]) -> SocketAddr {
-    let mut ip = [0u8; 16];
-    ip.copy_from_slice(&c[..16]);
-    SocketAddr::new(
-        IpAddr::V6(Ipv6Addr::from(ip)),
-        u16::from_be_bytes([c[16], c[17]]),
-    )
-}
-
 /// Appends `a` to the v4 or v6 list; returns whether it was v4.
 fn put_addr(v4: &mut Vec<u8>, v6: &mut Vec<u8>, a: SocketAddr) -> bool {
-    match a.ip() {
-        IpAddr::V4(ip) => {
-            v4.extend_from_slice(&ip.octets());
-            v4.extend_from_slice(&a.port().to_be_bytes());
-            true
-        }
-        IpAddr::V6(ip) => {
-            v6.extend_from_slice(&ip.octets());
-            v6.extend_from_slice(&a.port().to_be_bytes());
-            false
-        }
-    }
+    let bytes = compact::encode(a);
+    let list = if a.is_ipv4() { v4 } else { v6 };
+    list.extend_from_slice(bytes.as_ref());
+    a.is_ipv4()
 }
 
 /// libtorrent's ut_pex flood rule: at most [`PEX_FLOOD_COUNT`] messages within any
