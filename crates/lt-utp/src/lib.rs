@@ -1,0 +1,48 @@
+//! uTP, the Micro Transport Protocol (BEP 29), sans IO.
+//!
+//! ```text
+//!   datagrams from the UDP socket (demultiplexed by connection id)
+//!               │
+//!   ┌───────────▼──────────────────────────────────────────────────┐
+//!   │ Packet::decode  header, SACK extension, unknown exts skipped │
+//!   └───────────┬──────────────────────────────────────────────────┘
+//!   ┌───────────▼──────────────────────────────────────────────────┐
+//!   │ Connection    handle_datagram(now, &[u8]) / handle_timeout(now)
+//!   │  SYN handshake, in-order delivery (bounded reorder buffer),  │
+//!   │  delayed ACK + SACK, RTT/RTO, fast retransmit, FIN / RESET,  │
+//!   │  LEDBAT cwnd (100 ms target), receive window, Nagle          │
+//!   │  write(&[u8]) -> n   read(&mut [u8]) -> n   close()          │
+//!   └──┬─────────────────────────┬──────────────────────────┬──────┘
+//!      ▼ poll_transmit(now)       ▼ poll_event()             ▼ poll_timeout()
+//!   datagram to send            Connected / Readable / ...   next deadline
+//! ```
+//!
+//! This crate performs no I/O, reads no clock (`now: Instant` is a parameter) and no OS
+//! randomness (connection ids and sequence numbers come from a ChaCha generator seeded by
+//! the caller), spawns nothing and has no `unsafe`. Everything a peer can make it buffer is
+//! bounded by [`limits`] and the connection `Config`. It does not own a socket, does not
+//! demultiplex datagrams between connections and does not probe the path MTU (packets are
+//! at most [`limits::DEFAULT_MAX_PACKET_SIZE`] bytes).
+//!
+//! # Example
+//!
+//! ```
+//! use lt_utp::{Packet, PacketType};
+//! let datagram = [0x41, 0, 0, 7, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0];
+//! let p = Packet::decode(&datagram)?;
+//! assert_eq!((p.header.ty, p.header.connection_id), (PacketType::Syn, 7));
+//! # Ok::<(), lt_utp::Error>(())
+//! ```
+//!
+//! # Features
+//!
+//! - `quickcheck`: `quickcheck::Arbitrary` for the packet types, for property tests.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod error;
+pub mod limits;
+mod packet;
+
+pub use error::Error;
+pub use packet::{EXT_SACK, Header, Packet, PacketType, SelectiveAck, VERSION};
