@@ -5,6 +5,8 @@
 mod error;
 pub mod krpc;
 pub mod limits;
+pub mod routing;
 
 pub use error::Error;
 pub use krpc::{Body, Message, NodeInfo, Query, Response};
+pub use routing::RoutingTable;

@@ -1,0 +1,477 @@
+//! The routing table (BEP 5): K-buckets over the XOR distance to our own id.
+//!
+//! Bucket `i` (for `i < buckets.len() - 1`) holds nodes whose id shares exactly `i`
+//! leading bits with ours; the last bucket holds everything closer. A full last bucket
+//! splits (up to 160 buckets); a full other bucket replaces a bad node or sends the newcomer
+//! to the bucket's bounded replacement cache. Memory is bounded by
+//! `160 * (bucket_size + replacements)` entries whatever the network sends.
+//!
+//! Liveness (BEP 5): a node is *good* if it answered one of our queries within the last
+//! 15 minutes (or has ever answered and queried us within 15 minutes), *bad* after
+//! [`MAX_FAILS`] consecutive timeouts, *questionable* otherwise.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use lt_core::Sha1Hash;
+
+use crate::krpc::{NodeInfo, is_local};
+
+/// Consecutive failures after which a node is bad.
+pub const MAX_FAILS: u8 = 2;
+/// How long a node stays good after we last heard from it (BEP 5: 15 minutes).
+pub const GOOD_FOR: Duration = Duration::from_secs(15 * 60);
+
+/// BEP 5 liveness of a routing-table node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    /// Answered recently.
+    Good,
+    /// Not heard from in 15 minutes, or never answered a query.
+    Questionable,
+    /// Failed [`MAX_FAILS`] queries in a row.
+    Bad,
+}
+
+/// One node in the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Id and address.
+    pub node: NodeInfo,
+    /// When it last answered one of our queries, if ever.
+    pub last_response: Option<Instant>,
+    /// When we last heard anything from it.
+    pub last_seen: Instant,
+    /// Consecutive timeouts.
+    pub fails: u8,
+}
+
+impl Entry {
+    /// BEP 5 liveness at `now`.
+    #[must_use]
+    pub fn liveness(&self, now: Instant) -> Liveness {
+        if self.fails >= MAX_FAILS {
+            Liveness::Bad
+        } else if self.last_response.is_some()
+            && now.saturating_duration_since(self.last_seen) < GOOD_FOR
+        {
+            Liveness::Good
+        } else {
+            Liveness::Questionable
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct Bucket {
+    nodes: Vec<Entry>,
+    replacements: Vec<Entry>,
+    last_changed: Option<Instant>,
+}
+
+/// What [`RoutingTable::insert`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    /// The node was already in the table; its timestamps were updated.
+    Updated,
+    /// The node joined a bucket.
+    Added,
+    /// The bucket was full; the node went to the replacement cache.
+    Replacement,
+    /// Rejected (our own id, or an id already held by another address).
+    Rejected,
+}
+
+/// A bounded Kademlia routing table.
+#[derive(Debug, Clone)]
+pub struct RoutingTable {
+    own_id: Sha1Hash,
+    bucket_size: usize,
+    replacements: usize,
+    buckets: Vec<Bucket>,
+}
+
+impl RoutingTable {
+    /// An empty table around `own_id` with `bucket_size` (K, normally 8) nodes and
+    /// `replacements` cached candidates per bucket.
+    #[must_use]
+    pub fn new(own_id: Sha1Hash, bucket_size: usize, replacements: usize) -> Self {
+        Self {
+            own_id,
+            bucket_size: bucket_size.max(1),
+            replacements,
+            buckets: vec![Bucket::default()],
+        }
+    }
+
+    /// Our node id.
+    #[must_use]
+    pub fn own_id(&self) -> Sha1Hash {
+        self.own_id
+    }
+
+    /// Number of nodes in buckets (not counting replacement caches).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.buckets.iter().map(|b| b.nodes.len()).sum()
+    }
+
+    /// True when no bucket holds a node.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of buckets (1 to 160).
+    #[must_use]
+    pub fn bucket_count(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// Every node in the buckets.
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.buckets.iter().flat_map(|b| b.nodes.iter())
+    }
+
+    /// The entry for `id`, if present.
+    #[must_use]
+    pub fn get(&self, id: &Sha1Hash) -> Option<&Entry> {
+        let b = self.bucket_index(id);
+        self.buckets[b].nodes.iter().find(|e| e.node.id == *id)
+    }
+
+    /// Records that we heard from `node` at `now`; `responded` is true when it answered
+    /// one of our queries (only such nodes become good).
+    pub fn insert(&mut self, node: NodeInfo, now: Instant, responded: bool) -> Inserted {
+        if node.id == self.own_id {
+            return Inserted::Rejected;
+        }
+        loop {
+            let bi = self.bucket_index(&node.id);
+            let last = self.buckets.len() - 1;
+            let k = self.bucket_size;
+            let bucket = &mut self.buckets[bi];
+            if let Some(e) = bucket.nodes.iter_mut().find(|e| e.node.id == node.id) {
+                if e.node.addr != node.addr {
+                    // An id moving address could be a spoof: keep the one we know.
+                    return Inserted::Rejected;
+                }
+                e.last_seen = now;
+                if responded {
+                    e.last_response = Some(now);
+                    e.fails = 0;
+                }
+                return Inserted::Updated;
+            }
+            let entry = Entry {
+                node,
+                last_response: responded.then_some(now),
+                last_seen: now,
+                fails: 0,
+            };
+            if bucket.nodes.len() < k {
+                bucket.nodes.push(entry);
+                bucket.last_changed = Some(now);
+                return Inserted::Added;
+            }
+            if let Some(bad) = bucket
+                .nodes
+                .iter()
+                .position(|e| e.liveness(now) == Liveness::Bad)
+            {
+                bucket.nodes[bad] = entry;
+                bucket.last_changed = Some(now);
+                return Inserted::Added;
+            }
+            if bi == last && self.buckets.len() < 160 {
+                self.split_last();
+                continue;
+            }
+            let bucket = &mut self.buckets[bi];
+            if let Some(r) = bucket
+                .replacements
+                .iter_mut()
+                .find(|e| e.node.id == node.id)
+            {
+                *r = entry;
+            } else if self.replacements > 0 {
+                if bucket.replacements.len() >= self.replacements {
+                    bucket.replacements.remove(0);
+                }
+                bucket.replacements.push(entry);
+            }
+            return Inserted::Replacement;
+        }
+    }
+
+    /// Records a timeout for the node `id`. A node that turns bad is
+    /// replaced by the freshest replacement-cache entry, if any.
+    pub fn failed(&mut self, id: &Sha1Hash, now: Instant) {
+        let bi = self.bucket_index(id);
+        let bucket = &mut self.buckets[bi];
+        let Some(pos) = bucket.nodes.iter().position(|e| e.node.id == *id) else {
+            bucket.replacements.retain(|e| e.node.id != *id);
+            return;
+        };
+        let e = &mut bucket.nodes[pos];
+        e.fails = e.fails.saturating_add(1);
+        if e.liveness(now) == Liveness::Bad
+            && let Some(r) = bucket.replacements.pop()
+        {
+            bucket.nodes[pos] = r;
+            bucket.last_changed = Some(now);
+        }
+    }
+
+    /// Removes the node `id`.
+    pub fn remove(&mut self, id: &Sha1Hash) {
+        let bi = self.bucket_index(id);
+        self.buckets[bi].nodes.retain(|e| e.node.id != *id);
+    }
+
+    /// The `n` non-bad nodes closest to `target`, nearest first.
+    #[must_use]
+    pub fn closest(&self, target: &Sha1Hash, n: usize, now: Instant) -> Vec<NodeInfo> {
+        let mut all: Vec<NodeInfo> = self
+            .entries()
+            .filter(|e| e.liveness(now) != Liveness::Bad)
+            .map(|e| e.node)
+            .collect();
+        all.sort_by_key(|node| node.id ^ *target);
+        all.truncate(n);
+        all
+    }
+
+    /// Nodes that deserve a ping: questionable ones, oldest first, at most `n`.
+    #[must_use]
+    pub fn questionable(&self, n: usize, now: Instant) -> Vec<NodeInfo> {
+        let mut q: Vec<&Entry> = self
+            .entries()
+            .filter(|e| e.liveness(now) == Liveness::Questionable)
+            .collect();
+        q.sort_by_key(|e| e.last_seen);
+        q.into_iter().take(n).map(|e| e.node).collect()
+    }
+
+    /// Index of the bucket that holds (or would hold) `id`.
+    fn bucket_index(&self, id: &Sha1Hash) -> usize {
+        let shared = usize::try_from((*id ^ self.own_id).leading_zeros()).unwrap_or(usize::MAX);
+        shared.min(self.buckets.len() - 1)
+    }
+
+    fn split_last(&mut self) {
+        let last = self.buckets.len() - 1;
+        let old = std::mem::take(&mut self.buckets[last]);
+        self.buckets.push(Bucket::default());
+        for e in old.nodes.into_iter().chain(old.replacements) {
+            let bi = self.bucket_index(&e.node.id);
+            let b = &mut self.buckets[bi];
+            if b.nodes.len() < self.bucket_size {
+                b.nodes.push(e);
+            } else if b.replacements.len() < self.replacements {
+                b.replacements.push(e);
+            }
+        }
+        self.buckets[last].last_changed = old.last_changed;
+    }
+}
+
+/// CRC-32C (Castagnoli), bitwise; BEP 42 hashes at most 8 bytes with it.
+fn crc32c(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0x82F6_3B78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// The BEP 42 prefix for `ip` and the 3-bit `r`: the top 21 bits a conforming id must have.
+fn bep42_crc(ip: IpAddr, r: u8) -> u32 {
+    let r = r & 0x07;
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut b = v4.octets();
+            for (x, m) in b.iter_mut().zip([0x03, 0x0f, 0x3f, 0xff]) {
+                *x &= m;
+            }
+            b[0] |= r << 5;
+            crc32c(&b)
+        }
+        IpAddr::V6(v6) => {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&v6.octets()[..8]);
+            for (x, m) in b
+                .iter_mut()
+                .zip([0x01, 0x03, 0x07, 0x0f, 0x1f, 0x3f, 0x7f, 0xff])
+            {
+                *x &= m;
+            }
+            b[0] |= r << 5;
+            crc32c(&b)
+        }
+    }
+}
+
+/// BEP 42: a node id that conforms to `ip`, from 20 random bytes.
+#[must_use]
+pub fn bep42_id(ip: IpAddr, random: [u8; 20]) -> Sha1Hash {
+    let r = random[19] & 0x07;
+    let crc = bep42_crc(ip, r).to_be_bytes();
+    let mut id = random;
+    id[0] = crc[0];
+    id[1] = crc[1];
+    id[2] = (crc[2] & 0xf8) | (random[2] & 0x07);
+    id[19] = random[19];
+    Sha1Hash::new(id)
+}
+
+/// BEP 42: true when `id` conforms to `ip` (local addresses always conform).
+#[must_use]
+pub fn bep42_valid(id: &Sha1Hash, ip: IpAddr) -> bool {
+    if is_local(ip) {
+        return true;
+    }
+    let b = id.as_bytes();
+    let crc = bep42_crc(ip, b[19]).to_be_bytes();
+    b[0] == crc[0] && b[1] == crc[1] && (b[2] & 0xf8) == (crc[2] & 0xf8)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, SocketAddr};
+
+    use super::*;
+
+    fn node(first: u8, i: u32) -> NodeInfo {
+        let mut b = [0u8; 20];
+        b[0] = first;
+        b[16..].copy_from_slice(&i.to_be_bytes());
+        NodeInfo {
+            id: Sha1Hash::new(b),
+            addr: SocketAddr::from((Ipv4Addr::from(i), 1000)),
+        }
+    }
+
+    #[test]
+    fn bep42_vectors() {
+        let cases: [(&str, u8, &str); 5] = [
+            ("124.31.75.21", 1, "5fbfbf"),
+            ("21.75.31.124", 86, "5a3ce9"),
+            ("65.23.51.170", 22, "a5d432"),
+            ("84.124.73.14", 65, "1b0321"),
+            ("43.213.53.83", 90, "e56f6c"),
+        ];
+        for (ip, r, prefix) in cases {
+            let ip: IpAddr = ip.parse().unwrap();
+            let mut random = [0x55u8; 20];
+            random[19] = r;
+            let id = bep42_id(ip, random);
+            let hex = id.to_hex();
+            // The top 21 bits are fixed by the CRC; the rest of byte 2 is random.
+            let want = u32::from_str_radix(prefix, 16).unwrap() >> 3;
+            let got = u32::from_str_radix(&hex[..6], 16).unwrap() >> 3;
+            assert_eq!(got, want, "{ip}");
+            assert!(bep42_valid(&id, ip));
+            let mut other = id.into_bytes();
+            other[0] ^= 0x80;
+            assert!(!bep42_valid(&Sha1Hash::new(other), ip));
+        }
+        assert!(bep42_valid(&Sha1Hash::ZERO, "10.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn buckets_split_and_stay_bounded() {
+        let now = Instant::now();
+        let mut t = RoutingTable::new(Sha1Hash::ZERO, 8, 8);
+        for i in 0..10_000u32 {
+            let first = u8::try_from(i % 256).unwrap();
+            t.insert(node(first, i + 1), now, true);
+        }
+        assert!(t.len() <= 160 * 8);
+        assert!(t.bucket_count() > 1 && t.bucket_count() <= 160);
+        // Far half of the space: bucket 0 keeps exactly K.
+        assert_eq!(
+            t.entries()
+                .filter(|e| e.node.id.as_bytes()[0] >= 0x80)
+                .count(),
+            8
+        );
+        for b in &t.buckets {
+            assert!(b.nodes.len() <= 8 && b.replacements.len() <= 8);
+        }
+    }
+
+    #[test]
+    fn closest_matches_brute_force() {
+        let now = Instant::now();
+        let mut t = RoutingTable::new(Sha1Hash::new([0x42; 20]), 8, 8);
+        let nodes: Vec<NodeInfo> = (1..50u32)
+            .map(|i| node(0x40 + u8::try_from(i % 4).unwrap(), i))
+            .collect();
+        for n in &nodes {
+            t.insert(*n, now, true);
+        }
+        let target = Sha1Hash::new([0x41; 20]);
+        let mut present: Vec<NodeInfo> = t.entries().map(|e| e.node).collect();
+        present.sort_by_key(|n| n.id ^ target);
+        present.truncate(8);
+        assert_eq!(t.closest(&target, 8, now), present);
+    }
+
+    #[test]
+    fn liveness_and_replacement() {
+        let t0 = Instant::now();
+        let mut t = RoutingTable::new(Sha1Hash::ZERO, 2, 2);
+        // Far nodes (first bit set) land in bucket 0 which cannot split once a
+        // second bucket exists.
+        t.insert(node(0x00, 1), t0, true);
+        t.insert(node(0x00, 2), t0, true);
+        t.insert(node(0x00, 3), t0, true); // forces a split
+        let a = node(0x80, 10);
+        let b = node(0x81, 11);
+        let c = node(0x82, 12);
+        assert_eq!(t.insert(a, t0, true), Inserted::Added);
+        assert_eq!(t.insert(b, t0, false), Inserted::Added);
+        assert_eq!(t.insert(c, t0, true), Inserted::Replacement);
+        assert_eq!(t.get(&a.id).unwrap().liveness(t0), Liveness::Good);
+        assert_eq!(t.get(&b.id).unwrap().liveness(t0), Liveness::Questionable);
+        assert_eq!(
+            t.get(&a.id).unwrap().liveness(t0 + GOOD_FOR),
+            Liveness::Questionable
+        );
+        t.failed(&b.id, t0);
+        assert!(t.get(&b.id).is_some());
+        t.failed(&b.id, t0);
+        assert!(t.get(&b.id).is_none(), "bad node replaced");
+        assert!(t.get(&c.id).is_some(), "by the replacement");
+        assert_eq!(
+            t.insert(
+                NodeInfo {
+                    id: a.id,
+                    addr: c.addr
+                },
+                t0,
+                true
+            ),
+            Inserted::Rejected
+        );
+        assert_eq!(
+            t.insert(
+                NodeInfo {
+                    id: Sha1Hash::ZERO,
+                    addr: c.addr
+                },
+                t0,
+                true
+            ),
+            Inserted::Rejected
+        );
+    }
+}
