@@ -1,0 +1,938 @@
+//! The DHT node state machine: answers queries, runs lookups, keeps tokens and peers.
+//!
+//! Driver rule: after any input (`handle_datagram`, `handle_timeout` or a command), drain
+//! [`Dht::poll_transmit`], then [`Dht::poll_event`], then re-arm one timer from
+//! [`Dht::poll_timeout`]. `now` must never go backwards between calls.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use lt_core::Sha1Hash;
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+use tracing::trace;
+
+use crate::krpc::{Body, Message, NodeInfo, Query, Response};
+use crate::limits;
+use crate::routing::RoutingTable;
+
+/// Node configuration. Every cap has a documented default.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Our node id; `None` draws one from the RNG.
+    pub id: Option<Sha1Hash>,
+    /// RNG seed (ids, transaction ids, token secrets); `None` uses a fixed seed, so the
+    /// caller (lt-session) should pass OS randomness.
+    pub rng_seed: Option<[u8; 32]>,
+    /// BEP 43: do not answer queries and send `ro=1`. Default: false.
+    pub read_only: bool,
+    /// Client version sent as `v`. Default: `b"LT01"`.
+    pub version: Option<Vec<u8>>,
+    /// Use `nodes6` (an IPv6 node) instead of `nodes`. Default: false.
+    pub ipv6: bool,
+    /// Nodes per bucket, and the lookup result size (K). Default: 8.
+    pub bucket_size: usize,
+    /// Replacement-cache entries per bucket. Default: 8.
+    pub replacements: usize,
+    /// Lookup parallelism (alpha). Default: 3.
+    pub alpha: usize,
+    /// How long to wait for a reply. Default: 5 s.
+    pub query_timeout: Duration,
+    /// Token secret rotation period (BEP 5: 5 minutes; tokens are accepted for two periods).
+    pub token_rotation: Duration,
+    /// How long announced peers are kept. Default: 30 minutes.
+    pub peer_ttl: Duration,
+    /// Maximum info-hashes in the peer store. Default: [`limits::DEFAULT_MAX_INFO_HASHES`].
+    pub max_info_hashes: usize,
+    /// Maximum peers per info-hash. Default: [`limits::DEFAULT_MAX_PEERS_PER_INFO_HASH`].
+    pub max_peers_per_info_hash: usize,
+    /// Maximum peers per `get_peers` reply. Default: [`limits::DEFAULT_MAX_VALUES_IN_REPLY`].
+    pub max_values_in_reply: usize,
+    /// Incoming queries allowed per source IP per second. Default:
+    /// [`limits::DEFAULT_QUERIES_PER_IP_PER_SECOND`].
+    pub queries_per_ip_per_second: u32,
+    /// Source IPs tracked by the rate limiter. Default:
+    /// [`limits::DEFAULT_MAX_RATE_LIMIT_ENTRIES`].
+    pub max_rate_limit_entries: usize,
+    /// Outstanding transactions. Default: [`limits::DEFAULT_MAX_IN_FLIGHT`].
+    pub max_in_flight: usize,
+    /// Concurrent lookups. Default: [`limits::DEFAULT_MAX_LOOKUPS`].
+    pub max_lookups: usize,
+    /// Maintenance period: token rotation check, peer expiry, pinging questionable
+    /// nodes. Default: 60 s.
+    pub maintenance_interval: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            id: None,
+            rng_seed: None,
+            read_only: false,
+            version: Some(b"LT01".to_vec()),
+            ipv6: false,
+            bucket_size: limits::DEFAULT_BUCKET_SIZE,
+            replacements: limits::DEFAULT_REPLACEMENTS,
+            alpha: 3,
+            query_timeout: Duration::from_secs(5),
+            token_rotation: Duration::from_secs(5 * 60),
+            peer_ttl: Duration::from_secs(30 * 60),
+            max_info_hashes: limits::DEFAULT_MAX_INFO_HASHES,
+            max_peers_per_info_hash: limits::DEFAULT_MAX_PEERS_PER_INFO_HASH,
+            max_values_in_reply: limits::DEFAULT_MAX_VALUES_IN_REPLY,
+            queries_per_ip_per_second: limits::DEFAULT_QUERIES_PER_IP_PER_SECOND,
+            max_rate_limit_entries: limits::DEFAULT_MAX_RATE_LIMIT_ENTRIES,
+            max_in_flight: limits::DEFAULT_MAX_IN_FLIGHT,
+            max_lookups: limits::DEFAULT_MAX_LOOKUPS,
+            maintenance_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A datagram to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where to.
+    pub dest: SocketAddr,
+    /// The encoded KRPC message.
+    pub payload: Vec<u8>,
+}
+
+/// Identifies a lookup started by a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LookupId(pub u64);
+
+/// What a lookup is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LookupKind {
+    /// `find_node` towards our own id, from the routers.
+    Bootstrap,
+    /// `find_node` towards a target.
+    FindNode,
+    /// `get_peers` for an info-hash.
+    GetPeers,
+    /// `get_peers`, then `announce_peer` to the closest nodes that gave tokens;
+    /// `None` announces with `implied_port`.
+    Announce(Option<u16>),
+}
+
+/// Output of the node.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A `get_peers` reply carried peers (may repeat per lookup).
+    Peers {
+        /// The lookup.
+        lookup: LookupId,
+        /// The info-hash.
+        info_hash: Sha1Hash,
+        /// Peers from one reply.
+        peers: Vec<SocketAddr>,
+    },
+    /// A lookup converged.
+    LookupDone {
+        /// The lookup.
+        lookup: LookupId,
+        /// What it was.
+        kind: LookupKind,
+        /// The target or info-hash.
+        target: Sha1Hash,
+        /// Up to K responding nodes closest to the target, nearest first.
+        closest: Vec<NodeInfo>,
+        /// Hops: the longest chain of replies that led to a queried node.
+        rounds: u32,
+        /// Queries sent.
+        messages: u32,
+        /// For announces: `announce_peer` queries sent.
+        announced: usize,
+    },
+    /// The bootstrap lookup finished.
+    BootstrapDone {
+        /// Nodes in the routing table.
+        nodes: usize,
+    },
+}
+
+/// Why a command was refused.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// [`Config::max_lookups`] lookups are already running.
+    #[error("too many concurrent lookups")]
+    TooManyLookups,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CandState {
+    New,
+    InFlight,
+    Responded,
+    Failed,
+}
+
+#[derive(Debug, Clone)]
+struct Candidate {
+    node: NodeInfo,
+    state: CandState,
+    hop: u32,
+    token: Option<Vec<u8>>,
+}
+
+#[derive(Debug)]
+struct Lookup {
+    kind: LookupKind,
+    target: Sha1Hash,
+    candidates: Vec<Candidate>,
+    seen: HashSet<SocketAddr>,
+    in_flight: usize,
+    messages: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Purpose {
+    /// A lookup query; `hop` of the candidate queried (0 for a router).
+    Lookup(LookupId, u32),
+    /// A liveness ping or announce, only for the routing table.
+    Other,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    addr: SocketAddr,
+    id: Option<Sha1Hash>,
+    deadline: Instant,
+    purpose: Purpose,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct RateEntry {
+    window_start: Instant,
+    count: u32,
+}
+
+/// A sans-IO Mainline DHT node.
+///
+/// Feed it datagrams and timeouts; it produces datagrams ([`Transmit`]) and [`Event`]s.
+/// Driver rule: after any input, drain `poll_transmit`, then `poll_event`, then re-arm
+/// one timer from `poll_timeout`.
+#[derive(Debug)]
+pub struct Dht {
+    config: Config,
+    id: Sha1Hash,
+    rng: ChaCha8Rng,
+    table: RoutingTable,
+    routers: Vec<SocketAddr>,
+    next_tid: u16,
+    pending: HashMap<u16, Pending>,
+    deadlines: BTreeSet<(Instant, u16)>,
+    lookups: HashMap<LookupId, Lookup>,
+    next_lookup: u64,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    secret: [u8; 16],
+    prev_secret: [u8; 16],
+    last_rotation: Instant,
+    next_maintenance: Instant,
+    peers: HashMap<Sha1Hash, Vec<(SocketAddr, Instant)>>,
+    rate: HashMap<IpAddr, RateEntry>,
+    bootstrap: Option<LookupId>,
+}
+
+impl Dht {
+    /// A node with an empty routing table.
+    #[must_use]
+    pub fn new(config: Config, now: Instant) -> Self {
+        let mut rng = ChaCha8Rng::from_seed(config.rng_seed.unwrap_or([0x44; 32]));
+        let id = config.id.unwrap_or_else(|| {
+            let mut b = [0u8; 20];
+            rng.fill_bytes(&mut b);
+            Sha1Hash::new(b)
+        });
+        let mut secret = [0u8; 16];
+        rng.fill_bytes(&mut secret);
+        let next_tid = u16::try_from(rng.next_u32() & 0xffff).unwrap_or(0);
+        Self {
+            table: RoutingTable::new(id, config.bucket_size, config.replacements),
+            next_maintenance: now + config.maintenance_interval,
+            config,
+            id,
+            rng,
+            routers: Vec::new(),
+            next_tid,
+            pending: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            lookups: HashMap::new(),
+            next_lookup: 0,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            secret,
+            prev_secret: secret,
+            last_rotation: now,
+            peers: HashMap::new(),
+            rate: HashMap::new(),
+            bootstrap: None,
+        }
+    }
+
+    /// Our node id.
+    #[must_use]
+    pub fn id(&self) -> Sha1Hash {
+        self.id
+    }
+
+    /// The routing table.
+    #[must_use]
+    pub fn routing_table(&self) -> &RoutingTable {
+        &self.table
+    }
+
+    /// Adds a bootstrap router (queried by [`Dht::bootstrap`], never put in the table).
+    pub fn add_router(&mut self, addr: SocketAddr) {
+        if !self.routers.contains(&addr) && self.routers.len() < 32 {
+            self.routers.push(addr);
+        }
+    }
+
+    /// Starts the bootstrap: a `find_node` for our own id from the routers and the table.
+    ///
+    /// # Errors
+    ///
+    /// [`CommandError::TooManyLookups`].
+    pub fn bootstrap(&mut self, now: Instant) -> Result<LookupId, CommandError> {
+        let id = self.start(now, LookupKind::Bootstrap, self.id)?;
+        self.bootstrap = Some(id);
+        Ok(id)
+    }
+
+    /// Starts an iterative `find_node` for `target`.
+    ///
+    /// # Errors
+    ///
+    /// [`CommandError::TooManyLookups`].
+    pub fn find_node(&mut self, now: Instant, target: Sha1Hash) -> Result<LookupId, CommandError> {
+        self.start(now, LookupKind::FindNode, target)
+    }
+
+    /// Starts an iterative `get_peers` for `info_hash`.
+    ///
+    /// # Errors
+    ///
+    /// [`CommandError::TooManyLookups`].
+    pub fn get_peers(
+        &mut self,
+        now: Instant,
+        info_hash: Sha1Hash,
+    ) -> Result<LookupId, CommandError> {
+        self.start(now, LookupKind::GetPeers, info_hash)
+    }
+
+    /// `get_peers`, then `announce_peer` to the closest K nodes that gave a token.
+    /// `port: None` announces with `implied_port`.
+    ///
+    /// # Errors
+    ///
+    /// [`CommandError::TooManyLookups`].
+    pub fn announce(
+        &mut self,
+        now: Instant,
+        info_hash: Sha1Hash,
+        port: Option<u16>,
+    ) -> Result<LookupId, CommandError> {
+        self.start(now, LookupKind::Announce(port), info_hash)
+    }
+
+    /// Peers stored for `info_hash` by `announce_peer` queries.
+    pub fn stored_peers(&self, info_hash: &Sha1Hash) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.peers
+            .get(info_hash)
+            .into_iter()
+            .flatten()
+            .map(|(a, _)| *a)
+    }
+
+    /// Number of info-hashes in the peer store.
+    #[must_use]
+    pub fn stored_info_hashes(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Takes one datagram from `from`.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, buf: &[u8]) {
+        let msg = match Message::decode(buf) {
+            Ok(m) => m,
+            Err(e) => {
+                trace!(peer = %from, error = %e, "malformed KRPC");
+                return;
+            }
+        };
+        match msg.body {
+            Body::Query(q) => self.on_query(now, from, &msg.tid, msg.read_only, q),
+            Body::Response(r) => self.on_response(now, from, &msg.tid, Some(r)),
+            Body::Error { code, .. } => {
+                trace!(peer = %from, code, "KRPC error");
+                self.on_response(now, from, &msg.tid, None);
+            }
+        }
+    }
+
+    /// Fires expired transactions and periodic maintenance.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&(deadline, tid)) = self.deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            if let Some(p) = self.pending.remove(&tid) {
+                if let Some(id) = p.id {
+                    self.table.failed(&id, now);
+                }
+                if let Purpose::Lookup(lid, _) = p.purpose {
+                    self.lookup_reply(now, lid, p.addr, None, 0);
+                }
+            }
+        }
+        if now >= self.next_maintenance {
+            self.next_maintenance = now + self.config.maintenance_interval;
+            self.maintain(now);
+        }
+    }
+
+    /// The next datagram to send.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Dht::handle_timeout`] wants to be called.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let tx = self.deadlines.first().map(|&(d, _)| d);
+        Some(tx.map_or(self.next_maintenance, |d| d.min(self.next_maintenance)))
+    }
+
+    // ---- queries we answer ----
+
+    fn on_query(&mut self, now: Instant, from: SocketAddr, tid: &[u8], ro: bool, q: Query) {
+        // BEP 43: a read-only node does not answer.
+        if self.config.read_only || !self.allow(now, from.ip()) {
+            return;
+        }
+        let id = q.id();
+        if !ro && id != self.id {
+            self.table.insert(NodeInfo { id, addr: from }, now, false);
+        }
+        let body = match q {
+            Query::Ping { .. } => Body::Response(Response::new(self.id)),
+            Query::FindNode { target, .. } => Body::Response(self.nodes_reply(&target, now)),
+            Query::GetPeers { info_hash, .. } => {
+                let mut r = self.nodes_reply(&info_hash, now);
+                r.token = Some(self.token(from.ip(), &self.secret).to_vec());
+                r.values = self.sample_peers(&info_hash, now);
+                Body::Response(r)
+            }
+            Query::AnnouncePeer {
+                info_hash,
+                port,
+                implied_port,
+                token,
+                ..
+            } => {
+                let ip = from.ip();
+                if token != self.token(ip, &self.secret)
+                    && token != self.token(ip, &self.prev_secret)
+                {
+                    Body::Error {
+                        code: 203,
+                        message: b"bad token".to_vec(),
+                    }
+                } else {
+                    // BEP 5: implied_port means the UDP source port.
+                    let port = if implied_port { from.port() } else { port };
+                    if port == 0 {
+                        Body::Error {
+                            code: 203,
+                            message: b"bad port".to_vec(),
+                        }
+                    } else {
+                        self.store_peer(info_hash, SocketAddr::new(ip, port), now);
+                        Body::Response(Response::new(self.id))
+                    }
+                }
+            }
+            Query::SampleInfohashes { target, .. } => {
+                let mut r = self.nodes_reply(&target, now);
+                let mut keys: Vec<Sha1Hash> = self.peers.keys().copied().collect();
+                keys.sort();
+                let n = keys.len();
+                // A random window of the sorted keys, at most MAX_SAMPLES.
+                let max = limits::MAX_SAMPLES.min(n);
+                let start = if n > max {
+                    self.rand_below(n - max + 1)
+                } else {
+                    0
+                };
+                r.samples = keys[start..start + max].to_vec();
+                r.num = Some(i64::try_from(n).unwrap_or(i64::MAX));
+                r.interval =
+                    Some(i64::try_from(self.config.maintenance_interval.as_secs()).unwrap_or(60));
+                Body::Response(r)
+            }
+        };
+        let msg = Message {
+            tid: tid.to_vec(),
+            version: self.config.version.clone(),
+            read_only: false,
+            ip: Some(from),
+            body,
+        };
+        self.transmits.push_back(Transmit {
+            dest: from,
+            payload: msg.encode(),
+        });
+    }
+
+    fn nodes_reply(&self, target: &Sha1Hash, now: Instant) -> Response {
+        let mut r = Response::new(self.id);
+        let nodes = self.table.closest(target, self.config.bucket_size, now);
+        if self.config.ipv6 {
+            r.nodes6 = nodes.into_iter().filter(|n| n.addr.is_ipv6()).collect();
+        } else {
+            r.nodes = nodes.into_iter().filter(|n| n.addr.is_ipv4()).collect();
+        }
+        r
+    }
+
+    fn token(&self, ip: IpAddr, secret: &[u8; 16]) -> [u8; 8] {
+        let mut buf = Vec::with_capacity(32);
+        buf.extend_from_slice(secret);
+        match ip {
+            IpAddr::V4(v4) => buf.extend_from_slice(&v4.octets()),
+            IpAddr::V6(v6) => buf.extend_from_slice(&v6.octets()),
+        }
+        let h = Sha1Hash::digest(&buf);
+        let mut t = [0u8; 8];
+        t.copy_from_slice(&h.as_bytes()[..8]);
+        t
+    }
+
+    fn allow(&mut self, now: Instant, ip: IpAddr) -> bool {
+        let limit = self.config.queries_per_ip_per_second;
+        if !self.rate.contains_key(&ip) && self.rate.len() >= self.config.max_rate_limit_entries {
+            self.rate.retain(|_, e| {
+                now.saturating_duration_since(e.window_start) < Duration::from_secs(1)
+            });
+            if self.rate.len() >= self.config.max_rate_limit_entries {
+                trace!(%ip, "rate-limit table full");
+                return false;
+            }
+        }
+        let e = self.rate.entry(ip).or_insert(RateEntry {
+            window_start: now,
+            count: 0,
+        });
+        if now.saturating_duration_since(e.window_start) >= Duration::from_secs(1) {
+            *e = RateEntry {
+                window_start: now,
+                count: 0,
+            };
+        }
+        e.count = e.count.saturating_add(1);
+        e.count <= limit
+    }
+
+    fn store_peer(&mut self, info_hash: Sha1Hash, peer: SocketAddr, now: Instant) {
+        if !self.peers.contains_key(&info_hash) && self.peers.len() >= self.config.max_info_hashes {
+            trace!("peer store full");
+            return;
+        }
+        let list = self.peers.entry(info_hash).or_default();
+        if let Some(e) = list.iter_mut().find(|(a, _)| *a == peer) {
+            e.1 = now;
+            return;
+        }
+        if list.len() >= self.config.max_peers_per_info_hash {
+            // Replace the oldest announce.
+            if let Some((i, _)) = list.iter().enumerate().min_by_key(|(_, (_, t))| *t) {
+                list.swap_remove(i);
+            }
+        }
+        list.push((peer, now));
+    }
+
+    fn sample_peers(&mut self, info_hash: &Sha1Hash, now: Instant) -> Vec<SocketAddr> {
+        let ttl = self.config.peer_ttl;
+        let max = self.config.max_values_in_reply.min(limits::MAX_VALUES);
+        let Some(list) = self.peers.get(info_hash) else {
+            return Vec::new();
+        };
+        let fresh: Vec<SocketAddr> = list
+            .iter()
+            .filter(|(_, t)| now.saturating_duration_since(*t) < ttl)
+            .map(|(a, _)| *a)
+            .filter(|a| a.is_ipv6() == self.config.ipv6)
+            .collect();
+        if fresh.len() <= max {
+            return fresh;
+        }
+        let start = self.rand_below(fresh.len());
+        fresh
+            .iter()
+            .cycle()
+            .skip(start)
+            .take(max)
+            .copied()
+            .collect()
+    }
+
+    fn rand_below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            return 0;
+        }
+        usize::try_from(self.rng.next_u64() % u64::try_from(n).unwrap_or(u64::MAX)).unwrap_or(0)
+    }
+
+    fn maintain(&mut self, now: Instant) {
+        if now.saturating_duration_since(self.last_rotation) >= self.config.token_rotation {
+            self.prev_secret = self.secret;
+            self.rng.fill_bytes(&mut self.secret);
+            self.last_rotation = now;
+        }
+        let ttl = self.config.peer_ttl;
+        self.peers.retain(|_, list| {
+            list.retain(|(_, t)| now.saturating_duration_since(*t) < ttl);
+            !list.is_empty()
+        });
+        self.rate
+            .retain(|_, e| now.saturating_duration_since(e.window_start) < Duration::from_secs(1));
+        for node in self.table.questionable(3, now) {
+            let q = Query::Ping { id: self.id };
+            self.send_query(now, node.addr, Some(node.id), q, Purpose::Other);
+        }
+    }
+
+    // ---- our queries ----
+
+    fn send_query(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        id: Option<Sha1Hash>,
+        q: Query,
+        purpose: Purpose,
+    ) -> bool {
+        if self.pending.len() >= self.config.max_in_flight {
+            return false;
+        }
+        let mut tid = self.next_tid;
+        while self.pending.contains_key(&tid) {
+            tid = tid.wrapping_add(1);
+        }
+        self.next_tid = tid.wrapping_add(1);
+        let deadline = now + self.config.query_timeout;
+        self.pending.insert(
+            tid,
+            Pending {
+                addr,
+                id,
+                deadline,
+                purpose,
+            },
+        );
+        self.deadlines.insert((deadline, tid));
+        let msg = Message {
+            tid: tid.to_be_bytes().to_vec(),
+            version: self.config.version.clone(),
+            read_only: self.config.read_only,
+            ip: None,
+            body: Body::Query(q),
+        };
+        self.transmits.push_back(Transmit {
+            dest: addr,
+            payload: msg.encode(),
+        });
+        true
+    }
+
+    fn on_response(&mut self, now: Instant, from: SocketAddr, tid: &[u8], r: Option<Response>) {
+        let Ok(tid) = <[u8; 2]>::try_from(tid) else {
+            return;
+        };
+        let tid = u16::from_be_bytes(tid);
+        let Some(p) = self.pending.get(&tid).copied() else {
+            return;
+        };
+        // Anti-spoofing: the reply must come from the address we asked.
+        if p.addr != from {
+            return;
+        }
+        self.pending.remove(&tid);
+        self.deadlines.remove(&(p.deadline, tid));
+        let Some(r) = r else {
+            if let Purpose::Lookup(lid, _) = p.purpose {
+                self.lookup_reply(now, lid, from, None, 0);
+            }
+            return;
+        };
+        if p.id.is_some_and(|id| id != r.id) {
+            // A different node answers at that address now.
+            if let Some(id) = p.id {
+                self.table.remove(&id);
+            }
+        }
+        self.table.insert(
+            NodeInfo {
+                id: r.id,
+                addr: from,
+            },
+            now,
+            true,
+        );
+        if let Purpose::Lookup(lid, hop) = p.purpose {
+            self.lookup_reply(now, lid, from, Some(r), hop);
+        }
+    }
+
+    // ---- lookups ----
+
+    fn start(
+        &mut self,
+        now: Instant,
+        kind: LookupKind,
+        target: Sha1Hash,
+    ) -> Result<LookupId, CommandError> {
+        if self.lookups.len() >= self.config.max_lookups {
+            return Err(CommandError::TooManyLookups);
+        }
+        let lid = LookupId(self.next_lookup);
+        self.next_lookup += 1;
+        let mut lookup = Lookup {
+            kind,
+            target,
+            candidates: Vec::new(),
+            seen: HashSet::new(),
+            in_flight: 0,
+            messages: 0,
+        };
+        for node in self
+            .table
+            .closest(&target, limits::DEFAULT_MAX_CANDIDATES, now)
+        {
+            add_candidate(&mut lookup, node, 1);
+        }
+        self.lookups.insert(lid, lookup);
+        if kind == LookupKind::Bootstrap || self.table.len() < self.config.bucket_size {
+            for addr in self.routers.clone() {
+                let q = self.query_for(kind, target);
+                if self.send_query(now, addr, None, q, Purpose::Lookup(lid, 0))
+                    && let Some(l) = self.lookups.get_mut(&lid)
+                {
+                    l.seen.insert(addr);
+                    l.in_flight += 1;
+                    l.messages += 1;
+                }
+            }
+        }
+        self.advance(now, lid);
+        Ok(lid)
+    }
+
+    fn query_for(&self, kind: LookupKind, target: Sha1Hash) -> Query {
+        match kind {
+            LookupKind::Bootstrap | LookupKind::FindNode => Query::FindNode {
+                id: self.id,
+                target,
+            },
+            LookupKind::GetPeers | LookupKind::Announce(_) => Query::GetPeers {
+                id: self.id,
+                info_hash: target,
+            },
+        }
+    }
+
+    fn lookup_reply(
+        &mut self,
+        now: Instant,
+        lid: LookupId,
+        from: SocketAddr,
+        r: Option<Response>,
+        hop: u32,
+    ) {
+        let ipv6 = self.config.ipv6;
+        let own = self.id;
+        let Some(l) = self.lookups.get_mut(&lid) else {
+            return;
+        };
+        l.in_flight = l.in_flight.saturating_sub(1);
+        let cand = l.candidates.iter_mut().find(|c| c.node.addr == from);
+        match r {
+            None => {
+                if let Some(c) = cand {
+                    c.state = CandState::Failed;
+                }
+            }
+            Some(r) => {
+                if let Some(c) = cand {
+                    if c.node.id == r.id {
+                        c.state = CandState::Responded;
+                        c.token.clone_from(&r.token);
+                    } else {
+                        c.state = CandState::Failed;
+                    }
+                }
+                let nodes = if ipv6 { &r.nodes6 } else { &r.nodes };
+                for n in nodes {
+                    if n.id != own {
+                        add_candidate(l, *n, hop + 1);
+                    }
+                }
+                if !r.values.is_empty()
+                    && matches!(l.kind, LookupKind::GetPeers | LookupKind::Announce(_))
+                {
+                    self.events.push_back(Event::Peers {
+                        lookup: lid,
+                        info_hash: l.target,
+                        peers: r.values,
+                    });
+                }
+            }
+        }
+        self.advance(now, lid);
+    }
+
+    fn advance(&mut self, now: Instant, lid: LookupId) {
+        let k = self.config.bucket_size;
+        let alpha = self.config.alpha.max(1);
+        loop {
+            let Some(l) = self.lookups.get_mut(&lid) else {
+                return;
+            };
+            if l.in_flight >= alpha {
+                return;
+            }
+            // The next unqueried candidate among the K closest that have not failed.
+            let next = l
+                .candidates
+                .iter()
+                .filter(|c| c.state != CandState::Failed)
+                .take(k)
+                .position(|c| c.state == CandState::New);
+            let Some(pos) = next.map(|p| {
+                // `position` counted only non-failed entries: map back to an index.
+                l.candidates
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.state != CandState::Failed)
+                    .nth(p)
+                    .map_or(0, |(i, _)| i)
+            }) else {
+                break;
+            };
+            let c = &mut l.candidates[pos];
+            c.state = CandState::InFlight;
+            let (node, hop, kind, target) = (c.node, c.hop, l.kind, l.target);
+            l.in_flight += 1;
+            l.messages += 1;
+            let q = self.query_for(kind, target);
+            if !self.send_query(now, node.addr, Some(node.id), q, Purpose::Lookup(lid, hop)) {
+                // Out of transaction slots: treat as failed so the lookup can finish.
+                if let Some(l) = self.lookups.get_mut(&lid) {
+                    l.in_flight -= 1;
+                    if let Some(c) = l.candidates.get_mut(pos) {
+                        c.state = CandState::Failed;
+                    }
+                }
+            }
+        }
+        let done = self.lookups.get(&lid).is_some_and(|l| l.in_flight == 0);
+        if done {
+            self.finish(now, lid);
+        }
+    }
+
+    fn finish(&mut self, now: Instant, lid: LookupId) {
+        let Some(l) = self.lookups.remove(&lid) else {
+            return;
+        };
+        let k = self.config.bucket_size;
+        let responded: Vec<&Candidate> = l
+            .candidates
+            .iter()
+            .filter(|c| c.state == CandState::Responded)
+            .take(k)
+            .collect();
+        let rounds = responded.iter().map(|c| c.hop).max().unwrap_or(0);
+        let closest: Vec<NodeInfo> = responded.iter().map(|c| c.node).collect();
+        let mut announced = 0;
+        if let LookupKind::Announce(port) = l.kind {
+            let targets: Vec<(NodeInfo, Vec<u8>)> = responded
+                .iter()
+                .filter_map(|c| c.token.clone().map(|t| (c.node, t)))
+                .collect();
+            for (node, token) in targets {
+                let q = Query::AnnouncePeer {
+                    id: self.id,
+                    info_hash: l.target,
+                    port: port.unwrap_or(0),
+                    implied_port: port.is_none(),
+                    token,
+                };
+                if self.send_query(now, node.addr, Some(node.id), q, Purpose::Other) {
+                    announced += 1;
+                }
+            }
+        }
+        self.events.push_back(Event::LookupDone {
+            lookup: lid,
+            kind: l.kind,
+            target: l.target,
+            closest,
+            rounds,
+            messages: l.messages,
+            announced,
+        });
+        if self.bootstrap == Some(lid) {
+            self.bootstrap = None;
+            self.events.push_back(Event::BootstrapDone {
+                nodes: self.table.len(),
+            });
+        }
+    }
+}
+
+/// Inserts `node` in distance order, keeping at most `DEFAULT_MAX_CANDIDATES`.
+fn add_candidate(l: &mut Lookup, node: NodeInfo, hop: u32) {
+    if !l.seen.insert(node.addr) {
+        return;
+    }
+    let d = node.id ^ l.target;
+    let pos = l.candidates.partition_point(|c| (c.node.id ^ l.target) < d);
+    if pos >= limits::DEFAULT_MAX_CANDIDATES {
+        return;
+    }
+    l.candidates.insert(
+        pos,
+        Candidate {
+            node,
+            state: CandState::New,
+            hop,
+            token: None,
+        },
+    );
+    if l.candidates.len() > limits::DEFAULT_MAX_CANDIDATES {
+        // Drop the farthest unqueried candidate; never one we await a reply from.
+        if let Some(i) = l
+            .candidates
+            .iter()
+            .rposition(|c| c.state != CandState::InFlight)
+        {
+            l.candidates.remove(i);
+        }
+    }
+}
