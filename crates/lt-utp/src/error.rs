@@ -1,10 +1,10 @@
 //! The crate's error type.
 //!
 //! [`Error`] is what [`Packet::decode`](crate::Packet::decode) and
-//! `Connection::accept` return for a datagram that is not a valid
+//! [`Connection::accept`](crate::Connection::accept) return for a datagram that is not a valid
 //! uTP packet; it carries only lengths and numbers, never peer bytes. A connection never
 //! fails because of one bad datagram (UDP can carry spoofed junk): it drops the datagram.
-//! Why a connection ended is a `CloseReason`.
+//! Why a connection ended is a [`CloseReason`](crate::CloseReason).
 
 /// Why a datagram was rejected.
 #[non_exhaustive]
@@ -36,7 +36,16 @@ pub enum Error {
         max: usize,
     },
     /// A packet that cannot open a connection was given to
-    /// `Connection::accept` (not an ST_SYN).
+    /// [`Connection::accept`](crate::Connection::accept) (not an ST_SYN).
     #[error("not a SYN packet")]
     NotSyn,
+    /// The connection id is not this connection's.
+    #[error("connection id {0} does not match")]
+    ConnectionIdMismatch(u16),
+    /// The packet acknowledges a sequence number we never sent (or one implausibly old).
+    #[error("ack number {0} out of range")]
+    AckOutOfRange(u16),
+    /// A packet type not valid in the connection's state (data before the handshake).
+    #[error("packet type {0} unexpected in this state")]
+    UnexpectedPacket(u8),
 }

@@ -20,7 +20,7 @@
 //! This crate performs no I/O, reads no clock (`now: Instant` is a parameter) and no OS
 //! randomness (connection ids and sequence numbers come from a ChaCha generator seeded by
 //! the caller), spawns nothing and has no `unsafe`. Everything a peer can make it buffer is
-//! bounded by [`limits`] and the connection `Config`. It does not own a socket, does not
+//! bounded by [`limits`] and the connection [`Config`]. It does not own a socket, does not
 //! demultiplex datagrams between connections and does not probe the path MTU (packets are
 //! at most [`limits::DEFAULT_MAX_PACKET_SIZE`] bytes).
 //!
@@ -40,9 +40,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod connection;
 mod error;
 pub mod limits;
 mod packet;
 
+pub use connection::{CloseReason, Config, Connection, Event, Stats, Transmit};
 pub use error::Error;
 pub use packet::{EXT_SACK, Header, Packet, PacketType, SelectiveAck, VERSION};

@@ -15,7 +15,7 @@ pub const MAX_EXTENSIONS: usize = 8;
 /// after the IPv6 and UDP headers, so it is safe on any path. Path MTU discovery is not
 /// implemented yet; this is a fixed conservative size.
 pub const DEFAULT_MAX_PACKET_SIZE: usize = 1232;
-/// Smallest `max_packet_size` accepted by `Config` (room for a header,
+/// Smallest `max_packet_size` accepted by [`Config`](crate::Config) (room for a header,
 /// a full SACK and some payload).
 pub const MIN_PACKET_SIZE: usize = 150;
 /// Default send buffer: 1 MiB of bytes accepted by `write` and not yet acknowledged.

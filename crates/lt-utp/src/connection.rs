@@ -1,0 +1,1117 @@
+//! One uTP connection as a state machine (BEP 29), with LEDBAT congestion control.
+//!
+//! # Invariants
+//!
+//! - `inflight` holds every packet that consumed a sequence number (SYN, DATA, FIN) and is
+//!   not yet cumulatively acknowledged, in sequence order without gaps; the last one has
+//!   sequence number `seq_nr - 1`.
+//! - `cur_window` is the payload size of the in-flight packets that were sent and are
+//!   neither selectively acknowledged nor declared lost.
+//! - `reorder[0]` is always empty (it would be delivered at once); `reorder[i]` holds
+//!   sequence number `ack_nr + 1 + i`. Its length is at most `Config::max_reorder`.
+//! - unsent bytes plus in-flight payload never exceed `Config::send_buffer_size`;
+//!   `recv_buf` plus reordered payload never exceed `Config::recv_buffer_size`.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+use tracing::{debug, trace};
+
+use crate::limits::{
+    BASE_DELAY_HISTORY, DEFAULT_DELAYED_ACK, DEFAULT_GAIN, DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_KEEPALIVE_INTERVAL, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PACKET_SIZE,
+    DEFAULT_MAX_REORDER, DEFAULT_MAX_TIMEOUTS, DEFAULT_RECV_BUFFER, DEFAULT_SEND_BUFFER,
+    DEFAULT_TARGET_DELAY, DEFAULT_ZERO_WINDOW_TIMEOUT, DUPLICATE_ACKS, HEADER_LEN, INITIAL_RTO,
+    MAX_RTO, MAX_SACK_BYTES, MIN_PACKET_SIZE, MIN_RTO, ZERO_WINDOW_PROBE,
+};
+use crate::{Error, Header, Packet, PacketType, SelectiveAck};
+
+/// Settings of one connection. Every field has a documented default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Seed of the generator for connection ids and the initial sequence number. The driver
+    /// seeds it from the OS; tests pass a fixed one. Default: all zeros.
+    pub rng_seed: [u8; 32],
+    /// Largest datagram sent, header included. Default: [`DEFAULT_MAX_PACKET_SIZE`]
+    /// (fixed; no path MTU discovery yet). Values below [`MIN_PACKET_SIZE`] are raised to it.
+    pub max_packet_size: usize,
+    /// Bytes accepted by [`Connection::write`] and not yet acknowledged.
+    /// Default: [`DEFAULT_SEND_BUFFER`].
+    pub send_buffer_size: usize,
+    /// Bytes received and not yet read, in order or not; also the largest advertised
+    /// window. Default: [`DEFAULT_RECV_BUFFER`].
+    pub recv_buffer_size: usize,
+    /// Most packets past a hole held for reordering. Default: [`DEFAULT_MAX_REORDER`].
+    pub max_reorder: u16,
+    /// Most packets in flight. Default: [`DEFAULT_MAX_IN_FLIGHT`].
+    pub max_in_flight: u16,
+    /// LEDBAT target queuing delay. Default: [`DEFAULT_TARGET_DELAY`] (100 ms).
+    pub target_delay: Duration,
+    /// LEDBAT gain: bytes per RTT the window grows at zero queuing delay.
+    /// Default: [`DEFAULT_GAIN`].
+    pub gain: u32,
+    /// Nagle-like coalescing: a partial packet waits while data is in flight.
+    /// Default: `true`.
+    pub nagle: bool,
+    /// Acks wait at most this long. Default: [`DEFAULT_DELAYED_ACK`].
+    pub delayed_ack: Duration,
+    /// Closed after receiving nothing for this long. Default: [`DEFAULT_IDLE_TIMEOUT`].
+    pub idle_timeout: Duration,
+    /// An ST_STATE is sent after sending nothing for this long.
+    /// Default: [`DEFAULT_KEEPALIVE_INTERVAL`].
+    pub keepalive_interval: Duration,
+    /// Reset when the peer's window stays zero this long while we have data.
+    /// Default: [`DEFAULT_ZERO_WINDOW_TIMEOUT`].
+    pub zero_window_timeout: Duration,
+    /// Consecutive retransmission timeouts before giving up. Default: [`DEFAULT_MAX_TIMEOUTS`].
+    pub max_timeouts: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            rng_seed: [0; 32],
+            max_packet_size: DEFAULT_MAX_PACKET_SIZE,
+            send_buffer_size: DEFAULT_SEND_BUFFER,
+            recv_buffer_size: DEFAULT_RECV_BUFFER,
+            max_reorder: DEFAULT_MAX_REORDER,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            target_delay: DEFAULT_TARGET_DELAY,
+            gain: DEFAULT_GAIN,
+            nagle: true,
+            delayed_ack: DEFAULT_DELAYED_ACK,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            keepalive_interval: DEFAULT_KEEPALIVE_INTERVAL,
+            zero_window_timeout: DEFAULT_ZERO_WINDOW_TIMEOUT,
+            max_timeouts: DEFAULT_MAX_TIMEOUTS,
+        }
+    }
+}
+
+/// Something the application should know about.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// The handshake completed (outgoing) or the SYN was accepted (incoming).
+    Connected,
+    /// In-order data is ready for [`Connection::read`].
+    Readable,
+    /// Send-buffer space freed after a short [`Connection::write`].
+    Writable,
+    /// The peer sent FIN and every byte before it was delivered; reads return 0 once drained.
+    PeerClosed,
+    /// The connection is over; no further events or datagrams.
+    Closed(CloseReason),
+}
+
+/// Why a connection ended.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// Both sides sent FIN and every byte was acknowledged.
+    Done,
+    /// The peer sent ST_RESET.
+    Reset,
+    /// Too many retransmission timeouts, or nothing received for `idle_timeout`.
+    TimedOut,
+    /// The peer advertised a zero window for `zero_window_timeout` (we send ST_RESET).
+    ZeroWindow,
+    /// [`Connection::abort`] was called (we send ST_RESET).
+    Aborted,
+}
+
+/// A datagram to send to the connection's peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// The encoded uTP packet.
+    pub contents: Vec<u8>,
+}
+
+/// Counters of one connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Datagrams sent.
+    pub packets_sent: u64,
+    /// Data and FIN packets sent again (timeout or fast retransmit).
+    pub retransmits: u64,
+    /// Retransmission timeouts.
+    pub timeouts: u64,
+    /// Fast-retransmit loss events (duplicate ACKs or SACK holes).
+    pub fast_retransmits: u64,
+    /// Datagrams accepted.
+    pub packets_received: u64,
+    /// Datagrams dropped (wrong connection id, bogus ack, out of window, buffer full).
+    pub packets_dropped: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    SynSent,
+    Connected,
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Syn,
+    Data,
+    Fin,
+}
+
+#[derive(Debug)]
+struct OutPacket {
+    seq: u16,
+    kind: Kind,
+    payload: Vec<u8>,
+    /// Time of the last transmission; `None` before the first.
+    sent: Option<Instant>,
+    transmissions: u32,
+    /// Declared lost and waiting to be sent again.
+    lost: bool,
+    sacked: bool,
+    fast_resent: bool,
+}
+
+impl OutPacket {
+    fn counted(&self) -> bool {
+        self.sent.is_some() && !self.lost && !self.sacked
+    }
+}
+
+#[derive(Debug)]
+enum Slot {
+    Data(Vec<u8>),
+    Fin,
+}
+
+/// LEDBAT base delay: the minimum one-way delay per minute over the last minutes.
+#[derive(Debug)]
+struct BaseDelay {
+    minutes: [Option<u32>; BASE_DELAY_HISTORY],
+    current: usize,
+    started: Option<Instant>,
+}
+
+impl BaseDelay {
+    fn add(&mut self, now: Instant, sample: u32) {
+        let started = *self.started.get_or_insert(now);
+        if now.saturating_duration_since(started) >= Duration::from_secs(60) {
+            self.current = (self.current + 1) % BASE_DELAY_HISTORY;
+            self.minutes[self.current] = None;
+            self.started = Some(now);
+        }
+        let slot = &mut self.minutes[self.current];
+        *slot = Some(slot.map_or(sample, |m| wrapping_min(m, sample)));
+    }
+
+    fn base(&self) -> Option<u32> {
+        self.minutes.iter().flatten().copied().reduce(wrapping_min)
+    }
+}
+
+fn wrapping_min(a: u32, b: u32) -> u32 {
+    if (b.wrapping_sub(a) as i32) < 0 { b } else { a }
+}
+
+/// `a` comes before `b` in 16-bit sequence space.
+fn seq_lt(a: u16, b: u16) -> bool {
+    (a.wrapping_sub(b) as i16) < 0
+}
+
+fn to_u16(n: usize) -> u16 {
+    u16::try_from(n).unwrap_or(u16::MAX)
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// One uTP connection, sans IO.
+///
+/// Inputs are datagrams from the peer ([`handle_datagram`](Self::handle_datagram)), timer
+/// expiries ([`handle_timeout`](Self::handle_timeout)) and application commands
+/// ([`write`](Self::write), [`read`](Self::read), [`close`](Self::close),
+/// [`abort`](Self::abort)). Driver rule: after any input, drain
+/// [`poll_transmit`](Self::poll_transmit), then [`poll_event`](Self::poll_event), then re-arm
+/// one timer from [`poll_timeout`](Self::poll_timeout). `now` must never go backwards.
+///
+/// The connection does not demultiplex: the caller routes datagrams by peer address and
+/// [`recv_id`](Self::recv_id) (or, for a new SYN, creates one with [`accept`](Self::accept)).
+#[derive(Debug)]
+pub struct Connection {
+    cfg: Config,
+    state: State,
+    epoch: Instant,
+    recv_id: u16,
+    send_id: u16,
+    // ---- send side ----
+    seq_nr: u16,
+    send_buf: VecDeque<u8>,
+    inflight: VecDeque<OutPacket>,
+    inflight_bytes: usize,
+    cur_window: usize,
+    cwnd: usize,
+    ssthresh: usize,
+    slow_start: bool,
+    window_limited: bool,
+    recovery: u16,
+    peer_wnd: usize,
+    srtt_us: Option<u64>,
+    rttvar_us: u64,
+    rto: Duration,
+    rto_deadline: Option<Instant>,
+    timeouts: u32,
+    dup_acks: u32,
+    close_requested: bool,
+    fin_sent: bool,
+    fin_acked: bool,
+    want_writable: bool,
+    zero_window_since: Option<Instant>,
+    probe_at: Option<Instant>,
+    base_delay: BaseDelay,
+    queuing_delay: Duration,
+    // ---- receive side ----
+    ack_nr: u16,
+    recv_buf: VecDeque<u8>,
+    reorder: VecDeque<Option<Slot>>,
+    reorder_bytes: usize,
+    eof: bool,
+    reply_micro: u32,
+    ack_now: bool,
+    ack_pending: u32,
+    ack_deadline: Option<Instant>,
+    last_recv: Instant,
+    last_send: Instant,
+    // ---- out ----
+    reset_pending: bool,
+    final_ack: bool,
+    done: bool,
+    events: VecDeque<Event>,
+    stats: Stats,
+}
+
+impl Connection {
+    /// Opens an outgoing connection; the first [`poll_transmit`](Self::poll_transmit) yields
+    /// the SYN (BEP 29: the SYN carries our receive id, we send with id + 1).
+    #[must_use]
+    pub fn connect(cfg: Config, now: Instant) -> Self {
+        let mut rng = ChaCha20Rng::from_seed(cfg.rng_seed);
+        let recv_id = to_u16(usize::try_from(rng.next_u32() & 0xffff).unwrap_or(0));
+        let mut c = Self::new(cfg, now, recv_id, recv_id.wrapping_add(1), 1, 0);
+        c.state = State::SynSent;
+        c.push_packet(Kind::Syn, Vec::new());
+        c
+    }
+
+    /// Accepts an incoming ST_SYN datagram: the connection answers with ST_STATE and is
+    /// connected at once ([`Event::Connected`] is queued). Its [`recv_id`](Self::recv_id) is
+    /// the SYN's connection id + 1.
+    pub fn accept(cfg: Config, now: Instant, syn: &[u8]) -> Result<Self, Error> {
+        let p = Packet::decode(syn)?;
+        if p.header.ty != PacketType::Syn {
+            return Err(Error::NotSyn);
+        }
+        let mut rng = ChaCha20Rng::from_seed(cfg.rng_seed);
+        let seq = to_u16(usize::try_from(rng.next_u32() & 0xffff).unwrap_or(0));
+        let id = p.header.connection_id;
+        let mut c = Self::new(cfg, now, id.wrapping_add(1), id, seq, p.header.seq_nr);
+        c.reply_micro = c.timestamp(now).wrapping_sub(p.header.timestamp_us);
+        c.peer_wnd = usize::try_from(p.header.wnd_size).unwrap_or(usize::MAX);
+        c.ack_now = true;
+        c.events.push_back(Event::Connected);
+        Ok(c)
+    }
+
+    fn new(
+        cfg: Config,
+        now: Instant,
+        recv_id: u16,
+        send_id: u16,
+        seq_nr: u16,
+        ack_nr: u16,
+    ) -> Self {
+        let mut cfg = cfg;
+        cfg.max_packet_size = cfg.max_packet_size.max(MIN_PACKET_SIZE);
+        cfg.max_reorder = cfg.max_reorder.clamp(1, 8 * to_u16(MAX_SACK_BYTES) + 1);
+        cfg.max_in_flight = cfg.max_in_flight.clamp(2, 0x7fff);
+        let mss = cfg.max_packet_size - HEADER_LEN - 2 - MAX_SACK_BYTES;
+        Self {
+            state: State::Connected,
+            epoch: now,
+            recv_id,
+            send_id,
+            seq_nr,
+            send_buf: VecDeque::new(),
+            inflight: VecDeque::new(),
+            inflight_bytes: 0,
+            cur_window: 0,
+            cwnd: 2 * mss,
+            ssthresh: usize::MAX,
+            slow_start: true,
+            window_limited: false,
+            recovery: seq_nr.wrapping_sub(1),
+            peer_wnd: mss,
+            srtt_us: None,
+            rttvar_us: 0,
+            rto: INITIAL_RTO,
+            rto_deadline: None,
+            timeouts: 0,
+            dup_acks: 0,
+            close_requested: false,
+            fin_sent: false,
+            fin_acked: false,
+            want_writable: false,
+            zero_window_since: None,
+            probe_at: None,
+            base_delay: BaseDelay {
+                minutes: [None; BASE_DELAY_HISTORY],
+                current: 0,
+                started: None,
+            },
+            queuing_delay: Duration::ZERO,
+            ack_nr,
+            recv_buf: VecDeque::new(),
+            reorder: VecDeque::new(),
+            reorder_bytes: 0,
+            eof: false,
+            reply_micro: 0,
+            ack_now: false,
+            ack_pending: 0,
+            ack_deadline: None,
+            last_recv: now,
+            last_send: now,
+            reset_pending: false,
+            final_ack: false,
+            done: false,
+            events: VecDeque::new(),
+            stats: Stats::default(),
+            cfg,
+        }
+    }
+
+    /// The id peers put in packets for us: route datagrams with it.
+    #[must_use]
+    pub fn recv_id(&self) -> u16 {
+        self.recv_id
+    }
+
+    /// Counters.
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Current congestion window in bytes.
+    #[must_use]
+    pub fn congestion_window(&self) -> usize {
+        self.cwnd
+    }
+
+    /// Latest LEDBAT queuing-delay estimate (one-way delay above the base delay).
+    #[must_use]
+    pub fn queuing_delay(&self) -> Duration {
+        self.queuing_delay
+    }
+
+    /// Smoothed round-trip time, once measured.
+    #[must_use]
+    pub fn rtt(&self) -> Option<Duration> {
+        self.srtt_us.map(Duration::from_micros)
+    }
+
+    /// Whether the connection is over.
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// Largest payload of one data packet.
+    #[must_use]
+    pub fn max_payload(&self) -> usize {
+        self.cfg.max_packet_size - HEADER_LEN - 2 - MAX_SACK_BYTES
+    }
+
+    /// Queues bytes for sending; returns how many fit in the send buffer (0 when full,
+    /// closing or closed; [`Event::Writable`] follows when space frees).
+    pub fn write(&mut self, data: &[u8]) -> usize {
+        if self.close_requested || self.state == State::Closed {
+            return 0;
+        }
+        let used = self.send_buf.len() + self.inflight_bytes;
+        let n = data
+            .len()
+            .min(self.cfg.send_buffer_size.saturating_sub(used));
+        self.send_buf.extend(&data[..n]);
+        if n < data.len() {
+            self.want_writable = true;
+        }
+        n
+    }
+
+    /// Copies received in-order bytes into `buf`; returns how many (0 when none are ready).
+    pub fn read(&mut self, buf: &mut [u8]) -> usize {
+        let before = self.advertised_window();
+        let n = buf.len().min(self.recv_buf.len());
+        for (dst, src) in buf.iter_mut().zip(self.recv_buf.drain(..n)) {
+            *dst = src;
+        }
+        // Tell the peer at once when its window reopens from below one packet.
+        if before < self.max_payload() && self.advertised_window() >= self.max_payload() {
+            self.ack_now = true;
+        }
+        self.check_done();
+        n
+    }
+
+    /// Bytes ready for [`read`](Self::read).
+    #[must_use]
+    pub fn readable_len(&self) -> usize {
+        self.recv_buf.len()
+    }
+
+    /// Graceful close: everything written is sent, then ST_FIN. The connection is closed
+    /// ([`CloseReason::Done`]) once our FIN is acknowledged and the peer's FIN received.
+    pub fn close(&mut self) {
+        self.close_requested = true;
+    }
+
+    /// Forceful close: sends ST_RESET and ends at once with [`CloseReason::Aborted`].
+    pub fn abort(&mut self) {
+        if self.state != State::Closed {
+            self.fail(CloseReason::Aborted, true);
+        }
+    }
+
+    /// Handles one datagram from the peer. An `Err` means the datagram was dropped (it does
+    /// not harm the connection: UDP may carry junk or spoofed packets).
+    pub fn handle_datagram(&mut self, now: Instant, buf: &[u8]) -> Result<(), Error> {
+        if self.state == State::Closed {
+            // Answer a retransmitted FIN after a clean close: our last ack was lost.
+            if self.done
+                && Packet::decode(buf).is_ok_and(|p| {
+                    p.header.ty == PacketType::Fin && p.header.connection_id == self.recv_id
+                })
+            {
+                self.final_ack = true;
+            }
+            return Ok(());
+        }
+        let p = match Packet::decode(buf) {
+            Ok(p) => p,
+            Err(e) => {
+                self.stats.packets_dropped += 1;
+                return Err(e);
+            }
+        };
+        let h = p.header;
+        let id_ok = h.connection_id == self.recv_id
+            || (matches!(h.ty, PacketType::Syn | PacketType::Reset)
+                && h.connection_id == self.send_id);
+        if !id_ok {
+            self.stats.packets_dropped += 1;
+            return Err(Error::ConnectionIdMismatch(h.connection_id));
+        }
+        match h.ty {
+            PacketType::Reset => {
+                debug!(id = self.recv_id, "uTP reset by peer");
+                self.fail(CloseReason::Reset, false);
+                return Ok(());
+            }
+            PacketType::Syn => {
+                // A retransmitted SYN: our ST_STATE was lost.
+                self.ack_now = true;
+                self.last_recv = now;
+                return Ok(());
+            }
+            _ => {}
+        }
+        if self.state == State::SynSent && h.ty != PacketType::State {
+            self.stats.packets_dropped += 1;
+            return Err(Error::UnexpectedPacket(h.ty.to_u8()));
+        }
+        self.check_ack(&h)?;
+        self.stats.packets_received += 1;
+        self.last_recv = now;
+        self.reply_micro = self.timestamp(now).wrapping_sub(h.timestamp_us);
+        self.peer_wnd = usize::try_from(h.wnd_size).unwrap_or(usize::MAX);
+        if self.state == State::SynSent {
+            // BEP 29: the ST_STATE answering our SYN carries the acceptor's next sequence
+            // number; the last one it "sent" is that minus one.
+            self.ack_nr = h.seq_nr.wrapping_sub(1);
+            self.state = State::Connected;
+            self.events.push_back(Event::Connected);
+        }
+        self.process_ack(now, &h, p.sack.as_ref());
+        match h.ty {
+            PacketType::Data if !p.payload.is_empty() => {
+                self.receive(now, h.seq_nr, Slot::Data(p.payload.to_vec()));
+            }
+            PacketType::Fin => self.receive(now, h.seq_nr, Slot::Fin),
+            _ => {}
+        }
+        self.update_zero_window(now);
+        self.check_done();
+        Ok(())
+    }
+
+    /// Handles timer expiry; call when [`poll_timeout`](Self::poll_timeout) passes.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.state == State::Closed {
+            return;
+        }
+        if now >= self.last_recv + self.cfg.idle_timeout {
+            debug!(id = self.recv_id, "uTP idle timeout");
+            self.fail(CloseReason::TimedOut, false);
+            return;
+        }
+        if let Some(since) = self.zero_window_since
+            && now >= since + self.cfg.zero_window_timeout
+        {
+            debug!(id = self.recv_id, "uTP peer window zero too long");
+            self.fail(CloseReason::ZeroWindow, true);
+            return;
+        }
+        if self.rto_deadline.is_some_and(|d| now >= d) {
+            self.on_rto(now);
+            if self.state == State::Closed {
+                return;
+            }
+        }
+        if self.ack_deadline.is_some_and(|d| now >= d)
+            || now >= self.last_send + self.cfg.keepalive_interval
+        {
+            self.ack_now = true;
+        }
+    }
+
+    /// The next datagram to send, if any. `now` stamps it (BEP 29 timestamps).
+    #[must_use]
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+        if self.state == State::Closed {
+            if self.reset_pending {
+                self.reset_pending = false;
+                return Some(self.control(now, PacketType::Reset));
+            }
+            if self.final_ack {
+                self.final_ack = false;
+                return Some(self.control(now, PacketType::State));
+            }
+            return None;
+        }
+        self.update_zero_window(now);
+        if let Some(i) = self.inflight.iter().position(|p| p.lost)
+            && let Some(t) = self.send_inflight(now, i)
+        {
+            return Some(t);
+        }
+        if self.state == State::Connected
+            && let Some(t) = self.send_new(now)
+        {
+            return Some(t);
+        }
+        if self.ack_now || self.ack_deadline.is_some_and(|d| now >= d) {
+            return Some(self.control(now, PacketType::State));
+        }
+        None
+    }
+
+    /// The next event, if any.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must be called next; `None` once closed.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.state == State::Closed {
+            return None;
+        }
+        [
+            Some(self.last_recv + self.cfg.idle_timeout),
+            Some(self.last_send + self.cfg.keepalive_interval),
+            self.rto_deadline,
+            self.ack_deadline,
+            self.zero_window_since
+                .map(|s| s + self.cfg.zero_window_timeout),
+            self.probe_at.filter(|_| self.zero_window_since.is_some()),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    // ---- helpers ----
+
+    fn timestamp(&self, now: Instant) -> u32 {
+        let us = micros(now.saturating_duration_since(self.epoch));
+        u32::try_from(us & u64::from(u32::MAX)).unwrap_or(0)
+    }
+
+    fn advertised_window(&self) -> usize {
+        self.cfg
+            .recv_buffer_size
+            .saturating_sub(self.recv_buf.len() + self.reorder_bytes)
+    }
+
+    fn fail(&mut self, reason: CloseReason, send_reset: bool) {
+        self.state = State::Closed;
+        self.reset_pending = send_reset;
+        self.rto_deadline = None;
+        self.events.push_back(Event::Closed(reason));
+    }
+
+    fn check_done(&mut self) {
+        if self.state == State::Connected && self.fin_acked && self.eof && self.recv_buf.is_empty()
+        {
+            self.state = State::Closed;
+            self.done = true;
+            self.rto_deadline = None;
+            // The peer's FIN may still need our ack.
+            self.final_ack = self.ack_now || self.ack_pending > 0 || self.ack_deadline.is_some();
+            self.events.push_back(Event::Closed(CloseReason::Done));
+        }
+    }
+
+    fn push_packet(&mut self, kind: Kind, payload: Vec<u8>) {
+        self.inflight_bytes += payload.len();
+        self.inflight.push_back(OutPacket {
+            seq: self.seq_nr,
+            kind,
+            payload,
+            sent: None,
+            transmissions: 0,
+            lost: true,
+            sacked: false,
+            fast_resent: false,
+        });
+        self.seq_nr = self.seq_nr.wrapping_add(1);
+    }
+
+    /// Rejects acks of packets we never sent (hostile or corrupt) before anything else.
+    fn check_ack(&mut self, h: &Header) -> Result<(), Error> {
+        let last_sent = self.seq_nr.wrapping_sub(1);
+        let oldest = self.inflight.front().map_or(self.seq_nr, |p| p.seq);
+        // Valid: oldest - 1 ..= last_sent, or an older ack delayed in the network (within
+        // the in-flight limit behind).
+        let ahead = seq_lt(last_sent, h.ack_nr);
+        let behind = i32::from(h.ack_nr.wrapping_sub(oldest.wrapping_sub(1)) as i16);
+        let too_old = behind < -i32::from(self.cfg.max_in_flight);
+        if ahead || too_old {
+            self.stats.packets_dropped += 1;
+            trace!(ack = h.ack_nr, last_sent, "uTP ack out of range");
+            return Err(Error::AckOutOfRange(h.ack_nr));
+        }
+        Ok(())
+    }
+
+    fn process_ack(&mut self, now: Instant, h: &Header, sack: Option<&SelectiveAck>) {
+        let mut acked_bytes = 0usize;
+        let mut progress = false;
+        let mut rtt_sample = None;
+        // Cumulative ack.
+        while let Some(front) = self.inflight.front() {
+            if seq_lt(h.ack_nr, front.seq) || front.sent.is_none() {
+                break;
+            }
+            let Some(p) = self.inflight.pop_front() else {
+                break;
+            };
+            progress = true;
+            if p.counted() {
+                self.cur_window -= p.payload.len();
+            }
+            if !p.sacked {
+                acked_bytes += p.payload.len();
+            }
+            self.inflight_bytes -= p.payload.len();
+            if p.transmissions == 1 {
+                rtt_sample = p.sent.map(|s| now.saturating_duration_since(s));
+            }
+            match p.kind {
+                Kind::Fin => self.fin_acked = true,
+                Kind::Syn | Kind::Data => {}
+            }
+        }
+        // Selective acks (bit i: ack_nr + 2 + i).
+        if let Some(sack) = sack {
+            let base = self.inflight.front().map_or(self.seq_nr, |p| p.seq);
+            for i in sack.acked() {
+                let seq = h.ack_nr.wrapping_add(2).wrapping_add(to_u16(i));
+                let idx = usize::from(seq.wrapping_sub(base));
+                let Some(p) = self.inflight.get_mut(idx) else {
+                    continue;
+                };
+                if p.sacked || p.sent.is_none() || p.seq != seq {
+                    continue;
+                }
+                if p.counted() {
+                    self.cur_window -= p.payload.len();
+                }
+                p.sacked = true;
+                p.lost = false;
+                acked_bytes += p.payload.len();
+                if p.transmissions == 1 {
+                    rtt_sample = p.sent.map(|s| now.saturating_duration_since(s));
+                }
+            }
+            self.detect_sack_loss();
+        }
+        if progress {
+            self.dup_acks = 0;
+            self.timeouts = 0;
+            self.rto_deadline = (!self.inflight.is_empty()).then(|| now + self.rto);
+        } else if h.ty == PacketType::State
+            && self.inflight.front().is_some_and(|p| p.sent.is_some())
+            && h.ack_nr == self.inflight.front().map_or(0, |p| p.seq.wrapping_sub(1))
+        {
+            self.dup_acks += 1;
+            if self.dup_acks == DUPLICATE_ACKS
+                && let Some(p) = self.inflight.front_mut()
+                && p.counted()
+                && !p.fast_resent
+            {
+                self.cur_window -= p.payload.len();
+                p.lost = true;
+                p.fast_resent = true;
+                let seq = p.seq;
+                self.on_loss(seq);
+            }
+        }
+        if let Some(rtt) = rtt_sample {
+            self.update_rtt(rtt);
+        }
+        if h.timestamp_diff_us != 0 && acked_bytes > 0 {
+            self.base_delay.add(now, h.timestamp_diff_us);
+            let base = self.base_delay.base().unwrap_or(h.timestamp_diff_us);
+            let q = i64::from(h.timestamp_diff_us.wrapping_sub(base) as i32).max(0);
+            self.queuing_delay = Duration::from_micros(q.unsigned_abs());
+        }
+        if acked_bytes > 0 {
+            self.ledbat(acked_bytes);
+        }
+        if self.want_writable
+            && self.send_buf.len() + self.inflight_bytes < self.cfg.send_buffer_size
+        {
+            self.want_writable = false;
+            self.events.push_back(Event::Writable);
+        }
+    }
+
+    /// A packet not SACKed while [`DUPLICATE_ACKS`] later ones were is lost (libutp).
+    fn detect_sack_loss(&mut self) {
+        let mut sacked_above = 0;
+        let mut lost_seq = None;
+        for p in self.inflight.iter_mut().rev() {
+            if p.sacked {
+                sacked_above += 1;
+            } else if sacked_above >= DUPLICATE_ACKS && p.counted() && !p.fast_resent {
+                self.cur_window -= p.payload.len();
+                p.lost = true;
+                p.fast_resent = true;
+                lost_seq = Some(p.seq);
+            }
+        }
+        if let Some(seq) = lost_seq {
+            self.on_loss(seq);
+        }
+    }
+
+    /// Multiplicative decrease, at most once per window of data (libutp).
+    fn on_loss(&mut self, seq: u16) {
+        self.stats.fast_retransmits += 1;
+        if seq_lt(self.recovery, seq) {
+            self.cwnd = (self.cwnd / 2).max(self.max_payload());
+            self.ssthresh = self.cwnd;
+            self.slow_start = false;
+            self.recovery = self.seq_nr.wrapping_sub(1);
+            trace!(cwnd = self.cwnd, "uTP loss: window halved");
+        }
+    }
+
+    fn on_rto(&mut self, now: Instant) {
+        if self.inflight.iter().all(|p| p.sent.is_none()) {
+            self.rto_deadline = None;
+            return;
+        }
+        self.timeouts += 1;
+        self.stats.timeouts += 1;
+        if self.timeouts > self.cfg.max_timeouts {
+            debug!(id = self.recv_id, "uTP: too many timeouts");
+            self.fail(CloseReason::TimedOut, false);
+            return;
+        }
+        self.rto = (self.rto * 2).min(MAX_RTO);
+        self.ssthresh = (self.cwnd / 2).max(2 * self.max_payload());
+        self.cwnd = self.max_payload();
+        self.slow_start = true;
+        self.recovery = self.seq_nr.wrapping_sub(1);
+        // Go back N: everything unacknowledged is sent again as the window allows.
+        for p in &mut self.inflight {
+            if p.sent.is_some() && !p.sacked {
+                p.lost = true;
+                p.fast_resent = false;
+            }
+        }
+        self.cur_window = 0;
+        self.rto_deadline = Some(now + self.rto);
+    }
+
+    fn update_rtt(&mut self, rtt: Duration) {
+        // RFC 6298 section 2.
+        let r = micros(rtt);
+        match self.srtt_us {
+            None => {
+                self.srtt_us = Some(r);
+                self.rttvar_us = r / 2;
+            }
+            Some(srtt) => {
+                self.rttvar_us = (3 * self.rttvar_us + srtt.abs_diff(r)) / 4;
+                self.srtt_us = Some((7 * srtt + r) / 8);
+            }
+        }
+        let rto = self.srtt_us.unwrap_or(r) + 4 * self.rttvar_us;
+        self.rto = Duration::from_micros(rto).clamp(MIN_RTO, MAX_RTO);
+    }
+
+    /// LEDBAT (BEP 29, libutp): grow or shrink in proportion to the distance from target.
+    fn ledbat(&mut self, acked: usize) {
+        let mss = self.max_payload();
+        let target = i128::from(micros(self.cfg.target_delay).max(1));
+        let delay = i128::from(micros(self.queuing_delay));
+        if self.slow_start {
+            if delay > target / 2 || self.cwnd >= self.ssthresh {
+                self.slow_start = false;
+            } else {
+                if self.window_limited {
+                    self.cwnd += acked;
+                }
+                self.window_limited = false;
+                return;
+            }
+        }
+        let off_target = (target - delay).max(-target);
+        let cwnd = i128::try_from(self.cwnd).unwrap_or(i128::MAX);
+        let acked = i128::try_from(acked).unwrap_or(0);
+        let gain = i128::from(self.cfg.gain) * off_target * acked.min(cwnd)
+            / (target * acked.max(cwnd).max(1));
+        if gain < 0 || self.window_limited {
+            let max = i128::try_from(self.cfg.send_buffer_size.max(mss)).unwrap_or(i128::MAX);
+            let next = (cwnd + gain).clamp(i128::try_from(mss).unwrap_or(0), max);
+            self.cwnd = usize::try_from(next).unwrap_or(mss);
+        }
+        self.window_limited = false;
+    }
+
+    fn update_zero_window(&mut self, now: Instant) {
+        let waiting = !self.send_buf.is_empty();
+        if self.peer_wnd == 0 && waiting {
+            if self.zero_window_since.is_none() {
+                self.zero_window_since = Some(now);
+                self.probe_at = Some(now + ZERO_WINDOW_PROBE);
+            }
+        } else {
+            self.zero_window_since = None;
+            self.probe_at = None;
+        }
+    }
+
+    fn send_new(&mut self, now: Instant) -> Option<Transmit> {
+        if self.inflight.len() >= usize::from(self.cfg.max_in_flight) {
+            return None;
+        }
+        if self.send_buf.is_empty() {
+            if self.close_requested && !self.fin_sent {
+                self.fin_sent = true;
+                self.push_packet(Kind::Fin, Vec::new());
+                let i = self.inflight.len() - 1;
+                return self.send_inflight(now, i);
+            }
+            return None;
+        }
+        let mut len = self.send_buf.len().min(self.max_payload());
+        if self.cur_window == 0 && self.peer_wnd > 0 {
+            // A window smaller than a packet still lets one small packet through.
+            len = len.min(self.peer_wnd);
+        }
+        if self.cfg.nagle
+            && len < self.max_payload()
+            && self.cur_window > 0
+            && !self.close_requested
+        {
+            return None;
+        }
+        let probe =
+            self.peer_wnd == 0 && self.cur_window == 0 && self.probe_at.is_some_and(|t| now >= t);
+        if !probe && self.cur_window + len > self.cwnd.min(self.peer_wnd) {
+            self.window_limited = true;
+            return None;
+        }
+        if probe {
+            self.probe_at = Some(now + ZERO_WINDOW_PROBE);
+        }
+        let payload: Vec<u8> = self.send_buf.drain(..len).collect();
+        self.push_packet(Kind::Data, payload);
+        let i = self.inflight.len() - 1;
+        self.send_inflight(now, i)
+    }
+
+    fn send_inflight(&mut self, now: Instant, i: usize) -> Option<Transmit> {
+        let len = self.inflight.get(i)?.payload.len();
+        let first = self.inflight.get(i)?.transmissions == 0;
+        // Retransmissions respect the congestion window too, except the oldest packet.
+        if !first && i > 0 && self.cur_window + len > self.cwnd.min(self.peer_wnd.max(len)) {
+            return None;
+        }
+        let header = self.header(now, PacketType::Data, 0);
+        let sack = self.build_sack();
+        let p = self.inflight.get_mut(i)?;
+        p.lost = false;
+        p.sent = Some(now);
+        p.transmissions += 1;
+        let ty = match p.kind {
+            Kind::Syn => PacketType::Syn,
+            Kind::Data => PacketType::Data,
+            Kind::Fin => PacketType::Fin,
+        };
+        let mut h = header;
+        h.ty = ty;
+        h.seq_nr = p.seq;
+        if ty == PacketType::Syn {
+            h.connection_id = self.recv_id;
+        }
+        let mut contents = Vec::with_capacity(self.cfg.max_packet_size);
+        Packet {
+            header: h,
+            sack: if ty == PacketType::Syn { None } else { sack },
+            payload: &p.payload,
+        }
+        .encode(&mut contents);
+        if p.transmissions > 1 {
+            self.stats.retransmits += 1;
+        }
+        self.cur_window += len;
+        if self.rto_deadline.is_none() {
+            self.rto_deadline = Some(now + self.rto);
+        }
+        self.sent(now);
+        Some(Transmit { contents })
+    }
+
+    fn control(&mut self, now: Instant, ty: PacketType) -> Transmit {
+        let header = self.header(now, ty, self.seq_nr);
+        let sack = self.build_sack();
+        let mut contents = Vec::with_capacity(HEADER_LEN + 2 + MAX_SACK_BYTES);
+        Packet {
+            header,
+            sack: if ty == PacketType::State { sack } else { None },
+            payload: &[],
+        }
+        .encode(&mut contents);
+        self.sent(now);
+        Transmit { contents }
+    }
+
+    fn header(&self, now: Instant, ty: PacketType, seq_nr: u16) -> Header {
+        Header {
+            ty,
+            connection_id: self.send_id,
+            timestamp_us: self.timestamp(now),
+            timestamp_diff_us: self.reply_micro,
+            wnd_size: u32::try_from(self.advertised_window()).unwrap_or(u32::MAX),
+            seq_nr,
+            ack_nr: self.ack_nr,
+        }
+    }
+
+    fn sent(&mut self, now: Instant) {
+        self.stats.packets_sent += 1;
+        self.last_send = now;
+        self.ack_now = false;
+        self.ack_pending = 0;
+        self.ack_deadline = None;
+    }
+
+    fn build_sack(&self) -> Option<SelectiveAck> {
+        if self.reorder.len() < 2 {
+            return None;
+        }
+        let mut sack = SelectiveAck::new((self.reorder.len() - 1).div_ceil(8));
+        for (i, slot) in self.reorder.iter().enumerate().skip(1) {
+            if slot.is_some() {
+                sack.set(i - 1);
+            }
+        }
+        Some(sack)
+    }
+
+    fn receive(&mut self, now: Instant, seq: u16, slot: Slot) {
+        if self.eof {
+            self.ack_now = true;
+            return;
+        }
+        let dist = seq.wrapping_sub(self.ack_nr.wrapping_add(1));
+        if (dist as i16) < 0 {
+            // Already delivered: our ack was probably lost.
+            self.ack_now = true;
+            return;
+        }
+        let dist = usize::from(dist);
+        let len = match &slot {
+            Slot::Data(d) => d.len(),
+            Slot::Fin => 0,
+        };
+        if dist >= usize::from(self.cfg.max_reorder) || len > self.advertised_window() {
+            self.stats.packets_dropped += 1;
+            self.ack_now = true;
+            return;
+        }
+        if self.reorder.len() <= dist {
+            self.reorder.resize_with(dist + 1, || None);
+        }
+        if self.reorder[dist].is_some() {
+            self.ack_now = true;
+            return;
+        }
+        self.reorder[dist] = Some(slot);
+        self.reorder_bytes += len;
+        let was_empty = self.recv_buf.is_empty();
+        let mut delivered = 0;
+        while let Some(Some(_)) = self.reorder.front() {
+            let Some(Some(slot)) = self.reorder.pop_front() else {
+                break;
+            };
+            self.ack_nr = self.ack_nr.wrapping_add(1);
+            delivered += 1;
+            match slot {
+                Slot::Data(d) => {
+                    self.reorder_bytes -= d.len();
+                    self.recv_buf.extend(d);
+                }
+                Slot::Fin => {
+                    self.eof = true;
+                    self.reorder.clear();
+                    self.reorder_bytes = 0;
+                    self.events.push_back(Event::PeerClosed);
+                    break;
+                }
+            }
+        }
+        if was_empty && !self.recv_buf.is_empty() {
+            self.events.push_back(Event::Readable);
+        }
+        if dist > 0 || delivered == 0 || self.eof {
+            // Out of order: SACK at once so the sender can repair the hole.
+            self.ack_now = true;
+        } else {
+            self.ack_pending += delivered;
+            if self.ack_pending >= 2 {
+                self.ack_now = true;
+            } else if self.ack_deadline.is_none() {
+                self.ack_deadline = Some(now + self.cfg.delayed_ack);
+            }
+        }
+    }
+}

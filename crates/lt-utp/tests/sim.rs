@@ -1,0 +1,399 @@
+//! Deterministic simulation: two connections over in-memory links with a virtual clock.
+//!
+//! After quinn-proto's `Pair`: a seeded RNG (`LT_SIM_SEED` replays a run), links with
+//! delay, jitter, loss, reordering and an optional rate-limited bottleneck queue, a `step()`
+//! that jumps to the next event and a bounded `drive()` that fails on livelock.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::{Duration, Instant};
+
+use lt_utp::{CloseReason, Config, Connection, Event};
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+
+fn seed() -> u64 {
+    std::env::var("LT_SIM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed)
+}
+
+#[derive(Clone, Copy)]
+struct LinkSpec {
+    delay: Duration,
+    jitter: Duration,
+    /// Loss probability in parts per 1000.
+    loss_permille: u32,
+    /// Bottleneck rate in bytes per second (`None`: infinite).
+    rate: Option<u64>,
+    /// Bottleneck queue in bytes (tail drop).
+    queue: usize,
+}
+
+impl LinkSpec {
+    fn simple(delay_ms: u64, jitter_ms: u64, loss_permille: u32) -> Self {
+        Self {
+            delay: Duration::from_millis(delay_ms),
+            jitter: Duration::from_millis(jitter_ms),
+            loss_permille,
+            rate: None,
+            queue: usize::MAX,
+        }
+    }
+}
+
+struct Link {
+    spec: LinkSpec,
+    busy_until: Instant,
+    order: u64,
+    queue: BinaryHeap<Reverse<(Instant, u64, Vec<u8>)>>,
+    /// (send time, queuing wait) of every packet that entered the bottleneck.
+    waits: Vec<(Instant, Duration)>,
+    dropped: u64,
+}
+
+impl Link {
+    fn new(spec: LinkSpec, now: Instant) -> Self {
+        Self {
+            spec,
+            busy_until: now,
+            order: 0,
+            queue: BinaryHeap::new(),
+            waits: Vec::new(),
+            dropped: 0,
+        }
+    }
+
+    fn send(&mut self, now: Instant, rng: &mut ChaCha8Rng, pkt: Vec<u8>) {
+        if rng.next_u32() % 1000 < self.spec.loss_permille {
+            self.dropped += 1;
+            return;
+        }
+        let mut depart = now;
+        if let Some(rate) = self.spec.rate {
+            let start = self.busy_until.max(now);
+            let wait = start - now;
+            let queued = u128::from(rate) * wait.as_micros() / 1_000_000;
+            if queued > self.spec.queue as u128 {
+                self.dropped += 1;
+                return;
+            }
+            self.waits.push((now, wait));
+            let tx = Duration::from_micros(pkt.len() as u64 * 1_000_000 / rate);
+            self.busy_until = start + tx;
+            depart = self.busy_until;
+        }
+        let jitter = if self.spec.jitter.is_zero() {
+            Duration::ZERO
+        } else {
+            Duration::from_micros(
+                u64::from(rng.next_u32())
+                    % u64::try_from(self.spec.jitter.as_micros()).unwrap_or(1),
+            )
+        };
+        self.order += 1;
+        self.queue.push(Reverse((
+            depart + self.spec.delay + jitter,
+            self.order,
+            pkt,
+        )));
+    }
+
+    fn next_arrival(&self) -> Option<Instant> {
+        self.queue.peek().map(|Reverse((t, _, _))| *t)
+    }
+
+    fn pop_due(&mut self, now: Instant) -> Option<Vec<u8>> {
+        if self.next_arrival()? <= now {
+            self.queue.pop().map(|Reverse((_, _, p))| p)
+        } else {
+            None
+        }
+    }
+}
+
+struct Pair {
+    now: Instant,
+    start: Instant,
+    rng: ChaCha8Rng,
+    client: Connection,
+    server: Option<Connection>,
+    server_cfg: Config,
+    to_server: Link,
+    to_client: Link,
+    client_events: Vec<Event>,
+    server_events: Vec<Event>,
+    /// Application data: what the client still has to write, what the server read.
+    to_write: Vec<u8>,
+    written: usize,
+    received: Vec<u8>,
+    close_when_done: bool,
+}
+
+impl Pair {
+    fn new(seed: u64, up: LinkSpec, down: LinkSpec, data: Vec<u8>) -> Self {
+        let start = Instant::now();
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut s1 = [0; 32];
+        let mut s2 = [0; 32];
+        rng.fill_bytes(&mut s1);
+        rng.fill_bytes(&mut s2);
+        let client = Connection::connect(
+            Config {
+                rng_seed: s1,
+                ..Config::default()
+            },
+            start,
+        );
+        Self {
+            now: start,
+            start,
+            rng,
+            client,
+            server: None,
+            server_cfg: Config {
+                rng_seed: s2,
+                ..Config::default()
+            },
+            to_server: Link::new(up, start),
+            to_client: Link::new(down, start),
+            client_events: Vec::new(),
+            server_events: Vec::new(),
+            to_write: data,
+            written: 0,
+            received: Vec::new(),
+            close_when_done: true,
+        }
+    }
+
+    /// Runs the applications, flushes transmits, then delivers due datagrams and timers,
+    /// or advances the clock to the next event. Returns false when nothing is left to do.
+    fn step(&mut self) -> bool {
+        let now = self.now;
+        // Applications.
+        if self.written < self.to_write.len() {
+            self.written += self.client.write(&self.to_write[self.written..]);
+            if self.written == self.to_write.len() && self.close_when_done {
+                self.client.close();
+            }
+        }
+        if let Some(server) = &mut self.server {
+            let mut buf = [0u8; 65536];
+            loop {
+                let n = server.read(&mut buf);
+                if n == 0 {
+                    break;
+                }
+                self.received.extend_from_slice(&buf[..n]);
+            }
+        }
+        // Transmits.
+        while let Some(t) = self.client.poll_transmit(now) {
+            self.to_server.send(now, &mut self.rng, t.contents);
+        }
+        if let Some(server) = &mut self.server {
+            while let Some(t) = server.poll_transmit(now) {
+                self.to_client.send(now, &mut self.rng, t.contents);
+            }
+        }
+        while let Some(e) = self.client.poll_event() {
+            self.client_events.push(e);
+        }
+        if let Some(server) = &mut self.server {
+            while let Some(e) = server.poll_event() {
+                if e == Event::PeerClosed {
+                    server.close();
+                }
+                self.server_events.push(e);
+            }
+        }
+        // Inputs due now.
+        let mut progressed = false;
+        while let Some(d) = self.to_server.pop_due(now) {
+            progressed = true;
+            match &mut self.server {
+                Some(s) => {
+                    let _ = s.handle_datagram(now, &d);
+                }
+                None => {
+                    self.server = Connection::accept(self.server_cfg.clone(), now, &d).ok();
+                }
+            }
+        }
+        while let Some(d) = self.to_client.pop_due(now) {
+            progressed = true;
+            let _ = self.client.handle_datagram(now, &d);
+        }
+        if self.client.poll_timeout().is_some_and(|t| t <= now) {
+            self.client.handle_timeout(now);
+            progressed = true;
+        }
+        if let Some(s) = &mut self.server
+            && s.poll_timeout().is_some_and(|t| t <= now)
+        {
+            s.handle_timeout(now);
+            progressed = true;
+        }
+        if progressed {
+            return true;
+        }
+        let next = [
+            self.to_server.next_arrival(),
+            self.to_client.next_arrival(),
+            self.client.poll_timeout(),
+            self.server.as_ref().and_then(Connection::poll_timeout),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        match next {
+            Some(t) => {
+                self.now = self.now.max(t);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Steps until `done` or `max_steps`, panicking (with the seed) on livelock.
+    fn drive(&mut self, seed: u64, max_steps: usize, done: impl Fn(&Self) -> bool) {
+        for _ in 0..max_steps {
+            if done(self) {
+                return;
+            }
+            if !self.step() {
+                break;
+            }
+        }
+        assert!(
+            done(self),
+            "simulation did not finish (LT_SIM_SEED={seed}): received {} of {} bytes, \
+             client closed {}, virtual time {:?}",
+            self.received.len(),
+            self.to_write.len(),
+            self.client.is_closed(),
+            self.now - self.start,
+        );
+    }
+
+    fn elapsed(&self) -> Duration {
+        self.now - self.start
+    }
+}
+
+fn data(len: usize, seed: u64) -> Vec<u8> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xda7a);
+    let mut v = vec![0; len];
+    rng.fill_bytes(&mut v);
+    v
+}
+
+fn transfer(name: &str, len: usize, up: LinkSpec, down: LinkSpec) -> Pair {
+    let seed = seed();
+    let payload = data(len, seed);
+    let mut pair = Pair::new(seed, up, down, payload.clone());
+    pair.drive(seed, 5_000_000, |p| {
+        p.client.is_closed() && p.server.as_ref().is_some_and(Connection::is_closed)
+    });
+    pair.step(); // collect the last events
+    assert!(
+        pair.received == payload,
+        "{name}: data differs (LT_SIM_SEED={seed}): {} of {} bytes",
+        pair.received.len(),
+        payload.len()
+    );
+    assert_eq!(
+        pair.client_events.first(),
+        Some(&Event::Connected),
+        "{name}"
+    );
+    assert_eq!(
+        pair.client_events.last(),
+        Some(&Event::Closed(CloseReason::Done)),
+        "{name} (LT_SIM_SEED={seed})"
+    );
+    assert_eq!(
+        pair.server_events.last(),
+        Some(&Event::Closed(CloseReason::Done)),
+        "{name} (LT_SIM_SEED={seed})"
+    );
+    let secs = pair.elapsed().as_secs_f64();
+    let st = pair.client.stats();
+    println!(
+        "{name}: {} KiB in {:.2} s virtual = {:.0} KiB/s; rtt {:?}; cwnd {} B; {} packets, \
+         {} retransmits, {} timeouts, {} fast; link drops {}/{}",
+        len / 1024,
+        secs,
+        len as f64 / 1024.0 / secs,
+        pair.client.rtt(),
+        pair.client.congestion_window(),
+        st.packets_sent,
+        st.retransmits,
+        st.timeouts,
+        st.fast_retransmits,
+        pair.to_server.dropped,
+        pair.to_client.dropped,
+    );
+    pair
+}
+
+#[test]
+fn lossless_10ms() {
+    let l = LinkSpec::simple(10, 0, 0);
+    let p = transfer("0% loss, 10 ms", 2 << 20, l, l);
+    assert_eq!(p.client.stats().retransmits, 0);
+}
+
+#[test]
+fn loss_1_percent_50ms_jitter() {
+    let l = LinkSpec::simple(50, 10, 10);
+    transfer("1% loss, 50 ms + 10 ms jitter", 1 << 20, l, l);
+}
+
+#[test]
+fn loss_5_percent_200ms_reordering() {
+    // 40 ms jitter on 200 ms reorders packets sent closer than 40 ms apart.
+    let l = LinkSpec::simple(200, 40, 50);
+    transfer("5% loss, 200 ms + 40 ms jitter", 1 << 20, l, l);
+}
+
+#[test]
+fn loss_5_percent_20ms_heavy_reordering() {
+    let l = LinkSpec::simple(20, 20, 50);
+    transfer("5% loss, 20 ms + 20 ms jitter", 1 << 20, l, l);
+}
+
+#[test]
+fn ledbat_keeps_queuing_delay_near_target() {
+    // 1 MB/s bottleneck with a 500 KB (500 ms) drop-tail queue, 20 ms each way.
+    let rate = 1_000_000;
+    let up = LinkSpec {
+        rate: Some(rate),
+        queue: 500_000,
+        ..LinkSpec::simple(20, 0, 0)
+    };
+    let down = LinkSpec::simple(20, 0, 0);
+    let len = 6 << 20;
+    let p = transfer("LEDBAT, 1 MB/s bottleneck, 500 ms queue", len, up, down);
+    // Steady state: the second half of the transfer.
+    let waits = &p.to_server.waits;
+    let half = &waits[waits.len() / 2..];
+    let mean = half.iter().map(|(_, w)| w.as_secs_f64()).sum::<f64>() / half.len() as f64;
+    let max = half.iter().map(|(_, w)| *w).max().unwrap_or_default();
+    let throughput = len as f64 / p.elapsed().as_secs_f64();
+    println!(
+        "LEDBAT: mean queuing delay {:.1} ms (max {:?}) in steady state, target 100 ms; \
+         throughput {:.0} KB/s of {} KB/s",
+        mean * 1000.0,
+        max,
+        throughput / 1000.0,
+        rate / 1000
+    );
+    assert!(
+        (0.04..=0.16).contains(&mean),
+        "queuing delay {mean} s not near the 100 ms target"
+    );
+    assert!(max < Duration::from_millis(400), "queue filled: {max:?}");
+    assert!(throughput > 0.8 * rate as f64, "throughput {throughput}");
+}
