@@ -25,6 +25,7 @@ const TARGETS: &[&str] = &[
     "mse_handshake",
     "http_tracker_response",
     "udp_tracker_packet",
+    "utp_packet",
 ];
 
 #[test]
@@ -70,6 +71,11 @@ fn http_tracker_response() {
 #[test]
 fn udp_tracker_packet() {
     replay("udp_tracker_packet", bodies::udp_tracker_packet);
+}
+
+#[test]
+fn utp_packet() {
+    replay("utp_packet", bodies::utp_packet);
 }
 
 #[test]
