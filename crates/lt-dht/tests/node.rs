@@ -1,0 +1,290 @@
+//! One `Dht` node driven by hand-written KRPC queries: answers, tokens, peer store caps,
+//! rate limiting, read-only mode, timeouts.
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use lt_core::Sha1Hash;
+use lt_dht::{Body, Config, Dht, Event, Message, Query, Response};
+
+fn config() -> Config {
+    Config {
+        rng_seed: Some([1; 32]),
+        id: Some(Sha1Hash::new([0x80; 20])),
+        ..Config::default()
+    }
+}
+
+fn query(tid: u8, q: Query) -> Vec<u8> {
+    Message {
+        tid: vec![tid],
+        version: None,
+        read_only: false,
+        ip: None,
+        body: Body::Query(q),
+    }
+    .encode()
+}
+
+/// The next answer, skipping the node's own queries (maintenance pings).
+fn reply(dht: &mut Dht) -> Option<Message> {
+    while let Some(t) = dht.poll_transmit() {
+        let m = Message::decode(&t.payload).unwrap();
+        if !matches!(m.body, Body::Query(_)) {
+            return Some(m);
+        }
+    }
+    None
+}
+
+fn response(m: Option<Message>) -> Response {
+    match m.map(|m| m.body) {
+        Some(Body::Response(r)) => r,
+        other => panic!("expected a response, got {other:?}"),
+    }
+}
+
+fn addr(i: u32) -> SocketAddr {
+    let [_, _, a, b] = i.to_be_bytes();
+    SocketAddr::from(([10, 0, a, b], 6881))
+}
+
+fn get_token(dht: &mut Dht, now: Instant, from: SocketAddr, ih: Sha1Hash) -> Vec<u8> {
+    let id = Sha1Hash::new([7; 20]);
+    dht.handle_datagram(now, from, &query(1, Query::GetPeers { id, info_hash: ih }));
+    response(reply(dht)).token.unwrap()
+}
+
+#[test]
+fn answers_ping_and_find_node_and_learns_the_querier() {
+    let now = Instant::now();
+    let mut dht = Dht::new(config(), now);
+    let id = Sha1Hash::new([1; 20]);
+    dht.handle_datagram(now, addr(1), &query(9, Query::Ping { id }));
+    let m = reply(&mut dht).unwrap();
+    assert_eq!(m.tid, vec![9]);
+    assert_eq!(m.ip, Some(addr(1)), "BEP 42 ip echoed");
+    assert_eq!(response(Some(m)).id, dht.id());
+    assert_eq!(dht.routing_table().len(), 1);
+    dht.handle_datagram(
+        now,
+        addr(2),
+        &query(
+            3,
+            Query::FindNode {
+                id: Sha1Hash::new([2; 20]),
+                target: id,
+            },
+        ),
+    );
+    let r = response(reply(&mut dht));
+    assert_eq!(r.nodes[0].id, id);
+}
+
+#[test]
+fn announce_needs_a_valid_token_and_tokens_survive_one_rotation() {
+    let t0 = Instant::now();
+    let mut dht = Dht::new(config(), t0);
+    let ih = Sha1Hash::new([5; 20]);
+    let id = Sha1Hash::new([7; 20]);
+    let token = get_token(&mut dht, t0, addr(1), ih);
+    let ann = |token: Vec<u8>, implied_port| {
+        query(
+            2,
+            Query::AnnouncePeer {
+                id,
+                info_hash: ih,
+                port: 7000,
+                implied_port,
+                token,
+            },
+        )
+    };
+    // A token given to another IP is refused with a protocol error.
+    dht.handle_datagram(t0, addr(2), &ann(token.clone(), false));
+    assert!(matches!(
+        reply(&mut dht).unwrap().body,
+        Body::Error { code: 203, .. }
+    ));
+    dht.handle_datagram(t0, addr(1), &ann(token.clone(), false));
+    response(reply(&mut dht));
+    assert_eq!(
+        dht.stored_peers(&ih).collect::<Vec<_>>(),
+        vec![SocketAddr::new(addr(1).ip(), 7000)]
+    );
+    // After one rotation the old token still works, after two it does not.
+    let mut now = t0;
+    for _ in 0..6 {
+        now += Duration::from_secs(60);
+        dht.handle_timeout(now);
+    }
+    dht.handle_datagram(now, addr(1), &ann(token.clone(), true));
+    response(reply(&mut dht));
+    for _ in 0..5 {
+        now += Duration::from_secs(60);
+        dht.handle_timeout(now);
+    }
+    dht.handle_datagram(now, addr(1), &ann(token, true));
+    assert!(matches!(
+        reply(&mut dht).unwrap().body,
+        Body::Error { code: 203, .. }
+    ));
+    // get_peers returns the stored peer (implied port: the UDP source port).
+    let id2 = Sha1Hash::new([8; 20]);
+    dht.handle_datagram(
+        now,
+        addr(3),
+        &query(
+            4,
+            Query::GetPeers {
+                id: id2,
+                info_hash: ih,
+            },
+        ),
+    );
+    let r = response(reply(&mut dht));
+    assert!(r.values.contains(&addr(1)), "{:?}", r.values);
+    // Peers expire after the TTL (30 minutes).
+    for _ in 0..31 {
+        now += Duration::from_secs(60);
+        dht.handle_timeout(now);
+    }
+    assert_eq!(dht.stored_info_hashes(), 0);
+}
+
+#[test]
+fn peer_store_is_bounded() {
+    let now = Instant::now();
+    let cfg = Config {
+        max_info_hashes: 3,
+        max_peers_per_info_hash: 4,
+        queries_per_ip_per_second: 1000,
+        ..config()
+    };
+    let mut dht = Dht::new(cfg, now);
+    let id = Sha1Hash::new([7; 20]);
+    for h in 0..10u8 {
+        let ih = Sha1Hash::new([h; 20]);
+        for p in 0..10u32 {
+            let from = addr(p);
+            let token = get_token(&mut dht, now, from, ih);
+            let q = Query::AnnouncePeer {
+                id,
+                info_hash: ih,
+                port: 1000,
+                implied_port: false,
+                token,
+            };
+            dht.handle_datagram(now, from, &query(2, q));
+            let _ = reply(&mut dht);
+        }
+    }
+    assert_eq!(dht.stored_info_hashes(), 3);
+    assert_eq!(dht.stored_peers(&Sha1Hash::new([0; 20])).count(), 4);
+    // BEP 51: the stored info-hashes are sampled.
+    dht.handle_datagram(
+        now,
+        addr(1),
+        &query(5, Query::SampleInfohashes { id, target: id }),
+    );
+    let r = response(reply(&mut dht));
+    assert_eq!((r.samples.len(), r.num), (3, Some(3)));
+}
+
+#[test]
+fn queries_are_rate_limited_per_source_ip() {
+    let now = Instant::now();
+    let cfg = Config {
+        queries_per_ip_per_second: 5,
+        max_rate_limit_entries: 10,
+        ..config()
+    };
+    let mut dht = Dht::new(cfg, now);
+    let id = Sha1Hash::new([1; 20]);
+    let mut answered = 0;
+    for _ in 0..50 {
+        dht.handle_datagram(now, addr(1), &query(1, Query::Ping { id }));
+        answered += usize::from(reply(&mut dht).is_some());
+    }
+    assert_eq!(answered, 5);
+    // Another source is still served; a second later the first is served again.
+    dht.handle_datagram(now, addr(2), &query(1, Query::Ping { id }));
+    assert!(reply(&mut dht).is_some());
+    // A flood from many sources fills the bounded table; legitimate sources recover
+    // once its windows expire.
+    for i in 100..1100 {
+        dht.handle_datagram(
+            now,
+            addr(i),
+            &query(
+                1,
+                Query::Ping {
+                    id: Sha1Hash::new([2; 20]),
+                },
+            ),
+        );
+        let _ = reply(&mut dht);
+    }
+    let later = now + Duration::from_secs(1);
+    dht.handle_datagram(later, addr(1), &query(1, Query::Ping { id }));
+    assert!(reply(&mut dht).is_some());
+    assert!(dht.routing_table().len() <= 160 * 8);
+}
+
+#[test]
+fn read_only_node_stays_silent_and_marks_queries() {
+    let now = Instant::now();
+    let mut dht = Dht::new(
+        Config {
+            read_only: true,
+            ..config()
+        },
+        now,
+    );
+    dht.handle_datagram(
+        now,
+        addr(1),
+        &query(
+            1,
+            Query::Ping {
+                id: Sha1Hash::new([1; 20]),
+            },
+        ),
+    );
+    assert!(dht.poll_transmit().is_none());
+    dht.add_router(addr(9));
+    dht.bootstrap(now).unwrap();
+    let m = Message::decode(&dht.poll_transmit().unwrap().payload).unwrap();
+    assert!(m.read_only);
+    assert!(matches!(m.body, Body::Query(Query::FindNode { .. })));
+}
+
+#[test]
+fn unanswered_bootstrap_times_out_and_reports() {
+    let now = Instant::now();
+    let mut dht = Dht::new(config(), now);
+    dht.add_router(addr(9));
+    dht.bootstrap(now).unwrap();
+    assert!(dht.poll_transmit().is_some());
+    let deadline = dht.poll_timeout().unwrap();
+    assert_eq!(deadline, now + Duration::from_secs(5));
+    dht.handle_timeout(deadline);
+    assert!(matches!(
+        dht.poll_event(),
+        Some(Event::LookupDone { messages: 1, .. })
+    ));
+    assert_eq!(dht.poll_event(), Some(Event::BootstrapDone { nodes: 0 }));
+    // A reply that arrives late, or from the wrong address, is ignored.
+    let late = Message {
+        tid: vec![0, 0],
+        version: None,
+        read_only: false,
+        ip: None,
+        body: Body::Response(Response::new(Sha1Hash::new([3; 20]))),
+    };
+    dht.handle_datagram(deadline, addr(9), &late.encode());
+    assert!(dht.routing_table().is_empty());
+    dht.handle_datagram(deadline, addr(9), b"garbage");
+    assert!(dht.poll_event().is_none());
+}
