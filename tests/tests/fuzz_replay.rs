@@ -25,6 +25,7 @@ const TARGETS: &[&str] = &[
     "mse_handshake",
     "http_tracker_response",
     "udp_tracker_packet",
+    "krpc_message",
     "utp_packet",
 ];
 
@@ -99,6 +100,11 @@ fn every_fuzz_target_is_replayed() {
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
+}
+
+#[test]
+fn krpc_message() {
+    replay("krpc_message", bodies::krpc_message);
 }
 
 /// Runs every file of `fuzz/corpus/<target>/` through `body`, reporting all failing files.
