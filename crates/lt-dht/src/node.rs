@@ -110,6 +110,8 @@ pub enum LookupKind {
     Bootstrap,
     /// `find_node` towards a target.
     FindNode,
+    /// `find_node` towards a random id in a stale or sparse bucket (BEP 5 refresh).
+    Refresh,
     /// `get_peers` for an info-hash.
     GetPeers,
     /// `get_peers`, then `announce_peer` to the closest nodes that gave tokens;
@@ -611,9 +613,26 @@ impl Dht {
         });
         self.rate
             .retain(|_, e| now.saturating_duration_since(e.window_start) < Duration::from_secs(1));
+        // BEP 5: refresh buckets unchanged for 15 minutes.
+        if let Some(since) = now.checked_sub(crate::routing::GOOD_FOR) {
+            self.refresh(now, Some(since));
+        }
         for node in self.table.questionable(3, now) {
             let q = Query::Ping { id: self.id };
             self.send_query(now, node.addr, Some(node.id), q, Purpose::Other);
+        }
+    }
+
+    /// Starts a refresh lookup for each stale or sparse bucket, within the lookup cap.
+    fn refresh(&mut self, now: Instant, since: Option<Instant>) {
+        for index in self.table.stale_buckets(since) {
+            if self.lookups.len() >= self.config.max_lookups / 2 {
+                break;
+            }
+            let mut random = [0u8; 20];
+            self.rng.fill_bytes(&mut random);
+            let target = self.table.random_id_in_bucket(index, random);
+            let _ = self.start(now, LookupKind::Refresh, target);
         }
     }
 
@@ -745,7 +764,7 @@ impl Dht {
 
     fn query_for(&self, kind: LookupKind, target: Sha1Hash) -> Query {
         match kind {
-            LookupKind::Bootstrap | LookupKind::FindNode => Query::FindNode {
+            LookupKind::Bootstrap | LookupKind::FindNode | LookupKind::Refresh => Query::FindNode {
                 id: self.id,
                 target,
             },
@@ -899,6 +918,8 @@ impl Dht {
         });
         if self.bootstrap == Some(lid) {
             self.bootstrap = None;
+            // Fill the far buckets: the bootstrap only walked towards our own id.
+            self.refresh(now, None);
             self.events.push_back(Event::BootstrapDone {
                 nodes: self.table.len(),
             });

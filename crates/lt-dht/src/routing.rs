@@ -160,6 +160,7 @@ impl RoutingTable {
                 if responded {
                     e.last_response = Some(now);
                     e.fails = 0;
+                    bucket.last_changed = Some(now);
                 }
                 return Inserted::Updated;
             }
@@ -251,6 +252,38 @@ impl RoutingTable {
             .collect();
         q.sort_by_key(|e| e.last_seen);
         q.into_iter().take(n).map(|e| e.node).collect()
+    }
+
+    /// Buckets to refresh (BEP 5): those not changed since `since` (or never), and those
+    /// holding fewer than K nodes, except the last bucket (our own neighbourhood, which
+    /// the bootstrap lookup covers). Returned as bucket indices.
+    #[must_use]
+    pub fn stale_buckets(&self, since: Option<Instant>) -> Vec<usize> {
+        let last = self.buckets.len() - 1;
+        self.buckets
+            .iter()
+            .enumerate()
+            .filter(|&(i, b)| {
+                i < last
+                    && (b.nodes.len() < self.bucket_size
+                        || since.is_some_and(|s| b.last_changed.is_none_or(|c| c < s)))
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// A random id that falls in bucket `index` (for `index < 159`): it shares exactly
+    /// `index` leading bits with our id.
+    #[must_use]
+    pub fn random_id_in_bucket(&self, index: usize, random: [u8; 20]) -> Sha1Hash {
+        let own = self.own_id.as_bytes();
+        let mut out = random;
+        for bit in 0..=index.min(159) {
+            let (byte, mask) = (bit / 8, 0x80u8 >> (bit % 8));
+            let want = if bit == index { !own[byte] } else { own[byte] } & mask;
+            out[byte] = (out[byte] & !mask) | want;
+        }
+        Sha1Hash::new(out)
     }
 
     /// Index of the bucket that holds (or would hold) `id`.

@@ -103,3 +103,20 @@ fn liveness_and_replacement() {
         Inserted::Rejected
     );
 }
+
+#[test]
+fn refresh_targets_fall_in_their_bucket() {
+    let now = Instant::now();
+    let own = Sha1Hash::new([0x5a; 20]);
+    let mut t = RoutingTable::new(own, 8, 8);
+    for i in 0..40u32 {
+        t.insert(node(0x5a, i + 1), now, true);
+    }
+    assert!(t.bucket_count() > 1);
+    for index in 0..t.bucket_count() - 1 {
+        let id = t.random_id_in_bucket(index, [u8::try_from(index).unwrap(); 20]);
+        assert_eq!((id ^ own).leading_zeros(), u32::try_from(index).unwrap());
+    }
+    // Far buckets hold fewer than K nodes, so they are due for a refresh.
+    assert!(t.stale_buckets(None).contains(&0));
+}

@@ -252,7 +252,7 @@ fn lookups_find_the_true_closest_nodes() {
         sim.delivered,
     );
     assert!(
-        exact >= 95,
+        exact >= 98,
         "only {exact}/100 lookups found the true 8 closest"
     );
     assert!(
@@ -263,7 +263,7 @@ fn lookups_find_the_true_closest_nodes() {
 
 #[test]
 fn announce_then_get_peers_across_the_network() {
-    let n = node_count().min(300);
+    let n = node_count().min(150);
     let mut sim = Sim::new(n, seed() ^ 1);
     sim.bootstrap_all();
     let info_hash = sim.random_id();
