@@ -544,6 +544,26 @@ fn decode_error(dict: &Dict<'_>) -> Result<Body, Error> {
     })
 }
 
+/// The transaction id of a datagram that is a bencoded dictionary with `y=q` and a
+/// bounded `t`, even when the rest of the query is malformed (to send a KRPC error back).
+#[must_use]
+pub fn query_tid(buf: &[u8]) -> Option<Vec<u8>> {
+    if buf.len() > MAX_MESSAGE_LEN {
+        return None;
+    }
+    let limits = Limits {
+        max_depth: MAX_DEPTH,
+        max_items: MAX_ITEMS,
+    };
+    let doc = lt_bencode::decode_with(buf, &limits).ok()?;
+    let dict = doc.root().as_dict()?;
+    if dict.get_bytes("y")? != b"q" {
+        return None;
+    }
+    let t = dict.get_bytes("t")?;
+    (t.len() <= MAX_TID_LEN).then(|| t.to_vec())
+}
+
 /// True for addresses BEP 42 exempts and tests use: loopback, private, link-local.
 #[must_use]
 pub fn is_local(ip: IpAddr) -> bool {

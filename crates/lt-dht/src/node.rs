@@ -20,8 +20,12 @@ use crate::routing::RoutingTable;
 /// Node configuration. Every cap has a documented default.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Our node id; `None` draws one from the RNG.
+    /// Our node id; `None` draws one from the RNG (BEP 42-conforming when
+    /// [`Config::external_ip`] is set).
     pub id: Option<Sha1Hash>,
+    /// Our external IP as others see it, if known; used to derive a BEP 42 id.
+    /// Default: `None`.
+    pub external_ip: Option<IpAddr>,
     /// RNG seed (ids, transaction ids, token secrets); `None` uses a fixed seed, so the
     /// caller (lt-session) should pass OS randomness.
     pub rng_seed: Option<[u8; 32]>,
@@ -68,6 +72,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             id: None,
+            external_ip: None,
             rng_seed: None,
             read_only: false,
             version: Some(b"LT01".to_vec()),
@@ -249,7 +254,10 @@ impl Dht {
         let id = config.id.unwrap_or_else(|| {
             let mut b = [0u8; 20];
             rng.fill_bytes(&mut b);
-            Sha1Hash::new(b)
+            match config.external_ip {
+                Some(ip) => crate::routing::bep42_id(ip, b),
+                None => Sha1Hash::new(b),
+            }
         });
         let mut secret = [0u8; 16];
         rng.fill_bytes(&mut secret);
@@ -365,6 +373,31 @@ impl Dht {
             Ok(m) => m,
             Err(e) => {
                 trace!(peer = %from, error = %e, "malformed KRPC");
+                // BEP 5: answer a broken query with 203 (protocol) or 204 (method unknown)
+                // if it carries a usable transaction id; drop anything else silently.
+                if let Some(tid) = crate::krpc::query_tid(buf)
+                    && !self.config.read_only
+                    && self.allow(now, from.ip())
+                {
+                    let (code, text): (i64, &[u8]) = match e {
+                        crate::Error::UnknownMethod => (204, b"Method Unknown"),
+                        _ => (203, b"Protocol Error"),
+                    };
+                    let msg = Message {
+                        tid,
+                        version: self.config.version.clone(),
+                        read_only: false,
+                        ip: None,
+                        body: Body::Error {
+                            code,
+                            message: text.to_vec(),
+                        },
+                    };
+                    self.transmits.push_back(Transmit {
+                        dest: from,
+                        payload: msg.encode(),
+                    });
+                }
                 return;
             }
         };

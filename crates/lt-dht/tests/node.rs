@@ -288,3 +288,45 @@ fn unanswered_bootstrap_times_out_and_reports() {
     dht.handle_datagram(deadline, addr(9), b"garbage");
     assert!(dht.poll_event().is_none());
 }
+
+#[test]
+fn malformed_queries_get_krpc_errors() {
+    let now = Instant::now();
+    let mut dht = Dht::new(config(), now);
+    dht.handle_datagram(
+        now,
+        addr(1),
+        b"d1:ad2:id20:abcdefghij0123456789e1:q3:foo1:t2:xy1:y1:qe",
+    );
+    let m = reply(&mut dht).unwrap();
+    assert_eq!(m.tid, b"xy");
+    assert!(matches!(m.body, Body::Error { code: 204, .. }));
+    // find_node without a target: protocol error.
+    dht.handle_datagram(
+        now,
+        addr(1),
+        b"d1:ad2:id20:abcdefghij0123456789e1:q9:find_node1:t2:zz1:y1:qe",
+    );
+    let m = reply(&mut dht).unwrap();
+    assert_eq!(m.tid, b"zz");
+    assert!(matches!(m.body, Body::Error { code: 203, .. }));
+    // Broken replies and non-dictionaries get nothing.
+    dht.handle_datagram(now, addr(1), b"d1:rd2:id1:xe1:t2:aa1:y1:re");
+    dht.handle_datagram(now, addr(1), b"i42e");
+    assert!(dht.poll_transmit().is_none());
+}
+
+#[test]
+fn external_ip_gives_a_bep42_id() {
+    let now = Instant::now();
+    let ip: std::net::IpAddr = "124.31.75.21".parse().unwrap();
+    let dht = Dht::new(
+        Config {
+            external_ip: Some(ip),
+            rng_seed: Some([9; 32]),
+            ..Config::default()
+        },
+        now,
+    );
+    assert!(lt_dht::routing::bep42_valid(&dht.id(), ip));
+}
