@@ -233,14 +233,21 @@ impl RoutingTable {
     /// The `n` non-bad nodes closest to `target`, nearest first.
     #[must_use]
     pub fn closest(&self, target: &Sha1Hash, n: usize, now: Instant) -> Vec<NodeInfo> {
-        let mut all: Vec<NodeInfo> = self
+        // Each distance is computed once; a partial selection keeps this O(table size).
+        let mut all: Vec<(Sha1Hash, NodeInfo)> = self
             .entries()
             .filter(|e| e.liveness(now) != Liveness::Bad)
-            .map(|e| e.node)
+            .map(|e| (e.node.id ^ *target, e.node))
             .collect();
-        all.sort_by_key(|node| node.id ^ *target);
-        all.truncate(n);
-        all
+        if n == 0 {
+            return Vec::new();
+        }
+        if all.len() > n {
+            all.select_nth_unstable_by_key(n - 1, |x| x.0);
+            all.truncate(n);
+        }
+        all.sort_unstable_by_key(|x| x.0);
+        all.into_iter().map(|(_, node)| node).collect()
     }
 
     /// Nodes that deserve a ping: questionable ones, oldest first, at most `n`.
