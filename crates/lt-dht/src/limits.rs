@@ -35,7 +35,7 @@ pub const DEFAULT_MAX_INFO_HASHES: usize = 5000;
 pub const DEFAULT_MAX_PEERS_PER_INFO_HASH: usize = 200;
 /// Default maximum peers returned in one `get_peers` reply.
 pub const DEFAULT_MAX_VALUES_IN_REPLY: usize = 50;
-/// Default maximum source IPs tracked by the incoming-query rate limiter.
+/// Default number of slots in the incoming-query rate limiter.
 pub const DEFAULT_MAX_RATE_LIMIT_ENTRIES: usize = 4096;
 /// Default maximum queries per source IP per second.
 pub const DEFAULT_QUERIES_PER_IP_PER_SECOND: u32 = 20;

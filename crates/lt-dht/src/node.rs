@@ -56,7 +56,8 @@ pub struct Config {
     /// Incoming queries allowed per source IP per second. Default:
     /// [`limits::DEFAULT_QUERIES_PER_IP_PER_SECOND`].
     pub queries_per_ip_per_second: u32,
-    /// Source IPs tracked by the rate limiter. Default:
+    /// Slots of the rate limiter (source IPs hash into them, colliding IPs share a
+    /// budget; allocated once). Default:
     /// [`limits::DEFAULT_MAX_RATE_LIMIT_ENTRIES`].
     pub max_rate_limit_entries: usize,
     /// Outstanding transactions. Default: [`limits::DEFAULT_MAX_IN_FLIGHT`].
@@ -212,9 +213,9 @@ struct Pending {
     purpose: Purpose,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct RateEntry {
-    window_start: Instant,
+    window_start: Option<Instant>,
     count: u32,
 }
 
@@ -242,7 +243,8 @@ pub struct Dht {
     last_rotation: Instant,
     next_maintenance: Instant,
     peers: HashMap<Sha1Hash, Vec<(SocketAddr, Instant)>>,
-    rate: HashMap<IpAddr, RateEntry>,
+    rate: Vec<RateEntry>,
+    rate_salt: u64,
     bootstrap: Option<LookupId>,
 }
 
@@ -259,6 +261,8 @@ impl Dht {
                 None => Sha1Hash::new(b),
             }
         });
+        let rate = vec![RateEntry::default(); config.max_rate_limit_entries];
+        let rate_salt = rng.next_u64();
         let mut secret = [0u8; 16];
         rng.fill_bytes(&mut secret);
         let next_tid = u16::try_from(rng.next_u32() & 0xffff).unwrap_or(0);
@@ -280,7 +284,8 @@ impl Dht {
             prev_secret: secret,
             last_rotation: now,
             peers: HashMap::new(),
-            rate: HashMap::new(),
+            rate,
+            rate_salt,
             bootstrap: None,
         }
     }
@@ -461,7 +466,13 @@ impl Dht {
         }
         let id = q.id();
         if !ro && id != self.id {
-            self.table.insert(NodeInfo { id, addr: from }, now, false);
+            let node = NodeInfo { id, addr: from };
+            // A new querier is unverified: ping it once so it can become good. The table
+            // has at most 160 * K slots, so this cannot amplify a flood without bound.
+            if self.table.insert(node, now, false) == crate::routing::Inserted::Added {
+                let q = Query::Ping { id: self.id };
+                self.send_query(now, from, Some(id), q, Purpose::Other);
+            }
         }
         let body = match q {
             Query::Ping { .. } => Body::Response(Response::new(self.id)),
@@ -535,7 +546,9 @@ impl Dht {
 
     fn nodes_reply(&self, target: &Sha1Hash, now: Instant) -> Response {
         let mut r = Response::new(self.id);
-        let nodes = self.table.closest(target, self.config.bucket_size, now);
+        let nodes = self
+            .table
+            .closest_confirmed(target, self.config.bucket_size, now);
         if self.config.ipv6 {
             r.nodes6 = nodes.into_iter().filter(|n| n.addr.is_ipv6()).collect();
         } else {
@@ -557,28 +570,37 @@ impl Dht {
         t
     }
 
+    /// Per-source-IP query budget. Source IPs hash (with a secret salt, so a sender
+    /// cannot aim at a victim's slot) into a fixed table of one-second windows; colliding
+    /// IPs share a budget, which can only make the limit stricter. A flood from many
+    /// spoofed sources spreads over all slots and leaves each far below the limit, so
+    /// legitimate sources keep being answered, and memory never grows.
     fn allow(&mut self, now: Instant, ip: IpAddr) -> bool {
+        use std::hash::{Hash, Hasher};
         let limit = self.config.queries_per_ip_per_second;
-        if !self.rate.contains_key(&ip) && self.rate.len() >= self.config.max_rate_limit_entries {
-            self.rate.retain(|_, e| {
-                now.saturating_duration_since(e.window_start) < Duration::from_secs(1)
-            });
-            if self.rate.len() >= self.config.max_rate_limit_entries {
-                trace!(%ip, "rate-limit table full");
-                return false;
-            }
+        if self.rate.is_empty() {
+            return true;
         }
-        let e = self.rate.entry(ip).or_insert(RateEntry {
-            window_start: now,
-            count: 0,
-        });
-        if now.saturating_duration_since(e.window_start) >= Duration::from_secs(1) {
+        let mut h = std::hash::DefaultHasher::new();
+        self.rate_salt.hash(&mut h);
+        ip.hash(&mut h);
+        let len = u64::try_from(self.rate.len()).unwrap_or(u64::MAX);
+        let slot = usize::try_from(h.finish() % len).unwrap_or(0);
+        let Some(e) = self.rate.get_mut(slot) else {
+            return false;
+        };
+        if e.window_start
+            .is_none_or(|w| now.saturating_duration_since(w) >= Duration::from_secs(1))
+        {
             *e = RateEntry {
-                window_start: now,
+                window_start: Some(now),
                 count: 0,
             };
         }
         e.count = e.count.saturating_add(1);
+        if e.count > limit {
+            trace!(%ip, "query rate limit");
+        }
         e.count <= limit
     }
 
@@ -644,8 +666,6 @@ impl Dht {
             list.retain(|(_, t)| now.saturating_duration_since(*t) < ttl);
             !list.is_empty()
         });
-        self.rate
-            .retain(|_, e| now.saturating_duration_since(e.window_start) < Duration::from_secs(1));
         // BEP 5: refresh buckets unchanged for 15 minutes.
         if let Some(since) = now.checked_sub(crate::routing::GOOD_FOR) {
             self.refresh(now, Some(since));

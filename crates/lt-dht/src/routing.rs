@@ -250,6 +250,26 @@ impl RoutingTable {
         all.into_iter().map(|(_, node)| node).collect()
     }
 
+    /// The `n` closest nodes that have answered at least one of our queries and are not
+    /// bad: what we hand out in replies, so unverified queriers cannot poison others.
+    #[must_use]
+    pub fn closest_confirmed(&self, target: &Sha1Hash, n: usize, now: Instant) -> Vec<NodeInfo> {
+        let mut all: Vec<(Sha1Hash, NodeInfo)> = self
+            .entries()
+            .filter(|e| e.last_response.is_some() && e.liveness(now) != Liveness::Bad)
+            .map(|e| (e.node.id ^ *target, e.node))
+            .collect();
+        if n == 0 {
+            return Vec::new();
+        }
+        if all.len() > n {
+            all.select_nth_unstable_by_key(n - 1, |x| x.0);
+            all.truncate(n);
+        }
+        all.sort_unstable_by_key(|x| x.0);
+        all.into_iter().map(|(_, node)| node).collect()
+    }
+
     /// Nodes that deserve a ping: questionable ones, oldest first, at most `n`.
     #[must_use]
     pub fn questionable(&self, n: usize, now: Instant) -> Vec<NodeInfo> {
