@@ -309,6 +309,20 @@ impl Dht {
         }
     }
 
+    /// Pings a node we knew before (saved state, or a `port` message from a peer); it
+    /// joins the routing table when it answers.
+    pub fn add_node(&mut self, now: Instant, addr: SocketAddr) {
+        let q = Query::Ping { id: self.id };
+        self.send_query(now, addr, None, q, Purpose::Other);
+    }
+
+    /// Good nodes worth saving for the next start, nearest to our id first.
+    #[must_use]
+    pub fn saved_nodes(&self, now: Instant) -> Vec<NodeInfo> {
+        self.table
+            .closest_confirmed(&self.id, self.table.len(), now)
+    }
+
     /// Starts the bootstrap: a `find_node` for our own id from the routers and the table.
     ///
     /// # Errors

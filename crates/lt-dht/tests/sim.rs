@@ -5,7 +5,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use lt_core::Sha1Hash;
@@ -30,6 +30,10 @@ struct Sim {
 
 impl Sim {
     fn new(n: usize, seed: u64) -> Self {
+        Self::with_family(n, seed, false)
+    }
+
+    fn with_family(n: usize, seed: u64, ipv6: bool) -> Self {
         let now = Instant::now();
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut nodes = Vec::new();
@@ -37,11 +41,19 @@ impl Sim {
         let mut index = HashMap::new();
         for i in 0..n {
             let i32 = u32::try_from(i).unwrap();
-            let addr = SocketAddr::from((Ipv4Addr::from(0x0a00_0000 | (i32 + 1)), 6881));
+            let addr = if ipv6 {
+                SocketAddr::from((
+                    Ipv6Addr::from(0xfd00_u128 << 112 | u128::from(i32 + 1)),
+                    6881,
+                ))
+            } else {
+                SocketAddr::from((Ipv4Addr::from(0x0a00_0000 | (i32 + 1)), 6881))
+            };
             let mut s = [0u8; 32];
             rng.fill_bytes(&mut s);
             let config = Config {
                 rng_seed: Some(s),
+                ipv6,
                 ..Config::default()
             };
             nodes.push(Dht::new(config, now));
@@ -308,4 +320,47 @@ fn announce_then_get_peers_across_the_network() {
     let b = sim.addrs[9];
     assert!(found.contains(&a), "explicit port found: {found:?}");
     assert!(found.contains(&b), "implied port found: {found:?}");
+}
+
+/// BEP 32 `nodes6`: an IPv6-only network converges as well, and a node restarted from its
+/// saved nodes (no router) rejoins it.
+#[test]
+fn ipv6_network_and_restart_from_saved_nodes() {
+    let mut sim = Sim::with_family(60, seed() ^ 2, true);
+    sim.bootstrap_all();
+    let target = sim.random_id();
+    let now = sim.now;
+    let lid = sim.nodes[3].find_node(now, target).unwrap();
+    sim.flush(3);
+    let Event::LookupDone { closest, .. } = sim.run_until_done(3, lid) else {
+        unreachable!()
+    };
+    assert_eq!(closest.len(), 8);
+    assert!(closest.iter().all(|n| n.addr.is_ipv6()));
+
+    // Node 7 restarts with a fresh table and only its saved nodes.
+    let saved = sim.nodes[7].saved_nodes(sim.now);
+    assert!(saved.len() >= 8, "{} saved nodes", saved.len());
+    let id = sim.nodes[7].id();
+    let config = Config {
+        id: Some(id),
+        rng_seed: Some([77; 32]),
+        ipv6: true,
+        ..Config::default()
+    };
+    sim.nodes[7] = Dht::new(config, sim.now);
+    let now = sim.now;
+    for n in &saved {
+        sim.nodes[7].add_node(now, n.addr);
+    }
+    sim.flush(7);
+    sim.run_for(Duration::from_secs(2));
+    assert!(sim.nodes[7].routing_table().len() >= 8);
+    let now = sim.now;
+    let lid = sim.nodes[7].bootstrap(now).unwrap();
+    sim.flush(7);
+    let Event::LookupDone { closest, .. } = sim.run_until_done(7, lid) else {
+        unreachable!()
+    };
+    assert_eq!(closest.len(), 8);
 }
