@@ -270,6 +270,7 @@ pub struct Connection {
     want_writable: bool,
     zero_window_since: Option<Instant>,
     probe_at: Option<Instant>,
+    probe_due: bool,
     base_delay: BaseDelay,
     queuing_delay: Duration,
     // ---- receive side ----
@@ -365,6 +366,7 @@ impl Connection {
             want_writable: false,
             zero_window_since: None,
             probe_at: None,
+            probe_due: false,
             base_delay: BaseDelay {
                 minutes: [None; BASE_DELAY_HISTORY],
                 current: 0,
@@ -572,6 +574,10 @@ impl Connection {
             debug!(id = self.recv_id, "uTP peer window zero too long");
             self.fail(CloseReason::ZeroWindow, true);
             return;
+        }
+        if self.zero_window_since.is_some() && self.probe_at.is_some_and(|t| now >= t) {
+            self.probe_at = Some(now + ZERO_WINDOW_PROBE);
+            self.probe_due = true;
         }
         if self.rto_deadline.is_some_and(|d| now >= d) {
             self.on_rto(now);
@@ -915,6 +921,7 @@ impl Connection {
         } else {
             self.zero_window_since = None;
             self.probe_at = None;
+            self.probe_due = false;
         }
     }
 
@@ -943,14 +950,13 @@ impl Connection {
         {
             return None;
         }
-        let probe =
-            self.peer_wnd == 0 && self.cur_window == 0 && self.probe_at.is_some_and(|t| now >= t);
+        let probe = self.peer_wnd == 0 && self.cur_window == 0 && self.probe_due;
         if !probe && self.cur_window + len > self.cwnd.min(self.peer_wnd) {
             self.window_limited = true;
             return None;
         }
         if probe {
-            self.probe_at = Some(now + ZERO_WINDOW_PROBE);
+            self.probe_due = false;
         }
         let payload: Vec<u8> = self.send_buf.drain(..len).collect();
         self.push_packet(Kind::Data, payload);
