@@ -25,7 +25,7 @@
 //! then re-arm one timer from [`Dht::poll_timeout`]. Never pass an earlier `now`.
 //!
 //! Not yet: BEP 44 put/get, a tokio driver, IPv4+IPv6 dual tables (one `Dht` per family
-//! for now), BEP 42 enforcement in the table, session integration.
+//! for now), BEP 42 external-IP voting, session integration.
 //!
 //! # Example: a run loop over `std::net`
 //!

@@ -44,6 +44,8 @@ pub struct Entry {
     pub last_seen: Instant,
     /// Consecutive timeouts.
     pub fails: u8,
+    /// The id conforms to the address under BEP 42 (local addresses always do).
+    pub verified: bool,
 }
 
 impl Entry {
@@ -169,16 +171,25 @@ impl RoutingTable {
                 last_response: responded.then_some(now),
                 last_seen: now,
                 fails: 0,
+                verified: bep42_valid(&node.id, node.addr.ip()),
             };
             if bucket.nodes.len() < k {
                 bucket.nodes.push(entry);
                 bucket.last_changed = Some(now);
                 return Inserted::Added;
             }
+            // A bad node makes room; so does (BEP 42: prefer conforming ids) a node that is
+            // neither good nor BEP 42-conforming when the newcomer conforms.
+            let newcomer_verified = entry.verified;
             if let Some(bad) = bucket
                 .nodes
                 .iter()
                 .position(|e| e.liveness(now) == Liveness::Bad)
+                .or_else(|| {
+                    bucket.nodes.iter().position(|e| {
+                        newcomer_verified && !e.verified && e.liveness(now) != Liveness::Good
+                    })
+                })
             {
                 bucket.nodes[bad] = entry;
                 bucket.last_changed = Some(now);

@@ -120,3 +120,40 @@ fn refresh_targets_fall_in_their_bucket() {
     // Far buckets hold fewer than K nodes, so they are due for a refresh.
     assert!(t.stale_buckets(None).contains(&0));
 }
+
+#[test]
+fn bep42_conforming_nodes_displace_unverified_questionable_ones() {
+    use lt_dht::routing::bep42_id;
+    let now = Instant::now();
+    let mut t = RoutingTable::new(Sha1Hash::ZERO, 2, 2);
+    // Force a split so the far bucket (first bit set) can no longer split.
+    for i in 1..=3 {
+        t.insert(node(0x00, i), now, true);
+    }
+    let public = |i: u8| SocketAddr::from(([1, 2, 3, i], 6881));
+    let far = |b: u8, i: u8| NodeInfo {
+        id: Sha1Hash::new([0x80 | b; 20]),
+        addr: public(i),
+    };
+    // Two non-conforming public nodes: one good (answered), one questionable.
+    let good = far(1, 1);
+    let questionable = far(2, 2);
+    assert_eq!(t.insert(good, now, true), Inserted::Added);
+    assert_eq!(t.insert(questionable, now, false), Inserted::Added);
+    assert!(!t.get(&good.id).unwrap().verified);
+    // A conforming newcomer replaces the questionable unverified node, not the good one.
+    // A conforming id for public(9) that lands in the far bucket (first bit set).
+    let id = (0..=255u8)
+        .map(|r| bep42_id(public(9).ip(), [r; 20]))
+        .find(|id| id.as_bytes()[0] & 0x80 != 0)
+        .unwrap();
+    let conforming = NodeInfo {
+        id,
+        addr: public(9),
+    };
+    assert_eq!(t.insert(conforming, now, false), Inserted::Added);
+    assert!(t.get(&conforming.id).unwrap().verified);
+    assert!(t.get(&good.id).is_some());
+    assert!(t.get(&questionable.id).is_none());
+    assert_eq!(t.get(&good.id).unwrap().liveness(now), Liveness::Good);
+}
