@@ -24,7 +24,42 @@
 //! demultiplex datagrams between connections and does not probe the path MTU (packets are
 //! at most [`limits::DEFAULT_MAX_PACKET_SIZE`] bytes).
 //!
-//! # Example
+//! # Example: a run loop over `std::net`
+//!
+//! ```no_run
+//! use std::net::UdpSocket;
+//! use std::time::Instant;
+//! use lt_utp::{Config, Connection, Event};
+//!
+//! let sock = UdpSocket::bind("0.0.0.0:0")?;
+//! sock.connect("127.0.0.1:6881")?;
+//! let mut conn = Connection::connect(Config { rng_seed: [7; 32], ..Config::default() }, Instant::now());
+//! let mut buf = [0u8; 65536];
+//! loop {
+//!     let now = Instant::now();
+//!     while let Some(t) = conn.poll_transmit(now) {
+//!         sock.send(&t.contents)?;
+//!     }
+//!     while let Some(event) = conn.poll_event() {
+//!         match event {
+//!             Event::Connected => { conn.write(b"hello"); conn.close(); }
+//!             Event::Readable => { let n = conn.read(&mut buf); println!("{:?}", &buf[..n]); }
+//!             Event::Closed(reason) => return Ok(println!("closed: {reason:?}")),
+//!             _ => {}
+//!         }
+//!     }
+//!     let Some(deadline) = conn.poll_timeout() else { break };
+//!     let wait = deadline.saturating_duration_since(Instant::now());
+//!     sock.set_read_timeout(Some(wait.max(std::time::Duration::from_millis(1))))?;
+//!     match sock.recv(&mut buf) {
+//!         Ok(n) => { let _ = conn.handle_datagram(Instant::now(), &buf[..n]); }
+//!         Err(_) => conn.handle_timeout(Instant::now()),
+//!     }
+//! }
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! The codec alone:
 //!
 //! ```
 //! use lt_utp::{Packet, PacketType};
@@ -48,3 +83,8 @@ mod packet;
 pub use connection::{CloseReason, Config, Connection, Event, Stats, Transmit};
 pub use error::Error;
 pub use packet::{EXT_SACK, Header, Packet, PacketType, SelectiveAck, VERSION};
+
+/// Runs the README's example as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
