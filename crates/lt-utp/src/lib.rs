@@ -20,8 +20,9 @@
 //! This crate performs no I/O, reads no clock (`now: Instant` is a parameter) and no OS
 //! randomness (connection ids and sequence numbers come from a ChaCha generator seeded by
 //! the caller), spawns nothing and has no `unsafe`. Everything a peer can make it buffer is
-//! bounded by [`limits`] and the connection [`Config`]. It does not own a socket, does not
-//! demultiplex datagrams between connections and does not probe the path MTU (packets are
+//! bounded by [`limits`], the connection [`Config`] and the [`EndpointConfig`] of the
+//! [`Endpoint`], which demultiplexes datagrams of one socket by (address, connection id)
+//! with a bounded half-open table. It owns no socket and does not probe the path MTU (packets are
 //! at most [`limits::DEFAULT_MAX_PACKET_SIZE`] bytes).
 //!
 //! # Example: a run loop over `std::net`
@@ -76,11 +77,13 @@
 #![warn(missing_docs)]
 
 mod connection;
+pub mod endpoint;
 mod error;
 pub mod limits;
 mod packet;
 
 pub use connection::{CloseReason, Config, Connection, Event, Stats, Transmit};
+pub use endpoint::{ConnectionHandle, DatagramOutcome, Endpoint, EndpointConfig};
 pub use error::Error;
 pub use packet::{EXT_SACK, Header, Packet, PacketType, SelectiveAck, VERSION};
 

@@ -1,0 +1,274 @@
+//! Many connections behind one UDP socket: datagrams demultiplexed by (address, connection id).
+//!
+//! Incoming SYNs create connections up to [`EndpointConfig::max_half_open`] not yet
+//! confirmed by a second packet from the peer (a SYN flood cannot grow the table past it),
+//! and [`EndpointConfig::max_connections`] in all. A half-open connection that hears nothing
+//! more within [`EndpointConfig::half_open_timeout`] is dropped silently.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+
+use crate::{Config, Connection, Event, Packet, PacketType, Transmit};
+
+/// Default most connections per endpoint.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Default most half-open incoming connections (SYN received, nothing else yet).
+pub const DEFAULT_MAX_HALF_OPEN: usize = 64;
+/// Default life of a half-open incoming connection.
+pub const DEFAULT_HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Settings of an [`Endpoint`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointConfig {
+    /// Template for every connection; its `rng_seed` is replaced per connection.
+    pub connection: Config,
+    /// Seeds the per-connection seeds. Default: all zeros (drivers seed from the OS).
+    pub rng_seed: [u8; 32],
+    /// Accept incoming SYNs. Default: `true`.
+    pub accept_incoming: bool,
+    /// Most connections. Default: [`DEFAULT_MAX_CONNECTIONS`].
+    pub max_connections: usize,
+    /// Most half-open incoming connections. Default: [`DEFAULT_MAX_HALF_OPEN`].
+    pub max_half_open: usize,
+    /// Life of a half-open incoming connection. Default: [`DEFAULT_HALF_OPEN_TIMEOUT`].
+    pub half_open_timeout: Duration,
+}
+
+impl Default for EndpointConfig {
+    fn default() -> Self {
+        Self {
+            connection: Config::default(),
+            rng_seed: [0; 32],
+            accept_incoming: true,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_half_open: DEFAULT_MAX_HALF_OPEN,
+            half_open_timeout: DEFAULT_HALF_OPEN_TIMEOUT,
+        }
+    }
+}
+
+/// Names one connection of an [`Endpoint`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionHandle(pub u64);
+
+/// What an incoming datagram did.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatagramOutcome {
+    /// Routed to an existing connection.
+    Routed(ConnectionHandle),
+    /// A SYN opened a new incoming connection.
+    Accepted(ConnectionHandle),
+    /// Dropped: not uTP, unknown connection, or a table is full.
+    Dropped,
+}
+
+#[derive(Debug)]
+struct Entry {
+    addr: SocketAddr,
+    conn: Connection,
+    /// Incoming and not yet confirmed by a second packet: the creation time.
+    half_open_since: Option<Instant>,
+}
+
+/// Connections sharing one socket, sans IO. Same driver rule as [`Connection`]: after any
+/// input, drain [`poll_transmit`](Self::poll_transmit), then [`poll_event`](Self::poll_event),
+/// then re-arm one timer from [`poll_timeout`](Self::poll_timeout).
+#[derive(Debug)]
+pub struct Endpoint {
+    cfg: EndpointConfig,
+    rng: ChaCha20Rng,
+    next_handle: u64,
+    routes: HashMap<(SocketAddr, u16), ConnectionHandle>,
+    conns: BTreeMap<ConnectionHandle, Entry>,
+    half_open: usize,
+}
+
+impl Endpoint {
+    /// An endpoint with no connections.
+    #[must_use]
+    pub fn new(cfg: EndpointConfig) -> Self {
+        Self {
+            rng: ChaCha20Rng::from_seed(cfg.rng_seed),
+            cfg,
+            next_handle: 0,
+            routes: HashMap::new(),
+            conns: BTreeMap::new(),
+            half_open: 0,
+        }
+    }
+
+    /// Opens a connection to `addr`; `None` when the table is full.
+    pub fn connect(&mut self, now: Instant, addr: SocketAddr) -> Option<ConnectionHandle> {
+        if self.conns.len() >= self.cfg.max_connections {
+            return None;
+        }
+        // Pick a receive id not in use for this address (BEP 29 ids are per peer).
+        for _ in 0..16 {
+            let conn = Connection::connect(self.conn_config(), now);
+            let key = (addr, conn.recv_id());
+            if !self.routes.contains_key(&key) {
+                return Some(self.insert(addr, conn, None));
+            }
+        }
+        None
+    }
+
+    /// The connection behind `handle`, while it exists.
+    pub fn connection(&mut self, handle: ConnectionHandle) -> Option<&mut Connection> {
+        self.conns.get_mut(&handle).map(|e| &mut e.conn)
+    }
+
+    /// The peer address of `handle`.
+    #[must_use]
+    pub fn peer_addr(&self, handle: ConnectionHandle) -> Option<SocketAddr> {
+        self.conns.get(&handle).map(|e| e.addr)
+    }
+
+    /// Number of connections, and how many of them are half-open.
+    #[must_use]
+    pub fn len(&self) -> (usize, usize) {
+        (self.conns.len(), self.half_open)
+    }
+
+    /// Whether there is no connection.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.conns.is_empty()
+    }
+
+    /// Routes one datagram from `from`.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        buf: &[u8],
+    ) -> DatagramOutcome {
+        let Ok(p) = Packet::decode(buf) else {
+            return DatagramOutcome::Dropped;
+        };
+        let id = p.header.connection_id;
+        let route = self.routes.get(&(from, id)).copied().or_else(|| {
+            // A retransmitted SYN (or a RESET) carries the id we send with: id + 1 is ours.
+            matches!(p.header.ty, PacketType::Syn | PacketType::Reset)
+                .then(|| self.routes.get(&(from, id.wrapping_add(1))).copied())
+                .flatten()
+        });
+        if let Some(handle) = route {
+            if let Some(e) = self.conns.get_mut(&handle) {
+                let _ = e.conn.handle_datagram(now, buf);
+                if p.header.ty != PacketType::Syn && e.half_open_since.take().is_some() {
+                    self.half_open -= 1;
+                }
+            }
+            return DatagramOutcome::Routed(handle);
+        }
+        if p.header.ty != PacketType::Syn
+            || !self.cfg.accept_incoming
+            || self.half_open >= self.cfg.max_half_open
+            || self.conns.len() >= self.cfg.max_connections
+            || self.routes.contains_key(&(from, id.wrapping_add(1)))
+        {
+            tracing::trace!(%from, id, "uTP datagram dropped");
+            return DatagramOutcome::Dropped;
+        }
+        let Ok(conn) = Connection::accept(self.conn_config(), now, buf) else {
+            return DatagramOutcome::Dropped;
+        };
+        self.half_open += 1;
+        DatagramOutcome::Accepted(self.insert(from, conn, Some(now)))
+    }
+
+    /// Runs due timers of every connection and expires half-open ones.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let mut expired = Vec::new();
+        for (&h, e) in &mut self.conns {
+            if e.half_open_since
+                .is_some_and(|t| now >= t + self.cfg.half_open_timeout)
+            {
+                expired.push(h);
+            } else if e.conn.poll_timeout().is_some_and(|t| now >= t) {
+                e.conn.handle_timeout(now);
+            }
+        }
+        for h in expired {
+            self.remove(h);
+        }
+    }
+
+    /// The next datagram to send and its destination.
+    #[must_use]
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<(SocketAddr, Transmit)> {
+        self.conns
+            .values_mut()
+            .find_map(|e| e.conn.poll_transmit(now).map(|t| (e.addr, t)))
+    }
+
+    /// The next event of any connection. A connection is removed after its
+    /// [`Event::Closed`] is returned.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<(ConnectionHandle, Event)> {
+        let (h, ev) = self
+            .conns
+            .iter_mut()
+            .find_map(|(&h, e)| e.conn.poll_event().map(|ev| (h, ev)))?;
+        if matches!(ev, Event::Closed(_)) {
+            self.remove(h);
+        }
+        Some((h, ev))
+    }
+
+    /// The earliest deadline of any connection.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.conns
+            .values()
+            .filter_map(|e| {
+                let half = e.half_open_since.map(|t| t + self.cfg.half_open_timeout);
+                [e.conn.poll_timeout(), half].into_iter().flatten().min()
+            })
+            .min()
+    }
+
+    fn conn_config(&mut self) -> Config {
+        let mut seed = [0; 32];
+        self.rng.fill_bytes(&mut seed);
+        Config {
+            rng_seed: seed,
+            ..self.cfg.connection.clone()
+        }
+    }
+
+    fn insert(
+        &mut self,
+        addr: SocketAddr,
+        conn: Connection,
+        half_open_since: Option<Instant>,
+    ) -> ConnectionHandle {
+        let h = ConnectionHandle(self.next_handle);
+        self.next_handle += 1;
+        self.routes.insert((addr, conn.recv_id()), h);
+        self.conns.insert(
+            h,
+            Entry {
+                addr,
+                conn,
+                half_open_since,
+            },
+        );
+        h
+    }
+
+    fn remove(&mut self, h: ConnectionHandle) {
+        if let Some(e) = self.conns.remove(&h) {
+            self.routes.remove(&(e.addr, e.conn.recv_id()));
+            if e.half_open_since.is_some() {
+                self.half_open -= 1;
+            }
+        }
+    }
+}

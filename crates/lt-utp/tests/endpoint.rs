@@ -1,0 +1,151 @@
+//! `Endpoint`: routing by (address, connection id) and the bounded half-open table.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use lt_utp::{DatagramOutcome, Endpoint, EndpointConfig, Event, Header, Packet, PacketType};
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+fn syn(id: u16) -> Vec<u8> {
+    let mut v = Vec::new();
+    Packet {
+        header: Header {
+            ty: PacketType::Syn,
+            connection_id: id,
+            timestamp_us: 1,
+            timestamp_diff_us: 0,
+            wnd_size: 1 << 20,
+            seq_nr: 1,
+            ack_nr: 0,
+        },
+        sack: None,
+        payload: &[],
+    }
+    .encode(&mut v);
+    v
+}
+
+#[test]
+fn two_endpoints_transfer_over_several_connections() {
+    let now = Instant::now();
+    let (a_addr, b_addr) = (addr(1000), addr(2000));
+    let mut a = Endpoint::new(EndpointConfig {
+        rng_seed: [1; 32],
+        ..EndpointConfig::default()
+    });
+    let mut b = Endpoint::new(EndpointConfig {
+        rng_seed: [2; 32],
+        ..EndpointConfig::default()
+    });
+    let handles: Vec<_> = (0..3)
+        .map(|_| a.connect(now, b_addr).expect("room"))
+        .collect();
+    let mut received = std::collections::HashMap::new();
+    let mut t = now;
+    for _ in 0..10_000 {
+        let mut quiet = true;
+        while let Some((to, d)) = a.poll_transmit(t) {
+            assert_eq!(to, b_addr);
+            quiet = false;
+            b.handle_datagram(t, a_addr, &d.contents);
+        }
+        while let Some((to, d)) = b.poll_transmit(t) {
+            assert_eq!(to, a_addr);
+            quiet = false;
+            a.handle_datagram(t, b_addr, &d.contents);
+        }
+        while let Some((h, e)) = a.poll_event() {
+            if e == Event::Connected {
+                let c = a.connection(h).expect("open");
+                let msg = format!("message on {}", h.0);
+                assert_eq!(c.write(msg.as_bytes()), msg.len());
+                c.close();
+            }
+        }
+        while let Some((h, e)) = b.poll_event() {
+            if let Some(c) = b.connection(h) {
+                let mut buf = [0; 100];
+                let n = c.read(&mut buf);
+                received
+                    .entry(h)
+                    .or_insert_with(Vec::new)
+                    .extend_from_slice(&buf[..n]);
+                if e == Event::PeerClosed {
+                    c.close();
+                }
+            }
+        }
+        if a.is_empty() && b.is_empty() {
+            break;
+        }
+        if quiet {
+            let Some(next) = [a.poll_timeout(), b.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min()
+            else {
+                break;
+            };
+            t = t.max(next);
+            a.handle_timeout(t);
+            b.handle_timeout(t);
+        }
+    }
+    assert!(
+        a.is_empty() && b.is_empty(),
+        "all connections closed and removed"
+    );
+    let mut msgs: Vec<String> = received
+        .into_values()
+        .map(|v| String::from_utf8(v).expect("utf8"))
+        .collect();
+    msgs.sort();
+    let mut want: Vec<String> = handles
+        .iter()
+        .map(|h| format!("message on {}", h.0))
+        .collect();
+    want.sort();
+    assert_eq!(msgs, want);
+}
+
+#[test]
+fn syn_flood_is_bounded_and_expires() {
+    let now = Instant::now();
+    let mut ep = Endpoint::new(EndpointConfig {
+        max_half_open: 8,
+        ..EndpointConfig::default()
+    });
+    let mut accepted = 0;
+    for i in 0..1000u16 {
+        match ep.handle_datagram(now, addr(3000 + i % 50), &syn(i.wrapping_mul(7))) {
+            DatagramOutcome::Accepted(_) => accepted += 1,
+            DatagramOutcome::Dropped | DatagramOutcome::Routed(_) => {}
+            _ => unreachable!(),
+        }
+    }
+    assert_eq!(accepted, 8);
+    assert_eq!(ep.len(), (8, 8));
+    // A retransmitted SYN is routed to its connection, not accepted again.
+    assert!(matches!(
+        ep.handle_datagram(now, addr(3000), &syn(0)),
+        DatagramOutcome::Routed(_)
+    ));
+    while ep.poll_transmit(now).is_some() {}
+    let t = ep.poll_timeout().expect("half-open timer");
+    assert!(t <= now + Duration::from_secs(10));
+    ep.handle_timeout(now + Duration::from_secs(10));
+    assert_eq!(ep.len(), (0, 0));
+    // Room again.
+    assert!(matches!(
+        ep.handle_datagram(now, addr(4000), &syn(1)),
+        DatagramOutcome::Accepted(_)
+    ));
+    // Junk and non-SYN packets for unknown connections are dropped.
+    assert_eq!(
+        ep.handle_datagram(now, addr(4000), b"junk"),
+        DatagramOutcome::Dropped
+    );
+}
