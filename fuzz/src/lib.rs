@@ -677,7 +677,10 @@ pub fn utp_packet(data: &[u8]) {
     }
     let now = std::time::Instant::now();
     let mut client = Connection::connect(Config::default(), now);
-    let syn = client.poll_transmit(now).map(|t| t.contents).unwrap_or_default();
+    let syn = client
+        .poll_transmit(now)
+        .map(|t| t.contents)
+        .unwrap_or_default();
     let mut conns = Vec::new();
     if let Ok(server) = Connection::accept(Config::default(), now, data) {
         conns.push(server);
@@ -700,7 +703,9 @@ pub fn utp_packet(data: &[u8]) {
     for mut c in conns {
         c.handle_timeout(later);
         for _ in 0..64 {
-            let Some(t) = c.poll_transmit(later) else { break };
+            let Some(t) = c.poll_transmit(later) else {
+                break;
+            };
             assert!(Packet::decode(&t.contents).is_ok());
         }
         while c.poll_event().is_some() {}
