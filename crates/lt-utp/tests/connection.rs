@@ -418,3 +418,51 @@ fn arbitrary_datagrams_never_panic(datagrams: Vec<(u8, Vec<u8>)>) -> bool {
     }
     client.readable_len() <= Config::default().recv_buffer_size
 }
+
+#[test]
+fn sequence_numbers_wrap_during_a_transfer() {
+    let now = Instant::now();
+    let mut client = Connection::connect(cfg(1), now);
+    let syn = transmits(&mut client, now).remove(0);
+    // Find a server seed whose initial sequence number is just below the 16-bit wrap.
+    let mut server = (0..=u16::MAX)
+        .find_map(|i| {
+            let mut seed = [9; 32];
+            seed[..2].copy_from_slice(&i.to_le_bytes());
+            let config = Config {
+                rng_seed: seed,
+                ..Config::default()
+            };
+            let mut s = Connection::accept(config, now, &syn).ok()?;
+            let state = transmits(&mut s, now);
+            (decode(&state[0]).header.seq_nr > 65_300).then(|| {
+                client.handle_datagram(now, &state[0]).expect("syn-ack");
+                s
+            })
+        })
+        .expect("some seed gives a high sequence number");
+    let data: Vec<u8> = (0..600_000u32).map(|i| (i % 251) as u8).collect();
+    let mut written = 0;
+    let mut got = Vec::new();
+    let mut t = now;
+    let mut buf = vec![0; 1 << 16];
+    for _ in 0..100_000 {
+        written += server.write(&data[written..]);
+        exchange(&mut server, &mut client, t);
+        loop {
+            let n = client.read(&mut buf);
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        if got.len() == data.len() {
+            break;
+        }
+        t += Duration::from_millis(5);
+        server.handle_timeout(t);
+        client.handle_timeout(t);
+    }
+    assert!(got == data, "{} of {} bytes", got.len(), data.len());
+    assert_eq!(server.stats().retransmits, 0);
+}
