@@ -727,12 +727,12 @@ impl Connection {
             };
             progress = true;
             if p.counted() {
-                self.cur_window -= p.payload.len();
+                self.cur_window = self.cur_window.saturating_sub(p.payload.len());
             }
             if !p.sacked {
                 acked_bytes += p.payload.len();
             }
-            self.inflight_bytes -= p.payload.len();
+            self.inflight_bytes = self.inflight_bytes.saturating_sub(p.payload.len());
             if p.transmissions == 1 {
                 rtt_sample = p.sent.map(|s| now.saturating_duration_since(s));
             }
@@ -754,7 +754,7 @@ impl Connection {
                     continue;
                 }
                 if p.counted() {
-                    self.cur_window -= p.payload.len();
+                    self.cur_window = self.cur_window.saturating_sub(p.payload.len());
                 }
                 p.sacked = true;
                 p.lost = false;
@@ -779,7 +779,7 @@ impl Connection {
                 && p.counted()
                 && !p.fast_resent
             {
-                self.cur_window -= p.payload.len();
+                self.cur_window = self.cur_window.saturating_sub(p.payload.len());
                 p.lost = true;
                 p.fast_resent = true;
                 let seq = p.seq;
@@ -814,7 +814,7 @@ impl Connection {
             if p.sacked {
                 sacked_above += 1;
             } else if sacked_above >= DUPLICATE_ACKS && p.counted() && !p.fast_resent {
-                self.cur_window -= p.payload.len();
+                self.cur_window = self.cur_window.saturating_sub(p.payload.len());
                 p.lost = true;
                 p.fast_resent = true;
                 lost_seq = Some(p.seq);
@@ -1093,7 +1093,7 @@ impl Connection {
             delivered += 1;
             match slot {
                 Slot::Data(d) => {
-                    self.reorder_bytes -= d.len();
+                    self.reorder_bytes = self.reorder_bytes.saturating_sub(d.len());
                     self.recv_buf.extend(d);
                 }
                 Slot::Fin => {

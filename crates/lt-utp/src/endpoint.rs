@@ -162,7 +162,7 @@ impl Endpoint {
             if let Some(e) = self.conns.get_mut(&handle) {
                 let _ = e.conn.handle_datagram(now, buf);
                 if p.header.ty != PacketType::Syn && e.half_open_since.take().is_some() {
-                    self.half_open -= 1;
+                    self.half_open = self.half_open.saturating_sub(1);
                 }
             }
             return DatagramOutcome::Routed(handle);
@@ -267,7 +267,7 @@ impl Endpoint {
         if let Some(e) = self.conns.remove(&h) {
             self.routes.remove(&(e.addr, e.conn.recv_id()));
             if e.half_open_since.is_some() {
-                self.half_open -= 1;
+                self.half_open = self.half_open.saturating_sub(1);
             }
         }
     }
