@@ -555,6 +555,7 @@ impl Connection {
         }
         self.update_zero_window(now);
         self.check_done();
+        self.debug_check();
         Ok(())
     }
 
@@ -590,6 +591,7 @@ impl Connection {
         {
             self.ack_now = true;
         }
+        self.debug_check();
     }
 
     /// The next datagram to send, if any. `now` stamps it (BEP 29 timestamps).
@@ -650,6 +652,44 @@ impl Connection {
     }
 
     // ---- helpers ----
+
+    /// Checks the module invariants (debug builds only).
+    fn debug_check(&self) {
+        if cfg!(debug_assertions) {
+            let counted: usize = self
+                .inflight
+                .iter()
+                .filter(|p| p.counted())
+                .map(|p| p.payload.len())
+                .sum();
+            debug_assert_eq!(counted, self.cur_window, "cur_window");
+            let all: usize = self.inflight.iter().map(|p| p.payload.len()).sum();
+            debug_assert_eq!(all, self.inflight_bytes, "inflight_bytes");
+            let held: usize = self
+                .reorder
+                .iter()
+                .flatten()
+                .map(|s| match s {
+                    Slot::Data(d) => d.len(),
+                    Slot::Fin => 0,
+                })
+                .sum();
+            debug_assert_eq!(held, self.reorder_bytes, "reorder_bytes");
+            debug_assert!(self.reorder.front().is_none_or(Option::is_none));
+            debug_assert!(self.reorder.len() <= usize::from(self.cfg.max_reorder));
+            debug_assert!(
+                self.inflight
+                    .iter()
+                    .zip(self.inflight.iter().skip(1))
+                    .all(|(a, b)| b.seq == a.seq.wrapping_add(1))
+            );
+            debug_assert!(
+                self.inflight
+                    .back()
+                    .is_none_or(|p| p.seq == self.seq_nr.wrapping_sub(1))
+            );
+        }
+    }
 
     fn timestamp(&self, now: Instant) -> u32 {
         let us = micros(now.saturating_duration_since(self.epoch));
