@@ -938,7 +938,9 @@ impl Connection {
                 return;
             }
         }
-        let off_target = (target - delay).max(-target);
+        // Not clamped below (libutp): far above target the window shrinks several times
+        // faster than it grows, which is what lets a TCP flow take the link.
+        let off_target = target - delay;
         let cwnd = i128::try_from(self.cwnd).unwrap_or(i128::MAX);
         let acked = i128::try_from(acked).unwrap_or(0);
         let gain = i128::from(self.cfg.gain) * off_target * acked.min(cwnd)

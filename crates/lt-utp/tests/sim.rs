@@ -129,6 +129,91 @@ struct Pair {
     written: usize,
     received: Vec<u8>,
     close_when_done: bool,
+    /// A competing TCP-like (loss-based AIMD) flow over the same links.
+    tcp: Option<Tcp>,
+}
+
+/// Marks datagrams of the TCP-like flow (a uTP type nibble never reaches 15).
+const TCP_DATA: u8 = 0xff;
+const TCP_ACK: u8 = 0xfe;
+const TCP_MSS: usize = 1200;
+
+/// A Reno-like sender: slow start to the first loss, then +1 MSS per RTT, halved on loss (at most once per RTT), 1 s RTO.
+/// Losses show as acks of later packets (the links do not reorder without jitter).
+struct Tcp {
+    start: Instant,
+    cwnd: f64,
+    next_seq: u64,
+    outstanding: std::collections::BTreeMap<u64, Instant>,
+    last_cut: Instant,
+    last_ack: Instant,
+    delivered: u64,
+    slow_start: bool,
+}
+
+impl Tcp {
+    fn new(start: Instant) -> Self {
+        Self {
+            start,
+            cwnd: 2.0 * TCP_MSS as f64,
+            next_seq: 0,
+            outstanding: std::collections::BTreeMap::new(),
+            last_cut: start,
+            last_ack: start,
+            delivered: 0,
+            slow_start: true,
+        }
+    }
+
+    fn send(&mut self, now: Instant, link: &mut Link, rng: &mut ChaCha8Rng) {
+        if now < self.start {
+            return;
+        }
+        if !self.outstanding.is_empty() && now >= self.last_ack + Duration::from_secs(1) {
+            self.outstanding.clear();
+            self.cwnd = TCP_MSS as f64;
+            self.last_ack = now;
+        }
+        while (self.outstanding.len() * TCP_MSS) as f64 + TCP_MSS as f64 <= self.cwnd {
+            let mut pkt = vec![0; TCP_MSS];
+            pkt[0] = TCP_DATA;
+            pkt[1..9].copy_from_slice(&self.next_seq.to_be_bytes());
+            self.outstanding.insert(self.next_seq, now);
+            self.next_seq += 1;
+            link.send(now, rng, pkt);
+        }
+    }
+
+    fn on_ack(&mut self, now: Instant, seq: u64) {
+        let Some(sent) = self.outstanding.remove(&seq) else {
+            return;
+        };
+        self.last_ack = now;
+        let rtt = now - sent;
+        let lost: Vec<u64> = self.outstanding.range(..seq).map(|(s, _)| *s).collect();
+        if lost.is_empty() && self.slow_start {
+            self.cwnd += TCP_MSS as f64;
+        } else if lost.is_empty() {
+            self.cwnd += (TCP_MSS * TCP_MSS) as f64 / self.cwnd;
+        } else {
+            self.slow_start = false;
+            for s in lost {
+                self.outstanding.remove(&s);
+            }
+            if now >= self.last_cut + rtt {
+                self.cwnd = (self.cwnd / 2.0).max(TCP_MSS as f64);
+                self.last_cut = now;
+            }
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        if self.outstanding.is_empty() {
+            None
+        } else {
+            Some(self.last_ack + Duration::from_secs(1))
+        }
+    }
 }
 
 impl Pair {
@@ -164,6 +249,7 @@ impl Pair {
             written: 0,
             received: Vec::new(),
             close_when_done: true,
+            tcp: None,
         }
     }
 
@@ -210,8 +296,20 @@ impl Pair {
         }
         // Inputs due now.
         let mut progressed = false;
+        if let Some(tcp) = &mut self.tcp {
+            tcp.send(now, &mut self.to_server, &mut self.rng);
+        }
         while let Some(d) = self.to_server.pop_due(now) {
             progressed = true;
+            if d.first() == Some(&TCP_DATA) {
+                if let Some(tcp) = &mut self.tcp {
+                    tcp.delivered += d.len() as u64;
+                }
+                let mut ack = d[..9].to_vec();
+                ack[0] = TCP_ACK;
+                self.to_client.send(now, &mut self.rng, ack);
+                continue;
+            }
             match &mut self.server {
                 Some(s) => {
                     let _ = s.handle_datagram(now, &d);
@@ -223,6 +321,12 @@ impl Pair {
         }
         while let Some(d) = self.to_client.pop_due(now) {
             progressed = true;
+            if d.first() == Some(&TCP_ACK) {
+                if let (Some(tcp), Ok(seq)) = (&mut self.tcp, <[u8; 8]>::try_from(&d[1..9])) {
+                    tcp.on_ack(now, u64::from_be_bytes(seq));
+                }
+                continue;
+            }
             let _ = self.client.handle_datagram(now, &d);
         }
         if self.client.poll_timeout().is_some_and(|t| t <= now) {
@@ -243,6 +347,8 @@ impl Pair {
             self.to_client.next_arrival(),
             self.client.poll_timeout(),
             self.server.as_ref().and_then(Connection::poll_timeout),
+            self.tcp.as_ref().and_then(Tcp::deadline),
+            self.tcp.as_ref().map(|t| t.start).filter(|&t| t > self.now),
         ]
         .into_iter()
         .flatten()
@@ -415,4 +521,57 @@ fn many_seeds_lossy_reordering_links() {
         );
         transfer_seeded(&format!("sweep {i}"), seed, 256 << 10, l, l);
     }
+}
+
+#[test]
+fn ledbat_yields_to_a_competing_tcp_like_flow() {
+    // Same bottleneck as above; a loss-based AIMD flow joins at 4 s and runs to 14 s.
+    let seed = seed();
+    let rate = 1_000_000u64;
+    let up = LinkSpec {
+        rate: Some(rate),
+        queue: 500_000,
+        ..LinkSpec::simple(20, 0, 0)
+    };
+    let down = LinkSpec::simple(20, 0, 0);
+    let mut p = Pair::new(seed, up, down, data(32 << 20, seed));
+    p.close_when_done = false;
+    let t0 = p.start;
+    p.tcp = Some(Tcp::new(t0 + Duration::from_secs(4)));
+    let at = |p: &Pair| {
+        (
+            p.received.len() as u64,
+            p.tcp.as_ref().map_or(0, |t| t.delivered),
+        )
+    };
+    p.drive(seed, 5_000_000, |p| p.now >= t0 + Duration::from_secs(4));
+    let alone = at(&p);
+    p.drive(seed, 5_000_000, |p| p.now >= t0 + Duration::from_secs(6));
+    let (utp0, tcp0) = at(&p);
+    p.drive(seed, 5_000_000, |p| p.now >= t0 + Duration::from_secs(14));
+    let (utp1, tcp1) = at(&p);
+    let secs = 8.0;
+    let (utp_rate, tcp_rate) = ((utp1 - utp0) as f64 / secs, (tcp1 - tcp0) as f64 / secs);
+    println!(
+        "competing flow: uTP alone {:.0} KB/s (0-4 s); 6-14 s: uTP {:.0} KB/s, TCP-like {:.0} KB/s \
+         of {} KB/s; uTP cwnd {} B, queuing delay estimate {:?}",
+        alone.0 as f64 / 4.0 / 1000.0,
+        utp_rate / 1000.0,
+        tcp_rate / 1000.0,
+        rate / 1000,
+        p.client.congestion_window(),
+        p.client.queuing_delay(),
+    );
+    assert!(
+        alone.0 as f64 / 4.0 > 0.6 * rate as f64,
+        "uTP alone too slow"
+    );
+    assert!(
+        tcp_rate > 0.7 * rate as f64,
+        "the TCP-like flow did not get its share: {tcp_rate} B/s (LT_SIM_SEED={seed})"
+    );
+    assert!(
+        utp_rate < tcp_rate / 2.0,
+        "uTP did not yield: {utp_rate} B/s"
+    );
 }
