@@ -5,19 +5,22 @@
 //! and [`EndpointConfig::max_connections`] in all. A half-open connection that hears nothing
 //! more within [`EndpointConfig::half_open_timeout`] is dropped silently.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
-use crate::{Config, Connection, Event, Packet, PacketType, Transmit};
+use crate::{Config, Connection, Event, Header, Packet, PacketType, Transmit};
 
 /// Default most connections per endpoint.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// Default most half-open incoming connections (SYN received, nothing else yet).
 pub const DEFAULT_MAX_HALF_OPEN: usize = 64;
+/// Most ST_RESET replies to packets for unknown connections queued at once; more are
+/// not answered (a flood of junk cannot make us queue more).
+pub const MAX_PENDING_RESETS: usize = 64;
 /// Default life of a half-open incoming connection.
 pub const DEFAULT_HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -86,6 +89,7 @@ pub struct Endpoint {
     routes: HashMap<(SocketAddr, u16), ConnectionHandle>,
     conns: BTreeMap<ConnectionHandle, Entry>,
     half_open: usize,
+    resets: VecDeque<(SocketAddr, Transmit)>,
 }
 
 impl Endpoint {
@@ -99,6 +103,7 @@ impl Endpoint {
             routes: HashMap::new(),
             conns: BTreeMap::new(),
             half_open: 0,
+            resets: VecDeque::new(),
         }
     }
 
@@ -167,6 +172,29 @@ impl Endpoint {
             }
             return DatagramOutcome::Routed(handle);
         }
+        if !matches!(p.header.ty, PacketType::Syn | PacketType::Reset)
+            && self.resets.len() < MAX_PENDING_RESETS
+        {
+            // libutp answers packets for unknown connections with ST_RESET so the peer
+            // stops at once instead of timing out.
+            let mut contents = Vec::with_capacity(crate::limits::HEADER_LEN);
+            Packet {
+                header: Header {
+                    ty: PacketType::Reset,
+                    connection_id: id,
+                    timestamp_us: 0,
+                    timestamp_diff_us: 0,
+                    wnd_size: 0,
+                    seq_nr: 0,
+                    ack_nr: p.header.seq_nr,
+                },
+                sack: None,
+                payload: &[],
+            }
+            .encode(&mut contents);
+            self.resets.push_back((from, Transmit { contents }));
+            return DatagramOutcome::Dropped;
+        }
         if p.header.ty != PacketType::Syn
             || !self.cfg.accept_incoming
             || self.half_open >= self.cfg.max_half_open
@@ -203,6 +231,9 @@ impl Endpoint {
     /// The next datagram to send and its destination.
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant) -> Option<(SocketAddr, Transmit)> {
+        if let Some(r) = self.resets.pop_front() {
+            return Some(r);
+        }
         self.conns
             .values_mut()
             .find_map(|e| e.conn.poll_transmit(now).map(|t| (e.addr, t)))

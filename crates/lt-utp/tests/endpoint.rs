@@ -148,4 +148,23 @@ fn syn_flood_is_bounded_and_expires() {
         ep.handle_datagram(now, addr(4000), b"junk"),
         DatagramOutcome::Dropped
     );
+    while ep.poll_transmit(now).is_some() {}
+    // A packet for an unknown connection is answered with ST_RESET, boundedly.
+    let mut state = syn(999);
+    state[0] = 0x21;
+    for _ in 0..1000 {
+        assert_eq!(
+            ep.handle_datagram(now, addr(5000), &state),
+            DatagramOutcome::Dropped
+        );
+    }
+    let resets: Vec<_> = std::iter::from_fn(|| ep.poll_transmit(now)).collect();
+    assert_eq!(resets.len(), lt_utp::endpoint::MAX_PENDING_RESETS);
+    let (to, r) = &resets[0];
+    assert_eq!(*to, addr(5000));
+    let r = Packet::decode(&r.contents).expect("reset");
+    assert_eq!(
+        (r.header.ty, r.header.connection_id),
+        (PacketType::Reset, 999)
+    );
 }
