@@ -85,7 +85,8 @@ pub(crate) fn run(args: &FuzzArgs) -> Result<()> {
             .env("RUSTC_BOOTSTRAP", "1");
         cmd::run(&mut fuzz).with_context(|| {
             format!(
-                "fuzz target `{target}` failed: the crashing input is in fuzz/artifacts/{target}/"
+                "fuzz target `{target}` failed to build or found a crash (a crashing input is \
+                 saved in fuzz/artifacts/{target}/)"
             )
         })?;
     }
