@@ -26,7 +26,7 @@ use lt_metainfo::{CreateTorrent, TorrentInfo, TorrentVersion};
 
 mod common;
 
-use common::{PYTHON, Result, env_u64, pseudo_random, scratch_dir};
+use common::{Result, env_u64, pseudo_random, run_python, scratch_dir};
 
 /// Creates a v1 torrent of `argv[1]` `argv[3]` times with piece size `argv[2]`; prints the
 /// median seconds and the v1 info-hash.
@@ -181,28 +181,18 @@ fn time_create(
 }
 
 fn time_libtorrent(tree: &Path, piece_size: u32, runs: usize) -> Result<(f64, String, u64)> {
-    let out = Command::new(PYTHON)
-        .arg("-c")
-        .arg(LIBTORRENT_PY)
-        .arg(tree)
-        .arg(piece_size.to_string())
-        .arg(runs.to_string())
-        .output()
-        .map_err(|e| format!("cannot run {PYTHON}: {e}"))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        return Err(format!(
-            "python3-libtorrent failed: {}",
-            err.lines().last().unwrap_or("")
-        )
-        .into());
-    }
-    let text = String::from_utf8(out.stdout)?;
-    let parts: Vec<&str> = text.split_whitespace().collect();
-    let [secs, hash, pieces] = parts[..] else {
-        return Err(format!("unexpected python output {text:?}").into());
+    let words = run_python(
+        LIBTORRENT_PY,
+        [
+            tree.as_os_str().to_owned(),
+            piece_size.to_string().into(),
+            runs.to_string().into(),
+        ],
+    )?;
+    let [secs, hash, pieces] = &words[..] else {
+        return Err(format!("unexpected python output {words:?}").into());
     };
-    Ok((secs.parse()?, hash.to_owned(), pieces.parse()?))
+    Ok((secs.parse()?, hash.clone(), pieces.parse()?))
 }
 
 /// Single-core throughput of `openssl speed -evp <algo> -bytes 16384 -seconds 3`, in GB/s.

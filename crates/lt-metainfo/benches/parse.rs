@@ -29,7 +29,7 @@ use lt_metainfo::{LoadLimits, TorrentInfo, merkle_root, pad_hash};
 
 mod common;
 
-use common::{PYTHON, Result, env_u64, pseudo_random, scratch_dir};
+use common::{PYTHON, Result, env_u64, pseudo_random, run_python, scratch_dir};
 
 /// Builds one benchmark torrent.
 type Generator = fn() -> Result<Vec<u8>>;
@@ -198,25 +198,12 @@ fn measure_ours(path: &Path, runs: usize) -> Result<Figures> {
 }
 
 fn measure_libtorrent(path: &Path, runs: usize) -> Result<Figures> {
-    let out = Command::new(PYTHON)
-        .arg("-c")
-        .arg(LIBTORRENT_PY)
-        .arg(path)
-        .arg(runs.to_string())
-        .output()
-        .map_err(|e| format!("cannot run {PYTHON}: {e}"))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        return Err(format!(
-            "failed (apt-get install python3-libtorrent?): {}",
-            err.lines().last().unwrap_or("")
-        )
-        .into());
-    }
-    let text = String::from_utf8(out.stdout)?;
-    let parts: Vec<&str> = text.split_whitespace().collect();
-    let [secs, peak, files, pieces] = parts[..] else {
-        return Err(format!("unexpected python output {text:?}").into());
+    let words = run_python(
+        LIBTORRENT_PY,
+        [path.as_os_str().to_owned(), runs.to_string().into()],
+    )?;
+    let [secs, peak, files, pieces] = &words[..] else {
+        return Err(format!("unexpected python output {words:?}").into());
     };
     Ok(Figures {
         median: Duration::from_secs_f64(secs.parse()?),

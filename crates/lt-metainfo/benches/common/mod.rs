@@ -1,7 +1,9 @@
 //! Helpers shared by the lt-metainfo bench binaries.
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::path::PathBuf;
+use std::process::Command;
 
 /// The benches' result type.
 pub(crate) type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -37,4 +39,30 @@ pub(crate) fn env_u64(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// Runs a python3-libtorrent `script` with `args` and returns the words it printed.
+pub(crate) fn run_python<I, S>(script: &str, args: I) -> Result<Vec<String>>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let out = Command::new(PYTHON)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run {PYTHON}: {e}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(format!(
+            "python3-libtorrent failed (apt-get install python3-libtorrent?): {}",
+            err.lines().last().unwrap_or("")
+        )
+        .into());
+    }
+    Ok(String::from_utf8(out.stdout)?
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect())
 }
