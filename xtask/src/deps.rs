@@ -36,21 +36,7 @@ pub(crate) enum Role {
     Tooling,
 }
 
-/// Every crate of the protocol layer (lt-engine may use all of them).
-const PROTOCOL: &[&str] = &[
-    "lt-core",
-    "lt-bencode",
-    "lt-metainfo",
-    "lt-wire",
-    "lt-picker",
-    "lt-storage",
-    "lt-tracker",
-    "lt-dht",
-    "lt-utp",
-    "lt-nat",
-];
-
-/// Protocol crates and the engine (lt-session may use all of them).
+/// Protocol crates and, last, the engine (lt-session may use all of them).
 const BELOW_SESSION: &[&str] = &[
     "lt-core",
     "lt-bencode",
@@ -64,6 +50,13 @@ const BELOW_SESSION: &[&str] = &[
     "lt-nat",
     "lt-engine",
 ];
+
+/// Every crate of the protocol layer (lt-engine may use all of them): the list above
+/// without the engine.
+const PROTOCOL: &[&str] = match BELOW_SESSION.split_last() {
+    Some((_, protocol)) => protocol,
+    None => &[],
+};
 
 /// STYLE.md section 3: each workspace package, its role, and the `lt-*` crates it may use.
 pub(crate) const LAYERS: &[(&str, Role, Allowed)] = &[
@@ -431,6 +424,13 @@ fn role(name: &str) -> Option<Role> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn protocol_is_below_session_without_the_engine() {
+        assert_eq!(BELOW_SESSION.last(), Some(&"lt-engine"));
+        assert_eq!(PROTOCOL.len() + 1, BELOW_SESSION.len());
+        assert!(!PROTOCOL.contains(&"lt-engine"));
+    }
 
     fn dep(name: &str, kind: Option<&str>) -> Value {
         json!({ "name": name, "kind": kind, "req": "*", "optional": false })

@@ -244,35 +244,34 @@ impl RoutingTable {
     /// The `n` non-bad nodes closest to `target`, nearest first.
     #[must_use]
     pub fn closest(&self, target: &Sha1Hash, n: usize, now: Instant) -> Vec<NodeInfo> {
-        // Each distance is computed once; a partial selection keeps this O(table size).
-        let mut all: Vec<(Sha1Hash, NodeInfo)> = self
-            .entries()
-            .filter(|e| e.liveness(now) != Liveness::Bad)
-            .map(|e| (e.node.id ^ *target, e.node))
-            .collect();
-        if n == 0 {
-            return Vec::new();
-        }
-        if all.len() > n {
-            all.select_nth_unstable_by_key(n - 1, |x| x.0);
-            all.truncate(n);
-        }
-        all.sort_unstable_by_key(|x| x.0);
-        all.into_iter().map(|(_, node)| node).collect()
+        self.closest_where(target, n, |e| e.liveness(now) != Liveness::Bad)
     }
 
     /// The `n` closest nodes that have answered at least one of our queries and are not
     /// bad: what we hand out in replies, so unverified queriers cannot poison others.
     #[must_use]
     pub fn closest_confirmed(&self, target: &Sha1Hash, n: usize, now: Instant) -> Vec<NodeInfo> {
-        let mut all: Vec<(Sha1Hash, NodeInfo)> = self
-            .entries()
-            .filter(|e| e.last_response.is_some() && e.liveness(now) != Liveness::Bad)
-            .map(|e| (e.node.id ^ *target, e.node))
-            .collect();
+        self.closest_where(target, n, |e| {
+            e.last_response.is_some() && e.liveness(now) != Liveness::Bad
+        })
+    }
+
+    /// The `n` entries closest to `target` among those `keep` accepts, nearest first.
+    fn closest_where(
+        &self,
+        target: &Sha1Hash,
+        n: usize,
+        keep: impl Fn(&Entry) -> bool,
+    ) -> Vec<NodeInfo> {
         if n == 0 {
             return Vec::new();
         }
+        // Each distance is computed once; a partial selection keeps this O(table size).
+        let mut all: Vec<(Sha1Hash, NodeInfo)> = self
+            .entries()
+            .filter(|e| keep(e))
+            .map(|e| (e.node.id ^ *target, e.node))
+            .collect();
         if all.len() > n {
             all.select_nth_unstable_by_key(n - 1, |x| x.0);
             all.truncate(n);
