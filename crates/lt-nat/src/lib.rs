@@ -1,0 +1,1 @@
+//! UPnP IGD, NAT-PMP and PCP port mapping (under construction).

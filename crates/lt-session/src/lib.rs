@@ -1,0 +1,1 @@
+//! The lt BitTorrent session (under construction).
