@@ -4,10 +4,14 @@
 use std::net::{IpAddr, SocketAddr};
 
 pub mod error;
+pub mod http;
+pub mod igd;
 pub mod limits;
 pub mod natpmp;
 pub mod pcp;
 pub mod pmp;
+pub mod soap;
+pub mod ssdp;
 
 pub use error::Error;
 pub use pmp::{PmpClient, PmpConfig};
