@@ -6,6 +6,8 @@
 //! in a [`ChildGuard`] so that it is killed and reaped even when the test panics.
 #![forbid(unsafe_code)]
 
+pub mod bad_peer;
+pub mod swarm;
 pub mod tracker_driver;
 
 use std::ops::{Deref, DerefMut};
