@@ -12,9 +12,11 @@ pub mod pcp;
 pub mod pmp;
 pub mod soap;
 pub mod ssdp;
+pub mod upnp;
 
 pub use error::Error;
 pub use pmp::{PmpClient, PmpConfig};
+pub use upnp::{UpnpClient, UpnpConfig};
 
 /// A transport protocol to map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -101,6 +103,14 @@ pub enum Event {
         address: IpAddr,
         /// Who said so.
         transport: Transport,
+    },
+    /// The gateway's entry for a mapping (UPnP GetSpecificPortMappingEntry), after
+    /// [`upnp::UpnpClient::lookup_mapping`].
+    MappingEntry {
+        /// The mapping.
+        index: MappingIndex,
+        /// The entry, or why there is none ([`Error::SoapFault`] 714 = no such entry).
+        entry: Result<soap::PortMappingEntry, Error>,
     },
     /// Diagnostic text (libtorrent's `portmap_log_alert`).
     Log {
