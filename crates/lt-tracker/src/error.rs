@@ -58,6 +58,10 @@ pub enum Error {
     /// An announce or scrape URL this crate cannot use.
     #[error("invalid tracker URL")]
     InvalidUrl,
+    /// The tracker could not be reached or answered outside the protocol (connection
+    /// refused, HTTP status, TLS): the driver's message.
+    #[error("tracker unreachable: {0}")]
+    Transport(String),
     /// The caller used the API wrongly (for example, too many queued requests).
     #[error("API misuse: {0}")]
     ApiMisuse(&'static str),

@@ -282,6 +282,15 @@ impl TrackerList {
         TrackerIndex(front)
     }
 
+    /// Makes every tracker due now (the manual's `force_reannounce`), ignoring
+    /// `min interval`; the tier order still decides which one is asked.
+    pub fn force_announce(&mut self, now: Instant) {
+        for e in &mut self.entries {
+            e.next_announce = Some(now);
+            e.min_announce = None;
+        }
+    }
+
     /// Records a failed announce: counts it, keeps the error and message, and backs the
     /// tracker off so the next one in order is tried.
     pub fn on_failure(&mut self, now: Instant, i: TrackerIndex, error: Error) {

@@ -1,0 +1,599 @@
+//! Alerts: what happened in the session, for the application (the manual's "alerts"
+//! chapter). Each alert has a category; the session keeps those the mask lets through in
+//! a bounded queue.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::{BitOr, BitOrAssign};
+
+use lt_core::{InfoHash, PieceIndex};
+use lt_storage::ResumeData;
+
+use crate::{TorrentId, TorrentState};
+
+/// A set of alert categories (the manual's `alert::category_t`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct AlertCategory(u32);
+
+impl AlertCategory {
+    /// Errors: tracker errors, file errors, failed adds.
+    pub const ERROR: Self = Self(1);
+    /// Peer events: connect, disconnect, ban, snub.
+    pub const PEER: Self = Self(1 << 1);
+    /// Port mapping (lt-nat).
+    pub const PORT_MAPPING: Self = Self(1 << 2);
+    /// Storage: moved, renamed, deleted, resume data.
+    pub const STORAGE: Self = Self(1 << 3);
+    /// Tracker announces, replies and warnings.
+    pub const TRACKER: Self = Self(1 << 4);
+    /// Debug information.
+    pub const DEBUG: Self = Self(1 << 5);
+    /// State changes, torrent added/removed/finished/paused.
+    pub const STATUS: Self = Self(1 << 6);
+    /// Piece progress: piece finished.
+    pub const PROGRESS: Self = Self(1 << 7);
+    /// Banned peers.
+    pub const IP_BLOCK: Self = Self(1 << 8);
+    /// Performance warnings.
+    pub const PERFORMANCE_WARNING: Self = Self(1 << 9);
+    /// DHT.
+    pub const DHT: Self = Self(1 << 10);
+    /// Periodic transfer statistics.
+    pub const STATS: Self = Self(1 << 11);
+    /// Every category.
+    pub const ALL: Self = Self(u32::MAX);
+    /// No category.
+    pub const NONE: Self = Self(0);
+
+    /// Whether `self` and `other` share a category.
+    #[must_use]
+    pub const fn intersects(self, other: Self) -> bool {
+        self.0 & other.0 != 0
+    }
+
+    /// The default mask: errors, storage, status, tracker errors and warnings (as the
+    /// manual's default `error_notification`, plus status and storage).
+    #[must_use]
+    pub const fn default_mask() -> Self {
+        Self(Self::ERROR.0 | Self::STORAGE.0 | Self::STATUS.0 | Self::PERFORMANCE_WARNING.0)
+    }
+}
+
+impl BitOr for AlertCategory {
+    type Output = Self;
+    fn bitor(self, rhs: Self) -> Self {
+        Self(self.0 | rhs.0)
+    }
+}
+
+impl BitOrAssign for AlertCategory {
+    fn bitor_assign(&mut self, rhs: Self) {
+        self.0 |= rhs.0;
+    }
+}
+
+/// Why a peer connection ended.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum DisconnectReason {
+    /// The socket closed or failed (the driver's message).
+    Io(String),
+    /// The peer broke the protocol (the wire error's message).
+    Protocol(String),
+    /// A timeout (handshake, inactivity).
+    Timeout,
+    /// We closed it: torrent paused or removed, session shutting down.
+    Closed,
+    /// Both sides are seeds.
+    Redundant,
+    /// The peer was banned.
+    Banned,
+    /// The peer is ourselves.
+    SelfConnection,
+    /// Already connected to this peer, or too many connections.
+    Duplicate,
+    /// The peer named a torrent we do not have (incoming).
+    UnknownTorrent,
+}
+
+impl fmt::Display for DisconnectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Io(m) => write!(f, "I/O: {m}"),
+            Self::Protocol(m) => write!(f, "protocol: {m}"),
+            Self::Timeout => f.write_str("timed out"),
+            Self::Closed => f.write_str("closed"),
+            Self::Redundant => f.write_str("both are seeds"),
+            Self::Banned => f.write_str("banned"),
+            Self::SelfConnection => f.write_str("connected to ourselves"),
+            Self::Duplicate => f.write_str("duplicate or over the limit"),
+            Self::UnknownTorrent => f.write_str("unknown torrent"),
+        }
+    }
+}
+
+/// Kinds of performance warnings (the manual's `performance_alert`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum PerformanceWarning {
+    /// The disk queue is full: downloading waits for the disk.
+    TooManyBytesQueuedForDisk,
+    /// The connection limit keeps the torrent from reaching its peers.
+    TooFewConnectionSlots,
+    /// The upload rate limit is too low for the download rate.
+    UploadLimitTooLow,
+}
+
+/// One thing that happened. `torrent` fields name the torrent by its session id.
+#[non_exhaustive]
+#[derive(Clone, Debug)]
+pub enum Alert {
+    /// A torrent was added.
+    TorrentAdded {
+        /// Its id.
+        torrent: TorrentId,
+        /// Its name.
+        name: String,
+        /// Its info-hashes.
+        info_hash: InfoHash,
+    },
+    /// Adding a torrent failed (async add).
+    AddTorrentFailed {
+        /// Why.
+        error: String,
+    },
+    /// A torrent was removed.
+    TorrentRemoved {
+        /// Its id (no longer valid).
+        torrent: TorrentId,
+        /// Its info-hashes.
+        info_hash: InfoHash,
+    },
+    /// A removed torrent's files were deleted.
+    TorrentDeleted {
+        /// Its info-hashes.
+        info_hash: InfoHash,
+    },
+    /// Deleting a removed torrent's files failed.
+    TorrentDeleteFailed {
+        /// Its info-hashes.
+        info_hash: InfoHash,
+        /// The error.
+        error: String,
+    },
+    /// A torrent's state changed.
+    StateChanged {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The state before.
+        prev: TorrentState,
+        /// The state now.
+        state: TorrentState,
+    },
+    /// Every wanted piece is downloaded and verified.
+    TorrentFinished {
+        /// The torrent.
+        torrent: TorrentId,
+    },
+    /// The torrent was paused.
+    TorrentPaused {
+        /// The torrent.
+        torrent: TorrentId,
+    },
+    /// The torrent was resumed.
+    TorrentResumed {
+        /// The torrent.
+        torrent: TorrentId,
+    },
+    /// A check of the files finished (on add or after `force_recheck`).
+    TorrentChecked {
+        /// The torrent.
+        torrent: TorrentId,
+    },
+    /// A piece passed its hash check and is on disk.
+    PieceFinished {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The piece.
+        piece: PieceIndex,
+    },
+    /// A piece failed its hash check; it will be downloaded again.
+    HashFailed {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The piece.
+        piece: PieceIndex,
+    },
+    /// An announce was sent.
+    TrackerAnnounce {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The tracker.
+        url: String,
+        /// The event sent.
+        event: lt_tracker::Event,
+    },
+    /// A tracker answered an announce.
+    TrackerReply {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The tracker.
+        url: String,
+        /// Peers it returned.
+        num_peers: usize,
+    },
+    /// A tracker announce failed.
+    TrackerError {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The tracker.
+        url: String,
+        /// Failures in a row.
+        times_in_row: u32,
+        /// The error.
+        error: String,
+    },
+    /// A tracker sent a warning message.
+    TrackerWarning {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The tracker.
+        url: String,
+        /// The message.
+        message: String,
+    },
+    /// A scrape answered.
+    ScrapeReply {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The tracker.
+        url: String,
+        /// Seeds.
+        complete: u32,
+        /// Leechers.
+        incomplete: u32,
+    },
+    /// A scrape failed.
+    ScrapeFailed {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The tracker.
+        url: String,
+        /// The error.
+        error: String,
+    },
+    /// A peer connection completed its handshake.
+    PeerConnected {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The peer.
+        addr: SocketAddr,
+        /// Whether we made the connection.
+        outgoing: bool,
+    },
+    /// A peer connection ended.
+    PeerDisconnected {
+        /// The torrent, if the handshake named one.
+        torrent: Option<TorrentId>,
+        /// The peer.
+        addr: SocketAddr,
+        /// Why.
+        reason: DisconnectReason,
+    },
+    /// A peer was banned for sending corrupt data.
+    PeerBanned {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The peer.
+        addr: SocketAddr,
+    },
+    /// A peer stopped answering requests.
+    PeerSnubbed {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The peer.
+        addr: SocketAddr,
+    },
+    /// A snubbed peer sent data again.
+    PeerUnsnubbed {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The peer.
+        addr: SocketAddr,
+    },
+    /// A disk operation failed.
+    FileError {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The error (it names the file and the operation).
+        error: String,
+    },
+    /// The torrent entered or left upload mode.
+    UploadMode {
+        /// The torrent.
+        torrent: TorrentId,
+        /// Whether it is in upload mode now.
+        enabled: bool,
+    },
+    /// `move_storage` finished.
+    StorageMoved {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The new save path.
+        path: String,
+    },
+    /// `move_storage` failed.
+    StorageMovedFailed {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The error.
+        error: String,
+    },
+    /// `rename_file` finished.
+    FileRenamed {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The file.
+        file: u32,
+        /// Its new path.
+        name: String,
+    },
+    /// `rename_file` failed.
+    FileRenameFailed {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The file.
+        file: u32,
+        /// The error.
+        error: String,
+    },
+    /// `save_resume_data` produced this.
+    SaveResumeData {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The resume data.
+        data: Box<ResumeData>,
+    },
+    /// `save_resume_data` failed.
+    SaveResumeDataFailed {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The error.
+        error: String,
+    },
+    /// `read_piece` finished.
+    ReadPiece {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The piece.
+        piece: PieceIndex,
+        /// The bytes, or the error.
+        data: Result<bytes::Bytes, String>,
+    },
+    /// Periodic transfer counters of a torrent (every tick with traffic).
+    Stats {
+        /// The torrent.
+        torrent: TorrentId,
+        /// Payload bytes received since the last stats alert.
+        downloaded: u64,
+        /// Payload bytes sent since the last stats alert.
+        uploaded: u64,
+    },
+    /// Something limits performance.
+    Performance {
+        /// The torrent.
+        torrent: TorrentId,
+        /// What.
+        warning: PerformanceWarning,
+    },
+    /// The session listens on this address.
+    ListenSucceeded {
+        /// The address.
+        addr: SocketAddr,
+    },
+    /// Listening on an address failed.
+    ListenFailed {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        error: String,
+    },
+    /// Alerts were dropped because the queue was full.
+    AlertsDropped {
+        /// How many.
+        count: u64,
+    },
+}
+
+impl Alert {
+    /// The alert's category.
+    #[must_use]
+    pub const fn category(&self) -> AlertCategory {
+        match self {
+            Self::AddTorrentFailed { .. }
+            | Self::FileError { .. }
+            | Self::TorrentDeleteFailed { .. }
+            | Self::StorageMovedFailed { .. }
+            | Self::FileRenameFailed { .. }
+            | Self::SaveResumeDataFailed { .. }
+            | Self::ListenFailed { .. }
+            | Self::TrackerError { .. }
+            | Self::ScrapeFailed { .. } => AlertCategory::ERROR,
+            Self::TorrentAdded { .. }
+            | Self::TorrentRemoved { .. }
+            | Self::StateChanged { .. }
+            | Self::TorrentFinished { .. }
+            | Self::TorrentPaused { .. }
+            | Self::TorrentResumed { .. }
+            | Self::TorrentChecked { .. }
+            | Self::UploadMode { .. }
+            | Self::ListenSucceeded { .. }
+            | Self::AlertsDropped { .. } => AlertCategory::STATUS,
+            Self::TorrentDeleted { .. }
+            | Self::StorageMoved { .. }
+            | Self::FileRenamed { .. }
+            | Self::SaveResumeData { .. }
+            | Self::ReadPiece { .. } => AlertCategory::STORAGE,
+            Self::PieceFinished { .. } => AlertCategory::PROGRESS,
+            Self::HashFailed { .. } => AlertCategory::STATUS,
+            Self::TrackerAnnounce { .. }
+            | Self::TrackerReply { .. }
+            | Self::TrackerWarning { .. }
+            | Self::ScrapeReply { .. } => AlertCategory::TRACKER,
+            Self::PeerConnected { .. }
+            | Self::PeerDisconnected { .. }
+            | Self::PeerSnubbed { .. }
+            | Self::PeerUnsnubbed { .. } => AlertCategory::PEER,
+            Self::PeerBanned { .. } => AlertCategory::IP_BLOCK,
+            Self::Stats { .. } => AlertCategory::STATS,
+            Self::Performance { .. } => AlertCategory::PERFORMANCE_WARNING,
+        }
+    }
+
+    /// The torrent the alert is about, if any.
+    #[must_use]
+    pub const fn torrent(&self) -> Option<TorrentId> {
+        match self {
+            Self::TorrentAdded { torrent, .. }
+            | Self::TorrentRemoved { torrent, .. }
+            | Self::StateChanged { torrent, .. }
+            | Self::TorrentFinished { torrent }
+            | Self::TorrentPaused { torrent }
+            | Self::TorrentResumed { torrent }
+            | Self::TorrentChecked { torrent }
+            | Self::PieceFinished { torrent, .. }
+            | Self::HashFailed { torrent, .. }
+            | Self::TrackerAnnounce { torrent, .. }
+            | Self::TrackerReply { torrent, .. }
+            | Self::TrackerError { torrent, .. }
+            | Self::TrackerWarning { torrent, .. }
+            | Self::ScrapeReply { torrent, .. }
+            | Self::ScrapeFailed { torrent, .. }
+            | Self::PeerConnected { torrent, .. }
+            | Self::PeerBanned { torrent, .. }
+            | Self::PeerSnubbed { torrent, .. }
+            | Self::PeerUnsnubbed { torrent, .. }
+            | Self::FileError { torrent, .. }
+            | Self::UploadMode { torrent, .. }
+            | Self::StorageMoved { torrent, .. }
+            | Self::StorageMovedFailed { torrent, .. }
+            | Self::FileRenamed { torrent, .. }
+            | Self::FileRenameFailed { torrent, .. }
+            | Self::SaveResumeData { torrent, .. }
+            | Self::SaveResumeDataFailed { torrent, .. }
+            | Self::ReadPiece { torrent, .. }
+            | Self::Stats { torrent, .. }
+            | Self::Performance { torrent, .. } => Some(*torrent),
+            Self::PeerDisconnected { torrent, .. } => *torrent,
+            _ => None,
+        }
+    }
+}
+
+/// A bounded queue of alerts filtered by a category mask. Past `limit`, alerts are dropped
+/// (and counted); alerts the caller waits for (resume data, read piece) are never dropped.
+#[derive(Debug)]
+pub struct AlertQueue {
+    queue: VecDeque<Alert>,
+    mask: AlertCategory,
+    limit: usize,
+    dropped: u64,
+}
+
+impl AlertQueue {
+    /// An empty queue.
+    #[must_use]
+    pub const fn new(mask: AlertCategory, limit: usize) -> Self {
+        Self {
+            queue: VecDeque::new(),
+            mask,
+            limit,
+            dropped: 0,
+        }
+    }
+
+    /// Sets the mask.
+    pub const fn set_mask(&mut self, mask: AlertCategory) {
+        self.mask = mask;
+    }
+
+    /// The mask.
+    #[must_use]
+    pub const fn mask(&self) -> AlertCategory {
+        self.mask
+    }
+
+    /// Sets the size limit.
+    pub const fn set_limit(&mut self, limit: usize) {
+        self.limit = limit;
+    }
+
+    /// Queues `alert` if the mask lets it through and there is room.
+    pub fn push(&mut self, alert: Alert) {
+        let must_keep = matches!(
+            alert,
+            Alert::SaveResumeData { .. }
+                | Alert::SaveResumeDataFailed { .. }
+                | Alert::ReadPiece { .. }
+        );
+        if !must_keep && !alert.category().intersects(self.mask) {
+            return;
+        }
+        if !must_keep && self.queue.len() >= self.limit {
+            self.dropped = self.dropped.saturating_add(1);
+            return;
+        }
+        self.queue.push_back(alert);
+    }
+
+    /// The oldest alert. After drops, an [`Alert::AlertsDropped`] comes first.
+    pub fn pop(&mut self) -> Option<Alert> {
+        if self.dropped > 0 {
+            let count = std::mem::take(&mut self.dropped);
+            return Some(Alert::AlertsDropped { count });
+        }
+        self.queue.pop_front()
+    }
+
+    /// Whether the queue is empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty() && self.dropped == 0
+    }
+
+    /// Alerts waiting.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mask_filters_and_limit_drops() {
+        let mut q = AlertQueue::new(AlertCategory::STATUS, 2);
+        let t = TorrentId(1);
+        q.push(Alert::PeerSnubbed {
+            torrent: t,
+            addr: "127.0.0.1:1".parse().unwrap(),
+        });
+        assert!(q.is_empty(), "peer alerts are masked out");
+        for _ in 0..3 {
+            q.push(Alert::TorrentFinished { torrent: t });
+        }
+        assert_eq!(q.len(), 2);
+        assert!(matches!(q.pop(), Some(Alert::AlertsDropped { count: 1 })));
+        assert!(matches!(q.pop(), Some(Alert::TorrentFinished { .. })));
+        q.push(Alert::SaveResumeDataFailed {
+            torrent: t,
+            error: "x".into(),
+        });
+        q.push(Alert::SaveResumeDataFailed {
+            torrent: t,
+            error: "y".into(),
+        });
+        assert_eq!(q.len(), 3, "resume data alerts are never dropped");
+    }
+}

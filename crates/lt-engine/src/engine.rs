@@ -1,0 +1,2641 @@
+//! The engine: every torrent and peer connection of a session, driven by events.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use lt_core::{Bitfield, InfoHash, PeerId, PieceIndex, Sha1Hash};
+use lt_picker::{Block, Layout, PeerKey, PickOptions, PiecePicker, Priority, Speed};
+use lt_storage::ResumeData;
+use lt_tracker::{
+    AnnounceRequest, AnnounceResponse, Event, ScrapeEntry, TrackerIndex, TrackerList,
+};
+use lt_wire::mse::{MseConfig, Rc4Stream};
+use lt_wire::{
+    BlockRequest, ExtendedHandshake, PeerConfig, PeerConnection, PeerEvent, PieceLayout,
+    TorrentParams,
+};
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore as _, SeedableRng as _};
+
+use crate::alert::{Alert, AlertCategory, AlertQueue, DisconnectReason, PerformanceWarning};
+use crate::rate::{Bucket, Rate};
+use crate::torrent::{PartPiece, PeerEntry, PeerSource, Torrent};
+use crate::{
+    Action, AddTorrent, ConnId, DiskDone, DiskErrorKind, DiskJob, PeerInfo, Settings, TorrentId,
+    TorrentState, TorrentStatus,
+};
+
+/// Why adding a torrent failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AddError {
+    /// The torrent is in the session already (with `duplicate_is_error`).
+    #[error("the torrent is already in the session ({0})")]
+    Duplicate(TorrentId),
+    /// The torrent has no pieces or an unusable piece size.
+    #[error("the torrent's piece layout is unusable: {0}")]
+    BadLayout(String),
+}
+
+/// One peer connection.
+#[derive(Debug)]
+struct Conn {
+    addr: SocketAddr,
+    torrent: Option<TorrentId>,
+    outgoing: bool,
+    /// `None` while the TCP connect (and MSE) runs.
+    wire: Option<PeerConnection>,
+    connected: bool,
+    encrypted: bool,
+    seed: bool,
+    hashfails: u32,
+    on_parole: bool,
+    optimistic: bool,
+    unchoked_at: Option<Instant>,
+    down: Rate,
+    up: Rate,
+    snubbed: bool,
+    pending_reads: u32,
+    /// The peer-list entry it belongs to.
+    entry: Option<SocketAddr>,
+}
+
+impl Conn {
+    fn key(id: ConnId) -> PeerKey {
+        PeerKey(u32::try_from(id.0 & u64::from(u32::MAX)).unwrap_or(u32::MAX))
+    }
+}
+
+/// The engine: a sans-IO state machine for every torrent and connection of a session.
+///
+/// Driver rule: after every input (a method taking `now`), drain
+/// [`poll_action`](Self::poll_action) and carry out each action, drain alerts with
+/// [`poll_alert`](Self::poll_alert), and call [`handle_timeout`](Self::handle_timeout) at
+/// [`poll_timeout`](Self::poll_timeout). `now` must never go backwards. Nothing here reads a
+/// clock, touches a socket or a file, or draws randomness other than from the seed given to
+/// [`Engine::new`]; the same inputs give the same outputs.
+#[derive(Debug)]
+pub struct Engine {
+    settings: Settings,
+    peer_id: PeerId,
+    rng: ChaCha8Rng,
+    listen_port: u16,
+    torrents: BTreeMap<TorrentId, Torrent>,
+    conns: BTreeMap<ConnId, Conn>,
+    next_conn: u32,
+    next_torrent: u64,
+    actions: VecDeque<Action>,
+    alerts: AlertQueue,
+    next_tick: Instant,
+    last_unchoke: Instant,
+    last_optimistic: Instant,
+    half_open: usize,
+    paused: bool,
+    shutdown_deadline: Option<Instant>,
+    stops_in_flight: BTreeSet<(TorrentId, usize)>,
+    up_bucket: Bucket,
+    down_bucket: Bucket,
+    scratch_blocks: Vec<Block>,
+    scratch_events: Vec<PeerEvent>,
+    banned: BTreeSet<SocketAddr>,
+    optimistic_counter: u64,
+}
+
+impl Engine {
+    /// An engine with `settings`, our peer id, a seed for every random choice, and the
+    /// current time.
+    #[must_use]
+    pub fn new(settings: Settings, peer_id: PeerId, rng_seed: [u8; 32], now: Instant) -> Self {
+        let alerts = AlertQueue::new(AlertCategory::default_mask(), settings.alert_queue_size);
+        let up_bucket = Bucket::new(settings.upload_rate_limit);
+        let down_bucket = Bucket::new(settings.download_rate_limit);
+        Self {
+            settings,
+            peer_id,
+            rng: ChaCha8Rng::from_seed(rng_seed),
+            listen_port: 0,
+            torrents: BTreeMap::new(),
+            conns: BTreeMap::new(),
+            next_conn: 1,
+            next_torrent: 1,
+            actions: VecDeque::new(),
+            alerts,
+            next_tick: now,
+            last_unchoke: now,
+            last_optimistic: now,
+            half_open: 0,
+            paused: false,
+            shutdown_deadline: None,
+            stops_in_flight: BTreeSet::new(),
+            up_bucket,
+            down_bucket,
+            scratch_blocks: Vec::new(),
+            scratch_events: Vec::new(),
+            banned: BTreeSet::new(),
+            optimistic_counter: 0,
+        }
+    }
+
+    // ------------------------------------------------------------ settings
+
+    /// Our peer id.
+    #[must_use]
+    pub const fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// The settings.
+    #[must_use]
+    pub const fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Replaces the settings (limits apply from the next tick).
+    pub fn apply_settings(&mut self, settings: Settings) {
+        self.up_bucket.set_rate(settings.upload_rate_limit);
+        self.down_bucket.set_rate(settings.download_rate_limit);
+        self.alerts.set_limit(settings.alert_queue_size);
+        self.settings = settings;
+    }
+
+    /// The MSE settings for the driver's handshakes.
+    #[must_use]
+    pub const fn mse_config(&self) -> MseConfig {
+        MseConfig {
+            out_policy: self.settings.out_enc_policy,
+            in_policy: self.settings.in_enc_policy,
+            allowed: self.settings.allowed_enc_level,
+            prefer_rc4: self.settings.prefer_rc4,
+        }
+    }
+
+    /// The port we listen on, announced to trackers and peers.
+    pub const fn set_listen_port(&mut self, port: u16) {
+        self.listen_port = port;
+    }
+
+    /// Which alert categories are queued.
+    pub const fn set_alert_mask(&mut self, mask: AlertCategory) {
+        self.alerts.set_mask(mask);
+    }
+
+    /// The alert mask.
+    #[must_use]
+    pub const fn alert_mask(&self) -> AlertCategory {
+        self.alerts.mask()
+    }
+
+    // ------------------------------------------------------------ outputs
+
+    /// The next action for the driver.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// The next alert.
+    pub fn poll_alert(&mut self) -> Option<Alert> {
+        self.alerts.pop()
+    }
+
+    /// Queues an alert from the driver (listen results, saved resume data).
+    pub fn post_alert(&mut self, alert: Alert) {
+        self.alerts.push(alert);
+    }
+
+    /// When to call [`handle_timeout`](Self::handle_timeout).
+    #[must_use]
+    pub fn poll_timeout(&self) -> Instant {
+        self.next_tick
+    }
+
+    // ------------------------------------------------------------ torrents
+
+    /// Adds a torrent. It starts checking its files (or, in seed mode, seeding).
+    ///
+    /// # Errors
+    /// [`AddError`].
+    pub fn add_torrent(&mut self, now: Instant, params: AddTorrent) -> Result<TorrentId, AddError> {
+        let info_hash = params.info.info_hash();
+        if let Some((&id, _)) = self.torrents.iter().find(|(_, t)| t.info_hash == info_hash) {
+            if params.flags.duplicate_is_error {
+                return Err(AddError::Duplicate(id));
+            }
+            return Ok(id);
+        }
+        let info = params.info;
+        let layout = Layout::new(info.total_size(), info.piece_length(), lt_core::BLOCK_SIZE)
+            .map_err(|e| AddError::BadLayout(e.to_string()))?;
+        let mut seed = [0u8; 32];
+        self.rng.fill_bytes(&mut seed);
+        let mut picker = PiecePicker::new(
+            layout,
+            lt_picker::Config {
+                rng_seed: Some(seed),
+                sequential: params.flags.sequential_download,
+                ..lt_picker::Config::default()
+            },
+        );
+        let num_files = info.files().files().len();
+        let mut file_priorities = params.file_priorities.clone();
+        file_priorities.resize(num_files, 1);
+        if file_priorities.iter().any(|&p| p != 1) {
+            let sizes: Vec<u64> = info.files().files().iter().map(|f| f.size).collect();
+            let prios: Vec<Priority> = file_priorities
+                .iter()
+                .map(|&p| Priority::new(p.min(7)).unwrap_or(Priority::NORMAL))
+                .collect();
+            let _ = picker.set_file_priorities(&sizes, &prios);
+        }
+        let mut tiers: Vec<Vec<String>> = Vec::new();
+        for t in info.trackers() {
+            let tier = usize::from(t.tier);
+            if tiers.len() <= tier {
+                tiers.resize(tier + 1, Vec::new());
+            }
+            tiers[tier].push(t.url.clone());
+        }
+        let mut extra = params.trackers;
+        if let Some(r) = &params.resume {
+            extra.extend(r.trackers.iter().cloned());
+        }
+        for tier in &extra {
+            tiers.push(tier.clone());
+        }
+        let mut seed2 = [0u8; 32];
+        self.rng.fill_bytes(&mut seed2);
+        let trackers = TrackerList::new(&tiers, seed2);
+        let id = TorrentId(self.next_torrent);
+        self.next_torrent += 1;
+        let n = info.num_pieces() as usize;
+        let wire_layout = PieceLayout {
+            num_pieces: info.num_pieces(),
+            piece_length: info.piece_length(),
+            total_length: info.total_size(),
+        };
+        let mut peers = BTreeMap::new();
+        for &a in &params.peers {
+            peers.insert(a, PeerEntry::new(PeerSource::User));
+        }
+        let (prior_download, prior_upload) = params.resume.as_ref().map_or((0, 0), |r| {
+            (
+                u64::try_from(r.total_downloaded).unwrap_or(0),
+                u64::try_from(r.total_uploaded).unwrap_or(0),
+            )
+        });
+        if let Some(r) = &params.resume {
+            for &a in &r.peers {
+                peers
+                    .entry(a)
+                    .or_insert_with(|| PeerEntry::new(PeerSource::Resume));
+            }
+        }
+        let state = if params.flags.seed_mode {
+            TorrentState::Seeding
+        } else if params.resume.is_some() {
+            TorrentState::CheckingResumeData
+        } else {
+            TorrentState::CheckingFiles
+        };
+        let t = Torrent {
+            wire_hash: info_hash.best(),
+            info_hash,
+            layout,
+            wire_layout,
+            picker,
+            have: Bitfield::new(n),
+            state,
+            paused: params.flags.paused,
+            user_upload_mode: params.flags.upload_mode,
+            disk_upload_mode_until: None,
+            error: None,
+            trackers,
+            announcing: None,
+            last_tracker: None,
+            num_complete: None,
+            num_incomplete: None,
+            peers,
+            conns: BTreeSet::new(),
+            parts: BTreeMap::new(),
+            writing: BTreeMap::new(),
+            disk_bytes: 0,
+            file_priorities,
+            max_connections: params
+                .max_connections
+                .unwrap_or(self.settings.max_connections_per_torrent),
+            max_uploads: params.max_uploads,
+            up_bucket: Bucket::new(params.upload_limit),
+            down_bucket: Bucket::new(params.download_limit),
+            pending_reads: VecDeque::new(),
+            down: Rate::default(),
+            up: Rate::default(),
+            total_download: 0,
+            total_upload: 0,
+            total_failed: 0,
+            total_redundant: 0,
+            prior_download,
+            prior_upload,
+            stats_reported: (0, 0),
+            sequential: params.flags.sequential_download,
+            auto_managed: params.flags.auto_managed,
+            tracker_key: self.rng.next_u32(),
+            active_since: (!params.flags.paused).then_some(now),
+            active_time: Duration::ZERO,
+            seeding_since: None,
+            seeding_time: Duration::ZERO,
+            num_banned: 0,
+            info,
+        };
+        let name = t.info.name().to_owned();
+        self.torrents.insert(id, t);
+        self.alerts.push(Alert::TorrentAdded {
+            torrent: id,
+            name,
+            info_hash,
+        });
+        if params.flags.seed_mode {
+            let all = Bitfield::full(n);
+            self.apply_check(now, id, &all);
+        } else {
+            self.actions.push_back(Action::Disk(DiskJob::Check {
+                torrent: id,
+                resume: params.resume.map(Box::new),
+            }));
+        }
+        self.next_tick = now;
+        Ok(id)
+    }
+
+    /// Removes a torrent: its connections close, `stopped` is announced, and the driver
+    /// drops its storage (deleting the files if asked).
+    pub fn remove_torrent(&mut self, now: Instant, id: TorrentId, delete_files: bool) {
+        if !self.torrents.contains_key(&id) {
+            return;
+        }
+        self.announce_stopped(now, id);
+        self.close_torrent_conns(now, id, &DisconnectReason::Closed);
+        let Some(t) = self.torrents.remove(&id) else {
+            return;
+        };
+        self.actions.push_back(Action::RemoveStorage {
+            torrent: id,
+            delete_files,
+            info_hash: t.info_hash,
+        });
+        self.alerts.push(Alert::TorrentRemoved {
+            torrent: id,
+            info_hash: t.info_hash,
+        });
+    }
+
+    /// The torrents, in the order they were added.
+    #[must_use]
+    pub fn torrents(&self) -> Vec<TorrentId> {
+        self.torrents.keys().copied().collect()
+    }
+
+    /// The torrent with this info-hash.
+    #[must_use]
+    pub fn find_torrent(&self, info_hash: &InfoHash) -> Option<TorrentId> {
+        self.torrents
+            .iter()
+            .find(|(_, t)| t.info_hash == *info_hash)
+            .map(|(&id, _)| id)
+    }
+
+    /// The torrent whose v1 (or truncated v2) info-hash is `hash`, as in a handshake.
+    #[must_use]
+    pub fn find_by_wire_hash(&self, hash: &Sha1Hash) -> Option<TorrentId> {
+        self.torrents
+            .iter()
+            .find(|(_, t)| t.info_hash.matches(hash))
+            .map(|(&id, _)| id)
+    }
+
+    /// The torrent's metadata.
+    #[must_use]
+    pub fn torrent_info(&self, id: TorrentId) -> Option<Arc<lt_metainfo::TorrentInfo>> {
+        self.torrents.get(&id).map(|t| Arc::clone(&t.info))
+    }
+
+    /// Pauses a torrent: its connections close and `stopped` is announced.
+    pub fn pause_torrent(&mut self, now: Instant, id: TorrentId) {
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        if t.paused {
+            return;
+        }
+        t.paused = true;
+        if let Some(since) = t.active_since.take() {
+            t.active_time += now.saturating_duration_since(since);
+        }
+        if let Some(since) = t.seeding_since.take() {
+            t.seeding_time += now.saturating_duration_since(since);
+        }
+        self.announce_stopped(now, id);
+        self.close_torrent_conns(now, id, &DisconnectReason::Closed);
+        self.alerts.push(Alert::TorrentPaused { torrent: id });
+    }
+
+    /// Resumes a paused torrent.
+    pub fn resume_torrent(&mut self, now: Instant, id: TorrentId) {
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        if !t.paused {
+            return;
+        }
+        t.paused = false;
+        t.active_since = Some(now);
+        if t.is_seed() {
+            t.seeding_since = Some(now);
+        }
+        t.trackers.force_announce(now);
+        for e in t.peers.values_mut() {
+            e.next_try = None;
+        }
+        self.alerts.push(Alert::TorrentResumed { torrent: id });
+        self.next_tick = now;
+    }
+
+    /// Pauses every torrent (the session's `pause`); [`resume`](Self::resume) undoes it.
+    pub fn pause(&mut self, now: Instant) {
+        self.paused = true;
+        let ids: Vec<TorrentId> = self.torrents.keys().copied().collect();
+        for id in ids {
+            self.close_torrent_conns(now, id, &DisconnectReason::Closed);
+        }
+    }
+
+    /// Resumes the session.
+    pub fn resume(&mut self, now: Instant) {
+        self.paused = false;
+        self.next_tick = now;
+    }
+
+    /// Whether the session is paused.
+    #[must_use]
+    pub const fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// Adds a peer to a torrent's list and dials it soon (the manual's `connect_peer`).
+    pub fn connect_peer(&mut self, now: Instant, id: TorrentId, addr: SocketAddr) {
+        if let Some(t) = self.torrents.get_mut(&id) {
+            let e = t
+                .peers
+                .entry(addr)
+                .or_insert_with(|| PeerEntry::new(PeerSource::User));
+            e.source = PeerSource::User;
+            e.failcount = 0;
+            e.next_try = None;
+            self.next_tick = now;
+        }
+    }
+
+    /// Announces to the trackers now.
+    pub fn force_reannounce(&mut self, now: Instant, id: TorrentId) {
+        if let Some(t) = self.torrents.get_mut(&id) {
+            t.trackers.force_announce(now);
+            self.next_tick = now;
+        }
+    }
+
+    /// Scrapes the torrent's first tracker.
+    pub fn scrape_tracker(&mut self, id: TorrentId) {
+        if let Some(t) = self.torrents.get(&id)
+            && let Some(e) = t.trackers.entries().first()
+        {
+            self.actions.push_back(Action::Scrape {
+                torrent: id,
+                tracker: TrackerIndex(0),
+                url: e.url.clone(),
+                info_hash: t.wire_hash,
+            });
+        }
+    }
+
+    /// Adds a tracker to a torrent.
+    pub fn add_tracker(&mut self, now: Instant, id: TorrentId, url: &str, tier: u8) {
+        if let Some(t) = self.torrents.get_mut(&id) {
+            t.trackers
+                .add_tracker(url, tier, lt_tracker::TrackerSource::Client);
+            self.next_tick = now;
+        }
+    }
+
+    /// The torrent's trackers.
+    #[must_use]
+    pub fn trackers(&self, id: TorrentId) -> Vec<lt_tracker::AnnounceEntry> {
+        self.torrents
+            .get(&id)
+            .map(|t| t.trackers.entries().to_vec())
+            .unwrap_or_default()
+    }
+
+    /// Hashes every piece again (the manual's `force_recheck`).
+    pub fn force_recheck(&mut self, now: Instant, id: TorrentId) {
+        self.close_torrent_conns(now, id, &DisconnectReason::Closed);
+        if let Some(t) = self.torrents.get_mut(&id) {
+            let prev = t.state;
+            t.state = TorrentState::CheckingFiles;
+            t.parts.clear();
+            t.error = None;
+            self.alerts.push(Alert::StateChanged {
+                torrent: id,
+                prev,
+                state: t.state,
+            });
+            self.actions.push_back(Action::Disk(DiskJob::Check {
+                torrent: id,
+                resume: None,
+            }));
+        }
+    }
+
+    /// Downloads pieces in order, or not.
+    pub fn set_sequential_download(&mut self, id: TorrentId, on: bool) {
+        if let Some(t) = self.torrents.get_mut(&id) {
+            t.sequential = on;
+            t.picker.set_sequential(on);
+        }
+    }
+
+    /// Upload mode: request nothing, only seed what we have.
+    pub fn set_upload_mode(&mut self, now: Instant, id: TorrentId, on: bool) {
+        if let Some(t) = self.torrents.get_mut(&id) {
+            t.user_upload_mode = on;
+            if !on {
+                t.disk_upload_mode_until = None;
+            }
+            self.alerts.push(Alert::UploadMode {
+                torrent: id,
+                enabled: on,
+            });
+            self.update_all_interest(now, id);
+        }
+    }
+
+    /// Sets a torrent's upload limit in bytes per second (0: none).
+    pub fn set_upload_limit(&mut self, id: TorrentId, limit: u64) {
+        if let Some(t) = self.torrents.get_mut(&id) {
+            t.up_bucket.set_rate(limit);
+        }
+    }
+
+    /// Sets a torrent's download limit in bytes per second (0: none).
+    pub fn set_download_limit(&mut self, id: TorrentId, limit: u64) {
+        if let Some(t) = self.torrents.get_mut(&id) {
+            t.down_bucket.set_rate(limit);
+        }
+    }
+
+    /// A torrent's upload and download limits.
+    #[must_use]
+    pub fn limits(&self, id: TorrentId) -> Option<(u64, u64)> {
+        self.torrents
+            .get(&id)
+            .map(|t| (t.up_bucket.rate(), t.down_bucket.rate()))
+    }
+
+    /// Sets a torrent's connection limit.
+    pub fn set_max_connections(&mut self, id: TorrentId, max: usize) {
+        if let Some(t) = self.torrents.get_mut(&id) {
+            t.max_connections = max.max(2);
+        }
+    }
+
+    /// Sets a torrent's unchoke limit (`None`: only the session's).
+    pub fn set_max_uploads(&mut self, id: TorrentId, max: Option<usize>) {
+        if let Some(t) = self.torrents.get_mut(&id) {
+            t.max_uploads = max;
+        }
+    }
+
+    /// Sets a piece's priority (0 to 7).
+    pub fn set_piece_priority(&mut self, now: Instant, id: TorrentId, piece: PieceIndex, prio: u8) {
+        if let Some(t) = self.torrents.get_mut(&id) {
+            let p = Priority::new(prio.min(7)).unwrap_or(Priority::NORMAL);
+            let _ = t.picker.set_piece_priority(piece, p);
+            self.after_priority_change(now, id);
+        }
+    }
+
+    /// Every piece's priority.
+    #[must_use]
+    pub fn piece_priorities(&self, id: TorrentId) -> Vec<u8> {
+        self.torrents
+            .get(&id)
+            .map(|t| {
+                t.picker
+                    .piece_priorities()
+                    .iter()
+                    .map(|p| p.get())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Sets every file's priority (0 to 7); files past the list keep theirs.
+    pub fn prioritize_files(&mut self, now: Instant, id: TorrentId, priorities: &[u8]) {
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        for (i, &p) in priorities.iter().enumerate() {
+            if let Some(slot) = t.file_priorities.get_mut(i)
+                && *slot != p.min(7)
+            {
+                *slot = p.min(7);
+                self.actions.push_back(Action::Disk(DiskJob::FilePriority {
+                    torrent: id,
+                    file: u32::try_from(i).unwrap_or(u32::MAX),
+                    priority: p.min(7),
+                }));
+            }
+        }
+        let sizes: Vec<u64> = t.info.files().files().iter().map(|f| f.size).collect();
+        let prios: Vec<Priority> = t
+            .file_priorities
+            .iter()
+            .map(|&p| Priority::new(p).unwrap_or(Priority::NORMAL))
+            .collect();
+        let _ = t.picker.set_file_priorities(&sizes, &prios);
+        self.after_priority_change(now, id);
+    }
+
+    /// Every file's priority.
+    #[must_use]
+    pub fn file_priorities(&self, id: TorrentId) -> Vec<u8> {
+        self.torrents
+            .get(&id)
+            .map(|t| t.file_priorities.clone())
+            .unwrap_or_default()
+    }
+
+    fn after_priority_change(&mut self, now: Instant, id: TorrentId) {
+        self.update_all_interest(now, id);
+        self.check_finished(now, id);
+        if let Some(t) = self.torrents.get_mut(&id)
+            && !t.is_finished()
+            && matches!(t.state, TorrentState::Finished)
+        {
+            let prev = t.state;
+            t.state = TorrentState::Downloading;
+            self.alerts.push(Alert::StateChanged {
+                torrent: id,
+                prev,
+                state: TorrentState::Downloading,
+            });
+        }
+        self.fill_torrent(now, id);
+    }
+
+    /// Asks for `piece` by `deadline` (the manual's `set_piece_deadline`); with
+    /// `alert_when_available`, a [`Alert::ReadPiece`] follows once it is on disk.
+    pub fn set_piece_deadline(
+        &mut self,
+        now: Instant,
+        id: TorrentId,
+        piece: PieceIndex,
+        deadline: Instant,
+    ) {
+        if let Some(t) = self.torrents.get_mut(&id) {
+            let _ = t.picker.set_piece_deadline(piece, deadline);
+            self.fill_torrent(now, id);
+        }
+    }
+
+    /// Forgets a piece's deadline.
+    pub fn reset_piece_deadline(&mut self, id: TorrentId, piece: PieceIndex) {
+        if let Some(t) = self.torrents.get_mut(&id) {
+            let _ = t.picker.reset_piece_deadline(piece);
+        }
+    }
+
+    /// Whether we have `piece`.
+    #[must_use]
+    pub fn have_piece(&self, id: TorrentId, piece: PieceIndex) -> bool {
+        self.torrents
+            .get(&id)
+            .is_some_and(|t| t.have.get(piece.as_usize()))
+    }
+
+    /// Reads a piece from disk; [`Alert::ReadPiece`] brings it (or the error).
+    pub fn read_piece(&mut self, id: TorrentId, piece: PieceIndex) {
+        let Some(t) = self.torrents.get(&id) else {
+            return;
+        };
+        if !t.have.get(piece.as_usize()) {
+            self.alerts.push(Alert::ReadPiece {
+                torrent: id,
+                piece,
+                data: Err("we do not have this piece".into()),
+            });
+            return;
+        }
+        self.actions
+            .push_back(Action::Disk(DiskJob::ReadPiece { torrent: id, piece }));
+    }
+
+    /// Moves the files; [`Alert::StorageMoved`] or [`Alert::StorageMovedFailed`] follows.
+    pub fn move_storage(&mut self, id: TorrentId, path: String) {
+        if self.torrents.contains_key(&id) {
+            self.actions
+                .push_back(Action::Disk(DiskJob::Move { torrent: id, path }));
+        }
+    }
+
+    /// Renames a file; [`Alert::FileRenamed`] or [`Alert::FileRenameFailed`] follows.
+    pub fn rename_file(&mut self, id: TorrentId, file: u32, name: String) {
+        if self.torrents.contains_key(&id) {
+            self.actions.push_back(Action::Disk(DiskJob::Rename {
+                torrent: id,
+                file,
+                name,
+            }));
+        }
+    }
+
+    /// Saves resume data; [`Alert::SaveResumeData`] follows once the files are flushed.
+    pub fn save_resume_data(&mut self, now: Instant, id: TorrentId) {
+        let Some(data) = self.resume_data(now, id) else {
+            return;
+        };
+        self.actions.push_back(Action::Disk(DiskJob::SaveResume {
+            torrent: id,
+            data: Box::new(data),
+        }));
+    }
+
+    /// The torrent's resume data now (without file sizes, which the driver adds).
+    #[must_use]
+    pub fn resume_data(&self, now: Instant, id: TorrentId) -> Option<ResumeData> {
+        let t = self.torrents.get(&id)?;
+        let mut r = ResumeData::new(&t.info);
+        r.info = Some(t.info.info_bytes().to_vec());
+        r.pieces = t.have.clone();
+        r.file_priority.clone_from(&t.file_priorities);
+        r.piece_priority = t
+            .picker
+            .piece_priorities()
+            .iter()
+            .map(|p| p.get())
+            .collect();
+        r.trackers = t
+            .trackers
+            .entries()
+            .iter()
+            .fold(Vec::<Vec<String>>::new(), |mut tiers, e| {
+                let tier = usize::from(e.tier);
+                if tiers.len() <= tier {
+                    tiers.resize(tier + 1, Vec::new());
+                }
+                tiers[tier].push(e.url.clone());
+                tiers
+            });
+        r.peers = t
+            .peers
+            .iter()
+            .filter(|(_, e)| !e.banned && !e.is_self && e.source != PeerSource::Incoming)
+            .map(|(&a, _)| a)
+            .take(200)
+            .collect();
+        r.total_downloaded = i64::try_from(t.prior_download + t.total_download).unwrap_or(i64::MAX);
+        r.total_uploaded = i64::try_from(t.prior_upload + t.total_upload).unwrap_or(i64::MAX);
+        let active = t.active_time
+            + t.active_since
+                .map_or(Duration::ZERO, |s| now.saturating_duration_since(s));
+        let seeding = t.seeding_time
+            + t.seeding_since
+                .map_or(Duration::ZERO, |s| now.saturating_duration_since(s));
+        r.active_time = i64::try_from(active.as_secs()).unwrap_or(i64::MAX);
+        r.seeding_time = i64::try_from(seeding.as_secs()).unwrap_or(i64::MAX);
+        r.paused = t.paused;
+        r.auto_managed = t.auto_managed;
+        r.sequential_download = t.sequential;
+        r.seed_mode = false;
+        Some(r)
+    }
+
+    /// The torrent's status.
+    #[must_use]
+    pub fn status(&self, now: Instant, id: TorrentId) -> Option<TorrentStatus> {
+        let t = self.torrents.get(&id)?;
+        let total_done = t.bytes_done();
+        let mut total_wanted = 0u64;
+        let mut total_wanted_done = 0u64;
+        for p in 0..t.info.num_pieces() {
+            if !t
+                .picker
+                .piece_priority(PieceIndex::new(p))
+                .is_dont_download()
+            {
+                let s = t.piece_size(p);
+                total_wanted += s;
+                if t.have.get(p as usize) {
+                    total_wanted_done += s;
+                }
+            }
+        }
+        let mut num_peers = 0;
+        let mut num_seeds = 0;
+        let mut num_uploads = 0;
+        let mut total_in = 0u64;
+        let mut total_out = 0u64;
+        for c in t.conns.iter().filter_map(|c| self.conns.get(c)) {
+            if let Some(w) = c.wire.as_ref().filter(|_| c.connected) {
+                num_peers += 1;
+                num_seeds += usize::from(c.seed);
+                num_uploads += usize::from(!w.am_choking());
+                total_in += w.stats().received.total_bytes();
+                total_out += w.stats().sent.total_bytes();
+            }
+        }
+        #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
+        let progress = if total_wanted == 0 {
+            1.0
+        } else {
+            (total_wanted_done as f64 / total_wanted as f64) as f32
+        };
+        let next_announce = t
+            .trackers
+            .entries()
+            .iter()
+            .filter_map(|e| e.next_announce)
+            .min()
+            .map(|at| at.saturating_duration_since(now));
+        let active = t.active_time
+            + t.active_since
+                .map_or(Duration::ZERO, |s| now.saturating_duration_since(s));
+        let seeding = t.seeding_time
+            + t.seeding_since
+                .map_or(Duration::ZERO, |s| now.saturating_duration_since(s));
+        Some(TorrentStatus {
+            id,
+            name: t.info.name().to_owned(),
+            info_hash: t.info_hash,
+            state: t.state,
+            paused: t.paused || self.paused,
+            upload_mode: t.upload_mode(),
+            sequential_download: t.sequential,
+            error: t.error.clone(),
+            progress,
+            total_done,
+            total_wanted,
+            total_wanted_done,
+            total_payload_download: t.total_download,
+            total_payload_upload: t.total_upload,
+            total_download: total_in,
+            total_upload: total_out,
+            all_time_download: t.prior_download + t.total_download,
+            all_time_upload: t.prior_upload + t.total_upload,
+            total_failed_bytes: t.total_failed,
+            total_redundant_bytes: t.total_redundant,
+            download_payload_rate: t.down.rate(),
+            upload_payload_rate: t.up.rate(),
+            num_peers,
+            num_seeds,
+            num_uploads,
+            list_peers: t.peers.len(),
+            num_complete: t.num_complete,
+            num_incomplete: t.num_incomplete,
+            pieces: t.have.clone(),
+            num_pieces: u32::try_from(t.have.count_ones()).unwrap_or(u32::MAX),
+            distributed_copies: t.picker.distributed_copies().copies(),
+            piece_length: t.info.piece_length(),
+            next_announce,
+            current_tracker: t.last_tracker.clone(),
+            is_seeding: t.is_seed(),
+            is_finished: t.is_finished(),
+            active_time: active,
+            seeding_time: seeding,
+            num_banned: t.num_banned,
+        })
+    }
+
+    /// The torrent's connected peers.
+    #[must_use]
+    pub fn peer_info(&self, id: TorrentId) -> Vec<PeerInfo> {
+        let Some(t) = self.torrents.get(&id) else {
+            return Vec::new();
+        };
+        let n = t.info.num_pieces() as usize;
+        t.conns
+            .iter()
+            .filter_map(|c| self.conns.get(c))
+            .filter(|c| c.connected)
+            .filter_map(|c| {
+                let w = c.wire.as_ref()?;
+                let pieces = w.peer_pieces().cloned();
+                #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
+                let progress = pieces
+                    .as_ref()
+                    .map_or(0.0, |b| b.count_ones() as f32 / n.max(1) as f32);
+                Some(PeerInfo {
+                    addr: c.addr,
+                    peer_id: w.peer_id(),
+                    client: w
+                        .peer_id()
+                        .and_then(|p| lt_core::identify_client(&p))
+                        .map_or_else(String::new, |ci| ci.to_string()),
+                    outgoing: c.outgoing,
+                    encrypted: c.encrypted,
+                    choked: w.am_choking(),
+                    remote_choked: w.peer_choking(),
+                    interesting: w.am_interested(),
+                    remote_interested: w.peer_interested(),
+                    seed: c.seed,
+                    snubbed: c.snubbed,
+                    on_parole: c.on_parole,
+                    optimistic_unchoke: c.optimistic,
+                    payload_down_speed: c.down.rate(),
+                    payload_up_speed: c.up.rate(),
+                    total_download: c.down.total(),
+                    total_upload: c.up.total(),
+                    download_queue_length: w.outstanding_requests().count(),
+                    upload_queue_length: w.pending_peer_requests().count(),
+                    pieces,
+                    hashfails: c.hashfails,
+                    progress,
+                })
+            })
+            .collect()
+    }
+
+    /// Pieces being downloaded (the manual's `get_download_queue`).
+    #[must_use]
+    pub fn download_queue(&self, id: TorrentId) -> Vec<lt_picker::PartialPiece> {
+        self.torrents
+            .get(&id)
+            .map(|t| t.picker.download_queue())
+            .unwrap_or_default()
+    }
+
+    /// Bytes of each file that are in verified pieces (the manual's `file_progress`).
+    #[must_use]
+    pub fn file_progress(&self, id: TorrentId) -> Vec<u64> {
+        let Some(t) = self.torrents.get(&id) else {
+            return Vec::new();
+        };
+        let files = t.info.files();
+        let mut out = vec![0u64; files.files().len()];
+        for p in t.have.iter_ones() {
+            let piece = PieceIndex::new(u32::try_from(p).unwrap_or(u32::MAX));
+            let size = files.piece_size(piece);
+            for slice in files.map_block(piece, 0, size) {
+                if let Some(slot) = out.get_mut(slice.file.as_usize()) {
+                    *slot += slice.size;
+                }
+            }
+        }
+        out
+    }
+
+    // ------------------------------------------------------------ shutdown
+
+    /// Starts shutting down: every torrent announces `stopped`, every connection closes.
+    /// Poll [`is_shut_down`](Self::is_shut_down) until it is true (at most
+    /// `stop_tracker_timeout`).
+    pub fn shutdown(&mut self, now: Instant) {
+        let ids: Vec<TorrentId> = self.torrents.keys().copied().collect();
+        for id in ids {
+            self.announce_stopped(now, id);
+            self.close_torrent_conns(now, id, &DisconnectReason::Closed);
+        }
+        let rest: Vec<ConnId> = self.conns.keys().copied().collect();
+        for c in rest {
+            self.close(now, c, DisconnectReason::Closed);
+        }
+        self.paused = true;
+        self.shutdown_deadline = Some(now + self.settings.stop_tracker_timeout);
+    }
+
+    /// Whether shutdown is complete: every `stopped` announce answered or timed out.
+    #[must_use]
+    pub fn is_shut_down(&self, now: Instant) -> bool {
+        self.shutdown_deadline
+            .is_some_and(|d| self.stops_in_flight.is_empty() || now >= d)
+    }
+
+    fn announce_stopped(&mut self, _now: Instant, id: TorrentId) {
+        let Some(t) = self.torrents.get(&id) else {
+            return;
+        };
+        let left = t.bytes_left();
+        for (i, e) in t.trackers.entries().iter().enumerate() {
+            if !e.start_sent {
+                continue;
+            }
+            let mut req = self.announce_request(t, Event::Stopped, left);
+            req.num_want = Some(0);
+            self.stops_in_flight.insert((id, i));
+            self.actions.push_back(Action::Announce {
+                torrent: id,
+                tracker: TrackerIndex(i),
+                url: e.url.clone(),
+                request: req,
+            });
+        }
+    }
+
+    fn announce_request(&self, t: &Torrent, event: Event, left: u64) -> AnnounceRequest {
+        let mut req = AnnounceRequest::new(t.wire_hash, self.peer_id, self.listen_port);
+        req.uploaded = t.total_upload;
+        req.downloaded = t.total_download;
+        req.left = left;
+        req.event = event;
+        req.key = t.tracker_key;
+        req.num_want = Some(self.settings.num_want);
+        req.compact = true;
+        req.support_crypto = true;
+        req
+    }
+
+    // ------------------------------------------------------------ trackers
+
+    /// A tracker answered (or failed) an announce.
+    pub fn announce_done(
+        &mut self,
+        now: Instant,
+        id: TorrentId,
+        tracker: TrackerIndex,
+        result: Result<AnnounceResponse, lt_tracker::Error>,
+    ) {
+        if self.stops_in_flight.remove(&(id, tracker.0)) {
+            return;
+        }
+        let listen_port = self.listen_port;
+        let max_list = self.settings.max_peerlist_size;
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        let Some((i, event)) = t.announcing.take() else {
+            return;
+        };
+        if i != tracker {
+            return;
+        }
+        let url = t
+            .trackers
+            .entry(i)
+            .map(|e| e.url.clone())
+            .unwrap_or_default();
+        match result {
+            Ok(resp) => {
+                t.trackers.on_success(now, i, event, &resp);
+                t.last_tracker = Some(url.clone());
+                t.num_complete = resp.complete.or(t.num_complete);
+                t.num_incomplete = resp.incomplete.or(t.num_incomplete);
+                for p in &resp.peers {
+                    if p.addr.port() == 0 || t.peers.len() >= max_list {
+                        continue;
+                    }
+                    if p.addr.port() == listen_port
+                        && (p.addr.ip().is_loopback() || p.addr.ip().is_unspecified())
+                    {
+                        // Probably ourselves; a handshake would tell, but why dial.
+                        continue;
+                    }
+                    t.peers
+                        .entry(p.addr)
+                        .or_insert_with(|| PeerEntry::new(PeerSource::Tracker));
+                }
+                if let Some(w) = resp.warning.clone() {
+                    self.alerts.push(Alert::TrackerWarning {
+                        torrent: id,
+                        url: url.clone(),
+                        message: w,
+                    });
+                }
+                self.alerts.push(Alert::TrackerReply {
+                    torrent: id,
+                    url,
+                    num_peers: resp.peers.len(),
+                });
+                self.next_tick = now;
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                t.trackers.on_failure(now, i, e);
+                let times_in_row = t.trackers.entry(i).map_or(1, |e| e.fails);
+                self.alerts.push(Alert::TrackerError {
+                    torrent: id,
+                    url,
+                    times_in_row,
+                    error: msg,
+                });
+            }
+        }
+    }
+
+    /// A scrape answered.
+    pub fn scrape_done(
+        &mut self,
+        id: TorrentId,
+        tracker: TrackerIndex,
+        result: Result<ScrapeEntry, lt_tracker::Error>,
+    ) {
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        let url = t
+            .trackers
+            .entry(tracker)
+            .map(|e| e.url.clone())
+            .unwrap_or_default();
+        match result {
+            Ok(s) => {
+                t.trackers.on_scrape(tracker, &s);
+                t.num_complete = Some(s.complete);
+                t.num_incomplete = Some(s.incomplete);
+                self.alerts.push(Alert::ScrapeReply {
+                    torrent: id,
+                    url,
+                    complete: s.complete,
+                    incomplete: s.incomplete,
+                });
+            }
+            Err(e) => self.alerts.push(Alert::ScrapeFailed {
+                torrent: id,
+                url,
+                error: e.to_string(),
+            }),
+        }
+    }
+
+    fn tick_trackers(&mut self, now: Instant) {
+        let ids: Vec<TorrentId> = self.torrents.keys().copied().collect();
+        for id in ids {
+            let Some(t) = self.torrents.get_mut(&id) else {
+                continue;
+            };
+            if !t.is_active() || self.paused || t.announcing.is_some() {
+                continue;
+            }
+            let Some(i) = t.trackers.next_announce(now) else {
+                continue;
+            };
+            let Some(e) = t.trackers.entry(i) else {
+                continue;
+            };
+            let event = if !e.start_sent {
+                Event::Started
+            } else if t.is_seed() && !e.complete_sent && t.total_download > 0 {
+                Event::Completed
+            } else {
+                Event::None
+            };
+            let url = e.url.clone();
+            t.announcing = Some((i, event));
+            let left = t.bytes_left();
+            let t = &self.torrents[&id];
+            let request = self.announce_request(t, event, left);
+            self.alerts.push(Alert::TrackerAnnounce {
+                torrent: id,
+                url: url.clone(),
+                event,
+            });
+            self.actions.push_back(Action::Announce {
+                torrent: id,
+                tracker: i,
+                url,
+                request,
+            });
+        }
+    }
+
+    // ------------------------------------------------------------ disk
+
+    /// A disk job finished.
+    pub fn disk_done(&mut self, now: Instant, done: DiskDone) {
+        match done {
+            DiskDone::Checked { torrent, result } => match result {
+                Ok(have) => self.apply_check(now, torrent, &have),
+                Err(e) => {
+                    if let Some(t) = self.torrents.get_mut(&torrent) {
+                        t.error = Some(e.clone());
+                        t.paused = true;
+                        self.alerts.push(Alert::FileError { torrent, error: e });
+                    }
+                }
+            },
+            DiskDone::PieceWritten {
+                torrent,
+                piece,
+                passed,
+                error,
+            } => self.piece_written(now, torrent, piece, passed, error),
+            DiskDone::Read {
+                torrent,
+                conn,
+                request,
+                result,
+            } => self.read_done(now, torrent, conn, request, result),
+            DiskDone::PieceRead {
+                torrent,
+                piece,
+                result,
+            } => self.alerts.push(Alert::ReadPiece {
+                torrent,
+                piece,
+                data: result,
+            }),
+            DiskDone::Moved { torrent, result } => match result {
+                Ok(path) => self.alerts.push(Alert::StorageMoved { torrent, path }),
+                Err(error) => self
+                    .alerts
+                    .push(Alert::StorageMovedFailed { torrent, error }),
+            },
+            DiskDone::Renamed {
+                torrent,
+                file,
+                result,
+            } => match result {
+                Ok(name) => self.alerts.push(Alert::FileRenamed {
+                    torrent,
+                    file,
+                    name,
+                }),
+                Err(error) => self.alerts.push(Alert::FileRenameFailed {
+                    torrent,
+                    file,
+                    error,
+                }),
+            },
+        }
+    }
+
+    fn apply_check(&mut self, now: Instant, id: TorrentId, found: &Bitfield) {
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        let n = t.have.len();
+        for p in 0..n {
+            let piece = PieceIndex::new(u32::try_from(p).unwrap_or(u32::MAX));
+            let has = found.len() == n && found.get(p);
+            if has && !t.have.get(p) {
+                let _ = t.picker.set_have(piece);
+                t.have.set(p);
+            } else if !has && t.have.get(p) {
+                let _ = t.picker.clear_have(piece);
+                t.have.clear(p);
+            }
+        }
+        let prev = t.state;
+        t.state = t.transfer_state();
+        if t.is_seed() && !t.paused {
+            t.seeding_since.get_or_insert(now);
+        }
+        if prev != t.state {
+            self.alerts.push(Alert::StateChanged {
+                torrent: id,
+                prev,
+                state: t.state,
+            });
+        }
+        self.alerts.push(Alert::TorrentChecked { torrent: id });
+        self.next_tick = now;
+    }
+
+    fn piece_written(
+        &mut self,
+        now: Instant,
+        id: TorrentId,
+        piece: PieceIndex,
+        passed: bool,
+        error: Option<(DiskErrorKind, String)>,
+    ) {
+        let smart_ban = self.settings.smart_ban;
+        let parole = self.settings.use_parole_mode;
+        let retry = self.settings.optimistic_disk_retry;
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        let size = t.piece_size(piece.get());
+        t.disk_bytes = t.disk_bytes.saturating_sub(size);
+        let contributors = t.writing.remove(&piece.get()).unwrap_or_default();
+        if !passed {
+            t.total_failed += size;
+            let _ = t.picker.piece_failed(piece);
+            self.alerts.push(Alert::HashFailed { torrent: id, piece });
+            let alone = {
+                let mut addrs: Vec<SocketAddr> = contributors.iter().map(|c| c.1).collect();
+                addrs.sort_unstable();
+                addrs.dedup();
+                addrs.len() == 1
+            };
+            let mut to_ban = Vec::new();
+            for &(cid, addr) in &contributors {
+                if let Some(c) = self.conns.get_mut(&cid) {
+                    c.hashfails += 1;
+                    c.on_parole |= parole;
+                    if smart_ban && (alone || c.hashfails >= 2) {
+                        to_ban.push((Some(cid), addr));
+                    }
+                } else if smart_ban && alone {
+                    to_ban.push((None, addr));
+                }
+            }
+            to_ban.sort_unstable();
+            to_ban.dedup();
+            for (cid, addr) in to_ban {
+                self.ban(now, id, cid, addr);
+            }
+        } else if let Some((kind, msg)) = error {
+            let _ = t.picker.piece_failed(piece);
+            t.error = Some(msg.clone());
+            self.alerts.push(Alert::FileError {
+                torrent: id,
+                error: msg,
+            });
+            if kind == DiskErrorKind::NoSpaceOrDenied && t.disk_upload_mode_until.is_none() {
+                t.disk_upload_mode_until = Some(now + retry);
+                self.alerts.push(Alert::UploadMode {
+                    torrent: id,
+                    enabled: true,
+                });
+                self.update_all_interest(now, id);
+            }
+        } else {
+            let _ = t.picker.piece_passed(piece);
+            t.have.set(piece.as_usize());
+            if t.error.is_some() && t.disk_upload_mode_until.is_none() {
+                t.error = None;
+            }
+            for &(cid, _) in &contributors {
+                if let Some(c) = self.conns.get_mut(&cid) {
+                    c.on_parole = false;
+                }
+            }
+            self.alerts
+                .push(Alert::PieceFinished { torrent: id, piece });
+            let conns: Vec<ConnId> = self.torrents[&id].conns.iter().copied().collect();
+            for cid in conns {
+                if let Some(w) = self.conns.get_mut(&cid).and_then(|c| c.wire.as_mut()) {
+                    w.have(now, piece);
+                }
+                self.flush(cid);
+            }
+            self.check_finished(now, id);
+            self.update_all_interest(now, id);
+        }
+        self.fill_torrent(now, id);
+    }
+
+    fn check_finished(&mut self, now: Instant, id: TorrentId) {
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        if !t.is_finished() || matches!(t.state, TorrentState::Finished | TorrentState::Seeding) {
+            return;
+        }
+        let prev = t.state;
+        t.state = t.transfer_state();
+        if t.is_seed() {
+            t.seeding_since.get_or_insert(now);
+            t.trackers.force_announce(now);
+        }
+        self.alerts.push(Alert::StateChanged {
+            torrent: id,
+            prev,
+            state: t.state,
+        });
+        self.alerts.push(Alert::TorrentFinished { torrent: id });
+        if t.is_seed() && self.settings.close_redundant_connections {
+            let seeds: Vec<ConnId> = t
+                .conns
+                .iter()
+                .copied()
+                .filter(|c| self.conns.get(c).is_some_and(|c| c.seed))
+                .collect();
+            for c in seeds {
+                self.close(now, c, DisconnectReason::Redundant);
+            }
+        }
+        self.next_tick = now;
+    }
+
+    fn ban(&mut self, now: Instant, id: TorrentId, conn: Option<ConnId>, addr: SocketAddr) {
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        t.num_banned += 1;
+        let entry = conn
+            .and_then(|c| self.conns.get(&c))
+            .and_then(|c| c.entry)
+            .unwrap_or(addr);
+        t.peers
+            .entry(entry)
+            .or_insert_with(|| PeerEntry::new(PeerSource::Incoming))
+            .banned = true;
+        self.banned.insert(entry);
+        self.banned.insert(addr);
+        self.alerts.push(Alert::PeerBanned { torrent: id, addr });
+        if let Some(c) = conn {
+            self.close(now, c, DisconnectReason::Banned);
+        }
+    }
+
+    fn read_done(
+        &mut self,
+        now: Instant,
+        id: TorrentId,
+        cid: ConnId,
+        req: BlockRequest,
+        result: Result<Bytes, String>,
+    ) {
+        let Some(c) = self.conns.get_mut(&cid) else {
+            return;
+        };
+        c.pending_reads = c.pending_reads.saturating_sub(1);
+        let Some(w) = c.wire.as_mut() else {
+            return;
+        };
+        match result {
+            Ok(data) => {
+                let len = data.len() as u64;
+                if w.send_block(now, req.piece, req.begin, data) {
+                    c.up.add(len);
+                    if let Some(t) = self.torrents.get_mut(&id) {
+                        t.total_upload += len;
+                        t.up.add(len);
+                    }
+                }
+            }
+            Err(e) => {
+                w.reject(now, req);
+                self.alerts.push(Alert::FileError {
+                    torrent: id,
+                    error: e,
+                });
+            }
+        }
+        self.flush(cid);
+    }
+
+    // ------------------------------------------------------------ connections
+
+    /// A connection we asked for ([`Action::Connect`]) is open (and its MSE handshake, if
+    /// any, done): `cipher` and `received` come from MSE (`None` and empty in plaintext);
+    /// `encrypted` says whether MSE ran.
+    pub fn connected(
+        &mut self,
+        now: Instant,
+        cid: ConnId,
+        cipher: Option<Rc4Stream>,
+        received: BytesMut,
+        encrypted: bool,
+    ) {
+        let config = self.peer_config();
+        let Some(c) = self.conns.get_mut(&cid) else {
+            self.actions.push_back(Action::Close { conn: cid });
+            return;
+        };
+        if c.wire.is_some() {
+            return;
+        }
+        self.half_open = self.half_open.saturating_sub(1);
+        let Some(t) = c.torrent.and_then(|id| self.torrents.get(&id)) else {
+            self.close(now, cid, DisconnectReason::Closed);
+            return;
+        };
+        let params = TorrentParams {
+            info_hash: t.info_hash,
+            layout: Some(t.wire_layout),
+            metadata_size: u32::try_from(t.info.info_bytes().len()).ok(),
+        };
+        c.encrypted = encrypted;
+        match PeerConnection::outgoing(config, now, params, cipher, received) {
+            Ok(w) => {
+                c.wire = Some(w);
+                self.process(now, cid);
+            }
+            Err(e) => self.close(now, cid, DisconnectReason::Protocol(e.to_string())),
+        }
+    }
+
+    /// A connection we asked for could not be made.
+    pub fn connect_failed(&mut self, now: Instant, cid: ConnId, error: &str) {
+        if self.conns.get(&cid).is_some_and(|c| c.wire.is_none()) {
+            self.half_open = self.half_open.saturating_sub(1);
+        }
+        self.close(now, cid, DisconnectReason::Io(error.to_owned()));
+    }
+
+    /// A peer connected to us. `cipher`, `received` and `encrypted` are as in
+    /// [`connected`](Self::connected). Returns the connection's id (already closed again
+    /// when the session is full or the peer banned: the driver sees an [`Action::Close`]).
+    pub fn incoming(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        cipher: Option<Rc4Stream>,
+        received: BytesMut,
+        encrypted: bool,
+    ) -> ConnId {
+        let cid = self.new_conn_id();
+        let config = self.peer_config();
+        let conn = Conn {
+            addr,
+            torrent: None,
+            outgoing: false,
+            wire: None,
+            connected: false,
+            encrypted,
+            seed: false,
+            hashfails: 0,
+            on_parole: false,
+            optimistic: false,
+            unchoked_at: None,
+            down: Rate::default(),
+            up: Rate::default(),
+            snubbed: false,
+            pending_reads: 0,
+            entry: None,
+        };
+        self.conns.insert(cid, conn);
+        if self.paused || self.conns.len() > self.settings.connections_limit {
+            self.close(now, cid, DisconnectReason::Duplicate);
+            return cid;
+        }
+        if self.banned.contains(&addr) {
+            self.close(now, cid, DisconnectReason::Banned);
+            return cid;
+        }
+        match PeerConnection::incoming(config, now, cipher, received) {
+            Ok(w) => {
+                if let Some(c) = self.conns.get_mut(&cid) {
+                    c.wire = Some(w);
+                }
+                self.process(now, cid);
+            }
+            Err(e) => self.close(now, cid, DisconnectReason::Protocol(e.to_string())),
+        }
+        cid
+    }
+
+    /// Bytes arrived on a connection.
+    pub fn receive(&mut self, now: Instant, cid: ConnId, data: &[u8]) {
+        let Some(w) = self.conns.get_mut(&cid).and_then(|c| c.wire.as_mut()) else {
+            return;
+        };
+        if let Err(e) = w.handle_bytes(now, data) {
+            self.process(now, cid);
+            self.close(now, cid, DisconnectReason::Protocol(e.to_string()));
+            return;
+        }
+        self.process(now, cid);
+    }
+
+    /// The connection closed (EOF or error).
+    pub fn closed(&mut self, now: Instant, cid: ConnId, error: Option<&str>) {
+        if self.conns.get(&cid).is_some_and(|c| c.wire.is_none()) {
+            self.half_open = self.half_open.saturating_sub(1);
+        }
+        let reason = DisconnectReason::Io(error.unwrap_or("closed by peer").to_owned());
+        self.close_inner(now, cid, reason, false);
+    }
+
+    /// Whether a connection is known (not closed).
+    #[must_use]
+    pub fn is_open(&self, cid: ConnId) -> bool {
+        self.conns.contains_key(&cid)
+    }
+
+    /// Connections open or opening.
+    #[must_use]
+    pub fn num_connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    fn new_conn_id(&mut self) -> ConnId {
+        loop {
+            let id = ConnId(u64::from(self.next_conn));
+            self.next_conn = self.next_conn.wrapping_add(1).max(1);
+            if !self.conns.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    fn peer_config(&self) -> PeerConfig {
+        let mut c = PeerConfig::new(self.peer_id);
+        c.max_out_requests = self.settings.max_out_request_queue;
+        c.max_in_requests = self.settings.max_allowed_in_request_queue;
+        c.request_timeout = self.settings.request_timeout;
+        c.handshake_timeout = self.settings.handshake_timeout;
+        c.inactivity_timeout = self.settings.peer_timeout;
+        c.ext_handshake = ExtendedHandshake {
+            v: Some(self.settings.user_agent.clone()),
+            p: (self.listen_port != 0).then_some(self.listen_port),
+            ..ExtendedHandshake::default()
+        };
+        c
+    }
+
+    fn close(&mut self, now: Instant, cid: ConnId, reason: DisconnectReason) {
+        self.close_inner(now, cid, reason, true);
+    }
+
+    fn close_inner(
+        &mut self,
+        now: Instant,
+        cid: ConnId,
+        reason: DisconnectReason,
+        tell_driver: bool,
+    ) {
+        let Some(mut c) = self.conns.remove(&cid) else {
+            return;
+        };
+        if tell_driver {
+            // Flush what is queued (a reject, a bitfield) before closing.
+            if let Some(w) = c.wire.as_mut() {
+                let mut bufs = Vec::new();
+                while let Some(b) = w.poll_transmit() {
+                    bufs.push(b);
+                }
+                if !bufs.is_empty() {
+                    self.actions.push_back(Action::Send { conn: cid, bufs });
+                }
+            }
+            self.actions.push_back(Action::Close { conn: cid });
+        }
+        let min_reconnect = self.settings.min_reconnect_time;
+        if let Some(t) = c.torrent.and_then(|id| self.torrents.get_mut(&id)) {
+            if c.connected {
+                let _ = t.picker.remove_peer(Conn::key(cid));
+            }
+            t.conns.remove(&cid);
+            t.pending_reads.retain(|(x, _)| *x != cid);
+            if let Some(e) = c.entry.and_then(|a| t.peers.get_mut(&a)) {
+                if e.conn == Some(cid) {
+                    e.conn = None;
+                }
+                match reason {
+                    DisconnectReason::SelfConnection => e.is_self = true,
+                    DisconnectReason::Io(_)
+                    | DisconnectReason::Timeout
+                    | DisconnectReason::Protocol(_) => {
+                        e.failcount += 1;
+                        let wait = if e.source == PeerSource::User {
+                            Duration::from_secs(1)
+                        } else {
+                            min_reconnect.saturating_mul(e.failcount)
+                        };
+                        e.next_try = Some(now + wait);
+                    }
+                    _ => e.next_try = Some(now + min_reconnect),
+                }
+            }
+            if c.connected || matches!(reason, DisconnectReason::Banned) {
+                self.alerts.push(Alert::PeerDisconnected {
+                    torrent: c.torrent,
+                    addr: c.addr,
+                    reason,
+                });
+            }
+            if let Some(tid) = c.torrent
+                && c.connected
+            {
+                self.fill_torrent(now, tid);
+                if !c.optimistic && c.unchoked_at.is_some() {
+                    self.unchoke_free_slots(now);
+                }
+            }
+        }
+    }
+
+    fn close_torrent_conns(&mut self, now: Instant, id: TorrentId, reason: &DisconnectReason) {
+        let conns: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.torrent == Some(id))
+            .map(|(&k, _)| k)
+            .collect();
+        for c in conns {
+            self.close(now, c, reason.clone());
+        }
+    }
+
+    fn flush(&mut self, cid: ConnId) {
+        let Some(w) = self.conns.get_mut(&cid).and_then(|c| c.wire.as_mut()) else {
+            return;
+        };
+        let mut bufs = Vec::new();
+        while let Some(b) = w.poll_transmit() {
+            bufs.push(b);
+        }
+        if !bufs.is_empty() {
+            self.actions.push_back(Action::Send { conn: cid, bufs });
+        }
+    }
+
+    /// Handles a connection's queued events and flushes what it has to send.
+    fn process(&mut self, now: Instant, cid: ConnId) {
+        let mut events = std::mem::take(&mut self.scratch_events);
+        loop {
+            events.clear();
+            let Some(w) = self.conns.get_mut(&cid).and_then(|c| c.wire.as_mut()) else {
+                break;
+            };
+            while let Some(e) = w.poll_event() {
+                events.push(e);
+            }
+            if events.is_empty() {
+                break;
+            }
+            for e in events.drain(..) {
+                if !self.conns.contains_key(&cid) {
+                    break;
+                }
+                self.on_event(now, cid, e);
+            }
+        }
+        self.scratch_events = events;
+        self.flush(cid);
+    }
+
+    #[allow(clippy::too_many_lines)]
+    fn on_event(&mut self, now: Instant, cid: ConnId, event: PeerEvent) {
+        let key = Conn::key(cid);
+        let tid = self.conns.get(&cid).and_then(|c| c.torrent);
+        match event {
+            PeerEvent::IncomingHandshake { info_hash, .. } => {
+                self.on_incoming_handshake(now, cid, &info_hash);
+            }
+            PeerEvent::Connected { peer_id, .. } => self.on_connected(now, cid, peer_id),
+            PeerEvent::Bitfield(bits) => {
+                let Some(id) = tid else { return };
+                let seed = bits.all();
+                let Some(t) = self.torrents.get_mut(&id) else {
+                    return;
+                };
+                if let Err(e) = t.picker.peer_bitfield(key, bits) {
+                    self.close(now, cid, DisconnectReason::Protocol(e.to_string()));
+                    return;
+                }
+                self.set_seed(now, cid, seed);
+                self.update_interest(now, cid);
+            }
+            PeerEvent::Have(piece) => {
+                let Some(id) = tid else { return };
+                let Some(t) = self.torrents.get_mut(&id) else {
+                    return;
+                };
+                if let Err(e) = t.picker.peer_have(key, piece) {
+                    self.close(now, cid, DisconnectReason::Protocol(e.to_string()));
+                    return;
+                }
+                let wanted = !t.have.get(piece.as_usize())
+                    && !t.picker.piece_priority(piece).is_dont_download();
+                let all = self
+                    .conns
+                    .get(&cid)
+                    .and_then(|c| c.wire.as_ref())
+                    .and_then(|w| w.peer_pieces())
+                    .is_some_and(Bitfield::all);
+                if all {
+                    self.set_seed(now, cid, true);
+                }
+                if wanted {
+                    self.update_interest(now, cid);
+                }
+            }
+            PeerEvent::DontHave(piece) => {
+                let Some(t) = tid.and_then(|id| self.torrents.get_mut(&id)) else {
+                    return;
+                };
+                let _ = t.picker.peer_dont_have(key, piece);
+                if let Some(c) = self.conns.get_mut(&cid) {
+                    c.seed = false;
+                }
+                self.update_interest(now, cid);
+            }
+            PeerEvent::HaveAll | PeerEvent::HaveNone | PeerEvent::RawBitfield(_) => {}
+            PeerEvent::Unchoked => self.fill_requests(now, cid),
+            PeerEvent::Choked | PeerEvent::ExtendedHandshake(_) => {}
+            PeerEvent::Interested
+                if self
+                    .conns
+                    .get(&cid)
+                    .and_then(|c| c.wire.as_ref())
+                    .is_some_and(PeerConnection::am_choking) =>
+            {
+                self.unchoke_free_slots(now);
+            }
+            PeerEvent::NotInterested => {
+                let unchoked = self
+                    .conns
+                    .get(&cid)
+                    .and_then(|c| c.wire.as_ref())
+                    .is_some_and(|w| !w.am_choking());
+                if unchoked {
+                    self.choke(now, cid);
+                    self.unchoke_free_slots(now);
+                }
+            }
+            PeerEvent::Request(req) => self.on_request(now, cid, req),
+            PeerEvent::Cancel(req) => {
+                if let Some(t) = tid.and_then(|id| self.torrents.get_mut(&id)) {
+                    t.pending_reads.retain(|&(c, r)| !(c == cid && r == req));
+                }
+            }
+            PeerEvent::Block { request, data } => self.on_block(now, cid, request, data),
+            PeerEvent::Rejected(req) | PeerEvent::RequestTimedOut(req) => {
+                let timed_out = matches!(event, PeerEvent::RequestTimedOut(_));
+                if let Some(t) = tid.and_then(|id| self.torrents.get_mut(&id))
+                    && let Some(b) = t.layout.block_at(req.piece, req.begin)
+                {
+                    let _ = t.picker.cancel_request(key, b);
+                }
+                if timed_out {
+                    if let Some(c) = self.conns.get_mut(&cid)
+                        && !c.snubbed
+                        && let Some(id) = tid
+                    {
+                        c.snubbed = true;
+                        self.alerts.push(Alert::PeerSnubbed {
+                            torrent: id,
+                            addr: c.addr,
+                        });
+                    }
+                    if let Some(id) = tid {
+                        self.fill_torrent(now, id);
+                    }
+                } else {
+                    self.fill_requests(now, cid);
+                }
+            }
+            PeerEvent::Snubbed => {}
+            PeerEvent::AllowedFast(piece) => {
+                if let Some(t) = tid.and_then(|id| self.torrents.get_mut(&id)) {
+                    let _ = t.picker.peer_allowed_fast(key, piece);
+                }
+                self.fill_requests(now, cid);
+            }
+            PeerEvent::Suggest(piece) => {
+                if let Some(t) = tid.and_then(|id| self.torrents.get_mut(&id)) {
+                    let _ = t.picker.peer_suggest(key, piece);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_incoming_handshake(&mut self, now: Instant, cid: ConnId, hash: &Sha1Hash) {
+        let Some(id) = self.find_by_wire_hash(hash) else {
+            self.close(now, cid, DisconnectReason::UnknownTorrent);
+            return;
+        };
+        let Some(t) = self.torrents.get(&id) else {
+            return;
+        };
+        if !t.is_active() {
+            self.close(now, cid, DisconnectReason::Closed);
+            return;
+        }
+        let addr = self.conns.get(&cid).map(|c| c.addr);
+        if !self.settings.allow_multiple_connections_per_ip
+            && let Some(a) = addr
+            && t.conns
+                .iter()
+                .any(|c| self.conns.get(c).is_some_and(|c| c.addr.ip() == a.ip()))
+        {
+            self.close(now, cid, DisconnectReason::Duplicate);
+            return;
+        }
+        if t.conns.len() >= t.max_connections {
+            self.close(now, cid, DisconnectReason::Duplicate);
+            return;
+        }
+        let params = TorrentParams {
+            info_hash: t.info_hash,
+            layout: Some(t.wire_layout),
+            metadata_size: u32::try_from(t.info.info_bytes().len()).ok(),
+        };
+        let Some(c) = self.conns.get_mut(&cid) else {
+            return;
+        };
+        c.torrent = Some(id);
+        let Some(w) = c.wire.as_mut() else { return };
+        if let Err(e) = w.accept(now, params) {
+            self.close(now, cid, DisconnectReason::Protocol(e.to_string()));
+            return;
+        }
+        if let Some(t) = self.torrents.get_mut(&id) {
+            t.conns.insert(cid);
+        }
+    }
+
+    fn on_connected(&mut self, now: Instant, cid: ConnId, peer_id: PeerId) {
+        let Some(id) = self.conns.get(&cid).and_then(|c| c.torrent) else {
+            self.close(now, cid, DisconnectReason::Closed);
+            return;
+        };
+        // One connection per peer id and torrent.
+        let duplicate = self.torrents.get(&id).is_some_and(|t| {
+            t.conns.iter().any(|&o| {
+                o != cid
+                    && self.conns.get(&o).is_some_and(|c| {
+                        c.connected
+                            && c.wire.as_ref().and_then(PeerConnection::peer_id) == Some(peer_id)
+                    })
+            })
+        });
+        if duplicate {
+            self.close(now, cid, DisconnectReason::Duplicate);
+            return;
+        }
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        if t.picker.add_peer(Conn::key(cid)).is_err() {
+            self.close(now, cid, DisconnectReason::Duplicate);
+            return;
+        }
+        let Some(c) = self.conns.get_mut(&cid) else {
+            return;
+        };
+        c.connected = true;
+        let addr = c.addr;
+        let outgoing = c.outgoing;
+        if let Some(w) = c.wire.as_mut() {
+            w.send_bitfield(now, &t.have);
+        }
+        if !outgoing {
+            c.entry = None;
+        }
+        self.alerts.push(Alert::PeerConnected {
+            torrent: id,
+            addr,
+            outgoing,
+        });
+        self.flush(cid);
+    }
+
+    fn set_seed(&mut self, now: Instant, cid: ConnId, seed: bool) {
+        let Some(c) = self.conns.get_mut(&cid) else {
+            return;
+        };
+        c.seed = seed;
+        let Some(t) = c.torrent.and_then(|id| self.torrents.get_mut(&id)) else {
+            return;
+        };
+        if let Some(e) = c.entry.and_then(|a| t.peers.get_mut(&a)) {
+            e.seed = seed;
+        }
+        if seed && t.is_seed() && self.settings.close_redundant_connections {
+            self.close(now, cid, DisconnectReason::Redundant);
+        }
+    }
+
+    fn update_interest(&mut self, now: Instant, cid: ConnId) {
+        let Some(c) = self.conns.get_mut(&cid) else {
+            return;
+        };
+        let Some(t) = c.torrent.and_then(|id| self.torrents.get(&id)) else {
+            return;
+        };
+        let Some(w) = c.wire.as_mut() else { return };
+        if !c.connected {
+            return;
+        }
+        let interested =
+            !t.is_finished() && !t.upload_mode() && t.picker.is_interesting(Conn::key(cid));
+        if interested != w.am_interested() {
+            w.set_interested(now, interested);
+        }
+        if interested {
+            self.fill_requests(now, cid);
+        } else {
+            self.flush(cid);
+        }
+    }
+
+    fn update_all_interest(&mut self, now: Instant, id: TorrentId) {
+        let Some(t) = self.torrents.get(&id) else {
+            return;
+        };
+        let conns: Vec<ConnId> = t.conns.iter().copied().collect();
+        for c in conns {
+            self.update_interest(now, c);
+        }
+    }
+
+    fn fill_torrent(&mut self, now: Instant, id: TorrentId) {
+        let Some(t) = self.torrents.get(&id) else {
+            return;
+        };
+        let conns: Vec<ConnId> = t.conns.iter().copied().collect();
+        for c in conns {
+            self.fill_requests(now, c);
+        }
+    }
+
+    /// Sends as many requests to the peer as its rate calls for.
+    fn fill_requests(&mut self, now: Instant, cid: ConnId) {
+        let key = Conn::key(cid);
+        let max_disk = self.settings.max_queued_disk_bytes;
+        let queue_time = self.settings.request_queue_time.as_secs_f64();
+        let min_q = self.settings.min_request_queue;
+        let max_q = self.settings.max_out_request_queue;
+        let session_down_ok = self.down_bucket.available();
+        let Some(c) = self.conns.get_mut(&cid) else {
+            return;
+        };
+        let Some(t) = c.torrent.and_then(|id| self.torrents.get_mut(&id)) else {
+            return;
+        };
+        let Some(w) = c.wire.as_mut() else { return };
+        if !c.connected
+            || !t.is_active()
+            || t.upload_mode()
+            || t.is_finished()
+            || !w.am_interested()
+        {
+            return;
+        }
+        let choked = w.peer_choking();
+        if choked && w.allowed_fast().is_empty() {
+            return;
+        }
+        if t.disk_bytes >= max_disk || !session_down_ok || !t.down_bucket.available() {
+            return;
+        }
+        let rate = c.down.rate();
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
+        let by_rate = (rate as f64 * queue_time / f64::from(lt_core::BLOCK_SIZE)) as usize;
+        let target = by_rate.clamp(min_q, max_q.max(min_q));
+        let outstanding = t.picker.outstanding_requests(key) as usize;
+        let need = target.saturating_sub(outstanding).min(w.request_capacity());
+        if need == 0 {
+            return;
+        }
+        let speed = match rate {
+            0..20_000 => Speed::Slow,
+            20_000..200_000 => Speed::Medium,
+            _ => Speed::Fast,
+        };
+        let opts = PickOptions {
+            reverse: c.snubbed,
+            on_parole: c.on_parole,
+            prefer_whole_pieces: 0,
+            speed,
+            choked,
+            time_critical_only: false,
+        };
+        let mut blocks = std::mem::take(&mut self.scratch_blocks);
+        blocks.clear();
+        if t.picker
+            .pick_into(now, key, need, &opts, &mut blocks)
+            .is_ok()
+        {
+            for &b in &blocks {
+                let Some((begin, len)) = t.layout.request(b) else {
+                    let _ = t.picker.cancel_request(key, b);
+                    continue;
+                };
+                if w.request(now, BlockRequest::new(b.piece, begin, len))
+                    .is_err()
+                {
+                    let _ = t.picker.cancel_request(key, b);
+                }
+            }
+        }
+        blocks.clear();
+        self.scratch_blocks = blocks;
+        self.flush(cid);
+    }
+
+    fn on_block(&mut self, now: Instant, cid: ConnId, req: BlockRequest, data: Bytes) {
+        let key = Conn::key(cid);
+        let Some(c) = self.conns.get_mut(&cid) else {
+            return;
+        };
+        let Some(id) = c.torrent else { return };
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        let len = data.len() as u64;
+        c.down.add(len);
+        t.total_download += len;
+        t.down.add(len);
+        t.down_bucket.spend(len);
+        self.down_bucket.spend(len);
+        if c.snubbed {
+            c.snubbed = false;
+            self.alerts.push(Alert::PeerUnsnubbed {
+                torrent: id,
+                addr: c.addr,
+            });
+        }
+        let addr = c.addr;
+        let Some(block) = t.layout.block_at(req.piece, req.begin) else {
+            t.total_redundant += len;
+            return;
+        };
+        if t.layout.request(block) != Some((req.begin, req.len)) {
+            t.total_redundant += len;
+            return;
+        }
+        let received = match t.picker.block_received(key, block) {
+            Ok(r) => r,
+            Err(e) => {
+                self.close(now, cid, DisconnectReason::Protocol(e.to_string()));
+                return;
+            }
+        };
+        if received.redundant {
+            t.total_redundant += len;
+        } else {
+            let blocks_in_piece = t.layout.blocks_in_piece(block.piece.get()) as usize;
+            let part = t
+                .parts
+                .entry(block.piece.get())
+                .or_insert_with(|| PartPiece {
+                    blocks: vec![None; blocks_in_piece],
+                    contributors: Vec::new(),
+                });
+            if let Some(slot) = part.blocks.get_mut(block.block.as_usize()) {
+                *slot = Some(data);
+            }
+            if !part.contributors.iter().any(|&(x, _)| x == cid) {
+                part.contributors.push((cid, addr));
+            }
+            if received.piece_complete {
+                self.piece_complete(now, id, block.piece);
+            }
+        }
+        for other in received.cancel {
+            let ocid = ConnId(u64::from(other.0));
+            if let Some(w) = self.conns.get_mut(&ocid).and_then(|c| c.wire.as_mut()) {
+                w.cancel(now, req);
+                self.flush(ocid);
+            }
+        }
+        self.fill_requests(now, cid);
+    }
+
+    fn piece_complete(&mut self, _now: Instant, id: TorrentId, piece: PieceIndex) {
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        let Some(part) = t.parts.remove(&piece.get()) else {
+            return;
+        };
+        if part.blocks.iter().any(Option::is_none) {
+            // A block finished earlier is not in memory: download the piece again.
+            let _ = t.picker.piece_failed(piece);
+            return;
+        }
+        let blocks: Vec<Bytes> = part.blocks.into_iter().flatten().collect();
+        t.disk_bytes += t.piece_size(piece.get());
+        t.writing.insert(piece.get(), part.contributors);
+        self.actions.push_back(Action::Disk(DiskJob::WritePiece {
+            torrent: id,
+            piece,
+            blocks,
+        }));
+    }
+
+    fn on_request(&mut self, now: Instant, cid: ConnId, req: BlockRequest) {
+        let session_up_ok = self.up_bucket.available();
+        let Some(c) = self.conns.get_mut(&cid) else {
+            return;
+        };
+        let Some(id) = c.torrent else { return };
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        let Some(w) = c.wire.as_mut() else { return };
+        let allowed = !w.am_choking();
+        if !t.have.get(req.piece.as_usize()) || !allowed || !t.is_active() {
+            w.reject(now, req);
+            self.flush(cid);
+            return;
+        }
+        if session_up_ok && t.up_bucket.available() && t.pending_reads.is_empty() {
+            let len = u64::from(req.len);
+            t.up_bucket.spend(len);
+            self.up_bucket.spend(len);
+            c.pending_reads += 1;
+            self.actions.push_back(Action::Disk(DiskJob::Read {
+                torrent: id,
+                conn: cid,
+                request: req,
+            }));
+        } else {
+            t.pending_reads.push_back((cid, req));
+        }
+    }
+
+    fn serve_pending_reads(&mut self) {
+        let ids: Vec<TorrentId> = self.torrents.keys().copied().collect();
+        for id in ids {
+            while let Some(t) = self.torrents.get_mut(&id) {
+                if !self.up_bucket.available() || !t.up_bucket.available() {
+                    break;
+                }
+                let Some((cid, req)) = t.pending_reads.pop_front() else {
+                    break;
+                };
+                let len = u64::from(req.len);
+                t.up_bucket.spend(len);
+                self.up_bucket.spend(len);
+                if let Some(c) = self.conns.get_mut(&cid) {
+                    c.pending_reads += 1;
+                    self.actions.push_back(Action::Disk(DiskJob::Read {
+                        torrent: id,
+                        conn: cid,
+                        request: req,
+                    }));
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ choking
+
+    fn choke(&mut self, now: Instant, cid: ConnId) {
+        if let Some(c) = self.conns.get_mut(&cid) {
+            c.unchoked_at = None;
+            c.optimistic = false;
+            if let Some(w) = c.wire.as_mut() {
+                w.choke(now);
+            }
+            if let Some(t) = c.torrent.and_then(|id| self.torrents.get_mut(&id)) {
+                t.pending_reads.retain(|(x, _)| *x != cid);
+            }
+        }
+        self.flush(cid);
+    }
+
+    fn unchoke(&mut self, now: Instant, cid: ConnId, optimistic: bool) {
+        if let Some(c) = self.conns.get_mut(&cid) {
+            c.unchoked_at = Some(now);
+            c.optimistic = optimistic;
+            if let Some(w) = c.wire.as_mut() {
+                w.unchoke(now);
+            }
+        }
+        self.flush(cid);
+    }
+
+    fn unchoked_count(&self) -> usize {
+        self.conns
+            .values()
+            .filter(|c| {
+                c.wire
+                    .as_ref()
+                    .is_some_and(|w| c.connected && !w.am_choking())
+            })
+            .count()
+    }
+
+    fn torrent_unchoked(&self, id: TorrentId) -> usize {
+        self.torrents.get(&id).map_or(0, |t| {
+            t.conns
+                .iter()
+                .filter_map(|c| self.conns.get(c))
+                .filter(|c| c.wire.as_ref().is_some_and(|w| !w.am_choking()))
+                .count()
+        })
+    }
+
+    /// Interested, choked peers of active torrents.
+    fn choke_candidates(&self) -> Vec<ConnId> {
+        self.conns
+            .iter()
+            .filter(|(_, c)| {
+                c.connected
+                    && c.wire.as_ref().is_some_and(PeerConnection::peer_interested)
+                    && c.torrent
+                        .and_then(|id| self.torrents.get(&id))
+                        .is_some_and(Torrent::is_active)
+            })
+            .map(|(&k, _)| k)
+            .collect()
+    }
+
+    /// Unchokes interested peers while slots are free.
+    fn unchoke_free_slots(&mut self, now: Instant) {
+        let slots = self.settings.unchoke_slots_limit;
+        let mut used = self.unchoked_count();
+        for cid in self.choke_candidates() {
+            if used >= slots {
+                break;
+            }
+            let Some(c) = self.conns.get(&cid) else {
+                continue;
+            };
+            if c.wire.as_ref().is_some_and(|w| !w.am_choking()) {
+                continue;
+            }
+            let Some(id) = c.torrent else { continue };
+            let cap = self.torrents.get(&id).and_then(|t| t.max_uploads);
+            if cap.is_some_and(|m| self.torrent_unchoked(id) >= m) {
+                continue;
+            }
+            self.unchoke(now, cid, false);
+            used += 1;
+        }
+    }
+
+    /// The periodic choker: the best `slots - 1` peers by rate, plus one optimistic unchoke.
+    fn run_choker(&mut self, now: Instant) {
+        let slots = self.settings.unchoke_slots_limit.max(1);
+        let rotate_optimistic = now.saturating_duration_since(self.last_optimistic)
+            >= self.settings.optimistic_unchoke_interval;
+        let algo = self.settings.seed_choking_algorithm;
+        let mut scored: Vec<(u64, ConnId)> = self
+            .choke_candidates()
+            .into_iter()
+            .filter_map(|cid| {
+                let c = self.conns.get(&cid)?;
+                let t = self.torrents.get(&c.torrent?)?;
+                let score = if t.is_seed() {
+                    match algo {
+                        crate::SeedChoking::FastestUpload => c.up.rate(),
+                        crate::SeedChoking::RoundRobin => {
+                            // Peers unchoked longest go to the back.
+                            c.unchoked_at.map_or(u64::MAX, |at| {
+                                u64::MAX / 2
+                                    - u64::try_from(now.saturating_duration_since(at).as_millis())
+                                        .unwrap_or(0)
+                            })
+                        }
+                        crate::SeedChoking::AntiLeech => {
+                            let have = c
+                                .wire
+                                .as_ref()
+                                .and_then(|w| w.peer_pieces())
+                                .map_or(0, Bitfield::count_ones)
+                                as u64;
+                            let n = u64::from(t.info.num_pieces()).max(1);
+                            let frac = have * 1000 / n;
+                            frac.abs_diff(500)
+                        }
+                    }
+                } else {
+                    c.down.rate()
+                };
+                Some((score, cid))
+            })
+            .collect();
+        scored.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let regular = if scored.len() > slots {
+            slots - 1
+        } else {
+            slots
+        };
+        let mut keep: BTreeSet<ConnId> = BTreeSet::new();
+        let mut per_torrent: BTreeMap<TorrentId, usize> = BTreeMap::new();
+        for &(_, cid) in &scored {
+            if keep.len() >= regular {
+                break;
+            }
+            let Some(id) = self.conns.get(&cid).and_then(|c| c.torrent) else {
+                continue;
+            };
+            let cap = self.torrents.get(&id).and_then(|t| t.max_uploads);
+            let n = per_torrent.entry(id).or_default();
+            if cap.is_some_and(|m| *n >= m) {
+                continue;
+            }
+            *n += 1;
+            keep.insert(cid);
+        }
+        // The optimistic unchoke: keep the current one until it is time to rotate.
+        let current_opt = self
+            .conns
+            .iter()
+            .find(|(_, c)| c.optimistic)
+            .map(|(&k, _)| k);
+        let rest: Vec<ConnId> = scored
+            .iter()
+            .map(|&(_, c)| c)
+            .filter(|c| !keep.contains(c))
+            .collect();
+        let optimistic = if scored.len() <= slots {
+            None
+        } else if rotate_optimistic || current_opt.is_none_or(|c| !rest.contains(&c)) {
+            self.last_optimistic = now;
+            if rest.is_empty() {
+                None
+            } else {
+                self.optimistic_counter = self.optimistic_counter.wrapping_add(1);
+                let i = usize::try_from(self.rng.next_u64() % rest.len() as u64).unwrap_or(0);
+                Some(rest[i])
+            }
+        } else {
+            current_opt
+        };
+        let all: Vec<ConnId> = self.conns.keys().copied().collect();
+        for cid in all {
+            let Some(c) = self.conns.get(&cid) else {
+                continue;
+            };
+            let Some(w) = c.wire.as_ref() else { continue };
+            if !c.connected {
+                continue;
+            }
+            let choking = w.am_choking();
+            if keep.contains(&cid) {
+                if choking {
+                    self.unchoke(now, cid, false);
+                } else if let Some(c) = self.conns.get_mut(&cid) {
+                    c.optimistic = false;
+                }
+            } else if Some(cid) == optimistic {
+                if choking {
+                    self.unchoke(now, cid, true);
+                } else if let Some(c) = self.conns.get_mut(&cid) {
+                    c.optimistic = true;
+                }
+            } else if !choking {
+                self.choke(now, cid);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ timers
+
+    /// Runs the timers: connection timeouts, rates, the choker, tracker announces, new
+    /// connections, rate limits and upload-mode retries.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if now < self.next_tick {
+            return;
+        }
+        self.next_tick = now + self.settings.tick_interval;
+        self.up_bucket.refill(now);
+        self.down_bucket.refill(now);
+        let ids: Vec<TorrentId> = self.torrents.keys().copied().collect();
+        for &id in &ids {
+            if let Some(t) = self.torrents.get_mut(&id) {
+                t.down.tick(now);
+                t.up.tick(now);
+                t.up_bucket.refill(now);
+                t.down_bucket.refill(now);
+                if t.disk_upload_mode_until.is_some_and(|u| now >= u) {
+                    t.disk_upload_mode_until = None;
+                    self.alerts.push(Alert::UploadMode {
+                        torrent: id,
+                        enabled: false,
+                    });
+                }
+                let (d, u) = (t.total_download, t.total_upload);
+                if (d, u) != t.stats_reported {
+                    self.alerts.push(Alert::Stats {
+                        torrent: id,
+                        downloaded: d - t.stats_reported.0,
+                        uploaded: u - t.stats_reported.1,
+                    });
+                    t.stats_reported = (d, u);
+                }
+                if t.disk_bytes >= self.settings.max_queued_disk_bytes {
+                    self.alerts.push(Alert::Performance {
+                        torrent: id,
+                        warning: PerformanceWarning::TooManyBytesQueuedForDisk,
+                    });
+                }
+            }
+        }
+        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        for cid in conns {
+            let Some(c) = self.conns.get_mut(&cid) else {
+                continue;
+            };
+            c.down.tick(now);
+            c.up.tick(now);
+            let Some(w) = c.wire.as_mut() else { continue };
+            if w.poll_timeout().is_some_and(|t| t <= now) {
+                if let Err(e) = w.handle_timeout(now) {
+                    let reason = if matches!(e, lt_wire::Error::Timeout(_)) {
+                        DisconnectReason::Timeout
+                    } else {
+                        DisconnectReason::Protocol(e.to_string())
+                    };
+                    self.close(now, cid, reason);
+                    continue;
+                }
+                self.process(now, cid);
+            }
+        }
+        if self.shutdown_deadline.is_some() {
+            return;
+        }
+        self.serve_pending_reads();
+        if now.saturating_duration_since(self.last_unchoke) >= self.settings.unchoke_interval {
+            self.last_unchoke = now;
+            self.run_choker(now);
+        } else {
+            self.unchoke_free_slots(now);
+        }
+        self.tick_trackers(now);
+        self.connect_peers(now);
+        for &id in &ids {
+            self.update_all_interest(now, id);
+        }
+    }
+
+    fn connect_peers(&mut self, now: Instant) {
+        if self.paused {
+            return;
+        }
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
+        let mut budget = ((self.settings.connection_speed as f64)
+            * self.settings.tick_interval.as_secs_f64())
+        .ceil()
+        .max(1.0) as usize;
+        let ids: Vec<TorrentId> = self.torrents.keys().copied().collect();
+        for id in ids {
+            loop {
+                if budget == 0
+                    || self.half_open >= self.settings.half_open_limit
+                    || self.conns.len() >= self.settings.connections_limit
+                {
+                    return;
+                }
+                let Some(t) = self.torrents.get(&id) else {
+                    break;
+                };
+                if !t.is_active() || t.conns.len() >= t.max_connections {
+                    break;
+                }
+                let seed = t.is_seed();
+                let allow_multi = self.settings.allow_multiple_connections_per_ip;
+                let max_fail = self.settings.max_failcount;
+                let candidate = t
+                    .peers
+                    .iter()
+                    .filter(|(a, e)| {
+                        e.conn.is_none()
+                            && !e.banned
+                            && !e.is_self
+                            && !self.banned.contains(a)
+                            && (e.source == PeerSource::User || e.failcount < max_fail)
+                            && e.next_try.is_none_or(|n| n <= now)
+                            && !(seed && e.seed)
+                            && (allow_multi
+                                || !t.conns.iter().any(|c| {
+                                    self.conns.get(c).is_some_and(|c| c.addr.ip() == a.ip())
+                                }))
+                    })
+                    .min_by_key(|(_, e)| (e.source != PeerSource::User, e.failcount))
+                    .map(|(&a, _)| a);
+                let Some(addr) = candidate else { break };
+                let cid = self.new_conn_id();
+                let encrypt = self.mse_config().encrypt_outgoing();
+                let Some(t) = self.torrents.get_mut(&id) else {
+                    break;
+                };
+                if let Some(e) = t.peers.get_mut(&addr) {
+                    e.conn = Some(cid);
+                    e.next_try = Some(now + Duration::from_secs(1));
+                }
+                t.conns.insert(cid);
+                let info_hash = t.wire_hash;
+                self.conns.insert(
+                    cid,
+                    Conn {
+                        addr,
+                        torrent: Some(id),
+                        outgoing: true,
+                        wire: None,
+                        connected: false,
+                        encrypted: false,
+                        seed: false,
+                        hashfails: 0,
+                        on_parole: false,
+                        optimistic: false,
+                        unchoked_at: None,
+                        down: Rate::default(),
+                        up: Rate::default(),
+                        snubbed: false,
+                        pending_reads: 0,
+                        entry: Some(addr),
+                    },
+                );
+                self.half_open += 1;
+                budget -= 1;
+                self.actions.push_back(Action::Connect {
+                    conn: cid,
+                    addr,
+                    info_hash,
+                    encrypt,
+                });
+            }
+        }
+    }
+}

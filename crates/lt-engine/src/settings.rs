@@ -1,0 +1,189 @@
+//! The session's settings: the manual's `session_settings`, with libtorrent 2.0's defaults
+//! where they differ from 0.16's, and its two presets.
+
+use std::time::Duration;
+
+use lt_wire::mse::{EncLevel, EncPolicy};
+
+/// How a seeding torrent picks whom to unchoke (`seed_choking_algorithm`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum SeedChoking {
+    /// Rotate the slots among interested peers so every peer gets a turn (the default).
+    #[default]
+    RoundRobin,
+    /// Unchoke the peers we upload to fastest.
+    FastestUpload,
+    /// Prefer peers that just started or are about to finish (libtorrent's anti-leech).
+    AntiLeech,
+}
+
+/// The session's settings. Every field has the default the manual documents, or
+/// libtorrent 2.0's where 0.16's is gone (noted on the field).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    /// `connections_limit`: most peer connections of the session. Default 200.
+    pub connections_limit: usize,
+    /// `max_peerlist_size` per torrent. Default 3000.
+    pub max_peerlist_size: usize,
+    /// Per-torrent connection limit for new torrents (`max_connections`). Default 100.
+    pub max_connections_per_torrent: usize,
+    /// `half_open_limit`: most outgoing connection attempts in progress. Default 50.
+    pub half_open_limit: usize,
+    /// `connection_speed`: most new outgoing connections per second. Default 30 (2.0).
+    pub connection_speed: usize,
+    /// `allow_multiple_connections_per_ip`. Default `false`.
+    pub allow_multiple_connections_per_ip: bool,
+    /// `unchoke_slots_limit`: most unchoked peers of the session. Default 8.
+    pub unchoke_slots_limit: usize,
+    /// `unchoke_interval`. Default 15 s.
+    pub unchoke_interval: Duration,
+    /// `optimistic_unchoke_interval`. Default 30 s.
+    pub optimistic_unchoke_interval: Duration,
+    /// `seed_choking_algorithm`.
+    pub seed_choking_algorithm: SeedChoking,
+    /// `request_queue_time`: keep this many seconds of a peer's rate in requests. Default 3 s.
+    pub request_queue_time: Duration,
+    /// `max_out_request_queue`: most requests outstanding to one peer. Default 500.
+    pub max_out_request_queue: usize,
+    /// Fewest requests outstanding to an unchoked peer, before its rate is known. Default 16.
+    pub min_request_queue: usize,
+    /// `max_allowed_in_request_queue`: most requests queued from one peer. Default 2000.
+    pub max_allowed_in_request_queue: usize,
+    /// `request_timeout`: a request unanswered this long is forgotten and the peer
+    /// snubbed. Default 60 s.
+    pub request_timeout: Duration,
+    /// `peer_timeout`: a silent peer is dropped after this long. Default 120 s.
+    pub peer_timeout: Duration,
+    /// `handshake_timeout`. Default 10 s.
+    pub handshake_timeout: Duration,
+    /// `peer_connect_timeout`: how long the driver waits for a TCP connect. Default 15 s.
+    pub peer_connect_timeout: Duration,
+    /// `min_reconnect_time`: wait before re-dialling a peer that failed, times its fail
+    /// count. Default 60 s.
+    pub min_reconnect_time: Duration,
+    /// `max_failcount`: a peer that failed this often is not dialled again. Default 3.
+    pub max_failcount: u32,
+    /// `close_redundant_connections`: a seed drops connections to other seeds. Default
+    /// `true`.
+    pub close_redundant_connections: bool,
+    /// `upload_rate_limit`, bytes per second, 0 for none. Default 0.
+    pub upload_rate_limit: u64,
+    /// `download_rate_limit`, bytes per second, 0 for none. Default 0.
+    pub download_rate_limit: u64,
+    /// `max_queued_disk_bytes`: received bytes waiting for the disk (hash and write) before
+    /// the torrent stops requesting more. Default 32 MiB (libtorrent 2.0 counts only write
+    /// buffers, 1 MiB; here whole pieces wait in memory until hashed and written together).
+    pub max_queued_disk_bytes: u64,
+    /// `optimistic_disk_retry`: how long a torrent stays in upload mode after a disk write
+    /// failed before it tries writing again. Default 600 s.
+    pub optimistic_disk_retry: Duration,
+    /// `use_parole_mode`: peers that took part in a failed piece download whole pieces
+    /// alone, so the next failure pins the culprit. Default `true`.
+    pub use_parole_mode: bool,
+    /// `smart_ban`: ban a peer whose data failed a hash check twice (or alone). Default
+    /// `true`.
+    pub smart_ban: bool,
+    /// `num_want`: peers asked of a tracker. Default 200.
+    pub num_want: u32,
+    /// `stop_tracker_timeout`: how long shutdown waits for `stopped` announces. Default 5 s.
+    pub stop_tracker_timeout: Duration,
+    /// `tracker_completion_timeout`: how long the driver waits for a tracker reply. Default
+    /// 30 s.
+    pub tracker_completion_timeout: Duration,
+    /// `out_enc_policy`. Default [`EncPolicy::Enabled`].
+    pub out_enc_policy: EncPolicy,
+    /// `in_enc_policy`. Default [`EncPolicy::Enabled`].
+    pub in_enc_policy: EncPolicy,
+    /// `allowed_enc_level`. Default [`EncLevel::Both`].
+    pub allowed_enc_level: EncLevel,
+    /// `prefer_rc4`. Default `false`.
+    pub prefer_rc4: bool,
+    /// `alert_queue_size`: most alerts waiting; more are dropped and counted. Default 1000.
+    pub alert_queue_size: usize,
+    /// `tick_interval`: how often the engine's timers run. Default 500 ms.
+    pub tick_interval: Duration,
+    /// `user_agent` for HTTP trackers and the extended handshake's `v`.
+    pub user_agent: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            connections_limit: 200,
+            max_peerlist_size: 3000,
+            max_connections_per_torrent: 100,
+            half_open_limit: 50,
+            connection_speed: 30,
+            allow_multiple_connections_per_ip: false,
+            unchoke_slots_limit: 8,
+            unchoke_interval: Duration::from_secs(15),
+            optimistic_unchoke_interval: Duration::from_secs(30),
+            seed_choking_algorithm: SeedChoking::RoundRobin,
+            request_queue_time: Duration::from_secs(3),
+            max_out_request_queue: 500,
+            min_request_queue: 16,
+            max_allowed_in_request_queue: 2000,
+            request_timeout: Duration::from_secs(60),
+            peer_timeout: Duration::from_secs(120),
+            handshake_timeout: Duration::from_secs(10),
+            peer_connect_timeout: Duration::from_secs(15),
+            min_reconnect_time: Duration::from_secs(60),
+            max_failcount: 3,
+            close_redundant_connections: true,
+            upload_rate_limit: 0,
+            download_rate_limit: 0,
+            max_queued_disk_bytes: 32 << 20,
+            optimistic_disk_retry: Duration::from_secs(600),
+            use_parole_mode: true,
+            smart_ban: true,
+            num_want: 200,
+            stop_tracker_timeout: Duration::from_secs(5),
+            tracker_completion_timeout: Duration::from_secs(30),
+            out_enc_policy: EncPolicy::Enabled,
+            in_enc_policy: EncPolicy::Enabled,
+            allowed_enc_level: EncLevel::Both,
+            prefer_rc4: false,
+            alert_queue_size: 1000,
+            tick_interval: Duration::from_millis(500),
+            user_agent: format!("lt/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+impl Settings {
+    /// The manual's `min_memory_usage()` preset: fewer connections, short request queues
+    /// and little buffered disk data.
+    #[must_use]
+    pub fn min_memory_usage() -> Self {
+        Self {
+            connections_limit: 50,
+            max_peerlist_size: 500,
+            max_connections_per_torrent: 30,
+            max_out_request_queue: 100,
+            min_request_queue: 4,
+            max_allowed_in_request_queue: 100,
+            max_queued_disk_bytes: 4 << 20,
+            alert_queue_size: 100,
+            ..Self::default()
+        }
+    }
+
+    /// The manual's `high_performance_seed()` preset: many connections and unchoke slots,
+    /// deep request queues, fastest-upload seed choking.
+    #[must_use]
+    pub fn high_performance_seed() -> Self {
+        Self {
+            connections_limit: 8000,
+            max_connections_per_torrent: 2000,
+            half_open_limit: 500,
+            connection_speed: 500,
+            unchoke_slots_limit: 500,
+            seed_choking_algorithm: SeedChoking::FastestUpload,
+            max_out_request_queue: 1500,
+            max_allowed_in_request_queue: 8000,
+            max_queued_disk_bytes: 128 << 20,
+            alert_queue_size: 10_000,
+            ..Self::default()
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! One torrent's state inside the engine.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use lt_core::{Bitfield, InfoHash, PieceIndex, Sha1Hash};
+use lt_metainfo::TorrentInfo;
+use lt_picker::{Layout, PiecePicker};
+use lt_tracker::{Event, TrackerIndex, TrackerList};
+use lt_wire::{BlockRequest, PieceLayout};
+
+use crate::rate::{Bucket, Rate};
+use crate::{ConnId, TorrentState};
+
+/// Where a peer address came from.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum PeerSource {
+    Tracker,
+    User,
+    Incoming,
+    Resume,
+}
+
+/// A known peer of a torrent, connected or not.
+#[derive(Clone, Debug)]
+pub(crate) struct PeerEntry {
+    pub(crate) source: PeerSource,
+    pub(crate) failcount: u32,
+    pub(crate) conn: Option<ConnId>,
+    pub(crate) next_try: Option<Instant>,
+    pub(crate) banned: bool,
+    /// It turned out to be us.
+    pub(crate) is_self: bool,
+    /// Connections from it that completed a handshake (to re-dial user peers forever).
+    pub(crate) seed: bool,
+}
+
+impl PeerEntry {
+    pub(crate) const fn new(source: PeerSource) -> Self {
+        Self {
+            source,
+            failcount: 0,
+            conn: None,
+            next_try: None,
+            banned: false,
+            is_self: false,
+            seed: false,
+        }
+    }
+}
+
+/// A piece being downloaded: its blocks in memory until all are here.
+#[derive(Debug)]
+pub(crate) struct PartPiece {
+    pub(crate) blocks: Vec<Option<Bytes>>,
+    pub(crate) contributors: Vec<(ConnId, SocketAddr)>,
+}
+
+/// One torrent.
+#[derive(Debug)]
+pub(crate) struct Torrent {
+    pub(crate) info: Arc<TorrentInfo>,
+    pub(crate) info_hash: InfoHash,
+    pub(crate) wire_hash: Sha1Hash,
+    pub(crate) layout: Layout,
+    pub(crate) wire_layout: PieceLayout,
+    pub(crate) picker: PiecePicker,
+    pub(crate) have: Bitfield,
+    pub(crate) state: TorrentState,
+    pub(crate) paused: bool,
+    pub(crate) user_upload_mode: bool,
+    /// Upload mode after a disk error, until then.
+    pub(crate) disk_upload_mode_until: Option<Instant>,
+    pub(crate) error: Option<String>,
+    pub(crate) trackers: TrackerList,
+    /// The announce in flight and its event.
+    pub(crate) announcing: Option<(TrackerIndex, Event)>,
+    pub(crate) last_tracker: Option<String>,
+    pub(crate) num_complete: Option<u32>,
+    pub(crate) num_incomplete: Option<u32>,
+    pub(crate) peers: BTreeMap<SocketAddr, PeerEntry>,
+    pub(crate) conns: BTreeSet<ConnId>,
+    pub(crate) parts: BTreeMap<u32, PartPiece>,
+    /// Pieces handed to the disk for hashing and writing, with who sent them.
+    pub(crate) writing: BTreeMap<u32, Vec<(ConnId, SocketAddr)>>,
+    pub(crate) disk_bytes: u64,
+    pub(crate) file_priorities: Vec<u8>,
+    pub(crate) max_connections: usize,
+    pub(crate) max_uploads: Option<usize>,
+    pub(crate) up_bucket: Bucket,
+    pub(crate) down_bucket: Bucket,
+    pub(crate) pending_reads: VecDeque<(ConnId, BlockRequest)>,
+    pub(crate) down: Rate,
+    pub(crate) up: Rate,
+    pub(crate) total_download: u64,
+    pub(crate) total_upload: u64,
+    pub(crate) total_failed: u64,
+    pub(crate) total_redundant: u64,
+    pub(crate) prior_download: u64,
+    pub(crate) prior_upload: u64,
+    pub(crate) stats_reported: (u64, u64),
+    pub(crate) sequential: bool,
+    pub(crate) auto_managed: bool,
+    pub(crate) tracker_key: u32,
+    pub(crate) active_since: Option<Instant>,
+    pub(crate) active_time: std::time::Duration,
+    pub(crate) seeding_since: Option<Instant>,
+    pub(crate) seeding_time: std::time::Duration,
+    pub(crate) num_banned: usize,
+}
+
+impl Torrent {
+    /// Whether we have every piece.
+    pub(crate) fn is_seed(&self) -> bool {
+        self.have.all()
+    }
+
+    /// Whether every wanted piece is here.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.have.all()
+            || (0..self.info.num_pieces()).all(|p| {
+                self.have.get(p as usize)
+                    || self
+                        .picker
+                        .piece_priority(PieceIndex::new(p))
+                        .is_dont_download()
+            })
+    }
+
+    pub(crate) fn is_checking(&self) -> bool {
+        matches!(
+            self.state,
+            TorrentState::CheckingFiles | TorrentState::CheckingResumeData
+        )
+    }
+
+    pub(crate) const fn upload_mode(&self) -> bool {
+        self.user_upload_mode || self.disk_upload_mode_until.is_some()
+    }
+
+    /// Whether it may transfer: checked, not paused.
+    pub(crate) fn is_active(&self) -> bool {
+        !self.paused && !self.is_checking()
+    }
+
+    pub(crate) fn piece_size(&self, piece: u32) -> u64 {
+        u64::from(
+            self.wire_layout
+                .piece_size(PieceIndex::new(piece))
+                .unwrap_or(0),
+        )
+    }
+
+    pub(crate) fn bytes_done(&self) -> u64 {
+        self.have
+            .iter_ones()
+            .map(|p| self.piece_size(u32::try_from(p).unwrap_or(u32::MAX)))
+            .sum()
+    }
+
+    pub(crate) fn bytes_left(&self) -> u64 {
+        self.info.total_size().saturating_sub(self.bytes_done())
+    }
+
+    /// The state the pieces call for.
+    pub(crate) fn transfer_state(&self) -> TorrentState {
+        if self.is_seed() {
+            TorrentState::Seeding
+        } else if self.is_finished() {
+            TorrentState::Finished
+        } else {
+            TorrentState::Downloading
+        }
+    }
+}

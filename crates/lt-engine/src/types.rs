@@ -1,0 +1,482 @@
+//! The engine's inputs and outputs: ids, actions for the driver, disk jobs and their
+//! completions, and the status types the API reports.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use lt_core::{Bitfield, InfoHash, PeerId, PieceIndex, Sha1Hash};
+use lt_metainfo::TorrentInfo;
+use lt_storage::ResumeData;
+use lt_tracker::{AnnounceRequest, TrackerIndex};
+use lt_wire::BlockRequest;
+
+/// A torrent in the session.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct TorrentId(pub u64);
+
+impl fmt::Display for TorrentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "t{}", self.0)
+    }
+}
+
+/// A peer connection (or a connection attempt).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct ConnId(pub u64);
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "c{}", self.0)
+    }
+}
+
+/// What the driver must do. Drain with [`crate::Engine::poll_action`] after every input.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Action {
+    /// Open a connection to `addr` for `torrent`; report [`crate::Engine::connected`] or
+    /// [`crate::Engine::connect_failed`]. With `encrypt`, run an MSE handshake for
+    /// `info_hash` first (the engine's [`crate::Engine::mse_config`] says what to allow).
+    Connect {
+        /// The id the engine gave the connection.
+        conn: ConnId,
+        /// Where to.
+        addr: SocketAddr,
+        /// The torrent's v1 (or truncated v2) info-hash, the MSE shared secret.
+        info_hash: Sha1Hash,
+        /// Start with MSE.
+        encrypt: bool,
+    },
+    /// Write these buffers to the connection, in order (one vectored write when possible).
+    Send {
+        /// The connection.
+        conn: ConnId,
+        /// The bytes.
+        bufs: Vec<Bytes>,
+    },
+    /// Close the connection; the engine has forgotten it already.
+    Close {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// Run a disk job; report [`crate::Engine::disk_done`].
+    Disk(DiskJob),
+    /// Announce to a tracker; report [`crate::Engine::announce_done`].
+    Announce {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The tracker's position in the torrent's list.
+        tracker: TrackerIndex,
+        /// Its URL.
+        url: String,
+        /// What to send (the driver fills in nothing).
+        request: AnnounceRequest,
+    },
+    /// Scrape a tracker; report [`crate::Engine::scrape_done`].
+    Scrape {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The tracker.
+        tracker: TrackerIndex,
+        /// Its announce URL.
+        url: String,
+        /// The info-hash to scrape.
+        info_hash: Sha1Hash,
+    },
+    /// Drop the torrent's storage (after its last disk job): it was removed.
+    RemoveStorage {
+        /// The torrent.
+        torrent: TorrentId,
+        /// Also delete its files.
+        delete_files: bool,
+        /// Its info-hashes, for the alerts.
+        info_hash: InfoHash,
+    },
+}
+
+/// A disk job for the driver's disk threads.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum DiskJob {
+    /// Decide which pieces are on disk: from `resume` when it fits the files
+    /// ([`ResumeData::verify`]), otherwise by hashing every piece. Report
+    /// [`DiskDone::Checked`].
+    Check {
+        /// The torrent.
+        torrent: TorrentId,
+        /// Resume data to trust if it fits.
+        resume: Option<Box<ResumeData>>,
+    },
+    /// Hash a whole piece from these blocks (in order) and, if it matches the torrent,
+    /// write them at the piece's start. Report [`DiskDone::PieceWritten`].
+    WritePiece {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The piece.
+        piece: PieceIndex,
+        /// Its blocks, in order; together exactly the piece.
+        blocks: Vec<Bytes>,
+    },
+    /// Read a block a peer requested. Report [`DiskDone::Read`].
+    Read {
+        /// The torrent.
+        torrent: TorrentId,
+        /// For whom.
+        conn: ConnId,
+        /// What.
+        request: BlockRequest,
+    },
+    /// Read a whole piece for `read_piece`. Report [`DiskDone::PieceRead`].
+    ReadPiece {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The piece.
+        piece: PieceIndex,
+    },
+    /// Flush the files, record their sizes into `data` and post it as
+    /// [`crate::Alert::SaveResumeData`] with [`crate::Engine::post_alert`].
+    SaveResume {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The resume data without file sizes.
+        data: Box<ResumeData>,
+    },
+    /// Move the files to `path`. Report [`DiskDone::Moved`].
+    Move {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The new save path.
+        path: String,
+    },
+    /// Rename a file. Report [`DiskDone::Renamed`].
+    Rename {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The file.
+        file: u32,
+        /// Its new path, relative to the save path.
+        name: String,
+    },
+    /// Set a file's priority in the storage (priority 0 files go to the part file).
+    FilePriority {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The file.
+        file: u32,
+        /// 0 to 7.
+        priority: u8,
+    },
+}
+
+/// How a disk error affects the torrent.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum DiskErrorKind {
+    /// The disk is full or writing is not allowed: enter upload mode.
+    NoSpaceOrDenied,
+    /// Any other error.
+    Other,
+}
+
+/// A finished [`DiskJob`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum DiskDone {
+    /// A check finished: the pieces on disk, or the error.
+    Checked {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The pieces found, or the error.
+        result: Result<Bitfield, String>,
+    },
+    /// A piece was hashed and (if it matched) written.
+    PieceWritten {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The piece.
+        piece: PieceIndex,
+        /// Whether the hash matched.
+        passed: bool,
+        /// The write's error, if any (only when the hash matched).
+        error: Option<(DiskErrorKind, String)>,
+    },
+    /// A block was read.
+    Read {
+        /// The torrent.
+        torrent: TorrentId,
+        /// For whom.
+        conn: ConnId,
+        /// What.
+        request: BlockRequest,
+        /// The bytes or the error.
+        result: Result<Bytes, String>,
+    },
+    /// A piece was read for `read_piece`.
+    PieceRead {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The piece.
+        piece: PieceIndex,
+        /// The bytes or the error.
+        result: Result<Bytes, String>,
+    },
+    /// The files were moved.
+    Moved {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The new path or the error.
+        result: Result<String, String>,
+    },
+    /// A file was renamed.
+    Renamed {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The file.
+        file: u32,
+        /// The new name or the error.
+        result: Result<String, String>,
+    },
+}
+
+/// A torrent's state (the manual's `torrent_status::state_t`; `allocating` and
+/// `queued_for_checking` are gone in libtorrent 2).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum TorrentState {
+    /// Checking resume data against the files.
+    CheckingResumeData,
+    /// Hashing the files to find the pieces on disk.
+    CheckingFiles,
+    /// Fetching the metadata (magnet links).
+    DownloadingMetadata,
+    /// Downloading.
+    Downloading,
+    /// Every wanted piece is here, but not every piece.
+    Finished,
+    /// Every piece is here.
+    Seeding,
+}
+
+impl fmt::Display for TorrentState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::CheckingResumeData => "checking resume data",
+            Self::CheckingFiles => "checking files",
+            Self::DownloadingMetadata => "downloading metadata",
+            Self::Downloading => "downloading",
+            Self::Finished => "finished",
+            Self::Seeding => "seeding",
+        })
+    }
+}
+
+/// Flags of a torrent being added (the manual's `add_torrent_params` flags).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[allow(clippy::struct_excessive_bools)]
+pub struct TorrentFlags {
+    /// Trust that every piece is on disk without checking (libtorrent checks a piece the
+    /// first time a peer requests it; here the data is trusted as the caller promises).
+    pub seed_mode: bool,
+    /// Only upload: request nothing.
+    pub upload_mode: bool,
+    /// Start paused.
+    pub paused: bool,
+    /// Let the session's queue start and stop it (queuing arrives with issue #9).
+    pub auto_managed: bool,
+    /// Fail if the torrent is in the session already (else the existing one is returned).
+    pub duplicate_is_error: bool,
+    /// Download pieces in order.
+    pub sequential_download: bool,
+}
+
+impl Default for TorrentFlags {
+    fn default() -> Self {
+        Self {
+            seed_mode: false,
+            upload_mode: false,
+            paused: false,
+            auto_managed: true,
+            duplicate_is_error: false,
+            sequential_download: false,
+        }
+    }
+}
+
+/// What the engine needs to add a torrent (the session's `AddTorrentParams` adds the save
+/// path and storage options).
+#[derive(Clone, Debug)]
+pub struct AddTorrent {
+    /// The torrent.
+    pub info: Arc<TorrentInfo>,
+    /// Resume data to trust if it fits the files.
+    pub resume: Option<ResumeData>,
+    /// Trackers besides the torrent's own, as tiers.
+    pub trackers: Vec<Vec<String>>,
+    /// Peers to connect to.
+    pub peers: Vec<SocketAddr>,
+    /// File priorities (0 to 7), one per file; missing files get 1 (normal).
+    pub file_priorities: Vec<u8>,
+    /// Flags.
+    pub flags: TorrentFlags,
+    /// Most connections of this torrent (`None`: the session's default).
+    pub max_connections: Option<usize>,
+    /// Most unchoked peers of this torrent (`None`: no own limit).
+    pub max_uploads: Option<usize>,
+    /// Upload limit in bytes per second (0: none).
+    pub upload_limit: u64,
+    /// Download limit in bytes per second (0: none).
+    pub download_limit: u64,
+}
+
+impl AddTorrent {
+    /// Defaults for `info`.
+    #[must_use]
+    pub fn new(info: Arc<TorrentInfo>) -> Self {
+        Self {
+            info,
+            resume: None,
+            trackers: Vec::new(),
+            peers: Vec::new(),
+            file_priorities: Vec::new(),
+            flags: TorrentFlags::default(),
+            max_connections: None,
+            max_uploads: None,
+            upload_limit: 0,
+            download_limit: 0,
+        }
+    }
+}
+
+/// A torrent's status (the manual's `torrent_status`).
+#[derive(Clone, Debug)]
+pub struct TorrentStatus {
+    /// The torrent.
+    pub id: TorrentId,
+    /// Its name.
+    pub name: String,
+    /// Its info-hashes.
+    pub info_hash: InfoHash,
+    /// Its state.
+    pub state: TorrentState,
+    /// Paused (by the user or with the session).
+    pub paused: bool,
+    /// In upload mode (a disk error, or asked for).
+    pub upload_mode: bool,
+    /// Downloading in order.
+    pub sequential_download: bool,
+    /// The last error (disk or check), if any.
+    pub error: Option<String>,
+    /// Fraction of wanted bytes we have, 0 to 1.
+    pub progress: f32,
+    /// Bytes of verified pieces.
+    pub total_done: u64,
+    /// Bytes of wanted pieces (all pieces, minus those of priority 0).
+    pub total_wanted: u64,
+    /// Bytes of wanted pieces we have.
+    pub total_wanted_done: u64,
+    /// Payload bytes received this session.
+    pub total_payload_download: u64,
+    /// Payload bytes sent this session.
+    pub total_payload_upload: u64,
+    /// All bytes received this session (protocol included).
+    pub total_download: u64,
+    /// All bytes sent this session (protocol included).
+    pub total_upload: u64,
+    /// Payload bytes received all time (with resume data).
+    pub all_time_download: u64,
+    /// Payload bytes sent all time (with resume data).
+    pub all_time_upload: u64,
+    /// Bytes of pieces that failed their hash check.
+    pub total_failed_bytes: u64,
+    /// Bytes received that we did not need.
+    pub total_redundant_bytes: u64,
+    /// Payload download rate, bytes per second.
+    pub download_payload_rate: u64,
+    /// Payload upload rate, bytes per second.
+    pub upload_payload_rate: u64,
+    /// Connected peers.
+    pub num_peers: usize,
+    /// Connected seeds.
+    pub num_seeds: usize,
+    /// Unchoked peers.
+    pub num_uploads: usize,
+    /// Peers known (connected or not).
+    pub list_peers: usize,
+    /// Seeds in the tracker's last reply.
+    pub num_complete: Option<u32>,
+    /// Leechers in the tracker's last reply.
+    pub num_incomplete: Option<u32>,
+    /// Our pieces.
+    pub pieces: Bitfield,
+    /// How many we have.
+    pub num_pieces: u32,
+    /// Distributed copies in the swarm we see.
+    pub distributed_copies: f64,
+    /// Bytes per piece.
+    pub piece_length: u32,
+    /// Time to the next announce.
+    pub next_announce: Option<Duration>,
+    /// The tracker that answered last.
+    pub current_tracker: Option<String>,
+    /// Whether we have every piece.
+    pub is_seeding: bool,
+    /// Whether we have every wanted piece.
+    pub is_finished: bool,
+    /// Seconds the torrent has been active (not paused).
+    pub active_time: Duration,
+    /// Seconds it has been seeding.
+    pub seeding_time: Duration,
+    /// Peers banned for corrupt data.
+    pub num_banned: usize,
+}
+
+/// One connected peer (the manual's `peer_info`).
+#[derive(Clone, Debug)]
+#[allow(clippy::struct_excessive_bools)]
+pub struct PeerInfo {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Its peer id.
+    pub peer_id: Option<PeerId>,
+    /// Its client, from the peer id.
+    pub client: String,
+    /// We made the connection.
+    pub outgoing: bool,
+    /// The connection is RC4-encrypted or MSE-obfuscated.
+    pub encrypted: bool,
+    /// We choke it.
+    pub choked: bool,
+    /// It chokes us.
+    pub remote_choked: bool,
+    /// We are interested.
+    pub interesting: bool,
+    /// It is interested.
+    pub remote_interested: bool,
+    /// It is a seed.
+    pub seed: bool,
+    /// It is snubbed.
+    pub snubbed: bool,
+    /// On parole (took part in a failed piece).
+    pub on_parole: bool,
+    /// Optimistically unchoked.
+    pub optimistic_unchoke: bool,
+    /// Payload bytes per second from it.
+    pub payload_down_speed: u64,
+    /// Payload bytes per second to it.
+    pub payload_up_speed: u64,
+    /// Payload bytes from it.
+    pub total_download: u64,
+    /// Payload bytes to it.
+    pub total_upload: u64,
+    /// Our requests in flight to it.
+    pub download_queue_length: usize,
+    /// Its requests waiting for us.
+    pub upload_queue_length: usize,
+    /// Its pieces.
+    pub pieces: Option<Bitfield>,
+    /// Pieces it sent that failed.
+    pub hashfails: u32,
+    /// Its fraction of pieces, 0 to 1.
+    pub progress: f32,
+}

@@ -1,0 +1,451 @@
+//! Whole swarms of engines in one process: in-memory links with latency and per-node
+//! upload bandwidth, in-memory storage, a simulated tracker, and a virtual clock. Every
+//! run is deterministic for a given seed.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::cast_possible_truncation,
+    clippy::cast_precision_loss,
+    clippy::cast_sign_loss
+)]
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use lt_core::{Fingerprint, PeerId};
+use lt_engine::{
+    Action, AddTorrent, Alert, AlertCategory, ConnId, DiskDone, DiskJob, Engine, Settings,
+    TorrentId, TorrentState,
+};
+use lt_metainfo::{CreateTorrent, TorrentInfo};
+use lt_storage::{MemStorage, Storage, check_files, verify_piece_data};
+use lt_tracker::{AnnounceResponse, Peer};
+
+const LATENCY: Duration = Duration::from_millis(20);
+
+enum Msg {
+    Data {
+        node: usize,
+        conn: ConnId,
+        bytes: Bytes,
+    },
+    Close {
+        node: usize,
+        conn: ConnId,
+    },
+}
+
+struct Node {
+    engine: Engine,
+    storage: MemStorage,
+    torrent: TorrentId,
+    addr: SocketAddr,
+    /// Bytes per second this node can send.
+    upload: u64,
+    up_busy_until: Instant,
+    /// Serve corrupt blocks (a bad peer).
+    corrupt: bool,
+    finished_at: Option<Instant>,
+    banned: usize,
+    hash_failed: usize,
+}
+
+struct Sim {
+    start: Instant,
+    now: Instant,
+    nodes: Vec<Node>,
+    info: Arc<TorrentInfo>,
+    data: Vec<u8>,
+    queue: BinaryHeap<Reverse<(Instant, u64, usize)>>,
+    msgs: BTreeMap<usize, Msg>,
+    seq: u64,
+    links: BTreeMap<(usize, ConnId), (usize, ConnId)>,
+    /// Ephemeral ports for incoming connections.
+    next_port: u16,
+}
+
+fn payload(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+impl Sim {
+    fn new(seed: u64, leechers: usize, bad_seeds: usize, len: usize, piece: u32) -> Self {
+        let data = payload(len, seed);
+        let bytes = CreateTorrent::from_memory("sim.bin", data.clone())
+            .piece_size(piece)
+            .tracker("http://tracker.sim/announce")
+            .generate()
+            .unwrap();
+        let info = Arc::new(TorrentInfo::from_bytes(&bytes).unwrap());
+        let start = Instant::now();
+        let mut sim = Self {
+            start,
+            now: start,
+            nodes: Vec::new(),
+            info: Arc::clone(&info),
+            data,
+            queue: BinaryHeap::new(),
+            msgs: BTreeMap::new(),
+            seq: 0,
+            links: BTreeMap::new(),
+            next_port: 40_000,
+        };
+        let total = 1 + bad_seeds + leechers;
+        for i in 0..total {
+            let is_seed = i <= bad_seeds;
+            let mut settings = Settings {
+                allow_multiple_connections_per_ip: true,
+                unchoke_interval: Duration::from_secs(5),
+                optimistic_unchoke_interval: Duration::from_secs(10),
+                ..Settings::default()
+            };
+            settings.tick_interval = Duration::from_millis(100);
+            let mut rng_seed = [0u8; 32];
+            rng_seed[..8].copy_from_slice(&seed.to_le_bytes());
+            rng_seed[8] = u8::try_from(i).unwrap();
+            let mut id = [0u8; 12];
+            id[..8].copy_from_slice(&seed.to_le_bytes());
+            id[8] = u8::try_from(i).unwrap();
+            let peer_id = PeerId::generate(&Fingerprint::new(*b"LT", 0, 1, 0, 0), id);
+            let mut engine = Engine::new(settings, peer_id, rng_seed, start);
+            engine.set_alert_mask(AlertCategory::ALL);
+            let port = 6881 + u16::try_from(i).unwrap();
+            engine.set_listen_port(port);
+            let storage = if is_seed {
+                MemStorage::with_data(info.files().clone(), sim.data.clone()).unwrap()
+            } else {
+                MemStorage::new(info.files().clone()).unwrap()
+            };
+            let torrent = engine
+                .add_torrent(start, AddTorrent::new(Arc::clone(&info)))
+                .unwrap();
+            sim.nodes.push(Node {
+                engine,
+                storage,
+                torrent,
+                addr: SocketAddr::from((
+                    Ipv4Addr::new(10, 0, 0, u8::try_from(i + 1).unwrap()),
+                    port,
+                )),
+                upload: if is_seed { 4_000_000 } else { 2_000_000 },
+                up_busy_until: start,
+                corrupt: is_seed && i > 0,
+                finished_at: None,
+                banned: 0,
+                hash_failed: 0,
+            });
+        }
+        sim
+    }
+
+    fn schedule(&mut self, at: Instant, msg: Msg) {
+        self.seq += 1;
+        let key = usize::try_from(self.seq).unwrap();
+        self.msgs.insert(key, msg);
+        self.queue.push(Reverse((at, self.seq, key)));
+    }
+
+    fn node_of(&self, addr: SocketAddr) -> Option<usize> {
+        self.nodes.iter().position(|n| n.addr == addr)
+    }
+
+    /// Carries out every action of node `i`.
+    fn drain(&mut self, i: usize) {
+        while let Some(action) = self.nodes[i].engine.poll_action() {
+            let now = self.now;
+            match action {
+                Action::Connect { conn, addr, .. } => {
+                    let Some(j) = self.node_of(addr) else {
+                        self.nodes[i].engine.connect_failed(now, conn, "no route");
+                        continue;
+                    };
+                    self.next_port += 1;
+                    let from = SocketAddr::new(self.nodes[i].addr.ip(), self.next_port);
+                    let remote =
+                        self.nodes[j]
+                            .engine
+                            .incoming(now, from, None, BytesMut::new(), false);
+                    if self.nodes[j].engine.is_open(remote) {
+                        self.links.insert((i, conn), (j, remote));
+                        self.links.insert((j, remote), (i, conn));
+                        self.nodes[i]
+                            .engine
+                            .connected(now, conn, None, BytesMut::new(), false);
+                    } else {
+                        self.nodes[i].engine.connect_failed(now, conn, "refused");
+                    }
+                    self.drain(j);
+                }
+                Action::Send { conn, bufs } => {
+                    let Some(&(j, remote)) = self.links.get(&(i, conn)) else {
+                        continue;
+                    };
+                    let mut all = BytesMut::new();
+                    for b in bufs {
+                        all.extend_from_slice(&b);
+                    }
+                    let node = &mut self.nodes[i];
+                    let secs = all.len() as f64 / node.upload as f64;
+                    let start = node.up_busy_until.max(now);
+                    node.up_busy_until = start + Duration::from_secs_f64(secs);
+                    let at = node.up_busy_until + LATENCY;
+                    self.schedule(
+                        at,
+                        Msg::Data {
+                            node: j,
+                            conn: remote,
+                            bytes: all.freeze(),
+                        },
+                    );
+                }
+                Action::Close { conn } => {
+                    if let Some((j, remote)) = self.links.remove(&(i, conn)) {
+                        self.links.remove(&(j, remote));
+                        self.schedule(
+                            now + LATENCY,
+                            Msg::Close {
+                                node: j,
+                                conn: remote,
+                            },
+                        );
+                    }
+                }
+                Action::Disk(job) => self.disk(i, job),
+                Action::Announce {
+                    torrent, tracker, ..
+                } => {
+                    let peers = self
+                        .nodes
+                        .iter()
+                        .enumerate()
+                        .filter(|&(j, _)| j != i)
+                        .map(|(_, n)| Peer {
+                            addr: n.addr,
+                            peer_id: None,
+                        })
+                        .collect();
+                    let resp = AnnounceResponse {
+                        interval: Duration::from_secs(1800),
+                        min_interval: None,
+                        peers,
+                        complete: None,
+                        incomplete: None,
+                        downloaded: None,
+                        warning: None,
+                        tracker_id: None,
+                        external_ip: None,
+                    };
+                    self.nodes[i]
+                        .engine
+                        .announce_done(now, torrent, tracker, Ok(resp));
+                }
+                _ => {}
+            }
+        }
+        while let Some(alert) = self.nodes[i].engine.poll_alert() {
+            match alert {
+                Alert::TorrentFinished { .. } => {
+                    self.nodes[i].finished_at.get_or_insert(self.now);
+                }
+                Alert::PeerBanned { .. } => self.nodes[i].banned += 1,
+                Alert::HashFailed { .. } => self.nodes[i].hash_failed += 1,
+                _ => {}
+            }
+        }
+    }
+
+    fn disk(&mut self, i: usize, job: DiskJob) {
+        let now = self.now;
+        let info = Arc::clone(&self.info);
+        let node = &mut self.nodes[i];
+        let done = match job {
+            DiskJob::Check { torrent, .. } => DiskDone::Checked {
+                torrent,
+                result: check_files(&node.storage, &info, 1).map_err(|e| e.to_string()),
+            },
+            DiskJob::WritePiece {
+                torrent,
+                piece,
+                blocks,
+            } => {
+                let whole: Vec<u8> = blocks.iter().flat_map(|b| b.iter().copied()).collect();
+                let passed = verify_piece_data(&info, piece, &whole);
+                if passed {
+                    node.storage.write(piece, 0, &[&whole]).unwrap();
+                }
+                DiskDone::PieceWritten {
+                    torrent,
+                    piece,
+                    passed,
+                    error: None,
+                }
+            }
+            DiskJob::Read {
+                torrent,
+                conn,
+                request,
+            } => {
+                let mut buf = vec![0u8; request.len as usize];
+                let result = node.storage.read(request.piece, request.begin, &mut buf);
+                if node.corrupt {
+                    for b in &mut buf {
+                        *b ^= 0x5a;
+                    }
+                }
+                DiskDone::Read {
+                    torrent,
+                    conn,
+                    request,
+                    result: result.map(|()| Bytes::from(buf)).map_err(|e| e.to_string()),
+                }
+            }
+            _ => return,
+        };
+        node.engine.disk_done(now, done);
+    }
+
+    fn run(&mut self, limit: Duration) -> bool {
+        for i in 0..self.nodes.len() {
+            self.nodes[i].engine.handle_timeout(self.now);
+            self.drain(i);
+        }
+        let leechers = |s: &Self| {
+            s.nodes.iter().filter(|n| !n.corrupt).all(|n| {
+                n.finished_at.is_some()
+                    || n.engine
+                        .status(s.now, n.torrent)
+                        .is_some_and(|st| st.is_seeding)
+            })
+        };
+        while self.now.duration_since(self.start) < limit {
+            if leechers(self) {
+                return true;
+            }
+            let next_timer = self
+                .nodes
+                .iter()
+                .map(|n| n.engine.poll_timeout())
+                .min()
+                .unwrap();
+            let next_msg = self.queue.peek().map(|Reverse((t, _, _))| *t);
+            let next = next_msg.map_or(next_timer, |m| m.min(next_timer));
+            self.now = self.now.max(next);
+            while let Some(Reverse((t, _, key))) = self.queue.peek().copied() {
+                if t > self.now {
+                    break;
+                }
+                self.queue.pop();
+                match self.msgs.remove(&key).unwrap() {
+                    Msg::Data { node, conn, bytes } => {
+                        self.nodes[node].engine.receive(self.now, conn, &bytes);
+                        self.drain(node);
+                    }
+                    Msg::Close { node, conn } => {
+                        self.nodes[node].engine.closed(self.now, conn, None);
+                        self.drain(node);
+                    }
+                }
+            }
+            for i in 0..self.nodes.len() {
+                if self.nodes[i].engine.poll_timeout() <= self.now {
+                    self.nodes[i].engine.handle_timeout(self.now);
+                    self.drain(i);
+                }
+            }
+        }
+        leechers(self)
+    }
+
+    /// Every honest node's data, checked against the payload.
+    fn verify(&self) {
+        for (i, n) in self.nodes.iter().enumerate() {
+            if n.corrupt {
+                continue;
+            }
+            let st = n.engine.status(self.now, n.torrent).unwrap();
+            assert_eq!(st.state, TorrentState::Seeding, "node {i}");
+            assert!(st.pieces.all(), "node {i}");
+            assert!(
+                n.storage.to_vec() == self.data,
+                "node {i} holds different bytes"
+            );
+        }
+    }
+
+    fn finish_times(&self) -> Vec<Option<Duration>> {
+        self.nodes
+            .iter()
+            .map(|n| n.finished_at.map(|t| t.duration_since(self.start)))
+            .collect()
+    }
+}
+
+#[test]
+fn one_seed_twenty_leechers_finish_and_verify() {
+    let mut sim = Sim::new(7, 20, 0, 4 << 20, 64 << 10);
+    assert!(
+        sim.run(Duration::from_secs(600)),
+        "swarm did not finish: {:?}",
+        sim.finish_times()
+    );
+    sim.verify();
+    let times = sim.finish_times();
+    let last = times.iter().flatten().max().unwrap();
+    eprintln!("finish times: {times:?}");
+    // 20 leechers x 4 MiB from one 4 MB/s seed alone would take 21 s; sharing must beat it.
+    assert!(
+        *last < Duration::from_secs(21),
+        "the leechers did not share: last finished at {last:?}"
+    );
+    // Leechers uploaded to each other.
+    let uploaded: u64 = sim.nodes[1..]
+        .iter()
+        .map(|n| {
+            n.engine
+                .status(sim.now, n.torrent)
+                .unwrap()
+                .total_payload_upload
+        })
+        .sum();
+    assert!(
+        uploaded > 4 << 20,
+        "leechers uploaded only {uploaded} bytes"
+    );
+}
+
+#[test]
+fn swarm_is_deterministic() {
+    let run = |seed| {
+        let mut sim = Sim::new(seed, 8, 0, 1 << 20, 32 << 10);
+        assert!(sim.run(Duration::from_secs(300)));
+        sim.verify();
+        sim.finish_times()
+    };
+    assert_eq!(run(3), run(3));
+}
+
+#[test]
+fn corrupt_seed_is_banned_and_download_completes() {
+    let mut sim = Sim::new(11, 3, 1, 1 << 20, 32 << 10);
+    assert!(
+        sim.run(Duration::from_secs(600)),
+        "did not finish: {:?}",
+        sim.finish_times()
+    );
+    sim.verify();
+    let banned: usize = sim.nodes[2..].iter().map(|n| n.banned).sum();
+    let failed: usize = sim.nodes[2..].iter().map(|n| n.hash_failed).sum();
+    assert!(failed > 0, "the corrupt seed's pieces never failed");
+    assert!(banned > 0, "nobody banned the corrupt seed");
+}
