@@ -3,6 +3,8 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+#[cfg(feature = "tokio")]
+pub mod driver;
 pub mod error;
 pub mod http;
 pub mod igd;
@@ -10,6 +12,7 @@ pub mod limits;
 pub mod natpmp;
 pub mod pcp;
 pub mod pmp;
+pub mod route;
 pub mod soap;
 pub mod ssdp;
 pub mod upnp;

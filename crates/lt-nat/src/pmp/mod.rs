@@ -258,12 +258,19 @@ impl PmpClient {
                 self.send_in_flight(now);
             }
         }
+        let mut renewing = Vec::new();
         for m in self.mappings.iter_mut().flatten() {
             if m.state == State::Mapped && m.renew_at.is_some_and(|t| now >= t) {
-                trace!(port = m.local_port, "renewing mapping");
                 m.state = State::NeedMap;
                 m.renew_at = None;
+                renewing.push((m.protocol, m.local_port));
             }
+        }
+        for (protocol, port) in renewing {
+            self.log(format!(
+                "renewing {} mapping of local port {port}",
+                protocol.as_str()
+            ));
         }
         self.pump(now);
     }

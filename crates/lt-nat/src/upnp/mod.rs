@@ -369,11 +369,19 @@ impl UpnpClient {
                 self.search_at = Some(now + self.config.search_interval);
             }
         }
+        let mut renewing = Vec::new();
         for m in self.mappings.iter_mut().flatten() {
             if m.state == State::Mapped && m.renew_at.is_some_and(|t| now >= t) {
                 m.state = State::NeedMap;
                 m.renew_at = None;
+                renewing.push((m.protocol, m.try_port));
             }
+        }
+        for (protocol, port) in renewing {
+            self.log(format!(
+                "renewing {} mapping of external port {port}",
+                protocol.as_str()
+            ));
         }
         self.pump(now);
     }
