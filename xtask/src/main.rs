@@ -3,13 +3,19 @@
 //! - `ci`: everything CI checks, in order, failing fast (STYLE.md section 10).
 //! - `deps`: the crate layering and sans-IO rules of STYLE.md section 3.
 //! - `fuzz`: runs every cargo-fuzz target on stable (`RUSTC_BOOTSTRAP=1`).
-//! - `bench-tracker`: UDP announces/s of lt-tracker's server and of opentracker, same generator.
+//! - `swarm-test`: one `lt seed`, many `lt download` processes and lt-tracker's server on
+//!   loopback; every byte verified.
+//! - `bench transfer`: 1 GiB over loopback, lt and libtorrent as seeder and leecher (MB/s, CPU,
+//!   memory). `bench tracker` (or `bench-tracker`): UDP announces/s of lt-tracker's server and
+//!   of opentracker, same generator.
 
+mod bench;
 mod bench_tracker;
 mod ci;
 mod cmd;
 mod deps;
 mod fuzz;
+mod swarm;
 mod system_deps;
 
 use std::process::ExitCode;
@@ -37,8 +43,13 @@ enum Command {
     Deps,
     /// Run every cargo-fuzz target (installs cargo-fuzz when missing).
     Fuzz(fuzz::FuzzArgs),
+    /// A local swarm of `lt` processes (one seed, many leechers) and lt-tracker's server on
+    /// loopback; every leecher's data verified; prints each peer's time and rate.
+    SwarmTest(swarm::SwarmArgs),
+    /// Benchmarks: `transfer` (lt and libtorrent moving 1 GiB over loopback) and `tracker`.
+    Bench(bench::BenchArgs),
     /// UDP announces per second of lt-tracker's TrackerServer and of opentracker on loopback,
-    /// with the same load generator in the same run.
+    /// with the same load generator in the same run (also `bench tracker`).
     BenchTracker(bench_tracker::BenchTrackerArgs),
 }
 
@@ -48,6 +59,8 @@ fn main() -> ExitCode {
         Command::Ci(args) => ci::run(&args),
         Command::Deps => deps::run(),
         Command::Fuzz(args) => fuzz::run(&args),
+        Command::SwarmTest(args) => swarm::run(&args),
+        Command::Bench(args) => bench::run(&args),
         Command::BenchTracker(args) => bench_tracker::run(&args),
     };
     match result {
