@@ -51,6 +51,16 @@ pub(crate) const CI_DEPS: &[SystemDep] = &[
         check: Check::Program("openssl"),
         why: "a CA and certificate for the HTTPS tracker test",
     },
+    SystemDep {
+        package: "miniupnpd",
+        check: Check::Program("miniupnpd"),
+        why: "lt-nat interop tests against a real UPnP IGD / NAT-PMP / PCP gateway",
+    },
+    SystemDep {
+        package: "nftables",
+        check: Check::Program("nft"),
+        why: "the firewall miniupnpd's nftables backend writes its mappings into",
+    },
 ];
 
 /// What `cargo xtask fuzz` needs besides cargo-fuzz.
