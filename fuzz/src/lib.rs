@@ -750,3 +750,114 @@ pub fn krpc_message(data: &[u8]) {
     while dht.poll_event().is_some() {}
     let _ = dht.poll_timeout();
 }
+
+/// `lt-nat`'s UPnP parsers: SSDP responses, HTTP responses, device descriptions and SOAP
+/// responses, all on the same bytes.
+///
+/// - nothing panics (XML bombs, deep nesting and huge inputs are typed errors);
+/// - an accepted SSDP response's LOCATION is on the responder; an accepted description's
+///   control URL is on the description's host;
+/// - a parsed HTTP body is within the body limit, and a response complete before EOF parses
+///   the same at EOF.
+pub fn upnp_xml(data: &[u8]) {
+    use lt_nat::http::{HttpResponse, HttpUrl, parse_response};
+    use lt_nat::limits::MAX_HTTP_BODY;
+    use lt_nat::soap::Action;
+    use lt_nat::{Protocol, igd, ssdp};
+
+    let from = std::net::SocketAddr::from(([192, 168, 77, 1], 1900));
+    if let Ok(r) = ssdp::parse_response(from, data) {
+        assert_eq!(r.location.host, from.ip());
+    }
+    let location = HttpUrl {
+        host: from.ip(),
+        port: 5000,
+        path: "/rootDesc.xml".to_owned(),
+    };
+    if let Ok(d) = igd::parse_description(data, &location) {
+        assert_eq!(d.service.control_url.host, location.host);
+    }
+    for eof in [false, true] {
+        if let Ok(Some(resp)) = parse_response(data, eof) {
+            assert!(resp.body.len() <= MAX_HTTP_BODY);
+            if let Ok(Some(again)) = parse_response(data, !eof) {
+                // Complete without EOF means EOF changes nothing.
+                if !eof {
+                    assert_eq!(again, resp);
+                }
+            }
+        }
+    }
+    let actions = [
+        Action::GetExternalIpAddress,
+        Action::GetSpecificPortMappingEntry {
+            external_port: 6881,
+            protocol: Protocol::Tcp,
+        },
+        Action::DeletePortMapping {
+            external_port: 6881,
+            protocol: Protocol::Udp,
+        },
+    ];
+    for status in [200, 500] {
+        let resp = HttpResponse {
+            status,
+            body: data.to_vec(),
+        };
+        for action in &actions {
+            let _ = action.parse_response(&resp);
+        }
+    }
+}
+
+/// `lt-nat`'s NAT-PMP and PCP codecs and the `PmpClient` state machine.
+///
+/// - decoding never panics; whatever decodes re-encodes to bytes that decode to the same
+///   value;
+/// - a `PmpClient` (PCP and NAT-PMP mode, with a request in flight) fed the bytes from its
+///   gateway never panics and only sends to the gateway.
+pub fn natpmp_packet(data: &[u8]) {
+    use lt_nat::{PmpClient, PmpConfig, Protocol, natpmp, pcp};
+    use std::net::{Ipv4Addr, SocketAddr};
+
+    if let Ok(r) = natpmp::Response::decode(data) {
+        assert_eq!(natpmp::Response::decode(&r.encode()), Ok(r));
+    }
+    if let Ok(r) = natpmp::Request::decode(data) {
+        assert_eq!(r.encode(), data);
+    }
+    if let Ok(r) = pcp::Response::decode(data) {
+        assert_eq!(pcp::Response::decode(&r.encode()), Ok(r));
+    }
+    if let Ok(r) = pcp::MapRequest::decode(data) {
+        assert_eq!(pcp::MapRequest::decode(&r.encode()), Ok(r));
+    }
+    let gw = Ipv4Addr::new(192, 168, 77, 1);
+    let from = SocketAddr::from((gw, natpmp::SERVER_PORT));
+    let now = std::time::Instant::now();
+    for use_pcp in [false, true] {
+        let config = PmpConfig {
+            use_pcp,
+            rng_seed: Some([0; 32]),
+            ..PmpConfig::default()
+        };
+        let mut client = PmpClient::new(config, gw, Ipv4Addr::new(192, 168, 77, 2));
+        let Ok(index) = client.add_mapping(now, Protocol::Tcp, 6881, 6881) else {
+            panic!("the first mapping must be accepted");
+        };
+        for _ in 0..2 {
+            client.handle_datagram(now, from, data);
+            while let Some(t) = client.poll_transmit() {
+                assert_eq!(t.destination, from);
+            }
+            while client.poll_event().is_some() {}
+        }
+        let _ = client.delete_mapping(now, index);
+        client.handle_datagram(now, from, data);
+        if let Some(t) = client.poll_timeout() {
+            client.handle_timeout(t);
+        }
+        while client.poll_transmit().is_some() {}
+        while client.poll_event().is_some() {}
+    }
+}

@@ -27,6 +27,8 @@ const TARGETS: &[&str] = &[
     "udp_tracker_packet",
     "krpc_message",
     "utp_packet",
+    "upnp_xml",
+    "natpmp_packet",
 ];
 
 #[test]
@@ -77,6 +79,16 @@ fn udp_tracker_packet() {
 #[test]
 fn utp_packet() {
     replay("utp_packet", bodies::utp_packet);
+}
+
+#[test]
+fn upnp_xml() {
+    replay("upnp_xml", bodies::upnp_xml);
+}
+
+#[test]
+fn natpmp_packet() {
+    replay("natpmp_packet", bodies::natpmp_packet);
 }
 
 #[test]
