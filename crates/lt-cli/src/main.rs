@@ -4,6 +4,8 @@
 //! lt info <file.torrent> [--json]      name, info-hashes, pieces, trackers, web seeds, files
 //! lt create <path> -o <out.torrent>    hash files into a v1, v2 or hybrid torrent
 //! lt magnet <file.torrent>             print the torrent's magnet URI
+//! lt download <file.torrent> -o <dir>  download (and with --seed, keep seeding)
+//! lt seed <file.torrent> --data <dir>  seed data already on disk
 //! ```
 //!
 //! Results (and `--json`) go to stdout; progress and errors go to stderr. The exit status is
@@ -12,6 +14,7 @@
 
 mod create;
 mod info;
+mod transfer;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -21,7 +24,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
 use lt_metainfo::{LoadLimits, TorrentInfo};
 
-/// Inspect and create BitTorrent torrents (v1, v2 and hybrid).
+/// Download, seed, inspect and create BitTorrent torrents (v1, v2 and hybrid).
 #[derive(Debug, Parser)]
 #[command(name = "lt", version, about, max_term_width = 100)]
 struct Cli {
@@ -37,6 +40,10 @@ enum Command {
     Create(create::CreateArgs),
     /// Print the magnet URI of a .torrent file.
     Magnet(MagnetArgs),
+    /// Download a torrent from its trackers and the given peers.
+    Download(transfer::DownloadArgs),
+    /// Seed a torrent whose data is on disk.
+    Seed(transfer::SeedArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -51,6 +58,8 @@ fn main() -> ExitCode {
         Command::Info(args) => info::run(args),
         Command::Create(args) => create::run(args),
         Command::Magnet(args) => magnet(args),
+        Command::Download(args) => transfer::download(args),
+        Command::Seed(args) => transfer::seed(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

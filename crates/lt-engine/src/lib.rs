@@ -43,6 +43,7 @@ mod types;
 
 pub use alert::{Alert, AlertCategory, AlertQueue, DisconnectReason, PerformanceWarning};
 pub use engine::{AddError, Engine};
+pub use lt_picker::PartialPiece;
 pub use settings::{SeedChoking, Settings};
 pub use types::{
     Action, AddTorrent, ConnId, DiskDone, DiskErrorKind, DiskJob, PeerInfo, TorrentFlags,

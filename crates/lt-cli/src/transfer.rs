@@ -1,0 +1,404 @@
+//! `lt download` and `lt seed`: a session with one torrent, progress on stderr, a summary
+//! on stdout, resume data next to the download, and a clean stop on SIGINT/SIGTERM.
+
+use std::io::IsTerminal as _;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use lt_session::{
+    AddTorrentParams, Alert, AlertCategory, EncPolicy, ResumeData, Session, SessionSettings,
+    TorrentHandle, TorrentState, TorrentStatus,
+};
+
+use crate::{load_torrent, print_stdout};
+
+/// The encryption policy for both directions (the manual's `pe_settings`).
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub(crate) enum Encryption {
+    /// Only encrypted connections.
+    Forced,
+    /// Try encryption, accept both (the default).
+    Enabled,
+    /// Plaintext only.
+    Disabled,
+}
+
+/// Options both commands share.
+#[derive(Debug, clap::Args)]
+pub(crate) struct NetArgs {
+    /// Peers to connect to (re-dialled until they answer).
+    #[arg(long = "peer", value_name = "IP:PORT")]
+    peers: Vec<SocketAddr>,
+    /// Port to listen on (0: any free port).
+    #[arg(long, value_name = "PORT", default_value_t = 0)]
+    listen: u16,
+    /// Encryption (MSE/PE) policy.
+    #[arg(long, value_enum, default_value_t = Encryption::Enabled)]
+    encryption: Encryption,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `lt download`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct DownloadArgs {
+    /// The .torrent file.
+    torrent: PathBuf,
+    /// Directory to download into (the torrent's name is created inside).
+    #[arg(short = 'o', long = "out", value_name = "DIR")]
+    out: PathBuf,
+    #[command(flatten)]
+    net: NetArgs,
+    /// Keep seeding after the download completes, until interrupted.
+    #[arg(long)]
+    seed: bool,
+    /// Do not use the DHT (the session has no DHT yet; this is the only behaviour).
+    #[arg(long)]
+    no_dht: bool,
+    /// Only TCP (the session's only transport until uTP is integrated).
+    #[arg(long)]
+    tcp_only: bool,
+    /// Only uTP (not available yet).
+    #[arg(long)]
+    utp_only: bool,
+}
+
+/// `lt seed`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct SeedArgs {
+    /// The .torrent file.
+    torrent: PathBuf,
+    /// Directory holding the torrent's data (the torrent's name inside it).
+    #[arg(long, value_name = "DIR")]
+    data: PathBuf,
+    #[command(flatten)]
+    net: NetArgs,
+}
+
+fn stop_flag() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = Arc::clone(&stop);
+    ctrlc::set_handler(move || s.store(true, Ordering::SeqCst))
+        .context("cannot install the signal handler")?;
+    Ok(stop)
+}
+
+fn session(net: &NetArgs) -> Result<Session> {
+    let mut settings = SessionSettings {
+        listen_interfaces: vec![
+            SocketAddr::from((Ipv4Addr::UNSPECIFIED, net.listen)),
+            SocketAddr::from((Ipv6Addr::UNSPECIFIED, net.listen)),
+        ],
+        listen_port_retries: 0,
+        alert_mask: AlertCategory::default_mask() | AlertCategory::TRACKER,
+        ..SessionSettings::default()
+    };
+    let policy = match net.encryption {
+        Encryption::Forced => EncPolicy::Forced,
+        Encryption::Enabled => EncPolicy::Enabled,
+        Encryption::Disabled => EncPolicy::Disabled,
+    };
+    settings.engine.out_enc_policy = policy;
+    settings.engine.in_enc_policy = policy;
+    // Local swarms run every peer on one address.
+    settings.engine.allow_multiple_connections_per_ip = true;
+    settings.engine.tick_interval = Duration::from_millis(200);
+    let session = Session::new(settings).context("cannot start the session")?;
+    for addr in session.listen_addrs() {
+        eprintln!("listening on {addr}");
+    }
+    Ok(session)
+}
+
+/// Saves resume data and waits (a few seconds at most) for it to be written.
+fn save_resume(session: &Session, handle: &TorrentHandle, path: &Path) -> Result<()> {
+    handle.save_resume_data();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        session.wait_for_alert(Duration::from_millis(200));
+        for alert in session.pop_alerts() {
+            match alert {
+                Alert::SaveResumeData { data, .. } => return write_resume(path, &data),
+                Alert::SaveResumeDataFailed { error, .. } => {
+                    bail!("saving resume data failed: {error}")
+                }
+                other => report(&other),
+            }
+        }
+    }
+    bail!("saving resume data timed out")
+}
+
+fn write_resume(path: &Path, data: &ResumeData) -> Result<()> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let tmp = path.with_extension("resume.tmp");
+    std::fs::write(&tmp, data.to_bytes())
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Prints the alerts a user should see.
+fn report(alert: &Alert) {
+    match alert {
+        Alert::FileError { error, .. } => eprintln!("lt: file error: {error}"),
+        Alert::TrackerError {
+            url,
+            error,
+            times_in_row,
+            ..
+        } if *times_in_row <= 1 => {
+            eprintln!("lt: tracker {url}: {error}");
+        }
+        Alert::UploadMode { enabled: true, .. } => {
+            eprintln!("lt: disk errors: upload mode until writes work again");
+        }
+        _ => {}
+    }
+}
+
+fn is_checking(s: &TorrentStatus) -> bool {
+    matches!(
+        s.state,
+        TorrentState::CheckingFiles | TorrentState::CheckingResumeData
+    )
+}
+
+/// Progress output: a bar on a terminal, a line a second otherwise.
+struct Progress {
+    bar: Option<ProgressBar>,
+    last_line: Instant,
+}
+
+impl Progress {
+    fn new(total: u64) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(total);
+            bar.set_style(
+                ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg} eta {eta}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        Self {
+            bar,
+            last_line: Instant::now(),
+        }
+    }
+
+    fn update(&mut self, s: &TorrentStatus) {
+        let rate = s.download_payload_rate;
+        if let Some(bar) = &self.bar {
+            bar.set_position(s.total_wanted_done);
+            bar.set_message(format!(
+                "{:.1} MB/s {} peers",
+                rate as f64 / 1e6,
+                s.num_peers
+            ));
+        } else if self.last_line.elapsed() >= Duration::from_secs(1) {
+            self.last_line = Instant::now();
+            let left = s.total_wanted.saturating_sub(s.total_wanted_done);
+            let eta = left
+                .checked_div(rate)
+                .map_or_else(|| "?".to_owned(), |secs| format!("{secs}s"));
+            eprintln!(
+                "progress {:.1}% {:.1} MB/s {} peers eta {eta}",
+                f64::from(s.progress) * 100.0,
+                rate as f64 / 1e6,
+                s.num_peers
+            );
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+#[allow(clippy::cast_precision_loss)]
+pub(crate) fn download(args: &DownloadArgs) -> Result<()> {
+    if args.utp_only {
+        bail!("--utp-only: uTP is not in the session yet; use TCP");
+    }
+    let _ = (args.no_dht, args.tcp_only);
+    let info = Arc::new(load_torrent(&args.torrent)?);
+    let stop = stop_flag()?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let session = session(&args.net)?;
+    let start = Instant::now();
+    let mut params = AddTorrentParams::new(Arc::clone(&info), &args.out);
+    params.peers.clone_from(&args.net.peers);
+    let ih = info.info_hash();
+    let hex = ih.v1_hash().map_or_else(
+        || ih.v2_hash().map(|h| h.to_hex()).unwrap_or_default(),
+        |h| h.to_hex(),
+    );
+    let rpath = args.out.join(".lt").join(format!("{hex}.resume"));
+    if let Ok(bytes) = std::fs::read(&rpath) {
+        match ResumeData::from_bytes(&bytes) {
+            Ok(r) => params.resume = Some(r),
+            Err(e) => eprintln!("lt: ignoring {}: {e}", rpath.display()),
+        }
+    }
+    let handle = session
+        .add_torrent(params)
+        .context("cannot add the torrent")?;
+    let mut progress = Progress::new(info.total_size());
+    let mut resumed: Option<u32> = None;
+    let mut saved_pieces = u32::MAX;
+    let mut last_save = Instant::now();
+    let status = loop {
+        session.wait_for_alert(Duration::from_millis(200));
+        for alert in session.pop_alerts() {
+            if let Alert::SaveResumeData { data, .. } = &alert {
+                write_resume(&rpath, data)?;
+            }
+            report(&alert);
+        }
+        let s = handle.status()?;
+        if resumed.is_none() && !is_checking(&s) {
+            resumed = Some(s.num_pieces);
+        }
+        progress.update(&s);
+        if s.is_seeding {
+            break s;
+        }
+        if stop.load(Ordering::SeqCst) {
+            progress.finish();
+            save_resume(&session, &handle, &rpath)?;
+            session.shutdown();
+            bail!(
+                "interrupted at {:.1}%; resume data saved",
+                f64::from(s.progress) * 100.0
+            );
+        }
+        if s.num_pieces != saved_pieces
+            && last_save.elapsed() >= Duration::from_secs(1)
+            && !is_checking(&s)
+        {
+            saved_pieces = s.num_pieces;
+            last_save = Instant::now();
+            handle.save_resume_data();
+        }
+    };
+    let seconds = start.elapsed().as_secs_f64();
+    progress.finish();
+    save_resume(&session, &handle, &rpath)?;
+    let payload = status.total_payload_download;
+    let summary = serde_json::json!({
+        "name": status.name,
+        "info_hash": hex,
+        "total_bytes": info.total_size(),
+        "pieces": info.num_pieces(),
+        "pieces_verified": status.num_pieces,
+        "resumed_pieces": resumed.unwrap_or(0),
+        "payload_downloaded": payload,
+        "seconds": seconds,
+        "mb_per_s": payload as f64 / 1e6 / seconds.max(1e-9),
+        "peers_banned": status.num_banned,
+        "complete": true,
+    });
+    if args.net.json {
+        print_stdout(&format!("{summary}\n"))?;
+    } else {
+        print_stdout(&format!(
+            "done {}: {} bytes in {seconds:.2} s ({:.1} MB/s)\n",
+            status.name,
+            info.total_size(),
+            payload as f64 / 1e6 / seconds.max(1e-9)
+        ))?;
+    }
+    if args.seed {
+        eprintln!(
+            "seeding {}: {}/{} pieces",
+            status.name,
+            status.num_pieces,
+            info.num_pieces()
+        );
+        seed_until_stopped(&session, &handle, &stop);
+    }
+    session.shutdown();
+    Ok(())
+}
+
+fn seed_until_stopped(session: &Session, handle: &TorrentHandle, stop: &AtomicBool) {
+    let mut last = Instant::now();
+    while !stop.load(Ordering::SeqCst) {
+        session.wait_for_alert(Duration::from_millis(200));
+        for alert in session.pop_alerts() {
+            report(&alert);
+        }
+        if last.elapsed() >= Duration::from_secs(5)
+            && let Ok(s) = handle.status()
+        {
+            last = Instant::now();
+            #[allow(clippy::cast_precision_loss)]
+            let up = s.upload_payload_rate as f64 / 1e6;
+            eprintln!(
+                "seeding: uploaded {} bytes, {up:.1} MB/s, {} peers",
+                s.total_payload_upload, s.num_peers
+            );
+        }
+    }
+}
+
+pub(crate) fn seed(args: &SeedArgs) -> Result<()> {
+    let info = Arc::new(load_torrent(&args.torrent)?);
+    let stop = stop_flag()?;
+    let session = session(&args.net)?;
+    let mut params = AddTorrentParams::new(Arc::clone(&info), &args.data);
+    params.peers.clone_from(&args.net.peers);
+    let handle = session
+        .add_torrent(params)
+        .context("cannot add the torrent")?;
+    let status = loop {
+        session.wait_for_alert(Duration::from_millis(100));
+        for alert in session.pop_alerts() {
+            report(&alert);
+        }
+        let s = handle.status()?;
+        if let Some(e) = &s.error {
+            bail!("cannot check {}: {e}", args.data.display());
+        }
+        if !is_checking(&s) {
+            break s;
+        }
+        if stop.load(Ordering::SeqCst) {
+            bail!("interrupted while checking");
+        }
+    };
+    if !status.is_seeding {
+        session.shutdown();
+        bail!(
+            "the data under {} is incomplete: {} of {} pieces",
+            args.data.display(),
+            status.num_pieces,
+            info.num_pieces()
+        );
+    }
+    eprintln!(
+        "seeding {}: {}/{} pieces",
+        status.name,
+        status.num_pieces,
+        info.num_pieces()
+    );
+    seed_until_stopped(&session, &handle, &stop);
+    let uploaded = handle.status().map_or(0, |s| s.total_payload_upload);
+    session.shutdown();
+    if args.net.json {
+        print_stdout(&format!(
+            "{}\n",
+            serde_json::json!({ "uploaded": uploaded })
+        ))?;
+    }
+    Ok(())
+}

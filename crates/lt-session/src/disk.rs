@@ -1,0 +1,170 @@
+//! Disk jobs of the engine, run on tokio's blocking threads: checking, hashing whole
+//! pieces from the blocks in memory and writing them with one vectored write, reading
+//! blocks for peers, resume data, moves and renames.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use bytes::Bytes;
+use lt_core::{PieceIndex, Sha1Hasher};
+use lt_engine::{Alert, DiskDone, DiskErrorKind, DiskJob};
+use lt_metainfo::TorrentInfo;
+use lt_storage::{MoveFlags, Storage, check_files, verify_piece_data};
+
+/// A torrent's storage and metadata, shared with the disk threads.
+pub(crate) struct TorrentIo {
+    pub(crate) storage: RwLock<Box<dyn Storage>>,
+    pub(crate) info: Arc<TorrentInfo>,
+    pub(crate) save_path: RwLock<PathBuf>,
+}
+
+/// What a disk job produced: a completion for the engine or an alert for the user.
+pub(crate) enum DiskOutput {
+    Done(DiskDone),
+    Alert(Alert),
+    Nothing,
+}
+
+fn classify(e: &lt_storage::Error) -> DiskErrorKind {
+    match e {
+        lt_storage::Error::DiskFull { .. } | lt_storage::Error::PermissionDenied { .. } => {
+            DiskErrorKind::NoSpaceOrDenied
+        }
+        _ => DiskErrorKind::Other,
+    }
+}
+
+fn verify(info: &TorrentInfo, piece: PieceIndex, blocks: &[Bytes]) -> bool {
+    if let Some(expected) = info.piece_hash(piece) {
+        let mut h = Sha1Hasher::new();
+        for b in blocks {
+            h.update(b);
+        }
+        return h.finalize() == expected;
+    }
+    let whole: Vec<u8> = blocks.iter().flat_map(|b| b.iter().copied()).collect();
+    verify_piece_data(info, piece, &whole)
+}
+
+/// Runs one job (blocking).
+pub(crate) fn run(io: &TorrentIo, job: DiskJob, check_threads: usize) -> DiskOutput {
+    let info = &io.info;
+    match job {
+        DiskJob::Check { torrent, resume } => {
+            let storage = io.storage.read().unwrap_or_else(PoisonError::into_inner);
+            let result = (|| {
+                if let Some(r) = resume
+                    && let Ok(have) = r.verify(info, &**storage)
+                {
+                    return Ok(have);
+                }
+                if !storage.has_any_file().map_err(|e| e.to_string())? {
+                    return Ok(lt_core::Bitfield::new(info.num_pieces() as usize));
+                }
+                check_files(&**storage, info, check_threads).map_err(|e| e.to_string())
+            })();
+            DiskOutput::Done(DiskDone::Checked { torrent, result })
+        }
+        DiskJob::WritePiece {
+            torrent,
+            piece,
+            blocks,
+        } => {
+            let passed = verify(info, piece, &blocks);
+            let mut error = None;
+            if passed {
+                let slices: Vec<&[u8]> = blocks.iter().map(|b| &b[..]).collect();
+                let storage = io.storage.read().unwrap_or_else(PoisonError::into_inner);
+                if let Err(e) = storage.write(piece, 0, &slices) {
+                    error = Some((classify(&e), e.to_string()));
+                }
+            }
+            DiskOutput::Done(DiskDone::PieceWritten {
+                torrent,
+                piece,
+                passed,
+                error,
+            })
+        }
+        DiskJob::Read {
+            torrent,
+            conn,
+            request,
+        } => {
+            let mut buf = vec![0u8; request.len as usize];
+            let storage = io.storage.read().unwrap_or_else(PoisonError::into_inner);
+            let result = storage
+                .read(request.piece, request.begin, &mut buf)
+                .map(|()| Bytes::from(buf))
+                .map_err(|e| e.to_string());
+            DiskOutput::Done(DiskDone::Read {
+                torrent,
+                conn,
+                request,
+                result,
+            })
+        }
+        DiskJob::ReadPiece { torrent, piece } => {
+            let len = info.files().piece_size(piece) as usize;
+            let mut buf = vec![0u8; len];
+            let storage = io.storage.read().unwrap_or_else(PoisonError::into_inner);
+            let result = storage
+                .read(piece, 0, &mut buf)
+                .map(|()| Bytes::from(buf))
+                .map_err(|e| e.to_string());
+            DiskOutput::Done(DiskDone::PieceRead {
+                torrent,
+                piece,
+                result,
+            })
+        }
+        DiskJob::SaveResume { torrent, mut data } => {
+            let storage = io.storage.read().unwrap_or_else(PoisonError::into_inner);
+            data.save_path = Some(
+                io.save_path
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+            let result = storage
+                .flush()
+                .and_then(|()| data.record_file_sizes(&**storage));
+            DiskOutput::Alert(match result {
+                Ok(()) => Alert::SaveResumeData { torrent, data },
+                Err(e) => Alert::SaveResumeDataFailed {
+                    torrent,
+                    error: e.to_string(),
+                },
+            })
+        }
+        DiskJob::Move { torrent, path } => {
+            let mut storage = io.storage.write().unwrap_or_else(PoisonError::into_inner);
+            let result = storage
+                .move_storage(Path::new(&path), MoveFlags::AlwaysReplaceFiles)
+                .map(|p| {
+                    *io.save_path.write().unwrap_or_else(PoisonError::into_inner) = p.clone();
+                    p.to_string_lossy().into_owned()
+                })
+                .map_err(|e| e.to_string());
+            DiskOutput::Done(DiskDone::Moved { torrent, result })
+        }
+        DiskJob::Rename {
+            torrent,
+            file,
+            name,
+        } => {
+            let mut storage = io.storage.write().unwrap_or_else(PoisonError::into_inner);
+            let result = storage
+                .rename_file(lt_core::FileIndex::new(file), &name)
+                .map(|()| name)
+                .map_err(|e| e.to_string());
+            DiskOutput::Done(DiskDone::Renamed {
+                torrent,
+                file,
+                result,
+            })
+        }
+        _ => DiskOutput::Nothing,
+    }
+}
