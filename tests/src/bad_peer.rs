@@ -44,7 +44,7 @@ pub struct BadPeerStats {
     pub out_of_range: AtomicU64,
     /// Oversized messages sent.
     pub oversized: AtomicU64,
-    /// Connections the other side closed (EOF or reset).
+    /// Connections the other side closed (EOF, reset or broken pipe).
     pub closed_by_remote: AtomicU64,
 }
 
@@ -90,7 +90,11 @@ impl BadPeer {
                         let stats = Arc::clone(&stats2);
                         let stop = Arc::clone(&stop2);
                         std::thread::spawn(move || {
-                            let _ = serve(stream, torrent, behaviour, &stats, &stop);
+                            if let Err(e) = serve(stream, torrent, behaviour, &stats, &stop)
+                                && closed_by_peer(&e)
+                            {
+                                stats.closed_by_remote.fetch_add(1, Ordering::Relaxed);
+                            }
                         });
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(10)),
@@ -172,10 +176,7 @@ fn serve(
             {
                 continue;
             }
-            Err(e) => {
-                stats.closed_by_remote.fetch_add(1, Ordering::Relaxed);
-                return Err(e);
-            }
+            Err(e) => return Err(e),
         };
         buf.extend_from_slice(&chunk[..n]);
         while let Some(msg) = decoder.decode(&mut buf).map_err(std::io::Error::other)? {
@@ -227,6 +228,17 @@ fn serve(
         }
     }
     Ok(())
+}
+
+/// Whether an I/O error means the other side closed or reset the connection (a read of EOF
+/// is counted where it happens).
+fn closed_by_peer(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::BrokenPipe
+    )
 }
 
 fn read_exact_until(

@@ -328,27 +328,42 @@ pub(crate) fn require_python_libtorrent() -> Result<()> {
 }
 
 /// Builds `(package, bin)` pairs with `cargo build --release` in one invocation and returns
-/// the executables' paths, in order.
+/// the executables' paths, in order. `LT_BIN`, when set, is taken as `lt` instead of
+/// building it (to measure another build).
 pub(crate) fn build_release(bins: &[(&str, &str)]) -> Result<Vec<PathBuf>> {
-    let mut build = cmd::cargo([
-        "build",
-        "--release",
-        "--message-format=json-render-diagnostics",
-    ]);
-    for (package, bin) in bins {
-        build.args(["-p", package, "--bin", bin]);
+    let lt_bin = std::env::var_os("LT_BIN").map(PathBuf::from);
+    let to_build: Vec<_> = bins
+        .iter()
+        .filter(|(_, bin)| *bin != "lt" || lt_bin.is_none())
+        .collect();
+    let mut stdout = String::new();
+    if !to_build.is_empty() {
+        let mut build = cmd::cargo([
+            "build",
+            "--release",
+            "--message-format=json-render-diagnostics",
+        ]);
+        for (package, bin) in &to_build {
+            build.args(["-p", package, "--bin", bin]);
+        }
+        println!("$ {}", cmd::display(&build));
+        let out = build
+            .stderr(Stdio::inherit())
+            .output()
+            .context("cannot run cargo build")?;
+        if !out.status.success() {
+            bail!("cargo build --release failed ({})", out.status);
+        }
+        stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     }
-    println!("$ {}", cmd::display(&build));
-    let out = build
-        .stderr(Stdio::inherit())
-        .output()
-        .context("cannot run cargo build")?;
-    if !out.status.success() {
-        bail!("cargo build --release failed ({})", out.status);
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
     bins.iter()
         .map(|(_, bin)| {
+            if *bin == "lt"
+                && let Some(lt) = &lt_bin
+            {
+                println!("lt: {} (LT_BIN)", lt.display());
+                return Ok(lt.clone());
+            }
             stdout
                 .lines()
                 .filter_map(|l| serde_json::from_str::<Value>(l).ok())
