@@ -824,7 +824,8 @@ pub fn natpmp_packet(data: &[u8]) {
         assert_eq!(natpmp::Response::decode(&r.encode()), Ok(r));
     }
     if let Ok(r) = natpmp::Request::decode(data) {
-        assert_eq!(r.encode(), data);
+        // Not byte-identical: reserved bytes are ignored on decode and written as zero.
+        assert_eq!(natpmp::Request::decode(&r.encode()), Ok(r));
     }
     if let Ok(r) = pcp::Response::decode(data) {
         assert_eq!(pcp::Response::decode(&r.encode()), Ok(r));
