@@ -2010,9 +2010,9 @@ impl Engine {
         }
         if interested {
             self.fill_requests(now, cid);
-        } else {
-            self.flush(cid);
         }
+        // INTERESTED / NOT INTERESTED must go out even when no request follows.
+        self.flush(cid);
     }
 
     fn update_all_interest(&mut self, now: Instant, id: TorrentId) {

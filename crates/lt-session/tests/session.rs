@@ -1,0 +1,291 @@
+//! Sessions on loopback: a seed and a leecher with alerts, resume data and removal; a full
+//! disk that sends the leecher into upload mode and out of it again.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation
+)]
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lt_metainfo::{CreateTorrent, TorrentInfo};
+use lt_session::{
+    AddTorrentParams, Alert, AlertCategory, Session, SessionSettings, TorrentHandle, TorrentState,
+};
+
+fn payload(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+fn settings() -> SessionSettings {
+    let mut s = SessionSettings {
+        listen_interfaces: vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 0))],
+        alert_mask: AlertCategory::ALL,
+        ..SessionSettings::default()
+    };
+    s.engine.allow_multiple_connections_per_ip = true;
+    s.engine.tick_interval = Duration::from_millis(100);
+    s
+}
+
+fn torrent(data: &[u8], piece: u32) -> Arc<TorrentInfo> {
+    let bytes = CreateTorrent::from_memory("payload.bin", data.to_vec())
+        .piece_size(piece)
+        .generate()
+        .unwrap();
+    Arc::new(TorrentInfo::from_bytes(&bytes).unwrap())
+}
+
+/// Waits until `done` holds for the handle's status, collecting alerts.
+fn wait(
+    session: &Session,
+    handle: &TorrentHandle,
+    secs: u64,
+    alerts: &mut Vec<Alert>,
+    done: impl Fn(&lt_session::TorrentStatus) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        session.wait_for_alert(Duration::from_millis(100));
+        alerts.extend(session.pop_alerts());
+        let s = handle.status().unwrap();
+        if done(&s) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out; status {s:?}; peers {:?}; queue {:?}",
+            handle.peer_info(),
+            handle.download_queue()
+        );
+    }
+}
+
+fn seed_session(info: &Arc<TorrentInfo>, dir: &Path) -> (Session, SocketAddr) {
+    let seed = Session::new(settings()).unwrap();
+    let h = seed
+        .add_torrent(AddTorrentParams::new(Arc::clone(info), dir))
+        .unwrap();
+    wait(&seed, &h, 20, &mut Vec::new(), |s| {
+        s.state == TorrentState::Seeding
+    });
+    let addr = seed.listen_addrs()[0];
+    (seed, addr)
+}
+
+#[test]
+fn seed_to_leecher_with_alerts_resume_and_removal() {
+    let data = payload(4 << 20, 5);
+    let info = torrent(&data, 64 << 10);
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("payload.bin"), &data).unwrap();
+    let (seed, seed_addr) = seed_session(&info, src.path());
+
+    let dst = tempfile::tempdir().unwrap();
+    let leech = Session::new(settings()).unwrap();
+    let mut params = AddTorrentParams::new(Arc::clone(&info), dst.path());
+    params.peers.push(seed_addr);
+    let h = leech.add_torrent(params).unwrap();
+    let mut alerts = Vec::new();
+    wait(&leech, &h, 30, &mut alerts, |s| s.is_seeding);
+    assert_eq!(std::fs::read(dst.path().join("payload.bin")).unwrap(), data);
+    std::thread::sleep(Duration::from_millis(300));
+    alerts.extend(leech.pop_alerts());
+
+    let finished = alerts
+        .iter()
+        .filter(|a| matches!(a, Alert::PieceFinished { .. }))
+        .count();
+    assert_eq!(
+        finished,
+        info.num_pieces() as usize,
+        "one piece-finished alert a piece"
+    );
+    assert!(
+        alerts
+            .iter()
+            .any(|a| matches!(a, Alert::TorrentFinished { .. }))
+    );
+    assert!(
+        alerts
+            .iter()
+            .any(|a| matches!(a, Alert::PeerConnected { outgoing: true, .. }))
+    );
+    let st = h.status().unwrap();
+    assert_eq!(st.total_done, info.total_size());
+    assert_eq!(st.num_pieces, info.num_pieces());
+    assert!(st.total_payload_download >= info.total_size());
+    assert_eq!(h.file_progress(), vec![info.total_size()]);
+    let seed_st = seed.torrents()[0].status().unwrap();
+    assert!(
+        seed_st.total_payload_upload >= info.total_size(),
+        "{seed_st:?}"
+    );
+
+    // Resume data round trip: a new session trusts it without a recheck.
+    h.save_resume_data();
+    let mut resume = None;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while resume.is_none() && Instant::now() < deadline {
+        leech.wait_for_alert(Duration::from_millis(100));
+        for a in leech.pop_alerts() {
+            if let Alert::SaveResumeData { data, .. } = a {
+                resume = Some(*data);
+            }
+        }
+    }
+    let resume = resume.expect("resume data alert");
+    assert!(resume.pieces.all());
+    let bytes = resume.to_bytes();
+    leech.remove_torrent(&h, false);
+    assert!(!h.is_valid());
+    let again = Session::new(settings()).unwrap();
+    let mut params = AddTorrentParams::new(Arc::clone(&info), dst.path());
+    params.resume = Some(lt_session::ResumeData::from_bytes(&bytes).unwrap());
+    let h2 = again.add_torrent(params).unwrap();
+    let mut alerts = Vec::new();
+    wait(&again, &h2, 10, &mut alerts, |s| s.is_seeding);
+    assert!(alerts.iter().any(|a| matches!(
+        a,
+        Alert::StateChanged {
+            prev: TorrentState::CheckingResumeData,
+            state: TorrentState::Seeding,
+            ..
+        }
+    )));
+
+    // Removal with the files.
+    again.remove_torrent(&h2, true);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut deleted = false;
+    while !deleted && Instant::now() < deadline {
+        again.wait_for_alert(Duration::from_millis(100));
+        deleted = again
+            .pop_alerts()
+            .iter()
+            .any(|a| matches!(a, Alert::TorrentDeleted { .. }));
+    }
+    assert!(deleted, "no torrent-deleted alert");
+    assert!(!dst.path().join("payload.bin").exists());
+    seed.shutdown();
+}
+
+#[test]
+fn encrypted_transfer_and_pause_resume() {
+    let data = payload(2 << 20, 9);
+    let info = torrent(&data, 32 << 10);
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("payload.bin"), &data).unwrap();
+    let mut s = settings();
+    s.engine.out_enc_policy = lt_session::EncPolicy::Forced;
+    s.engine.in_enc_policy = lt_session::EncPolicy::Forced;
+    let seed = Session::new(s.clone()).unwrap();
+    let sh = seed
+        .add_torrent(AddTorrentParams::new(Arc::clone(&info), src.path()))
+        .unwrap();
+    wait(&seed, &sh, 20, &mut Vec::new(), |s| s.is_seeding);
+    let dst = tempfile::tempdir().unwrap();
+    let leech = Session::new(s).unwrap();
+    let mut params = AddTorrentParams::new(Arc::clone(&info), dst.path());
+    params.flags.paused = true;
+    let h = leech.add_torrent(params).unwrap();
+    wait(&leech, &h, 10, &mut Vec::new(), |s| {
+        s.state == TorrentState::Downloading
+    });
+    h.connect_peer(seed.listen_addrs()[0]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        h.status().unwrap().num_pieces,
+        0,
+        "a paused torrent downloads nothing"
+    );
+    h.resume();
+    wait(&leech, &h, 30, &mut Vec::new(), |s| s.is_seeding);
+    assert_eq!(std::fs::read(dst.path().join("payload.bin")).unwrap(), data);
+    let peers = sh.peer_info();
+    assert!(peers.iter().all(|p| p.encrypted), "{peers:?}");
+}
+
+/// Mounts a tmpfs of `kib` KiB on `dir`; unmounted on drop.
+struct Tmpfs<'a>(&'a Path);
+
+impl<'a> Tmpfs<'a> {
+    fn mount(dir: &'a Path, kib: u32) -> Self {
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .expect("run mount")
+            .success();
+        assert!(
+            ok,
+            "mounting a tmpfs failed: the full-disk test needs root (CAP_SYS_ADMIN)"
+        );
+        Self(dir)
+    }
+
+    fn resize(&self, kib: u32) {
+        let ok = Command::new("mount")
+            .args(["-o", &format!("remount,size={kib}k")])
+            .arg(self.0)
+            .status()
+            .expect("run mount")
+            .success();
+        assert!(ok, "remount failed");
+    }
+}
+
+impl Drop for Tmpfs<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0).status();
+    }
+}
+
+#[test]
+fn full_disk_enters_upload_mode_and_leaves_it() {
+    let data = payload(4 << 20, 13);
+    let info = torrent(&data, 64 << 10);
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("payload.bin"), &data).unwrap();
+    let (seed, seed_addr) = seed_session(&info, src.path());
+
+    let dst = tempfile::tempdir().unwrap();
+    let fs = Tmpfs::mount(dst.path(), 1024);
+    let mut s = settings();
+    s.engine.optimistic_disk_retry = Duration::from_secs(1);
+    let leech = Session::new(s).unwrap();
+    let mut params = AddTorrentParams::new(Arc::clone(&info), dst.path());
+    params.peers.push(seed_addr);
+    let h = leech.add_torrent(params).unwrap();
+    let mut alerts = Vec::new();
+    wait(&leech, &h, 30, &mut alerts, |s| s.upload_mode);
+    assert!(
+        alerts.iter().any(|a| matches!(a, Alert::FileError { .. })),
+        "no file error alert"
+    );
+    let partial = h.status().unwrap().num_pieces;
+    assert!(partial < info.num_pieces());
+    fs.resize(16 * 1024);
+    wait(&leech, &h, 60, &mut alerts, |s| s.is_seeding);
+    assert!(
+        alerts
+            .iter()
+            .any(|a| matches!(a, Alert::UploadMode { enabled: false, .. }))
+    );
+    assert_eq!(std::fs::read(dst.path().join("payload.bin")).unwrap(), data);
+    leech.shutdown();
+    drop(fs);
+    seed.shutdown();
+}
