@@ -61,6 +61,8 @@ struct Conn {
     pending_reads: u32,
     /// The peer-list entry it belongs to.
     entry: Option<SocketAddr>,
+    /// Pieces we let it request while choked (BEP 6).
+    allowed_fast: Vec<PieceIndex>,
 }
 
 impl Conn {
@@ -1555,6 +1557,7 @@ impl Engine {
             snubbed: false,
             pending_reads: 0,
             entry: None,
+            allowed_fast: Vec::new(),
         };
         self.conns.insert(cid, conn);
         if self.paused || self.conns.len() > self.settings.connections_limit {
@@ -1931,6 +1934,7 @@ impl Engine {
     }
 
     fn on_connected(&mut self, now: Instant, cid: ConnId, peer_id: PeerId) {
+        let allowed_fast_set_size = self.settings.allowed_fast_set_size;
         let Some(id) = self.conns.get(&cid).and_then(|c| c.torrent) else {
             self.close(now, cid, DisconnectReason::Closed);
             return;
@@ -1964,6 +1968,22 @@ impl Engine {
         let outgoing = c.outgoing;
         if let Some(w) = c.wire.as_mut() {
             w.send_bitfield(now, &t.have);
+            if w.fast() && allowed_fast_set_size > 0 {
+                // BEP 6: a few pieces the peer may request while choked, so a new peer
+                // gets something to trade quickly.
+                let set = lt_wire::allowed_fast_set(
+                    c.addr.ip(),
+                    &t.wire_hash,
+                    t.info.num_pieces(),
+                    allowed_fast_set_size,
+                );
+                for p in set {
+                    if t.have.get(p.as_usize()) {
+                        w.allow_fast(now, p);
+                        c.allowed_fast.push(p);
+                    }
+                }
+            }
         }
         if !outgoing {
             c.entry = None;
@@ -2215,7 +2235,7 @@ impl Engine {
             return;
         };
         let Some(w) = c.wire.as_mut() else { return };
-        let allowed = !w.am_choking();
+        let allowed = !w.am_choking() || c.allowed_fast.contains(&req.piece);
         if !t.have.get(req.piece.as_usize()) || !allowed || !t.is_active() {
             w.reject(now, req);
             self.flush(cid);
@@ -2625,6 +2645,7 @@ impl Engine {
                         snubbed: false,
                         pending_reads: 0,
                         entry: Some(addr),
+                        allowed_fast: Vec::new(),
                     },
                 );
                 self.half_open += 1;

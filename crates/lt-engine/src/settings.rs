@@ -49,6 +49,9 @@ pub struct Settings {
     pub min_request_queue: usize,
     /// `max_allowed_in_request_queue`: most requests queued from one peer. Default 2000.
     pub max_allowed_in_request_queue: usize,
+    /// `allowed_fast_set_size`: pieces a new peer may request while choked (BEP 6).
+    /// Default 5.
+    pub allowed_fast_set_size: usize,
     /// `request_timeout`: a request unanswered this long is forgotten and the peer
     /// snubbed. Default 60 s.
     pub request_timeout: Duration,
@@ -123,6 +126,7 @@ impl Default for Settings {
             max_out_request_queue: 500,
             min_request_queue: 16,
             max_allowed_in_request_queue: 2000,
+            allowed_fast_set_size: 5,
             request_timeout: Duration::from_secs(60),
             peer_timeout: Duration::from_secs(120),
             handshake_timeout: Duration::from_secs(10),
