@@ -687,6 +687,3 @@ pub(crate) fn insert_slot<T>(
     slots.push(Some(value));
     Ok(slots.len() - 1)
 }
-
-#[cfg(test)]
-mod tests;

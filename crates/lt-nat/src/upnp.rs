@@ -725,6 +725,3 @@ impl UpnpClient {
         }
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -1,5 +1,11 @@
-use super::*;
-use crate::natpmp::{Request, Response, ResultCode};
+//! `PmpClient` against a scripted NAT-PMP/PCP gateway with a virtual clock.
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use lt_nat::natpmp::{Request, Response, ResultCode, SERVER_PORT};
+use lt_nat::{Error, Event, MappingIndex, PmpClient, PmpConfig, Protocol, Transport, pcp};
 
 const GW: Ipv4Addr = Ipv4Addr::new(192, 168, 77, 1);
 const ME: Ipv4Addr = Ipv4Addr::new(192, 168, 77, 2);

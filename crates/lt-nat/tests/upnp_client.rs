@@ -1,5 +1,13 @@
-use super::*;
-use crate::http::parse_response;
+//! `UpnpClient` against miniupnpd's captured answers, with a virtual clock.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use lt_nat::http::{HttpResponse, parse_response};
+use lt_nat::ssdp::{IGD_SEARCH_TARGET, MULTICAST};
+use lt_nat::upnp::Status;
+use lt_nat::{Error, Event, Protocol, Transport, UpnpClient, UpnpConfig};
 
 const GW: &str = "192.168.77.1";
 const ME: &str = "192.168.77.2";
