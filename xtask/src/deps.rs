@@ -7,6 +7,10 @@
 //!   runtime or OS-networking crates ([`FORBIDDEN_IN_PROTOCOL`]), and their `src/` may not
 //!   read the clock, use OS randomness or name tokio ([`FORBIDDEN_CALLS`]). Comments are not
 //!   scanned, so docs may say "never calls `Instant::now()`" and show a std::net run loop.
+//! - The one exception is ARCHITECTURE.md's thin driver "behind a feature such as `tokio`":
+//!   a protocol crate may name a runtime crate as an *optional* dependency, and its
+//!   `src/driver/` directory (the feature-gated shell, e.g. lt-nat's `PortMapper`) is not
+//!   scanned. The core still builds and is checked without the feature.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -158,6 +162,8 @@ pub(crate) struct Dep {
     pub(crate) name: String,
     /// `None` for normal, `Some("dev")`, `Some("build")`.
     pub(crate) kind: Option<String>,
+    /// Only enabled by a cargo feature.
+    pub(crate) optional: bool,
 }
 
 /// A broken rule, with where it was found.
@@ -246,6 +252,7 @@ pub(crate) fn parse_metadata(metadata: &Value) -> Result<Vec<Package>> {
                     .map(|d| Dep {
                         name: d["name"].as_str().unwrap_or_default().to_owned(),
                         kind: d["kind"].as_str().map(str::to_owned),
+                        optional: d["optional"].as_bool().unwrap_or(false),
                     })
                     .collect()
             })
@@ -301,7 +308,11 @@ pub(crate) fn check_graph(packages: &[Package]) -> Vec<Problem> {
                     ),
                 });
             }
-            if *role == Role::Protocol && FORBIDDEN_IN_PROTOCOL.contains(&dep.name.as_str()) {
+            // An optional dependency is the feature-gated driver's (see the module docs).
+            if *role == Role::Protocol
+                && !dep.optional
+                && FORBIDDEN_IN_PROTOCOL.contains(&dep.name.as_str())
+            {
                 problems.push(Problem {
                     location: location.clone(),
                     message: format!(
@@ -316,11 +327,18 @@ pub(crate) fn check_graph(packages: &[Package]) -> Vec<Problem> {
     problems
 }
 
-/// Scans every `.rs` file under `dir` with [`scan_source`].
+/// The directory under a protocol crate's `src/` that holds its feature-gated tokio driver,
+/// which [`scan_dir`] skips.
+pub(crate) const DRIVER_DIR: &str = "driver";
+
+/// Scans every `.rs` file under `dir` with [`scan_source`], except those in
+/// `dir/`[`DRIVER_DIR`].
 fn scan_dir(dir: &Path) -> Result<Vec<Problem>> {
     let mut problems = Vec::new();
     let mut files = Vec::new();
     collect_rs_files(dir, &mut files)?;
+    let driver = dir.join(DRIVER_DIR);
+    files.retain(|f| !f.starts_with(&driver));
     files.sort();
     for file in files {
         let text = std::fs::read_to_string(&file)
@@ -436,6 +454,10 @@ mod tests {
         json!({ "name": name, "kind": kind, "req": "*", "optional": false })
     }
 
+    fn optional_dep(name: &str) -> Value {
+        json!({ "name": name, "kind": null, "req": "*", "optional": true })
+    }
+
     fn package(name: &str, deps: Vec<Value>) -> Value {
         json!({
             "name": name,
@@ -546,6 +568,31 @@ mod tests {
         assert_eq!(found.len(), 2, "{found:#?}");
         assert!(found[0].contains("lt-dht") && found[0].contains("tokio"));
         assert!(found[1].contains("lt-engine") && found[1].contains("socket2"));
+    }
+
+    #[test]
+    fn optional_runtime_crate_is_the_feature_gated_driver() {
+        let found = problems(vec![package(
+            "lt-nat",
+            vec![dep("thiserror", None), optional_dep("tokio")],
+        )]);
+        assert!(found.is_empty(), "{found:#?}");
+    }
+
+    #[test]
+    fn scan_dir_skips_the_driver_directory() {
+        let dir = std::env::temp_dir().join(format!("lt-xtask-deps-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join(DRIVER_DIR)).unwrap();
+        std::fs::write(dir.join("lib.rs"), "fn f() { Instant::now(); }\n").unwrap();
+        std::fs::write(
+            dir.join(DRIVER_DIR).join("mod.rs"),
+            "fn g() { tokio::spawn(x); }\n",
+        )
+        .unwrap();
+        let found = scan_dir(&dir).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(found[0].location.ends_with("lib.rs:1"));
     }
 
     #[test]
