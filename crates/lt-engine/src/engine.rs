@@ -1593,6 +1593,20 @@ impl Engine {
         self.process(now, cid);
     }
 
+    /// A buffer arrived on a connection; like [`receive`](Self::receive) without a copy
+    /// when the connection has nothing buffered.
+    pub fn receive_buf(&mut self, now: Instant, cid: ConnId, data: BytesMut) {
+        let Some(w) = self.conns.get_mut(&cid).and_then(|c| c.wire.as_mut()) else {
+            return;
+        };
+        if let Err(e) = w.handle_buf(now, data) {
+            self.process(now, cid);
+            self.close(now, cid, DisconnectReason::Protocol(e.to_string()));
+            return;
+        }
+        self.process(now, cid);
+    }
+
     /// The connection closed (EOF or error).
     pub fn closed(&mut self, now: Instant, cid: ConnId, error: Option<&str>) {
         if self.conns.get(&cid).is_some_and(|c| c.wire.is_none()) {

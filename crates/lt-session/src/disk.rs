@@ -16,6 +16,9 @@ pub(crate) struct TorrentIo {
     pub(crate) storage: RwLock<Box<dyn Storage>>,
     pub(crate) info: Arc<TorrentInfo>,
     pub(crate) save_path: RwLock<PathBuf>,
+    /// Writes of one torrent go one at a time (hashing runs in parallel): concurrent
+    /// writes to one file only contend for its inode lock.
+    pub(crate) write_lock: std::sync::Mutex<()>,
 }
 
 /// What a disk job produced: a completion for the engine or an alert for the user.
@@ -74,6 +77,7 @@ pub(crate) fn run(io: &TorrentIo, job: DiskJob, check_threads: usize) -> DiskOut
             let mut error = None;
             if passed {
                 let slices: Vec<&[u8]> = blocks.iter().map(|b| &b[..]).collect();
+                let _one_writer = io.write_lock.lock().unwrap_or_else(PoisonError::into_inner);
                 let storage = io.storage.read().unwrap_or_else(PoisonError::into_inner);
                 if let Err(e) = storage.write(piece, 0, &slices) {
                     error = Some((classify(&e), e.to_string()));

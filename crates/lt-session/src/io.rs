@@ -246,7 +246,7 @@ pub(crate) async fn read_loop(conn: ConnId, mut read: OwnedReadHalf, inputs: mps
                 return;
             }
             Ok(_) => {
-                let bytes = buf.split().freeze();
+                let bytes = buf.split();
                 if inputs.send(Input::Data { conn, bytes }).await.is_err() {
                     return;
                 }

@@ -205,7 +205,7 @@ pub(crate) enum Input {
     },
     Data {
         conn: ConnId,
-        bytes: Bytes,
+        bytes: bytes::BytesMut,
     },
     Closed {
         conn: ConnId,
@@ -485,6 +485,7 @@ impl Session {
             storage: RwLock::new(Box::new(storage)),
             info: Arc::clone(&info),
             save_path: RwLock::new(params.save_path.clone()),
+            write_lock: Mutex::new(()),
         });
         let mut add = AddTorrent::new(Arc::clone(&info));
         add.resume = params.resume;
@@ -1008,7 +1009,7 @@ async fn engine_loop(
                             tasks.insert(conn, t.abort_handle());
                         }
                     }
-                    Input::Data { conn, bytes } => engine.receive(now, conn, &bytes),
+                    Input::Data { conn, bytes } => engine.receive_buf(now, conn, bytes),
                     Input::Closed { conn, error } => {
                         writers.remove(&conn);
                         tasks.remove(&conn);

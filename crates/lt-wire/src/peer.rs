@@ -491,6 +491,26 @@ impl PeerConnection {
         self.process(now)
     }
 
+    /// Takes a buffer received from the socket, without copying it when nothing is
+    /// buffered (the usual case): PIECE payloads then point into the caller's buffer.
+    ///
+    /// # Errors
+    /// As [`handle_bytes`](Self::handle_bytes).
+    pub fn handle_buf(&mut self, now: Instant, mut data: BytesMut) -> Result<(), Error> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        if !self.rx.is_empty() || matches!(self.phase, Phase::AwaitAccept) {
+            return self.handle_bytes(now, &data);
+        }
+        self.last_recv = now;
+        if let Some(c) = &mut self.cipher {
+            c.decrypt(&mut data);
+        }
+        self.rx = data;
+        self.process(now)
+    }
+
     /// Runs the timers: handshake and inactivity timeouts, request timeouts (with
     /// snubbing) and keep-alives.
     ///
