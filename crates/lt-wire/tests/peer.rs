@@ -704,3 +704,55 @@ fn unaccepted_connections_buffer_a_bounded_amount() {
     // Junk fails the sync long before the buffer limit.
     assert!(result.is_err());
 }
+
+/// `handle_buf` (owned buffers, zero-copy when nothing is buffered) sees the same events as
+/// `handle_bytes`, however the stream is cut, in plaintext and RC4.
+#[test]
+fn handle_buf_matches_handle_bytes() {
+    for rc4 in [false, true] {
+        let mut runs = Vec::new();
+        for owned in [false, true] {
+            let (mut a, mut b, t0) = pair(rc4);
+            shuttle(&mut a, &mut b, t0);
+            a.set_interested(t0, true);
+            shuttle(&mut a, &mut b, t0);
+            b.send_bitfield(t0, &Bitfield::full(10));
+            b.unchoke(t0);
+            shuttle(&mut a, &mut b, t0);
+            let req = BlockRequest::new(PieceIndex(2), 0, 1000);
+            a.request(t0, req).unwrap();
+            shuttle(&mut a, &mut b, t0);
+            assert!(b.send_block(t0, PieceIndex(2), 0, Bytes::from(vec![7u8; 1000])));
+            b.have(t0, PieceIndex(3));
+            let mut stream = Vec::new();
+            while let Some(x) = b.poll_transmit() {
+                stream.extend_from_slice(&x);
+            }
+            let mut rest = &stream[..];
+            for cut in [1usize, 5, 13, 2, 700].into_iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let (now, later) = rest.split_at(cut.min(rest.len()));
+                if owned {
+                    a.handle_buf(t0, BytesMut::from(now)).unwrap();
+                } else {
+                    a.handle_bytes(t0, now).unwrap();
+                }
+                rest = later;
+            }
+            let mut events = Vec::new();
+            while let Some(e) = a.poll_event() {
+                events.push(e);
+            }
+            assert!(
+                events.iter().any(
+                    |e| matches!(e, PeerEvent::Block { data, .. } if data[..] == [7u8; 1000][..])
+                ),
+                "rc4 {rc4} owned {owned}: {events:?}"
+            );
+            runs.push(events);
+        }
+        assert_eq!(runs[0], runs[1], "rc4 {rc4}");
+    }
+}
