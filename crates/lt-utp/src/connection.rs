@@ -20,12 +20,14 @@ use rand_core::{RngCore, SeedableRng};
 use tracing::{debug, trace};
 
 use crate::limits::{
-    BASE_DELAY_HISTORY, DEFAULT_DELAYED_ACK, DEFAULT_GAIN, DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_KEEPALIVE_INTERVAL, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PACKET_SIZE,
-    DEFAULT_MAX_REORDER, DEFAULT_MAX_TIMEOUTS, DEFAULT_RECV_BUFFER, DEFAULT_SEND_BUFFER,
-    DEFAULT_TARGET_DELAY, DEFAULT_ZERO_WINDOW_TIMEOUT, DUPLICATE_ACKS, HEADER_LEN, INITIAL_RTO,
-    MAX_RTO, MAX_SACK_BYTES, MIN_PACKET_SIZE, MIN_RTO, ZERO_WINDOW_PROBE,
+    BASE_DELAY_HISTORY, DEFAULT_BASE_PACKET_SIZE, DEFAULT_DELAYED_ACK, DEFAULT_GAIN,
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_KEEPALIVE_INTERVAL, DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_MAX_PACKET_SIZE, DEFAULT_MAX_REORDER, DEFAULT_MAX_TIMEOUTS, DEFAULT_MTU_PROBE_INTERVAL,
+    DEFAULT_RECV_BUFFER, DEFAULT_SEND_BUFFER, DEFAULT_TARGET_DELAY, DEFAULT_ZERO_WINDOW_TIMEOUT,
+    DUPLICATE_ACKS, HEADER_LEN, INITIAL_RTO, MAX_RTO, MAX_SACK_BYTES, MIN_PACKET_SIZE, MIN_RTO,
+    ZERO_WINDOW_PROBE,
 };
+use crate::mtu::Mtu;
 use crate::{Error, Header, Packet, PacketType, SelectiveAck};
 
 /// Settings of one connection. Every field has a documented default.
@@ -34,9 +36,18 @@ pub struct Config {
     /// Seed of the generator for connection ids and the initial sequence number. The driver
     /// seeds it from the OS; tests pass a fixed one. Default: all zeros.
     pub rng_seed: [u8; 32],
-    /// Largest datagram sent, header included. Default: [`DEFAULT_MAX_PACKET_SIZE`]
-    /// (fixed; no path MTU discovery yet). Values below [`MIN_PACKET_SIZE`] are raised to it.
+    /// Largest datagram path MTU discovery probes for, header included (the search
+    /// ceiling). Default: [`DEFAULT_MAX_PACKET_SIZE`] (1472: Ethernet less IPv4 and UDP
+    /// headers). Values below `base_packet_size` are raised to it; set both equal to
+    /// turn discovery off.
     pub max_packet_size: usize,
+    /// Datagram size used before and without a successful MTU probe, header included (the
+    /// search floor). Default: [`DEFAULT_BASE_PACKET_SIZE`] (1232, safe on any path).
+    /// Values below [`MIN_PACKET_SIZE`] are raised to it.
+    pub base_packet_size: usize,
+    /// After the MTU search converges, it starts again this much later (the path may have
+    /// changed). Default: [`DEFAULT_MTU_PROBE_INTERVAL`] (10 minutes).
+    pub mtu_probe_interval: Duration,
     /// Bytes accepted by [`Connection::write`] and not yet acknowledged.
     /// Default: [`DEFAULT_SEND_BUFFER`].
     pub send_buffer_size: usize,
@@ -74,6 +85,8 @@ impl Default for Config {
         Self {
             rng_seed: [0; 32],
             max_packet_size: DEFAULT_MAX_PACKET_SIZE,
+            base_packet_size: DEFAULT_BASE_PACKET_SIZE,
+            mtu_probe_interval: DEFAULT_MTU_PROBE_INTERVAL,
             send_buffer_size: DEFAULT_SEND_BUFFER,
             recv_buffer_size: DEFAULT_RECV_BUFFER,
             max_reorder: DEFAULT_MAX_REORDER,
@@ -144,6 +157,8 @@ pub struct Stats {
     pub packets_received: u64,
     /// Datagrams dropped (wrong connection id, bogus ack, out of window, buffer full).
     pub packets_dropped: u64,
+    /// Path MTU probes sent.
+    pub mtu_probes: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -273,6 +288,7 @@ pub struct Connection {
     probe_due: bool,
     base_delay: BaseDelay,
     queuing_delay: Duration,
+    mtu: Mtu,
     // ---- receive side ----
     ack_nr: u16,
     recv_buf: VecDeque<u8>,
@@ -334,10 +350,11 @@ impl Connection {
         ack_nr: u16,
     ) -> Self {
         let mut cfg = cfg;
-        cfg.max_packet_size = cfg.max_packet_size.max(MIN_PACKET_SIZE);
+        cfg.base_packet_size = cfg.base_packet_size.max(MIN_PACKET_SIZE);
+        cfg.max_packet_size = cfg.max_packet_size.max(cfg.base_packet_size);
         cfg.max_reorder = cfg.max_reorder.clamp(1, 8 * to_u16(MAX_SACK_BYTES) + 1);
         cfg.max_in_flight = cfg.max_in_flight.clamp(2, 0x7fff);
-        let mss = cfg.max_packet_size - HEADER_LEN - 2 - MAX_SACK_BYTES;
+        let mss = cfg.base_packet_size - HEADER_LEN - 2 - MAX_SACK_BYTES;
         Self {
             state: State::Connected,
             epoch: now,
@@ -373,6 +390,11 @@ impl Connection {
                 started: None,
             },
             queuing_delay: Duration::ZERO,
+            mtu: Mtu::new(
+                cfg.base_packet_size,
+                cfg.max_packet_size,
+                cfg.mtu_probe_interval,
+            ),
             ack_nr,
             recv_buf: VecDeque::new(),
             reorder: VecDeque::new(),
@@ -429,10 +451,17 @@ impl Connection {
         self.state == State::Closed
     }
 
-    /// Largest payload of one data packet.
+    /// Largest payload of one data packet (at the current path MTU).
     #[must_use]
     pub fn max_payload(&self) -> usize {
-        self.cfg.max_packet_size - HEADER_LEN - 2 - MAX_SACK_BYTES
+        self.mtu.floor - HEADER_LEN - 2 - MAX_SACK_BYTES
+    }
+
+    /// Largest datagram this connection sends except MTU probes: the base packet size
+    /// until a probe of a larger size is acknowledged.
+    #[must_use]
+    pub fn path_mtu(&self) -> usize {
+        self.mtu.floor
     }
 
     /// Queues bytes for sending; returns how many fit in the send buffer (0 when full,
@@ -595,34 +624,45 @@ impl Connection {
     }
 
     /// The next datagram to send, if any. `now` stamps it (BEP 29 timestamps).
+    /// Allocates the datagram; drivers use [`poll_transmit_into`](Self::poll_transmit_into).
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+        let mut contents = Vec::new();
+        self.poll_transmit_into(now, &mut contents)
+            .then_some(Transmit { contents })
+    }
+
+    /// Appends the next datagram to send, if any, to `out` (without clearing it) and
+    /// returns whether it did: a driver encodes many datagrams into one reusable buffer
+    /// (for `sendmmsg` or UDP GSO) without allocating per packet.
+    pub fn poll_transmit_into(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
         if self.state == State::Closed {
             if self.reset_pending {
                 self.reset_pending = false;
-                return Some(self.control(now, PacketType::Reset));
+                self.control(now, PacketType::Reset, out);
+                return true;
             }
             if self.final_ack {
                 self.final_ack = false;
-                return Some(self.control(now, PacketType::State));
+                self.control(now, PacketType::State, out);
+                return true;
             }
-            return None;
+            return false;
         }
         self.update_zero_window(now);
         if let Some(i) = self.inflight.iter().position(|p| p.lost)
-            && let Some(t) = self.send_inflight(now, i)
+            && self.send_inflight(now, i, out)
         {
-            return Some(t);
+            return true;
         }
-        if self.state == State::Connected
-            && let Some(t) = self.send_new(now)
-        {
-            return Some(t);
+        if self.state == State::Connected && self.send_new(now, out) {
+            return true;
         }
         if self.ack_now || self.ack_deadline.is_some_and(|d| now >= d) {
-            return Some(self.control(now, PacketType::State));
+            self.control(now, PacketType::State, out);
+            return true;
         }
-        None
+        false
     }
 
     /// The next event, if any.
@@ -776,6 +816,9 @@ impl Connection {
             if p.transmissions == 1 {
                 rtt_sample = p.sent.map(|s| now.saturating_duration_since(s));
             }
+            if !p.sacked {
+                self.mtu.on_acked(p.seq, p.transmissions == 1);
+            }
             match p.kind {
                 Kind::Fin => self.fin_acked = true,
                 Kind::Syn | Kind::Data => {}
@@ -799,6 +842,7 @@ impl Connection {
                 p.sacked = true;
                 p.lost = false;
                 acked_bytes += p.payload.len();
+                self.mtu.on_acked(p.seq, p.transmissions == 1);
                 if p.transmissions == 1 {
                     rtt_sample = p.sent.map(|s| now.saturating_duration_since(s));
                 }
@@ -823,7 +867,9 @@ impl Connection {
                 p.lost = true;
                 p.fast_resent = true;
                 let seq = p.seq;
-                self.on_loss(seq);
+                if !self.mtu.on_lost(seq) {
+                    self.on_loss(seq);
+                }
             }
         }
         if let Some(rtt) = rtt_sample {
@@ -857,7 +903,9 @@ impl Connection {
                 self.cur_window = self.cur_window.saturating_sub(p.payload.len());
                 p.lost = true;
                 p.fast_resent = true;
-                lost_seq = Some(p.seq);
+                if !self.mtu.on_lost(p.seq) {
+                    lost_seq = Some(p.seq);
+                }
             }
         }
         if let Some(seq) = lost_seq {
@@ -889,6 +937,7 @@ impl Connection {
             self.fail(CloseReason::TimedOut, false);
             return;
         }
+        self.mtu.on_timeouts(self.timeouts);
         self.rto = (self.rto * 2).min(MAX_RTO);
         self.ssthresh = (self.cwnd / 2).max(2 * self.max_payload());
         self.cwnd = self.max_payload();
@@ -967,18 +1016,18 @@ impl Connection {
         }
     }
 
-    fn send_new(&mut self, now: Instant) -> Option<Transmit> {
+    fn send_new(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
         if self.inflight.len() >= usize::from(self.cfg.max_in_flight) {
-            return None;
+            return false;
         }
         if self.send_buf.is_empty() {
             if self.close_requested && !self.fin_sent {
                 self.fin_sent = true;
                 self.push_packet(Kind::Fin, Vec::new());
                 let i = self.inflight.len() - 1;
-                return self.send_inflight(now, i);
+                return self.send_inflight(now, i, out);
             }
-            return None;
+            return false;
         }
         let mut len = self.send_buf.len().min(self.max_payload());
         if self.cur_window == 0 && self.peer_wnd > 0 {
@@ -990,32 +1039,45 @@ impl Connection {
             && self.cur_window > 0
             && !self.close_requested
         {
-            return None;
+            return false;
         }
         let probe = self.peer_wnd == 0 && self.cur_window == 0 && self.probe_due;
         if !probe && self.cur_window + len > self.cwnd.min(self.peer_wnd) {
             self.window_limited = true;
-            return None;
+            return false;
         }
         if probe {
             self.probe_due = false;
         }
         let payload: Vec<u8> = self.send_buf.drain(..len).collect();
+        let full = len == self.max_payload();
         self.push_packet(Kind::Data, payload);
         let i = self.inflight.len() - 1;
-        self.send_inflight(now, i)
+        if full {
+            self.mtu.maybe_start_probe(now, self.seq_nr.wrapping_sub(1));
+        }
+        self.send_inflight(now, i, out)
     }
 
-    fn send_inflight(&mut self, now: Instant, i: usize) -> Option<Transmit> {
-        let len = self.inflight.get(i)?.payload.len();
-        let first = self.inflight.get(i)?.transmissions == 0;
+    fn send_inflight(&mut self, now: Instant, i: usize, out: &mut Vec<u8>) -> bool {
+        let Some(p) = self.inflight.get(i) else {
+            return false;
+        };
+        let (len, first) = (p.payload.len(), p.transmissions == 0);
         // Retransmissions respect the congestion window too, except the oldest packet.
         if !first && i > 0 && self.cur_window + len > self.cwnd.min(self.peer_wnd.max(len)) {
-            return None;
+            return false;
         }
         let header = self.header(now, PacketType::Data, 0);
         let sack = self.build_sack();
-        let p = self.inflight.get_mut(i)?;
+        let probe_size = self
+            .mtu
+            .probe
+            .filter(|pr| first && pr.seq == p.seq)
+            .map(|pr| pr.size);
+        let Some(p) = self.inflight.get_mut(i) else {
+            return false;
+        };
         p.lost = false;
         p.sent = Some(now);
         p.transmissions += 1;
@@ -1030,13 +1092,22 @@ impl Connection {
         if ty == PacketType::Syn {
             h.connection_id = self.recv_id;
         }
-        let mut contents = Vec::with_capacity(self.cfg.max_packet_size);
-        Packet {
+        let packet = Packet {
             header: h,
             sack: if ty == PacketType::Syn { None } else { sack },
             payload: &p.payload,
+        };
+        match probe_size {
+            // An MTU probe: the packet padded to the probe size with skipped extensions,
+            // so its data is safe when the probe is lost (the retransmission is unpadded).
+            Some(size) => {
+                let start = out.len();
+                packet.encode_padded(out, size.saturating_sub(packet.encoded_len()));
+                self.mtu.probe_len = out.len() - start;
+                self.stats.mtu_probes += 1;
+            }
+            None => packet.encode(out),
         }
-        .encode(&mut contents);
         if p.transmissions > 1 {
             self.stats.retransmits += 1;
         }
@@ -1045,21 +1116,19 @@ impl Connection {
             self.rto_deadline = Some(now + self.rto);
         }
         self.sent(now);
-        Some(Transmit { contents })
+        true
     }
 
-    fn control(&mut self, now: Instant, ty: PacketType) -> Transmit {
+    fn control(&mut self, now: Instant, ty: PacketType, out: &mut Vec<u8>) {
         let header = self.header(now, ty, self.seq_nr);
         let sack = self.build_sack();
-        let mut contents = Vec::with_capacity(HEADER_LEN + 2 + MAX_SACK_BYTES);
         Packet {
             header,
             sack: if ty == PacketType::State { sack } else { None },
             payload: &[],
         }
-        .encode(&mut contents);
+        .encode(out);
         self.sent(now);
-        Transmit { contents }
     }
 
     fn header(&self, now: Instant, ty: PacketType, seq_nr: u16) -> Header {

@@ -21,6 +21,8 @@ pub const DEFAULT_MAX_HALF_OPEN: usize = 64;
 /// Most ST_RESET replies to packets for unknown connections queued at once; more are
 /// not answered (a flood of junk cannot make us queue more).
 pub const MAX_PENDING_RESETS: usize = 64;
+/// Largest datagram to an IPv6 peer: an Ethernet MTU less the IPv6 and UDP headers.
+pub const IPV6_MAX_PACKET_SIZE: usize = 1452;
 /// Default life of a half-open incoming connection.
 pub const DEFAULT_HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -114,7 +116,7 @@ impl Endpoint {
         }
         // Pick a receive id not in use for this address (BEP 29 ids are per peer).
         for _ in 0..16 {
-            let conn = Connection::connect(self.conn_config(), now);
+            let conn = Connection::connect(self.conn_config(addr), now);
             let key = (addr, conn.recv_id());
             if !self.routes.contains_key(&key) {
                 return Some(self.insert(addr, conn, None));
@@ -204,7 +206,7 @@ impl Endpoint {
             tracing::trace!(%from, id, "uTP datagram dropped");
             return DatagramOutcome::Dropped;
         }
-        let Ok(conn) = Connection::accept(self.conn_config(), now, buf) else {
+        let Ok(conn) = Connection::accept(self.conn_config(from), now, buf) else {
             return DatagramOutcome::Dropped;
         };
         self.half_open += 1;
@@ -265,13 +267,18 @@ impl Endpoint {
             .min()
     }
 
-    fn conn_config(&mut self) -> Config {
+    fn conn_config(&mut self, addr: SocketAddr) -> Config {
         let mut seed = [0; 32];
         self.rng.fill_bytes(&mut seed);
-        Config {
+        let mut cfg = Config {
             rng_seed: seed,
             ..self.cfg.connection.clone()
+        };
+        if addr.is_ipv6() {
+            // The IPv6 header is 20 bytes longer than IPv4's.
+            cfg.max_packet_size = cfg.max_packet_size.min(IPV6_MAX_PACKET_SIZE);
         }
+        cfg
     }
 
     fn insert(

@@ -22,8 +22,10 @@
 //! the caller), spawns nothing and has no `unsafe`. Everything a peer can make it buffer is
 //! bounded by [`limits`], the connection [`Config`] and the [`EndpointConfig`] of the
 //! [`Endpoint`], which demultiplexes datagrams of one socket by (address, connection id)
-//! with a bounded half-open table. It owns no socket and does not probe the path MTU (packets are
-//! at most [`limits::DEFAULT_MAX_PACKET_SIZE`] bytes).
+//! with a bounded half-open table. It owns no socket. Path MTU discovery (module `mtu` docs
+//! in the source; [`Connection::path_mtu`]) searches between
+//! [`limits::DEFAULT_BASE_PACKET_SIZE`] and [`limits::DEFAULT_MAX_PACKET_SIZE`] with padded
+//! probes.
 //!
 //! # Example: a run loop over `std::net`
 //!
@@ -80,12 +82,13 @@ mod connection;
 pub mod endpoint;
 mod error;
 pub mod limits;
+mod mtu;
 mod packet;
 
 pub use connection::{CloseReason, Config, Connection, Event, Stats, Transmit};
 pub use endpoint::{ConnectionHandle, DatagramOutcome, Endpoint, EndpointConfig};
 pub use error::Error;
-pub use packet::{EXT_SACK, Header, Packet, PacketType, SelectiveAck, VERSION};
+pub use packet::{EXT_PADDING, EXT_SACK, Header, Packet, PacketType, SelectiveAck, VERSION};
 
 /// Runs the README's example as a doctest.
 #[cfg(doctest)]

@@ -11,11 +11,19 @@ pub const HEADER_LEN: usize = 20;
 pub const MAX_SACK_BYTES: usize = 32;
 /// Most extensions (known or unknown) walked in one packet.
 pub const MAX_EXTENSIONS: usize = 8;
-/// Default largest datagram we send: 1232 bytes, what fits in the IPv6 minimum MTU (1280)
-/// after the IPv6 and UDP headers, so it is safe on any path. Path MTU discovery is not
-/// implemented yet; this is a fixed conservative size.
-pub const DEFAULT_MAX_PACKET_SIZE: usize = 1232;
-/// Smallest `max_packet_size` accepted by [`Config`](crate::Config) (room for a header,
+/// Default datagram size before path MTU discovery confirms a larger one: 1232 bytes,
+/// what fits in the IPv6 minimum MTU (1280) after the IPv6 and UDP headers, so it is safe
+/// on any path.
+pub const DEFAULT_BASE_PACKET_SIZE: usize = 1232;
+/// Default ceiling of path MTU discovery: 1472 bytes, an Ethernet MTU (1500) less the IPv4
+/// and UDP headers. [`Endpoint`](crate::Endpoint) lowers it to 1452 for IPv6 peers.
+pub const DEFAULT_MAX_PACKET_SIZE: usize = 1472;
+/// Path MTU discovery stops when the largest size known to pass and the smallest known
+/// to fail are this close.
+pub const MTU_SEARCH_STEP: usize = 16;
+/// Default time after which a converged MTU search starts again.
+pub const DEFAULT_MTU_PROBE_INTERVAL: Duration = Duration::from_secs(600);
+/// Smallest `base_packet_size` accepted by [`Config`](crate::Config) (room for a header,
 /// a full SACK and some payload).
 pub const MIN_PACKET_SIZE: usize = 150;
 /// Default send buffer: 1 MiB of bytes accepted by `write` and not yet acknowledged.

@@ -67,6 +67,9 @@ impl PacketType {
 pub const VERSION: u8 = 1;
 /// Extension id of the selective ACK (BEP 29).
 pub const EXT_SACK: u8 = 1;
+/// Extension id lt-utp pads path MTU probes with (zero bytes, skipped by every receiver
+/// as an unknown extension; libtorrent uses ids 1 to 3).
+pub const EXT_PADDING: u8 = 0x5a;
 
 /// The fixed 20-byte header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -239,10 +242,36 @@ impl<'a> Packet<'a> {
 
     /// Appends the encoded packet to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
+        self.encode_padded(out, 0);
+    }
+
+    /// Appends the encoded packet followed by about `padding` bytes of [`EXT_PADDING`]
+    /// extensions (each at most 257 bytes; a single left-over byte is not padded, and
+    /// at most `MAX_EXTENSIONS - 1` padding extensions are written). Path MTU probes are
+    /// padded this way: receivers skip unknown extensions (BEP 29), so the payload is a
+    /// normal one and can be sent again unpadded when the probe is lost.
+    pub fn encode_padded(&self, out: &mut Vec<u8>, padding: usize) {
         let h = &self.header;
-        out.reserve(self.encoded_len());
+        let mut pads = [0u8; MAX_EXTENSIONS];
+        let mut count = 0;
+        let mut rem = padding.min((MAX_EXTENSIONS - 1) * (2 + usize::from(u8::MAX)));
+        while rem >= 2 && count < MAX_EXTENSIONS - 1 {
+            let mut chunk = rem.min(2 + usize::from(u8::MAX));
+            if rem - chunk == 1 {
+                chunk -= 1;
+            }
+            pads[count] = u8::try_from(chunk - 2).unwrap_or(u8::MAX);
+            count += 1;
+            rem -= chunk;
+        }
+        let pads = &pads[..count];
+        out.reserve(self.encoded_len() + padding);
         out.push(h.ty.to_u8() << 4 | VERSION);
-        out.push(if self.sack.is_some() { EXT_SACK } else { 0 });
+        out.push(match (self.sack.is_some(), pads.is_empty()) {
+            (true, _) => EXT_SACK,
+            (false, false) => EXT_PADDING,
+            (false, true) => 0,
+        });
         out.extend_from_slice(&h.connection_id.to_be_bytes());
         out.extend_from_slice(&h.timestamp_us.to_be_bytes());
         out.extend_from_slice(&h.timestamp_diff_us.to_be_bytes());
@@ -251,10 +280,15 @@ impl<'a> Packet<'a> {
         out.extend_from_slice(&h.ack_nr.to_be_bytes());
         if let Some(sack) = &self.sack {
             let bytes = sack.as_bytes();
-            out.push(0);
+            out.push(if pads.is_empty() { 0 } else { EXT_PADDING });
             // Length is at most MAX_SACK_BYTES (32), so it fits a byte.
             out.push(u8::try_from(bytes.len()).unwrap_or(0));
             out.extend_from_slice(bytes);
+        }
+        for (i, &len) in pads.iter().enumerate() {
+            out.push(if i + 1 < pads.len() { EXT_PADDING } else { 0 });
+            out.push(len);
+            out.resize(out.len() + usize::from(len), 0);
         }
         out.extend_from_slice(self.payload);
     }

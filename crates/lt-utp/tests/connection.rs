@@ -466,3 +466,33 @@ fn sequence_numbers_wrap_during_a_transfer() {
     assert!(got == data, "{} of {} bytes", got.len(), data.len());
     assert_eq!(server.stats().retransmits, 0);
 }
+
+/// An MTU probe's padding is skipped by the decoder: the payload is intact and the
+/// encoded length is exactly the probe size.
+#[test]
+fn padded_packet_decodes_to_the_same_payload() {
+    use lt_utp::{Header, Packet, PacketType, SelectiveAck};
+    for padding in [0, 2, 3, 200, 256, 257, 258, 600] {
+        for sack in [None, Some(SelectiveAck::new(4))] {
+            let p = Packet {
+                header: Header {
+                    ty: PacketType::Data,
+                    connection_id: 9,
+                    timestamp_us: 1,
+                    timestamp_diff_us: 2,
+                    wnd_size: 3,
+                    seq_nr: 4,
+                    ack_nr: 5,
+                },
+                sack,
+                payload: b"payload",
+            };
+            let mut out = Vec::new();
+            p.encode_padded(&mut out, padding);
+            let expect = if padding == 1 { 0 } else { padding };
+            assert_eq!(out.len(), p.encoded_len() + expect, "padding {padding}");
+            let d = Packet::decode(&out).expect("decodes");
+            assert_eq!((d.header, d.sack, d.payload), (p.header, p.sack, p.payload));
+        }
+    }
+}

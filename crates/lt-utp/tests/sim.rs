@@ -29,6 +29,8 @@ struct LinkSpec {
     rate: Option<u64>,
     /// Bottleneck queue in bytes (tail drop).
     queue: usize,
+    /// Largest datagram the link carries; larger ones are dropped (no fragmentation).
+    mtu: usize,
 }
 
 impl LinkSpec {
@@ -39,7 +41,12 @@ impl LinkSpec {
             loss_permille,
             rate: None,
             queue: usize::MAX,
+            mtu: usize::MAX,
         }
+    }
+
+    fn with_mtu(self, mtu: usize) -> Self {
+        Self { mtu, ..self }
     }
 }
 
@@ -51,6 +58,8 @@ struct Link {
     /// (send time, queuing wait) of every packet that entered the bottleneck.
     waits: Vec<(Instant, Duration)>,
     dropped: u64,
+    /// Datagrams dropped for exceeding the MTU.
+    too_big: u64,
 }
 
 impl Link {
@@ -62,10 +71,15 @@ impl Link {
             queue: BinaryHeap::new(),
             waits: Vec::new(),
             dropped: 0,
+            too_big: 0,
         }
     }
 
     fn send(&mut self, now: Instant, rng: &mut ChaCha8Rng, pkt: Vec<u8>) {
+        if pkt.len() > self.spec.mtu {
+            self.too_big += 1;
+            return;
+        }
         if rng.next_u32() % 1000 < self.spec.loss_permille {
             self.dropped += 1;
             return;
@@ -574,4 +588,61 @@ fn ledbat_yields_to_a_competing_tcp_like_flow() {
         utp_rate < tcp_rate / 2.0,
         "uTP did not yield: {utp_rate} B/s"
     );
+}
+
+/// Path MTU discovery finds a 1400-byte path within the search step, loses only probes
+/// to it (their data goes again at the old size, with no congestion reaction) and never
+/// sends a data packet over the confirmed size.
+#[test]
+fn mtu_discovery_finds_the_path_mtu() {
+    for mtu in [1400, 1300, 1472] {
+        let l = LinkSpec::simple(10, 0, 0).with_mtu(mtu);
+        let p = transfer(&format!("path MTU {mtu}"), 2 << 20, l, l);
+        let st = p.client.stats();
+        let found = p.client.path_mtu();
+        assert!(
+            found <= mtu && found + lt_utp::limits::MTU_SEARCH_STEP >= mtu.min(1472),
+            "mtu {mtu}: found {found}"
+        );
+        // Every datagram over the path MTU was a probe, and only probes were resent.
+        assert!(p.to_server.too_big <= st.mtu_probes, "mtu {mtu}: {st:?}");
+        assert_eq!(st.retransmits, p.to_server.too_big, "mtu {mtu}: {st:?}");
+        assert_eq!(st.fast_retransmits, 0, "mtu {mtu}: {st:?}");
+        assert!(st.mtu_probes <= 8, "mtu {mtu}: a binary search, {st:?}");
+    }
+}
+
+/// A path that carries only the base size: every probe is lost, packets stay at 1232
+/// bytes and the transfer completes without a timeout.
+#[test]
+fn mtu_discovery_on_a_minimum_path() {
+    let l = LinkSpec::simple(10, 0, 0).with_mtu(lt_utp::limits::DEFAULT_BASE_PACKET_SIZE);
+    let p = transfer("path MTU 1232", 1 << 20, l, l);
+    let st = p.client.stats();
+    assert_eq!(
+        p.client.path_mtu(),
+        lt_utp::limits::DEFAULT_BASE_PACKET_SIZE
+    );
+    assert_eq!(st.retransmits, p.to_server.too_big, "{st:?}");
+    assert_eq!(st.timeouts, 0, "{st:?}");
+}
+
+/// With discovery turned off (base = max) no datagram exceeds the base size.
+#[test]
+fn mtu_discovery_off() {
+    let l = LinkSpec::simple(10, 0, 0).with_mtu(1232);
+    let payload = data(256 << 10, 1);
+    let mut pair = Pair::new(1, l, l, payload.clone());
+    pair.client = Connection::connect(
+        Config {
+            rng_seed: [3; 32],
+            max_packet_size: 1232,
+            ..Config::default()
+        },
+        pair.start,
+    );
+    pair.drive(1, 1_000_000, |p| p.client.is_closed());
+    assert_eq!(pair.received, payload);
+    assert_eq!(pair.client.stats().mtu_probes, 0);
+    assert_eq!(pair.to_server.too_big, 0);
 }
