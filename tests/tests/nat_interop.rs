@@ -380,8 +380,9 @@ impl Gateway {
                 "ext_ifname=wan0\nlistening_ip=lan0\nport=5000\nenable_natpmp=yes\n\
                  enable_upnp=yes\nsecure_mode=no\nuuid=3d3cec3a-8cf0-11e0-98ee-001a6bd2d07b\n\
                  upnp_table_name=filter\nupnp_nat_table_name=nat\next_ip={EXT_IP}\n\
-                 min_lifetime=4\n\
-                 allow 1024-65535 192.168.77.0/24 1024-65535\ndeny 0-65535 0.0.0.0/0 0-65535\n"
+                 min_lifetime=4\nlease_file={}\n\
+                 allow 1024-65535 192.168.77.0/24 1024-65535\ndeny 0-65535 0.0.0.0/0 0-65535\n",
+                dir.join("miniupnpd.leases").display()
             ),
         )
         .unwrap();
