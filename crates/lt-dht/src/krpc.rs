@@ -12,8 +12,8 @@ use lt_core::{Sha1Hash, compact};
 
 use crate::Error;
 use crate::limits::{
-    MAX_DEPTH, MAX_ERROR_MESSAGE_LEN, MAX_ITEMS, MAX_MESSAGE_LEN, MAX_NODES, MAX_SAMPLES,
-    MAX_TID_LEN, MAX_TOKEN_LEN, MAX_VALUES, MAX_VERSION_LEN,
+    MAX_DEPTH, MAX_ERROR_MESSAGE_LEN, MAX_ITEM_VALUE_LEN, MAX_ITEMS, MAX_MESSAGE_LEN, MAX_NODES,
+    MAX_SALT_LEN, MAX_SAMPLES, MAX_TID_LEN, MAX_TOKEN_LEN, MAX_VALUES, MAX_VERSION_LEN,
 };
 
 /// Bytes of one IPv4 compact node info: 20-byte id, 4-byte IP, 2-byte port.
@@ -105,6 +105,41 @@ pub enum Query {
         /// Where in the key space to return nodes for.
         target: Sha1Hash,
     },
+    /// BEP 44 `get`: an immutable or mutable item.
+    Get {
+        /// Querier id.
+        id: Sha1Hash,
+        /// SHA-1 of the value (immutable) or of the public key and salt (mutable).
+        target: Sha1Hash,
+        /// Only send the value if the stored sequence number is greater.
+        seq: Option<i64>,
+    },
+    /// BEP 44 `put`.
+    Put {
+        /// Querier id.
+        id: Sha1Hash,
+        /// The token from an earlier `get` reply.
+        token: Vec<u8>,
+        /// The item with, for mutable items, its signature.
+        item: PutItem,
+    },
+}
+
+/// The arguments of a BEP 44 `put` besides `id` and `token`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutItem {
+    /// The value, bencoded (`v`), at most [`MAX_ITEM_VALUE_LEN`] bytes.
+    pub v: Vec<u8>,
+    /// Mutable items: the ed25519 public key (`k`).
+    pub k: Option<[u8; 32]>,
+    /// Mutable items: the signature (`sig`).
+    pub sig: Option<[u8; 64]>,
+    /// Mutable items: the sequence number (`seq`).
+    pub seq: Option<i64>,
+    /// Compare-and-swap: only store if the current `seq` equals this (`cas`).
+    pub cas: Option<i64>,
+    /// Mutable items: the salt (`salt`), at most [`MAX_SALT_LEN`] bytes.
+    pub salt: Option<Vec<u8>>,
 }
 
 impl Query {
@@ -116,7 +151,9 @@ impl Query {
             | Self::FindNode { id, .. }
             | Self::GetPeers { id, .. }
             | Self::AnnouncePeer { id, .. }
-            | Self::SampleInfohashes { id, .. } => *id,
+            | Self::SampleInfohashes { id, .. }
+            | Self::Get { id, .. }
+            | Self::Put { id, .. } => *id,
         }
     }
 
@@ -129,6 +166,8 @@ impl Query {
             Self::GetPeers { .. } => "get_peers",
             Self::AnnouncePeer { .. } => "announce_peer",
             Self::SampleInfohashes { .. } => "sample_infohashes",
+            Self::Get { .. } => "get",
+            Self::Put { .. } => "put",
         }
     }
 }
@@ -153,6 +192,14 @@ pub struct Response {
     pub interval: Option<i64>,
     /// BEP 51 number of info-hashes the responder stores.
     pub num: Option<i64>,
+    /// BEP 44 `get`: the stored value, bencoded (`v`).
+    pub v: Option<Vec<u8>>,
+    /// BEP 44 `get` of a mutable item: the public key (`k`).
+    pub k: Option<[u8; 32]>,
+    /// BEP 44 `get` of a mutable item: the signature (`sig`).
+    pub sig: Option<[u8; 64]>,
+    /// BEP 44 `get` of a mutable item: the sequence number (`seq`).
+    pub seq: Option<i64>,
 }
 
 impl Response {
@@ -168,6 +215,10 @@ impl Response {
             samples: Vec::new(),
             interval: None,
             num: None,
+            v: None,
+            k: None,
+            sig: None,
+            seq: None,
         }
     }
 }
@@ -341,9 +392,48 @@ fn key(out: &mut Vec<u8>, k: &str) {
 
 fn encode_args(out: &mut Vec<u8>, q: &Query) {
     out.push(b'd');
+    if let Query::Put {
+        item: PutItem { cas: Some(cas), .. },
+        ..
+    } = q
+    {
+        key(out, "cas");
+        write_int(out, *cas);
+    }
     key(out, "id");
     write_bytes(out, q.id().as_bytes());
     match q {
+        Query::Get { target, seq, .. } => {
+            if let Some(seq) = seq {
+                key(out, "seq");
+                write_int(out, *seq);
+            }
+            key(out, "target");
+            write_bytes(out, target.as_bytes());
+        }
+        Query::Put { token, item, .. } => {
+            if let Some(k) = &item.k {
+                key(out, "k");
+                write_bytes(out, k);
+            }
+            if let Some(salt) = &item.salt {
+                key(out, "salt");
+                write_bytes(out, salt);
+            }
+            if let Some(seq) = item.seq {
+                key(out, "seq");
+                write_int(out, seq);
+            }
+            if let Some(sig) = &item.sig {
+                key(out, "sig");
+                write_bytes(out, sig);
+            }
+            key(out, "token");
+            write_bytes(out, token);
+            key(out, "v");
+            // `v` is already bencoded (checked on decode, or by the caller's command).
+            out.extend_from_slice(&item.v);
+        }
         Query::Ping { .. } => {}
         Query::FindNode { target, .. } | Query::SampleInfohashes { target, .. } => {
             key(out, "target");
@@ -383,6 +473,10 @@ fn encode_response(out: &mut Vec<u8>, r: &Response) {
         key(out, "interval");
         write_int(out, i);
     }
+    if let Some(k) = &r.k {
+        key(out, "k");
+        write_bytes(out, k);
+    }
     if !r.nodes.is_empty() {
         key(out, "nodes");
         write_bytes(out, &encode_nodes(&r.nodes));
@@ -403,9 +497,21 @@ fn encode_response(out: &mut Vec<u8>, r: &Response) {
         }
         write_bytes(out, &s);
     }
+    if let Some(seq) = r.seq {
+        key(out, "seq");
+        write_int(out, seq);
+    }
+    if let Some(sig) = &r.sig {
+        key(out, "sig");
+        write_bytes(out, sig);
+    }
     if let Some(t) = &r.token {
         key(out, "token");
         write_bytes(out, t);
+    }
+    if let Some(v) = &r.v {
+        key(out, "v");
+        out.extend_from_slice(v);
     }
     if !r.values.is_empty() {
         key(out, "values");
@@ -450,6 +556,31 @@ fn decode_query(dict: &Dict<'_>) -> Result<Query, Error> {
             id,
             target: hash(&a, "target")?,
         },
+        b"get" => Query::Get {
+            id,
+            target: hash(&a, "target")?,
+            seq: opt_int(&a, "seq")?,
+        },
+        b"put" => {
+            let token = bounded_bytes(&a, "token", MAX_TOKEN_LEN)?.to_vec();
+            let v = item_value(&a)?.ok_or(Error::BadField { key: "v" })?;
+            let salt = match a.get("salt") {
+                None => None,
+                Some(_) => Some(bounded_bytes(&a, "salt", MAX_SALT_LEN)?.to_vec()),
+            };
+            Query::Put {
+                id,
+                token,
+                item: PutItem {
+                    v,
+                    k: opt_array(&a, "k")?,
+                    sig: opt_array(&a, "sig")?,
+                    seq: opt_int(&a, "seq")?,
+                    cas: opt_int(&a, "cas")?,
+                    salt,
+                },
+            }
+        }
         b"announce_peer" => {
             let info_hash = hash(&a, "info_hash")?;
             let implied_port = matches!(a.get_int("implied_port"), Some(1));
@@ -525,7 +656,45 @@ fn decode_response(dict: &Dict<'_>) -> Result<Response, Error> {
     if let Some(n) = r.get("num") {
         out.num = Some(n.as_int().ok_or(Error::BadField { key: "num" })?);
     }
+    out.v = item_value(&r)?;
+    out.k = opt_array(&r, "k")?;
+    out.sig = opt_array(&r, "sig")?;
+    out.seq = opt_int(&r, "seq")?;
     Ok(out)
+}
+
+/// The raw bencoding of a BEP 44 `v`, at most [`MAX_ITEM_VALUE_LEN`] bytes.
+fn item_value(dict: &Dict<'_>) -> Result<Option<Vec<u8>>, Error> {
+    let Some(n) = dict.get("v") else {
+        return Ok(None);
+    };
+    let raw = n.raw();
+    if raw.len() > MAX_ITEM_VALUE_LEN {
+        return Err(Error::TooMany {
+            key: "v",
+            len: raw.len(),
+            max: MAX_ITEM_VALUE_LEN,
+        });
+    }
+    Ok(Some(raw.to_vec()))
+}
+
+fn opt_int(dict: &Dict<'_>, key: &'static str) -> Result<Option<i64>, Error> {
+    match dict.get(key) {
+        None => Ok(None),
+        Some(n) => n.as_int().map(Some).ok_or(Error::BadField { key }),
+    }
+}
+
+fn opt_array<const N: usize>(dict: &Dict<'_>, key: &'static str) -> Result<Option<[u8; N]>, Error> {
+    match dict.get(key) {
+        None => Ok(None),
+        Some(n) => n
+            .as_bytes()
+            .and_then(|b| <[u8; N]>::try_from(b).ok())
+            .map(Some)
+            .ok_or(Error::BadField { key }),
+    }
 }
 
 fn decode_error(dict: &Dict<'_>) -> Result<Body, Error> {
@@ -608,6 +777,22 @@ mod tests {
         ))
     }
 
+    /// A small bencoded value: a string, an integer or a list of both.
+    fn value(g: &mut Gen) -> Vec<u8> {
+        let mut out = Vec::new();
+        match u8::arbitrary(g) % 3 {
+            0 => write_bytes(&mut out, &bytes(g, 40)),
+            1 => write_int(&mut out, i64::arbitrary(g)),
+            _ => {
+                out.push(b'l');
+                write_bytes(&mut out, &bytes(g, 10));
+                write_int(&mut out, i64::arbitrary(g));
+                out.push(b'e');
+            }
+        }
+        out
+    }
+
     fn list<T>(g: &mut Gen, max: usize, f: impl Fn(&mut Gen) -> T) -> Vec<T> {
         let n = usize::arbitrary(g) % (max + 1);
         (0..n).map(|_| f(g)).collect()
@@ -618,7 +803,7 @@ mod tests {
 
     impl Arbitrary for Arb {
         fn arbitrary(g: &mut Gen) -> Self {
-            let body = match u8::arbitrary(g) % 7 {
+            let body = match u8::arbitrary(g) % 9 {
                 0 => Body::Query(Query::Ping { id: h(g) }),
                 1 => Body::Query(Query::FindNode {
                     id: h(g),
@@ -639,6 +824,23 @@ mod tests {
                     id: h(g),
                     target: h(g),
                 }),
+                7 => Body::Query(Query::Get {
+                    id: h(g),
+                    target: h(g),
+                    seq: Option::arbitrary(g),
+                }),
+                8 => Body::Query(Query::Put {
+                    id: h(g),
+                    token: bytes(g, MAX_TOKEN_LEN),
+                    item: PutItem {
+                        v: value(g),
+                        k: bool::arbitrary(g).then(|| [u8::arbitrary(g); 32]),
+                        sig: bool::arbitrary(g).then(|| [u8::arbitrary(g); 64]),
+                        seq: Option::arbitrary(g),
+                        cas: Option::arbitrary(g),
+                        salt: bool::arbitrary(g).then(|| bytes(g, MAX_SALT_LEN)),
+                    },
+                }),
                 5 => Body::Error {
                     code: i64::arbitrary(g),
                     message: bytes(g, 40),
@@ -658,6 +860,10 @@ mod tests {
                     samples: list(g, 10, h),
                     interval: Option::arbitrary(g),
                     num: Option::arbitrary(g),
+                    v: bool::arbitrary(g).then(|| value(g)),
+                    k: bool::arbitrary(g).then(|| [u8::arbitrary(g); 32]),
+                    sig: bool::arbitrary(g).then(|| [u8::arbitrary(g); 64]),
+                    seq: Option::arbitrary(g),
                 }),
             };
             Self(Message {

@@ -67,12 +67,14 @@
 #![warn(missing_docs)]
 
 mod error;
+pub mod item;
 pub mod krpc;
 pub mod limits;
 mod node;
 pub mod routing;
 
 pub use error::Error;
-pub use krpc::{Body, Message, NodeInfo, Query, Response};
+pub use item::{Item, ItemError, MutableItem};
+pub use krpc::{Body, Message, NodeInfo, PutItem, Query, Response};
 pub use node::{CommandError, Config, Dht, Event, LookupId, LookupKind, Transmit};
 pub use routing::RoutingTable;

@@ -6,8 +6,9 @@
 /// Largest KRPC datagram accepted (and the most we ever encode). A full `get_peers`
 /// reply with 8 IPv6 nodes and 100 IPv4 values stays under this.
 pub const MAX_MESSAGE_LEN: usize = 2048;
-/// Maximum bencode nesting in a KRPC message (message, `r`/`a`, `values` list).
-pub const MAX_DEPTH: usize = 4;
+/// Maximum bencode nesting in a KRPC message: message, `r`/`a`, then a `values` list or a
+/// BEP 44 `v`, which may itself nest a few levels.
+pub const MAX_DEPTH: usize = 12;
 /// Maximum bencode items in a KRPC message.
 pub const MAX_ITEMS: usize = 512;
 /// Maximum length of a transaction id (libtorrent sends 2 bytes, others up to 8).
@@ -24,6 +25,10 @@ pub const MAX_NODES: usize = 32;
 pub const MAX_VALUES: usize = 200;
 /// Maximum info-hashes in one BEP 51 `samples` value.
 pub const MAX_SAMPLES: usize = 64;
+/// BEP 44: the bencoded `v` of an item is at most 1000 bytes.
+pub const MAX_ITEM_VALUE_LEN: usize = 1000;
+/// BEP 44: a salt is at most 64 bytes.
+pub const MAX_SALT_LEN: usize = 64;
 
 /// Default number of nodes per routing-table bucket (BEP 5's K).
 pub const DEFAULT_BUCKET_SIZE: usize = 8;
@@ -45,3 +50,5 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 512;
 pub const DEFAULT_MAX_LOOKUPS: usize = 64;
 /// Candidates kept per lookup (the closest ones).
 pub const DEFAULT_MAX_CANDIDATES: usize = 64;
+/// Default maximum BEP 44 items stored for others (libtorrent's `max_dht_items` is 700).
+pub const DEFAULT_MAX_STORED_ITEMS: usize = 1000;

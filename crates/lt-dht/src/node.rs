@@ -13,7 +13,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use tracing::trace;
 
-use crate::krpc::{Body, Message, NodeInfo, Query, Response};
+use crate::item::{Item, ItemError, MutableItem, immutable_target, mutable_target};
+use crate::krpc::{Body, Message, NodeInfo, PutItem, Query, Response};
 use crate::limits;
 use crate::routing::RoutingTable;
 
@@ -67,6 +68,11 @@ pub struct Config {
     /// Maintenance period: token rotation check, peer expiry, pinging questionable
     /// nodes. Default: 60 s.
     pub maintenance_interval: Duration,
+    /// BEP 44 items stored for others; the oldest is dropped for a new one. Default:
+    /// [`limits::DEFAULT_MAX_STORED_ITEMS`].
+    pub max_stored_items: usize,
+    /// How long a stored BEP 44 item lives without being put again (BEP 44: 2 hours).
+    pub item_ttl: Duration,
 }
 
 impl Default for Config {
@@ -92,6 +98,8 @@ impl Default for Config {
             max_in_flight: limits::DEFAULT_MAX_IN_FLIGHT,
             max_lookups: limits::DEFAULT_MAX_LOOKUPS,
             maintenance_interval: Duration::from_secs(60),
+            max_stored_items: limits::DEFAULT_MAX_STORED_ITEMS,
+            item_ttl: Duration::from_secs(2 * 60 * 60),
         }
     }
 }
@@ -110,6 +118,7 @@ pub struct Transmit {
 pub struct LookupId(pub u64);
 
 /// What a lookup is for.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LookupKind {
     /// `find_node` towards our own id, from the routers.
@@ -123,6 +132,10 @@ pub enum LookupKind {
     /// `get_peers`, then `announce_peer` to the closest nodes that gave tokens;
     /// `None` announces with `implied_port`.
     Announce(Option<u16>),
+    /// BEP 44 `get` of an item ([`Event::Item`] reports what is found).
+    Get,
+    /// BEP 44 `get` for tokens, then `put` to the closest nodes that gave one.
+    Put,
 }
 
 /// Output of the node.
@@ -152,8 +165,31 @@ pub enum Event {
         rounds: u32,
         /// Queries sent.
         messages: u32,
-        /// For announces: `announce_peer` queries sent.
+        /// For announces and puts: `announce_peer` or `put` queries sent.
         announced: usize,
+    },
+    /// A BEP 44 `get` lookup received a valid item: the first immutable one, then each
+    /// mutable one with a higher `seq` than before.
+    Item {
+        /// The lookup.
+        lookup: LookupId,
+        /// The item's key.
+        target: Sha1Hash,
+        /// The item (its hash or signature checked).
+        item: Item,
+    },
+    /// A node announced itself as a peer for an info-hash (it gave a valid token).
+    IncomingAnnounce {
+        /// The torrent.
+        info_hash: Sha1Hash,
+        /// The peer's address (UDP source IP with the announced or implied port).
+        peer: SocketAddr,
+    },
+    /// A majority of recent responders report the same external address for us (BEP 42
+    /// `ip`); the session may restart the node with a conforming id.
+    ExternalAddress {
+        /// Our address as others see it.
+        addr: SocketAddr,
     },
     /// The bootstrap lookup finished.
     BootstrapDone {
@@ -169,6 +205,9 @@ pub enum CommandError {
     /// [`Config::max_lookups`] lookups are already running.
     #[error("too many concurrent lookups")]
     TooManyLookups,
+    /// A BEP 44 item is malformed or its signature does not verify.
+    #[error("invalid item: {0}")]
+    InvalidItem(#[from] ItemError),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,6 +234,24 @@ struct Lookup {
     seen: HashSet<SocketAddr>,
     in_flight: usize,
     messages: u32,
+    /// BEP 44: what to `put` when the lookup ends ([`LookupKind::Put`]).
+    put: Option<PutItem>,
+    /// BEP 44 `get`: the mutable key and salt expected, the `seq` asked for, and the best
+    /// `seq` reported so far (`Some` once an immutable item was found).
+    get: Option<GetState>,
+}
+
+#[derive(Debug, Clone)]
+struct GetState {
+    mutable: Option<([u8; 32], Vec<u8>)>,
+    min_seq: Option<i64>,
+    best_seq: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+struct StoredItem {
+    item: Item,
+    stored: Instant,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -246,6 +303,9 @@ pub struct Dht {
     rate: Vec<RateEntry>,
     rate_salt: u64,
     bootstrap: Option<LookupId>,
+    items: HashMap<Sha1Hash, StoredItem>,
+    ip_votes: VecDeque<(IpAddr, SocketAddr)>,
+    external: Option<SocketAddr>,
 }
 
 impl Dht {
@@ -287,6 +347,9 @@ impl Dht {
             rate,
             rate_salt,
             bootstrap: None,
+            items: HashMap::new(),
+            ip_votes: VecDeque::new(),
+            external: None,
         }
     }
 
@@ -371,6 +434,132 @@ impl Dht {
         self.start(now, LookupKind::Announce(port), info_hash)
     }
 
+    /// BEP 44: looks up the immutable item whose key is `target` (the SHA-1 of its
+    /// bencoded value). [`Event::Item`] reports it.
+    ///
+    /// # Errors
+    ///
+    /// [`CommandError::TooManyLookups`].
+    pub fn get_immutable(
+        &mut self,
+        now: Instant,
+        target: Sha1Hash,
+    ) -> Result<LookupId, CommandError> {
+        let get = GetState {
+            mutable: None,
+            min_seq: None,
+            best_seq: None,
+        };
+        self.start_with(now, LookupKind::Get, target, None, Some(get))
+    }
+
+    /// BEP 44: looks up the mutable item of public key `k` and `salt`; with `min_seq`, only
+    /// newer items are sent. [`Event::Item`] reports each higher `seq` found.
+    ///
+    /// # Errors
+    ///
+    /// [`CommandError::TooManyLookups`], or [`CommandError::InvalidItem`] for a salt
+    /// longer than 64 bytes.
+    pub fn get_mutable(
+        &mut self,
+        now: Instant,
+        k: [u8; 32],
+        salt: &[u8],
+        min_seq: Option<i64>,
+    ) -> Result<LookupId, CommandError> {
+        if salt.len() > limits::MAX_SALT_LEN {
+            return Err(ItemError::SaltTooLong {
+                len: salt.len(),
+                max: limits::MAX_SALT_LEN,
+            }
+            .into());
+        }
+        let get = GetState {
+            mutable: Some((k, salt.to_vec())),
+            min_seq,
+            best_seq: None,
+        };
+        self.start_with(
+            now,
+            LookupKind::Get,
+            mutable_target(&k, salt),
+            None,
+            Some(get),
+        )
+    }
+
+    /// BEP 44: stores the bencoded value `v` as an immutable item on the closest nodes.
+    /// Returns the lookup and the item's key (the SHA-1 of `v`).
+    ///
+    /// # Errors
+    ///
+    /// [`CommandError::InvalidItem`] if `v` is not one bencoded value of at most 1000
+    /// bytes, or [`CommandError::TooManyLookups`].
+    pub fn put_immutable(
+        &mut self,
+        now: Instant,
+        v: Vec<u8>,
+    ) -> Result<(LookupId, Sha1Hash), CommandError> {
+        crate::item::check_value(&v)?;
+        let target = immutable_target(&v);
+        let put = PutItem {
+            v,
+            k: None,
+            sig: None,
+            seq: None,
+            cas: None,
+            salt: None,
+        };
+        let lid = self.start_with(now, LookupKind::Put, target, Some(put), None)?;
+        Ok((lid, target))
+    }
+
+    /// BEP 44: stores a signed mutable item on the closest nodes; with `cas`, nodes only
+    /// replace an item whose `seq` equals it.
+    ///
+    /// # Errors
+    ///
+    /// [`CommandError::InvalidItem`] if the item does not verify, or
+    /// [`CommandError::TooManyLookups`].
+    pub fn put_mutable(
+        &mut self,
+        now: Instant,
+        item: MutableItem,
+        cas: Option<i64>,
+    ) -> Result<LookupId, CommandError> {
+        if !item.verify() {
+            return Err(ItemError::BadSignature.into());
+        }
+        let target = item.target();
+        let put = PutItem {
+            v: item.v,
+            k: Some(item.k),
+            sig: Some(item.sig),
+            seq: Some(item.seq),
+            cas,
+            salt: (!item.salt.is_empty()).then_some(item.salt),
+        };
+        self.start_with(now, LookupKind::Put, target, Some(put), None)
+    }
+
+    /// The BEP 44 item stored here under `target`, if any.
+    #[must_use]
+    pub fn stored_item(&self, target: &Sha1Hash) -> Option<&Item> {
+        self.items.get(target).map(|s| &s.item)
+    }
+
+    /// Number of BEP 44 items stored here.
+    #[must_use]
+    pub fn stored_items(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Our external address as voted by responders (BEP 42 `ip`), once known.
+    #[must_use]
+    pub fn external_addr(&self) -> Option<SocketAddr> {
+        self.external
+    }
+
     /// Peers stored for `info_hash` by `announce_peer` queries.
     pub fn stored_peers(&self, info_hash: &Sha1Hash) -> impl Iterator<Item = SocketAddr> + '_ {
         self.peers
@@ -400,6 +589,9 @@ impl Dht {
                 {
                     let (code, text): (i64, &[u8]) = match e {
                         crate::Error::UnknownMethod => (204, b"Method Unknown"),
+                        // BEP 44 error codes for an oversized value or salt.
+                        crate::Error::TooMany { key: "v", .. } => (205, b"message too big"),
+                        crate::Error::BadField { key: "salt" } => (207, b"salt too big"),
                         _ => (203, b"Protocol Error"),
                     };
                     let msg = Message {
@@ -422,10 +614,16 @@ impl Dht {
         };
         match msg.body {
             Body::Query(q) => self.on_query(now, from, &msg.tid, msg.read_only, q),
-            Body::Response(r) => self.on_response(now, from, &msg.tid, Some(r)),
+            Body::Response(r) => {
+                if self.on_response(now, from, &msg.tid, Some(r))
+                    && let Some(ip) = msg.ip
+                {
+                    self.vote_external(from.ip(), ip);
+                }
+            }
             Body::Error { code, .. } => {
                 trace!(peer = %from, code, "KRPC error");
-                self.on_response(now, from, &msg.tid, None);
+                let _ = self.on_response(now, from, &msg.tid, None);
             }
         }
     }
@@ -521,8 +719,48 @@ impl Dht {
                             message: b"bad port".to_vec(),
                         }
                     } else {
-                        self.store_peer(info_hash, SocketAddr::new(ip, port), now);
+                        let peer = SocketAddr::new(ip, port);
+                        self.store_peer(info_hash, peer, now);
+                        self.events
+                            .push_back(Event::IncomingAnnounce { info_hash, peer });
                         Body::Response(Response::new(self.id))
+                    }
+                }
+            }
+            Query::Get { target, seq, .. } => {
+                let mut r = self.nodes_reply(&target, now);
+                r.token = Some(self.token(from.ip(), &self.secret).to_vec());
+                match self.items.get(&target).map(|s| &s.item) {
+                    Some(Item::Immutable { v }) => r.v = Some(v.clone()),
+                    Some(Item::Mutable(m)) => {
+                        r.seq = Some(m.seq);
+                        // BEP 44: with `seq`, the value is only sent if ours is newer.
+                        if seq.is_none_or(|s| m.seq > s) {
+                            r.v = Some(m.v.clone());
+                            r.k = Some(m.k);
+                            r.sig = Some(m.sig);
+                        }
+                    }
+                    None => {}
+                }
+                Body::Response(r)
+            }
+            Query::Put { token, item, .. } => {
+                let ip = from.ip();
+                if token != self.token(ip, &self.secret)
+                    && token != self.token(ip, &self.prev_secret)
+                {
+                    Body::Error {
+                        code: 203,
+                        message: b"bad token".to_vec(),
+                    }
+                } else {
+                    match self.put_item(now, item) {
+                        Ok(()) => Body::Response(Response::new(self.id)),
+                        Err((code, text)) => Body::Error {
+                            code,
+                            message: text.to_vec(),
+                        },
                     }
                 }
             }
@@ -618,6 +856,57 @@ impl Dht {
         e.count <= limit
     }
 
+    /// Stores an item from a remote `put`, or returns the BEP 44 error code and text.
+    fn put_item(&mut self, now: Instant, put: PutItem) -> Result<(), (i64, &'static [u8])> {
+        let item = match (put.k, put.sig, put.seq) {
+            (None, None, None) => {
+                if crate::item::check_value(&put.v).is_err() {
+                    return Err((205, b"message too big"));
+                }
+                Item::Immutable { v: put.v }
+            }
+            (Some(k), Some(sig), Some(seq)) => {
+                let m = MutableItem {
+                    k,
+                    salt: put.salt.unwrap_or_default(),
+                    seq,
+                    v: put.v,
+                    sig,
+                };
+                if !m.verify() {
+                    return Err((206, b"invalid signature"));
+                }
+                if let Some(Item::Mutable(old)) = self.items.get(&m.target()).map(|s| &s.item) {
+                    // BEP 44: compare-and-swap, and never go back in sequence.
+                    if put.cas.is_some_and(|cas| cas != old.seq) {
+                        return Err((301, b"CAS mismatch"));
+                    }
+                    if seq < old.seq {
+                        return Err((302, b"sequence number less than current"));
+                    }
+                }
+                Item::Mutable(m)
+            }
+            _ => return Err((203, b"missing k, sig or seq")),
+        };
+        let target = item.target();
+        if !self.items.contains_key(&target) && self.items.len() >= self.config.max_stored_items {
+            // Full: the item stored longest ago makes room.
+            let oldest = self
+                .items
+                .iter()
+                .min_by_key(|(_, s)| s.stored)
+                .map(|(t, _)| *t);
+            if let Some(t) = oldest {
+                self.items.remove(&t);
+            }
+        }
+        if self.config.max_stored_items > 0 {
+            self.items.insert(target, StoredItem { item, stored: now });
+        }
+        Ok(())
+    }
+
     fn store_peer(&mut self, info_hash: Sha1Hash, peer: SocketAddr, now: Instant) {
         if !self.peers.contains_key(&info_hash) && self.peers.len() >= self.config.max_info_hashes {
             trace!("peer store full");
@@ -680,6 +969,9 @@ impl Dht {
             list.retain(|(_, t)| now.saturating_duration_since(*t) < ttl);
             !list.is_empty()
         });
+        let item_ttl = self.config.item_ttl;
+        self.items
+            .retain(|_, s| now.saturating_duration_since(s.stored) < item_ttl);
         // BEP 5: refresh buckets unchanged for 15 minutes.
         if let Some(since) = now.checked_sub(crate::routing::GOOD_FOR) {
             self.refresh(now, Some(since));
@@ -746,17 +1038,24 @@ impl Dht {
         true
     }
 
-    fn on_response(&mut self, now: Instant, from: SocketAddr, tid: &[u8], r: Option<Response>) {
+    /// Matches a reply to our query; true when it answered one.
+    fn on_response(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        tid: &[u8],
+        r: Option<Response>,
+    ) -> bool {
         let Ok(tid) = <[u8; 2]>::try_from(tid) else {
-            return;
+            return false;
         };
         let tid = u16::from_be_bytes(tid);
         let Some(p) = self.pending.get(&tid).copied() else {
-            return;
+            return false;
         };
         // Anti-spoofing: the reply must come from the address we asked.
         if p.addr != from {
-            return;
+            return false;
         }
         self.pending.remove(&tid);
         self.deadlines.remove(&(p.deadline, tid));
@@ -764,7 +1063,7 @@ impl Dht {
             if let Purpose::Lookup(lid, _) = p.purpose {
                 self.lookup_reply(now, lid, from, None, 0);
             }
-            return;
+            return true;
         };
         if p.id.is_some_and(|id| id != r.id) {
             // A different node answers at that address now.
@@ -783,6 +1082,27 @@ impl Dht {
         if let Purpose::Lookup(lid, hop) = p.purpose {
             self.lookup_reply(now, lid, from, Some(r), hop);
         }
+        true
+    }
+
+    /// BEP 42: counts the `ip` a responder saw us at. Only the last [`IP_VOTES`] votes are
+    /// kept, one per responder IP; an address with more than half of them becomes ours.
+    fn vote_external(&mut self, voter: IpAddr, seen: SocketAddr) {
+        if self.ip_votes.iter().any(|(v, _)| *v == voter) {
+            return;
+        }
+        if self.ip_votes.len() >= IP_VOTES {
+            self.ip_votes.pop_front();
+        }
+        self.ip_votes.push_back((voter, seen));
+        let count = self.ip_votes.iter().filter(|(_, s)| *s == seen).count();
+        if count >= IP_VOTES_NEEDED
+            && count * 2 > self.ip_votes.len()
+            && self.external != Some(seen)
+        {
+            self.external = Some(seen);
+            self.events.push_back(Event::ExternalAddress { addr: seen });
+        }
     }
 
     // ---- lookups ----
@@ -792,6 +1112,17 @@ impl Dht {
         now: Instant,
         kind: LookupKind,
         target: Sha1Hash,
+    ) -> Result<LookupId, CommandError> {
+        self.start_with(now, kind, target, None, None)
+    }
+
+    fn start_with(
+        &mut self,
+        now: Instant,
+        kind: LookupKind,
+        target: Sha1Hash,
+        put: Option<PutItem>,
+        get: Option<GetState>,
     ) -> Result<LookupId, CommandError> {
         if self.lookups.len() >= self.config.max_lookups {
             return Err(CommandError::TooManyLookups);
@@ -805,6 +1136,8 @@ impl Dht {
             seen: HashSet::new(),
             in_flight: 0,
             messages: 0,
+            put,
+            get,
         };
         for node in self
             .table
@@ -815,7 +1148,7 @@ impl Dht {
         self.lookups.insert(lid, lookup);
         if kind == LookupKind::Bootstrap || self.table.len() < self.config.bucket_size {
             for addr in self.routers.clone() {
-                let q = self.query_for(kind, target);
+                let q = self.query_for(lid, kind, target);
                 if self.send_query(now, addr, None, q, Purpose::Lookup(lid, 0))
                     && let Some(l) = self.lookups.get_mut(&lid)
                 {
@@ -829,8 +1162,17 @@ impl Dht {
         Ok(lid)
     }
 
-    fn query_for(&self, kind: LookupKind, target: Sha1Hash) -> Query {
+    fn query_for(&self, lid: LookupId, kind: LookupKind, target: Sha1Hash) -> Query {
         match kind {
+            LookupKind::Get | LookupKind::Put => Query::Get {
+                id: self.id,
+                target,
+                seq: self
+                    .lookups
+                    .get(&lid)
+                    .and_then(|l| l.get.as_ref())
+                    .and_then(|g| g.min_seq),
+            },
             LookupKind::Bootstrap | LookupKind::FindNode | LookupKind::Refresh => Query::FindNode {
                 id: self.id,
                 target,
@@ -877,6 +1219,15 @@ impl Dht {
                     if n.id != own {
                         add_candidate(l, *n, hop + 1);
                     }
+                }
+                if let (Some(v), Some(get)) = (&r.v, l.get.as_mut())
+                    && let Some(item) = accept_item(l.target, get, v, &r)
+                {
+                    self.events.push_back(Event::Item {
+                        lookup: lid,
+                        target: l.target,
+                        item,
+                    });
                 }
                 if !r.values.is_empty()
                     && matches!(l.kind, LookupKind::GetPeers | LookupKind::Announce(_))
@@ -925,7 +1276,7 @@ impl Dht {
             let (node, hop, kind, target) = (c.node, c.hop, l.kind, l.target);
             l.in_flight += 1;
             l.messages += 1;
-            let q = self.query_for(kind, target);
+            let q = self.query_for(lid, kind, target);
             if !self.send_query(now, node.addr, Some(node.id), q, Purpose::Lookup(lid, hop)) {
                 // Out of transaction slots: treat as failed so the lookup can finish.
                 if let Some(l) = self.lookups.get_mut(&lid) {
@@ -956,6 +1307,22 @@ impl Dht {
         let rounds = responded.iter().map(|c| c.hop).max().unwrap_or(0);
         let closest: Vec<NodeInfo> = responded.iter().map(|c| c.node).collect();
         let mut announced = 0;
+        if let (LookupKind::Put, Some(item)) = (l.kind, &l.put) {
+            let targets: Vec<(NodeInfo, Vec<u8>)> = responded
+                .iter()
+                .filter_map(|c| c.token.clone().map(|t| (c.node, t)))
+                .collect();
+            for (node, token) in targets {
+                let q = Query::Put {
+                    id: self.id,
+                    token,
+                    item: item.clone(),
+                };
+                if self.send_query(now, node.addr, Some(node.id), q, Purpose::Other) {
+                    announced += 1;
+                }
+            }
+        }
         if let LookupKind::Announce(port) = l.kind {
             let targets: Vec<(NodeInfo, Vec<u8>)> = responded
                 .iter()
@@ -990,6 +1357,45 @@ impl Dht {
             self.events.push_back(Event::BootstrapDone {
                 nodes: self.table.len(),
             });
+        }
+    }
+}
+
+/// Votes kept for our external address (BEP 42).
+const IP_VOTES: usize = 32;
+/// Votes an address needs (and a majority of those kept) to become our external address.
+const IP_VOTES_NEEDED: usize = 5;
+
+/// A BEP 44 item from a `get` reply, if it is valid for this lookup and news to it.
+fn accept_item(target: Sha1Hash, get: &mut GetState, v: &[u8], r: &Response) -> Option<Item> {
+    match &get.mutable {
+        None => {
+            // Immutable: the value must hash to the target; report it once.
+            if get.best_seq.is_some() || immutable_target(v) != target {
+                return None;
+            }
+            get.best_seq = Some(0);
+            Some(Item::Immutable { v: v.to_vec() })
+        }
+        Some((k, salt)) => {
+            let (Some(rk), Some(sig), Some(seq)) = (r.k, r.sig, r.seq) else {
+                return None;
+            };
+            if rk != *k || get.best_seq.is_some_and(|b| seq <= b) {
+                return None;
+            }
+            let item = MutableItem {
+                k: rk,
+                salt: salt.clone(),
+                seq,
+                v: v.to_vec(),
+                sig,
+            };
+            if !item.verify() {
+                return None;
+            }
+            get.best_seq = Some(seq);
+            Some(Item::Mutable(item))
         }
     }
 }

@@ -9,7 +9,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use lt_core::Sha1Hash;
-use lt_dht::{Config, Dht, Event, LookupId, NodeInfo};
+use lt_dht::{Config, Dht, Event, Item, LookupId, MutableItem, NodeInfo};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
@@ -363,4 +363,73 @@ fn ipv6_network_and_restart_from_saved_nodes() {
         unreachable!()
     };
     assert_eq!(closest.len(), 8);
+}
+
+fn items_found(sim: &Sim, node: usize, lid: LookupId) -> Vec<Item> {
+    sim.events
+        .iter()
+        .filter_map(|(i, e)| match e {
+            Event::Item { lookup, item, .. } if *i == node && *lookup == lid => Some(item.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// BEP 44: immutable and mutable items put by one node are found by another; a newer
+/// `seq` replaces the old value, a stale one is refused.
+#[test]
+fn bep44_put_and_get_across_the_network() {
+    let n = node_count().min(120);
+    let mut sim = Sim::new(n, seed() ^ 3);
+    sim.bootstrap_all();
+
+    let now = sim.now;
+    let (lid, target) = sim.nodes[4]
+        .put_immutable(now, b"12:Hello World!".to_vec())
+        .unwrap();
+    sim.flush(4);
+    let Event::LookupDone { announced, .. } = sim.run_until_done(4, lid) else {
+        unreachable!()
+    };
+    assert!(announced >= 6, "put to {announced} nodes");
+    sim.run_for(Duration::from_secs(1));
+    let now = sim.now;
+    let lid = sim.nodes[n - 2].get_immutable(now, target).unwrap();
+    sim.flush(n - 2);
+    sim.run_until_done(n - 2, lid);
+    assert_eq!(
+        items_found(&sim, n - 2, lid),
+        vec![Item::Immutable {
+            v: b"12:Hello World!".to_vec()
+        }]
+    );
+
+    let secret = [42u8; 32];
+    let put = |sim: &mut Sim, seq: i64, v: &[u8], cas: Option<i64>| {
+        let item = MutableItem::sign(&secret, b"salt", seq, v).unwrap();
+        let now = sim.now;
+        let lid = sim.nodes[6].put_mutable(now, item, cas).unwrap();
+        sim.flush(6);
+        sim.run_until_done(6, lid);
+        sim.run_for(Duration::from_secs(1));
+    };
+    let get = |sim: &mut Sim| {
+        let now = sim.now;
+        let k = lt_dht::item::public_key(&secret);
+        let lid = sim.nodes[n - 3].get_mutable(now, k, b"salt", None).unwrap();
+        sim.flush(n - 3);
+        sim.run_until_done(n - 3, lid);
+        match items_found(sim, n - 3, lid).pop() {
+            Some(Item::Mutable(m)) => (m.seq, m.v),
+            other => panic!("no mutable item: {other:?}"),
+        }
+    };
+    put(&mut sim, 1, b"3:one", None);
+    assert_eq!(get(&mut sim), (1, b"3:one".to_vec()));
+    put(&mut sim, 2, b"3:two", Some(1));
+    assert_eq!(get(&mut sim), (2, b"3:two".to_vec()));
+    // A stale seq and a failed compare-and-swap change nothing.
+    put(&mut sim, 1, b"5:stale", None);
+    put(&mut sim, 3, b"3:cas", Some(1));
+    assert_eq!(get(&mut sim), (2, b"3:two".to_vec()));
 }
