@@ -15,7 +15,8 @@
 //! PCP it checks: discovery, external address, TCP and UDP mappings (and, for UPnP, a lookup
 //! with GetSpecificPortMappingEntry and a conflict with another host's mapping resolved on
 //! another port), that the mappings appear in `nft list ruleset` of `gw`, one lease renewal
-//! (6 s leases), deletion, and that the rules are gone afterwards.
+//! (6 s leases), deletion (one explicit, the others by `PortMapper::shutdown`, within its
+//! bound), and that the rules are gone afterwards.
 //!
 //! Needs root (CI runs as root) and the packages `miniupnpd` and `nftables`, which
 //! `cargo xtask ci` installs. Namespaces and miniupnpd are removed even when the test fails.
@@ -170,6 +171,12 @@ fn run_probe(
     assert!(
         lines.iter().any(|l| l["step"] == "renewed"),
         "{mode}: no renewal"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["step"] == "shutdown" && l["millis"].as_u64().is_some_and(|ms| ms < 5_500)),
+        "{mode}: shutdown did not delete the mappings within its 5 s bound: {lines:#?}"
     );
     assert!(
         lines

@@ -7,10 +7,10 @@
 //! NAT-PMP). The probe maps TCP and UDP port P (default 40000), waits for the external address
 //! and the mappings, looks the TCP one up (UPnP), prints `{"step":"mapped",...}` and waits for
 //! a line on stdin (the test inspects the gateway's firewall meanwhile), waits for one renewal
-//! of each mapping, deletes them, shuts down and prints `{"step":"done"}`. Every event is
-//! printed as a JSON line `{"event": "..."}`. With `--occupy`, it first maps TCP port P+1 to
-//! another LAN address (192.168.77.3) by raw SOAP, so the driver's TCP mapping of P+1 ... is
-//! not used: instead a third mapping asks for P+1 and must resolve the conflict.
+//! of each mapping, deletes the TCP one, shuts down (which must delete the others) and prints
+//! `{"step":"done"}`. Every event is printed as a JSON line `{"event": "..."}`. With
+//! `--occupy`, it first maps TCP port P+1 to another LAN address (192.168.77.3) by raw SOAP,
+//! then adds a third mapping that asks for P+1 and must resolve the conflict on another port.
 //!
 //! Every wait is bounded; on a timeout it prints `{"error": ...}` and exits with status 1.
 
@@ -177,19 +177,35 @@ async fn run() -> Result<(), String> {
     }
     out(json!({ "step": "renewed", "renewals": renewals }));
 
-    for index in &wanted {
-        mapper
-            .delete_mapping(*index)
-            .await
-            .map_err(|e| e.to_string())?;
+    // Delete the TCP mapping explicitly; shutdown must delete the others.
+    mapper
+        .delete_mapping(tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    loop {
+        if let Event::Unmapped { index, .. } = next(&mut events).await?
+            && index == tcp
+        {
+            break;
+        }
     }
-    let mut unmapped = Vec::new();
-    while !wanted.iter().all(|w| unmapped.contains(w)) {
-        if let Event::Unmapped { index, .. } = next(&mut events).await? {
+    let started = std::time::Instant::now();
+    mapper.shutdown(Duration::from_secs(5)).await;
+    let elapsed = started.elapsed();
+    let mut unmapped = vec![tcp];
+    while let Ok(event) = events.try_recv() {
+        out(describe(&event));
+        if let Event::Unmapped { index, .. } = event {
             unmapped.push(index);
         }
     }
-    mapper.shutdown(Duration::from_secs(5)).await;
+    if !wanted.iter().all(|w| unmapped.contains(w)) {
+        return Err(format!(
+            "shutdown left mappings: unmapped {unmapped:?} of {wanted:?}"
+        ));
+    }
+    let millis = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+    out(json!({ "step": "shutdown", "millis": millis }));
     out(json!({ "step": "done" }));
     Ok(())
 }
