@@ -241,6 +241,19 @@ impl Endpoint {
             .find_map(|e| e.conn.poll_transmit(now).map(|t| (e.addr, t)))
     }
 
+    /// Appends the next datagram to send to `out` (without clearing it) and returns its
+    /// destination: the allocation-free form of [`poll_transmit`](Self::poll_transmit)
+    /// that drivers batch with.
+    pub fn poll_transmit_into(&mut self, now: Instant, out: &mut Vec<u8>) -> Option<SocketAddr> {
+        if let Some((addr, t)) = self.resets.pop_front() {
+            out.extend_from_slice(&t.contents);
+            return Some(addr);
+        }
+        self.conns
+            .values_mut()
+            .find_map(|e| e.conn.poll_transmit_into(now, out).then_some(e.addr))
+    }
+
     /// The next event of any connection. A connection is removed after its
     /// [`Event::Closed`] is returned.
     #[must_use]

@@ -75,6 +75,10 @@
 //! # Features
 //!
 //! - `quickcheck`: `quickcheck::Arbitrary` for the packet types, for property tests.
+//! - `tokio` (off by default): [`tokio::UtpSocket`] and [`tokio::UtpStream`]
+//!   (`AsyncRead + AsyncWrite`), a driver running an [`Endpoint`] over one UDP socket that
+//!   it shares with other protocols (the DHT); batched with `quinn-udp` (see the module
+//!   docs for why that crate). Only this module uses tokio, a clock and OS randomness.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -84,6 +88,8 @@ mod error;
 pub mod limits;
 mod mtu;
 mod packet;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 pub use connection::{CloseReason, Config, Connection, Event, Stats, Transmit};
 pub use endpoint::{ConnectionHandle, DatagramOutcome, Endpoint, EndpointConfig};
