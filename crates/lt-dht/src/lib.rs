@@ -72,9 +72,13 @@ pub mod krpc;
 pub mod limits;
 mod node;
 pub mod routing;
+mod state;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 pub use error::Error;
 pub use item::{Item, ItemError, MutableItem};
 pub use krpc::{Body, Message, NodeInfo, PutItem, Query, Response};
 pub use node::{CommandError, Config, Dht, Event, LookupId, LookupKind, Transmit};
 pub use routing::RoutingTable;
+pub use state::{DhtState, MAX_SAVED_NODES};

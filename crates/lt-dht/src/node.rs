@@ -386,6 +386,15 @@ impl Dht {
             .closest_confirmed(&self.id, self.table.len(), now)
     }
 
+    /// Our id and good nodes, to save for the next start.
+    #[must_use]
+    pub fn state(&self, now: Instant) -> crate::DhtState {
+        crate::DhtState {
+            id: Some(self.id),
+            nodes: self.saved_nodes(now).into_iter().map(|n| n.addr).collect(),
+        }
+    }
+
     /// Starts the bootstrap: a `find_node` for our own id from the routers and the table.
     ///
     /// # Errors
