@@ -9,8 +9,9 @@
 //!   scanned, so docs may say "never calls `Instant::now()`" and show a std::net run loop.
 //! - The one exception is ARCHITECTURE.md's thin driver "behind a feature such as `tokio`":
 //!   a protocol crate may name a runtime crate as an *optional* dependency, and its
-//!   `src/driver/` directory (the feature-gated shell, e.g. lt-nat's `PortMapper`) is not
-//!   scanned. The core still builds and is checked without the feature.
+//!   feature-gated shell ([`DRIVER_PATHS`]: `src/driver/` as in lt-nat, or `src/tokio.rs` as
+//!   in lt-utp and lt-dht) is not scanned. The core still builds and is checked without the
+//!   feature.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -327,18 +328,17 @@ pub(crate) fn check_graph(packages: &[Package]) -> Vec<Problem> {
     problems
 }
 
-/// The directory under a protocol crate's `src/` that holds its feature-gated tokio driver,
-/// which [`scan_dir`] skips.
-pub(crate) const DRIVER_DIR: &str = "driver";
+/// Paths under a protocol crate's `src/` that hold its feature-gated tokio driver, which
+/// [`scan_dir`] skips: a directory or a single file.
+pub(crate) const DRIVER_PATHS: &[&str] = &["driver", "tokio.rs"];
 
-/// Scans every `.rs` file under `dir` with [`scan_source`], except those in
-/// `dir/`[`DRIVER_DIR`].
+/// Scans every `.rs` file under `dir` with [`scan_source`], except the driver's
+/// ([`DRIVER_PATHS`]).
 fn scan_dir(dir: &Path) -> Result<Vec<Problem>> {
     let mut problems = Vec::new();
     let mut files = Vec::new();
     collect_rs_files(dir, &mut files)?;
-    let driver = dir.join(DRIVER_DIR);
-    files.retain(|f| !f.starts_with(&driver));
+    files.retain(|f| !DRIVER_PATHS.iter().any(|p| f.starts_with(dir.join(p))));
     files.sort();
     for file in files {
         let text = std::fs::read_to_string(&file)
@@ -582,13 +582,14 @@ mod tests {
     #[test]
     fn scan_dir_skips_the_driver_directory() {
         let dir = std::env::temp_dir().join(format!("lt-xtask-deps-{}", std::process::id()));
-        std::fs::create_dir_all(dir.join(DRIVER_DIR)).unwrap();
+        std::fs::create_dir_all(dir.join("driver")).unwrap();
         std::fs::write(dir.join("lib.rs"), "fn f() { Instant::now(); }\n").unwrap();
         std::fs::write(
-            dir.join(DRIVER_DIR).join("mod.rs"),
+            dir.join("driver").join("mod.rs"),
             "fn g() { tokio::spawn(x); }\n",
         )
         .unwrap();
+        std::fs::write(dir.join("tokio.rs"), "fn h() { Instant::now(); }\n").unwrap();
         let found = scan_dir(&dir).unwrap();
         let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(found.len(), 1, "{found:#?}");
