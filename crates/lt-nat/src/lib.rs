@@ -210,3 +210,11 @@ pub enum Event {
         message: String,
     },
 }
+
+/// `now + delay`, saturating at a day later (or `now`) when the sum would overflow: delays come
+/// from configs and gateways (a granted lifetime of `u32::MAX` seconds) and must not panic.
+pub(crate) fn later(now: std::time::Instant, delay: std::time::Duration) -> std::time::Instant {
+    now.checked_add(delay)
+        .or_else(|| now.checked_add(std::time::Duration::from_secs(86_400)))
+        .unwrap_or(now)
+}

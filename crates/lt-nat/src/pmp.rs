@@ -394,7 +394,7 @@ impl PmpClient {
         let factor = 1u32.checked_shl(f.attempts.min(16)).unwrap_or(u32::MAX);
         let wait = self.config.initial_retransmit.saturating_mul(factor);
         f.attempts = f.attempts.saturating_add(1);
-        f.resend_at = now + wait;
+        f.resend_at = crate::later(now, wait);
         self.transmits.push_back(Transmit {
             destination: self.gateway,
             contents: f.bytes.clone(),
@@ -627,7 +627,7 @@ impl PmpClient {
                         m.external_port = Some(external_port);
                         m.state = State::Mapped;
                         let half = Duration::from_secs(u64::from(lifetime / 2).max(1));
-                        m.renew_at = Some(now + half);
+                        m.renew_at = Some(crate::later(now, half));
                         if changed || !m.reported {
                             m.reported = true;
                             let (protocol, local_port) = (m.protocol, m.local_port);

@@ -366,7 +366,7 @@ impl UpnpClient {
                     destination: MULTICAST,
                     contents: ssdp::m_search(IGD_SEARCH_TARGET, 2),
                 });
-                self.search_at = Some(now + self.config.search_interval);
+                self.search_at = Some(crate::later(now, self.config.search_interval));
             }
         }
         let mut renewing = Vec::new();
@@ -682,7 +682,7 @@ impl UpnpClient {
                 m.external_port = Some(m.try_port);
                 m.state = State::Mapped;
                 m.attempts = 0;
-                m.renew_at = (!permanent && !lease.is_zero()).then(|| now + lease / 2);
+                m.renew_at = (!permanent && !lease.is_zero()).then(|| crate::later(now, lease / 2));
                 if changed || !m.reported {
                     m.reported = true;
                     let event = Event::Mapped {

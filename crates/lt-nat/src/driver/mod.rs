@@ -228,7 +228,10 @@ impl PortMapper {
     /// Deletes every mapping and stops, waiting at most `timeout` (then the task is aborted
     /// and the remaining mappings expire with their lease).
     pub async fn shutdown(self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
+        let now = Instant::now();
+        let deadline = now
+            .checked_add(timeout)
+            .unwrap_or_else(|| now + Duration::from_secs(86_400));
         let _ = self.commands.send(Command::Shutdown { deadline }).await;
         let mut task = self.task;
         if tokio::time::timeout_at(deadline + Duration::from_millis(100), &mut task)
