@@ -293,6 +293,43 @@ impl UpnpClient {
         Ok(())
     }
 
+    /// Searches for a gateway again (after a network change, or after [`Status::Failed`]):
+    /// forgets the current gateway, and re-adds every mapping that is not being deleted once
+    /// a gateway is found. An HTTP exchange still outstanding is ignored when it completes.
+    pub fn rediscover(&mut self, now: Instant) {
+        self.log("searching for a gateway again".to_owned());
+        self.status = Status::Searching;
+        self.searches_sent = 0;
+        self.search_at = Some(now);
+        self.location = None;
+        self.service = None;
+        self.model = None;
+        self.local_addr = None;
+        self.want_external = true;
+        self.permanent_only = false;
+        self.outstanding = None;
+        for i in 0..self.mappings.len() {
+            let Some(m) = self.mappings[i].as_mut() else {
+                continue;
+            };
+            if m.state == State::NeedUnmap {
+                // The old gateway's mapping expires with its lease.
+                self.mappings[i] = None;
+                self.events.push_back(Event::Unmapped {
+                    index: MappingIndex(i),
+                    transport: Transport::Upnp,
+                });
+            } else {
+                m.state = State::NeedMap;
+                m.external_port = None;
+                m.renew_at = None;
+                m.attempts = 0;
+                m.lookup = false;
+            }
+        }
+        self.handle_timeout(now);
+    }
+
     /// Whether any mapping (or delete request) is still held.
     #[must_use]
     pub fn has_mappings(&self) -> bool {

@@ -269,3 +269,43 @@ fn delete_before_mapped_and_io_error() {
     c.handle_http_response(t0, 999, None, Ok(http_fixture("add")));
     assert!(c.poll_http().is_none());
 }
+
+#[test]
+fn rediscover_after_failure_remaps() {
+    let t0 = Instant::now();
+    let mut c = UpnpClient::new(
+        UpnpConfig {
+            rng_seed: Some([3; 32]),
+            ..UpnpConfig::default()
+        },
+        t0,
+    );
+    let idx = c.add_mapping(t0, Protocol::Tcp, 7777, 7777).unwrap();
+    while let Some(now) = c.poll_timeout() {
+        while c.poll_transmit().is_some() {}
+        c.handle_timeout(now);
+    }
+    assert_eq!(c.status(), &Status::Failed(Error::NoGateway));
+    let _ = events(&mut c);
+    // The network changed: search again; the failed mapping is made on the new gateway.
+    let t1 = t0 + Duration::from_secs(60);
+    c.rediscover(t1);
+    assert_eq!(c.status(), &Status::Searching);
+    assert!(c.poll_transmit().is_some());
+    c.handle_datagram(t1, gw_ssdp(), &ssdp_reply());
+    answer(
+        &mut c,
+        t1,
+        "GET /rootDesc.xml",
+        ok_xml(fixture("rootDesc.xml")),
+    );
+    answer(&mut c, t1, "GetExternalIPAddress", http_fixture("ext"));
+    answer(&mut c, t1, "AddPortMapping", http_fixture("add"));
+    let ev = events(&mut c);
+    assert!(
+        ev.iter().any(
+            |e| matches!(e, Event::Mapped { index, external_port: 7777, .. } if *index == idx)
+        ),
+        "{ev:?}"
+    );
+}

@@ -93,6 +93,7 @@ enum Command {
         index: MappingIndex,
         reply: oneshot::Sender<Result<(), Error>>,
     },
+    Rediscover,
     Shutdown {
         deadline: Instant,
     },
@@ -223,6 +224,15 @@ impl PortMapper {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Lookup { index, reply }).await?;
         rx.await.map_err(|_| stopped())?
+    }
+
+    /// Searches for the UPnP gateway again (call it after a network change); mappings are
+    /// re-made on the gateway found.
+    ///
+    /// # Errors
+    /// [`Error::ApiMisuse`] when the driver has stopped.
+    pub async fn rediscover(&self) -> Result<(), Error> {
+        self.send(Command::Rediscover).await
     }
 
     /// Deletes every mapping and stops, waiting at most `timeout` (then the task is aborted
@@ -379,6 +389,11 @@ impl Driver {
                     _ => Err(Error::ApiMisuse("no UPnP mapping with this index")),
                 };
                 let _ = reply.send(result);
+            }
+            Command::Rediscover => {
+                if let Some((c, _)) = self.upnp.as_mut() {
+                    c.rediscover(t);
+                }
             }
             Command::Shutdown { deadline } => {
                 self.shutdown = Some(deadline);
