@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use lt_core::Sha1Hash;
-use lt_dht::{Body, Config, Dht, Event, Message, Query, Response};
+use lt_dht::{Body, Config, Dht, Event, Item, Message, MutableItem, PutItem, Query, Response};
 
 fn config() -> Config {
     Config {
@@ -398,4 +398,136 @@ fn flood_from_many_sources_keeps_memory_bounded_and_legit_answered() {
         bytes_out < 4 * bytes_in,
         "amplification: {bytes_out} out for {bytes_in} in"
     );
+}
+
+fn put(token: Vec<u8>, item: PutItem) -> Vec<u8> {
+    query(
+        4,
+        Query::Put {
+            id: Sha1Hash::new([7; 20]),
+            token,
+            item,
+        },
+    )
+}
+
+fn error_code(m: Option<Message>) -> i64 {
+    match m.map(|m| m.body) {
+        Some(Body::Error { code, .. }) => code,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+fn signed(secret: &[u8; 32], seq: i64, v: &[u8], cas: Option<i64>) -> PutItem {
+    let m = MutableItem::sign(secret, b"", seq, v).unwrap();
+    PutItem {
+        v: m.v,
+        k: Some(m.k),
+        sig: Some(m.sig),
+        seq: Some(m.seq),
+        cas,
+        salt: None,
+    }
+}
+
+/// BEP 44 errors: bad token, bad signature (206), CAS mismatch (301), older seq (302),
+/// oversized value (205); `get` with `seq` omits an item that is not newer; the store is
+/// capped.
+#[test]
+fn bep44_put_errors_get_with_seq_and_store_cap() {
+    let now = Instant::now();
+    let cfg = Config {
+        max_stored_items: 3,
+        queries_per_ip_per_second: 1000,
+        ..config()
+    };
+    let mut dht = Dht::new(cfg, now);
+    let from = addr(1);
+    let target = Sha1Hash::new([9; 20]);
+    let token = get_token(&mut dht, now, from, target);
+    let secret = [5u8; 32];
+
+    dht.handle_datagram(
+        now,
+        from,
+        &put(b"forged".to_vec(), signed(&secret, 1, b"1:a", None)),
+    );
+    assert_eq!(error_code(reply(&mut dht)), 203);
+    let mut bad = signed(&secret, 1, b"1:a", None);
+    bad.seq = Some(2);
+    dht.handle_datagram(now, from, &put(token.clone(), bad));
+    assert_eq!(error_code(reply(&mut dht)), 206);
+    dht.handle_datagram(
+        now,
+        from,
+        &put(token.clone(), signed(&secret, 5, b"1:a", None)),
+    );
+    response(reply(&mut dht));
+    dht.handle_datagram(
+        now,
+        from,
+        &put(token.clone(), signed(&secret, 6, b"1:b", Some(4))),
+    );
+    assert_eq!(error_code(reply(&mut dht)), 301);
+    dht.handle_datagram(
+        now,
+        from,
+        &put(token.clone(), signed(&secret, 4, b"1:c", None)),
+    );
+    assert_eq!(error_code(reply(&mut dht)), 302);
+    dht.handle_datagram(
+        now,
+        from,
+        &put(token.clone(), signed(&secret, 6, b"1:d", Some(5))),
+    );
+    response(reply(&mut dht));
+    let k = lt_dht::item::public_key(&secret);
+    let key = lt_dht::item::mutable_target(&k, b"");
+    assert!(matches!(dht.stored_item(&key), Some(Item::Mutable(m)) if m.seq == 6));
+
+    // get with seq: the value only when ours is newer.
+    let get = |seq| {
+        query(
+            6,
+            Query::Get {
+                id: Sha1Hash::new([7; 20]),
+                target: key,
+                seq,
+            },
+        )
+    };
+    dht.handle_datagram(now, from, &get(Some(6)));
+    let r = response(reply(&mut dht));
+    assert_eq!((r.seq, r.v.is_none()), (Some(6), true));
+    dht.handle_datagram(now, from, &get(Some(5)));
+    let r = response(reply(&mut dht));
+    assert_eq!(r.v.as_deref(), Some(&b"1:d"[..]));
+    assert!(r.token.is_some());
+
+    // A value over 1000 bytes is refused by the codec with 205.
+    let long = format!("1001:{}", "x".repeat(1001));
+    let immutable = |v: &[u8]| PutItem {
+        v: v.to_vec(),
+        k: None,
+        sig: None,
+        seq: None,
+        cas: None,
+        salt: None,
+    };
+    dht.handle_datagram(now, from, &put(token.clone(), immutable(long.as_bytes())));
+    assert_eq!(error_code(reply(&mut dht)), 205);
+
+    // The store keeps at most 3 items, dropping the oldest.
+    for i in 0..10u8 {
+        let v = format!("1:{}", char::from(b'a' + i));
+        let later = now + Duration::from_secs(u64::from(i) + 1);
+        dht.handle_datagram(later, from, &put(token.clone(), immutable(v.as_bytes())));
+        response(reply(&mut dht));
+    }
+    assert_eq!(dht.stored_items(), 3);
+    assert!(
+        dht.stored_item(&lt_dht::item::immutable_target(b"1:j"))
+            .is_some()
+    );
+    assert!(dht.stored_item(&key).is_none(), "the oldest item made room");
 }

@@ -1,6 +1,7 @@
 //! Deterministic simulation: N nodes on an in-memory network with a virtual clock.
 //!
-//! `LT_DHT_SIM_NODES` sets N (default 300); `LT_SIM_SEED` replays a seed.
+//! `LT_DHT_SIM_NODES` sets N (default 1000 for the lookup test; the others use at most
+//! 150); `LT_SIM_SEED` replays a seed.
 #![allow(clippy::unwrap_used, clippy::redundant_clone)]
 
 use std::cmp::Reverse;
@@ -201,7 +202,7 @@ fn node_count() -> usize {
     std::env::var("LT_DHT_SIM_NODES")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(300)
+        .unwrap_or(1000)
 }
 
 fn median(v: &mut [u32]) -> u32 {
