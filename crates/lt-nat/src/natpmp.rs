@@ -485,6 +485,44 @@ mod tests {
     }
 
     #[test]
+    fn miniupnpd_captures() {
+        let read = |name: &str| {
+            std::fs::read(format!(
+                "{}/testdata/miniupnpd-2.3.1-{name}.bin",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap()
+        };
+        assert_eq!(
+            Response::decode(&read("natpmp-external-address")),
+            Ok(Response::ExternalAddress {
+                epoch: 2,
+                address: Ipv4Addr::new(93, 184, 216, 34)
+            })
+        );
+        assert_eq!(
+            Response::decode(&read("natpmp-map-tcp")),
+            Ok(Response::Map {
+                protocol: Protocol::Tcp,
+                epoch: 2,
+                internal_port: 6881,
+                external_port: 6881,
+                lifetime: 3600
+            })
+        );
+        assert_eq!(
+            Response::decode(&read("natpmp-unmap-tcp")),
+            Ok(Response::Map {
+                protocol: Protocol::Tcp,
+                epoch: 2,
+                internal_port: 6881,
+                external_port: 0,
+                lifetime: 0
+            })
+        );
+    }
+
+    #[test]
     fn malformed_replies_are_typed_errors() {
         assert_eq!(
             Response::decode(&[]),

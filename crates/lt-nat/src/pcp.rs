@@ -436,6 +436,31 @@ mod tests {
     }
 
     #[test]
+    fn miniupnpd_captures() {
+        let read = |name: &str| {
+            std::fs::read(format!(
+                "{}/testdata/miniupnpd-2.3.1-{name}.bin",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap()
+        };
+        let nonce = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+        let map = |lifetime| {
+            Ok(Response::Map(MapResponse {
+                lifetime,
+                epoch: 2,
+                nonce,
+                protocol: Protocol::Udp,
+                internal_port: 6882,
+                external_port: 6882,
+                external_addr: IpAddr::V4(Ipv4Addr::new(93, 184, 216, 34)),
+            }))
+        };
+        assert_eq!(Response::decode(&read("pcp-map-udp")), map(3600));
+        assert_eq!(Response::decode(&read("pcp-unmap-udp")), map(0));
+    }
+
+    #[test]
     fn fixture_map_response() {
         let mut bytes = vec![2, 0x81, 0, 0, 0, 0, 0x0e, 0x10, 0, 0, 0, 5];
         bytes.extend_from_slice(&[0; 12]);
