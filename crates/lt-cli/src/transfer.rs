@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use lt_session::{
-    AddTorrentParams, Alert, AlertCategory, EncPolicy, ResumeData, Session, SessionSettings,
-    TorrentHandle, TorrentState, TorrentStatus,
+    AddTorrentParams, Alert, AlertCategory, EncPolicy, MagnetLink, ResumeData, Session,
+    SessionSettings, TorrentHandle, TorrentState, TorrentStatus,
 };
 
 use crate::{load_torrent, print_stdout};
@@ -48,8 +48,8 @@ pub(crate) struct NetArgs {
 /// `lt download`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct DownloadArgs {
-    /// The .torrent file.
-    torrent: PathBuf,
+    /// The .torrent file, or a magnet URI (the metadata is fetched from peers).
+    torrent: String,
     /// Directory to download into (the torrent's name is created inside).
     #[arg(short = 'o', long = "out", value_name = "DIR")]
     out: PathBuf,
@@ -195,12 +195,16 @@ impl Progress {
     fn update(&mut self, s: &TorrentStatus) {
         let rate = s.download_payload_rate;
         if let Some(bar) = &self.bar {
+            bar.set_length(s.total_wanted);
             bar.set_position(s.total_wanted_done);
             bar.set_message(format!(
                 "{:.1} MB/s {} peers",
                 rate as f64 / 1e6,
                 s.num_peers
             ));
+        } else if self.last_line.elapsed() >= Duration::from_secs(1) && !s.has_metadata {
+            self.last_line = Instant::now();
+            eprintln!("fetching the metadata: {} peers", s.num_peers);
         } else if self.last_line.elapsed() >= Duration::from_secs(1) {
             self.last_line = Instant::now();
             let left = s.total_wanted.saturating_sub(s.total_wanted_done);
@@ -229,15 +233,21 @@ pub(crate) fn download(args: &DownloadArgs) -> Result<()> {
         bail!("--utp-only: uTP is not in the session yet; use TCP");
     }
     let _ = (args.no_dht, args.tcp_only);
-    let info = Arc::new(load_torrent(&args.torrent)?);
+    let (mut params, ih) = if args.torrent.starts_with("magnet:") {
+        let link = MagnetLink::parse(&args.torrent).context("not a valid magnet URI")?;
+        let ih = link.info_hash;
+        (AddTorrentParams::from_magnet(link, &args.out), ih)
+    } else {
+        let info = Arc::new(load_torrent(Path::new(&args.torrent))?);
+        let ih = info.info_hash();
+        (AddTorrentParams::new(info, &args.out), ih)
+    };
     let stop = stop_flag()?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let session = session(&args.net)?;
     let start = Instant::now();
-    let mut params = AddTorrentParams::new(Arc::clone(&info), &args.out);
-    params.peers.clone_from(&args.net.peers);
-    let ih = info.info_hash();
+    params.peers.extend(args.net.peers.iter().copied());
     let hex = ih.v1_hash().map_or_else(
         || ih.v2_hash().map(|h| h.to_hex()).unwrap_or_default(),
         |h| h.to_hex(),
@@ -252,7 +262,7 @@ pub(crate) fn download(args: &DownloadArgs) -> Result<()> {
     let handle = session
         .add_torrent(params)
         .context("cannot add the torrent")?;
-    let mut progress = Progress::new(info.total_size());
+    let mut progress = Progress::new(0);
     let mut resumed: Option<u32> = None;
     let mut saved_pieces = u32::MAX;
     let mut last_save = Instant::now();
@@ -269,6 +279,10 @@ pub(crate) fn download(args: &DownloadArgs) -> Result<()> {
             resumed = Some(s.num_pieces);
         }
         progress.update(&s);
+        if !s.has_metadata && stop.load(Ordering::SeqCst) {
+            session.shutdown();
+            bail!("interrupted while fetching the metadata");
+        }
         if s.is_seeding {
             break s;
         }
@@ -291,6 +305,7 @@ pub(crate) fn download(args: &DownloadArgs) -> Result<()> {
         }
     };
     let seconds = start.elapsed().as_secs_f64();
+    let info = handle.torrent_file()?;
     progress.finish();
     save_resume(&session, &handle, &rpath)?;
     let payload = status.total_payload_download;

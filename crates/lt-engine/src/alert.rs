@@ -160,6 +160,19 @@ pub enum Alert {
         /// The error.
         error: String,
     },
+    /// A magnet link's metadata arrived and matched its info-hash.
+    MetadataReceived {
+        /// The torrent.
+        torrent: TorrentId,
+    },
+    /// Metadata from peers did not match the info-hash or did not parse; it is fetched
+    /// again.
+    MetadataFailed {
+        /// The torrent.
+        torrent: TorrentId,
+        /// Why.
+        error: String,
+    },
     /// A torrent's state changed.
     StateChanged {
         /// The torrent.
@@ -412,6 +425,7 @@ impl Alert {
             Self::AddTorrentFailed { .. }
             | Self::FileError { .. }
             | Self::TorrentDeleteFailed { .. }
+            | Self::MetadataFailed { .. }
             | Self::StorageMovedFailed { .. }
             | Self::FileRenameFailed { .. }
             | Self::SaveResumeDataFailed { .. }
@@ -425,6 +439,7 @@ impl Alert {
             | Self::TorrentPaused { .. }
             | Self::TorrentResumed { .. }
             | Self::TorrentChecked { .. }
+            | Self::MetadataReceived { .. }
             | Self::UploadMode { .. }
             | Self::ListenSucceeded { .. }
             | Self::AlertsDropped { .. } => AlertCategory::STATUS,
@@ -460,6 +475,8 @@ impl Alert {
             | Self::TorrentPaused { torrent }
             | Self::TorrentResumed { torrent }
             | Self::TorrentChecked { torrent }
+            | Self::MetadataReceived { torrent }
+            | Self::MetadataFailed { torrent, .. }
             | Self::PieceFinished { torrent, .. }
             | Self::HashFailed { torrent, .. }
             | Self::TrackerAnnounce { torrent, .. }

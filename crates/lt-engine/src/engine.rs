@@ -14,8 +14,8 @@ use lt_tracker::{
 };
 use lt_wire::mse::{MseConfig, Rc4Stream};
 use lt_wire::{
-    BlockRequest, ExtendedHandshake, PeerConfig, PeerConnection, PeerEvent, PieceLayout,
-    TorrentParams,
+    BlockRequest, ExtendedHandshake, ExtensionMessage, MetadataMessage, PeerConfig, PeerConnection,
+    PeerEvent, PieceLayout,
 };
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore as _, SeedableRng as _};
@@ -63,7 +63,22 @@ struct Conn {
     entry: Option<SocketAddr>,
     /// Pieces we let it request while choked (BEP 6).
     allowed_fast: Vec<PieceIndex>,
+    /// What the peer said of its pieces before we had the metadata.
+    pending_bits: Vec<Bits>,
 }
+
+/// A peer's piece announcement kept until the metadata (and so the piece count) is known.
+#[derive(Debug)]
+enum Bits {
+    Raw(Bytes),
+    All,
+    Have(PieceIndex),
+}
+
+/// Most announcements kept per peer before the metadata arrives.
+const MAX_PENDING_BITS: usize = 1 << 16;
+/// How long a metadata piece request may go unanswered before it is asked elsewhere.
+const METADATA_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Conn {
     fn key(id: ConnId) -> PeerKey {
@@ -220,7 +235,10 @@ impl Engine {
     /// # Errors
     /// [`AddError`].
     pub fn add_torrent(&mut self, now: Instant, params: AddTorrent) -> Result<TorrentId, AddError> {
-        let info_hash = params.info.info_hash();
+        let info_hash = params
+            .metadata_for
+            .unwrap_or_else(|| params.info.info_hash());
+        let has_metadata = params.metadata_for.is_none();
         if let Some((&id, _)) = self.torrents.iter().find(|(_, t)| t.info_hash == info_hash) {
             if params.flags.duplicate_is_error {
                 return Err(AddError::Duplicate(id));
@@ -294,7 +312,9 @@ impl Engine {
                     .or_insert_with(|| PeerEntry::new(PeerSource::Resume));
             }
         }
-        let state = if params.flags.seed_mode {
+        let state = if !has_metadata {
+            TorrentState::DownloadingMetadata
+        } else if params.flags.seed_mode {
             TorrentState::Seeding
         } else if params.resume.is_some() {
             TorrentState::CheckingResumeData
@@ -348,16 +368,25 @@ impl Engine {
             seeding_since: None,
             seeding_time: Duration::ZERO,
             num_banned: 0,
+            has_metadata,
+            meta: crate::torrent::MetaFetch::default(),
+            name_hint: params.name.clone(),
             info,
         };
-        let name = t.info.name().to_owned();
+        let name = if has_metadata {
+            t.info.name().to_owned()
+        } else {
+            params.name.unwrap_or_else(|| info_hash.best().to_hex())
+        };
         self.torrents.insert(id, t);
         self.alerts.push(Alert::TorrentAdded {
             torrent: id,
             name,
             info_hash,
         });
-        if params.flags.seed_mode {
+        if !has_metadata {
+            // The metadata comes from peers first.
+        } else if params.flags.seed_mode {
             let all = Bitfield::full(n);
             self.apply_check(now, id, &all);
         } else {
@@ -419,7 +448,16 @@ impl Engine {
     /// The torrent's metadata.
     #[must_use]
     pub fn torrent_info(&self, id: TorrentId) -> Option<Arc<lt_metainfo::TorrentInfo>> {
-        self.torrents.get(&id).map(|t| Arc::clone(&t.info))
+        self.torrents
+            .get(&id)
+            .filter(|t| t.has_metadata)
+            .map(|t| Arc::clone(&t.info))
+    }
+
+    /// Whether the torrent is in the session.
+    #[must_use]
+    pub fn contains(&self, id: TorrentId) -> bool {
+        self.torrents.contains_key(&id)
     }
 
     /// Pauses a torrent: its connections close and `stopped` is announced.
@@ -540,6 +578,9 @@ impl Engine {
 
     /// Hashes every piece again (the manual's `force_recheck`).
     pub fn force_recheck(&mut self, now: Instant, id: TorrentId) {
+        if self.torrents.get(&id).is_none_or(|t| !t.has_metadata) {
+            return;
+        }
         self.close_torrent_conns(now, id, &DisconnectReason::Closed);
         if let Some(t) = self.torrents.get_mut(&id) {
             let prev = t.state;
@@ -764,6 +805,12 @@ impl Engine {
     /// Saves resume data; [`Alert::SaveResumeData`] follows once the files are flushed.
     pub fn save_resume_data(&mut self, now: Instant, id: TorrentId) {
         let Some(data) = self.resume_data(now, id) else {
+            if self.torrents.contains_key(&id) {
+                self.alerts.push(Alert::SaveResumeDataFailed {
+                    torrent: id,
+                    error: "the metadata is not known yet".into(),
+                });
+            }
             return;
         };
         self.actions.push_back(Action::Disk(DiskJob::SaveResume {
@@ -775,7 +822,7 @@ impl Engine {
     /// The torrent's resume data now (without file sizes, which the driver adds).
     #[must_use]
     pub fn resume_data(&self, now: Instant, id: TorrentId) -> Option<ResumeData> {
-        let t = self.torrents.get(&id)?;
+        let t = self.torrents.get(&id).filter(|t| t.has_metadata)?;
         let mut r = ResumeData::new(&t.info);
         r.info = Some(t.info.info_bytes().to_vec());
         r.pieces = t.have.clone();
@@ -826,10 +873,15 @@ impl Engine {
     #[must_use]
     pub fn status(&self, now: Instant, id: TorrentId) -> Option<TorrentStatus> {
         let t = self.torrents.get(&id)?;
-        let total_done = t.bytes_done();
+        let total_done = if t.has_metadata { t.bytes_done() } else { 0 };
         let mut total_wanted = 0u64;
         let mut total_wanted_done = 0u64;
-        for p in 0..t.info.num_pieces() {
+        let pieces = if t.has_metadata {
+            t.info.num_pieces()
+        } else {
+            0
+        };
+        for p in 0..pieces {
             if !t
                 .picker
                 .piece_priority(PieceIndex::new(p))
@@ -877,7 +929,13 @@ impl Engine {
                 .map_or(Duration::ZERO, |s| now.saturating_duration_since(s));
         Some(TorrentStatus {
             id,
-            name: t.info.name().to_owned(),
+            name: if t.has_metadata {
+                t.info.name().to_owned()
+            } else {
+                t.name_hint
+                    .clone()
+                    .unwrap_or_else(|| t.info_hash.best().to_hex())
+            },
             info_hash: t.info_hash,
             state: t.state,
             paused: t.paused || self.paused,
@@ -915,6 +973,7 @@ impl Engine {
             active_time: active,
             seeding_time: seeding,
             num_banned: t.num_banned,
+            has_metadata: t.has_metadata,
         })
     }
 
@@ -1504,11 +1563,7 @@ impl Engine {
             self.close(now, cid, DisconnectReason::Closed);
             return;
         };
-        let params = TorrentParams {
-            info_hash: t.info_hash,
-            layout: Some(t.wire_layout),
-            metadata_size: u32::try_from(t.info.info_bytes().len()).ok(),
-        };
+        let params = t.wire_params();
         c.encrypted = encrypted;
         match PeerConnection::outgoing(config, now, params, cipher, received) {
             Ok(w) => {
@@ -1558,6 +1613,7 @@ impl Engine {
             pending_reads: 0,
             entry: None,
             allowed_fast: Vec::new(),
+            pending_bits: Vec::new(),
         };
         self.conns.insert(cid, conn);
         if self.paused || self.conns.len() > self.settings.connections_limit {
@@ -1779,7 +1835,46 @@ impl Engine {
     fn on_event(&mut self, now: Instant, cid: ConnId, event: PeerEvent) {
         let key = Conn::key(cid);
         let tid = self.conns.get(&cid).and_then(|c| c.torrent);
+        let has_metadata = tid
+            .and_then(|id| self.torrents.get(&id))
+            .is_some_and(|t| t.has_metadata);
+        if !has_metadata && tid.is_some() {
+            let bits = match &event {
+                PeerEvent::RawBitfield(b) => Some(Bits::Raw(b.clone())),
+                PeerEvent::HaveAll => Some(Bits::All),
+                PeerEvent::Have(p) => Some(Bits::Have(*p)),
+                _ => None,
+            };
+            if let Some(bits) = bits {
+                if let Some(c) = self.conns.get_mut(&cid) {
+                    if matches!(bits, Bits::Raw(_) | Bits::All) {
+                        c.pending_bits.clear();
+                        c.seed = matches!(bits, Bits::All);
+                    }
+                    if c.pending_bits.len() < MAX_PENDING_BITS {
+                        c.pending_bits.push(bits);
+                    }
+                }
+                return;
+            }
+            if matches!(event, PeerEvent::HaveNone | PeerEvent::DontHave(_)) {
+                return;
+            }
+        }
         match event {
+            PeerEvent::ExtendedHandshake(hs) => {
+                if !has_metadata
+                    && let Some(id) = tid
+                    && let Some(size) = hs.metadata_size
+                {
+                    self.metadata_size_seen(now, id, size);
+                }
+            }
+            PeerEvent::Extension(ExtensionMessage::Metadata(m)) => {
+                if let Some(id) = tid {
+                    self.on_metadata_message(now, id, cid, m);
+                }
+            }
             PeerEvent::IncomingHandshake { info_hash, .. } => {
                 self.on_incoming_handshake(now, cid, &info_hash);
             }
@@ -1833,7 +1928,7 @@ impl Engine {
             }
             PeerEvent::HaveAll | PeerEvent::HaveNone | PeerEvent::RawBitfield(_) => {}
             PeerEvent::Unchoked => self.fill_requests(now, cid),
-            PeerEvent::Choked | PeerEvent::ExtendedHandshake(_) => {}
+            PeerEvent::Choked => {}
             PeerEvent::Interested
                 if self
                     .conns
@@ -1902,6 +1997,259 @@ impl Engine {
         }
     }
 
+    // ------------------------------------------------------------ metadata (BEP 9)
+
+    fn metadata_size_seen(&mut self, now: Instant, id: TorrentId, size: u32) {
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        if t.meta.size.is_some()
+            || size == 0
+            || u64::from(size) > lt_wire::limits::DEFAULT_MAX_METADATA_SIZE
+        {
+            return;
+        }
+        let n = lt_wire::metadata_piece_count(size) as usize;
+        t.meta.size = Some(size);
+        t.meta.pieces = vec![None; n];
+        t.meta.requested = vec![None; n];
+        self.request_metadata(now, id);
+    }
+
+    /// Asks peers that have the metadata for pieces nobody is fetching, two at a time each.
+    fn request_metadata(&mut self, now: Instant, id: TorrentId) {
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        if t.has_metadata || t.meta.size.is_none() {
+            return;
+        }
+        let conns: Vec<ConnId> = t.conns.iter().copied().collect();
+        let mut flush = Vec::new();
+        for cid in conns {
+            let Some(w) = self
+                .conns
+                .get_mut(&cid)
+                .filter(|c| c.connected)
+                .and_then(|c| c.wire.as_mut())
+            else {
+                continue;
+            };
+            if w.extension_ids()
+                .remote(lt_wire::Extension::Metadata)
+                .is_none()
+            {
+                continue;
+            }
+            let mut asked = t
+                .meta
+                .requested
+                .iter()
+                .filter(|r| r.is_some_and(|(c, _)| c == cid))
+                .count();
+            for i in 0..t.meta.pieces.len() {
+                if asked >= 2 {
+                    break;
+                }
+                let stale = t.meta.requested[i].is_none_or(|(_, at)| {
+                    now.saturating_duration_since(at) >= METADATA_REQUEST_TIMEOUT
+                });
+                if t.meta.pieces[i].is_none() && stale {
+                    let piece = u32::try_from(i).unwrap_or(u32::MAX);
+                    let msg = ExtensionMessage::Metadata(MetadataMessage::Request { piece });
+                    if w.send_extension(now, &msg).is_ok() {
+                        t.meta.requested[i] = Some((cid, now));
+                        asked += 1;
+                    }
+                }
+            }
+            flush.push(cid);
+        }
+        for cid in flush {
+            self.flush(cid);
+        }
+    }
+
+    fn on_metadata_message(
+        &mut self,
+        now: Instant,
+        id: TorrentId,
+        cid: ConnId,
+        msg: MetadataMessage,
+    ) {
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        match msg {
+            MetadataMessage::Request { piece } => {
+                let Some(w) = self.conns.get_mut(&cid).and_then(|c| c.wire.as_mut()) else {
+                    return;
+                };
+                let info = t.info.info_bytes();
+                let total = u32::try_from(info.len()).unwrap_or(u32::MAX);
+                let piece_size = lt_wire::limits::METADATA_PIECE_SIZE as usize;
+                let reply = match lt_wire::metadata_piece_len(piece, total) {
+                    Some(len) if t.has_metadata => {
+                        let start = piece as usize * piece_size;
+                        MetadataMessage::Data {
+                            piece,
+                            total_size: total,
+                            data: Bytes::copy_from_slice(&info[start..start + len as usize]),
+                        }
+                    }
+                    _ => MetadataMessage::Reject { piece },
+                };
+                let _ = w.send_extension(now, &ExtensionMessage::Metadata(reply));
+                self.flush(cid);
+                return;
+            }
+            MetadataMessage::Reject { piece } => {
+                // Someone else is asked at the next round.
+                if let Some(r) = t.meta.requested.get_mut(piece as usize)
+                    && r.is_some_and(|(c, _)| c == cid)
+                {
+                    *r = None;
+                }
+            }
+            MetadataMessage::Data {
+                piece,
+                total_size,
+                data,
+            } => {
+                if t.has_metadata || t.meta.size != Some(total_size) {
+                    return;
+                }
+                let i = piece as usize;
+                let fits = lt_wire::metadata_piece_len(piece, total_size)
+                    .is_some_and(|len| len as usize == data.len());
+                if !fits || t.meta.pieces.get(i).is_none_or(Option::is_some) {
+                    return;
+                }
+                t.meta.pieces[i] = Some(data);
+                t.meta.requested[i] = None;
+                if t.meta.pieces.iter().all(Option::is_some) {
+                    let bytes: Vec<u8> = t
+                        .meta
+                        .pieces
+                        .iter()
+                        .flatten()
+                        .flat_map(|b| b.iter().copied())
+                        .collect();
+                    self.metadata_complete(now, id, &bytes);
+                    return;
+                }
+            }
+            _ => {}
+        }
+        self.request_metadata(now, id);
+    }
+
+    /// Checks the fetched info dictionary against the info-hash and turns the magnet into a
+    /// normal torrent that checks its files next.
+    fn metadata_complete(&mut self, now: Instant, id: TorrentId, bytes: &[u8]) {
+        let Some(t) = self.torrents.get(&id) else {
+            return;
+        };
+        let ih = t.info_hash;
+        let matches = match (ih.v1_hash(), ih.v2_hash()) {
+            (Some(v1), _) => Sha1Hash::digest(bytes) == v1,
+            (None, Some(v2)) => lt_core::Sha256Hash::digest(bytes) == v2,
+            (None, None) => false,
+        };
+        if !matches {
+            self.metadata_failed(id, "the metadata does not match the info-hash".into());
+            return;
+        }
+        let info = match lt_metainfo::TorrentInfo::from_info_bytes(
+            bytes,
+            &lt_metainfo::LoadLimits::default(),
+        ) {
+            Ok(i) => Arc::new(i),
+            Err(e) => {
+                self.metadata_failed(id, e.to_string());
+                return;
+            }
+        };
+        let Ok(layout) = Layout::new(info.total_size(), info.piece_length(), lt_core::BLOCK_SIZE)
+        else {
+            self.metadata_failed(id, "the metadata's piece layout is unusable".into());
+            return;
+        };
+        let mut seed = [0u8; 32];
+        self.rng.fill_bytes(&mut seed);
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        let n = info.num_pieces() as usize;
+        t.picker = PiecePicker::new(
+            layout,
+            lt_picker::Config {
+                rng_seed: Some(seed),
+                sequential: t.sequential,
+                ..lt_picker::Config::default()
+            },
+        );
+        t.layout = layout;
+        t.wire_layout = PieceLayout {
+            num_pieces: info.num_pieces(),
+            piece_length: info.piece_length(),
+            total_length: info.total_size(),
+        };
+        t.have = Bitfield::new(n);
+        t.file_priorities = vec![1; info.files().files().len()];
+        t.info = Arc::clone(&info);
+        t.has_metadata = true;
+        t.meta = crate::torrent::MetaFetch::default();
+        let prev = t.state;
+        t.state = TorrentState::CheckingFiles;
+        let wire_layout = t.wire_layout;
+        let conns: Vec<ConnId> = t.conns.iter().copied().collect();
+        for cid in conns {
+            let key = Conn::key(cid);
+            let Some(c) = self.conns.get_mut(&cid) else {
+                continue;
+            };
+            let Some(w) = c.wire.as_mut() else { continue };
+            w.set_layout(wire_layout);
+            if !c.connected {
+                continue;
+            }
+            let _ = t.picker.add_peer(key);
+            for bits in std::mem::take(&mut c.pending_bits) {
+                let _ = match bits {
+                    Bits::Raw(raw) => match Bitfield::from_bytes(&raw, n) {
+                        Ok(b) => t.picker.peer_bitfield(key, b),
+                        Err(_) => Ok(()),
+                    },
+                    Bits::All => t.picker.peer_have_all(key),
+                    Bits::Have(p) if p.as_usize() < n => t.picker.peer_have(key, p),
+                    Bits::Have(_) => Ok(()),
+                };
+            }
+        }
+        self.alerts.push(Alert::MetadataReceived { torrent: id });
+        self.alerts.push(Alert::StateChanged {
+            torrent: id,
+            prev,
+            state: TorrentState::CheckingFiles,
+        });
+        self.actions
+            .push_back(Action::MetadataReceived { torrent: id, info });
+        self.actions.push_back(Action::Disk(DiskJob::Check {
+            torrent: id,
+            resume: None,
+        }));
+        self.next_tick = now;
+    }
+
+    fn metadata_failed(&mut self, id: TorrentId, error: String) {
+        if let Some(t) = self.torrents.get_mut(&id) {
+            t.meta = crate::torrent::MetaFetch::default();
+        }
+        self.alerts
+            .push(Alert::MetadataFailed { torrent: id, error });
+    }
+
     fn on_incoming_handshake(&mut self, now: Instant, cid: ConnId, hash: &Sha1Hash) {
         let Some(id) = self.find_by_wire_hash(hash) else {
             self.close(now, cid, DisconnectReason::UnknownTorrent);
@@ -1928,11 +2276,7 @@ impl Engine {
             self.close(now, cid, DisconnectReason::Duplicate);
             return;
         }
-        let params = TorrentParams {
-            info_hash: t.info_hash,
-            layout: Some(t.wire_layout),
-            metadata_size: u32::try_from(t.info.info_bytes().len()).ok(),
-        };
+        let params = t.wire_params();
         let Some(c) = self.conns.get_mut(&cid) else {
             return;
         };
@@ -1980,7 +2324,13 @@ impl Engine {
         c.connected = true;
         let addr = c.addr;
         let outgoing = c.outgoing;
-        if let Some(w) = c.wire.as_mut() {
+        if !t.has_metadata {
+            // Without the piece count only HAVE NONE can be said (an empty bitfield would
+            // read as HAVE ALL).
+            if let Some(w) = c.wire.as_mut().filter(|w| w.fast()) {
+                w.send_message(now, &lt_wire::Message::HaveNone);
+            }
+        } else if let Some(w) = c.wire.as_mut() {
             w.send_bitfield(now, &t.have);
             if w.fast() && allowed_fast_set_size > 0 {
                 // BEP 6: a few pieces the peer may request while choked, so a new peer
@@ -2085,6 +2435,7 @@ impl Engine {
         };
         let Some(w) = c.wire.as_mut() else { return };
         if !c.connected
+            || !t.has_metadata
             || !t.is_active()
             || t.upload_mode()
             || t.is_finished()
@@ -2575,6 +2926,15 @@ impl Engine {
         self.tick_trackers(now);
         self.connect_peers(now);
         for &id in &ids {
+            if self
+                .torrents
+                .get(&id)
+                .is_some_and(|t| !t.has_metadata && t.meta.size.is_some())
+            {
+                self.request_metadata(now, id);
+            }
+        }
+        for &id in &ids {
             self.update_all_interest(now, id);
         }
     }
@@ -2660,6 +3020,7 @@ impl Engine {
                         pending_reads: 0,
                         entry: Some(addr),
                         allowed_fast: Vec::new(),
+                        pending_bits: Vec::new(),
                     },
                 );
                 self.half_open += 1;

@@ -59,6 +59,16 @@ pub(crate) struct PartPiece {
     pub(crate) contributors: Vec<(ConnId, SocketAddr)>,
 }
 
+/// A magnet link's metadata being fetched (BEP 9).
+#[derive(Debug, Default)]
+pub(crate) struct MetaFetch {
+    /// The size peers announced (the first that did).
+    pub(crate) size: Option<u32>,
+    pub(crate) pieces: Vec<Option<Bytes>>,
+    /// Who was asked for each piece, and when.
+    pub(crate) requested: Vec<Option<(ConnId, Instant)>>,
+}
+
 /// One torrent.
 #[derive(Debug)]
 pub(crate) struct Torrent {
@@ -110,16 +120,24 @@ pub(crate) struct Torrent {
     pub(crate) seeding_since: Option<Instant>,
     pub(crate) seeding_time: std::time::Duration,
     pub(crate) num_banned: usize,
+    /// False while a magnet link's metadata is fetched; `info` is a placeholder then.
+    pub(crate) has_metadata: bool,
+    pub(crate) meta: MetaFetch,
+    /// The name to show until the metadata arrives.
+    pub(crate) name_hint: Option<String>,
 }
 
 impl Torrent {
     /// Whether we have every piece.
     pub(crate) fn is_seed(&self) -> bool {
-        self.have.all()
+        self.has_metadata && self.have.all()
     }
 
     /// Whether every wanted piece is here.
     pub(crate) fn is_finished(&self) -> bool {
+        if !self.has_metadata {
+            return false;
+        }
         self.have.all()
             || (0..self.info.num_pieces()).all(|p| {
                 self.have.get(p as usize)
@@ -165,9 +183,24 @@ impl Torrent {
         self.info.total_size().saturating_sub(self.bytes_done())
     }
 
+    /// The torrent's parameters for a peer connection.
+    pub(crate) fn wire_params(&self) -> lt_wire::TorrentParams {
+        lt_wire::TorrentParams {
+            info_hash: self.info_hash,
+            layout: self.has_metadata.then_some(self.wire_layout),
+            metadata_size: if self.has_metadata {
+                u32::try_from(self.info.info_bytes().len()).ok()
+            } else {
+                None
+            },
+        }
+    }
+
     /// The state the pieces call for.
     pub(crate) fn transfer_state(&self) -> TorrentState {
-        if self.is_seed() {
+        if !self.has_metadata {
+            TorrentState::DownloadingMetadata
+        } else if self.is_seed() {
             TorrentState::Seeding
         } else if self.is_finished() {
             TorrentState::Finished

@@ -86,6 +86,14 @@ pub enum Action {
         /// The info-hash to scrape.
         info_hash: Sha1Hash,
     },
+    /// A magnet link's metadata arrived and was verified: set up the torrent's storage for
+    /// `info` before running the disk jobs that follow.
+    MetadataReceived {
+        /// The torrent.
+        torrent: TorrentId,
+        /// Its metadata.
+        info: Arc<TorrentInfo>,
+    },
     /// Drop the torrent's storage (after its last disk job): it was removed.
     RemoveStorage {
         /// The torrent.
@@ -307,8 +315,13 @@ impl Default for TorrentFlags {
 /// path and storage options).
 #[derive(Clone, Debug)]
 pub struct AddTorrent {
-    /// The torrent.
+    /// The torrent. For a magnet link (`metadata_for` set) a placeholder until the
+    /// metadata arrives.
     pub info: Arc<TorrentInfo>,
+    /// A magnet link's info-hash: fetch the metadata from peers (BEP 9) first.
+    pub metadata_for: Option<InfoHash>,
+    /// A name to show until the metadata arrives (a magnet link's `dn`).
+    pub name: Option<String>,
     /// Resume data to trust if it fits the files.
     pub resume: Option<ResumeData>,
     /// Trackers besides the torrent's own, as tiers.
@@ -330,11 +343,28 @@ pub struct AddTorrent {
 }
 
 impl AddTorrent {
+    /// A torrent from a magnet link: its trackers (one tier each, in order) and peers;
+    /// the metadata is fetched from peers.
+    ///
+    /// # Errors
+    /// Never in practice: building the placeholder metadata cannot fail.
+    pub fn from_magnet(link: &lt_metainfo::MagnetLink) -> Result<Self, lt_metainfo::Error> {
+        let placeholder = Arc::new(placeholder_info()?);
+        let mut add = Self::new(placeholder);
+        add.metadata_for = Some(link.info_hash);
+        add.name.clone_from(&link.name);
+        add.trackers = link.trackers.iter().map(|t| vec![t.clone()]).collect();
+        add.peers = link.peer_addrs();
+        Ok(add)
+    }
+
     /// Defaults for `info`.
     #[must_use]
     pub fn new(info: Arc<TorrentInfo>) -> Self {
         Self {
             info,
+            metadata_for: None,
+            name: None,
             resume: None,
             trackers: Vec::new(),
             peers: Vec::new(),
@@ -346,6 +376,14 @@ impl AddTorrent {
             download_limit: 0,
         }
     }
+}
+
+/// A one-piece torrent standing in for a magnet link's metadata until it arrives.
+pub(crate) fn placeholder_info() -> Result<TorrentInfo, lt_metainfo::Error> {
+    let mut info = b"d6:lengthi1e4:name8:metadata12:piece lengthi16384e6:pieces20:".to_vec();
+    info.extend_from_slice(&[0u8; 20]);
+    info.push(b'e');
+    TorrentInfo::from_info_bytes(&info, &lt_metainfo::LoadLimits::default())
 }
 
 /// A torrent's status (the manual's `torrent_status`).
@@ -429,6 +467,8 @@ pub struct TorrentStatus {
     pub seeding_time: Duration,
     /// Peers banned for corrupt data.
     pub num_banned: usize,
+    /// Whether the metadata is known (false while a magnet link's is fetched).
+    pub has_metadata: bool,
 }
 
 /// One connected peer (the manual's `peer_info`).

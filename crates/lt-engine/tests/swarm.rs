@@ -51,6 +51,7 @@ struct Node {
     finished_at: Option<Instant>,
     banned: usize,
     hash_failed: usize,
+    got_metadata: bool,
 }
 
 struct Sim {
@@ -81,6 +82,17 @@ fn payload(len: usize, seed: u64) -> Vec<u8> {
 
 impl Sim {
     fn new(seed: u64, leechers: usize, bad_seeds: usize, len: usize, piece: u32) -> Self {
+        Self::with(seed, leechers, bad_seeds, len, piece, false)
+    }
+
+    fn with(
+        seed: u64,
+        leechers: usize,
+        bad_seeds: usize,
+        len: usize,
+        piece: u32,
+        magnet: bool,
+    ) -> Self {
         let data = payload(len, seed);
         let bytes = CreateTorrent::from_memory("sim.bin", data.clone())
             .piece_size(piece)
@@ -127,9 +139,12 @@ impl Sim {
             } else {
                 MemStorage::new(info.files().clone()).unwrap()
             };
-            let torrent = engine
-                .add_torrent(start, AddTorrent::new(Arc::clone(&info)))
-                .unwrap();
+            let add = if magnet && !is_seed {
+                AddTorrent::from_magnet(&info.magnet_link()).unwrap()
+            } else {
+                AddTorrent::new(Arc::clone(&info))
+            };
+            let torrent = engine.add_torrent(start, add).unwrap();
             sim.nodes.push(Node {
                 engine,
                 storage,
@@ -144,6 +159,7 @@ impl Sim {
                 finished_at: None,
                 banned: 0,
                 hash_failed: 0,
+                got_metadata: false,
             });
         }
         sim
@@ -222,6 +238,11 @@ impl Sim {
                     }
                 }
                 Action::Disk(job) => self.disk(i, job),
+                Action::MetadataReceived { info, .. } => {
+                    assert_eq!(info.info_hash(), self.info.info_hash());
+                    self.nodes[i].storage = MemStorage::new(info.files().clone()).unwrap();
+                    self.nodes[i].got_metadata = true;
+                }
                 Action::Announce {
                     torrent, tracker, ..
                 } => {
@@ -448,4 +469,33 @@ fn corrupt_seed_is_banned_and_download_completes() {
     let failed: usize = sim.nodes[2..].iter().map(|n| n.hash_failed).sum();
     assert!(failed > 0, "the corrupt seed's pieces never failed");
     assert!(banned > 0, "nobody banned the corrupt seed");
+}
+
+#[test]
+fn magnet_leechers_fetch_the_metadata_then_the_data() {
+    // 1,024 pieces of 16 KiB: 20 KiB of piece hashes, so the info dictionary spans two
+    // 16 KiB metadata pieces.
+    let mut sim = Sim::with(21, 4, 0, 16 << 20, 16 << 10, true);
+    assert!(
+        sim.info.info_bytes().len() > 16 << 10,
+        "the metadata should span pieces"
+    );
+    let done = sim.run(Duration::from_secs(600));
+    let states: Vec<_> = sim
+        .nodes
+        .iter()
+        .map(|n| {
+            let s = n.engine.status(sim.now, n.torrent).unwrap();
+            (n.got_metadata, s.state, s.num_pieces, s.num_peers)
+        })
+        .collect();
+    assert!(done, "did not finish: {states:?}");
+    sim.verify();
+    assert!(sim.nodes[1..].iter().all(|n| n.got_metadata));
+    let st = sim.nodes[1]
+        .engine
+        .status(sim.now, sim.nodes[1].torrent)
+        .unwrap();
+    assert!(st.has_metadata);
+    assert_eq!(st.name, "sim.bin");
 }

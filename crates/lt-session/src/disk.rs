@@ -19,6 +19,8 @@ pub(crate) struct TorrentIo {
     /// Writes of one torrent go one at a time (hashing runs in parallel): concurrent
     /// writes to one file only contend for its inode lock.
     pub(crate) write_lock: std::sync::Mutex<()>,
+    /// The storage's options, to set it up again when a magnet's metadata arrives.
+    pub(crate) options: lt_storage::FsOptions,
 }
 
 /// What a disk job produced: a completion for the engine or an alert for the user.

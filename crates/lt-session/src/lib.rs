@@ -45,6 +45,7 @@ pub use lt_engine::{
     Alert, AlertCategory, DisconnectReason, PartialPiece, PeerInfo, PerformanceWarning,
     SeedChoking, Settings, TorrentFlags, TorrentId, TorrentState, TorrentStatus,
 };
+pub use lt_metainfo::MagnetLink;
 use lt_metainfo::TorrentInfo;
 pub use lt_storage::ResumeData;
 use lt_storage::{Allocation, FsOptions, FsStorage};
@@ -91,6 +92,9 @@ pub enum Error {
     /// The engine refused the torrent.
     #[error(transparent)]
     Add(#[from] lt_engine::AddError),
+    /// Metadata that cannot be used.
+    #[error("metadata: {0}")]
+    Metadata(lt_metainfo::Error),
     /// The torrent is no longer in the session.
     #[error("invalid torrent handle")]
     InvalidHandle,
@@ -137,11 +141,21 @@ impl Default for SessionSettings {
 /// Storage allocation (the manual's `storage_mode`; libtorrent 2 dropped compact mode).
 pub type StorageMode = Allocation;
 
+/// Where a torrent's metadata comes from.
+#[derive(Clone, Debug)]
+pub enum TorrentSource {
+    /// A .torrent file's contents.
+    Info(Arc<TorrentInfo>),
+    /// A magnet link: the metadata is fetched from peers (BEP 9), unless the resume data
+    /// holds it.
+    Magnet(MagnetLink),
+}
+
 /// What to add (the manual's `add_torrent_params`).
 #[derive(Clone, Debug)]
 pub struct AddTorrentParams {
-    /// The torrent.
-    pub info: Arc<TorrentInfo>,
+    /// The torrent or magnet link.
+    pub source: TorrentSource,
     /// Where its files go (the torrent's name is a folder or file inside).
     pub save_path: PathBuf,
     /// Sparse (default) or full allocation.
@@ -170,9 +184,19 @@ impl AddTorrentParams {
     /// Defaults for `info` saved under `save_path`.
     #[must_use]
     pub fn new(info: Arc<TorrentInfo>, save_path: impl Into<PathBuf>) -> Self {
+        Self::with_source(TorrentSource::Info(info), save_path.into())
+    }
+
+    /// Defaults for a magnet link saved under `save_path`.
+    #[must_use]
+    pub fn from_magnet(link: MagnetLink, save_path: impl Into<PathBuf>) -> Self {
+        Self::with_source(TorrentSource::Magnet(link), save_path.into())
+    }
+
+    fn with_source(source: TorrentSource, save_path: PathBuf) -> Self {
         Self {
-            info,
-            save_path: save_path.into(),
+            source,
+            save_path,
             storage_mode: Allocation::Sparse,
             resume: None,
             file_priorities: Vec::new(),
@@ -464,18 +488,42 @@ impl Session {
     /// # Errors
     /// [`Error::Storage`] when the save path cannot be used, [`Error::Add`].
     pub fn add_torrent(&self, params: AddTorrentParams) -> Result<TorrentHandle, Error> {
-        let info = Arc::clone(&params.info);
-        let storage = FsStorage::new(
-            info.files().clone(),
-            &params.save_path,
-            FsOptions {
-                allocation: params.storage_mode,
-                file_priorities: params.file_priorities.clone(),
-                ..FsOptions::default()
-            },
-        )?;
+        // A magnet whose resume data holds the metadata is added as a torrent.
+        let resumed_info = match (&params.source, &params.resume) {
+            (TorrentSource::Magnet(link), Some(r)) => r
+                .info
+                .as_deref()
+                .and_then(|b| {
+                    TorrentInfo::from_info_bytes(b, &lt_metainfo::LoadLimits::default()).ok()
+                })
+                .filter(|i| {
+                    i.info_hash() == link.info_hash
+                        || i.info_hash().v1_hash() == link.info_hash.v1_hash()
+                })
+                .map(Arc::new),
+            _ => None,
+        };
+        let mut add = match (&params.source, resumed_info) {
+            (TorrentSource::Info(info), _) => AddTorrent::new(Arc::clone(info)),
+            (TorrentSource::Magnet(_), Some(info)) => AddTorrent::new(info),
+            (TorrentSource::Magnet(link), None) => {
+                AddTorrent::from_magnet(link).map_err(Error::Metadata)?
+            }
+        };
+        if let TorrentSource::Magnet(link) = &params.source {
+            add.trackers = link.trackers.iter().map(|t| vec![t.clone()]).collect();
+            add.peers = link.peer_addrs();
+        }
+        let info = Arc::clone(&add.info);
+        let ih = add.metadata_for.unwrap_or_else(|| info.info_hash());
+        let options = FsOptions {
+            allocation: params.storage_mode,
+            file_priorities: params.file_priorities.clone(),
+            ..FsOptions::default()
+        };
+        let storage = FsStorage::new(info.files().clone(), &params.save_path, options.clone())?;
         let mut engine = self.shared.engine();
-        if let Some(id) = engine.find_torrent(&info.info_hash()) {
+        if let Some(id) = engine.find_torrent(&ih) {
             if params.flags.duplicate_is_error {
                 return Err(Error::Add(lt_engine::AddError::Duplicate(id)));
             }
@@ -486,11 +534,11 @@ impl Session {
             info: Arc::clone(&info),
             save_path: RwLock::new(params.save_path.clone()),
             write_lock: Mutex::new(()),
+            options,
         });
-        let mut add = AddTorrent::new(Arc::clone(&info));
         add.resume = params.resume;
-        add.trackers = params.trackers;
-        add.peers = params.peers;
+        add.trackers.extend(params.trackers);
+        add.peers.extend(params.peers);
         add.file_priorities = params.file_priorities;
         add.flags = params.flags;
         add.max_connections = params.max_connections;
@@ -505,7 +553,6 @@ impl Session {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(id, io);
-        let ih = info.info_hash();
         let mut skeys = self
             .shared
             .skeys
@@ -1141,6 +1188,44 @@ async fn engine_loop(
                             })
                             .await;
                     });
+                }
+                Action::MetadataReceived { torrent, info } => {
+                    let old = shared
+                        .torrents
+                        .read()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .get(&torrent)
+                        .cloned();
+                    let Some(old) = old else { continue };
+                    let path = old
+                        .save_path
+                        .read()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .clone();
+                    match FsStorage::new(info.files().clone(), &path, old.options.clone()) {
+                        Ok(storage) => {
+                            let io = Arc::new(TorrentIo {
+                                storage: RwLock::new(Box::new(storage)),
+                                info,
+                                save_path: RwLock::new(path),
+                                write_lock: Mutex::new(()),
+                                options: old.options.clone(),
+                            });
+                            shared
+                                .torrents
+                                .write()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .insert(torrent, io);
+                        }
+                        Err(e) => {
+                            let mut engine = shared.engine();
+                            engine.post_alert(Alert::FileError {
+                                torrent,
+                                error: e.to_string(),
+                            });
+                            shared.push_alerts(&mut engine);
+                        }
+                    }
                 }
                 Action::RemoveStorage {
                     torrent,
