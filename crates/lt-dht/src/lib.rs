@@ -4,17 +4,21 @@
 //! ```text
 //!            datagram from a node ─▶ handle_datagram(now, from, buf) ─┐
 //!                           timer ─▶ handle_timeout(now)             │
-//!  bootstrap / find_node / get_peers / announce (commands) ─────────▶ Dht ──▶ poll_transmit() ─▶ Transmit { dest, payload }
-//!                                                                     │  ──▶ poll_event()    ─▶ Event::{Peers, LookupDone, BootstrapDone}
+//!  bootstrap / find_node / get_peers / announce /
+//!  get_immutable / get_mutable / put_immutable / put_mutable (commands) ─▶ Dht ──▶ poll_transmit() ─▶ Transmit { dest, payload }
+//!                                                                     │  ──▶ poll_event()    ─▶ Event::{Peers, Item, LookupDone, BootstrapDone, ...}
 //!                                                                     └─ ──▶ poll_timeout()  ─▶ next deadline
 //!
 //!  krpc::Message::decode(&[u8]) ⇄ Message::encode()    routing::RoutingTable (k-buckets, liveness)
+//!  item::MutableItem::sign / verify (ed25519)          DhtState::to_bencode / from_bencode
 //! ```
 //!
-//! BEPs: 5 (DHT protocol, KRPC, tokens), 32 (`nodes6` in the codec), 42 (id helpers and the
-//! `ip` key), 43 (read-only nodes), 51 (`sample_infohashes`).
+//! BEPs: 5 (DHT protocol, KRPC, tokens), 32 (`nodes6`; one node per address family, as
+//! libtorrent runs one per socket), 42 (conforming ids, `ip` key and external-address
+//! votes), 43 (read-only nodes), 44 (immutable and mutable items), 51
+//! (`sample_infohashes`).
 //!
-//! This crate **performs no network I/O and reads no clock**: every method takes
+//! The core **performs no network I/O and reads no clock**: every method takes
 //! `now: Instant`, randomness comes from a ChaCha8 RNG seeded by [`Config::rng_seed`], and
 //! every collection a remote node can grow is capped (routing table, replacement caches,
 //! peer store, rate-limit table, transactions, lookups and their candidates; see
@@ -24,8 +28,12 @@
 //! Driver rule: after any input, drain [`Dht::poll_transmit`], then [`Dht::poll_event`],
 //! then re-arm one timer from [`Dht::poll_timeout`]. Never pass an earlier `now`.
 //!
-//! Not yet: BEP 44 put/get, a tokio driver, IPv4+IPv6 dual tables (one `Dht` per family
-//! for now), BEP 42 external-IP voting, session integration.
+//! With the `tokio` feature, `lt_dht::tokio::DhtHandle` runs a node on a UDP
+//! socket or on datagram channels of a socket the session owns; it is the only code here
+//! that touches the clock, sockets or OS randomness.
+//!
+//! Not yet: BEP 33 scrape, the BEP 32 `want` key (a node answers with its own family's
+//! nodes), re-deriving the node id when the voted external address changes.
 //!
 //! # Example: a run loop over `std::net`
 //!

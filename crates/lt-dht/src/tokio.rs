@@ -218,11 +218,15 @@ impl DhtHandle {
         std_socket.set_nonblocking(true)?;
         let socket = UdpSocket::from_std(std_socket)?;
         let local = socket.local_addr()?;
+        // BEP 32: a node on an IPv6 socket speaks `nodes6` (one node per address family,
+        // as libtorrent runs one per listen socket).
+        config.settings.ipv6 = local.is_ipv6();
         Ok(Self::spawn(config, Io::Socket(socket), Some(local)))
     }
 
     /// Starts the node on channels instead of a socket, for a session that owns the UDP
-    /// socket; [`DhtConfig::bind`] is ignored.
+    /// socket; [`DhtConfig::bind`] is ignored and [`Config::ipv6`] says which family
+    /// the node serves (feed it only datagrams of that family).
     ///
     /// # Panics
     ///

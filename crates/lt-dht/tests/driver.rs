@@ -327,6 +327,41 @@ async fn flood_from_many_sources_stays_bounded_and_answers() {
     dht.shutdown();
 }
 
+/// BEP 32: nodes on IPv6 sockets exchange `nodes6` and find each other's announces.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_nodes_on_loopback() {
+    let v6 = |seed: u8| {
+        let mut c = DhtConfig::bind("[::1]:0".parse().unwrap());
+        c.settings.rng_seed = Some([seed; 32]);
+        c.settings.query_timeout = Duration::from_secs(1);
+        c.lookup_timeout = WAIT;
+        c
+    };
+    let Ok(first) = DhtHandle::start(v6(1)) else {
+        panic!("this test needs IPv6 on loopback (::1)");
+    };
+    let router = first.local_addr().unwrap();
+    let mut nodes = vec![first];
+    for i in 2..6 {
+        let mut c = v6(i);
+        c.nodes.push(router);
+        nodes.push(DhtHandle::start(c).unwrap());
+    }
+    let deadline = Instant::now() + WAIT;
+    while nodes.iter().any(|d| d.routing_table_size() < 2) {
+        assert!(Instant::now() < deadline, "IPv6 bootstrap");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ih = Sha1Hash::new([0x66; 20]);
+    nodes[1].announce(ih, Some(6666)).await.unwrap();
+    let peers = nodes[4].get_peers(ih).await;
+    assert!(peers.contains(&"[::1]:6666".parse().unwrap()), "{peers:?}");
+    assert!(nodes[3].state().await.nodes.iter().all(SocketAddr::is_ipv6));
+    for n in &nodes {
+        n.shutdown();
+    }
+}
+
 #[test]
 fn bind_socket_variant_is_usable() {
     let rt = tokio::runtime::Builder::new_current_thread()
