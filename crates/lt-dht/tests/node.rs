@@ -531,3 +531,56 @@ fn bep44_put_errors_get_with_seq_and_store_cap() {
     );
     assert!(dht.stored_item(&key).is_none(), "the oldest item made room");
 }
+
+/// BEP 42: the external address becomes known once most recent responders agree on it;
+/// replies to queries we never sent do not vote.
+#[test]
+fn external_address_from_responder_votes() {
+    let now = Instant::now();
+    let mut dht = Dht::new(config(), now);
+    let seen: SocketAddr = "203.0.113.7:6881".parse().unwrap();
+    // Unsolicited replies carry no weight.
+    for i in 0..10 {
+        let m = Message {
+            tid: vec![0, 1],
+            version: None,
+            read_only: false,
+            ip: Some(seen),
+            body: Body::Response(Response::new(Sha1Hash::new([i; 20]))),
+        };
+        dht.handle_datagram(now, addr(u32::from(i) + 1), &m.encode());
+    }
+    assert_eq!(dht.external_addr(), None);
+    for i in 1..=6u32 {
+        dht.add_node(now, addr(i));
+    }
+    let mut events = Vec::new();
+    let pings: Vec<_> = std::iter::from_fn(|| dht.poll_transmit()).collect();
+    for (n, t) in pings.iter().enumerate() {
+        let q = Message::decode(&t.payload).unwrap();
+        let pong = Message {
+            tid: q.tid,
+            version: None,
+            read_only: false,
+            ip: Some(seen),
+            body: Body::Response(Response::new(Sha1Hash::new(
+                [u8::try_from(n).unwrap() + 1; 20],
+            ))),
+        };
+        dht.handle_datagram(now, t.dest, &pong.encode());
+        events.extend(std::iter::from_fn(|| dht.poll_event()));
+        assert_eq!(
+            dht.external_addr().is_some(),
+            n + 1 >= 5,
+            "after {} votes",
+            n + 1
+        );
+    }
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::ExternalAddress { addr } if *addr == seen))
+            .count(),
+        1
+    );
+}
