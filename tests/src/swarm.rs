@@ -255,7 +255,14 @@ impl Peer {
 }
 
 /// The `lt` binary: `LT_BIN` when set, otherwise built (once per process) with
-/// `cargo build -p lt-cli --bin lt` in the test's own profile and target directory.
+/// `cargo build -p lt-cli --bin lt --target-dir <target>/lt-bin`.
+///
+/// The separate target directory matters: `cargo build -p lt-cli` resolves dependency features
+/// for lt-cli alone, unlike the build of this test crate, and in a shared directory the two
+/// builds would keep rebuilding each other's dependencies (ring, rustls, reqwest, ...). The
+/// first build there takes a few minutes; later ones only rebuild what changed. `cargo xtask
+/// ci` sets `LT_BIN` to the `lt` its workspace build made. Call this at the start of a test,
+/// before starting peers that have a time limit.
 ///
 /// # Panics
 /// When the build fails.
@@ -270,6 +277,9 @@ pub fn lt_binary() -> PathBuf {
             .parent()
             .unwrap_or_else(|| Path::new("."))
             .to_path_buf();
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| workspace.join("target"), PathBuf::from)
+            .join("lt-bin");
         let out = Command::new(cargo)
             .current_dir(&workspace)
             .args([
@@ -281,6 +291,8 @@ pub fn lt_binary() -> PathBuf {
                 "lt",
                 "--message-format=json",
             ])
+            .arg("--target-dir")
+            .arg(&target)
             .stdin(Stdio::null())
             .stderr(Stdio::inherit())
             .output()
