@@ -65,6 +65,13 @@ struct Conn {
     allowed_fast: Vec<PieceIndex>,
     /// What the peer said of its pieces before we had the metadata.
     pending_bits: Vec<Bits>,
+    /// Its listen port, from its extended handshake (for incoming connections).
+    listen_port: Option<u16>,
+    /// It announced a metadata size and has not rejected a metadata request.
+    serves_metadata: bool,
+    /// Peers we told it about with ut_pex (BEP 11), and when we last did.
+    pex_sent: BTreeSet<SocketAddr>,
+    last_pex: Option<Instant>,
 }
 
 /// A peer's piece announcement kept until the metadata (and so the piece count) is known.
@@ -1614,6 +1621,10 @@ impl Engine {
             entry: None,
             allowed_fast: Vec::new(),
             pending_bits: Vec::new(),
+            listen_port: None,
+            serves_metadata: false,
+            pex_sent: BTreeSet::new(),
+            last_pex: None,
         };
         self.conns.insert(cid, conn);
         if self.paused || self.conns.len() > self.settings.connections_limit {
@@ -1863,11 +1874,20 @@ impl Engine {
         }
         match event {
             PeerEvent::ExtendedHandshake(hs) => {
+                if let Some(c) = self.conns.get_mut(&cid) {
+                    c.listen_port = hs.p.filter(|&p| p != 0);
+                    c.serves_metadata = hs.metadata_size.is_some_and(|n| n > 0);
+                }
                 if !has_metadata
                     && let Some(id) = tid
                     && let Some(size) = hs.metadata_size
                 {
                     self.metadata_size_seen(now, id, size);
+                }
+            }
+            PeerEvent::Extension(ExtensionMessage::Pex(m)) => {
+                if let Some(id) = tid {
+                    self.on_pex(id, &m);
                 }
             }
             PeerEvent::Extension(ExtensionMessage::Metadata(m)) => {
@@ -1997,6 +2017,117 @@ impl Engine {
         }
     }
 
+    // ------------------------------------------------------------ peer exchange (BEP 11)
+
+    /// Where a connected peer accepts connections, if known.
+    fn listen_addr(c: &Conn) -> Option<SocketAddr> {
+        if c.outgoing {
+            Some(c.addr)
+        } else {
+            c.listen_port.map(|p| SocketAddr::new(c.addr.ip(), p))
+        }
+    }
+
+    fn on_pex(&mut self, id: TorrentId, m: &lt_wire::PexMessage) {
+        let max = self.settings.max_peerlist_size;
+        let listen_port = self.listen_port;
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        if t.has_metadata && t.info.is_private() {
+            return;
+        }
+        for p in &m.added {
+            if t.peers.len() >= max {
+                break;
+            }
+            let a = p.addr;
+            if a.port() == 0
+                || a.ip().is_unspecified()
+                || (a.port() == listen_port && a.ip().is_loopback())
+            {
+                continue;
+            }
+            let e = t
+                .peers
+                .entry(a)
+                .or_insert_with(|| PeerEntry::new(PeerSource::Pex));
+            if p.flags.has(lt_wire::PexFlags::SEED) {
+                e.seed = true;
+            }
+        }
+    }
+
+    /// Sends each peer that speaks ut_pex the peers joined and left since the last message,
+    /// at most once per `pex_interval` (BEP 11: at most 50 of each).
+    fn send_pex(&mut self, now: Instant) {
+        let interval = self.settings.pex_interval;
+        let ids: Vec<TorrentId> = self.torrents.keys().copied().collect();
+        for id in ids {
+            let Some(t) = self.torrents.get(&id) else {
+                continue;
+            };
+            if !t.has_metadata || t.info.is_private() || !t.is_active() {
+                continue;
+            }
+            let mut current: BTreeMap<SocketAddr, bool> = BTreeMap::new();
+            for c in t.conns.iter().filter_map(|c| self.conns.get(c)) {
+                if c.connected
+                    && let Some(a) = Self::listen_addr(c)
+                {
+                    current.insert(a, c.seed);
+                }
+            }
+            let conns: Vec<ConnId> = t.conns.iter().copied().collect();
+            for cid in conns {
+                let Some(c) = self.conns.get_mut(&cid) else {
+                    continue;
+                };
+                if !c.connected
+                    || c.last_pex
+                        .is_some_and(|l| now.saturating_duration_since(l) < interval)
+                {
+                    continue;
+                }
+                let own = Self::listen_addr(c);
+                let Some(w) = c.wire.as_mut() else { continue };
+                if w.extension_ids().remote(lt_wire::Extension::Pex).is_none() {
+                    continue;
+                }
+                let added: Vec<lt_wire::PexPeer> = current
+                    .iter()
+                    .filter(|&(a, _)| Some(*a) != own && !c.pex_sent.contains(a))
+                    .take(50)
+                    .map(|(&addr, &seed)| lt_wire::PexPeer {
+                        addr,
+                        flags: lt_wire::PexFlags(if seed { lt_wire::PexFlags::SEED } else { 0 }),
+                    })
+                    .collect();
+                let dropped: Vec<SocketAddr> = c
+                    .pex_sent
+                    .iter()
+                    .filter(|a| !current.contains_key(a))
+                    .take(50)
+                    .copied()
+                    .collect();
+                if added.is_empty() && dropped.is_empty() && c.last_pex.is_some() {
+                    continue;
+                }
+                for p in &added {
+                    c.pex_sent.insert(p.addr);
+                }
+                for a in &dropped {
+                    c.pex_sent.remove(a);
+                }
+                c.last_pex = Some(now);
+                let msg = ExtensionMessage::Pex(lt_wire::PexMessage { added, dropped });
+                if w.send_extension(now, &msg).is_ok() {
+                    self.flush(cid);
+                }
+            }
+        }
+    }
+
     // ------------------------------------------------------------ metadata (BEP 9)
 
     fn metadata_size_seen(&mut self, now: Instant, id: TorrentId, size: u32) {
@@ -2030,7 +2161,7 @@ impl Engine {
             let Some(w) = self
                 .conns
                 .get_mut(&cid)
-                .filter(|c| c.connected)
+                .filter(|c| c.connected && c.serves_metadata)
                 .and_then(|c| c.wire.as_mut())
             else {
                 continue;
@@ -2109,6 +2240,9 @@ impl Engine {
                     && r.is_some_and(|(c, _)| c == cid)
                 {
                     *r = None;
+                }
+                if let Some(c) = self.conns.get_mut(&cid) {
+                    c.serves_metadata = false;
                 }
             }
             MetadataMessage::Data {
@@ -2297,9 +2431,11 @@ impl Engine {
             self.close(now, cid, DisconnectReason::Closed);
             return;
         };
-        // One connection per peer id and torrent.
-        let duplicate = self.torrents.get(&id).is_some_and(|t| {
-            t.conns.iter().any(|&o| {
+        // One connection per peer id and torrent. When both sides dialled at once, both
+        // must drop the same one: the connection made by the side with the lower peer id
+        // stays (libtorrent's rule too).
+        let other = self.torrents.get(&id).and_then(|t| {
+            t.conns.iter().copied().find(|&o| {
                 o != cid
                     && self.conns.get(&o).is_some_and(|c| {
                         c.connected
@@ -2307,9 +2443,16 @@ impl Engine {
                     })
             })
         });
-        if duplicate {
-            self.close(now, cid, DisconnectReason::Duplicate);
-            return;
+        if let Some(other) = other {
+            let keep_ours = self.peer_id.as_bytes() < peer_id.as_bytes();
+            let new_is_ours = self.conns.get(&cid).is_some_and(|c| c.outgoing);
+            let other_is_ours = self.conns.get(&other).is_some_and(|c| c.outgoing);
+            if new_is_ours != other_is_ours && new_is_ours == keep_ours {
+                self.close(now, other, DisconnectReason::Duplicate);
+            } else {
+                self.close(now, cid, DisconnectReason::Duplicate);
+                return;
+            }
         }
         let Some(t) = self.torrents.get_mut(&id) else {
             return;
@@ -2924,6 +3067,7 @@ impl Engine {
             self.unchoke_free_slots(now);
         }
         self.tick_trackers(now);
+        self.send_pex(now);
         self.connect_peers(now);
         for &id in &ids {
             if self
@@ -3021,6 +3165,10 @@ impl Engine {
                         entry: Some(addr),
                         allowed_fast: Vec::new(),
                         pending_bits: Vec::new(),
+                        listen_port: None,
+                        serves_metadata: false,
+                        pex_sent: BTreeSet::new(),
+                        last_pex: None,
                     },
                 );
                 self.half_open += 1;

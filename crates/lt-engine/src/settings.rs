@@ -86,6 +86,9 @@ pub struct Settings {
     /// `smart_ban`: ban a peer whose data failed a hash check twice (or alone). Default
     /// `true`.
     pub smart_ban: bool,
+    /// How often ut_pex messages go to each peer (BEP 11 allows one a minute). Default
+    /// 60 s; the first goes out right after the handshake.
+    pub pex_interval: Duration,
     /// `num_want`: peers asked of a tracker. Default 200.
     pub num_want: u32,
     /// `stop_tracker_timeout`: how long shutdown waits for `stopped` announces. Default 5 s.
@@ -140,6 +143,7 @@ impl Default for Settings {
             optimistic_disk_retry: Duration::from_secs(600),
             use_parole_mode: true,
             smart_ban: true,
+            pex_interval: Duration::from_secs(60),
             num_want: 200,
             stop_tracker_timeout: Duration::from_secs(5),
             tracker_completion_timeout: Duration::from_secs(30),

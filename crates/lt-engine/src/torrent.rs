@@ -22,6 +22,7 @@ pub(crate) enum PeerSource {
     User,
     Incoming,
     Resume,
+    Pex,
 }
 
 /// A known peer of a torrent, connected or not.

@@ -66,6 +66,10 @@ struct Sim {
     links: BTreeMap<(usize, ConnId), (usize, ConnId)>,
     /// Ephemeral ports for incoming connections.
     next_port: u16,
+    /// Announces get no peers.
+    no_tracker: bool,
+    /// Distinct peers that connected to node 0.
+    seed_peers_seen: usize,
 }
 
 fn payload(len: usize, seed: u64) -> Vec<u8> {
@@ -112,6 +116,8 @@ impl Sim {
             seq: 0,
             links: BTreeMap::new(),
             next_port: 40_000,
+            no_tracker: false,
+            seed_peers_seen: 0,
         };
         let total = 1 + bad_seeds + leechers;
         for i in 0..total {
@@ -246,11 +252,12 @@ impl Sim {
                 Action::Announce {
                     torrent, tracker, ..
                 } => {
+                    let no_tracker = self.no_tracker;
                     let peers = self
                         .nodes
                         .iter()
                         .enumerate()
-                        .filter(|&(j, _)| j != i)
+                        .filter(|&(j, _)| j != i && !no_tracker)
                         .map(|(_, n)| Peer {
                             addr: n.addr,
                             peer_id: None,
@@ -280,6 +287,7 @@ impl Sim {
                     self.nodes[i].finished_at.get_or_insert(self.now);
                 }
                 Alert::PeerBanned { .. } => self.nodes[i].banned += 1,
+                Alert::PeerConnected { .. } if i == 0 => self.seed_peers_seen += 1,
                 Alert::HashFailed { .. } => self.nodes[i].hash_failed += 1,
                 _ => {}
             }
@@ -498,4 +506,68 @@ fn magnet_leechers_fetch_the_metadata_then_the_data() {
         .unwrap();
     assert!(st.has_metadata);
     assert_eq!(st.name, "sim.bin");
+}
+
+#[test]
+fn upload_limit_holds_the_rate() {
+    let mut sim = Sim::new(5, 1, 0, 8 << 20, 64 << 10);
+    let limit = 1_000_000;
+    let mut settings = sim.nodes[0].engine.settings().clone();
+    settings.upload_rate_limit = limit;
+    sim.nodes[0].engine.apply_settings(settings);
+    let done = sim.run(Duration::from_secs(60));
+    let st = sim.nodes[1]
+        .engine
+        .status(sim.now, sim.nodes[1].torrent)
+        .unwrap();
+    let peers = sim.nodes[0].engine.peer_info(sim.nodes[0].torrent);
+    assert!(
+        done,
+        "{} pieces, {} bytes; seed peers {peers:?}",
+        st.num_pieces, st.total_payload_download
+    );
+    sim.verify();
+    let took = sim.nodes[1]
+        .finished_at
+        .unwrap()
+        .duration_since(sim.start)
+        .as_secs_f64();
+    let ideal = (8 << 20) as f64 / limit as f64;
+    eprintln!("8 MiB at {limit} B/s: {took:.2} s (ideal {ideal:.2} s)");
+    assert!(
+        took > ideal * 0.9 && took < ideal * 1.1,
+        "took {took:.2} s, ideal {ideal:.2} s"
+    );
+}
+
+#[test]
+fn peers_found_by_pex_alone() {
+    // Leecher 1 knows the seed; leechers 2 and 3 only know leecher 1. No tracker.
+    let mut sim = Sim::new(8, 3, 0, 2 << 20, 32 << 10);
+    sim.no_tracker = true;
+    let seed = sim.nodes[0].addr;
+    let first = sim.nodes[1].addr;
+    let t = sim.nodes[1].torrent;
+    sim.nodes[1].engine.connect_peer(sim.start, t, seed);
+    for i in 2..4 {
+        let t = sim.nodes[i].torrent;
+        sim.nodes[i].engine.connect_peer(sim.start, t, first);
+    }
+    assert!(
+        sim.run(Duration::from_secs(300)),
+        "{:?}",
+        sim.finish_times()
+    );
+    sim.verify();
+    // Leechers 2 and 3 learned the seed's address through PEX and downloaded from it.
+    let seed_up = sim.nodes[0]
+        .engine
+        .status(sim.now, sim.nodes[0].torrent)
+        .unwrap()
+        .total_payload_upload;
+    let peers_of_seed = sim.seed_peers_seen;
+    assert!(
+        peers_of_seed >= 3,
+        "the seed saw {peers_of_seed} peers; uploaded {seed_up}"
+    );
 }
