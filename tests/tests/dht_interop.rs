@@ -8,7 +8,8 @@
 //! - lt's `get_peers` finds a libtorrent session that announced an info-hash
 //!   (`force_dht_announce` on a torrent it has);
 //! - libtorrent's `dht_get_peers` finds a peer announced through our node;
-//! - BEP 44 immutable and mutable items put by libtorrent are read by lt, and the reverse.
+//! - BEP 44 immutable and mutable items put by libtorrent are read by lt, and the reverse;
+//! - libtorrent's BEP 51 `dht_sample_infohashes` to our node lists the announced info-hashes.
 //!
 //! The child reads one command per line on stdin and answers one line on stdout; every wait
 //! on either side is bounded, and the child is killed when the test ends.
@@ -184,6 +185,14 @@ while True:
             if a.authoritative:
                 break
         print("MUT %d %s" % best if best else "MUT -1 -", flush=True)
+    elif op == "SAMPLE":
+        i, ip, port = int(c[1]), c[2], int(c[3])
+        sessions[i].dht_sample_infohashes((ip, port), lt.sha1_hash(bytes(20)))
+        a = wait_for(i, lambda a: isinstance(a, lt.dht_sample_infohashes_alert))
+        if a:
+            print("SAMPLES %d %s" % (a.num_infohashes, " ".join(str(h) for h in a.samples)), flush=True)
+        else:
+            print("SAMPLES -1", flush=True)
     else:
         print("ERR unknown", flush=True)
 "#;
@@ -375,6 +384,21 @@ fn lt_and_libtorrent_share_a_dht() {
     assert_eq!(seq.parse::<i64>().unwrap(), item.seq + 1, "{got}");
     assert_eq!(unhex(v), b"10:v2-from-lt");
     println!("BEP 44 immutable and mutable items crossed both ways");
+
+    // 5. BEP 51: libtorrent samples our node's info-hashes (libtorrent's announce reached it).
+    let samples = lt.ask(
+        &format!("SAMPLE 1 {} {}", ours.ip(), ours.port()),
+        "SAMPLES",
+    );
+    let mut words = samples.split(' ');
+    let num: i64 = words.next().unwrap().parse().unwrap();
+    let listed: Vec<&str> = words.collect();
+    println!("libtorrent sampled {num} info-hashes from lt: {listed:?}");
+    assert!(num >= 1, "sample_infohashes: {samples}");
+    assert!(
+        listed.contains(&ih.to_hex().as_str()),
+        "{ih} not sampled: {samples}"
+    );
 
     // libtorrent keeps our node in its routing table (its 3 peers plus us).
     let table: i64 = lt.ask("TABLE 0", "TABLE").parse().unwrap();
