@@ -301,6 +301,8 @@ pub struct Connection {
     ack_deadline: Option<Instant>,
     last_recv: Instant,
     last_send: Instant,
+    /// The receive window advertised in the last packet sent.
+    last_adv_wnd: usize,
     // ---- out ----
     reset_pending: bool,
     final_ack: bool,
@@ -406,6 +408,7 @@ impl Connection {
             ack_deadline: None,
             last_recv: now,
             last_send: now,
+            last_adv_wnd: 0,
             reset_pending: false,
             final_ack: false,
             done: false,
@@ -488,8 +491,15 @@ impl Connection {
         for (dst, src) in buf.iter_mut().zip(self.recv_buf.drain(..n)) {
             *dst = src;
         }
-        // Tell the peer at once when its window reopens from below one packet.
-        if before < self.max_payload() && self.advertised_window() >= self.max_payload() {
+        // Tell the peer at once when its window reopens: from below one packet, or from
+        // below half the buffer to above it. A sender whose packets are larger than the
+        // window we last advertised waits for an update and, unless the window is zero,
+        // does not probe (libtorrent), so a stale small window would stall it for good.
+        let after = self.advertised_window();
+        let half = self.cfg.recv_buffer_size / 2;
+        if (before < self.max_payload() && after >= self.max_payload())
+            || (self.last_adv_wnd < half && after >= half)
+        {
             self.ack_now = true;
         }
         self.check_done();
@@ -1144,6 +1154,7 @@ impl Connection {
     }
 
     fn sent(&mut self, now: Instant) {
+        self.last_adv_wnd = self.advertised_window();
         self.stats.packets_sent += 1;
         self.last_send = now;
         self.ack_now = false;

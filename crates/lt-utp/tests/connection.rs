@@ -496,3 +496,41 @@ fn padded_packet_decodes_to_the_same_payload() {
         }
     }
 }
+
+/// Regression (libtorrent interop): a window advertised small (but not below one of our
+/// packets) and then reopened by the reader must be announced at once; libtorrent, whose
+/// packets can be larger than that small window, waits for an update and never probes.
+#[test]
+fn reopened_window_is_announced() {
+    let now = Instant::now();
+    let (mut client, mut server) = connected(now);
+    // Fill the server's receive buffer to within ~4 KB of full.
+    let total = lt_utp::limits::DEFAULT_RECV_BUFFER - 4000;
+    let data = vec![7u8; total];
+    let mut written = 0;
+    for _ in 0..10_000 {
+        if written < total {
+            written += client.write(&data[written..]);
+        }
+        let t = now + Duration::from_millis(1);
+        exchange(&mut client, &mut server, t);
+        if server.readable_len() >= total {
+            break;
+        }
+    }
+    assert_eq!(server.readable_len(), total);
+    let _ = events(&mut server);
+    // Everything acknowledged: the last advertised window is ~4000 bytes.
+    exchange(&mut client, &mut server, now + Duration::from_secs(1));
+    assert!(transmits(&mut server, now + Duration::from_secs(1)).is_empty());
+    let mut buf = vec![0u8; total];
+    assert_eq!(server.read(&mut buf), total);
+    let update = transmits(&mut server, now + Duration::from_secs(1));
+    assert_eq!(update.len(), 1, "a window update is sent");
+    let p = decode(&update[0]);
+    assert_eq!(p.header.ty, PacketType::State);
+    assert_eq!(
+        p.header.wnd_size as usize,
+        lt_utp::limits::DEFAULT_RECV_BUFFER
+    );
+}
