@@ -401,9 +401,14 @@ impl Dht {
     ///
     /// [`CommandError::TooManyLookups`].
     pub fn bootstrap(&mut self, now: Instant) -> Result<LookupId, CommandError> {
-        let id = self.start(now, LookupKind::Bootstrap, self.id)?;
-        self.bootstrap = Some(id);
-        Ok(id)
+        // Marked before starting: with no router and an empty table the lookup finishes
+        // inside `start`, and must still report `BootstrapDone`.
+        let previous = self.bootstrap.replace(LookupId(self.next_lookup));
+        let started = self.start(now, LookupKind::Bootstrap, self.id);
+        if started.is_err() {
+            self.bootstrap = previous;
+        }
+        started
     }
 
     /// Starts an iterative `find_node` for `target`.

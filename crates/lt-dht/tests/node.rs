@@ -584,3 +584,18 @@ fn external_address_from_responder_votes() {
         1
     );
 }
+
+/// A bootstrap with no router and an empty table finishes at once and still reports.
+#[test]
+fn lonely_bootstrap_reports_done() {
+    let now = Instant::now();
+    let mut dht = Dht::new(config(), now);
+    dht.bootstrap(now).unwrap();
+    let events: Vec<Event> = std::iter::from_fn(|| dht.poll_event()).collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::BootstrapDone { nodes: 0 })),
+        "{events:?}"
+    );
+}
