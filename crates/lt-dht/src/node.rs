@@ -691,7 +691,8 @@ impl Dht {
             return;
         }
         let id = q.id();
-        if !ro && id != self.id {
+        // Routers only point the way (libtorrent never tables them either).
+        if !ro && id != self.id && !self.routers.contains(&from) {
             let node = NodeInfo { id, addr: from };
             // A new querier is unverified: ping it once so it can become good. The table
             // has at most 160 * K slots, so this cannot amplify a flood without bound.
@@ -1085,14 +1086,16 @@ impl Dht {
                 self.table.remove(&id);
             }
         }
-        self.table.insert(
-            NodeInfo {
-                id: r.id,
-                addr: from,
-            },
-            now,
-            true,
-        );
+        if !self.routers.contains(&from) {
+            self.table.insert(
+                NodeInfo {
+                    id: r.id,
+                    addr: from,
+                },
+                now,
+                true,
+            );
+        }
         if let Purpose::Lookup(lid, hop) = p.purpose {
             self.lookup_reply(now, lid, from, Some(r), hop);
         }

@@ -362,6 +362,47 @@ async fn ipv6_nodes_on_loopback() {
     }
 }
 
+/// Routers: one node is configured with a router, another gets one later with
+/// `add_router` after a lonely start; both fill their tables, and the routers are not
+/// in them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routers_at_start_and_added_later() {
+    let nodes = network(5, 51).await;
+    let router = nodes[0].local_addr().unwrap();
+    let mut c = config(Ipv4Addr::new(127, 0, 0, 57), 57);
+    c.routers.push(router);
+    let a = DhtHandle::start(c).unwrap();
+    let b = DhtHandle::start(config(Ipv4Addr::new(127, 0, 0, 58), 58)).unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(b.routing_table_size(), 0);
+    let mut alerts = b.subscribe();
+    assert!(b.add_router(router));
+    let deadline = Instant::now() + WAIT;
+    while a.routing_table_size() < 4 || b.routing_table_size() < 4 {
+        assert!(
+            Instant::now() < deadline,
+            "tables {} and {}",
+            a.routing_table_size(),
+            b.routing_table_size()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let done = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Ok(DhtEvent::BootstrapDone { nodes }) = alerts.recv().await {
+                break nodes;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(done >= 1, "bootstrap alert with {done} nodes");
+    assert!(!b.state().await.nodes.contains(&router));
+    for n in nodes.iter().chain([&a, &b]) {
+        n.shutdown();
+    }
+}
+
 #[test]
 fn bind_socket_variant_is_usable() {
     let rt = tokio::runtime::Builder::new_current_thread()
