@@ -488,9 +488,11 @@ impl Connection {
     pub fn read(&mut self, buf: &mut [u8]) -> usize {
         let before = self.advertised_window();
         let n = buf.len().min(self.recv_buf.len());
-        for (dst, src) in buf.iter_mut().zip(self.recv_buf.drain(..n)) {
-            *dst = src;
-        }
+        let (a, b) = self.recv_buf.as_slices();
+        let first = n.min(a.len());
+        buf[..first].copy_from_slice(&a[..first]);
+        buf[first..n].copy_from_slice(&b[..n - first]);
+        self.recv_buf.drain(..n);
         // Tell the peer at once when its window reopens: from below one packet, or from
         // below half the buffer to above it. A sender whose packets are larger than the
         // window we last advertised waits for an update and, unless the window is zero,
@@ -587,9 +589,9 @@ impl Connection {
         self.process_ack(now, &h, p.sack.as_ref());
         match h.ty {
             PacketType::Data if !p.payload.is_empty() => {
-                self.receive(now, h.seq_nr, Slot::Data(p.payload.to_vec()));
+                self.receive(now, h.seq_nr, Some(p.payload));
             }
-            PacketType::Fin => self.receive(now, h.seq_nr, Slot::Fin),
+            PacketType::Fin => self.receive(now, h.seq_nr, None),
             _ => {}
         }
         self.update_zero_window(now);
@@ -991,7 +993,8 @@ impl Connection {
                 self.slow_start = false;
             } else {
                 if self.window_limited {
-                    self.cwnd += acked;
+                    self.cwnd =
+                        (self.cwnd + acked).min(self.cfg.send_buffer_size.max(self.max_payload()));
                 }
                 self.window_limited = false;
                 return;
@@ -1059,7 +1062,12 @@ impl Connection {
         if probe {
             self.probe_due = false;
         }
-        let payload: Vec<u8> = self.send_buf.drain(..len).collect();
+        let mut payload = Vec::with_capacity(len);
+        let (a, b) = self.send_buf.as_slices();
+        let first = len.min(a.len());
+        payload.extend_from_slice(&a[..first]);
+        payload.extend_from_slice(&b[..len - first]);
+        self.send_buf.drain(..len);
         let full = len == self.max_payload();
         self.push_packet(Kind::Data, payload);
         let i = self.inflight.len() - 1;
@@ -1175,7 +1183,16 @@ impl Connection {
         Some(sack)
     }
 
-    fn receive(&mut self, now: Instant, seq: u16, slot: Slot) {
+    /// The peer's FIN was delivered in order: nothing after it is accepted.
+    fn peer_fin(&mut self) {
+        self.eof = true;
+        self.reorder.clear();
+        self.reorder_bytes = 0;
+        self.events.push_back(Event::PeerClosed);
+    }
+
+    /// Takes the payload of DATA `seq` (`Some`) or the FIN (`None`).
+    fn receive(&mut self, now: Instant, seq: u16, data: Option<&[u8]>) {
         if self.eof {
             self.ack_now = true;
             return;
@@ -1187,27 +1204,38 @@ impl Connection {
             return;
         }
         let dist = usize::from(dist);
-        let len = match &slot {
-            Slot::Data(d) => d.len(),
-            Slot::Fin => 0,
-        };
+        let len = data.map_or(0, <[u8]>::len);
         if dist >= usize::from(self.cfg.max_reorder) || len > self.advertised_window() {
             self.stats.packets_dropped += 1;
             self.ack_now = true;
             return;
         }
-        if self.reorder.len() <= dist {
-            self.reorder.resize_with(dist + 1, || None);
-        }
-        if self.reorder[dist].is_some() {
-            self.ack_now = true;
-            return;
-        }
-        self.reorder[dist] = Some(slot);
-        self.reorder_bytes += len;
         let was_empty = self.recv_buf.is_empty();
         let mut delivered = 0;
-        while let Some(Some(_)) = self.reorder.front() {
+        if dist == 0 {
+            // In order: straight into the receive buffer, no reorder slot (reorder[0] is
+            // always empty, so popping it shifts the held packets by one).
+            self.reorder.pop_front();
+            self.ack_nr = self.ack_nr.wrapping_add(1);
+            delivered += 1;
+            match data {
+                Some(d) => self.recv_buf.extend(d),
+                None => self.peer_fin(),
+            }
+        } else {
+            if self.reorder.len() <= dist {
+                self.reorder.resize_with(dist + 1, || None);
+            }
+            if self.reorder[dist].is_some() {
+                self.ack_now = true;
+                return;
+            }
+            self.reorder[dist] = Some(data.map_or(Slot::Fin, |d| Slot::Data(d.to_vec())));
+            self.reorder_bytes += len;
+        }
+        while !self.eof
+            && let Some(Some(_)) = self.reorder.front()
+        {
             let Some(Some(slot)) = self.reorder.pop_front() else {
                 break;
             };
@@ -1218,13 +1246,7 @@ impl Connection {
                     self.reorder_bytes = self.reorder_bytes.saturating_sub(d.len());
                     self.recv_buf.extend(d);
                 }
-                Slot::Fin => {
-                    self.eof = true;
-                    self.reorder.clear();
-                    self.reorder_bytes = 0;
-                    self.events.push_back(Event::PeerClosed);
-                    break;
-                }
+                Slot::Fin => self.peer_fin(),
             }
         }
         if was_empty && !self.recv_buf.is_empty() {

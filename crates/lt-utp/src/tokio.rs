@@ -50,7 +50,9 @@ use ::tokio::sync::{Notify, mpsc, oneshot};
 use bytes::Bytes;
 use quinn_udp::{BATCH_SIZE, RecvMeta, UdpSockRef, UdpSocketState};
 
-use crate::{CloseReason, ConnectionHandle, DatagramOutcome, Endpoint, EndpointConfig, Event};
+use crate::{
+    CloseReason, ConnectionHandle, DatagramOutcome, Endpoint, EndpointConfig, Event, Stats,
+};
 
 /// Default time [`UtpSocket::connect`] waits for the handshake.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -332,6 +334,32 @@ impl UtpStream {
     pub fn peer_addr(&self) -> SocketAddr {
         self.peer
     }
+
+    /// The connection's counters, round-trip time and congestion window, while it is open.
+    #[must_use]
+    pub fn stats(&self) -> Option<StreamStats> {
+        let mut st = self.shared.lock();
+        st.endpoint.connection(self.handle).map(|c| StreamStats {
+            counters: c.stats(),
+            rtt: c.rtt(),
+            congestion_window: c.congestion_window(),
+            path_mtu: c.path_mtu(),
+        })
+    }
+}
+
+/// A snapshot of one stream's connection (for peer lists and benchmarks).
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamStats {
+    /// Packet counters.
+    pub counters: Stats,
+    /// Smoothed round-trip time, once measured.
+    pub rtt: Option<Duration>,
+    /// Congestion window in bytes.
+    pub congestion_window: usize,
+    /// Largest datagram sent but MTU probes.
+    pub path_mtu: usize,
 }
 
 impl AsyncRead for UtpStream {
