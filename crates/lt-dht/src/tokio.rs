@@ -1,6 +1,9 @@
-//! The tokio driver (feature `tokio`): [`DhtHandle`] runs one [`Dht`] node in a task, on
+//! The tokio driver (feature `tokio`): [`DhtHandle`] runs a [`Dht`] node in a task, on
 //! its own UDP socket or on datagram channels when the session owns the socket (uTP shares
-//! it).
+//! it: KRPC datagrams are bencoded dictionaries, so their first byte is `d`, which no uTP
+//! header starts with). With a second socket ([`DhtConfig::bind6`], or
+//! [`DhtConfig::dual_stack`] on channels) it runs an IPv4 and an IPv6 node (BEP 32) and
+//! merges their lookups.
 //!
 //! The task follows the driver rule of [`Dht`]: after every input it drains the
 //! transmits, then the events, then re-arms one timer. Lookups started through the handle
@@ -57,6 +60,14 @@ pub enum Bind {
 pub struct DhtConfig {
     /// The socket (ignored by [`DhtHandle::start_with_channels`]).
     pub bind: Bind,
+    /// BEP 32: a second socket, of the other address family. The handle then runs an IPv4
+    /// and an IPv6 node (as libtorrent runs one per listen socket) and merges their
+    /// lookups. Default: `None`. Ignored by [`DhtHandle::start_with_channels`].
+    pub bind6: Option<Bind>,
+    /// [`DhtHandle::start_with_channels`] only: run an IPv4 and an IPv6 node, and route
+    /// incoming datagrams to them by family. Default: false (one node, of the family
+    /// [`Config::ipv6`] names).
+    pub dual_stack: bool,
     /// Bootstrap routers: asked for nodes, never put in the routing table.
     pub routers: Vec<SocketAddr>,
     /// Nodes to ping at start (they join the table when they answer).
@@ -85,6 +96,8 @@ impl DhtConfig {
     pub fn with_bind(bind: Bind) -> Self {
         Self {
             bind,
+            bind6: None,
+            dual_stack: false,
             routers: Vec::new(),
             nodes: Vec::new(),
             state: None,
@@ -195,7 +208,7 @@ pub struct DhtHandle {
     commands: mpsc::Sender<Command>,
     events: broadcast::Sender<DhtEvent>,
     table_size: Arc<AtomicUsize>,
-    local_addr: Option<SocketAddr>,
+    local_addrs: Vec<SocketAddr>,
     lookup_timeout: Duration,
 }
 
@@ -211,22 +224,31 @@ impl DhtHandle {
     ///
     /// Outside a tokio runtime (as `tokio::spawn` does).
     pub fn start(mut config: DhtConfig) -> io::Result<Self> {
-        let std_socket = match std::mem::replace(&mut config.bind, Bind::Addr(any_addr())) {
-            Bind::Addr(a) => std::net::UdpSocket::bind(a)?,
-            Bind::Socket(s) => s,
-        };
-        std_socket.set_nonblocking(true)?;
-        let socket = UdpSocket::from_std(std_socket)?;
-        let local = socket.local_addr()?;
-        // BEP 32: a node on an IPv6 socket speaks `nodes6` (one node per address family,
-        // as libtorrent runs one per listen socket).
-        config.settings.ipv6 = local.is_ipv6();
-        Ok(Self::spawn(config, Io::Socket(socket), Some(local)))
+        let first = open(std::mem::replace(&mut config.bind, Bind::Addr(any_addr())))?;
+        let local = first.local_addr()?;
+        let mut sockets = vec![first];
+        if let Some(bind6) = config.bind6.take() {
+            let second = open(bind6)?;
+            if second.local_addr()?.is_ipv6() == local.is_ipv6() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "bind6 must be of the other address family than bind",
+                ));
+            }
+            sockets.push(second);
+        }
+        // BEP 32: a node on an IPv6 socket speaks `nodes6`; one node per socket.
+        let addrs = sockets
+            .iter()
+            .map(UdpSocket::local_addr)
+            .collect::<io::Result<Vec<SocketAddr>>>()?;
+        let families: Vec<bool> = addrs.iter().map(SocketAddr::is_ipv6).collect();
+        Ok(Self::spawn(config, &families, Io::Sockets(sockets), addrs))
     }
 
     /// Starts the node on channels instead of a socket, for a session that owns the UDP
-    /// socket; [`DhtConfig::bind`] is ignored and [`Config::ipv6`] says which family
-    /// the node serves (feed it only datagrams of that family).
+    /// socket; [`DhtConfig::bind`] is ignored. [`Config::ipv6`] says which family the node
+    /// serves, or [`DhtConfig::dual_stack`] runs one node per family.
     ///
     /// # Panics
     ///
@@ -235,13 +257,19 @@ impl DhtHandle {
     pub fn start_with_channels(config: DhtConfig) -> (Self, DatagramChannels) {
         let (in_tx, in_rx) = mpsc::channel(1024);
         let (out_tx, out_rx) = mpsc::channel(1024);
+        let families = if config.dual_stack {
+            vec![false, true]
+        } else {
+            vec![config.settings.ipv6]
+        };
         let handle = Self::spawn(
             config,
+            &families,
             Io::Channels {
                 incoming: in_rx,
                 outgoing: out_tx,
             },
-            None,
+            Vec::new(),
         );
         (
             handle,
@@ -252,26 +280,39 @@ impl DhtHandle {
         )
     }
 
-    fn spawn(config: DhtConfig, io: Io, local_addr: Option<SocketAddr>) -> Self {
+    fn spawn(config: DhtConfig, families: &[bool], io: Io, local_addrs: Vec<SocketAddr>) -> Self {
         let (commands, commands_rx) = mpsc::channel(256);
         let (events, _) = broadcast::channel(config.event_capacity.max(1));
         let table_size = Arc::new(AtomicUsize::new(0));
         let lookup_timeout = config.lookup_timeout;
-        let task = Task::new(config, io, commands_rx, events.clone(), table_size.clone());
+        let task = Task::new(
+            config,
+            families,
+            io,
+            commands_rx,
+            events.clone(),
+            table_size.clone(),
+        );
         ::tokio::spawn(task.run());
         Self {
             commands,
             events,
             table_size,
-            local_addr,
+            local_addrs,
             lookup_timeout,
         }
     }
 
-    /// The socket's address (`None` on channels).
+    /// The (first) socket's address (`None` on channels).
     #[must_use]
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.local_addr
+        self.local_addrs.first().copied()
+    }
+
+    /// Every socket's address: [`DhtConfig::bind`]'s, then [`DhtConfig::bind6`]'s.
+    #[must_use]
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
     }
 
     /// A receiver of alerts from now on.
@@ -410,6 +451,15 @@ fn any_addr() -> SocketAddr {
     SocketAddr::from(([0, 0, 0, 0], 0))
 }
 
+fn open(bind: Bind) -> io::Result<UdpSocket> {
+    let s = match bind {
+        Bind::Addr(a) => std::net::UdpSocket::bind(a)?,
+        Bind::Socket(s) => s,
+    };
+    s.set_nonblocking(true)?;
+    UdpSocket::from_std(s)
+}
+
 /// Most peers collected for one `get_peers` call.
 const MAX_PEERS_PER_CALL: usize = 1000;
 
@@ -450,7 +500,7 @@ enum Command {
     Shutdown,
 }
 
-/// A caller waiting for a lookup.
+/// A caller waiting for lookups (one per node of the handle).
 enum Waiter {
     Peers {
         peers: Vec<SocketAddr>,
@@ -482,8 +532,56 @@ enum Waiter {
     },
 }
 
+impl Waiter {
+    /// Answers a caller whose lookups could not start.
+    fn fail(self, e: CommandError) {
+        match self {
+            Self::Peers { reply, .. } => {
+                let _ = reply.send(Vec::new());
+            }
+            Self::Announce { reply, .. }
+            | Self::Put { reply, .. }
+            | Self::PutMutableRead { reply, .. } => {
+                let _ = reply.send(Err(e.into()));
+            }
+            Self::GetImmutable { reply } => {
+                let _ = reply.send(None);
+            }
+            Self::GetMutable { reply, .. } => {
+                let _ = reply.send(None);
+            }
+        }
+    }
+
+    /// Keeps the item with the highest `seq`.
+    fn offer(&mut self, m: MutableItem) {
+        if let Self::GetMutable { best, .. } | Self::PutMutableRead { best, .. } = self
+            && best.as_ref().is_none_or(|b| m.seq > b.seq)
+        {
+            *best = Some(m);
+        }
+    }
+}
+
+/// A handle call: its waiter, and how many of its lookups are still running.
+struct Call {
+    waiter: Waiter,
+    remaining: usize,
+    stored_on: usize,
+}
+
+/// One node of the handle (one per address family).
+struct Core {
+    dht: Dht,
+    ipv6: bool,
+    /// When to (re)run a bootstrap while the table is small.
+    next_bootstrap: Option<Instant>,
+    bootstrapping: bool,
+}
+
 enum Io {
-    Socket(UdpSocket),
+    /// One socket per core, in core order.
+    Sockets(Vec<UdpSocket>),
     Channels {
         incoming: mpsc::Receiver<Datagram>,
         outgoing: mpsc::Sender<Datagram>,
@@ -491,88 +589,119 @@ enum Io {
 }
 
 struct Task {
-    dht: Dht,
+    cores: Vec<Core>,
     io: Io,
     commands: mpsc::Receiver<Command>,
     events: broadcast::Sender<DhtEvent>,
     table_size: Arc<AtomicUsize>,
-    waiters: HashMap<LookupId, Waiter>,
-    /// When to (re)run a bootstrap while the table is small.
-    next_bootstrap: Option<Instant>,
-    bootstrapping: bool,
+    calls: HashMap<u64, Call>,
+    /// Which call each running lookup (core index, lookup) belongs to.
+    lookups: HashMap<(usize, LookupId), u64>,
+    next_call: u64,
 }
 
 impl Task {
     fn new(
         config: DhtConfig,
+        families: &[bool],
         io: Io,
         commands: mpsc::Receiver<Command>,
         events: broadcast::Sender<DhtEvent>,
         table_size: Arc<AtomicUsize>,
     ) -> Self {
         let now = Instant::now();
-        let mut settings = config.settings;
-        settings.read_only |= config.read_only;
-        if settings.rng_seed.is_none() {
-            settings.rng_seed = Some(os_seed());
-        }
-        if settings.id.is_none() {
-            settings.id = config.state.as_ref().and_then(|s| s.id);
-        }
-        let mut dht = Dht::new(settings, now.into_std());
-        for r in &config.routers {
-            dht.add_router(*r);
-        }
-        let saved = config.state.map(|s| s.nodes).unwrap_or_default();
-        for n in config.nodes.iter().chain(&saved) {
-            dht.add_node(now.into_std(), *n);
+        let seed = config.settings.rng_seed.unwrap_or_else(os_seed);
+        let saved = config
+            .state
+            .as_ref()
+            .map(|s| s.nodes.clone())
+            .unwrap_or_default();
+        let saved_id = config.state.as_ref().and_then(|s| s.id);
+        let mut cores = Vec::new();
+        for (i, &ipv6) in families.iter().enumerate() {
+            let mut settings = config.settings.clone();
+            settings.read_only |= config.read_only;
+            settings.ipv6 = ipv6;
+            let mut core_seed = seed;
+            core_seed[0] ^= u8::try_from(i).unwrap_or(0);
+            settings.rng_seed = Some(core_seed);
+            if settings.id.is_none() {
+                settings.id = saved_id;
+            }
+            let mut dht = Dht::new(settings, now.into_std());
+            let mut has_router = false;
+            for r in config.routers.iter().filter(|r| r.is_ipv6() == ipv6) {
+                dht.add_router(*r);
+                has_router = true;
+            }
+            for n in config
+                .nodes
+                .iter()
+                .chain(&saved)
+                .filter(|n| n.is_ipv6() == ipv6)
+            {
+                dht.add_node(now.into_std(), *n);
+            }
+            cores.push(Core {
+                dht,
+                ipv6,
+                // Give pinged nodes a moment to answer before walking towards our id.
+                next_bootstrap: Some(if has_router {
+                    now
+                } else {
+                    now + Duration::from_millis(300)
+                }),
+                bootstrapping: false,
+            });
         }
         Self {
-            dht,
+            cores,
             io,
             commands,
             events,
             table_size,
-            waiters: HashMap::new(),
-            // Give pinged nodes a moment to answer before walking towards our id.
-            next_bootstrap: Some(if config.routers.is_empty() {
-                now + Duration::from_millis(300)
-            } else {
-                now
-            }),
-            bootstrapping: false,
+            calls: HashMap::new(),
+            lookups: HashMap::new(),
+            next_call: 0,
         }
     }
 
     async fn run(mut self) {
         let mut buf = vec![0u8; MAX_MESSAGE_LEN + 1];
+        let mut buf2 = vec![0u8; MAX_MESSAGE_LEN + 1];
         loop {
             let now = Instant::now();
-            if self.next_bootstrap.is_some_and(|t| t <= now) && !self.bootstrapping {
-                self.next_bootstrap = None;
-                if self.dht.bootstrap(now.into_std()).is_ok() {
-                    self.bootstrapping = true;
+            for core in &mut self.cores {
+                if core.next_bootstrap.is_some_and(|t| t <= now) && !core.bootstrapping {
+                    core.next_bootstrap = None;
+                    if core.dht.bootstrap(now.into_std()).is_ok() {
+                        core.bootstrapping = true;
+                    }
                 }
             }
             self.flush().await;
-            let core = self.dht.poll_timeout().map(Instant::from_std);
-            let deadline = match (core, self.next_bootstrap) {
-                (Some(a), Some(b)) => a.min(b),
-                (a, b) => a.or(b).unwrap_or(now + Duration::from_secs(60)),
-            };
+            let deadline = self
+                .cores
+                .iter()
+                .flat_map(|c| {
+                    [
+                        c.dht.poll_timeout().map(Instant::from_std),
+                        c.next_bootstrap,
+                    ]
+                })
+                .flatten()
+                .min()
+                .unwrap_or(now + Duration::from_secs(60));
             let input = match &mut self.io {
-                Io::Socket(socket) => ::tokio::select! {
-                    r = socket.recv_from(&mut buf) => match r {
-                        Ok((n, from)) => Input::Datagram(from, n),
-                        Err(e) => {
-                            // ICMP errors (ECONNREFUSED) surface here on Linux; keep going.
-                            trace!(error = %e, "DHT recv error");
-                            Input::Nothing
-                        }
-                    },
-                    c = self.commands.recv() => Input::Command(c),
-                    () = sleep_until(deadline) => Input::Timer,
-                },
+                Io::Sockets(sockets) => {
+                    let sockets = &*sockets;
+                    ::tokio::select! {
+                        r = recv(sockets.first(), &mut buf) => Input::Received(0, r),
+                        r = recv(sockets.get(1), &mut buf2) => Input::Received(1, r),
+                        c = self.commands.recv() => Input::Command(c),
+                        () = sleep_until(deadline) => Input::Timer,
+                    }
+                }
                 Io::Channels { incoming, .. } => ::tokio::select! {
                     d = incoming.recv() => match d {
                         Some(d) => Input::Owned(d),
@@ -584,48 +713,70 @@ impl Task {
             };
             let now = Instant::now().into_std();
             match input {
-                Input::Datagram(from, n) => {
-                    if let Some(b) = buf.get(..n) {
-                        self.dht.handle_datagram(now, from, b);
+                Input::Received(i, Ok((n, from))) => {
+                    let b = if i == 0 { &buf } else { &buf2 };
+                    if let (Some(core), Some(b)) = (self.cores.get_mut(i), b.get(..n)) {
+                        core.dht.handle_datagram(now, from, b);
                     }
                 }
-                Input::Owned(d) => self.dht.handle_datagram(now, d.addr, &d.payload),
-                Input::Timer => self.dht.handle_timeout(now),
-                Input::Nothing => {}
+                Input::Received(_, Err(e)) => {
+                    // ICMP errors (ECONNREFUSED) surface here on Linux; keep going.
+                    trace!(error = %e, "DHT recv error");
+                }
+                Input::Owned(d) => {
+                    if let Some(core) = self.core_for(d.addr) {
+                        core.dht.handle_datagram(now, d.addr, &d.payload);
+                    }
+                }
+                Input::Timer => {
+                    for core in &mut self.cores {
+                        core.dht.handle_timeout(now);
+                    }
+                }
                 Input::Command(None | Some(Command::Shutdown)) => break,
                 Input::Command(Some(c)) => self.command(now, c),
             }
-            self.table_size
-                .store(self.dht.routing_table().len(), Ordering::Relaxed);
+            let size = self.cores.iter().map(|c| c.dht.routing_table().len()).sum();
+            self.table_size.store(size, Ordering::Relaxed);
         }
         debug!("DHT node stopped");
     }
 
-    /// Drains transmits and events until both are empty (an event can start a lookup,
+    /// The node serving `addr`'s family, if the handle runs one.
+    fn core_for(&mut self, addr: SocketAddr) -> Option<&mut Core> {
+        self.cores.iter_mut().find(|c| c.ipv6 == addr.is_ipv6())
+    }
+
+    /// Drains transmits and events until all are empty (an event can start a lookup,
     /// such as the write phase of a mutable put, which queues more transmits).
     async fn flush(&mut self) {
         loop {
             let mut any = false;
-            while let Some(t) = self.dht.poll_transmit() {
-                any = true;
-                match &self.io {
-                    Io::Socket(socket) => {
-                        if let Err(e) = socket.send_to(&t.payload, t.dest).await {
-                            trace!(dest = %t.dest, error = %e, "DHT send failed");
+            for i in 0..self.cores.len() {
+                while let Some(t) = self.cores[i].dht.poll_transmit() {
+                    any = true;
+                    match &self.io {
+                        Io::Sockets(sockets) => {
+                            if let Some(socket) = sockets.get(i)
+                                && let Err(e) = socket.send_to(&t.payload, t.dest).await
+                            {
+                                trace!(dest = %t.dest, error = %e, "DHT send failed");
+                            }
+                        }
+                        Io::Channels { outgoing, .. } => {
+                            // A full channel drops the datagram, as a full socket buffer
+                            // would.
+                            let _ = outgoing.try_send(Datagram {
+                                addr: t.dest,
+                                payload: t.payload,
+                            });
                         }
                     }
-                    Io::Channels { outgoing, .. } => {
-                        // A full channel drops the datagram, as a full socket buffer would.
-                        let _ = outgoing.try_send(Datagram {
-                            addr: t.dest,
-                            payload: t.payload,
-                        });
-                    }
                 }
-            }
-            while let Some(e) = self.dht.poll_event() {
-                any = true;
-                self.event(e);
+                while let Some(e) = self.cores[i].dht.poll_event() {
+                    any = true;
+                    self.event(i, e);
+                }
             }
             if !any {
                 return;
@@ -637,122 +788,130 @@ impl Task {
         let _ = self.events.send(e);
     }
 
+    /// Starts one lookup per node with `start` and registers `waiter` for them all.
+    fn start_all(
+        &mut self,
+        waiter: Waiter,
+        mut start: impl FnMut(&mut Dht) -> Result<LookupId, CommandError>,
+    ) {
+        let id = self.next_call;
+        self.next_call += 1;
+        let mut started = 0;
+        let mut error = CommandError::TooManyLookups;
+        for (i, core) in self.cores.iter_mut().enumerate() {
+            match start(&mut core.dht) {
+                Ok(lid) => {
+                    self.lookups.insert((i, lid), id);
+                    started += 1;
+                }
+                Err(e) => error = e,
+            }
+        }
+        if started == 0 {
+            waiter.fail(error);
+        } else {
+            self.calls.insert(
+                id,
+                Call {
+                    waiter,
+                    remaining: started,
+                    stored_on: 0,
+                },
+            );
+        }
+    }
+
     fn command(&mut self, now: std::time::Instant, c: Command) {
         match c {
             Command::AddNode(addr) => {
-                self.dht.add_node(now, addr);
-                if self.dht.routing_table().len() < 8 && self.next_bootstrap.is_none() {
-                    self.next_bootstrap = Some(Instant::now() + Duration::from_millis(300));
+                if let Some(core) = self.core_for(addr) {
+                    core.dht.add_node(now, addr);
+                    if core.dht.routing_table().len() < 8 && core.next_bootstrap.is_none() {
+                        core.next_bootstrap = Some(Instant::now() + Duration::from_millis(300));
+                    }
                 }
             }
             Command::AddRouter(addr) => {
-                self.dht.add_router(addr);
-                self.next_bootstrap = Some(Instant::now());
+                if let Some(core) = self.core_for(addr) {
+                    core.dht.add_router(addr);
+                    core.next_bootstrap = Some(Instant::now());
+                }
             }
-            Command::GetPeers { info_hash, reply } => match self.dht.get_peers(now, info_hash) {
-                Ok(lid) => {
-                    self.waiters.insert(
-                        lid,
-                        Waiter::Peers {
-                            peers: Vec::new(),
-                            reply,
-                        },
-                    );
-                }
-                Err(_) => {
-                    let _ = reply.send(Vec::new());
-                }
-            },
+            Command::GetPeers { info_hash, reply } => {
+                let w = Waiter::Peers {
+                    peers: Vec::new(),
+                    reply,
+                };
+                self.start_all(w, |d| d.get_peers(now, info_hash));
+            }
             Command::Announce {
                 info_hash,
                 port,
                 reply,
-            } => match self.dht.announce(now, info_hash, port) {
-                Ok(lid) => {
-                    self.waiters.insert(
-                        lid,
-                        Waiter::Announce {
-                            peers: Vec::new(),
-                            reply,
-                        },
-                    );
-                }
-                Err(e) => {
-                    let _ = reply.send(Err(e.into()));
-                }
-            },
-            Command::PutImmutable { v, reply } => match self.dht.put_immutable(now, v) {
-                Ok((lid, target)) => {
-                    self.waiters.insert(
-                        lid,
-                        Waiter::Put {
-                            target,
-                            seq: None,
-                            reply,
-                        },
-                    );
-                }
-                Err(e) => {
-                    let _ = reply.send(Err(e.into()));
-                }
-            },
-            Command::GetImmutable { target, reply } => match self.dht.get_immutable(now, target) {
-                Ok(lid) => {
-                    self.waiters.insert(lid, Waiter::GetImmutable { reply });
-                }
-                Err(_) => {
-                    let _ = reply.send(None);
-                }
-            },
+            } => {
+                let w = Waiter::Announce {
+                    peers: Vec::new(),
+                    reply,
+                };
+                self.start_all(w, |d| d.announce(now, info_hash, port));
+            }
+            Command::PutImmutable { v, reply } => {
+                let w = Waiter::Put {
+                    target: crate::item::immutable_target(&v),
+                    seq: None,
+                    reply,
+                };
+                self.start_all(w, |d| d.put_immutable(now, v.clone()).map(|(lid, _)| lid));
+            }
+            Command::GetImmutable { target, reply } => {
+                let w = Waiter::GetImmutable { reply };
+                self.start_all(w, |d| d.get_immutable(now, target));
+            }
             Command::PutMutable {
                 secret,
                 salt,
                 v,
                 reply,
-            } => match self.dht.get_mutable(now, public_key(&secret), &salt, None) {
-                Ok(lid) => {
-                    self.waiters.insert(
-                        lid,
-                        Waiter::PutMutableRead {
-                            secret,
-                            salt,
-                            v,
-                            best: None,
-                            reply,
-                        },
-                    );
-                }
-                Err(e) => {
-                    let _ = reply.send(Err(e.into()));
-                }
-            },
+            } => {
+                let k = public_key(&secret);
+                let read_salt = salt.clone();
+                let w = Waiter::PutMutableRead {
+                    secret,
+                    salt,
+                    v,
+                    best: None,
+                    reply,
+                };
+                self.start_all(w, |d| d.get_mutable(now, k, &read_salt, None));
+            }
             Command::GetMutable { k, salt, reply } => {
-                match self.dht.get_mutable(now, k, &salt, None) {
-                    Ok(lid) => {
-                        self.waiters
-                            .insert(lid, Waiter::GetMutable { best: None, reply });
-                    }
-                    Err(_) => {
-                        let _ = reply.send(None);
-                    }
-                }
+                let w = Waiter::GetMutable { best: None, reply };
+                self.start_all(w, |d| d.get_mutable(now, k, &salt, None));
             }
             Command::State { reply } => {
-                let mut state = self.dht.state(now);
-                state.nodes.truncate(crate::state::MAX_SAVED_NODES);
+                let mut state = DhtState::default();
+                for core in &self.cores {
+                    let s = core.dht.state(now);
+                    state.id = state.id.or(s.id);
+                    state
+                        .nodes
+                        .extend(s.nodes.into_iter().take(crate::state::MAX_SAVED_NODES));
+                }
                 let _ = reply.send(state);
             }
             Command::Shutdown => {}
         }
     }
 
-    fn event(&mut self, e: Event) {
+    fn event(&mut self, core: usize, e: Event) {
         match e {
             Event::BootstrapDone { nodes } => {
-                self.bootstrapping = false;
-                if nodes < 8 {
-                    // Still lonely: try again (routers or nodes may have come up since).
-                    self.next_bootstrap = Some(Instant::now() + Duration::from_secs(5));
+                if let Some(c) = self.cores.get_mut(core) {
+                    c.bootstrapping = false;
+                    if nodes < 8 {
+                        // Still lonely: try again (routers or nodes may have come up since).
+                        c.next_bootstrap = Some(Instant::now() + Duration::from_secs(5));
+                    }
                 }
                 self.alert(DhtEvent::BootstrapDone { nodes });
             }
@@ -761,9 +920,13 @@ impl Task {
                 info_hash,
                 peers,
             } => {
-                if let Some(
-                    Waiter::Peers { peers: all, .. } | Waiter::Announce { peers: all, .. },
-                ) = self.waiters.get_mut(&lookup)
+                if let Some(Call {
+                    waiter: Waiter::Peers { peers: all, .. } | Waiter::Announce { peers: all, .. },
+                    ..
+                }) = self
+                    .lookups
+                    .get(&(core, lookup))
+                    .and_then(|id| self.calls.get_mut(id))
                 {
                     for p in &peers {
                         if all.len() < MAX_PEERS_PER_CALL && !all.contains(p) {
@@ -773,45 +936,32 @@ impl Task {
                 }
                 self.alert(DhtEvent::GetPeersReply { info_hash, peers });
             }
-            Event::Item { lookup, item, .. } => match (self.waiters.remove(&lookup), item) {
-                (Some(Waiter::GetImmutable { reply }), Item::Immutable { v }) => {
-                    let _ = reply.send(Some(v));
+            Event::Item { lookup, item, .. } => {
+                let Some(&id) = self.lookups.get(&(core, lookup)) else {
+                    return;
+                };
+                match item {
+                    Item::Immutable { v } => {
+                        // The first valid value answers; the other lookups run out alone.
+                        if let Some(Call {
+                            waiter: Waiter::GetImmutable { .. },
+                            ..
+                        }) = self.calls.get(&id)
+                            && let Some(Call {
+                                waiter: Waiter::GetImmutable { reply },
+                                ..
+                            }) = self.calls.remove(&id)
+                        {
+                            let _ = reply.send(Some(v));
+                        }
+                    }
+                    Item::Mutable(m) => {
+                        if let Some(call) = self.calls.get_mut(&id) {
+                            call.waiter.offer(m);
+                        }
+                    }
                 }
-                (Some(Waiter::GetMutable { reply, .. }), Item::Mutable(m)) => {
-                    self.waiters.insert(
-                        lookup,
-                        Waiter::GetMutable {
-                            best: Some(m),
-                            reply,
-                        },
-                    );
-                }
-                (
-                    Some(Waiter::PutMutableRead {
-                        secret,
-                        salt,
-                        v,
-                        reply,
-                        ..
-                    }),
-                    Item::Mutable(m),
-                ) => {
-                    self.waiters.insert(
-                        lookup,
-                        Waiter::PutMutableRead {
-                            secret,
-                            salt,
-                            v,
-                            best: Some(m),
-                            reply,
-                        },
-                    );
-                }
-                (Some(w), _) => {
-                    self.waiters.insert(lookup, w);
-                }
-                (None, _) => {}
-            },
+            }
             Event::LookupDone {
                 lookup,
                 kind,
@@ -825,7 +975,19 @@ impl Task {
                         announced,
                     });
                 }
-                self.lookup_done(lookup, target, announced);
+                let Some(id) = self.lookups.remove(&(core, lookup)) else {
+                    return;
+                };
+                let Some(call) = self.calls.get_mut(&id) else {
+                    return;
+                };
+                call.remaining = call.remaining.saturating_sub(1);
+                call.stored_on += announced;
+                if call.remaining == 0
+                    && let Some(call) = self.calls.remove(&id)
+                {
+                    self.complete(call, target);
+                }
             }
             Event::IncomingAnnounce { info_hash, peer } => {
                 self.alert(DhtEvent::IncomingAnnounce { info_hash, peer });
@@ -834,18 +996,17 @@ impl Task {
         }
     }
 
-    fn lookup_done(&mut self, lookup: LookupId, target: Sha1Hash, announced: usize) {
-        let Some(w) = self.waiters.remove(&lookup) else {
-            return;
-        };
-        match w {
+    /// Every lookup of a call has finished.
+    fn complete(&mut self, call: Call, target: Sha1Hash) {
+        let stored_on = call.stored_on;
+        match call.waiter {
             Waiter::Peers { peers, reply } => {
                 let _ = reply.send(peers);
             }
             Waiter::Announce { peers, reply } => {
                 let _ = reply.send(Ok(PutOutcome {
                     target,
-                    stored_on: announced,
+                    stored_on,
                     seq: None,
                     peers,
                 }));
@@ -853,7 +1014,7 @@ impl Task {
             Waiter::Put { target, seq, reply } => {
                 let _ = reply.send(Ok(PutOutcome {
                     target,
-                    stored_on: announced,
+                    stored_on,
                     seq,
                     peers: Vec::new(),
                 }));
@@ -875,22 +1036,17 @@ impl Task {
                 let cas = best.as_ref().map(|m| m.seq);
                 let seq = cas.map_or(1, |s| s.saturating_add(1));
                 let now = Instant::now().into_std();
-                let started = MutableItem::sign(&secret, &salt, seq, &v)
-                    .map_err(DhtError::from)
-                    .and_then(|item| self.dht.put_mutable(now, item, cas).map_err(DhtError::from));
-                match started {
-                    Ok(lid) => {
-                        self.waiters.insert(
-                            lid,
-                            Waiter::Put {
-                                target,
-                                seq: Some(seq),
-                                reply,
-                            },
-                        );
+                match MutableItem::sign(&secret, &salt, seq, &v) {
+                    Ok(item) => {
+                        let w = Waiter::Put {
+                            target,
+                            seq: Some(seq),
+                            reply,
+                        };
+                        self.start_all(w, |d| d.put_mutable(now, item.clone(), cas));
                     }
                     Err(e) => {
-                        let _ = reply.send(Err(e));
+                        let _ = reply.send(Err(e.into()));
                     }
                 }
             }
@@ -898,12 +1054,19 @@ impl Task {
     }
 }
 
+/// Receives on `socket`, or never when there is none.
+async fn recv(socket: Option<&UdpSocket>, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+    match socket {
+        Some(s) => s.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
 enum Input {
-    Datagram(SocketAddr, usize),
+    Received(usize, io::Result<(usize, SocketAddr)>),
     Owned(Datagram),
     Command(Option<Command>),
     Timer,
-    Nothing,
 }
 
 /// 32 bytes from the standard library's per-process random hasher keys (OS randomness,

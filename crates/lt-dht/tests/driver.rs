@@ -139,13 +139,16 @@ async fn loopback_network_announce_get_peers_and_bep44() {
     }
 }
 
-/// The session-owned socket mode: datagrams go through channels.
+/// The session-owned socket mode: datagrams go through channels (routed to the node of
+/// their family).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn channels_mode_talks_to_a_socket_node() {
     let nodes = network(4, 41).await;
     let socket = tokio::net::UdpSocket::bind("127.0.0.45:0").await.unwrap();
     let mut c = config(Ipv4Addr::new(127, 0, 0, 45), 50);
     c.nodes.push(nodes[0].local_addr().unwrap());
+    // One node per family behind the channels; only IPv4 traffic comes here.
+    c.dual_stack = true;
     let (dht, mut io) = DhtHandle::start_with_channels(c);
     let socket = std::sync::Arc::new(socket);
     let rx = socket.clone();
@@ -399,6 +402,63 @@ async fn routers_at_start_and_added_later() {
     assert!(done >= 1, "bootstrap alert with {done} nodes");
     assert!(!b.state().await.nodes.contains(&router));
     for n in nodes.iter().chain([&a, &b]) {
+        n.shutdown();
+    }
+}
+
+/// BEP 32 in one handle: each node has an IPv4 and an IPv6 socket; an announce reaches
+/// both families and `get_peers` merges them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dual_stack_handles_merge_both_families() {
+    let dual = |i: u8| {
+        let mut c = config(Ipv4Addr::new(127, 0, 0, 91 + i), 90 + i);
+        c.bind6 = Some(Bind::Addr("[::1]:0".parse().unwrap()));
+        c
+    };
+    let first = DhtHandle::start(dual(0)).unwrap();
+    let addrs = first.local_addrs().to_vec();
+    assert!(addrs.len() == 2 && addrs[0].is_ipv4() && addrs[1].is_ipv6());
+    let mut nodes = vec![first];
+    for i in 1..5 {
+        let mut c = dual(i);
+        c.nodes.extend(&addrs);
+        nodes.push(DhtHandle::start(c).unwrap());
+    }
+    // Both tables fill: at least 3 IPv4 and 3 IPv6 nodes each.
+    let deadline = Instant::now() + WAIT;
+    while nodes.iter().any(|d| d.routing_table_size() < 6) {
+        assert!(
+            Instant::now() < deadline,
+            "dual-stack bootstrap: {:?}",
+            nodes
+                .iter()
+                .map(DhtHandle::routing_table_size)
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ih = Sha1Hash::new([0x32; 20]);
+    let out = nodes[1].announce(ih, Some(7070)).await.unwrap();
+    assert!(out.stored_on >= 6, "{out:?}");
+    let peers = nodes[3].get_peers(ih).await;
+    assert!(
+        peers.contains(&SocketAddr::from((Ipv4Addr::new(127, 0, 0, 92), 7070)))
+            && peers.contains(&"[::1]:7070".parse().unwrap()),
+        "{peers:?}"
+    );
+    let state = nodes[4].state().await;
+    assert!(
+        state.nodes.iter().any(SocketAddr::is_ipv4) && state.nodes.iter().any(SocketAddr::is_ipv6),
+        "{state:?}"
+    );
+    // BEP 44 through both families.
+    let put = nodes[2].put_immutable(b"4:dual".to_vec()).await.unwrap();
+    assert!(put.stored_on >= 6);
+    assert_eq!(
+        nodes[0].get_immutable(put.target).await.as_deref(),
+        Some(&b"4:dual"[..])
+    );
+    for n in &nodes {
         n.shutdown();
     }
 }
