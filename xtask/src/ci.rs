@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::Args;
 
 use crate::cmd::{self, Steps};
-use crate::{deps, fuzz, system_deps};
+use crate::{deps, fuzz, swarm, system_deps};
 
 #[derive(Debug, Args)]
 pub(crate) struct CiArgs {
@@ -57,18 +57,29 @@ pub(crate) fn run(args: &CiArgs) -> Result<()> {
     steps.run("build", || {
         cmd::run(&mut cmd::cargo(["build", "--workspace", "--all-targets"]))
     })?;
+    // The interop tests run the `lt` the workspace build just made, rather than building
+    // their own in target/lt-bin (see lt_tests::swarm::lt_binary).
+    let lt_bin = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(
+            || cmd::workspace_root().join("target"),
+            std::path::PathBuf::from,
+        )
+        .join("debug")
+        .join("lt");
     steps.run("test", || {
         if cmd::succeeds(&mut cmd::cargo(["nextest", "--version"])) {
-            cmd::run(&mut cmd::cargo([
+            let mut test = cmd::cargo([
                 "nextest",
                 "run",
                 "--workspace",
                 "--all-features",
                 "--no-fail-fast",
-            ]))
+            ]);
+            cmd::run(test.env("LT_BIN", &lt_bin))
         } else {
             println!("cargo-nextest not found; using cargo test");
-            cmd::run(&mut cmd::cargo(["test", "--workspace", "--all-features"]))
+            let mut test = cmd::cargo(["test", "--workspace", "--all-features"]);
+            cmd::run(test.env("LT_BIN", &lt_bin))
         }
     })?;
     // nextest does not run doctests; with `cargo test` above this repeats them, cheaply.
@@ -79,6 +90,19 @@ pub(crate) fn run(args: &CiArgs) -> Result<()> {
             "--doc",
             "--all-features",
         ]))
+    })?;
+
+    // A local swarm of separate processes: one lt seed, 8 lt and 2 libtorrent leechers
+    // through lt-tracker's server, 32 MiB, every byte verified.
+    steps.run("swarm-test", || {
+        swarm::run(&swarm::SwarmArgs {
+            size_mib: 32,
+            leechers: 8,
+            with_libtorrent: 2,
+            piece_kib: 256,
+            timeout: 120,
+            keep: false,
+        })
     })?;
 
     let protocol = deps::protocol_crates(&deps::workspace_packages()?);
