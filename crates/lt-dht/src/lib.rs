@@ -14,9 +14,9 @@
 //! ```
 //!
 //! BEPs: 5 (DHT protocol, KRPC, tokens), 32 (`nodes6`; one node per address family, as
-//! libtorrent runs one per socket), 42 (conforming ids, `ip` key and external-address
-//! votes), 43 (read-only nodes), 44 (immutable and mutable items), 51
-//! (`sample_infohashes`).
+//! libtorrent runs one per socket), 42 (conforming ids, `ip` key, external-address votes
+//! and a new conforming id when they disagree with ours), 43 (read-only nodes), 44
+//! (immutable and mutable items), 51 (`sample_infohashes`).
 //!
 //! The core **performs no network I/O and reads no clock**: every method takes
 //! `now: Instant`, randomness comes from a ChaCha8 RNG seeded by [`Config::rng_seed`], and
@@ -33,7 +33,7 @@
 //! that touches the clock, sockets or OS randomness.
 //!
 //! Not yet: BEP 33 scrape, the BEP 32 `want` key (a node answers with its own family's
-//! nodes), re-deriving the node id when the voted external address changes.
+//! nodes), strict BEP 42 enforcement.
 //!
 //! # Example: a run loop over `std::net`
 //!

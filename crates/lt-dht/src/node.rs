@@ -27,6 +27,11 @@ pub struct Config {
     /// Our external IP as others see it, if known; used to derive a BEP 42 id.
     /// Default: `None`.
     pub external_ip: Option<IpAddr>,
+    /// BEP 42: when responders agree on an external IP (see [`Event::ExternalAddress`])
+    /// that our id does not conform to, switch to a conforming id and rebuild the routing
+    /// table around it ([`Event::NodeIdChanged`]). Local addresses never trigger it.
+    /// Default: true.
+    pub regenerate_id: bool,
     /// RNG seed (ids, transaction ids, token secrets); `None` uses a fixed seed, so the
     /// caller (lt-session) should pass OS randomness.
     pub rng_seed: Option<[u8; 32]>,
@@ -80,6 +85,7 @@ impl Default for Config {
         Self {
             id: None,
             external_ip: None,
+            regenerate_id: true,
             rng_seed: None,
             read_only: false,
             version: Some(b"LT01".to_vec()),
@@ -185,11 +191,16 @@ pub enum Event {
         /// The peer's address (UDP source IP with the announced or implied port).
         peer: SocketAddr,
     },
-    /// A majority of recent responders report the same external address for us (BEP 42
-    /// `ip`); the session may restart the node with a conforming id.
+    /// A majority of recent responders report the same external IP for us (BEP 42 `ip`).
     ExternalAddress {
-        /// Our address as others see it.
+        /// Our address as the last of those responders saw it.
         addr: SocketAddr,
+    },
+    /// BEP 42: our node id changed to conform to our external IP
+    /// ([`Config::regenerate_id`]); save it with the state.
+    NodeIdChanged {
+        /// The new id.
+        id: Sha1Hash,
     },
     /// The bootstrap lookup finished.
     BootstrapDone {
@@ -1103,7 +1114,8 @@ impl Dht {
     }
 
     /// BEP 42: counts the `ip` a responder saw us at. Only the last [`IP_VOTES`] votes are
-    /// kept, one per responder IP; an address with more than half of them becomes ours.
+    /// kept, one per responder IP; an IP with more than half of them becomes ours (ports
+    /// are not compared: a NAT may map each destination to another one).
     fn vote_external(&mut self, voter: IpAddr, seen: SocketAddr) {
         if self.ip_votes.iter().any(|(v, _)| *v == voter) {
             return;
@@ -1112,13 +1124,24 @@ impl Dht {
             self.ip_votes.pop_front();
         }
         self.ip_votes.push_back((voter, seen));
-        let count = self.ip_votes.iter().filter(|(_, s)| *s == seen).count();
+        let count = self
+            .ip_votes
+            .iter()
+            .filter(|(_, s)| s.ip() == seen.ip())
+            .count();
         if count >= IP_VOTES_NEEDED
             && count * 2 > self.ip_votes.len()
-            && self.external != Some(seen)
+            && self.external.is_none_or(|e| e.ip() != seen.ip())
         {
             self.external = Some(seen);
             self.events.push_back(Event::ExternalAddress { addr: seen });
+            if self.config.regenerate_id && !crate::routing::bep42_valid(&self.id, seen.ip()) {
+                let mut random = [0u8; 20];
+                self.rng.fill_bytes(&mut random);
+                self.id = crate::routing::bep42_id(seen.ip(), random);
+                self.table = self.table.rebuilt(self.id);
+                self.events.push_back(Event::NodeIdChanged { id: self.id });
+            }
         }
     }
 

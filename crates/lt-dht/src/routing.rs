@@ -216,6 +216,28 @@ impl RoutingTable {
         }
     }
 
+    /// The same nodes around a new own id (BEP 42: after our external IP changed). Nodes
+    /// keep their liveness; those that no longer fit a full bucket go to its replacement
+    /// cache or are dropped, so the result is bounded like any table.
+    #[must_use]
+    pub fn rebuilt(&self, own_id: Sha1Hash) -> Self {
+        let mut t = Self::new(own_id, self.bucket_size, self.replacements);
+        for e in self.entries() {
+            if t.insert(e.node, e.last_seen, e.last_response.is_some()) == Inserted::Added {
+                let bi = t.bucket_index(&e.node.id);
+                if let Some(n) = t.buckets[bi]
+                    .nodes
+                    .iter_mut()
+                    .find(|n| n.node.id == e.node.id)
+                {
+                    n.last_response = e.last_response;
+                    n.fails = e.fails;
+                }
+            }
+        }
+        t
+    }
+
     /// Records a timeout for the node `id`. A node that turns bad is
     /// replaced by the freshest replacement-cache entry, if any.
     pub fn failed(&mut self, id: &Sha1Hash, now: Instant) {

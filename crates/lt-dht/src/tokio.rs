@@ -165,6 +165,11 @@ pub enum DhtEvent {
         /// Our address as others see it.
         addr: SocketAddr,
     },
+    /// BEP 42: the node id changed to conform to the external address (save the state).
+    NodeIdChanged {
+        /// The new id.
+        id: Sha1Hash,
+    },
 }
 
 /// Why a handle method failed.
@@ -993,6 +998,7 @@ impl Task {
                 self.alert(DhtEvent::IncomingAnnounce { info_hash, peer });
             }
             Event::ExternalAddress { addr } => self.alert(DhtEvent::ExternalAddress { addr }),
+            Event::NodeIdChanged { id } => self.alert(DhtEvent::NodeIdChanged { id }),
         }
     }
 

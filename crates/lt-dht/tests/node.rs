@@ -583,6 +583,17 @@ fn external_address_from_responder_votes() {
             .count(),
         1
     );
+    // BEP 42: the fixed id did not conform to 203.0.113.7; a conforming one replaced it
+    // and the table kept its nodes around the new id.
+    assert!(lt_dht::routing::bep42_valid(&dht.id(), seen.ip()));
+    assert_ne!(dht.id(), Sha1Hash::new([0x80; 20]));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::NodeIdChanged { id } if *id == dht.id()))
+    );
+    assert_eq!(dht.routing_table().len(), 6);
+    assert_eq!(dht.routing_table().own_id(), dht.id());
 }
 
 /// A bootstrap with no router and an empty table finishes at once and still reports.
