@@ -610,3 +610,95 @@ fn lonely_bootstrap_reports_done() {
         "{events:?}"
     );
 }
+
+/// Worst-case reply sizes against the smallest queries that invite them: a full
+/// `get_peers` (8 nodes, 50 values, token) and a `get` of a 1000-byte item. With the per-IP
+/// rate limit this bounds what a spoofed source can make us send to a victim.
+#[test]
+fn worst_case_replies_stay_within_a_small_factor_of_the_query() {
+    let now = Instant::now();
+    let cfg = Config {
+        queries_per_ip_per_second: 100_000,
+        ..config()
+    };
+    let mut dht = Dht::new(cfg, now);
+    // A table with confirmed nodes (they answer our verification pings).
+    for i in 0..64u32 {
+        let id = Sha1Hash::digest(&i.to_be_bytes());
+        dht.handle_datagram(now, addr(1000 + i), &query(1, Query::Ping { id }));
+        while let Some(t) = dht.poll_transmit() {
+            let m = Message::decode(&t.payload).unwrap();
+            if let Body::Query(Query::Ping { .. }) = m.body {
+                let pong = Message {
+                    tid: m.tid,
+                    version: None,
+                    read_only: false,
+                    ip: None,
+                    body: Body::Response(Response::new(id)),
+                };
+                dht.handle_datagram(now, t.dest, &pong.encode());
+            }
+        }
+    }
+    // 200 peers for one info-hash, and a 1000-byte item.
+    let ih = Sha1Hash::new([0xee; 20]);
+    for p in 0..200u32 {
+        let from = addr(5000 + p);
+        let token = get_token(&mut dht, now, from, ih);
+        let ann = Query::AnnouncePeer {
+            id: Sha1Hash::new([7; 20]),
+            info_hash: ih,
+            port: 1,
+            implied_port: true,
+            token,
+        };
+        dht.handle_datagram(now, from, &query(2, ann));
+        while dht.poll_transmit().is_some() {}
+    }
+    let v = format!("996:{}", "x".repeat(996)).into_bytes();
+    assert_eq!(v.len(), 1000);
+    let token = get_token(&mut dht, now, addr(1), ih);
+    let item = PutItem {
+        v: v.clone(),
+        k: None,
+        sig: None,
+        seq: None,
+        cas: None,
+        salt: None,
+    };
+    dht.handle_datagram(now, addr(1), &put(token, item));
+    response(reply(&mut dht));
+
+    let id = Sha1Hash::new([3; 20]);
+    let cases = [
+        ("ping", Query::Ping { id }),
+        ("find_node", Query::FindNode { id, target: ih }),
+        ("get_peers", Query::GetPeers { id, info_hash: ih }),
+        (
+            "get",
+            Query::Get {
+                id,
+                target: lt_dht::item::immutable_target(&v),
+                seq: None,
+            },
+        ),
+    ];
+    for (name, q) in cases {
+        let buf = query(1, q);
+        dht.handle_datagram(now, addr(2), &buf);
+        let out = dht
+            .poll_transmit()
+            .into_iter()
+            .chain(std::iter::from_fn(|| dht.poll_transmit()))
+            .map(|t| t.payload.len())
+            .max()
+            .unwrap();
+        let factor = out as f64 / buf.len() as f64;
+        eprintln!(
+            "{name}: query {} bytes, reply {out} bytes (x{factor:.1})",
+            buf.len()
+        );
+        assert!(out <= lt_dht::limits::MAX_MESSAGE_LEN);
+        assert!(factor < 16.0, "{name}: x{factor:.1}");
+    }
+}
