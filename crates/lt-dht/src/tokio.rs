@@ -134,9 +134,10 @@ pub struct DatagramChannels {
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DhtEvent {
-    /// A bootstrap finished with this many nodes in the routing table.
+    /// A bootstrap finished with this many nodes in the routing table (reported by each
+    /// node: twice per bootstrap round for a dual-stack handle).
     BootstrapDone {
-        /// Routing-table size.
+        /// Routing-table size of the node that bootstrapped.
         nodes: usize,
     },
     /// A `get_peers` reply carried peers.
@@ -146,7 +147,7 @@ pub enum DhtEvent {
         /// Peers from one reply.
         peers: Vec<SocketAddr>,
     },
-    /// Our announce finished.
+    /// Our announce finished (on one node: a dual-stack handle reports each family).
     AnnounceDone {
         /// The torrent.
         info_hash: Sha1Hash,
