@@ -32,6 +32,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
+use lt_tests::swarm::{Payload, Peer, Stream, lt_binary};
 use lt_tests::{ChildGuard, output_with_timeout, require_program};
 use serde_json::Value;
 
@@ -68,6 +69,49 @@ fn miniupnpd_upnp_natpmp_and_pcp() {
         let lines = run_probe(&net, &nft, &gw, "upnp", 43000, false);
         assert_log(&lines, "WANIPConnection:1", &gw);
     }
+    // The session maps its listen port (UPnP and NAT-PMP/PCP), reports it in alerts and
+    // removes the mapping when it shuts down: `lt seed --port-mapping` inside `lan`.
+    {
+        let gw = Gateway::start(&net, &miniupnpd, dir.path(), false);
+        session_maps_its_listen_port(&net, &nft, &gw, dir.path());
+    }
+}
+
+fn session_maps_its_listen_port(net: &Namespaces, nft: &Path, gw: &Gateway, dir: &Path) {
+    let payload = Payload::create(dir, "mapped.bin", 256 << 10, 16 << 10, &[]);
+    let mut cmd = net.exec_in(&net.lan);
+    cmd.arg(lt_binary())
+        .arg("seed")
+        .arg(&payload.torrent)
+        .arg("--data")
+        .arg(&payload.data_dir)
+        .args(["--listen", "44000", "--port-mapping"]);
+    let mut seed = Peer::spawn("lt seed", &mut cmd).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // Both mechanisms report the mapping, in either order ("PCP" or "NAT-PMP").
+    let (mut upnp, mut pmp) = (false, false);
+    seed.wait_line(Stream::Stderr, deadline, |l| {
+        if l.ends_with("TCP external port 44000") {
+            upnp |= l.starts_with("port mapping: UPnP");
+            pmp |= l.starts_with("port mapping: PCP") || l.starts_with("port mapping: NAT-PMP");
+        }
+        upnp && pmp
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", gw.log()));
+    let rules = net.ruleset(nft);
+    assert!(
+        rules.contains("dport 44000"),
+        "no rule for the listen port:\n{rules}"
+    );
+    seed.signal("INT").unwrap();
+    let status = seed.wait_exit(deadline).unwrap();
+    assert!(status.success(), "{}", seed.failure("lt seed exit"));
+    let rules = net.ruleset(nft);
+    assert!(
+        !rules.contains("dport 44000"),
+        "the mapping outlived the session:\n{rules}\n{}",
+        seed.transcript()
+    );
 }
 
 /// Runs the probe in `lan`, checks the gateway's rules while the mappings exist and after

@@ -43,6 +43,9 @@ pub(crate) struct NetArgs {
     /// Print the result as one JSON object.
     #[arg(long)]
     json: bool,
+    /// Map the listen port on the gateway with UPnP IGD and NAT-PMP/PCP (removed on exit).
+    #[arg(long)]
+    port_mapping: bool,
 }
 
 /// `lt download`.
@@ -96,7 +99,11 @@ fn session(net: &NetArgs) -> Result<Session> {
             SocketAddr::from((Ipv6Addr::UNSPECIFIED, net.listen)),
         ],
         listen_port_retries: 0,
-        alert_mask: AlertCategory::default_mask() | AlertCategory::TRACKER,
+        enable_upnp: net.port_mapping,
+        enable_natpmp: net.port_mapping,
+        alert_mask: AlertCategory::default_mask()
+            | AlertCategory::TRACKER
+            | AlertCategory::PORT_MAPPING,
         ..SessionSettings::default()
     };
     let policy = match net.encryption {
@@ -147,6 +154,18 @@ fn write_resume(path: &Path, data: &ResumeData) -> Result<()> {
 /// Prints the alerts a user should see.
 fn report(alert: &Alert) {
     match alert {
+        Alert::PortMap {
+            transport,
+            protocol,
+            external_port,
+            ..
+        } => eprintln!("port mapping: {transport} {protocol} external port {external_port}"),
+        Alert::PortMapError {
+            transport, error, ..
+        } => {
+            eprintln!("lt: port mapping ({transport}): {error}");
+        }
+        Alert::ExternalIp { address } => eprintln!("external address {address}"),
         Alert::FileError { error, .. } => eprintln!("lt: file error: {error}"),
         Alert::TrackerError {
             url,

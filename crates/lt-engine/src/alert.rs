@@ -410,6 +410,38 @@ pub enum Alert {
         /// The error.
         error: String,
     },
+    /// A port mapping exists on the gateway (the manual's `portmap_alert`).
+    PortMap {
+        /// The session's mapping index.
+        mapping: usize,
+        /// "UPnP", "NAT-PMP" or "PCP".
+        transport: String,
+        /// "TCP" or "UDP".
+        protocol: String,
+        /// The port the gateway forwards.
+        external_port: u16,
+    },
+    /// A port mapping failed (the manual's `portmap_error_alert`).
+    PortMapError {
+        /// The session's mapping index.
+        mapping: usize,
+        /// "UPnP", "NAT-PMP" or "PCP".
+        transport: String,
+        /// Why.
+        error: String,
+    },
+    /// Port-mapping diagnostics (the manual's `portmap_log_alert`).
+    PortMapLog {
+        /// "UPnP", "NAT-PMP" or "PCP".
+        transport: String,
+        /// What happened.
+        message: String,
+    },
+    /// Our external address as a gateway or tracker reported it (`external_ip_alert`).
+    ExternalIp {
+        /// The address.
+        address: std::net::IpAddr,
+    },
     /// Alerts were dropped because the queue was full.
     AlertsDropped {
         /// How many.
@@ -430,6 +462,7 @@ impl Alert {
             | Self::FileRenameFailed { .. }
             | Self::SaveResumeDataFailed { .. }
             | Self::ListenFailed { .. }
+            | Self::PortMapError { .. }
             | Self::TrackerError { .. }
             | Self::ScrapeFailed { .. } => AlertCategory::ERROR,
             Self::TorrentAdded { .. }
@@ -442,7 +475,9 @@ impl Alert {
             | Self::MetadataReceived { .. }
             | Self::UploadMode { .. }
             | Self::ListenSucceeded { .. }
+            | Self::ExternalIp { .. }
             | Self::AlertsDropped { .. } => AlertCategory::STATUS,
+            Self::PortMap { .. } | Self::PortMapLog { .. } => AlertCategory::PORT_MAPPING,
             Self::TorrentDeleted { .. }
             | Self::StorageMoved { .. }
             | Self::FileRenamed { .. }

@@ -29,6 +29,7 @@
 
 mod disk;
 mod io;
+mod nat;
 mod tracker;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -47,6 +48,7 @@ pub use lt_engine::{
 };
 pub use lt_metainfo::MagnetLink;
 use lt_metainfo::TorrentInfo;
+pub use lt_nat::Protocol as PortProtocol;
 pub use lt_storage::ResumeData;
 use lt_storage::{Allocation, FsOptions, FsStorage};
 use lt_tracker::{AnnounceResponse, ScrapeEntry, TrackerIndex};
@@ -119,6 +121,14 @@ pub struct SessionSettings {
     pub alert_mask: AlertCategory,
     /// Tokio worker threads of the session's runtime. Default 2.
     pub worker_threads: usize,
+    /// Map the listen port on the gateway with UPnP IGD (the manual's `start_upnp`).
+    /// Default `false`: unlike libtorrent, lt talks to the LAN's gateway only when asked.
+    pub enable_upnp: bool,
+    /// Map the listen port with NAT-PMP, or PCP where the gateway has it (the manual's
+    /// `start_natpmp`). Default `false`.
+    pub enable_natpmp: bool,
+    /// The NAT-PMP/PCP gateway; `None`: the default route's gateway.
+    pub natpmp_gateway: Option<Ipv4Addr>,
 }
 
 impl Default for SessionSettings {
@@ -134,6 +144,9 @@ impl Default for SessionSettings {
             check_threads: std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
             alert_mask: AlertCategory::default_mask(),
             worker_threads: 2,
+            enable_upnp: false,
+            enable_natpmp: false,
+            natpmp_gateway: None,
         }
     }
 }
@@ -311,6 +324,7 @@ pub struct Session {
     shared: Arc<Shared>,
     runtime: Option<tokio::runtime::Runtime>,
     settings: SessionSettings,
+    nat: Option<nat::NatHandle>,
 }
 
 impl std::fmt::Debug for Session {
@@ -457,11 +471,16 @@ impl Session {
             }
         }
         let check_threads = settings.check_threads.max(1);
+        let nat = (settings.enable_upnp || settings.enable_natpmp).then(|| {
+            let port = shared.listen.first().map_or(0, SocketAddr::port);
+            nat::start(&runtime, &settings, port, tx.clone())
+        });
         runtime.spawn(engine_loop(Arc::clone(&shared), rx, tx, check_threads));
         Ok(Self {
             shared,
             runtime: Some(runtime),
             settings,
+            nat,
         })
     }
 
@@ -652,6 +671,26 @@ impl Session {
         self.shared.engine().set_alert_mask(mask);
     }
 
+    /// Maps a port on the gateway (the manual's `add_port_mapping`); `None` when port
+    /// mapping is off or failed to start. [`Alert::PortMap`] or [`Alert::PortMapError`]
+    /// follows.
+    #[must_use]
+    pub fn add_port_mapping(
+        &self,
+        protocol: PortProtocol,
+        external_port: u16,
+        local_port: u16,
+    ) -> Option<usize> {
+        self.nat.as_ref()?.add(protocol, external_port, local_port)
+    }
+
+    /// Removes a port mapping (the manual's `delete_port_mapping`).
+    pub fn delete_port_mapping(&self, mapping: usize) {
+        if let Some(n) = &self.nat {
+            n.delete(mapping);
+        }
+    }
+
     /// Takes every queued alert.
     #[must_use]
     pub fn pop_alerts(&self) -> Vec<Alert> {
@@ -702,6 +741,9 @@ impl Session {
             return;
         }
         self.shared.with(Engine::shutdown);
+        if let Some(n) = self.nat.take() {
+            n.shutdown(Duration::from_secs(2));
+        }
         let deadline =
             Instant::now() + self.settings.engine.stop_tracker_timeout + Duration::from_secs(1);
         while Instant::now() < deadline && !self.shared.engine().is_shut_down(Instant::now()) {
