@@ -64,10 +64,10 @@ pub(crate) struct DownloadArgs {
     /// Do not use the DHT (the session has no DHT yet; this is the only behaviour).
     #[arg(long)]
     no_dht: bool,
-    /// Only TCP (the session's only transport until uTP is integrated).
-    #[arg(long)]
+    /// Only TCP connections, in and out.
+    #[arg(long, conflicts_with = "utp_only")]
     tcp_only: bool,
-    /// Only uTP (not available yet).
+    /// Only uTP connections, in and out.
     #[arg(long)]
     utp_only: bool,
 }
@@ -82,6 +82,12 @@ pub(crate) struct SeedArgs {
     data: PathBuf,
     #[command(flatten)]
     net: NetArgs,
+    /// Only TCP connections, in and out.
+    #[arg(long, conflicts_with = "utp_only")]
+    tcp_only: bool,
+    /// Only uTP connections, in and out.
+    #[arg(long)]
+    utp_only: bool,
 }
 
 fn stop_flag() -> Result<Arc<AtomicBool>> {
@@ -92,7 +98,15 @@ fn stop_flag() -> Result<Arc<AtomicBool>> {
     Ok(stop)
 }
 
-fn session(net: &NetArgs) -> Result<Session> {
+/// Which transports a session uses.
+#[derive(Clone, Copy, Debug)]
+enum Transports {
+    Both,
+    TcpOnly,
+    UtpOnly,
+}
+
+fn session(net: &NetArgs, transports: Transports) -> Result<Session> {
     let mut settings = SessionSettings {
         listen_interfaces: vec![
             SocketAddr::from((Ipv4Addr::UNSPECIFIED, net.listen)),
@@ -111,6 +125,15 @@ fn session(net: &NetArgs) -> Result<Session> {
         Encryption::Enabled => EncPolicy::Enabled,
         Encryption::Disabled => EncPolicy::Disabled,
     };
+    let (tcp, utp) = match transports {
+        Transports::Both => (true, true),
+        Transports::TcpOnly => (true, false),
+        Transports::UtpOnly => (false, true),
+    };
+    settings.enable_incoming_tcp = tcp;
+    settings.enable_outgoing_tcp = tcp;
+    settings.enable_incoming_utp = utp;
+    settings.enable_outgoing_utp = utp;
     settings.engine.out_enc_policy = policy;
     settings.engine.in_enc_policy = policy;
     // Local swarms run every peer on one address.
@@ -248,10 +271,14 @@ impl Progress {
 
 #[allow(clippy::cast_precision_loss)]
 pub(crate) fn download(args: &DownloadArgs) -> Result<()> {
-    if args.utp_only {
-        bail!("--utp-only: uTP is not in the session yet; use TCP");
-    }
-    let _ = (args.no_dht, args.tcp_only);
+    let _ = args.no_dht;
+    let transports = if args.utp_only {
+        Transports::UtpOnly
+    } else if args.tcp_only {
+        Transports::TcpOnly
+    } else {
+        Transports::Both
+    };
     let (mut params, ih) = if args.torrent.starts_with("magnet:") {
         let link = MagnetLink::parse(&args.torrent).context("not a valid magnet URI")?;
         let ih = link.info_hash;
@@ -264,7 +291,7 @@ pub(crate) fn download(args: &DownloadArgs) -> Result<()> {
     let stop = stop_flag()?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let session = session(&args.net)?;
+    let session = session(&args.net, transports)?;
     let start = Instant::now();
     params.peers.extend(args.net.peers.iter().copied());
     let hex = ih.v1_hash().map_or_else(
@@ -388,7 +415,14 @@ fn seed_until_stopped(session: &Session, handle: &TorrentHandle, stop: &AtomicBo
 pub(crate) fn seed(args: &SeedArgs) -> Result<()> {
     let info = Arc::new(load_torrent(&args.torrent)?);
     let stop = stop_flag()?;
-    let session = session(&args.net)?;
+    let transports = if args.utp_only {
+        Transports::UtpOnly
+    } else if args.tcp_only {
+        Transports::TcpOnly
+    } else {
+        Transports::Both
+    };
+    let session = session(&args.net, transports)?;
     let mut params = AddTorrentParams::new(Arc::clone(&info), &args.data);
     params.peers.clone_from(&args.net.peers);
     let handle = session

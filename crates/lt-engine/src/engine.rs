@@ -69,6 +69,8 @@ struct Conn {
     listen_port: Option<u16>,
     /// It announced a metadata size and has not rejected a metadata request.
     serves_metadata: bool,
+    /// The connection runs over uTP (as the driver said).
+    utp: bool,
     /// Peers we told it about with ut_pex (BEP 11), and when we last did.
     pex_sent: BTreeSet<SocketAddr>,
     last_pex: Option<Instant>,
@@ -1011,6 +1013,7 @@ impl Engine {
                         .map_or_else(String::new, |ci| ci.to_string()),
                     outgoing: c.outgoing,
                     encrypted: c.encrypted,
+                    utp: c.utp,
                     choked: w.am_choking(),
                     remote_choked: w.peer_choking(),
                     interesting: w.am_interested(),
@@ -1623,6 +1626,7 @@ impl Engine {
             pending_bits: Vec::new(),
             listen_port: None,
             serves_metadata: false,
+            utp: false,
             pex_sent: BTreeSet::new(),
             last_pex: None,
         };
@@ -1681,6 +1685,13 @@ impl Engine {
         }
         let reason = DisconnectReason::Io(error.unwrap_or("closed by peer").to_owned());
         self.close_inner(now, cid, reason, false);
+    }
+
+    /// Records that a connection runs over uTP (for `peer_info`).
+    pub fn set_utp(&mut self, cid: ConnId, utp: bool) {
+        if let Some(c) = self.conns.get_mut(&cid) {
+            c.utp = utp;
+        }
     }
 
     /// Whether a connection is known (not closed).
@@ -3167,6 +3178,7 @@ impl Engine {
                         pending_bits: Vec::new(),
                         listen_port: None,
                         serves_metadata: false,
+                        utp: false,
                         pex_sent: BTreeSet::new(),
                         last_pex: None,
                     },

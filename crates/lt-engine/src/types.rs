@@ -485,6 +485,8 @@ pub struct PeerInfo {
     pub outgoing: bool,
     /// The connection is RC4-encrypted or MSE-obfuscated.
     pub encrypted: bool,
+    /// The connection runs over uTP (else TCP).
+    pub utp: bool,
     /// We choke it.
     pub choked: bool,
     /// It chokes us.

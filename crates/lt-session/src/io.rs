@@ -10,10 +10,10 @@ use std::time::Duration;
 use bytes::{Buf as _, Bytes, BytesMut};
 use lt_core::Sha1Hash;
 use lt_engine::ConnId;
+use lt_utp::tokio::{UtpSocket, UtpStream};
 use lt_wire::mse::{MseConfig, MseHandshake, MseStatus, Rc4Stream, classify_incoming};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 
 use crate::Input;
@@ -30,11 +30,50 @@ pub(crate) struct Negotiated {
     pub(crate) encrypted: bool,
 }
 
+/// A connection's read loop, to spawn.
+pub(crate) type ReadLoop = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A peer connection's socket: TCP or uTP.
+pub(crate) enum PeerStream {
+    Tcp(TcpStream),
+    Utp(UtpStream),
+}
+
+impl PeerStream {
+    /// Starts the writer and returns its sender and the read half's loop.
+    pub(crate) fn start(
+        self,
+        conn: ConnId,
+        inputs: mpsc::Sender<Input>,
+    ) -> (mpsc::UnboundedSender<Vec<Bytes>>, ReadLoop) {
+        match self {
+            Self::Tcp(s) => {
+                let (read, write) = s.into_split();
+                (spawn_writer(write), Box::pin(read_loop(conn, read, inputs)))
+            }
+            Self::Utp(s) => {
+                let (read, write) = tokio::io::split(s);
+                (spawn_writer(write), Box::pin(read_loop(conn, read, inputs)))
+            }
+        }
+    }
+}
+
+/// How outgoing connections are made.
+#[derive(Clone)]
+pub(crate) struct Dialer {
+    /// uTP sockets (IPv4, IPv6), when outgoing uTP is on.
+    pub(crate) utp: Vec<UtpSocket>,
+    pub(crate) tcp: bool,
+    pub(crate) config: MseConfig,
+    pub(crate) timeout: Duration,
+}
+
 /// The map from `HASH('req2', info-hash)` to info-hash, for incoming MSE handshakes.
 pub(crate) type Skeys = Arc<RwLock<HashMap<Sha1Hash, Sha1Hash>>>;
 
-async fn mse(
-    stream: &mut TcpStream,
+async fn mse<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
     mut hs: MseHandshake,
     skeys: Option<&Skeys>,
 ) -> Result<Negotiated, String> {
@@ -71,58 +110,114 @@ async fn mse(
     })
 }
 
+/// Runs the MSE handshake on a fresh stream when asked.
+async fn negotiate<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    info_hash: Sha1Hash,
+    encrypt: bool,
+    config: &MseConfig,
+    timeout: Duration,
+) -> Result<Negotiated, String> {
+    if !encrypt {
+        return Ok(Negotiated {
+            cipher: None,
+            received: BytesMut::new(),
+            encrypted: false,
+        });
+    }
+    let mut seed = [0u8; 32];
+    crate::random_bytes(&mut seed);
+    let hs = MseHandshake::initiate(config, info_hash, seed);
+    tokio::time::timeout(timeout, mse(stream, hs, None))
+        .await
+        .map_err(|_| "MSE handshake timed out".to_owned())?
+}
+
+async fn dial(
+    addr: SocketAddr,
+    info_hash: Sha1Hash,
+    encrypt: bool,
+    dialer: &Dialer,
+) -> Result<(PeerStream, Negotiated), String> {
+    let mut last = "no transport enabled".to_owned();
+    // Mixed mode: TCP first when it is on (a peer without uTP would cost a uTP connect
+    // timeout); uTP when it is the only transport, or when TCP fails.
+    if dialer.tcp {
+        match tokio::time::timeout(dialer.timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(mut stream)) => {
+                let _ = stream.set_nodelay(true);
+                match negotiate(
+                    &mut stream,
+                    info_hash,
+                    encrypt,
+                    &dialer.config,
+                    dialer.timeout,
+                )
+                .await
+                {
+                    Ok(n) => return Ok((PeerStream::Tcp(stream), n)),
+                    Err(e) => last = e,
+                }
+            }
+            Ok(Err(e)) => last = e.to_string(),
+            Err(_) => last = "connect timed out".to_owned(),
+        }
+    }
+    if let Some(utp) = dialer
+        .utp
+        .iter()
+        .find(|u| u.local_addr().is_ipv4() == addr.is_ipv4())
+    {
+        match utp.connect(addr).await {
+            Ok(mut stream) => {
+                match negotiate(
+                    &mut stream,
+                    info_hash,
+                    encrypt,
+                    &dialer.config,
+                    dialer.timeout,
+                )
+                .await
+                {
+                    Ok(n) => return Ok((PeerStream::Utp(stream), n)),
+                    Err(e) => last = e,
+                }
+            }
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(last)
+}
+
 /// Connects to `addr` (MSE first with `encrypt`; with the policy only "enabled", a failed
 /// MSE handshake is retried in plaintext), then runs the connection.
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn connect(
     conn: ConnId,
     addr: SocketAddr,
     info_hash: Sha1Hash,
     encrypt: bool,
-    config: MseConfig,
-    timeout: Duration,
+    dialer: Dialer,
     inputs: mpsc::Sender<Input>,
 ) {
-    let attempt = |encrypt: bool| async move {
-        let mut stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
-            .await
-            .map_err(|_| "connect timed out".to_owned())?
-            .map_err(|e| e.to_string())?;
-        let _ = stream.set_nodelay(true);
-        let negotiated = if encrypt {
-            let mut seed = [0u8; 32];
-            crate::random_bytes(&mut seed);
-            let hs = MseHandshake::initiate(&config, info_hash, seed);
-            tokio::time::timeout(timeout, mse(&mut stream, hs, None))
-                .await
-                .map_err(|_| "MSE handshake timed out".to_owned())??
-        } else {
-            Negotiated {
-                cipher: None,
-                received: BytesMut::new(),
-                encrypted: false,
-            }
-        };
-        Ok::<_, String>((stream, negotiated))
-    };
-    let mut result = attempt(encrypt).await;
-    if encrypt && result.is_err() && config.out_policy == lt_wire::mse::EncPolicy::Enabled {
-        result = attempt(false).await;
+    let mut result = dial(addr, info_hash, encrypt, &dialer).await;
+    if encrypt && result.is_err() && dialer.config.out_policy == lt_wire::mse::EncPolicy::Enabled {
+        result = dial(addr, info_hash, false, &dialer).await;
     }
     match result {
         Ok((stream, negotiated)) => {
-            let (read, write) = stream.into_split();
-            let writer = spawn_writer(write);
+            let utp = matches!(stream, PeerStream::Utp(_));
+            let (writer, reader) = stream.start(conn, inputs.clone());
             if inputs
                 .send(Input::Connected {
                     conn,
                     writer,
                     negotiated,
+                    utp,
                 })
                 .await
                 .is_ok()
             {
-                read_loop(conn, read, inputs).await;
+                reader.await;
             }
         }
         Err(error) => {
@@ -134,15 +229,41 @@ pub(crate) async fn connect(
 /// Reads the first bytes of an accepted connection: plaintext goes on as is, anything else
 /// must be an MSE handshake for a torrent we have.
 pub(crate) async fn accept(
-    mut stream: TcpStream,
+    mut stream: PeerStream,
     addr: SocketAddr,
     config: MseConfig,
     skeys: Skeys,
     timeout: Duration,
     inputs: mpsc::Sender<Input>,
 ) {
-    let _ = stream.set_nodelay(true);
+    if let PeerStream::Tcp(s) = &stream {
+        let _ = s.set_nodelay(true);
+    }
     let work = async {
+        match &mut stream {
+            PeerStream::Tcp(s) => first_bytes(s, config, &skeys).await,
+            PeerStream::Utp(s) => first_bytes(s, config, &skeys).await,
+        }
+    };
+    let Ok(Ok(negotiated)) = tokio::time::timeout(timeout, work).await else {
+        return;
+    };
+    let _ = inputs
+        .send(Input::Incoming {
+            addr,
+            stream,
+            negotiated,
+        })
+        .await;
+}
+
+/// Tells plaintext from MSE by the first bytes and runs the MSE responder if needed.
+async fn first_bytes<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    config: MseConfig,
+    skeys: &Skeys,
+) -> Result<Negotiated, String> {
+    {
         let mut prefix = BytesMut::with_capacity(1024);
         let plaintext = loop {
             if let Some(p) = classify_incoming(&prefix) {
@@ -170,22 +291,14 @@ pub(crate) async fn accept(
         crate::random_bytes(&mut seed);
         let mut hs = MseHandshake::respond(&config, seed);
         hs.handle_bytes(&prefix).map_err(|e| e.to_string())?;
-        mse(&mut stream, hs, Some(&skeys)).await
-    };
-    let Ok(Ok(negotiated)) = tokio::time::timeout(timeout, work).await else {
-        return;
-    };
-    let _ = inputs
-        .send(Input::Incoming {
-            addr,
-            stream,
-            negotiated,
-        })
-        .await;
+        mse(stream, hs, Some(skeys)).await
+    }
 }
 
 /// Starts the writer of a connection; dropping the sender closes the socket's write side.
-pub(crate) fn spawn_writer(mut write: OwnedWriteHalf) -> mpsc::UnboundedSender<Vec<Bytes>> {
+pub(crate) fn spawn_writer<W: AsyncWrite + Unpin + Send + 'static>(
+    mut write: W,
+) -> mpsc::UnboundedSender<Vec<Bytes>> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<Bytes>>();
     tokio::spawn(async move {
         let mut queue: VecDeque<Bytes> = VecDeque::new();
@@ -203,7 +316,10 @@ pub(crate) fn spawn_writer(mut write: OwnedWriteHalf) -> mpsc::UnboundedSender<V
     tx
 }
 
-async fn write_all(write: &mut OwnedWriteHalf, queue: &mut VecDeque<Bytes>) -> std::io::Result<()> {
+async fn write_all<W: AsyncWrite + Unpin>(
+    write: &mut W,
+    queue: &mut VecDeque<Bytes>,
+) -> std::io::Result<()> {
     while !queue.is_empty() {
         let n = {
             let slices: Vec<IoSlice<'_>> = queue
@@ -234,7 +350,11 @@ async fn write_all(write: &mut OwnedWriteHalf, queue: &mut VecDeque<Bytes>) -> s
 }
 
 /// Reads until the socket closes, handing every chunk to the engine.
-pub(crate) async fn read_loop(conn: ConnId, mut read: OwnedReadHalf, inputs: mpsc::Sender<Input>) {
+pub(crate) async fn read_loop<R: AsyncRead + Unpin + Send + 'static>(
+    conn: ConnId,
+    mut read: R,
+    inputs: mpsc::Sender<Input>,
+) {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     loop {
         if buf.capacity() - buf.len() < READ_CHUNK / 4 {

@@ -129,6 +129,15 @@ pub struct SessionSettings {
     pub enable_natpmp: bool,
     /// The NAT-PMP/PCP gateway; `None`: the default route's gateway.
     pub natpmp_gateway: Option<Ipv4Addr>,
+    /// Dial peers over uTP (the manual's `enable_outgoing_utp`). With TCP also on, TCP is
+    /// tried first and uTP when TCP fails. Default `true`.
+    pub enable_outgoing_utp: bool,
+    /// Accept uTP connections on the listen port (UDP). Default `true`.
+    pub enable_incoming_utp: bool,
+    /// Dial peers over TCP. Default `true`.
+    pub enable_outgoing_tcp: bool,
+    /// Accept TCP connections. Default `true`.
+    pub enable_incoming_tcp: bool,
 }
 
 impl Default for SessionSettings {
@@ -147,6 +156,10 @@ impl Default for SessionSettings {
             enable_upnp: false,
             enable_natpmp: false,
             natpmp_gateway: None,
+            enable_outgoing_utp: true,
+            enable_incoming_utp: true,
+            enable_outgoing_tcp: true,
+            enable_incoming_tcp: true,
         }
     }
 }
@@ -230,6 +243,7 @@ pub(crate) enum Input {
         conn: ConnId,
         writer: mpsc::UnboundedSender<Vec<Bytes>>,
         negotiated: Negotiated,
+        utp: bool,
     },
     ConnectFailed {
         conn: ConnId,
@@ -237,7 +251,7 @@ pub(crate) enum Input {
     },
     Incoming {
         addr: SocketAddr,
-        stream: tokio::net::TcpStream,
+        stream: io::PeerStream,
         negotiated: Negotiated,
     },
     Data {
@@ -335,6 +349,21 @@ impl std::fmt::Debug for Session {
     }
 }
 
+fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    let domain = if addr.is_ipv4() {
+        socket2::Domain::IPV4
+    } else {
+        socket2::Domain::IPV6
+    };
+    let s = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.bind(&addr.into())?;
+    s.set_nonblocking(true)?;
+    Ok(s.into())
+}
+
 fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     let domain = if addr.is_ipv4() {
         socket2::Domain::IPV4
@@ -415,6 +444,17 @@ impl Session {
             .iter()
             .filter_map(|l| l.local_addr().ok())
             .collect();
+        // uTP on the same port numbers, over UDP.
+        let mut utp = Vec::new();
+        if settings.enable_incoming_utp || settings.enable_outgoing_utp {
+            let _guard = runtime.enter();
+            for &addr in &listen {
+                match bind_udp(addr).and_then(lt_utp::tokio::UtpSocket::from_std) {
+                    Ok(u) => utp.push(u),
+                    Err(e) => tracing::warn!("uTP on {addr}: {e}"),
+                }
+            }
+        }
         let mut random = [0u8; 12];
         random_bytes(&mut random);
         let peer_id = PeerId::generate(&settings.fingerprint, random);
@@ -448,6 +488,7 @@ impl Session {
                 };
                 let shared = Arc::clone(&shared);
                 let tx = tx.clone();
+                let incoming_tcp = settings.enable_incoming_tcp;
                 runtime.spawn(async move {
                     loop {
                         let Ok((stream, addr)) = listener.accept().await else {
@@ -457,6 +498,10 @@ impl Session {
                         if shared.closed.load(Ordering::Relaxed) {
                             return;
                         }
+                        if !incoming_tcp {
+                            continue;
+                        }
+                        let stream = io::PeerStream::Tcp(stream);
                         let config = shared.engine().mse_config();
                         tokio::spawn(io::accept(
                             stream,
@@ -470,12 +515,51 @@ impl Session {
                 });
             }
         }
+        if settings.enable_incoming_utp {
+            for u in &utp {
+                let u = u.clone();
+                let shared = Arc::clone(&shared);
+                let tx = tx.clone();
+                runtime.spawn(async move {
+                    while let Ok((stream, addr)) = u.accept().await {
+                        if shared.closed.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        let config = shared.engine().mse_config();
+                        tokio::spawn(io::accept(
+                            io::PeerStream::Utp(stream),
+                            addr,
+                            config,
+                            Arc::clone(&shared.skeys),
+                            handshake_timeout,
+                            tx.clone(),
+                        ));
+                    }
+                });
+            }
+        }
+        let dialer = io::Dialer {
+            utp: if settings.enable_outgoing_utp {
+                utp.clone()
+            } else {
+                Vec::new()
+            },
+            tcp: settings.enable_outgoing_tcp,
+            config: shared.engine().mse_config(),
+            timeout: settings.engine.peer_connect_timeout,
+        };
         let check_threads = settings.check_threads.max(1);
         let nat = (settings.enable_upnp || settings.enable_natpmp).then(|| {
             let port = shared.listen.first().map_or(0, SocketAddr::port);
             nat::start(&runtime, &settings, port, tx.clone())
         });
-        runtime.spawn(engine_loop(Arc::clone(&shared), rx, tx, check_threads));
+        runtime.spawn(engine_loop(
+            Arc::clone(&shared),
+            rx,
+            tx,
+            check_threads,
+            dialer,
+        ));
         Ok(Self {
             shared,
             runtime: Some(runtime),
@@ -1027,6 +1111,7 @@ async fn engine_loop(
     mut rx: mpsc::Receiver<Input>,
     tx: mpsc::Sender<Input>,
     check_threads: usize,
+    dialer: io::Dialer,
 ) {
     let mut writers: HashMap<ConnId, mpsc::UnboundedSender<Vec<Bytes>>> = HashMap::new();
     let mut tasks: HashMap<ConnId, tokio::task::AbortHandle> = HashMap::new();
@@ -1065,8 +1150,10 @@ async fn engine_loop(
                         conn,
                         writer,
                         negotiated,
+                        utp,
                     } => {
                         writers.insert(conn, writer);
+                        engine.set_utp(conn, utp);
                         engine.connected(
                             now,
                             conn,
@@ -1092,9 +1179,10 @@ async fn engine_loop(
                             negotiated.encrypted,
                         );
                         if engine.is_open(conn) {
-                            let (read, write) = stream.into_split();
-                            writers.insert(conn, io::spawn_writer(write));
-                            let t = tokio::spawn(io::read_loop(conn, read, tx.clone()));
+                            engine.set_utp(conn, matches!(stream, io::PeerStream::Utp(_)));
+                            let (writer, reader) = stream.start(conn, tx.clone());
+                            writers.insert(conn, writer);
+                            let t = tokio::spawn(reader);
                             tasks.insert(conn, t.abort_handle());
                         }
                     }
@@ -1145,17 +1233,14 @@ async fn engine_loop(
                     info_hash,
                     encrypt,
                 } => {
-                    let (config, timeout) = {
-                        let e = shared.engine();
-                        (e.mse_config(), e.settings().peer_connect_timeout)
-                    };
+                    let mut dialer = dialer.clone();
+                    dialer.config = shared.engine().mse_config();
                     let t = tokio::spawn(io::connect(
                         conn,
                         addr,
                         info_hash,
                         encrypt,
-                        config,
-                        timeout,
+                        dialer,
                         tx.clone(),
                     ));
                     tasks.insert(conn, t.abort_handle());
