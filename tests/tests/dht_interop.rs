@@ -9,7 +9,8 @@
 //!   (`force_dht_announce` on a torrent it has);
 //! - libtorrent's `dht_get_peers` finds a peer announced through our node;
 //! - BEP 44 immutable and mutable items put by libtorrent are read by lt, and the reverse;
-//! - libtorrent's BEP 51 `dht_sample_infohashes` to our node lists the announced info-hashes.
+//! - libtorrent's BEP 51 `dht_sample_infohashes` to our node lists the announced info-hashes;
+//! - lt's BEP 33 scrape of libtorrent's nodes counts the libtorrent session.
 //!
 //! The child reads one command per line on stdin and answers one line on stdout; every wait
 //! on either side is bounded, and the child is killed when the test ends.
@@ -323,6 +324,11 @@ fn lt_and_libtorrent_share_a_dht() {
         std::thread::sleep(Duration::from_millis(300));
     };
     println!("lt get_peers found libtorrent: {found:?}");
+    // BEP 33: libtorrent's nodes answer a scrape; its session (a downloader without
+    // metadata) is counted.
+    let scrape = rt.block_on(dht.scrape(ih)).unwrap();
+    println!("lt scrape of libtorrent's torrent: {scrape:?}");
+    assert!(scrape.downloaders + scrape.seeds >= 1, "{scrape:?}");
 
     // 2. lt announces; libtorrent's dht_get_peers finds it.
     let ih2 = Sha1Hash::digest(b"dht interop: lt announces");

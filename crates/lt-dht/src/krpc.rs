@@ -15,6 +15,7 @@ use crate::limits::{
     MAX_DEPTH, MAX_ERROR_MESSAGE_LEN, MAX_ITEM_VALUE_LEN, MAX_ITEMS, MAX_MESSAGE_LEN, MAX_NODES,
     MAX_SALT_LEN, MAX_SAMPLES, MAX_TID_LEN, MAX_TOKEN_LEN, MAX_VALUES, MAX_VERSION_LEN,
 };
+use crate::scrape::Bloom;
 
 /// Bytes of one IPv4 compact node info: 20-byte id, 4-byte IP, 2-byte port.
 pub const NODE_V4_LEN: usize = 26;
@@ -84,6 +85,10 @@ pub enum Query {
         id: Sha1Hash,
         /// The torrent.
         info_hash: Sha1Hash,
+        /// BEP 33 `noseed=1`: leave seeds out of `values`.
+        noseed: bool,
+        /// BEP 33 `scrape=1`: add the `BFsd`/`BFpe` bloom filters.
+        scrape: bool,
     },
     /// `announce_peer`.
     AnnouncePeer {
@@ -97,6 +102,8 @@ pub enum Query {
         implied_port: bool,
         /// The token from an earlier `get_peers` reply.
         token: Vec<u8>,
+        /// BEP 33 `seed=1`: the peer is a seed.
+        seed: bool,
     },
     /// BEP 51 `sample_infohashes`.
     SampleInfohashes {
@@ -200,6 +207,10 @@ pub struct Response {
     pub sig: Option<[u8; 64]>,
     /// BEP 44 `get` of a mutable item: the sequence number (`seq`).
     pub seq: Option<i64>,
+    /// BEP 33 bloom filter of seeds (`BFsd`).
+    pub bf_seeds: Option<Bloom>,
+    /// BEP 33 bloom filter of downloaders (`BFpe`).
+    pub bf_peers: Option<Bloom>,
 }
 
 impl Response {
@@ -219,6 +230,8 @@ impl Response {
             k: None,
             sig: None,
             seq: None,
+            bf_seeds: None,
+            bf_peers: None,
         }
     }
 }
@@ -439,15 +452,29 @@ fn encode_args(out: &mut Vec<u8>, q: &Query) {
             key(out, "target");
             write_bytes(out, target.as_bytes());
         }
-        Query::GetPeers { info_hash, .. } => {
+        Query::GetPeers {
+            info_hash,
+            noseed,
+            scrape,
+            ..
+        } => {
             key(out, "info_hash");
             write_bytes(out, info_hash.as_bytes());
+            if *noseed {
+                key(out, "noseed");
+                write_int(out, 1);
+            }
+            if *scrape {
+                key(out, "scrape");
+                write_int(out, 1);
+            }
         }
         Query::AnnouncePeer {
             info_hash,
             port,
             implied_port,
             token,
+            seed,
             ..
         } => {
             if *implied_port {
@@ -458,6 +485,10 @@ fn encode_args(out: &mut Vec<u8>, q: &Query) {
             write_bytes(out, info_hash.as_bytes());
             key(out, "port");
             write_int(out, i64::from(*port));
+            if *seed {
+                key(out, "seed");
+                write_int(out, 1);
+            }
             key(out, "token");
             write_bytes(out, token);
         }
@@ -467,6 +498,15 @@ fn encode_args(out: &mut Vec<u8>, q: &Query) {
 
 fn encode_response(out: &mut Vec<u8>, r: &Response) {
     out.push(b'd');
+    // Upper-case keys sort first.
+    if let Some(b) = &r.bf_peers {
+        key(out, "BFpe");
+        write_bytes(out, b.as_bytes());
+    }
+    if let Some(b) = &r.bf_seeds {
+        key(out, "BFsd");
+        write_bytes(out, b.as_bytes());
+    }
     key(out, "id");
     write_bytes(out, r.id.as_bytes());
     if let Some(i) = r.interval {
@@ -551,6 +591,8 @@ fn decode_query(dict: &Dict<'_>) -> Result<Query, Error> {
         b"get_peers" => Query::GetPeers {
             id,
             info_hash: hash(&a, "info_hash")?,
+            noseed: matches!(a.get_int("noseed"), Some(1)),
+            scrape: matches!(a.get_int("scrape"), Some(1)),
         },
         b"sample_infohashes" => Query::SampleInfohashes {
             id,
@@ -597,6 +639,7 @@ fn decode_query(dict: &Dict<'_>) -> Result<Query, Error> {
                 port,
                 implied_port,
                 token,
+                seed: matches!(a.get_int("seed"), Some(1)),
             }
         }
         _ => return Err(Error::UnknownMethod),
@@ -657,6 +700,8 @@ fn decode_response(dict: &Dict<'_>) -> Result<Response, Error> {
         out.num = Some(n.as_int().ok_or(Error::BadField { key: "num" })?);
     }
     out.v = item_value(&r)?;
+    out.bf_seeds = opt_array(&r, "BFsd")?.map(Bloom::from);
+    out.bf_peers = opt_array(&r, "BFpe")?.map(Bloom::from);
     out.k = opt_array(&r, "k")?;
     out.sig = opt_array(&r, "sig")?;
     out.seq = opt_int(&r, "seq")?;
@@ -812,6 +857,8 @@ mod tests {
                 2 => Body::Query(Query::GetPeers {
                     id: h(g),
                     info_hash: h(g),
+                    noseed: bool::arbitrary(g),
+                    scrape: bool::arbitrary(g),
                 }),
                 3 => Body::Query(Query::AnnouncePeer {
                     id: h(g),
@@ -819,6 +866,7 @@ mod tests {
                     port: u16::arbitrary(g),
                     implied_port: bool::arbitrary(g),
                     token: bytes(g, MAX_TOKEN_LEN),
+                    seed: bool::arbitrary(g),
                 }),
                 4 => Body::Query(Query::SampleInfohashes {
                     id: h(g),
@@ -864,6 +912,8 @@ mod tests {
                     k: bool::arbitrary(g).then(|| [u8::arbitrary(g); 32]),
                     sig: bool::arbitrary(g).then(|| [u8::arbitrary(g); 64]),
                     seq: Option::arbitrary(g),
+                    bf_seeds: bool::arbitrary(g).then(|| Bloom::from([u8::arbitrary(g); 256])),
+                    bf_peers: bool::arbitrary(g).then(|| Bloom::from([u8::arbitrary(g); 256])),
                 }),
             };
             Self(Message {
@@ -997,6 +1047,31 @@ mod tests {
             (r.seq, r.k, r.v.as_deref()),
             (Some(2), Some([b'k'; 32]), Some(&b"12:Hello World!"[..]))
         );
+        assert_eq!(m.encode(), reply);
+
+        // BEP 33 (the same bytes seed the fuzz corpus).
+        let scrape = b"d1:ad2:id20:abcdefghij01234567899:info_hash20:mnopqrstuvwxyz1234566:noseedi1e6:scrapei1ee1:q9:get_peers1:t2:aa1:y1:qe";
+        let m = Message::decode(scrape).unwrap();
+        assert!(matches!(
+            m.body,
+            Body::Query(Query::GetPeers {
+                noseed: true,
+                scrape: true,
+                ..
+            })
+        ));
+        assert_eq!(m.encode(), scrape);
+        let mut reply = b"d1:rd4:BFpe256:".to_vec();
+        reply.extend(0..=255u8);
+        reply.extend_from_slice(b"4:BFsd256:");
+        reply.extend((0..=255u8).rev());
+        reply.extend_from_slice(b"2:id20:abcdefghij01234567895:token8:aoeusnthe1:t2:aa1:y1:re");
+        let m = Message::decode(&reply).unwrap();
+        let Body::Response(r) = &m.body else {
+            panic!("response")
+        };
+        assert_eq!(r.bf_peers.as_ref().map(|b| b.as_bytes()[1]), Some(1));
+        assert_eq!(r.bf_seeds.as_ref().map(|b| b.as_bytes()[1]), Some(254));
         assert_eq!(m.encode(), reply);
 
         // A salt over 64 bytes and a k of the wrong size are malformed.

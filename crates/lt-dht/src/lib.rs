@@ -5,7 +5,7 @@
 //!            datagram from a node ─▶ handle_datagram(now, from, buf) ─┐
 //!                           timer ─▶ handle_timeout(now)             │
 //!  bootstrap / find_node / get_peers / announce /
-//!  get_immutable / get_mutable / put_immutable / put_mutable (commands) ─▶ Dht ──▶ poll_transmit() ─▶ Transmit { dest, payload }
+//!  scrape / get_immutable / get_mutable / put_immutable / put_mutable (commands) ─▶ Dht ──▶ poll_transmit() ─▶ Transmit { dest, payload }
 //!                                                                     │  ──▶ poll_event()    ─▶ Event::{Peers, Item, LookupDone, BootstrapDone, ...}
 //!                                                                     └─ ──▶ poll_timeout()  ─▶ next deadline
 //!
@@ -15,8 +15,8 @@
 //!
 //! BEPs: 5 (DHT protocol, KRPC, tokens), 32 (`nodes6`; one node per address family, as
 //! libtorrent runs one per socket), 42 (conforming ids, `ip` key, external-address votes
-//! and a new conforming id when they disagree with ours), 43 (read-only nodes), 44
-//! (immutable and mutable items), 51 (`sample_infohashes`).
+//! and a new conforming id when they disagree with ours), 33 (scrape bloom filters), 43
+//! (read-only nodes), 44 (immutable and mutable items), 51 (`sample_infohashes`).
 //!
 //! The core **performs no network I/O and reads no clock**: every method takes
 //! `now: Instant`, randomness comes from a ChaCha8 RNG seeded by [`Config::rng_seed`], and
@@ -32,8 +32,8 @@
 //! socket or on datagram channels of a socket the session owns; it is the only code here
 //! that touches the clock, sockets or OS randomness.
 //!
-//! Not yet: BEP 33 scrape, the BEP 32 `want` key (a node answers with its own family's
-//! nodes), strict BEP 42 enforcement.
+//! Not yet: the BEP 32 `want` key (a node answers with its own family's nodes), strict
+//! BEP 42 enforcement.
 //!
 //! # Example: a run loop over `std::net`
 //!
@@ -80,6 +80,7 @@ pub mod krpc;
 pub mod limits;
 mod node;
 pub mod routing;
+pub mod scrape;
 mod state;
 #[cfg(feature = "tokio")]
 pub mod tokio;

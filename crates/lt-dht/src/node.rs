@@ -17,6 +17,7 @@ use crate::item::{Item, ItemError, MutableItem, immutable_target, mutable_target
 use crate::krpc::{Body, Message, NodeInfo, PutItem, Query, Response};
 use crate::limits;
 use crate::routing::RoutingTable;
+use crate::scrape::Bloom;
 
 /// Node configuration. Every cap has a documented default.
 #[derive(Debug, Clone)]
@@ -142,6 +143,8 @@ pub enum LookupKind {
     Get,
     /// BEP 44 `get` for tokens, then `put` to the closest nodes that gave one.
     Put,
+    /// BEP 33 `get_peers` with `scrape=1`.
+    Scrape,
 }
 
 /// Output of the node.
@@ -195,6 +198,17 @@ pub enum Event {
     ExternalAddress {
         /// Our address as the last of those responders saw it.
         addr: SocketAddr,
+    },
+    /// A BEP 33 scrape ended.
+    Scrape {
+        /// The lookup.
+        lookup: LookupId,
+        /// The torrent.
+        info_hash: Sha1Hash,
+        /// Estimated seeds (union of the nodes' `BFsd` filters).
+        seeds: u32,
+        /// Estimated downloaders (union of the nodes' `BFpe` filters).
+        downloaders: u32,
     },
     /// BEP 42: our node id changed to conform to our external IP
     /// ([`Config::regenerate_id`]); save it with the state.
@@ -250,6 +264,10 @@ struct Lookup {
     /// BEP 44 `get`: the mutable key and salt expected, the `seq` asked for, and the best
     /// `seq` reported so far (`Some` once an immutable item was found).
     get: Option<GetState>,
+    /// BEP 33: announce as a seed.
+    seed: bool,
+    /// BEP 33 scrape: the union of the seed and downloader filters received.
+    scrape: Option<(Bloom, Bloom)>,
 }
 
 #[derive(Debug, Clone)]
@@ -257,6 +275,15 @@ struct GetState {
     mutable: Option<([u8; 32], Vec<u8>)>,
     min_seq: Option<i64>,
     best_seq: Option<i64>,
+}
+
+/// A peer announced to us.
+#[derive(Debug, Clone, Copy)]
+struct StoredPeer {
+    addr: SocketAddr,
+    at: Instant,
+    /// BEP 33: announced with `seed=1`.
+    seed: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -310,7 +337,7 @@ pub struct Dht {
     prev_secret: [u8; 16],
     last_rotation: Instant,
     next_maintenance: Instant,
-    peers: HashMap<Sha1Hash, Vec<(SocketAddr, Instant)>>,
+    peers: HashMap<Sha1Hash, Vec<StoredPeer>>,
     rate: Vec<RateEntry>,
     rate_salt: u64,
     bootstrap: Option<LookupId>,
@@ -459,6 +486,35 @@ impl Dht {
         self.start(now, LookupKind::Announce(port), info_hash)
     }
 
+    /// [`Dht::announce`], telling the nodes (BEP 33 `seed=1`) whether we are a seed.
+    ///
+    /// # Errors
+    ///
+    /// [`CommandError::TooManyLookups`].
+    pub fn announce_with(
+        &mut self,
+        now: Instant,
+        info_hash: Sha1Hash,
+        port: Option<u16>,
+        seed: bool,
+    ) -> Result<LookupId, CommandError> {
+        let lid = self.start(now, LookupKind::Announce(port), info_hash)?;
+        if let Some(l) = self.lookups.get_mut(&lid) {
+            l.seed = seed;
+        }
+        Ok(lid)
+    }
+
+    /// BEP 33: a `get_peers` lookup with `scrape=1`; [`Event::Scrape`] reports the
+    /// estimated numbers of seeds and downloaders when it ends.
+    ///
+    /// # Errors
+    ///
+    /// [`CommandError::TooManyLookups`].
+    pub fn scrape(&mut self, now: Instant, info_hash: Sha1Hash) -> Result<LookupId, CommandError> {
+        self.start(now, LookupKind::Scrape, info_hash)
+    }
+
     /// BEP 44: looks up the immutable item whose key is `target` (the SHA-1 of its
     /// bencoded value). [`Event::Item`] reports it.
     ///
@@ -591,7 +647,7 @@ impl Dht {
             .get(info_hash)
             .into_iter()
             .flatten()
-            .map(|(a, _)| *a)
+            .map(|p| p.addr)
     }
 
     /// Number of info-hashes in the peer store.
@@ -715,10 +771,22 @@ impl Dht {
         let body = match q {
             Query::Ping { .. } => Body::Response(Response::new(self.id)),
             Query::FindNode { target, .. } => Body::Response(self.nodes_reply(&target, now)),
-            Query::GetPeers { info_hash, .. } => {
+            Query::GetPeers {
+                info_hash,
+                noseed,
+                scrape,
+                ..
+            } => {
                 let mut r = self.nodes_reply(&info_hash, now);
                 r.token = Some(self.token(from.ip(), &self.secret).to_vec());
-                r.values = self.sample_peers(&info_hash, now);
+                r.values = self.sample_peers(&info_hash, now, noseed);
+                if scrape {
+                    // BEP 33: the filters instead of a long list of values.
+                    let (seeds, peers) = self.scrape_filters(&info_hash, now);
+                    r.bf_seeds = Some(seeds);
+                    r.bf_peers = Some(peers);
+                    r.values.truncate(8);
+                }
                 Body::Response(r)
             }
             Query::AnnouncePeer {
@@ -726,6 +794,7 @@ impl Dht {
                 port,
                 implied_port,
                 token,
+                seed,
                 ..
             } => {
                 let ip = from.ip();
@@ -746,7 +815,7 @@ impl Dht {
                         }
                     } else {
                         let peer = SocketAddr::new(ip, port);
-                        self.store_peer(info_hash, peer, now);
+                        self.store_peer(info_hash, peer, seed, now);
                         self.events
                             .push_back(Event::IncomingAnnounce { info_hash, peer });
                         Body::Response(Response::new(self.id))
@@ -933,26 +1002,51 @@ impl Dht {
         Ok(())
     }
 
-    fn store_peer(&mut self, info_hash: Sha1Hash, peer: SocketAddr, now: Instant) {
+    fn store_peer(&mut self, info_hash: Sha1Hash, peer: SocketAddr, seed: bool, now: Instant) {
         if !self.peers.contains_key(&info_hash) && self.peers.len() >= self.config.max_info_hashes {
             trace!("peer store full");
             return;
         }
         let list = self.peers.entry(info_hash).or_default();
-        if let Some(e) = list.iter_mut().find(|(a, _)| *a == peer) {
-            e.1 = now;
+        if let Some(e) = list.iter_mut().find(|p| p.addr == peer) {
+            e.at = now;
+            e.seed = seed;
             return;
         }
         if list.len() >= self.config.max_peers_per_info_hash {
             // Replace the oldest announce.
-            if let Some((i, _)) = list.iter().enumerate().min_by_key(|(_, (_, t))| *t) {
+            if let Some((i, _)) = list.iter().enumerate().min_by_key(|(_, p)| p.at) {
                 list.swap_remove(i);
             }
         }
-        list.push((peer, now));
+        list.push(StoredPeer {
+            addr: peer,
+            at: now,
+            seed,
+        });
     }
 
-    fn sample_peers(&mut self, info_hash: &Sha1Hash, now: Instant) -> Vec<SocketAddr> {
+    /// BEP 33: bloom filters of the fresh seeds' and downloaders' IPs for `info_hash`.
+    fn scrape_filters(&self, info_hash: &Sha1Hash, now: Instant) -> (Bloom, Bloom) {
+        let (mut seeds, mut peers) = (Bloom::default(), Bloom::default());
+        for p in self.peers.get(info_hash).into_iter().flatten() {
+            if now.saturating_duration_since(p.at) < self.config.peer_ttl {
+                if p.seed {
+                    seeds.insert(p.addr.ip());
+                } else {
+                    peers.insert(p.addr.ip());
+                }
+            }
+        }
+        (seeds, peers)
+    }
+
+    fn sample_peers(
+        &mut self,
+        info_hash: &Sha1Hash,
+        now: Instant,
+        noseed: bool,
+    ) -> Vec<SocketAddr> {
         let ttl = self.config.peer_ttl;
         let max = self.config.max_values_in_reply.min(limits::MAX_VALUES);
         let Some(list) = self.peers.get(info_hash) else {
@@ -960,8 +1054,8 @@ impl Dht {
         };
         let fresh: Vec<SocketAddr> = list
             .iter()
-            .filter(|(_, t)| now.saturating_duration_since(*t) < ttl)
-            .map(|(a, _)| *a)
+            .filter(|p| now.saturating_duration_since(p.at) < ttl && !(noseed && p.seed))
+            .map(|p| p.addr)
             .filter(|a| a.is_ipv6() == self.config.ipv6)
             .collect();
         if fresh.len() <= max {
@@ -992,7 +1086,7 @@ impl Dht {
         }
         let ttl = self.config.peer_ttl;
         self.peers.retain(|_, list| {
-            list.retain(|(_, t)| now.saturating_duration_since(*t) < ttl);
+            list.retain(|p| now.saturating_duration_since(p.at) < ttl);
             !list.is_empty()
         });
         let item_ttl = self.config.item_ttl;
@@ -1178,6 +1272,8 @@ impl Dht {
             messages: 0,
             put,
             get,
+            seed: false,
+            scrape: (kind == LookupKind::Scrape).then(|| (Bloom::default(), Bloom::default())),
         };
         for node in self
             .table
@@ -1217,10 +1313,14 @@ impl Dht {
                 id: self.id,
                 target,
             },
-            LookupKind::GetPeers | LookupKind::Announce(_) => Query::GetPeers {
-                id: self.id,
-                info_hash: target,
-            },
+            LookupKind::GetPeers | LookupKind::Announce(_) | LookupKind::Scrape => {
+                Query::GetPeers {
+                    id: self.id,
+                    info_hash: target,
+                    noseed: false,
+                    scrape: kind == LookupKind::Scrape,
+                }
+            }
         }
     }
 
@@ -1260,6 +1360,14 @@ impl Dht {
                         add_candidate(l, *n, hop + 1);
                     }
                 }
+                if let Some((seeds, peers)) = l.scrape.as_mut() {
+                    if let Some(b) = &r.bf_seeds {
+                        seeds.union(b);
+                    }
+                    if let Some(b) = &r.bf_peers {
+                        peers.union(b);
+                    }
+                }
                 if let (Some(v), Some(get)) = (&r.v, l.get.as_mut())
                     && let Some(item) = accept_item(l.target, get, v, &r)
                 {
@@ -1270,7 +1378,10 @@ impl Dht {
                     });
                 }
                 if !r.values.is_empty()
-                    && matches!(l.kind, LookupKind::GetPeers | LookupKind::Announce(_))
+                    && matches!(
+                        l.kind,
+                        LookupKind::GetPeers | LookupKind::Announce(_) | LookupKind::Scrape
+                    )
                 {
                     self.events.push_back(Event::Peers {
                         lookup: lid,
@@ -1375,11 +1486,20 @@ impl Dht {
                     port: port.unwrap_or(0),
                     implied_port: port.is_none(),
                     token,
+                    seed: l.seed,
                 };
                 if self.send_query(now, node.addr, Some(node.id), q, Purpose::Other) {
                     announced += 1;
                 }
             }
+        }
+        if let Some((seeds, peers)) = &l.scrape {
+            self.events.push_back(Event::Scrape {
+                lookup: lid,
+                info_hash: l.target,
+                seeds: seeds.estimate(),
+                downloaders: peers.estimate(),
+            });
         }
         self.events.push_back(Event::LookupDone {
             lookup: lid,

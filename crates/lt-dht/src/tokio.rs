@@ -207,6 +207,16 @@ pub struct PutOutcome {
     pub peers: Vec<SocketAddr>,
 }
 
+/// What a BEP 33 scrape estimated (bloom filters over IPs: a few percent off, and
+/// several peers behind one IP count once).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScrapeOutcome {
+    /// Seeds.
+    pub seeds: u32,
+    /// Downloaders.
+    pub downloaders: u32,
+}
+
 /// A running DHT node; cheap to clone. The task stops on [`DhtHandle::shutdown`] or when
 /// every handle is dropped.
 #[derive(Debug, Clone)]
@@ -366,9 +376,41 @@ impl DhtHandle {
         self.call(|reply| Command::Announce {
             info_hash,
             port,
+            seed: false,
             reply,
         })
         .await?
+    }
+
+    /// [`DhtHandle::announce`], telling the nodes (BEP 33 `seed=1`) whether we are a seed.
+    ///
+    /// # Errors
+    ///
+    /// [`DhtError`].
+    pub async fn announce_with(
+        &self,
+        info_hash: Sha1Hash,
+        port: Option<u16>,
+        seed: bool,
+    ) -> Result<PutOutcome, DhtError> {
+        self.call(|reply| Command::Announce {
+            info_hash,
+            port,
+            seed,
+            reply,
+        })
+        .await?
+    }
+
+    /// BEP 33: estimated seeds and downloaders of `info_hash`, from a complete `get_peers`
+    /// lookup with `scrape=1`.
+    ///
+    /// # Errors
+    ///
+    /// [`DhtError`].
+    pub async fn scrape(&self, info_hash: Sha1Hash) -> Result<ScrapeOutcome, DhtError> {
+        self.call(|reply| Command::Scrape { info_hash, reply })
+            .await?
     }
 
     /// BEP 44: stores the bencoded value `v` on the closest nodes. The outcome's `target`
@@ -479,7 +521,12 @@ enum Command {
     Announce {
         info_hash: Sha1Hash,
         port: Option<u16>,
+        seed: bool,
         reply: oneshot::Sender<Result<PutOutcome, DhtError>>,
+    },
+    Scrape {
+        info_hash: Sha1Hash,
+        reply: oneshot::Sender<Result<ScrapeOutcome, DhtError>>,
     },
     PutImmutable {
         v: Vec<u8>,
@@ -528,6 +575,10 @@ enum Waiter {
         best: Option<MutableItem>,
         reply: oneshot::Sender<Option<MutableItem>>,
     },
+    Scrape {
+        outcome: ScrapeOutcome,
+        reply: oneshot::Sender<Result<ScrapeOutcome, DhtError>>,
+    },
     /// The read phase of a mutable put.
     PutMutableRead {
         secret: [u8; 32],
@@ -548,6 +599,9 @@ impl Waiter {
             Self::Announce { reply, .. }
             | Self::Put { reply, .. }
             | Self::PutMutableRead { reply, .. } => {
+                let _ = reply.send(Err(e.into()));
+            }
+            Self::Scrape { reply, .. } => {
                 let _ = reply.send(Err(e.into()));
             }
             Self::GetImmutable { reply } => {
@@ -853,13 +907,21 @@ impl Task {
             Command::Announce {
                 info_hash,
                 port,
+                seed,
                 reply,
             } => {
                 let w = Waiter::Announce {
                     peers: Vec::new(),
                     reply,
                 };
-                self.start_all(w, |d| d.announce(now, info_hash, port));
+                self.start_all(w, |d| d.announce_with(now, info_hash, port, seed));
+            }
+            Command::Scrape { info_hash, reply } => {
+                let w = Waiter::Scrape {
+                    outcome: ScrapeOutcome::default(),
+                    reply,
+                };
+                self.start_all(w, |d| d.scrape(now, info_hash));
             }
             Command::PutImmutable { v, reply } => {
                 let w = Waiter::Put {
@@ -1000,6 +1062,25 @@ impl Task {
             }
             Event::ExternalAddress { addr } => self.alert(DhtEvent::ExternalAddress { addr }),
             Event::NodeIdChanged { id } => self.alert(DhtEvent::NodeIdChanged { id }),
+            Event::Scrape {
+                lookup,
+                seeds,
+                downloaders,
+                ..
+            } => {
+                // Each family's node counts its own IPs: the sum is the estimate.
+                if let Some(Call {
+                    waiter: Waiter::Scrape { outcome, .. },
+                    ..
+                }) = self
+                    .lookups
+                    .get(&(core, lookup))
+                    .and_then(|id| self.calls.get_mut(id))
+                {
+                    outcome.seeds = outcome.seeds.saturating_add(seeds);
+                    outcome.downloaders = outcome.downloaders.saturating_add(downloaders);
+                }
+            }
         }
     }
 
@@ -1031,6 +1112,9 @@ impl Task {
             }
             Waiter::GetMutable { best, reply } => {
                 let _ = reply.send(best);
+            }
+            Waiter::Scrape { outcome, reply } => {
+                let _ = reply.send(Ok(outcome));
             }
             Waiter::PutMutableRead {
                 secret,

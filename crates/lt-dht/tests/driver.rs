@@ -62,6 +62,12 @@ async fn loopback_network_announce_get_peers_and_bep44() {
     // implied_port: the UDP source port of node 3 is stored.
     nodes[3].announce(ih, None).await.unwrap();
     let peers = nodes[5].get_peers(ih).await;
+    // BEP 33: two downloaders (node 2 and node 3's IPs), no seed; then node 4 as a seed.
+    let scrape = nodes[6].scrape(ih).await.unwrap();
+    assert_eq!((scrape.seeds, scrape.downloaders), (0, 2), "{scrape:?}");
+    nodes[4].announce_with(ih, Some(7000), true).await.unwrap();
+    let scrape = nodes[6].scrape(ih).await.unwrap();
+    assert_eq!((scrape.seeds, scrape.downloaders), (1, 2), "{scrape:?}");
     let a2 = SocketAddr::new(nodes[2].local_addr().unwrap().ip(), 7777);
     let a3 = nodes[3].local_addr().unwrap();
     assert!(peers.contains(&a2) && peers.contains(&a3), "{peers:?}");
@@ -224,13 +230,19 @@ async fn flood_from_many_sources_stays_bounded_and_answers() {
             let q = match i % 6 {
                 0 => Query::Ping { id },
                 1 => Query::FindNode { id, target: id },
-                2 => Query::GetPeers { id, info_hash: id },
+                2 => Query::GetPeers {
+                    id,
+                    info_hash: id,
+                    noseed: false,
+                    scrape: false,
+                },
                 3 => Query::AnnouncePeer {
                     id,
                     info_hash: id,
                     port: 1,
                     implied_port: false,
                     token: b"forged".to_vec(),
+                    seed: false,
                 },
                 4 => Query::Get {
                     id,

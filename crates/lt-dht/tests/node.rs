@@ -52,7 +52,19 @@ fn addr(i: u32) -> SocketAddr {
 
 fn get_token(dht: &mut Dht, now: Instant, from: SocketAddr, ih: Sha1Hash) -> Vec<u8> {
     let id = Sha1Hash::new([7; 20]);
-    dht.handle_datagram(now, from, &query(1, Query::GetPeers { id, info_hash: ih }));
+    dht.handle_datagram(
+        now,
+        from,
+        &query(
+            1,
+            Query::GetPeers {
+                id,
+                info_hash: ih,
+                noseed: false,
+                scrape: false,
+            },
+        ),
+    );
     response(reply(dht)).token.unwrap()
 }
 
@@ -127,6 +139,7 @@ fn announce_needs_a_valid_token_and_tokens_survive_one_rotation() {
                 port: 7000,
                 implied_port,
                 token,
+                seed: false,
             },
         )
     };
@@ -169,6 +182,8 @@ fn announce_needs_a_valid_token_and_tokens_survive_one_rotation() {
             Query::GetPeers {
                 id: id2,
                 info_hash: ih,
+                noseed: false,
+                scrape: false,
             },
         ),
     );
@@ -204,6 +219,7 @@ fn peer_store_is_bounded() {
                 port: 1000,
                 implied_port: false,
                 token,
+                seed: false,
             };
             dht.handle_datagram(now, from, &query(2, q));
             let _ = reply(&mut dht);
@@ -366,7 +382,12 @@ fn flood_from_many_sources_keeps_memory_bounded_and_legit_answered() {
         let q = match i % 3 {
             0 => Query::Ping { id },
             1 => Query::FindNode { id, target: id },
-            _ => Query::GetPeers { id, info_hash: id },
+            _ => Query::GetPeers {
+                id,
+                info_hash: id,
+                noseed: false,
+                scrape: false,
+            },
         };
         let buf = query(1, q);
         bytes_in += buf.len();
@@ -651,6 +672,7 @@ fn worst_case_replies_stay_within_a_small_factor_of_the_query() {
             port: 1,
             implied_port: true,
             token,
+            seed: false,
         };
         dht.handle_datagram(now, from, &query(2, ann));
         while dht.poll_transmit().is_some() {}
@@ -673,7 +695,15 @@ fn worst_case_replies_stay_within_a_small_factor_of_the_query() {
     let cases = [
         ("ping", Query::Ping { id }),
         ("find_node", Query::FindNode { id, target: ih }),
-        ("get_peers", Query::GetPeers { id, info_hash: ih }),
+        (
+            "get_peers",
+            Query::GetPeers {
+                id,
+                info_hash: ih,
+                noseed: false,
+                scrape: false,
+            },
+        ),
         (
             "get",
             Query::Get {
@@ -701,4 +731,53 @@ fn worst_case_replies_stay_within_a_small_factor_of_the_query() {
         assert!(out <= lt_dht::limits::MAX_MESSAGE_LEN);
         assert!(factor < 16.0, "{name}: x{factor:.1}");
     }
+}
+
+/// BEP 33 on one node: `seed=1` announces go to `BFsd`, others to `BFpe`; `noseed` leaves
+/// seeds out of `values`.
+#[test]
+fn bep33_filters_and_noseed() {
+    let now = Instant::now();
+    let cfg = Config {
+        queries_per_ip_per_second: 1000,
+        ..config()
+    };
+    let mut dht = Dht::new(cfg, now);
+    let ih = Sha1Hash::new([0x33; 20]);
+    for p in 1..=6u32 {
+        let from = addr(p);
+        let token = get_token(&mut dht, now, from, ih);
+        let ann = Query::AnnouncePeer {
+            id: Sha1Hash::new([7; 20]),
+            info_hash: ih,
+            port: 0,
+            implied_port: true,
+            token,
+            seed: p <= 4,
+        };
+        dht.handle_datagram(now, from, &query(2, ann));
+        response(reply(&mut dht));
+    }
+    let ask = |noseed, scrape| {
+        query(
+            3,
+            Query::GetPeers {
+                id: Sha1Hash::new([8; 20]),
+                info_hash: ih,
+                noseed,
+                scrape,
+            },
+        )
+    };
+    dht.handle_datagram(now, addr(9), &ask(true, false));
+    let r = response(reply(&mut dht));
+    let mut values = r.values.clone();
+    values.sort();
+    assert_eq!(values, vec![addr(5), addr(6)], "noseed: downloaders only");
+    assert!(r.bf_seeds.is_none());
+    dht.handle_datagram(now, addr(9), &ask(false, true));
+    let r = response(reply(&mut dht));
+    assert_eq!(r.values.len(), 6);
+    assert_eq!(r.bf_seeds.unwrap().estimate(), 4);
+    assert_eq!(r.bf_peers.unwrap().estimate(), 2);
 }

@@ -437,3 +437,43 @@ fn bep44_put_and_get_across_the_network() {
     put(&mut sim, 3, b"3:cas", Some(1));
     assert_eq!(get(&mut sim), (2, b"3:two".to_vec()));
 }
+
+/// BEP 33: ten nodes announce as seeds and five as downloaders; a scrape from another node
+/// estimates both from the closest nodes' bloom filters, and `noseed` keeps seeds out of
+/// `values`.
+#[test]
+fn bep33_scrape_counts_seeds_and_downloaders() {
+    let n = node_count().min(120);
+    let mut sim = Sim::new(n, seed() ^ 4);
+    sim.bootstrap_all();
+    let info_hash = sim.random_id();
+    for i in 10..25 {
+        let now = sim.now;
+        let lid = sim.nodes[i]
+            .announce_with(now, info_hash, Some(6881), i < 20)
+            .unwrap();
+        sim.flush(i);
+        sim.run_until_done(i, lid);
+    }
+    sim.run_for(Duration::from_secs(1));
+    let now = sim.now;
+    let lid = sim.nodes[n - 1].scrape(now, info_hash).unwrap();
+    sim.flush(n - 1);
+    sim.run_until_done(n - 1, lid);
+    let (seeds, downloaders) = sim
+        .events
+        .iter()
+        .find_map(|(i, e)| match e {
+            Event::Scrape {
+                lookup,
+                seeds,
+                downloaders,
+                ..
+            } if *i == n - 1 && *lookup == lid => Some((*seeds, *downloaders)),
+            _ => None,
+        })
+        .expect("a scrape event");
+    eprintln!("scrape: {seeds} seeds, {downloaders} downloaders (10 and 5 announced)");
+    assert!((9..=11).contains(&seeds), "{seeds} seeds");
+    assert!((4..=6).contains(&downloaders), "{downloaders} downloaders");
+}
