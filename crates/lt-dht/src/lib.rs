@@ -82,6 +82,7 @@ mod node;
 pub mod routing;
 pub mod scrape;
 mod state;
+mod store;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 

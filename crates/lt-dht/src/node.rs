@@ -18,6 +18,7 @@ use crate::krpc::{Body, Message, NodeInfo, PutItem, Query, Response};
 use crate::limits;
 use crate::routing::RoutingTable;
 use crate::scrape::Bloom;
+use crate::store::{ItemStore, PeerStore};
 
 /// Node configuration. Every cap has a documented default.
 #[derive(Debug, Clone)]
@@ -277,21 +278,6 @@ struct GetState {
     best_seq: Option<i64>,
 }
 
-/// A peer announced to us.
-#[derive(Debug, Clone, Copy)]
-struct StoredPeer {
-    addr: SocketAddr,
-    at: Instant,
-    /// BEP 33: announced with `seed=1`.
-    seed: bool,
-}
-
-#[derive(Debug, Clone)]
-struct StoredItem {
-    item: Item,
-    stored: Instant,
-}
-
 #[derive(Debug, Clone, Copy)]
 enum Purpose {
     /// A lookup query; `hop` of the candidate queried (0 for a router).
@@ -337,11 +323,11 @@ pub struct Dht {
     prev_secret: [u8; 16],
     last_rotation: Instant,
     next_maintenance: Instant,
-    peers: HashMap<Sha1Hash, Vec<StoredPeer>>,
+    peers: PeerStore,
     rate: Vec<RateEntry>,
     rate_salt: u64,
     bootstrap: Option<LookupId>,
-    items: HashMap<Sha1Hash, StoredItem>,
+    items: ItemStore,
     ip_votes: VecDeque<(IpAddr, SocketAddr)>,
     external: Option<SocketAddr>,
 }
@@ -360,6 +346,8 @@ impl Dht {
             }
         });
         let rate = vec![RateEntry::default(); config.max_rate_limit_entries];
+        let peers = PeerStore::new(config.max_info_hashes, config.max_peers_per_info_hash);
+        let items = ItemStore::new(config.max_stored_items);
         let rate_salt = rng.next_u64();
         let mut secret = [0u8; 16];
         rng.fill_bytes(&mut secret);
@@ -381,11 +369,11 @@ impl Dht {
             secret,
             prev_secret: secret,
             last_rotation: now,
-            peers: HashMap::new(),
+            peers,
             rate,
             rate_salt,
             bootstrap: None,
-            items: HashMap::new(),
+            items,
             ip_votes: VecDeque::new(),
             external: None,
         }
@@ -626,7 +614,7 @@ impl Dht {
     /// The BEP 44 item stored here under `target`, if any.
     #[must_use]
     pub fn stored_item(&self, target: &Sha1Hash) -> Option<&Item> {
-        self.items.get(target).map(|s| &s.item)
+        self.items.get(target)
     }
 
     /// Number of BEP 44 items stored here.
@@ -643,11 +631,7 @@ impl Dht {
 
     /// Peers stored for `info_hash` by `announce_peer` queries.
     pub fn stored_peers(&self, info_hash: &Sha1Hash) -> impl Iterator<Item = SocketAddr> + '_ {
-        self.peers
-            .get(info_hash)
-            .into_iter()
-            .flatten()
-            .map(|p| p.addr)
+        self.peers.peers(info_hash)
     }
 
     /// Number of info-hashes in the peer store.
@@ -782,7 +766,7 @@ impl Dht {
                 r.values = self.sample_peers(&info_hash, now, noseed);
                 if scrape {
                     // BEP 33: the filters instead of a long list of values.
-                    let (seeds, peers) = self.scrape_filters(&info_hash, now);
+                    let (seeds, peers) = self.peers.filters(&info_hash, now, self.config.peer_ttl);
                     r.bf_seeds = Some(seeds);
                     r.bf_peers = Some(peers);
                     r.values.truncate(8);
@@ -815,7 +799,7 @@ impl Dht {
                         }
                     } else {
                         let peer = SocketAddr::new(ip, port);
-                        self.store_peer(info_hash, peer, seed, now);
+                        self.peers.insert(info_hash, peer, seed, now);
                         self.events
                             .push_back(Event::IncomingAnnounce { info_hash, peer });
                         Body::Response(Response::new(self.id))
@@ -825,7 +809,7 @@ impl Dht {
             Query::Get { target, seq, .. } => {
                 let mut r = self.nodes_reply(&target, now);
                 r.token = Some(self.token(from.ip(), &self.secret).to_vec());
-                match self.items.get(&target).map(|s| &s.item) {
+                match self.items.get(&target) {
                     Some(Item::Immutable { v }) => r.v = Some(v.clone()),
                     Some(Item::Mutable(m)) => {
                         r.seq = Some(m.seq);
@@ -850,7 +834,7 @@ impl Dht {
                         message: b"bad token".to_vec(),
                     }
                 } else {
-                    match self.put_item(now, item) {
+                    match self.items.put(now, item) {
                         Ok(()) => Body::Response(Response::new(self.id)),
                         Err((code, text)) => Body::Error {
                             code,
@@ -861,8 +845,7 @@ impl Dht {
             }
             Query::SampleInfohashes { target, .. } => {
                 let mut r = self.nodes_reply(&target, now);
-                let mut keys: Vec<Sha1Hash> = self.peers.keys().copied().collect();
-                keys.sort();
+                let keys = self.peers.info_hashes();
                 let n = keys.len();
                 // A random window of the sorted keys, at most MAX_SAMPLES.
                 let max = limits::MAX_SAMPLES.min(n);
@@ -951,96 +934,6 @@ impl Dht {
         e.count <= limit
     }
 
-    /// Stores an item from a remote `put`, or returns the BEP 44 error code and text.
-    fn put_item(&mut self, now: Instant, put: PutItem) -> Result<(), (i64, &'static [u8])> {
-        let item = match (put.k, put.sig, put.seq) {
-            (None, None, None) => {
-                if crate::item::check_value(&put.v).is_err() {
-                    return Err((205, b"message too big"));
-                }
-                Item::Immutable { v: put.v }
-            }
-            (Some(k), Some(sig), Some(seq)) => {
-                let m = MutableItem {
-                    k,
-                    salt: put.salt.unwrap_or_default(),
-                    seq,
-                    v: put.v,
-                    sig,
-                };
-                if !m.verify() {
-                    return Err((206, b"invalid signature"));
-                }
-                if let Some(Item::Mutable(old)) = self.items.get(&m.target()).map(|s| &s.item) {
-                    // BEP 44: compare-and-swap, and never go back in sequence.
-                    if put.cas.is_some_and(|cas| cas != old.seq) {
-                        return Err((301, b"CAS mismatch"));
-                    }
-                    if seq < old.seq {
-                        return Err((302, b"sequence number less than current"));
-                    }
-                }
-                Item::Mutable(m)
-            }
-            _ => return Err((203, b"missing k, sig or seq")),
-        };
-        let target = item.target();
-        if !self.items.contains_key(&target) && self.items.len() >= self.config.max_stored_items {
-            // Full: the item stored longest ago makes room.
-            let oldest = self
-                .items
-                .iter()
-                .min_by_key(|(_, s)| s.stored)
-                .map(|(t, _)| *t);
-            if let Some(t) = oldest {
-                self.items.remove(&t);
-            }
-        }
-        if self.config.max_stored_items > 0 {
-            self.items.insert(target, StoredItem { item, stored: now });
-        }
-        Ok(())
-    }
-
-    fn store_peer(&mut self, info_hash: Sha1Hash, peer: SocketAddr, seed: bool, now: Instant) {
-        if !self.peers.contains_key(&info_hash) && self.peers.len() >= self.config.max_info_hashes {
-            trace!("peer store full");
-            return;
-        }
-        let list = self.peers.entry(info_hash).or_default();
-        if let Some(e) = list.iter_mut().find(|p| p.addr == peer) {
-            e.at = now;
-            e.seed = seed;
-            return;
-        }
-        if list.len() >= self.config.max_peers_per_info_hash {
-            // Replace the oldest announce.
-            if let Some((i, _)) = list.iter().enumerate().min_by_key(|(_, p)| p.at) {
-                list.swap_remove(i);
-            }
-        }
-        list.push(StoredPeer {
-            addr: peer,
-            at: now,
-            seed,
-        });
-    }
-
-    /// BEP 33: bloom filters of the fresh seeds' and downloaders' IPs for `info_hash`.
-    fn scrape_filters(&self, info_hash: &Sha1Hash, now: Instant) -> (Bloom, Bloom) {
-        let (mut seeds, mut peers) = (Bloom::default(), Bloom::default());
-        for p in self.peers.get(info_hash).into_iter().flatten() {
-            if now.saturating_duration_since(p.at) < self.config.peer_ttl {
-                if p.seed {
-                    seeds.insert(p.addr.ip());
-                } else {
-                    peers.insert(p.addr.ip());
-                }
-            }
-        }
-        (seeds, peers)
-    }
-
     fn sample_peers(
         &mut self,
         info_hash: &Sha1Hash,
@@ -1049,15 +942,9 @@ impl Dht {
     ) -> Vec<SocketAddr> {
         let ttl = self.config.peer_ttl;
         let max = self.config.max_values_in_reply.min(limits::MAX_VALUES);
-        let Some(list) = self.peers.get(info_hash) else {
-            return Vec::new();
-        };
-        let fresh: Vec<SocketAddr> = list
-            .iter()
-            .filter(|p| now.saturating_duration_since(p.at) < ttl && !(noseed && p.seed))
-            .map(|p| p.addr)
-            .filter(|a| a.is_ipv6() == self.config.ipv6)
-            .collect();
+        let fresh = self
+            .peers
+            .fresh(info_hash, now, ttl, noseed, self.config.ipv6);
         if fresh.len() <= max {
             return fresh;
         }
@@ -1085,13 +972,8 @@ impl Dht {
             self.last_rotation = now;
         }
         let ttl = self.config.peer_ttl;
-        self.peers.retain(|_, list| {
-            list.retain(|p| now.saturating_duration_since(p.at) < ttl);
-            !list.is_empty()
-        });
-        let item_ttl = self.config.item_ttl;
-        self.items
-            .retain(|_, s| now.saturating_duration_since(s.stored) < item_ttl);
+        self.peers.expire(now, ttl);
+        self.items.expire(now, self.config.item_ttl);
         // BEP 5: refresh buckets unchanged for 15 minutes.
         if let Some(since) = now.checked_sub(crate::routing::GOOD_FOR) {
             self.refresh(now, Some(since));
