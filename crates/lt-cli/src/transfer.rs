@@ -61,9 +61,12 @@ pub(crate) struct DownloadArgs {
     /// Keep seeding after the download completes, until interrupted.
     #[arg(long)]
     seed: bool,
-    /// Do not use the DHT (the session has no DHT yet; this is the only behaviour).
+    /// Do not use the DHT.
     #[arg(long)]
     no_dht: bool,
+    /// A DHT node to start from (repeatable); lt knows no public routers.
+    #[arg(long = "dht-bootstrap", value_name = "IP:PORT")]
+    dht_bootstrap: Vec<SocketAddr>,
     /// Only TCP connections, in and out.
     #[arg(long, conflicts_with = "utp_only")]
     tcp_only: bool,
@@ -88,6 +91,12 @@ pub(crate) struct SeedArgs {
     /// Only uTP connections, in and out.
     #[arg(long)]
     utp_only: bool,
+    /// Do not use the DHT.
+    #[arg(long)]
+    no_dht: bool,
+    /// A DHT node to start from (repeatable).
+    #[arg(long = "dht-bootstrap", value_name = "IP:PORT")]
+    dht_bootstrap: Vec<SocketAddr>,
 }
 
 fn stop_flag() -> Result<Arc<AtomicBool>> {
@@ -106,7 +115,7 @@ enum Transports {
     UtpOnly,
 }
 
-fn session(net: &NetArgs, transports: Transports) -> Result<Session> {
+fn session(net: &NetArgs, transports: Transports, dht: Option<&[SocketAddr]>) -> Result<Session> {
     let mut settings = SessionSettings {
         listen_interfaces: vec![
             SocketAddr::from((Ipv4Addr::UNSPECIFIED, net.listen)),
@@ -134,6 +143,8 @@ fn session(net: &NetArgs, transports: Transports) -> Result<Session> {
     settings.enable_outgoing_tcp = tcp;
     settings.enable_incoming_utp = utp;
     settings.enable_outgoing_utp = utp;
+    settings.enable_dht = dht.is_some();
+    settings.dht_bootstrap_nodes = dht.unwrap_or_default().to_vec();
     settings.engine.out_enc_policy = policy;
     settings.engine.in_enc_policy = policy;
     // Local swarms run every peer on one address.
@@ -271,7 +282,6 @@ impl Progress {
 
 #[allow(clippy::cast_precision_loss)]
 pub(crate) fn download(args: &DownloadArgs) -> Result<()> {
-    let _ = args.no_dht;
     let transports = if args.utp_only {
         Transports::UtpOnly
     } else if args.tcp_only {
@@ -291,7 +301,8 @@ pub(crate) fn download(args: &DownloadArgs) -> Result<()> {
     let stop = stop_flag()?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let session = session(&args.net, transports)?;
+    let dht = (!args.no_dht).then_some(args.dht_bootstrap.as_slice());
+    let session = session(&args.net, transports, dht)?;
     let start = Instant::now();
     params.peers.extend(args.net.peers.iter().copied());
     let hex = ih.v1_hash().map_or_else(
@@ -422,7 +433,8 @@ pub(crate) fn seed(args: &SeedArgs) -> Result<()> {
     } else {
         Transports::Both
     };
-    let session = session(&args.net, transports)?;
+    let dht = (!args.no_dht).then_some(args.dht_bootstrap.as_slice());
+    let session = session(&args.net, transports, dht)?;
     let mut params = AddTorrentParams::new(Arc::clone(&info), &args.data);
     params.peers.clone_from(&args.net.peers);
     let handle = session

@@ -442,6 +442,25 @@ pub enum Alert {
         /// The address.
         address: std::net::IpAddr,
     },
+    /// The DHT finished a bootstrap (`dht_bootstrap_alert`).
+    DhtBootstrap {
+        /// Nodes in the routing table.
+        nodes: usize,
+    },
+    /// A DHT lookup for one of our torrents found peers (`dht_get_peers_reply_alert`).
+    DhtGetPeersReply {
+        /// The torrent.
+        torrent: TorrentId,
+        /// Peers found.
+        num_peers: usize,
+    },
+    /// Another node announced a peer to our DHT node (`dht_announce_alert`).
+    DhtAnnounce {
+        /// The info-hash.
+        info_hash: lt_core::Sha1Hash,
+        /// The peer.
+        peer: SocketAddr,
+    },
     /// Alerts were dropped because the queue was full.
     AlertsDropped {
         /// How many.
@@ -478,6 +497,9 @@ impl Alert {
             | Self::ExternalIp { .. }
             | Self::AlertsDropped { .. } => AlertCategory::STATUS,
             Self::PortMap { .. } | Self::PortMapLog { .. } => AlertCategory::PORT_MAPPING,
+            Self::DhtBootstrap { .. }
+            | Self::DhtGetPeersReply { .. }
+            | Self::DhtAnnounce { .. } => AlertCategory::DHT,
             Self::TorrentDeleted { .. }
             | Self::StorageMoved { .. }
             | Self::FileRenamed { .. }
@@ -534,7 +556,8 @@ impl Alert {
             | Self::SaveResumeDataFailed { torrent, .. }
             | Self::ReadPiece { torrent, .. }
             | Self::Stats { torrent, .. }
-            | Self::Performance { torrent, .. } => Some(*torrent),
+            | Self::Performance { torrent, .. }
+            | Self::DhtGetPeersReply { torrent, .. } => Some(*torrent),
             Self::PeerDisconnected { torrent, .. } => *torrent,
             _ => None,
         }

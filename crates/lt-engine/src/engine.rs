@@ -128,6 +128,8 @@ pub struct Engine {
     scratch_events: Vec<PeerEvent>,
     banned: BTreeSet<SocketAddr>,
     optimistic_counter: u64,
+    /// Our DHT node's port, sent to peers in PORT messages (BEP 5).
+    dht_port: Option<u16>,
 }
 
 impl Engine {
@@ -162,6 +164,7 @@ impl Engine {
             scratch_events: Vec::new(),
             banned: BTreeSet::new(),
             optimistic_counter: 0,
+            dht_port: None,
         }
     }
 
@@ -201,6 +204,46 @@ impl Engine {
     /// The port we listen on, announced to trackers and peers.
     pub const fn set_listen_port(&mut self, port: u16) {
         self.listen_port = port;
+    }
+
+    /// The port of our DHT node (`None`: no DHT): peers that support the DHT are told it
+    /// (BEP 5 PORT), and their PORT messages come out as [`Action::DhtNode`].
+    pub const fn set_dht_port(&mut self, port: Option<u16>) {
+        self.dht_port = port;
+    }
+
+    /// Adds peers a DHT lookup found to a torrent's list.
+    pub fn add_peers(&mut self, now: Instant, id: TorrentId, peers: &[SocketAddr]) {
+        let max = self.settings.max_peerlist_size;
+        let listen_port = self.listen_port;
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        for &a in peers {
+            if t.peers.len() >= max {
+                break;
+            }
+            if a.port() == 0 || (a.port() == listen_port && a.ip().is_loopback()) {
+                continue;
+            }
+            t.peers
+                .entry(a)
+                .or_insert_with(|| PeerEntry::new(PeerSource::Dht));
+        }
+        self.next_tick = now;
+    }
+
+    /// Torrents to look up and announce on the DHT: active, not private. With each, its
+    /// info-hash as the DHT knows it and whether we are a seed.
+    #[must_use]
+    pub fn dht_torrents(&self) -> Vec<(TorrentId, Sha1Hash, bool)> {
+        self.torrents
+            .iter()
+            .filter(|(_, t)| {
+                t.is_active() && !self.paused && !(t.has_metadata && t.info.is_private())
+            })
+            .map(|(&id, t)| (id, t.wire_hash, t.is_seed()))
+            .collect()
     }
 
     /// Which alert categories are queued.
@@ -1723,6 +1766,9 @@ impl Engine {
         c.request_timeout = self.settings.request_timeout;
         c.handshake_timeout = self.settings.handshake_timeout;
         c.inactivity_timeout = self.settings.peer_timeout;
+        if self.dht_port.is_some() {
+            c.reserved = c.reserved.with_dht(true);
+        }
         c.ext_handshake = ExtendedHandshake {
             v: Some(self.settings.user_agent.clone()),
             p: (self.listen_port != 0).then_some(self.listen_port),
@@ -2018,6 +2064,13 @@ impl Engine {
                     let _ = t.picker.peer_allowed_fast(key, piece);
                 }
                 self.fill_requests(now, cid);
+            }
+            PeerEvent::Port(port) if self.dht_port.is_some() && port != 0 => {
+                if let Some(c) = self.conns.get(&cid) {
+                    self.actions.push_back(Action::DhtNode {
+                        addr: SocketAddr::new(c.addr.ip(), port),
+                    });
+                }
             }
             PeerEvent::Suggest(piece) => {
                 if let Some(t) = tid.and_then(|id| self.torrents.get_mut(&id)) {
@@ -2505,6 +2558,12 @@ impl Engine {
         }
         if !outgoing {
             c.entry = None;
+        }
+        if let Some(port) = self.dht_port
+            && let Some(w) = self.conns.get_mut(&cid).and_then(|c| c.wire.as_mut())
+            && w.peer_reserved().dht()
+        {
+            w.send_message(now, &lt_wire::Message::Port(port));
         }
         self.alerts.push(Alert::PeerConnected {
             torrent: id,

@@ -23,6 +23,7 @@ pub(crate) enum PeerSource {
     Incoming,
     Resume,
     Pex,
+    Dht,
 }
 
 /// A known peer of a torrent, connected or not.

@@ -94,6 +94,11 @@ pub enum Action {
         /// Its metadata.
         info: Arc<TorrentInfo>,
     },
+    /// A peer told us its DHT node (BEP 5 PORT): add it to the DHT's routing table.
+    DhtNode {
+        /// The node.
+        addr: SocketAddr,
+    },
     /// Drop the torrent's storage (after its last disk job): it was removed.
     RemoveStorage {
         /// The torrent.

@@ -27,6 +27,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod dht;
 mod disk;
 mod io;
 mod nat;
@@ -41,6 +42,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use lt_core::{Fingerprint, InfoHash, PeerId, PieceIndex};
+pub use lt_dht::DhtState;
 use lt_engine::{Action, AddTorrent, ConnId, DiskJob, Engine};
 pub use lt_engine::{
     Alert, AlertCategory, DisconnectReason, PartialPiece, PeerInfo, PerformanceWarning,
@@ -138,6 +140,17 @@ pub struct SessionSettings {
     pub enable_outgoing_tcp: bool,
     /// Accept TCP connections. Default `true`.
     pub enable_incoming_tcp: bool,
+    /// Run a DHT node (the manual's `start_dht`). Default `true`; it talks only to the
+    /// nodes below and those peers name, since lt ships no public routers.
+    pub enable_dht: bool,
+    /// DHT nodes to start from (`add_dht_node`).
+    pub dht_bootstrap_nodes: Vec<SocketAddr>,
+    /// DHT routers to bootstrap from (`add_dht_router`; never put in the routing table).
+    pub dht_routers: Vec<SocketAddr>,
+    /// A saved DHT state (node id and nodes), from [`Session::dht_state`].
+    pub dht_state: Option<DhtState>,
+    /// How often each torrent is announced on the DHT. Default 15 min.
+    pub dht_announce_interval: Duration,
 }
 
 impl Default for SessionSettings {
@@ -160,6 +173,11 @@ impl Default for SessionSettings {
             enable_incoming_utp: true,
             enable_outgoing_tcp: true,
             enable_incoming_tcp: true,
+            enable_dht: true,
+            dht_bootstrap_nodes: Vec::new(),
+            dht_routers: Vec::new(),
+            dht_state: None,
+            dht_announce_interval: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -274,6 +292,10 @@ pub(crate) enum Input {
         result: Result<ScrapeEntry, lt_tracker::Error>,
     },
     Alert(Alert),
+    DhtPeers {
+        torrent: TorrentId,
+        peers: Vec<SocketAddr>,
+    },
 }
 
 /// What the API and the loop share.
@@ -339,6 +361,7 @@ pub struct Session {
     runtime: Option<tokio::runtime::Runtime>,
     settings: SessionSettings,
     nat: Option<nat::NatHandle>,
+    dht: Option<lt_dht::tokio::DhtHandle>,
 }
 
 impl std::fmt::Debug for Session {
@@ -548,6 +571,27 @@ impl Session {
             config: shared.engine().mse_config(),
             timeout: settings.engine.peer_connect_timeout,
         };
+        let dht = if settings.enable_dht {
+            dht::start(
+                &runtime,
+                &settings,
+                utp.iter().find(|u| u.local_addr().is_ipv4()),
+                shared.listen.iter().copied().find(SocketAddr::is_ipv4),
+            )
+        } else {
+            None
+        };
+        if let Some(d) = &dht {
+            let port = shared.listen.first().map_or(0, SocketAddr::port);
+            shared.engine().set_dht_port(Some(port));
+            runtime.spawn(dht::run(
+                d.clone(),
+                Arc::clone(&shared),
+                tx.clone(),
+                port,
+                settings.dht_announce_interval,
+            ));
+        }
         let check_threads = settings.check_threads.max(1);
         let nat = (settings.enable_upnp || settings.enable_natpmp).then(|| {
             let port = shared.listen.first().map_or(0, SocketAddr::port);
@@ -559,12 +603,14 @@ impl Session {
             tx,
             check_threads,
             dialer,
+            dht.clone(),
         ));
         Ok(Self {
             shared,
             runtime: Some(runtime),
             settings,
             nat,
+            dht,
         })
     }
 
@@ -775,6 +821,47 @@ impl Session {
         }
     }
 
+    /// Whether the DHT runs.
+    #[must_use]
+    pub const fn is_dht_running(&self) -> bool {
+        self.dht.is_some()
+    }
+
+    /// Adds a DHT node (the manual's `add_dht_node`).
+    pub fn add_dht_node(&self, addr: SocketAddr) {
+        if let Some(d) = &self.dht {
+            d.add_node(addr);
+        }
+    }
+
+    /// Adds a DHT router (the manual's `add_dht_router`).
+    pub fn add_dht_router(&self, addr: SocketAddr) {
+        if let Some(d) = &self.dht {
+            d.add_router(addr);
+        }
+    }
+
+    /// Nodes in the DHT's routing table.
+    #[must_use]
+    pub fn dht_nodes(&self) -> usize {
+        self.dht
+            .as_ref()
+            .map_or(0, lt_dht::tokio::DhtHandle::routing_table_size)
+    }
+
+    /// The DHT's state to save (node id and good nodes; the manual's `save_state` for the
+    /// DHT), to pass back in [`SessionSettings::dht_state`].
+    #[must_use]
+    pub fn dht_state(&self) -> Option<DhtState> {
+        let d = self.dht.clone()?;
+        let rt = self.runtime.as_ref()?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        rt.spawn(async move {
+            let _ = tx.send(d.state().await);
+        });
+        rx.recv_timeout(Duration::from_secs(5)).ok()
+    }
+
     /// Takes every queued alert.
     #[must_use]
     pub fn pop_alerts(&self) -> Vec<Alert> {
@@ -828,6 +915,9 @@ impl Session {
         if let Some(n) = self.nat.take() {
             n.shutdown(Duration::from_secs(2));
         }
+        if let Some(d) = self.dht.take() {
+            d.shutdown();
+        }
         let deadline =
             Instant::now() + self.settings.engine.stop_tracker_timeout + Duration::from_secs(1);
         while Instant::now() < deadline && !self.shared.engine().is_shut_down(Instant::now()) {
@@ -842,6 +932,7 @@ impl Session {
         {
             let s = io.storage.read().unwrap_or_else(PoisonError::into_inner);
             let _ = s.flush();
+            let _ = s.release_files();
         }
         if let Some(rt) = self.runtime.take() {
             if tokio::runtime::Handle::try_current().is_ok() {
@@ -1112,6 +1203,7 @@ async fn engine_loop(
     tx: mpsc::Sender<Input>,
     check_threads: usize,
     dialer: io::Dialer,
+    dht: Option<lt_dht::tokio::DhtHandle>,
 ) {
     let mut writers: HashMap<ConnId, mpsc::UnboundedSender<Vec<Bytes>>> = HashMap::new();
     let mut tasks: HashMap<ConnId, tokio::task::AbortHandle> = HashMap::new();
@@ -1204,6 +1296,7 @@ async fn engine_loop(
                         result,
                     } => engine.scrape_done(torrent, tracker, result),
                     Input::Alert(a) => engine.post_alert(a),
+                    Input::DhtPeers { torrent, peers } => engine.add_peers(now, torrent, &peers),
                 }
             }
             if engine.poll_timeout() <= now {
@@ -1352,6 +1445,11 @@ async fn engine_loop(
                             });
                             shared.push_alerts(&mut engine);
                         }
+                    }
+                }
+                Action::DhtNode { addr } => {
+                    if let Some(d) = &dht {
+                        d.add_node(addr);
                     }
                 }
                 Action::RemoveStorage {

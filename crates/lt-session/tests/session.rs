@@ -249,7 +249,14 @@ impl<'a> Tmpfs<'a> {
 
 impl Drop for Tmpfs<'_> {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.0).status();
+        let unmounted = Command::new("umount")
+            .arg(self.0)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !unmounted {
+            // Never leave a mount behind, even when a file is still open.
+            let _ = Command::new("umount").arg("-l").arg(self.0).status();
+        }
     }
 }
 
@@ -288,4 +295,44 @@ fn full_disk_enters_upload_mode_and_leaves_it() {
     leech.shutdown();
     drop(fs);
     seed.shutdown();
+}
+
+#[test]
+fn magnet_found_through_the_dht_alone() {
+    let data = payload(1 << 20, 17);
+    let info = torrent(&data, 32 << 10);
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("payload.bin"), &data).unwrap();
+    // A DHT node everyone starts from, a seed and a leecher that has only the magnet link.
+    let hub = Session::new(settings()).unwrap();
+    let hub_addr = hub.listen_addrs()[0];
+    let mut s = settings();
+    s.dht_bootstrap_nodes = vec![hub_addr];
+    s.dht_announce_interval = Duration::from_secs(2);
+    let seed = Session::new(s.clone()).unwrap();
+    let sh = seed
+        .add_torrent(AddTorrentParams::new(Arc::clone(&info), src.path()))
+        .unwrap();
+    wait(&seed, &sh, 20, &mut Vec::new(), |s| s.is_seeding);
+    let dst = tempfile::tempdir().unwrap();
+    let leech = Session::new(s).unwrap();
+    let mut link = info.magnet_link();
+    link.trackers.clear();
+    link.peers.clear();
+    let h = leech
+        .add_torrent(AddTorrentParams::from_magnet(link, dst.path()))
+        .unwrap();
+    let mut alerts = Vec::new();
+    wait(&leech, &h, 60, &mut alerts, |s| s.is_seeding);
+    assert_eq!(std::fs::read(dst.path().join("payload.bin")).unwrap(), data);
+    assert!(
+        alerts
+            .iter()
+            .any(|a| matches!(a, Alert::MetadataReceived { .. }))
+    );
+    // No tracker, no peer given: the seed and the leecher met through the DHT (whichever
+    // looked the other up first dialled).
+    assert!(leech.dht_nodes() >= 1);
+    let state = leech.dht_state().unwrap();
+    assert!(state.id.is_some() && !state.nodes.is_empty(), "{state:?}");
 }

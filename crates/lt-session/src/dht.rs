@@ -1,0 +1,134 @@
+//! The DHT (lt-dht's tokio driver) in the session: it shares the uTP socket (KRPC datagrams
+//! are told apart by their first byte), looks up and announces every public torrent, feeds
+//! the peers it finds to the engine, and learns nodes from peers' PORT messages.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lt_dht::tokio::{Bind, Datagram, DhtConfig, DhtEvent, DhtHandle};
+use lt_engine::{Alert, TorrentId};
+use lt_utp::tokio::UtpSocket;
+use tokio::sync::mpsc;
+
+use crate::{Input, SessionSettings, Shared};
+
+/// How soon a lookup that found nobody is tried again.
+const RETRY_EMPTY: Duration = Duration::from_secs(5);
+
+/// Starts the DHT node: on the uTP socket when there is one, else on a UDP socket of its
+/// own on the listen port.
+pub(crate) fn start(
+    runtime: &tokio::runtime::Runtime,
+    settings: &SessionSettings,
+    utp: Option<&UtpSocket>,
+    listen: Option<SocketAddr>,
+) -> Option<DhtHandle> {
+    let _guard = runtime.enter();
+    let make_config = |bind: Bind| {
+        let mut c = DhtConfig::with_bind(bind);
+        c.nodes.clone_from(&settings.dht_bootstrap_nodes);
+        c.routers.clone_from(&settings.dht_routers);
+        c.state.clone_from(&settings.dht_state);
+        c
+    };
+    if let Some(utp) = utp
+        && let Some(mut incoming) = utp.take_other_datagrams()
+    {
+        let config = make_config(Bind::Addr(utp.local_addr()));
+        let (handle, mut channels) = DhtHandle::start_with_channels(config);
+        let to_node = channels.incoming.clone();
+        runtime.spawn(async move {
+            while let Some((bytes, addr)) = incoming.recv().await {
+                let _ = to_node.try_send(Datagram {
+                    addr,
+                    payload: bytes.to_vec(),
+                });
+            }
+        });
+        let socket = utp.clone();
+        runtime.spawn(async move {
+            while let Some(d) = channels.outgoing.recv().await {
+                let _ = socket.send_to(&d.payload, d.addr).await;
+            }
+        });
+        return Some(handle);
+    }
+    let addr = listen?;
+    match DhtHandle::start(make_config(Bind::Addr(addr))) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            tracing::warn!("DHT on {addr}: {e}");
+            None
+        }
+    }
+}
+
+/// Looks up and announces the engine's public torrents, every `interval` (sooner while a
+/// lookup finds nobody), and turns DHT events into alerts.
+pub(crate) async fn run(
+    dht: DhtHandle,
+    shared: Arc<Shared>,
+    inputs: mpsc::Sender<Input>,
+    port: u16,
+    interval: Duration,
+) {
+    let mut events = dht.subscribe();
+    let (found_tx, mut found_rx) = mpsc::channel::<(TorrentId, usize)>(64);
+    let mut next: HashMap<TorrentId, Instant> = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if shared.closed.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
+                }
+                let targets = shared.engine().dht_torrents();
+                let now = Instant::now();
+                next.retain(|id, _| targets.iter().any(|t| t.0 == *id));
+                for (id, info_hash, seed) in targets {
+                    if next.get(&id).is_some_and(|&at| now < at) {
+                        continue;
+                    }
+                    next.insert(id, now + interval);
+                    let dht = dht.clone();
+                    let inputs = inputs.clone();
+                    let found = found_tx.clone();
+                    tokio::spawn(async move {
+                        let peers = match dht.announce_with(info_hash, Some(port), seed).await {
+                            Ok(o) => o.peers,
+                            Err(_) => Vec::new(),
+                        };
+                        let _ = found.send((id, peers.len())).await;
+                        if !peers.is_empty() {
+                            let _ = inputs.send(Input::DhtPeers { torrent: id, peers }).await;
+                        }
+                    });
+                }
+            }
+            found = found_rx.recv() => {
+                let Some((id, n)) = found else { return };
+                if n == 0 {
+                    next.insert(id, Instant::now() + RETRY_EMPTY);
+                } else {
+                    let _ = inputs
+                        .send(Input::Alert(Alert::DhtGetPeersReply { torrent: id, num_peers: n }))
+                        .await;
+                }
+            }
+            event = events.recv() => {
+                let alert = match event {
+                    Ok(DhtEvent::BootstrapDone { nodes }) => Alert::DhtBootstrap { nodes },
+                    Ok(DhtEvent::IncomingAnnounce { info_hash, peer }) => {
+                        Alert::DhtAnnounce { info_hash, peer }
+                    }
+                    Ok(DhtEvent::ExternalAddress { addr }) => Alert::ExternalIp { address: addr.ip() },
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return,
+                };
+                let _ = inputs.send(Input::Alert(alert)).await;
+            }
+        }
+    }
+}
