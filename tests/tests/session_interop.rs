@@ -566,3 +566,163 @@ fn progress_lines_parse() {
     let v: Value = serde_json::from_str(r#"{"uploaded":5}"#).unwrap();
     assert_eq!(v["uploaded"], 5);
 }
+
+/// SIGINT before completion: lt saves resume data and exits 1; the same command then
+/// resumes without downloading everything again.
+#[test]
+fn lt_sigint_saves_resume_data_and_exits_1() {
+    let dir = scratch();
+    let (_, payload) = setup(dir.path(), Via::Direct, 6 * 1024 * 1024);
+    let (_seed, seed_addr) = start_libtorrent(
+        "seed",
+        &payload.torrent,
+        &payload.data_dir,
+        &LibtorrentOptions {
+            upload_limit: 1_500_000,
+            ..Default::default()
+        },
+    );
+    let out = dir.path().join("lt");
+    let args = lt_download_args(&payload, &out, Encryption::Enabled, &[seed_addr]);
+    let resume = out
+        .join(".lt")
+        .join(format!("{}.resume", payload.info_hash().to_hex()));
+
+    let (mut first, _) = start_lt("lt download (first run)", &args);
+    wait_progress(&mut first, 30.0, TRANSFER_SECS);
+    first.signal("INT").unwrap();
+    let status = first.wait_exit(deadline_in(15)).unwrap();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "{}",
+        first.failure(&format!(
+            "SIGINT before completion: {status}, expected exit 1"
+        ))
+    );
+    assert!(
+        resume.is_file(),
+        "{}",
+        first.failure(&format!(
+            "no resume data at {} after SIGINT",
+            resume.display()
+        ))
+    );
+    drop(first);
+
+    let (mut second, _) = start_lt("lt download (after SIGINT)", &args);
+    let summary = finish_lt_download(&mut second, &payload);
+    assert!(summary.resumed_pieces > 0, "nothing resumed: {summary:?}");
+    assert!(
+        summary.payload_downloaded < payload.info.total_size(),
+        "downloaded everything again: {summary:?}"
+    );
+    payload.verify_download(&out).unwrap();
+}
+
+/// `lt seed` on data with its second half missing exits 1 instead of seeding.
+#[test]
+fn lt_seed_refuses_incomplete_data() {
+    let dir = scratch();
+    let (_, payload) = setup(dir.path(), Via::Direct, SIZE);
+    let half = payload.info.total_size() / 2;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&payload.file)
+        .unwrap();
+    file.set_len(half).unwrap();
+    drop(file);
+    let mut cmd = std::process::Command::new(lt_binary());
+    cmd.arg("seed")
+        .arg(&payload.torrent)
+        .arg("--data")
+        .arg(&payload.data_dir);
+    let mut seed = Peer::spawn("lt seed (incomplete data)", &mut cmd).unwrap();
+    let status = seed.wait_exit(deadline_in(30)).unwrap();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "{}",
+        seed.failure(&format!("seeding half the data: {status}, expected exit 1"))
+    );
+}
+
+/// `lt download --seed` keeps seeding after its summary: once the original libtorrent
+/// seeder is gone, a libtorrent leecher gets everything from lt; SIGTERM then exits 0.
+#[test]
+fn lt_download_seed_serves_the_next_leecher() {
+    let dir = scratch();
+    let (_, payload) = setup(dir.path(), Via::Direct, SIZE);
+    let (mut seed, seed_addr) = start_libtorrent(
+        "seed",
+        &payload.torrent,
+        &payload.data_dir,
+        &LibtorrentOptions::default(),
+    );
+    let out = dir.path().join("lt");
+    let mut args = lt_download_args(&payload, &out, Encryption::Enabled, &[seed_addr]);
+    args.push("--seed".to_owned());
+    let (mut lt, lt_addr) = start_lt("lt download --seed", args);
+    let summary =
+        wait_summary(&mut lt, deadline_in(TRANSFER_SECS)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(summary.pieces_verified, summary.pieces, "{summary:?}");
+    payload.verify_download(&out).unwrap();
+    seed.signal("TERM").unwrap();
+    seed.wait_exit(deadline_in(15)).unwrap();
+    drop(seed);
+
+    let next = dir.path().join("libtorrent");
+    let (mut leech, _) = start_libtorrent(
+        "download",
+        &payload.torrent,
+        &next,
+        &LibtorrentOptions {
+            peers: vec![lt_addr],
+            max_time: TRANSFER_SECS,
+            ..Default::default()
+        },
+    );
+    leech
+        .wait_event("finished", deadline_in(TRANSFER_SECS))
+        .unwrap_or_else(|e| panic!("{e}\nlt:\n{}", lt.transcript()));
+    assert!(leech.wait_exit(deadline_in(15)).unwrap().success());
+    payload.verify_download(&next).unwrap();
+
+    lt.signal("TERM").unwrap();
+    let status = lt.wait_exit(deadline_in(15)).unwrap();
+    assert!(
+        status.success(),
+        "{}",
+        lt.failure(&format!("lt download --seed on SIGTERM: {status}"))
+    );
+}
+
+/// A magnet link and `--peer`: lt fetches the metadata from libtorrent (ut_metadata), then
+/// the data.
+#[test]
+fn lt_from_libtorrent_magnet() {
+    let dir = scratch();
+    let (_, payload) = setup(dir.path(), Via::Direct, SIZE);
+    let (_seed, seed_addr) = start_libtorrent(
+        "seed",
+        &payload.torrent,
+        &payload.data_dir,
+        &LibtorrentOptions::default(),
+    );
+    let magnet = payload.info.magnet_link().to_uri();
+    let out = dir.path().join("lt");
+    let (mut lt, _) = start_lt(
+        "lt download (magnet)",
+        [
+            "download".to_owned(),
+            magnet,
+            "-o".to_owned(),
+            path_arg(&out),
+            "--json".to_owned(),
+            "--peer".to_owned(),
+            seed_addr.to_string(),
+        ],
+    );
+    finish_lt_download(&mut lt, &payload);
+    payload.verify_download(&out).unwrap();
+}
