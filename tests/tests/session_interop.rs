@@ -5,7 +5,9 @@
 //!   `--peer` and through trackers (opentracker and lt-tracker's server, HTTP and UDP);
 //! - libtorrent downloads from an `lt seed` the same ways;
 //! - an lt leecher killed with SIGKILL mid-download resumes from its resume data and does not
-//!   download again what it had verified;
+//!   download again what it had verified; SIGINT saves resume data and exits 1;
+//! - `lt seed` refuses incomplete data; `lt download --seed` serves the next leecher; a
+//!   magnet link with `--peer` fetches the metadata first;
 //! - a misbehaving peer (wrong data, blocks out of range, an oversized message) is banned or
 //!   dropped while the download completes from a good seeder.
 //!
