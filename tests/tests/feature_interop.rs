@@ -1,0 +1,260 @@
+//! lt's session features against libtorrent 2.0 (`tests/python/lt_node.py`): uTP only in
+//! both directions, magnet links both ways (one seeder and three), and a magnet found through
+//! a DHT of libtorrent nodes on loopback, both ways. Every byte is checked.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers outside #[test] fns; a panic is a test failure"
+)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use lt_tests::require_python_libtorrent;
+use lt_tests::swarm::{
+    Payload, Peer, deadline_in, lt_binary, start_lt, start_lt_seed, wait_summary,
+};
+
+fn node_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("python/lt_node.py")
+}
+
+/// Starts a libtorrent node and waits until it is ready; returns it with its port.
+fn start_node(label: &str, args: &[String]) -> (Peer, u16) {
+    let python = require_python_libtorrent();
+    let mut cmd = Command::new(python);
+    cmd.arg(node_script()).args(args);
+    let mut peer = Peer::spawn(label, &mut cmd).unwrap();
+    let deadline = deadline_in(30);
+    let listening = peer.wait_event("listening", deadline).unwrap();
+    let port = u16::try_from(listening["port"].as_u64().unwrap()).unwrap();
+    peer.wait_event("ready", deadline).unwrap();
+    (peer, port)
+}
+
+fn s(x: impl AsRef<std::ffi::OsStr>) -> String {
+    x.as_ref().to_string_lossy().into_owned()
+}
+
+fn magnet(payload: &Payload) -> String {
+    let mut link = payload.info.magnet_link();
+    link.trackers.clear();
+    link.to_uri()
+}
+
+/// `lt download` of `source` with `extra` arguments; checks the summary and every byte.
+fn lt_download(payload: &Payload, source: &str, out: &Path, extra: &[String]) {
+    let mut args = vec![
+        "download".to_owned(),
+        source.to_owned(),
+        "-o".to_owned(),
+        s(out),
+        "--json".to_owned(),
+    ];
+    args.extend(extra.iter().cloned());
+    let (mut leech, _) = start_lt("lt download", &args);
+    let summary = wait_summary(&mut leech, deadline_in(90)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(summary.pieces_verified, summary.pieces);
+    payload
+        .verify_download(out)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let status = leech.wait_exit(deadline_in(30)).unwrap();
+    assert!(status.success(), "{}", leech.failure("exit status"));
+}
+
+/// A libtorrent download; checks every byte.
+fn libtorrent_download(payload: &Payload, args: &[String], out: &Path) {
+    let (mut leech, _) = start_node("libtorrent download", args);
+    leech
+        .wait_event("finished", deadline_in(90))
+        .unwrap_or_else(|e| panic!("{e}"));
+    payload
+        .verify_download(out)
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn utp_only_both_ways() {
+    lt_binary();
+    let dir = tempfile::tempdir().unwrap();
+    let payload = Payload::create(dir.path(), "utp.bin", 6 << 20, 64 << 10, &[]);
+    // libtorrent -> lt over uTP only.
+    let (_seed, port) = start_node(
+        "libtorrent seed",
+        &[
+            "seed".into(),
+            "--torrent".into(),
+            s(&payload.torrent),
+            "--save".into(),
+            s(&payload.data_dir),
+            "--transport".into(),
+            "utp".into(),
+        ],
+    );
+    let out = dir.path().join("lt");
+    lt_download(
+        &payload,
+        &s(&payload.torrent),
+        &out,
+        &[
+            "--peer".into(),
+            format!("127.0.0.1:{port}"),
+            "--utp-only".into(),
+        ],
+    );
+    // lt -> libtorrent over uTP only.
+    let (_lt_seed, addr) =
+        start_lt_seed(&payload.torrent, &payload.data_dir, &["--utp-only".into()]);
+    let out = dir.path().join("libtorrent");
+    libtorrent_download(
+        &payload,
+        &[
+            "download".into(),
+            "--torrent".into(),
+            s(&payload.torrent),
+            "--save".into(),
+            s(&out),
+            "--transport".into(),
+            "utp".into(),
+            "--peer".into(),
+            format!("127.0.0.1:{}", addr.port()),
+        ],
+        &out,
+    );
+}
+
+#[test]
+fn magnets_both_ways() {
+    lt_binary();
+    let dir = tempfile::tempdir().unwrap();
+    // 1,280 pieces: the info dictionary (25 KiB) spans two metadata pieces.
+    let payload = Payload::create(dir.path(), "magnet.bin", 20 << 20, 16 << 10, &[]);
+    let uri = magnet(&payload);
+    let seed_args = |i: usize| -> Vec<String> {
+        vec![
+            "seed".into(),
+            "--torrent".into(),
+            s(&payload.torrent),
+            "--save".into(),
+            s(&payload.data_dir),
+            "--listen".into(),
+            format!("127.0.0.{}:0", 31 + i),
+        ]
+    };
+    // lt fetches a magnet from one libtorrent seeder, then from three.
+    let (_one, p1) = start_node("libtorrent seed 1", &seed_args(0));
+    lt_download(
+        &payload,
+        &uri,
+        &dir.path().join("one"),
+        &["--peer".into(), format!("127.0.0.31:{p1}")],
+    );
+    let (_two, p2) = start_node("libtorrent seed 2", &seed_args(1));
+    let (_three, p3) = start_node("libtorrent seed 3", &seed_args(2));
+    lt_download(
+        &payload,
+        &uri,
+        &dir.path().join("three"),
+        &[
+            "--peer".into(),
+            format!("127.0.0.31:{p1}"),
+            "--peer".into(),
+            format!("127.0.0.32:{p2}"),
+            "--peer".into(),
+            format!("127.0.0.33:{p3}"),
+        ],
+    );
+    // libtorrent fetches a magnet from an lt seeder.
+    let (_lt_seed, addr) = start_lt_seed(&payload.torrent, &payload.data_dir, &[]);
+    let out = dir.path().join("libtorrent");
+    libtorrent_download(
+        &payload,
+        &[
+            "download".into(),
+            "--magnet".into(),
+            uri.clone(),
+            "--save".into(),
+            s(&out),
+            "--peer".into(),
+            format!("127.0.0.1:{}", addr.port()),
+        ],
+        &out,
+    );
+}
+
+#[test]
+fn magnet_through_a_dht_of_libtorrent_nodes() {
+    lt_binary();
+    let dir = tempfile::tempdir().unwrap();
+    let payload = Payload::create(dir.path(), "dht.bin", 4 << 20, 32 << 10, &[]);
+    let uri = magnet(&payload);
+    // Three libtorrent seeders, each with a DHT node, that know each other.
+    let mut nodes: Vec<(Peer, SocketAddr)> = Vec::new();
+    for i in 0..3u8 {
+        let mut args = vec![
+            "seed".into(),
+            "--torrent".into(),
+            s(&payload.torrent),
+            "--save".into(),
+            s(&payload.data_dir),
+            "--listen".into(),
+            format!("127.0.0.{}:0", 21 + i),
+            "--dht".into(),
+        ];
+        for (_, a) in &nodes {
+            args.push("--dht-node".into());
+            args.push(a.to_string());
+        }
+        let (peer, port) = start_node(&format!("libtorrent dht seed {i}"), &args);
+        nodes.push((peer, SocketAddr::from(([127, 0, 0, 21 + i], port))));
+    }
+    // lt finds them from the magnet alone, with one DHT node to start from.
+    lt_download(
+        &payload,
+        &uri,
+        &dir.path().join("lt"),
+        &["--dht-bootstrap".into(), nodes[0].1.to_string()],
+    );
+    // The reverse: the libtorrent seeders stop, an lt seeder announces through a libtorrent
+    // DHT node that has no part in the torrent, and a libtorrent magnet download that knows
+    // only that node finds the lt seeder.
+    drop(nodes);
+    let other = format!("magnet:?xt=urn:btih:{}", "ab".repeat(20));
+    let (_node, node_port) = start_node(
+        "libtorrent dht node",
+        &[
+            "download".into(),
+            "--magnet".into(),
+            other,
+            "--save".into(),
+            s(dir.path().join("node")),
+            "--listen".into(),
+            "127.0.0.25:0".into(),
+            "--dht".into(),
+        ],
+    );
+    let node = SocketAddr::from(([127, 0, 0, 25], node_port));
+    let (_lt_seed, _) = start_lt_seed(
+        &payload.torrent,
+        &payload.data_dir,
+        &["--dht-bootstrap".into(), node.to_string()],
+    );
+    let out = dir.path().join("libtorrent");
+    libtorrent_download(
+        &payload,
+        &[
+            "download".into(),
+            "--magnet".into(),
+            uri,
+            "--save".into(),
+            s(&out),
+            "--listen".into(),
+            "127.0.0.24:0".into(),
+            "--dht".into(),
+            "--dht-node".into(),
+            node.to_string(),
+        ],
+        &out,
+    );
+}
