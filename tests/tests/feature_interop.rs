@@ -173,7 +173,7 @@ fn magnets_both_ways() {
         &[
             "download".into(),
             "--magnet".into(),
-            uri.clone(),
+            uri,
             "--save".into(),
             s(&out),
             "--peer".into(),
