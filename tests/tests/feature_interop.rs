@@ -258,3 +258,132 @@ fn magnet_through_a_dht_of_libtorrent_nodes() {
         &out,
     );
 }
+
+#[test]
+fn pex_spreads_a_seed_that_one_peer_knows() {
+    lt_binary();
+    let dir = tempfile::tempdir().unwrap();
+    let payload = Payload::create(dir.path(), "pex.bin", 4 << 20, 32 << 10, &[]);
+    let torrent = s(&payload.torrent);
+    let (_seed, seed_port) = start_node(
+        "libtorrent seed",
+        &[
+            "seed".into(),
+            "--torrent".into(),
+            torrent.clone(),
+            "--save".into(),
+            s(&payload.data_dir),
+            "--listen".into(),
+            "127.0.0.41:0".into(),
+        ],
+    );
+    // A knows the seed but downloads at 100 kB/s: it needs 40 s, so whoever finishes well
+    // before that got the data from the seed, whose address only A's PEX carried.
+    let (a, a_addr) = start_lt(
+        "lt A",
+        [
+            "download",
+            &torrent,
+            "-o",
+            &s(dir.path().join("a")),
+            "--json",
+            "--seed",
+            "--peer",
+            &format!("127.0.0.41:{seed_port}"),
+            "--download-limit",
+            "100000",
+        ],
+    );
+    let a_peer = format!("127.0.0.1:{}", a_addr.port());
+    let start = std::time::Instant::now();
+    let mut lts = Vec::new();
+    for name in ["b", "c"] {
+        let (p, _) = start_lt(
+            &format!("lt {name}"),
+            [
+                "download",
+                &torrent,
+                "-o",
+                &s(dir.path().join(name)),
+                "--json",
+                "--peer",
+                &a_peer,
+            ],
+        );
+        lts.push(p);
+    }
+    let out = dir.path().join("d");
+    let (mut d, _) = start_node(
+        "libtorrent D",
+        &[
+            "download".into(),
+            "--torrent".into(),
+            torrent,
+            "--save".into(),
+            s(&out),
+            "--listen".into(),
+            "127.0.0.42:0".into(),
+            "--peer".into(),
+            a_peer.clone(),
+        ],
+    );
+    for (p, name) in lts.iter_mut().zip(["b", "c"]) {
+        wait_summary(p, deadline_in(30)).unwrap_or_else(|e| panic!("{e}"));
+        payload.verify_download(&dir.path().join(name)).unwrap();
+    }
+    d.wait_event("finished", deadline_in(30))
+        .unwrap_or_else(|e| panic!("{e}"));
+    payload.verify_download(&out).unwrap();
+    let took = start.elapsed();
+    assert!(
+        !a.transcript().contains("\"complete\":true"),
+        "A finished first ({took:?}): the others may have downloaded from it alone"
+    );
+    a.signal("INT").unwrap();
+}
+
+#[test]
+fn download_limit_holds_over_a_transfer() {
+    lt_binary();
+    let dir = tempfile::tempdir().unwrap();
+    let payload = Payload::create(dir.path(), "limited.bin", 64 << 20, 256 << 10, &[]);
+    let (_seed, port) = start_node(
+        "libtorrent seed",
+        &[
+            "seed".into(),
+            "--torrent".into(),
+            s(&payload.torrent),
+            "--save".into(),
+            s(&payload.data_dir),
+        ],
+    );
+    let limit: u64 = 4 << 20;
+    let out = dir.path().join("lt");
+    let (mut leech, _) = start_lt(
+        "lt download",
+        [
+            "download",
+            &s(&payload.torrent),
+            "-o",
+            &s(&out),
+            "--json",
+            "--peer",
+            &format!("127.0.0.1:{port}"),
+            "--download-limit",
+            &limit.to_string(),
+        ],
+    );
+    let summary = wait_summary(&mut leech, deadline_in(60)).unwrap_or_else(|e| panic!("{e}"));
+    payload.verify_download(&out).unwrap();
+    #[allow(clippy::cast_precision_loss)]
+    let ideal = (64u64 << 20) as f64 / limit as f64;
+    eprintln!(
+        "64 MiB at a 4 MiB/s limit: {:.2} s (ideal {ideal:.1} s), {:.2} MB/s",
+        summary.seconds, summary.mb_per_s
+    );
+    assert!(
+        (ideal * 0.9..ideal * 1.1).contains(&summary.seconds),
+        "took {:.2} s, the limit allows {ideal:.1} s",
+        summary.seconds
+    );
+}

@@ -46,6 +46,12 @@ pub(crate) struct NetArgs {
     /// Map the listen port on the gateway with UPnP IGD and NAT-PMP/PCP (removed on exit).
     #[arg(long)]
     port_mapping: bool,
+    /// Upload rate limit of the torrent in bytes per second (0: none).
+    #[arg(long, value_name = "BYTES", default_value_t = 0)]
+    upload_limit: u64,
+    /// Download rate limit of the torrent in bytes per second (0: none).
+    #[arg(long, value_name = "BYTES", default_value_t = 0)]
+    download_limit: u64,
 }
 
 /// `lt download`.
@@ -305,6 +311,8 @@ pub(crate) fn download(args: &DownloadArgs) -> Result<()> {
     let session = session(&args.net, transports, dht)?;
     let start = Instant::now();
     params.peers.extend(args.net.peers.iter().copied());
+    params.upload_limit = args.net.upload_limit;
+    params.download_limit = args.net.download_limit;
     let hex = ih.v1_hash().map_or_else(
         || ih.v2_hash().map(|h| h.to_hex()).unwrap_or_default(),
         |h| h.to_hex(),
@@ -437,6 +445,8 @@ pub(crate) fn seed(args: &SeedArgs) -> Result<()> {
     let session = session(&args.net, transports, dht)?;
     let mut params = AddTorrentParams::new(Arc::clone(&info), &args.data);
     params.peers.clone_from(&args.net.peers);
+    params.upload_limit = args.net.upload_limit;
+    params.download_limit = args.net.download_limit;
     let handle = session
         .add_torrent(params)
         .context("cannot add the torrent")?;

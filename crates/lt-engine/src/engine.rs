@@ -2640,6 +2640,7 @@ impl Engine {
         let min_q = self.settings.min_request_queue;
         let max_q = self.settings.max_out_request_queue;
         let session_down_ok = self.down_bucket.available();
+        let session_down_limit = self.down_bucket.rate();
         let Some(c) = self.conns.get_mut(&cid) else {
             return;
         };
@@ -2670,7 +2671,18 @@ impl Engine {
             clippy::cast_precision_loss
         )]
         let by_rate = (rate as f64 * queue_time / f64::from(lt_core::BLOCK_SIZE)) as usize;
-        let target = by_rate.clamp(min_q, max_q.max(min_q));
+        let mut target = by_rate.clamp(min_q, max_q.max(min_q));
+        // Under a download limit, requests in flight are capped at half a second of it, or
+        // the last of them would overshoot the limit by the whole queue.
+        let limit = match (t.down_bucket.rate(), session_down_limit) {
+            (0, l) | (l, 0) => l,
+            (a, b) => a.min(b),
+        };
+        if limit > 0 {
+            let cap =
+                usize::try_from(limit / 2 / u64::from(lt_core::BLOCK_SIZE)).unwrap_or(usize::MAX);
+            target = target.min(cap.max(2));
+        }
         let outstanding = t.picker.outstanding_requests(key) as usize;
         let need = target.saturating_sub(outstanding).min(w.request_capacity());
         if need == 0 {
