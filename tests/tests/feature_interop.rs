@@ -324,7 +324,7 @@ fn pex_spreads_a_seed_that_one_peer_knows() {
             "--listen".into(),
             "127.0.0.42:0".into(),
             "--peer".into(),
-            a_peer.clone(),
+            a_peer,
         ],
     );
     for (p, name) in lts.iter_mut().zip(["b", "c"]) {
