@@ -336,3 +336,87 @@ fn magnet_found_through_the_dht_alone() {
     let state = leech.dht_state().unwrap();
     assert!(state.id.is_some() && !state.nodes.is_empty(), "{state:?}");
 }
+
+/// Waits for the first alert `pick` accepts.
+fn wait_alert<T>(session: &Session, secs: u64, mut pick: impl FnMut(&Alert) -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        session.wait_for_alert(Duration::from_millis(100));
+        for a in session.pop_alerts() {
+            if let Some(t) = pick(&a) {
+                return t;
+            }
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for an alert");
+    }
+}
+
+#[test]
+fn handle_operations_read_recheck_move_rename() {
+    let data = payload(1 << 20, 23);
+    let info = torrent(&data, 64 << 10);
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("payload.bin"), &data).unwrap();
+    let session = Session::new(settings()).unwrap();
+    let h = session
+        .add_torrent(AddTorrentParams::new(Arc::clone(&info), src.path()))
+        .unwrap();
+    wait(&session, &h, 20, &mut Vec::new(), |s| s.is_seeding);
+    assert!(h.have_piece(lt_core::PieceIndex::new(3)));
+
+    // read_piece returns the piece's bytes.
+    h.read_piece(lt_core::PieceIndex::new(3));
+    let got = wait_alert(&session, 10, |a| match a {
+        Alert::ReadPiece { data, .. } => Some(data.clone()),
+        _ => None,
+    })
+    .unwrap();
+    assert_eq!(&got[..], &data[3 * 65536..4 * 65536]);
+
+    // force_recheck finds every piece again; a damaged piece is found missing.
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(src.path().join("payload.bin"))
+        .unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, b"corrupt", 5 * 65536).unwrap();
+    drop(f);
+    h.force_recheck();
+    wait(&session, &h, 20, &mut Vec::new(), |s| {
+        s.state == TorrentState::Downloading && s.num_pieces == info.num_pieces() - 1
+    });
+    assert!(!h.have_piece(lt_core::PieceIndex::new(5)));
+
+    // move_storage moves the file; rename_file renames it.
+    let moved = tempfile::tempdir().unwrap();
+    h.move_storage(moved.path().to_string_lossy());
+    let path = wait_alert(&session, 10, |a| match a {
+        Alert::StorageMoved { path, .. } => Some(path.clone()),
+        Alert::StorageMovedFailed { error, .. } => panic!("move failed: {error}"),
+        _ => None,
+    });
+    assert_eq!(Path::new(&path), moved.path());
+    assert!(moved.path().join("payload.bin").exists());
+    assert!(!src.path().join("payload.bin").exists());
+    assert_eq!(h.save_path().unwrap(), moved.path());
+    h.rename_file(0, "renamed.bin");
+    wait_alert(&session, 10, |a| match a {
+        Alert::FileRenamed { name, .. } => Some(assert_eq!(name, "renamed.bin")),
+        Alert::FileRenameFailed { error, .. } => panic!("rename failed: {error}"),
+        _ => None,
+    });
+    assert!(moved.path().join("renamed.bin").exists());
+
+    // Priorities and flags are reported back.
+    h.prioritize_files(&[0]);
+    assert_eq!(h.file_priorities(), vec![0]);
+    assert!(h.piece_priorities().iter().all(|&p| p == 0));
+    h.set_sequential_download(true);
+    assert!(h.status().unwrap().sequential_download);
+    h.set_upload_limit(1000);
+    h.set_download_limit(2000);
+    assert_eq!(h.limits(), Some((1000, 2000)));
+    h.pause();
+    assert!(h.status().unwrap().paused);
+    session.remove_torrent(&h, false);
+    assert!(session.torrents().is_empty());
+}
