@@ -399,11 +399,12 @@ fn handle_operations_read_recheck_move_rename() {
     assert!(!src.path().join("payload.bin").exists());
     assert_eq!(h.save_path().unwrap(), moved.path());
     h.rename_file(0, "renamed.bin");
-    wait_alert(&session, 10, |a| match a {
-        Alert::FileRenamed { name, .. } => Some(assert_eq!(name, "renamed.bin")),
+    let name = wait_alert(&session, 10, |a| match a {
+        Alert::FileRenamed { name, .. } => Some(name.clone()),
         Alert::FileRenameFailed { error, .. } => panic!("rename failed: {error}"),
         _ => None,
     });
+    assert_eq!(name, "renamed.bin");
     assert!(moved.path().join("renamed.bin").exists());
 
     // Priorities and flags are reported back.
