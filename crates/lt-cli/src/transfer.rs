@@ -46,6 +46,9 @@ pub(crate) struct NetArgs {
     /// Map the listen port on the gateway with UPnP IGD and NAT-PMP/PCP (removed on exit).
     #[arg(long)]
     port_mapping: bool,
+    /// Find peers on the LAN by local service discovery (BEP 14 multicast).
+    #[arg(long)]
+    lsd: bool,
     /// Upload rate limit of the torrent in bytes per second (0: none).
     #[arg(long, value_name = "BYTES", default_value_t = 0)]
     upload_limit: u64,
@@ -130,6 +133,7 @@ fn session(net: &NetArgs, transports: Transports, dht: Option<&[SocketAddr]>) ->
         listen_port_retries: 0,
         enable_upnp: net.port_mapping,
         enable_natpmp: net.port_mapping,
+        enable_lsd: net.lsd,
         alert_mask: AlertCategory::default_mask()
             | AlertCategory::TRACKER
             | AlertCategory::PORT_MAPPING,

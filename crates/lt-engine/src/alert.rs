@@ -461,6 +461,13 @@ pub enum Alert {
         /// The peer.
         peer: SocketAddr,
     },
+    /// A peer was found by local service discovery (`lsd_peer_alert`).
+    LsdPeer {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The peer.
+        addr: SocketAddr,
+    },
     /// Alerts were dropped because the queue was full.
     AlertsDropped {
         /// How many.
@@ -514,7 +521,8 @@ impl Alert {
             Self::PeerConnected { .. }
             | Self::PeerDisconnected { .. }
             | Self::PeerSnubbed { .. }
-            | Self::PeerUnsnubbed { .. } => AlertCategory::PEER,
+            | Self::PeerUnsnubbed { .. }
+            | Self::LsdPeer { .. } => AlertCategory::PEER,
             Self::PeerBanned { .. } => AlertCategory::IP_BLOCK,
             Self::Stats { .. } => AlertCategory::STATS,
             Self::Performance { .. } => AlertCategory::PERFORMANCE_WARNING,
@@ -557,7 +565,8 @@ impl Alert {
             | Self::ReadPiece { torrent, .. }
             | Self::Stats { torrent, .. }
             | Self::Performance { torrent, .. }
-            | Self::DhtGetPeersReply { torrent, .. } => Some(*torrent),
+            | Self::DhtGetPeersReply { torrent, .. }
+            | Self::LsdPeer { torrent, .. } => Some(*torrent),
             Self::PeerDisconnected { torrent, .. } => *torrent,
             _ => None,
         }

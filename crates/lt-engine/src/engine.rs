@@ -233,6 +233,31 @@ impl Engine {
         self.next_tick = now;
     }
 
+    /// A peer announced a torrent by local service discovery (BEP 14): if the torrent is
+    /// ours and public, the peer joins its list ([`Alert::LsdPeer`]).
+    pub fn add_lsd_peer(&mut self, now: Instant, info_hash: &Sha1Hash, addr: SocketAddr) {
+        let max = self.settings.max_peerlist_size;
+        let Some(id) = self.find_by_wire_hash(info_hash) else {
+            return;
+        };
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        if (t.has_metadata && t.info.is_private()) || t.peers.len() >= max || addr.port() == 0 {
+            return;
+        }
+        if (addr.port() == self.listen_port) && addr.ip().is_loopback() {
+            return;
+        }
+        let e = t
+            .peers
+            .entry(addr)
+            .or_insert_with(|| PeerEntry::new(PeerSource::Lsd));
+        e.next_try = None;
+        self.alerts.push(Alert::LsdPeer { torrent: id, addr });
+        self.next_tick = now;
+    }
+
     /// Torrents to look up and announce on the DHT: active, not private. With each, its
     /// info-hash as the DHT knows it and whether we are a seed.
     #[must_use]

@@ -24,6 +24,7 @@ pub(crate) enum PeerSource {
     Resume,
     Pex,
     Dht,
+    Lsd,
 }
 
 /// A known peer of a torrent, connected or not.

@@ -30,6 +30,7 @@
 mod dht;
 mod disk;
 mod io;
+mod lsd;
 mod nat;
 mod tracker;
 
@@ -151,6 +152,11 @@ pub struct SessionSettings {
     pub dht_state: Option<DhtState>,
     /// How often each torrent is announced on the DHT. Default 15 min.
     pub dht_announce_interval: Duration,
+    /// Local service discovery (BEP 14, the manual's `start_lsd`): multicast announces on
+    /// the LAN. Default `false`: lt sends nothing to the LAN unless asked.
+    pub enable_lsd: bool,
+    /// How often each torrent is announced by LSD. Default 5 min.
+    pub lsd_announce_interval: Duration,
 }
 
 impl Default for SessionSettings {
@@ -178,6 +184,8 @@ impl Default for SessionSettings {
             dht_routers: Vec::new(),
             dht_state: None,
             dht_announce_interval: Duration::from_secs(15 * 60),
+            enable_lsd: false,
+            lsd_announce_interval: Duration::from_secs(5 * 60),
         }
     }
 }
@@ -591,6 +599,18 @@ impl Session {
                 port,
                 settings.dht_announce_interval,
             ));
+        }
+        if settings.enable_lsd {
+            let _guard = runtime.enter();
+            if let Some(sock) = lsd::bind() {
+                let port = shared.listen.first().map_or(0, SocketAddr::port);
+                runtime.spawn(lsd::run(
+                    sock,
+                    Arc::clone(&shared),
+                    port,
+                    settings.lsd_announce_interval,
+                ));
+            }
         }
         let check_threads = settings.check_threads.max(1);
         let nat = (settings.enable_upnp || settings.enable_natpmp).then(|| {

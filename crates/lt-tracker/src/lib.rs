@@ -71,6 +71,7 @@ mod announce;
 mod error;
 pub mod http;
 pub mod limits;
+pub mod lsd;
 mod peers;
 #[cfg(feature = "server")]
 pub mod server;

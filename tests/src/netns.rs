@@ -1,0 +1,89 @@
+//! Network namespaces for tests: created with `ip netns add`, linked by veth pairs, deleted
+//! on drop. Needs root (CI runs as root).
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::{output_with_timeout, require_program};
+
+/// A network namespace named `<prefix><pid>`; deleted (with its links) on drop.
+#[derive(Debug)]
+pub struct NetNs {
+    ip: PathBuf,
+    /// Its name.
+    pub name: String,
+}
+
+fn run(cmd: &mut Command) {
+    let shown = format!("{cmd:?}");
+    let out = output_with_timeout(cmd, Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{shown}: {e}"));
+    assert!(
+        out.status.success(),
+        "{shown} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl NetNs {
+    /// Creates the namespace with its loopback up.
+    ///
+    /// # Panics
+    /// Without root or `ip`.
+    #[must_use]
+    pub fn create(prefix: &str) -> Self {
+        let ip = require_program("ip", "iproute2");
+        let name = format!("{prefix}{}", std::process::id());
+        run(Command::new(&ip).args(["netns", "add", &name]));
+        let ns = Self { ip, name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// Runs `ip -n <ns> <args>`.
+    ///
+    /// # Panics
+    /// When the command fails.
+    pub fn ip(&self, args: &[&str]) {
+        run(Command::new(&self.ip).args(["-n", &self.name]).args(args));
+    }
+
+    /// `ip netns exec <ns>`, ready for a program and its arguments.
+    #[must_use]
+    pub fn exec(&self) -> Command {
+        let mut cmd = Command::new(&self.ip);
+        cmd.args(["netns", "exec", &self.name]);
+        cmd
+    }
+
+    /// Links `self` and `other` with a veth pair and gives each end an address
+    /// (`10.x.y.z/24` style, with prefix), up, with the multicast range routed over it.
+    ///
+    /// # Panics
+    /// When a command fails.
+    pub fn link(&self, addr: &str, other: &Self, other_addr: &str) {
+        let (a, b) = (
+            format!("v{}a", std::process::id()),
+            format!("v{}b", std::process::id()),
+        );
+        run(Command::new(&self.ip).args(["link", "add", &a, "type", "veth", "peer", "name", &b]));
+        run(Command::new(&self.ip).args(["link", "set", &a, "netns", &self.name]));
+        run(Command::new(&self.ip).args(["link", "set", &b, "netns", &other.name]));
+        for (ns, dev, address) in [(self, &a, addr), (other, &b, other_addr)] {
+            ns.ip(&["addr", "add", address, "dev", dev]);
+            ns.ip(&["link", "set", dev, "up"]);
+            ns.ip(&["route", "add", "224.0.0.0/4", "dev", dev]);
+        }
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.ip)
+            .args(["netns", "del", &self.name])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
