@@ -128,6 +128,9 @@ pub struct Engine {
     scratch_events: Vec<PeerEvent>,
     banned: BTreeSet<SocketAddr>,
     optimistic_counter: u64,
+    /// The queue changed: run the auto-manager at the next tick.
+    queue_dirty: bool,
+    last_auto_manage: Instant,
     /// Our DHT node's port, sent to peers in PORT messages (BEP 5).
     dht_port: Option<u16>,
 }
@@ -164,6 +167,8 @@ impl Engine {
             scratch_events: Vec::new(),
             banned: BTreeSet::new(),
             optimistic_counter: 0,
+            queue_dirty: false,
+            last_auto_manage: now,
             dht_port: None,
         }
     }
@@ -445,6 +450,7 @@ impl Engine {
             seeding_since: None,
             seeding_time: Duration::ZERO,
             num_banned: 0,
+            queue_pos: u32::try_from(self.torrents.len()).unwrap_or(u32::MAX),
             has_metadata,
             meta: crate::torrent::MetaFetch::default(),
             name_hint: params.name.clone(),
@@ -472,6 +478,7 @@ impl Engine {
                 resume: params.resume.map(Box::new),
             }));
         }
+        self.queue_dirty = true;
         self.next_tick = now;
         Ok(id)
     }
@@ -487,6 +494,8 @@ impl Engine {
         let Some(t) = self.torrents.remove(&id) else {
             return;
         };
+        let order = self.queue_order();
+        self.set_queue(now, &order);
         self.actions.push_back(Action::RemoveStorage {
             torrent: id,
             delete_files,
@@ -537,8 +546,18 @@ impl Engine {
         self.torrents.contains_key(&id)
     }
 
-    /// Pauses a torrent: its connections close and `stopped` is announced.
+    /// Pauses a torrent: its connections close and `stopped` is announced. The torrent
+    /// stops being auto-managed, so the queue does not resume it (libtorrent 1.x's rule;
+    /// [`set_auto_managed`](Self::set_auto_managed) hands it back).
     pub fn pause_torrent(&mut self, now: Instant, id: TorrentId) {
+        if let Some(t) = self.torrents.get_mut(&id) {
+            t.auto_managed = false;
+        }
+        self.pause_inner(now, id);
+        self.queue_dirty = true;
+    }
+
+    fn pause_inner(&mut self, now: Instant, id: TorrentId) {
         let Some(t) = self.torrents.get_mut(&id) else {
             return;
         };
@@ -559,6 +578,11 @@ impl Engine {
 
     /// Resumes a paused torrent.
     pub fn resume_torrent(&mut self, now: Instant, id: TorrentId) {
+        self.resume_inner(now, id);
+        self.queue_dirty = true;
+    }
+
+    fn resume_inner(&mut self, now: Instant, id: TorrentId) {
         let Some(t) = self.torrents.get_mut(&id) else {
             return;
         };
@@ -578,6 +602,166 @@ impl Engine {
         self.next_tick = now;
     }
 
+    /// Lets the queue start and stop the torrent (or not).
+    pub fn set_auto_managed(&mut self, now: Instant, id: TorrentId, on: bool) {
+        if let Some(t) = self.torrents.get_mut(&id) {
+            t.auto_managed = on;
+            self.queue_dirty = true;
+            self.next_tick = now;
+        }
+    }
+
+    /// The torrent's place in the download queue (0 first); `None` once it is finished.
+    #[must_use]
+    pub fn queue_position(&self, id: TorrentId) -> Option<u32> {
+        let t = self.torrents.get(&id)?;
+        (!t.is_finished()).then_some(t.queue_pos)
+    }
+
+    fn queue_order(&self) -> Vec<TorrentId> {
+        let mut q: Vec<(u32, TorrentId)> = self
+            .torrents
+            .iter()
+            .filter(|(_, t)| !t.is_finished())
+            .map(|(&id, t)| (t.queue_pos, id))
+            .collect();
+        q.sort_unstable();
+        q.into_iter().map(|(_, id)| id).collect()
+    }
+
+    fn set_queue(&mut self, now: Instant, order: &[TorrentId]) {
+        for (i, id) in order.iter().enumerate() {
+            if let Some(t) = self.torrents.get_mut(id) {
+                t.queue_pos = u32::try_from(i).unwrap_or(u32::MAX);
+            }
+        }
+        self.queue_dirty = true;
+        self.next_tick = now;
+    }
+
+    /// Moves the torrent one place up the queue (`queue_position_up`).
+    pub fn queue_position_up(&mut self, now: Instant, id: TorrentId) {
+        let mut q = self.queue_order();
+        if let Some(i) = q.iter().position(|&x| x == id).filter(|&i| i > 0) {
+            q.swap(i, i - 1);
+            self.set_queue(now, &q);
+        }
+    }
+
+    /// Moves the torrent one place down the queue (`queue_position_down`).
+    pub fn queue_position_down(&mut self, now: Instant, id: TorrentId) {
+        let mut q = self.queue_order();
+        if let Some(i) = q.iter().position(|&x| x == id).filter(|&i| i + 1 < q.len()) {
+            q.swap(i, i + 1);
+            self.set_queue(now, &q);
+        }
+    }
+
+    /// Moves the torrent to the front of the queue (`queue_position_top`).
+    pub fn queue_position_top(&mut self, now: Instant, id: TorrentId) {
+        let mut q = self.queue_order();
+        if let Some(i) = q.iter().position(|&x| x == id) {
+            let t = q.remove(i);
+            q.insert(0, t);
+            self.set_queue(now, &q);
+        }
+    }
+
+    /// Moves the torrent to the back of the queue (`queue_position_bottom`).
+    pub fn queue_position_bottom(&mut self, now: Instant, id: TorrentId) {
+        let mut q = self.queue_order();
+        if let Some(i) = q.iter().position(|&x| x == id) {
+            let t = q.remove(i);
+            q.push(t);
+            self.set_queue(now, &q);
+        }
+    }
+
+    /// The auto-manager (the manual's queuing): starts auto-managed downloads in queue
+    /// order up to `active_downloads` and seeds by seed rank up to `active_seeds`, at most
+    /// `active_limit` in all; pauses the rest and seeds past their ratio or time limits.
+    /// Slow downloads do not count with `dont_count_slow_torrents`. A paused session starts
+    /// nothing.
+    fn auto_manage(&mut self, now: Instant) {
+        self.queue_dirty = false;
+        self.last_auto_manage = now;
+        if self.paused {
+            return;
+        }
+        let s = &self.settings;
+        let (max_dl, max_seed, max_all) = (s.active_downloads, s.active_seeds, s.active_limit);
+        let slow_rate = s.inactive_down_rate;
+        let dont_count_slow = s.dont_count_slow_torrents;
+        let ratio_limit = s.share_ratio_limit;
+        let seed_time_limit = s.seed_time_limit;
+        let mut downloads = Vec::new();
+        let mut seeds = Vec::new();
+        for (&id, t) in &self.torrents {
+            if !t.auto_managed || t.is_checking() {
+                continue;
+            }
+            if t.is_finished() {
+                // libtorrent's rule: a torrent added complete counts its size as downloaded.
+                let down = (t.prior_download + t.total_download)
+                    .max(t.info.total_size())
+                    .max(1);
+                #[allow(clippy::cast_precision_loss)]
+                let ratio = (t.prior_upload + t.total_upload) as f64 / down as f64;
+                let seeding = t.seeding_time
+                    + t.seeding_since
+                        .map_or(Duration::ZERO, |x| now.saturating_duration_since(x));
+                let done = (ratio_limit > 0.0 && ratio >= ratio_limit)
+                    || (!seed_time_limit.is_zero() && seeding >= seed_time_limit);
+                // Seed rank: peers that want it first (few seeds, many downloaders).
+                let rank = t
+                    .num_incomplete
+                    .unwrap_or(0)
+                    .saturating_sub(t.num_complete.unwrap_or(0));
+                seeds.push((done, std::cmp::Reverse(rank), t.total_upload, id));
+            } else {
+                let slow = !t.paused
+                    && t.active_since.is_some_and(|a| {
+                        now.saturating_duration_since(a) > Duration::from_secs(60)
+                    })
+                    && t.down.rate() < slow_rate;
+                downloads.push((t.queue_pos, id, slow));
+            }
+        }
+        downloads.sort_unstable();
+        seeds.sort_unstable();
+        let mut all = 0;
+        let mut counted = 0;
+        let mut start = Vec::new();
+        let mut stop = Vec::new();
+        for (_, id, slow) in downloads {
+            if counted < max_dl && all < max_all {
+                start.push(id);
+                all += 1;
+                if !(slow && dont_count_slow) {
+                    counted += 1;
+                }
+            } else {
+                stop.push(id);
+            }
+        }
+        let mut seeding = 0;
+        for (done, _, _, id) in seeds {
+            if !done && seeding < max_seed && all < max_all {
+                start.push(id);
+                seeding += 1;
+                all += 1;
+            } else {
+                stop.push(id);
+            }
+        }
+        for id in stop {
+            self.pause_inner(now, id);
+        }
+        for id in start {
+            self.resume_inner(now, id);
+        }
+    }
+
     /// Pauses every torrent (the session's `pause`); [`resume`](Self::resume) undoes it.
     pub fn pause(&mut self, now: Instant) {
         self.paused = true;
@@ -590,6 +774,7 @@ impl Engine {
     /// Resumes the session.
     pub fn resume(&mut self, now: Instant) {
         self.paused = false;
+        self.queue_dirty = true;
         self.next_tick = now;
     }
 
@@ -1051,6 +1236,8 @@ impl Engine {
             seeding_time: seeding,
             num_banned: t.num_banned,
             has_metadata: t.has_metadata,
+            auto_managed: t.auto_managed,
+            queue_position: (!t.is_finished()).then_some(t.queue_pos),
         })
     }
 
@@ -1436,6 +1623,7 @@ impl Engine {
             });
         }
         self.alerts.push(Alert::TorrentChecked { torrent: id });
+        self.queue_dirty = true;
         self.next_tick = now;
     }
 
@@ -1543,6 +1731,7 @@ impl Engine {
             state: t.state,
         });
         self.alerts.push(Alert::TorrentFinished { torrent: id });
+        self.queue_dirty = true;
         if t.is_seed() && self.settings.close_redundant_connections {
             let seeds: Vec<ConnId> = t
                 .conns
@@ -3165,6 +3354,12 @@ impl Engine {
         }
         if self.shutdown_deadline.is_some() {
             return;
+        }
+        if self.queue_dirty
+            || now.saturating_duration_since(self.last_auto_manage)
+                >= self.settings.auto_manage_interval
+        {
+            self.auto_manage(now);
         }
         self.serve_pending_reads();
         if now.saturating_duration_since(self.last_unchoke) >= self.settings.unchoke_interval {

@@ -104,6 +104,25 @@ pub struct Settings {
     pub allowed_enc_level: EncLevel,
     /// `prefer_rc4`. Default `false`.
     pub prefer_rc4: bool,
+    /// `active_downloads`: most auto-managed torrents downloading. Default 3.
+    pub active_downloads: usize,
+    /// `active_seeds`: most auto-managed torrents seeding. Default 5.
+    pub active_seeds: usize,
+    /// `active_limit`: most auto-managed torrents active in all. Default 15.
+    pub active_limit: usize,
+    /// `dont_count_slow_torrents`: a download slower than `inactive_down_rate` for a minute
+    /// does not take a download slot. Default `true`.
+    pub dont_count_slow_torrents: bool,
+    /// `inactive_down_rate`, bytes per second. Default 2048.
+    pub inactive_down_rate: u64,
+    /// `auto_manage_interval`. Default 30 s.
+    pub auto_manage_interval: Duration,
+    /// `share_ratio_limit`: an auto-managed seed that uploaded this many times what it
+    /// downloaded stops (0: no limit). Default 2.0.
+    pub share_ratio_limit: f64,
+    /// `seed_time_limit`: an auto-managed seed stops after seeding this long (zero: no
+    /// limit). Default 24 h.
+    pub seed_time_limit: Duration,
     /// `alert_queue_size`: most alerts waiting; more are dropped and counted. Default 1000.
     pub alert_queue_size: usize,
     /// `tick_interval`: how often the engine's timers run. Default 500 ms.
@@ -151,6 +170,14 @@ impl Default for Settings {
             in_enc_policy: EncPolicy::Enabled,
             allowed_enc_level: EncLevel::Both,
             prefer_rc4: false,
+            active_downloads: 3,
+            active_seeds: 5,
+            active_limit: 15,
+            dont_count_slow_torrents: true,
+            inactive_down_rate: 2048,
+            auto_manage_interval: Duration::from_secs(30),
+            share_ratio_limit: 2.0,
+            seed_time_limit: Duration::from_secs(24 * 3600),
             alert_queue_size: 1000,
             tick_interval: Duration::from_millis(500),
             user_agent: format!("lt/{}", env!("CARGO_PKG_VERSION")),

@@ -474,6 +474,10 @@ pub struct TorrentStatus {
     pub num_banned: usize,
     /// Whether the metadata is known (false while a magnet link's is fetched).
     pub has_metadata: bool,
+    /// Whether the queue starts and stops it.
+    pub auto_managed: bool,
+    /// Its place in the download queue (0 first); `None` once finished.
+    pub queue_position: Option<u32>,
 }
 
 /// One connected peer (the manual's `peer_info`).

@@ -1077,6 +1077,41 @@ impl TorrentHandle {
         self.shared.with(|e, now| e.resume_torrent(now, self.id));
     }
 
+    /// Lets the queue start and stop the torrent, or not (the manual's `auto_managed`).
+    pub fn set_auto_managed(&self, on: bool) {
+        self.shared
+            .with(|e, now| e.set_auto_managed(now, self.id, on));
+    }
+
+    /// Its place in the download queue (0 first); `None` once finished.
+    #[must_use]
+    pub fn queue_position(&self) -> Option<u32> {
+        self.shared.engine().queue_position(self.id)
+    }
+
+    /// One place up the queue.
+    pub fn queue_position_up(&self) {
+        self.shared.with(|e, now| e.queue_position_up(now, self.id));
+    }
+
+    /// One place down the queue.
+    pub fn queue_position_down(&self) {
+        self.shared
+            .with(|e, now| e.queue_position_down(now, self.id));
+    }
+
+    /// To the front of the queue.
+    pub fn queue_position_top(&self) {
+        self.shared
+            .with(|e, now| e.queue_position_top(now, self.id));
+    }
+
+    /// To the back of the queue.
+    pub fn queue_position_bottom(&self) {
+        self.shared
+            .with(|e, now| e.queue_position_bottom(now, self.id));
+    }
+
     /// Rechecks every piece.
     pub fn force_recheck(&self) {
         self.shared.with(|e, now| e.force_recheck(now, self.id));

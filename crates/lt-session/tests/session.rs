@@ -200,6 +200,7 @@ fn encrypted_transfer_and_pause_resume() {
     let leech = Session::new(s).unwrap();
     let mut params = AddTorrentParams::new(Arc::clone(&info), dst.path());
     params.flags.paused = true;
+    params.flags.auto_managed = false;
     let h = leech.add_torrent(params).unwrap();
     wait(&leech, &h, 10, &mut Vec::new(), |s| {
         s.state == TorrentState::Downloading
