@@ -29,6 +29,28 @@
 //! a buffer allocated once, so the driver allocates nothing per packet (the sans-IO
 //! connection still copies each payload once into its own buffers).
 //!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use lt_utp::tokio::UtpSocket;
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! let sock = UtpSocket::bind("0.0.0.0:6881".parse().unwrap())?;
+//! // Once: datagrams that are not uTP (KRPC starts with `d`); answer with `send_to`.
+//! let mut dht = sock.take_other_datagrams().expect("first call");
+//! let mut out = sock.connect("192.0.2.7:6881".parse().unwrap()).await?; // bounded wait
+//! out.write_all(b"\x13BitTorrent protocol").await?;
+//! out.shutdown().await?; // ST_FIN once everything written is sent
+//! let (mut incoming, peer) = sock.accept().await?;
+//! let mut handshake = [0u8; 68];
+//! incoming.read_exact(&mut handshake).await?;
+//! if let Some((krpc, from)) = dht.recv().await {
+//!     sock.send_to(&krpc, from).await?;
+//! }
+//! # let _ = peer;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Bounds: the accept backlog ([`SocketConfig::accept_backlog`]) and the queue of other
 //! datagrams ([`SocketConfig::other_datagram_queue`]) are bounded channels (a full one drops:
 //! an incoming connection is reset, a datagram is discarded); connections, half-open
@@ -747,7 +769,14 @@ fn close_error(reason: Option<CloseReason>, default: io::ErrorKind) -> io::Error
         Some(CloseReason::Aborted | CloseReason::ZeroWindow) => io::ErrorKind::ConnectionAborted,
         _ => default,
     };
-    io::Error::new(kind, "uTP connection closed")
+    let what = match reason {
+        Some(CloseReason::Reset) => "uTP connection reset by the peer",
+        Some(CloseReason::TimedOut) => "uTP connection timed out",
+        Some(CloseReason::ZeroWindow) => "uTP peer kept a zero window too long",
+        Some(CloseReason::Aborted) => "uTP connection aborted",
+        _ => "uTP connection closed",
+    };
+    io::Error::new(kind, what)
 }
 
 fn dead() -> io::Error {

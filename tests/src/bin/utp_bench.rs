@@ -76,7 +76,7 @@ fn main() {
     for run in 1..=runs {
         let cpu0 = cpu_seconds("self");
         let start = Instant::now();
-        rt.block_on(leech(seed_addr, &ti));
+        rt.block_on(leech(seed_addr, &ti, run));
         let secs = start.elapsed().as_secs_f64();
         let cpu = cpu_seconds("self") - cpu0;
         let mbps = (mib << 20) as f64 / 1e6 / secs;
@@ -204,7 +204,7 @@ fn wait_event(rx: &std::sync::mpsc::Receiver<String>, event: &str, timeout: Dura
 }
 
 /// Downloads every piece from `to`, checking each SHA-1 as it completes.
-async fn leech(to: SocketAddr, ti: &TorrentInfo) {
+async fn leech(to: SocketAddr, ti: &TorrentInfo, run: usize) {
     let sock = UtpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let mut stream = sock.connect(to).await.expect("connect to libtorrent");
     let layout = PieceLayout {
@@ -217,7 +217,10 @@ async fn leech(to: SocketAddr, ti: &TorrentInfo) {
         layout: Some(layout),
         metadata_size: None,
     };
-    let config = PeerConfig::new(PeerId::new(*b"-LR0100-utpbench0001"));
+    // A new peer id per run: libtorrent drops a second connection from a known id.
+    let mut id = *b"-LR0100-utpbench0000";
+    id[19] = b'0' + (run % 10) as u8;
+    let config = PeerConfig::new(PeerId::new(id));
     let mut conn =
         PeerConnection::outgoing(config, Instant::now(), params, None, bytes::BytesMut::new())
             .unwrap();
@@ -238,8 +241,12 @@ async fn leech(to: SocketAddr, ti: &TorrentInfo) {
     let mut done = 0u32;
     let mut unchoked = false;
     let mut buf = vec![0u8; 1 << 18];
+    let mut last_stats = None;
     loop {
         let now = Instant::now();
+        if let Some(s) = stream.stats() {
+            last_stats = Some(s);
+        }
         while let Some(event) = conn.poll_event() {
             match event {
                 PeerEvent::Connected { .. } => {
@@ -280,6 +287,7 @@ async fn leech(to: SocketAddr, ti: &TorrentInfo) {
             stream.write_all(&out).await.unwrap();
         }
         if done == layout.num_pieces {
+            println!("  uTP stream at the end: {last_stats:?}");
             return;
         }
         let deadline = conn.poll_timeout().unwrap_or(now + Duration::from_secs(1));
@@ -287,7 +295,10 @@ async fn leech(to: SocketAddr, ti: &TorrentInfo) {
         match tokio::time::timeout(wait, stream.read(&mut buf)).await {
             Ok(Ok(0)) => panic!("libtorrent closed the uTP stream"),
             Ok(Ok(n)) => conn.handle_bytes(Instant::now(), &buf[..n]).unwrap(),
-            Ok(Err(e)) => panic!("uTP read: {e}"),
+            Ok(Err(e)) => panic!(
+                "uTP read after {done} of {} pieces: {e}; last stats {last_stats:?}",
+                layout.num_pieces
+            ),
             Err(_) => conn.handle_timeout(Instant::now()).unwrap(),
         }
     }
