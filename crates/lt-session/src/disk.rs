@@ -21,6 +21,54 @@ pub(crate) struct TorrentIo {
     pub(crate) write_lock: std::sync::Mutex<()>,
     /// The storage's options, to set it up again when a magnet's metadata arrives.
     pub(crate) options: lt_storage::FsOptions,
+    /// Whole pieces recently read for peers.
+    pub(crate) read_cache: std::sync::Mutex<ReadCache>,
+}
+
+/// Pieces read for uploading, kept whole: a peer asks for a piece's blocks one after the
+/// other, so one read of the piece serves them all without a disk job each. Bounded by
+/// bytes; the oldest piece goes first.
+#[derive(Debug, Default)]
+pub(crate) struct ReadCache {
+    pieces: std::collections::VecDeque<(u32, Bytes)>,
+    bytes: usize,
+}
+
+/// Most bytes a torrent's read cache holds.
+const READ_CACHE_BYTES: usize = 32 << 20;
+/// Pieces larger than this are read block by block.
+const MAX_CACHED_PIECE: usize = 8 << 20;
+
+impl ReadCache {
+    /// The block `begin..begin + len` of `piece`, if the piece is cached.
+    pub(crate) fn block(&self, piece: u32, begin: u32, len: u32) -> Option<Bytes> {
+        let (_, data) = self.pieces.iter().find(|(p, _)| *p == piece)?;
+        let (b, e) = (begin as usize, begin as usize + len as usize);
+        (e <= data.len()).then(|| data.slice(b..e))
+    }
+
+    fn insert(&mut self, piece: u32, data: Bytes) {
+        if self.pieces.iter().any(|(p, _)| *p == piece) {
+            return;
+        }
+        self.bytes += data.len();
+        self.pieces.push_back((piece, data));
+        while self.bytes > READ_CACHE_BYTES {
+            let Some((_, old)) = self.pieces.pop_front() else {
+                break;
+            };
+            self.bytes -= old.len();
+        }
+    }
+}
+
+impl TorrentIo {
+    pub(crate) fn cached_block(&self, piece: u32, begin: u32, len: u32) -> Option<Bytes> {
+        self.read_cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .block(piece, begin, len)
+    }
 }
 
 /// What a disk job produced: a completion for the engine or an alert for the user.
@@ -97,12 +145,39 @@ pub(crate) fn run(io: &TorrentIo, job: DiskJob, check_threads: usize) -> DiskOut
             conn,
             request,
         } => {
-            let mut buf = vec![0u8; request.len as usize];
-            let storage = io.storage.read().unwrap_or_else(PoisonError::into_inner);
-            let result = storage
-                .read(request.piece, request.begin, &mut buf)
-                .map(|()| Bytes::from(buf))
-                .map_err(|e| e.to_string());
+            let p = request.piece.get();
+            let result = if let Some(b) = io.cached_block(p, request.begin, request.len) {
+                Ok(b)
+            } else {
+                let piece_len = info.files().piece_size(request.piece) as usize;
+                let storage = io.storage.read().unwrap_or_else(PoisonError::into_inner);
+                if piece_len <= MAX_CACHED_PIECE {
+                    let mut buf = vec![0u8; piece_len];
+                    match storage.read(request.piece, 0, &mut buf) {
+                        Ok(()) => {
+                            let whole = Bytes::from(buf);
+                            let mut cache =
+                                io.read_cache.lock().unwrap_or_else(PoisonError::into_inner);
+                            cache.insert(p, whole.clone());
+                            let (b, e) = (
+                                request.begin as usize,
+                                (request.begin + request.len) as usize,
+                            );
+                            whole
+                                .get(b..e)
+                                .map(|_| whole.slice(b..e))
+                                .ok_or_else(|| "request past the piece".to_owned())
+                        }
+                        Err(e) => Err(e.to_string()),
+                    }
+                } else {
+                    let mut buf = vec![0u8; request.len as usize];
+                    storage
+                        .read(request.piece, request.begin, &mut buf)
+                        .map(|()| Bytes::from(buf))
+                        .map_err(|e| e.to_string())
+                }
+            };
             DiskOutput::Done(DiskDone::Read {
                 torrent,
                 conn,

@@ -704,6 +704,7 @@ impl Session {
             save_path: RwLock::new(params.save_path.clone()),
             write_lock: Mutex::new(()),
             options,
+            read_cache: Mutex::default(),
         });
         add.resume = params.resume;
         add.trackers.extend(params.trackers);
@@ -1271,6 +1272,7 @@ async fn engine_loop(
     };
     let disk_permits = Arc::new(tokio::sync::Semaphore::new(check_threads.max(2) * 2));
     let mut batch: Vec<Input> = Vec::with_capacity(256);
+    let mut served: Vec<lt_engine::DiskDone> = Vec::new();
     let mut actions: Vec<Action> = Vec::new();
     loop {
         let deadline = shared.engine().poll_timeout();
@@ -1287,10 +1289,14 @@ async fn engine_loop(
             }
             () = shared.wake.notified() => {}
             () = tokio::time::sleep_until(deadline.into()) => {}
+            () = std::future::ready(()), if !served.is_empty() => {}
         }
         {
             let mut engine = shared.engine();
             let now = Instant::now();
+            for done in served.drain(..) {
+                engine.disk_done(now, done);
+            }
             for input in batch.drain(..) {
                 match input {
                     Input::Connected {
@@ -1404,6 +1410,23 @@ async fn engine_loop(
                     else {
                         continue;
                     };
+                    // Blocks of cached pieces are served here, without a disk job.
+                    if let DiskJob::Read {
+                        torrent,
+                        conn,
+                        request,
+                    } = &job
+                        && let Some(data) =
+                            io.cached_block(request.piece.get(), request.begin, request.len)
+                    {
+                        served.push(lt_engine::DiskDone::Read {
+                            torrent: *torrent,
+                            conn: *conn,
+                            request: *request,
+                            result: Ok(data),
+                        });
+                        continue;
+                    }
                     let tx = tx.clone();
                     let permits = Arc::clone(&disk_permits);
                     tokio::spawn(async move {
@@ -1485,6 +1508,7 @@ async fn engine_loop(
                                 save_path: RwLock::new(path),
                                 write_lock: Mutex::new(()),
                                 options: old.options.clone(),
+                                read_cache: Mutex::default(),
                             });
                             shared
                                 .torrents
