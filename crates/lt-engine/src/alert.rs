@@ -461,6 +461,13 @@ pub enum Alert {
         /// The peer.
         peer: SocketAddr,
     },
+    /// A connection was refused by the IP filter (`peer_blocked_alert`).
+    PeerBlocked {
+        /// The torrent, if known.
+        torrent: Option<TorrentId>,
+        /// The peer.
+        addr: SocketAddr,
+    },
     /// A peer was found by local service discovery (`lsd_peer_alert`).
     LsdPeer {
         /// The torrent.
@@ -523,7 +530,7 @@ impl Alert {
             | Self::PeerSnubbed { .. }
             | Self::PeerUnsnubbed { .. }
             | Self::LsdPeer { .. } => AlertCategory::PEER,
-            Self::PeerBanned { .. } => AlertCategory::IP_BLOCK,
+            Self::PeerBanned { .. } | Self::PeerBlocked { .. } => AlertCategory::IP_BLOCK,
             Self::Stats { .. } => AlertCategory::STATS,
             Self::Performance { .. } => AlertCategory::PERFORMANCE_WARNING,
         }
@@ -567,7 +574,7 @@ impl Alert {
             | Self::Performance { torrent, .. }
             | Self::DhtGetPeersReply { torrent, .. }
             | Self::LsdPeer { torrent, .. } => Some(*torrent),
-            Self::PeerDisconnected { torrent, .. } => *torrent,
+            Self::PeerDisconnected { torrent, .. } | Self::PeerBlocked { torrent, .. } => *torrent,
             _ => None,
         }
     }

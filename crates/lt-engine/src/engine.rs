@@ -130,6 +130,7 @@ pub struct Engine {
     optimistic_counter: u64,
     /// The queue changed: run the auto-manager at the next tick.
     queue_dirty: bool,
+    ip_filter: crate::IpFilter,
     last_auto_manage: Instant,
     /// Our DHT node's port, sent to peers in PORT messages (BEP 5).
     dht_port: Option<u16>,
@@ -168,6 +169,7 @@ impl Engine {
             banned: BTreeSet::new(),
             optimistic_counter: 0,
             queue_dirty: false,
+            ip_filter: crate::IpFilter::new(),
             last_auto_manage: now,
             dht_port: None,
         }
@@ -274,6 +276,49 @@ impl Engine {
             })
             .map(|(&id, t)| (id, t.wire_hash, t.is_seed()))
             .collect()
+    }
+
+    /// Sets the IP filter (the manual's `set_ip_filter`): connections to and from blocked
+    /// addresses are refused for torrents that apply it, and open ones to newly blocked
+    /// addresses close.
+    pub fn set_ip_filter(&mut self, now: Instant, filter: crate::IpFilter) {
+        self.ip_filter = filter;
+        let blocked: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| self.blocked(c.torrent, c.addr))
+            .map(|(&k, _)| k)
+            .collect();
+        for cid in blocked {
+            let (torrent, addr) = self
+                .conns
+                .get(&cid)
+                .map_or((None, None), |c| (c.torrent, Some(c.addr)));
+            if let Some(addr) = addr {
+                self.alerts.push(Alert::PeerBlocked { torrent, addr });
+            }
+            self.close(now, cid, DisconnectReason::Banned);
+        }
+    }
+
+    /// The IP filter.
+    #[must_use]
+    pub const fn ip_filter(&self) -> &crate::IpFilter {
+        &self.ip_filter
+    }
+
+    /// Whether a torrent applies the IP filter (the manual's `apply_ip_filter`; default on).
+    pub fn set_apply_ip_filter(&mut self, id: TorrentId, on: bool) {
+        if let Some(t) = self.torrents.get_mut(&id) {
+            t.apply_ip_filter = on;
+        }
+    }
+
+    fn blocked(&self, torrent: Option<TorrentId>, addr: SocketAddr) -> bool {
+        let applies = torrent
+            .and_then(|id| self.torrents.get(&id))
+            .is_none_or(|t| t.apply_ip_filter);
+        applies && !self.ip_filter.is_empty() && self.ip_filter.access(addr.ip()).is_blocked()
     }
 
     /// Which alert categories are queued.
@@ -450,6 +495,7 @@ impl Engine {
             seeding_since: None,
             seeding_time: Duration::ZERO,
             num_banned: 0,
+            apply_ip_filter: true,
             queue_pos: u32::try_from(self.torrents.len()).unwrap_or(u32::MAX),
             has_metadata,
             meta: crate::torrent::MetaFetch::default(),
@@ -1893,6 +1939,14 @@ impl Engine {
             return cid;
         }
         if self.banned.contains(&addr) {
+            self.close(now, cid, DisconnectReason::Banned);
+            return cid;
+        }
+        if self.blocked(None, addr) {
+            self.alerts.push(Alert::PeerBlocked {
+                torrent: None,
+                addr,
+            });
             self.close(now, cid, DisconnectReason::Banned);
             return cid;
         }
@@ -3424,6 +3478,9 @@ impl Engine {
                             && !e.banned
                             && !e.is_self
                             && !self.banned.contains(a)
+                            && !(t.apply_ip_filter
+                                && !self.ip_filter.is_empty()
+                                && self.ip_filter.access(a.ip()).is_blocked())
                             && (e.source == PeerSource::User || e.failcount < max_fail)
                             && e.next_try.is_none_or(|n| n <= now)
                             && !(seed && e.seed)

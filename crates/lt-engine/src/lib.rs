@@ -36,6 +36,7 @@
 
 mod alert;
 mod engine;
+mod ip_filter;
 mod rate;
 mod settings;
 mod torrent;
@@ -43,6 +44,7 @@ mod types;
 
 pub use alert::{Alert, AlertCategory, AlertQueue, DisconnectReason, PerformanceWarning};
 pub use engine::{AddError, Engine};
+pub use ip_filter::{IpAccess, IpFilter, MAX_IP_FILTER_RULES};
 pub use lt_picker::PartialPiece;
 pub use settings::{SeedChoking, Settings};
 pub use types::{

@@ -123,6 +123,8 @@ pub(crate) struct Torrent {
     pub(crate) seeding_since: Option<Instant>,
     pub(crate) seeding_time: std::time::Duration,
     pub(crate) num_banned: usize,
+    /// Whether the session's IP filter applies.
+    pub(crate) apply_ip_filter: bool,
     /// Place in the download queue (0 first).
     pub(crate) queue_pos: u32,
     /// False while a magnet link's metadata is fetched; `info` is a placeholder then.

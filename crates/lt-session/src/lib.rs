@@ -46,8 +46,9 @@ use lt_core::{Fingerprint, InfoHash, PeerId, PieceIndex};
 pub use lt_dht::DhtState;
 use lt_engine::{Action, AddTorrent, ConnId, DiskJob, Engine};
 pub use lt_engine::{
-    Alert, AlertCategory, DisconnectReason, PartialPiece, PeerInfo, PerformanceWarning,
-    SeedChoking, Settings, TorrentFlags, TorrentId, TorrentState, TorrentStatus,
+    Alert, AlertCategory, DisconnectReason, IpAccess, IpFilter, PartialPiece, PeerInfo,
+    PerformanceWarning, SeedChoking, Settings, TorrentFlags, TorrentId, TorrentState,
+    TorrentStatus,
 };
 pub use lt_metainfo::MagnetLink;
 use lt_metainfo::TorrentInfo;
@@ -842,6 +843,17 @@ impl Session {
         }
     }
 
+    /// Sets the IP filter (the manual's `set_ip_filter`).
+    pub fn set_ip_filter(&self, filter: IpFilter) {
+        self.shared.with(|e, now| e.set_ip_filter(now, filter));
+    }
+
+    /// The IP filter.
+    #[must_use]
+    pub fn ip_filter(&self) -> IpFilter {
+        self.shared.engine().ip_filter().clone()
+    }
+
     /// Whether the DHT runs.
     #[must_use]
     pub const fn is_dht_running(&self) -> bool {
@@ -1076,6 +1088,11 @@ impl TorrentHandle {
     /// Resumes the torrent.
     pub fn resume(&self) {
         self.shared.with(|e, now| e.resume_torrent(now, self.id));
+    }
+
+    /// Whether the session's IP filter applies to this torrent (default: yes).
+    pub fn set_apply_ip_filter(&self, on: bool) {
+        self.shared.with(|e, _| e.set_apply_ip_filter(self.id, on));
     }
 
     /// Lets the queue start and stop the torrent, or not (the manual's `auto_managed`).

@@ -422,3 +422,38 @@ fn handle_operations_read_recheck_move_rename() {
     session.remove_torrent(&h, false);
     assert!(session.torrents().is_empty());
 }
+
+#[test]
+fn ip_filter_refuses_blocked_peers() {
+    let data = payload(512 << 10, 29);
+    let info = torrent(&data, 32 << 10);
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("payload.bin"), &data).unwrap();
+    let (seed, seed_addr) = seed_session(&info, src.path());
+    let mut filter = lt_session::IpFilter::default();
+    assert!(filter.add_rule(
+        "127.0.0.0".parse().unwrap(),
+        "127.255.255.255".parse().unwrap(),
+        lt_session::IpAccess::BLOCKED
+    ));
+    seed.set_ip_filter(filter);
+    let dst = tempfile::tempdir().unwrap();
+    let leech = Session::new(settings()).unwrap();
+    let mut params = AddTorrentParams::new(Arc::clone(&info), dst.path());
+    params.peers.push(seed_addr);
+    let h = leech.add_torrent(params).unwrap();
+    let blocked = wait_alert(&seed, 10, |a| match a {
+        Alert::PeerBlocked { addr, .. } => Some(*addr),
+        _ => None,
+    });
+    assert!(blocked.ip().is_loopback());
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        h.status().unwrap().num_pieces,
+        0,
+        "a blocked seed served data"
+    );
+    seed.set_ip_filter(lt_session::IpFilter::default());
+    wait(&leech, &h, 30, &mut Vec::new(), |s| s.is_seeding);
+    assert_eq!(std::fs::read(dst.path().join("payload.bin")).unwrap(), data);
+}

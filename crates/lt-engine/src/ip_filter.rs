@@ -1,0 +1,95 @@
+//! The IP filter (the manual's `ip_filter`): address ranges with access flags, for IPv4
+//! and IPv6. The last rule added wins where ranges overlap.
+
+use std::net::IpAddr;
+
+/// Flags of a range. `BLOCKED` refuses connections to and from its addresses.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct IpAccess(pub u32);
+
+impl IpAccess {
+    /// Connections are refused.
+    pub const BLOCKED: Self = Self(1);
+
+    /// Whether the blocked flag is set.
+    #[must_use]
+    pub const fn is_blocked(self) -> bool {
+        self.0 & Self::BLOCKED.0 != 0
+    }
+}
+
+/// Address ranges and their flags.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IpFilter {
+    /// `(first, last, flags)`, in the order added.
+    rules: Vec<(IpAddr, IpAddr, IpAccess)>,
+}
+
+/// Most rules kept; a filter loaded from a list of millions would be a different structure.
+pub const MAX_IP_FILTER_RULES: usize = 100_000;
+
+impl IpFilter {
+    /// An empty filter (everything allowed).
+    #[must_use]
+    pub const fn new() -> Self {
+        Self { rules: Vec::new() }
+    }
+
+    /// Gives `first..=last` the flags `access` (the manual's `add_rule`). Ranges mixing
+    /// IPv4 and IPv6, or with `first > last`, are ignored; returns whether it was added.
+    pub fn add_rule(&mut self, first: IpAddr, last: IpAddr, access: IpAccess) -> bool {
+        if first.is_ipv4() != last.is_ipv4()
+            || first > last
+            || self.rules.len() >= MAX_IP_FILTER_RULES
+        {
+            return false;
+        }
+        self.rules.push((first, last, access));
+        true
+    }
+
+    /// The flags of `ip` (the manual's `access`).
+    #[must_use]
+    pub fn access(&self, ip: IpAddr) -> IpAccess {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 @ IpAddr::V4(_) => v4,
+        };
+        self.rules
+            .iter()
+            .rev()
+            .find(|(a, b, _)| *a <= ip && ip <= *b && a.is_ipv4() == ip.is_ipv4())
+            .map_or(IpAccess::default(), |r| r.2)
+    }
+
+    /// Whether the filter has no rules.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_last_rule_wins_v4_and_v6() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let mut f = IpFilter::new();
+        assert!(f.add_rule(ip("10.0.0.0"), ip("10.255.255.255"), IpAccess::BLOCKED));
+        assert!(f.add_rule(ip("10.1.0.0"), ip("10.1.255.255"), IpAccess(0)));
+        assert!(f.add_rule(ip("2001:db8::"), ip("2001:db8::ffff"), IpAccess::BLOCKED));
+        assert!(!f.add_rule(ip("10.0.0.0"), ip("::1"), IpAccess::BLOCKED));
+        assert!(!f.add_rule(ip("10.0.0.9"), ip("10.0.0.1"), IpAccess::BLOCKED));
+        assert!(f.access(ip("10.2.3.4")).is_blocked());
+        assert!(!f.access(ip("10.1.3.4")).is_blocked());
+        assert!(!f.access(ip("11.0.0.1")).is_blocked());
+        assert!(f.access(ip("2001:db8::12")).is_blocked());
+        assert!(!f.access(ip("2001:db9::12")).is_blocked());
+        assert!(
+            f.access(ip("::ffff:10.9.9.9")).is_blocked(),
+            "v4-mapped addresses count as v4"
+        );
+    }
+}
