@@ -3478,9 +3478,7 @@ impl Engine {
                             && !e.banned
                             && !e.is_self
                             && !self.banned.contains(a)
-                            && !(t.apply_ip_filter
-                                && !self.ip_filter.is_empty()
-                                && self.ip_filter.access(a.ip()).is_blocked())
+                            && !self.blocked(Some(id), **a)
                             && (e.source == PeerSource::User || e.failcount < max_fail)
                             && e.next_try.is_none_or(|n| n <= now)
                             && !(seed && e.seed)

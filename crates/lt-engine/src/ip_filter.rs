@@ -59,7 +59,7 @@ impl IpFilter {
             .iter()
             .rev()
             .find(|(a, b, _)| *a <= ip && ip <= *b && a.is_ipv4() == ip.is_ipv4())
-            .map_or(IpAccess::default(), |r| r.2)
+            .map_or_else(IpAccess::default, |r| r.2)
     }
 
     /// Whether the filter has no rules.
