@@ -28,6 +28,8 @@ pub(crate) fn start(
     let _guard = runtime.enter();
     let make_config = |bind: Bind| {
         let mut c = DhtConfig::with_bind(bind);
+        c.settings = settings.dht_settings.clone();
+        c.read_only = settings.dht_settings.read_only;
         c.nodes.clone_from(&settings.dht_bootstrap_nodes);
         c.routers.clone_from(&settings.dht_routers);
         c.state.clone_from(&settings.dht_state);

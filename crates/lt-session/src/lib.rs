@@ -153,6 +153,9 @@ pub struct SessionSettings {
     pub dht_state: Option<DhtState>,
     /// How often each torrent is announced on the DHT. Default 15 min.
     pub dht_announce_interval: Duration,
+    /// The DHT node's settings (the manual's `dht_settings`: bucket size, lookup
+    /// parallelism, timeouts, rate limits, store limits, read-only mode...).
+    pub dht_settings: lt_dht::Config,
     /// Local service discovery (BEP 14, the manual's `start_lsd`): multicast announces on
     /// the LAN. Default `false`: lt sends nothing to the LAN unless asked.
     pub enable_lsd: bool,
@@ -185,6 +188,7 @@ impl Default for SessionSettings {
             dht_routers: Vec::new(),
             dht_state: None,
             dht_announce_interval: Duration::from_secs(15 * 60),
+            dht_settings: lt_dht::Config::default(),
             enable_lsd: false,
             lsd_announce_interval: Duration::from_secs(5 * 60),
         }
