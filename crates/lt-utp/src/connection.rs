@@ -865,9 +865,9 @@ impl Connection {
             self.dup_acks = 0;
             self.timeouts = 0;
             self.rto_deadline = (!self.inflight.is_empty()).then(|| now + self.rto);
-        } else if h.ty == PacketType::State
-            && self.inflight.front().is_some_and(|p| p.sent.is_some())
+        } else if self.inflight.front().is_some_and(|p| p.sent.is_some())
             && h.ack_nr == self.inflight.front().map_or(0, |p| p.seq.wrapping_sub(1))
+            && (h.ty == PacketType::State || self.front_overdue(now))
         {
             self.dup_acks += 1;
             if self.dup_acks == DUPLICATE_ACKS
@@ -902,6 +902,19 @@ impl Connection {
             self.want_writable = false;
             self.events.push_back(Event::Writable);
         }
+    }
+
+    /// Whether the oldest packet in flight was sent so long ago (1.5 smoothed RTTs and a
+    /// millisecond) that a data packet from the peer still not acknowledging it counts as a
+    /// duplicate ack. In a transfer towards us the peer sends data, rarely ST_STATE, so
+    /// without this a lost request waited for the retransmission timeout (500 ms floor).
+    fn front_overdue(&self, now: Instant) -> bool {
+        let (Some(srtt), Some(sent)) = (self.srtt_us, self.inflight.front().and_then(|p| p.sent))
+        else {
+            return false;
+        };
+        let wait = Duration::from_micros(srtt.saturating_mul(3) / 2) + Duration::from_millis(1);
+        now.saturating_duration_since(sent) > wait
     }
 
     /// A packet not SACKed while [`DUPLICATE_ACKS`] later ones were is lost (libutp).

@@ -534,3 +534,50 @@ fn reopened_window_is_announced() {
         lt_utp::limits::DEFAULT_RECV_BUFFER
     );
 }
+
+/// In a transfer towards us the peer sends data, not ST_STATE: once our oldest packet is
+/// overdue (1.5 RTT), three of its data packets still not acknowledging it trigger a fast
+/// retransmit instead of a wait for the retransmission timeout.
+#[test]
+fn peer_data_counts_as_duplicate_acks_once_overdue() {
+    let t0 = Instant::now();
+    let (mut client, mut server) = connected(t0);
+    // An RTT sample of about 200 ms.
+    assert_eq!(client.write(b"hello"), 5);
+    for d in transmits(&mut client, t0) {
+        server.handle_datagram(t0, &d).expect("data");
+    }
+    let t1 = t0 + Duration::from_millis(200);
+    for d in transmits(&mut server, t1) {
+        client.handle_datagram(t1, &d).expect("ack");
+    }
+    assert!(client.rtt().is_some());
+    // This one is lost.
+    assert_eq!(client.write(b"lost"), 4);
+    let lost = transmits(&mut client, t1);
+    assert_eq!(lost.len(), 1);
+    // 400 ms later (before the RTO of at least 500 ms) the server streams data.
+    let t2 = t1 + Duration::from_millis(400);
+    let big = vec![9u8; 8 * server.max_payload()];
+    assert_eq!(server.write(&big), big.len());
+    let mut resent = false;
+    for _ in 0..20 {
+        for d in transmits(&mut server, t2) {
+            let _ = client.handle_datagram(t2, &d);
+        }
+        for d in transmits(&mut client, t2) {
+            resent |= decode(&d).payload == b"lost";
+            let _ = server.handle_datagram(t2, &d);
+        }
+        if resent {
+            break;
+        }
+    }
+    assert!(
+        resent,
+        "fast retransmit before the RTO: {:?}",
+        client.stats()
+    );
+    assert_eq!(client.stats().timeouts, 0);
+    assert_eq!(client.stats().fast_retransmits, 1);
+}
