@@ -124,7 +124,12 @@ enum Transports {
     UtpOnly,
 }
 
-fn session(net: &NetArgs, transports: Transports, dht: Option<&[SocketAddr]>) -> Result<Session> {
+fn session(
+    net: &NetArgs,
+    transports: Transports,
+    dht: Option<&[SocketAddr]>,
+    state: Option<&Path>,
+) -> Result<Session> {
     let mut settings = SessionSettings {
         listen_interfaces: vec![
             SocketAddr::from((Ipv4Addr::UNSPECIFIED, net.listen)),
@@ -153,6 +158,11 @@ fn session(net: &NetArgs, transports: Transports, dht: Option<&[SocketAddr]>) ->
     settings.enable_outgoing_tcp = tcp;
     settings.enable_incoming_utp = utp;
     settings.enable_outgoing_utp = utp;
+    if let Some(bytes) = state.and_then(|p| std::fs::read(p).ok())
+        && let Err(e) = settings.load_state(&bytes)
+    {
+        eprintln!("lt: ignoring the saved session state: {e}");
+    }
     settings.enable_dht = dht.is_some();
     settings.dht_bootstrap_nodes = dht.unwrap_or_default().to_vec();
     settings.engine.out_enc_policy = policy;
@@ -184,6 +194,19 @@ fn save_resume(session: &Session, handle: &TorrentHandle, path: &Path) -> Result
         }
     }
     bail!("saving resume data timed out")
+}
+
+/// Keeps the session's state (limits, DHT nodes) next to the resume data; a failure only
+/// costs the next run its DHT head start.
+fn save_state(session: &Session, path: &Path) {
+    let tmp = path.with_extension("state.tmp");
+    let ok = std::fs::write(&tmp, session.save_state()).and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = ok {
+        eprintln!(
+            "lt: cannot save the session state to {}: {e}",
+            path.display()
+        );
+    }
 }
 
 fn write_resume(path: &Path, data: &ResumeData) -> Result<()> {
@@ -312,7 +335,8 @@ pub(crate) fn download(args: &DownloadArgs) -> Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let dht = (!args.no_dht).then_some(args.dht_bootstrap.as_slice());
-    let session = session(&args.net, transports, dht)?;
+    let state_path = args.out.join(".lt").join("session.state");
+    let session = session(&args.net, transports, dht, Some(&state_path))?;
     let start = Instant::now();
     params.peers.extend(args.net.peers.iter().copied());
     params.upload_limit = args.net.upload_limit;
@@ -358,6 +382,7 @@ pub(crate) fn download(args: &DownloadArgs) -> Result<()> {
         if stop.load(Ordering::SeqCst) {
             progress.finish();
             save_resume(&session, &handle, &rpath)?;
+            save_state(&session, &state_path);
             session.shutdown();
             bail!(
                 "interrupted at {:.1}%; resume data saved",
@@ -410,6 +435,7 @@ pub(crate) fn download(args: &DownloadArgs) -> Result<()> {
         );
         seed_until_stopped(&session, &handle, &stop);
     }
+    save_state(&session, &state_path);
     session.shutdown();
     Ok(())
 }
@@ -446,7 +472,7 @@ pub(crate) fn seed(args: &SeedArgs) -> Result<()> {
         Transports::Both
     };
     let dht = (!args.no_dht).then_some(args.dht_bootstrap.as_slice());
-    let session = session(&args.net, transports, dht)?;
+    let session = session(&args.net, transports, dht, None)?;
     let mut params = AddTorrentParams::new(Arc::clone(&info), &args.data);
     params.peers.clone_from(&args.net.peers);
     params.upload_limit = args.net.upload_limit;

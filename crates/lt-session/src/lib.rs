@@ -98,6 +98,9 @@ pub enum Error {
     /// The engine refused the torrent.
     #[error(transparent)]
     Add(#[from] lt_engine::AddError),
+    /// A saved session state that cannot be read.
+    #[error("session state: {0}")]
+    State(String),
     /// Metadata that cannot be used.
     #[error("metadata: {0}")]
     Metadata(lt_metainfo::Error),
@@ -192,6 +195,37 @@ impl Default for SessionSettings {
             enable_lsd: false,
             lsd_announce_interval: Duration::from_secs(5 * 60),
         }
+    }
+}
+
+impl SessionSettings {
+    /// Applies a state saved by [`Session::save_state`] (the manual's `load_state`).
+    ///
+    /// # Errors
+    /// [`Error::State`] when the bytes are not such a state.
+    pub fn load_state(&mut self, state: &[u8]) -> Result<(), Error> {
+        let doc = lt_bencode::decode(state).map_err(|e| Error::State(e.to_string()))?;
+        let root = doc
+            .root()
+            .as_dict()
+            .ok_or_else(|| Error::State("not a dictionary".into()))?;
+        if let Some(s) = root.get_dict("settings") {
+            let u = |k: &str| s.get_int(k).and_then(|v| u64::try_from(v).ok());
+            let n = |k: &str| u(k).and_then(|v| usize::try_from(v).ok());
+            let e = &mut self.engine;
+            e.upload_rate_limit = u("upload_rate_limit").unwrap_or(e.upload_rate_limit);
+            e.download_rate_limit = u("download_rate_limit").unwrap_or(e.download_rate_limit);
+            e.connections_limit = n("connections_limit").unwrap_or(e.connections_limit);
+            e.unchoke_slots_limit = n("unchoke_slots_limit").unwrap_or(e.unchoke_slots_limit);
+            e.active_downloads = n("active_downloads").unwrap_or(e.active_downloads);
+            e.active_seeds = n("active_seeds").unwrap_or(e.active_seeds);
+            e.active_limit = n("active_limit").unwrap_or(e.active_limit);
+        }
+        if let Some(d) = root.get_bytes("dht state") {
+            self.dht_state =
+                Some(DhtState::from_bencode(d).map_err(|e| Error::State(e.to_string()))?);
+        }
+        Ok(())
     }
 }
 
@@ -856,6 +890,34 @@ impl Session {
     #[must_use]
     pub fn ip_filter(&self) -> IpFilter {
         self.shared.engine().ip_filter().clone()
+    }
+
+    /// The session's state to keep across runs (the manual's `save_state`): rate,
+    /// connection and queue limits and the DHT's node id and nodes, bencoded. Give it to
+    /// [`SessionSettings::load_state`] next time.
+    #[must_use]
+    pub fn save_state(&self) -> Vec<u8> {
+        use lt_bencode::Value;
+        let s = self.settings();
+        let int = |v: u64| Value::Int(i64::try_from(v).unwrap_or(i64::MAX));
+        let mut settings = BTreeMap::new();
+        for (k, v) in [
+            ("upload_rate_limit", s.upload_rate_limit),
+            ("download_rate_limit", s.download_rate_limit),
+            ("connections_limit", s.connections_limit as u64),
+            ("unchoke_slots_limit", s.unchoke_slots_limit as u64),
+            ("active_downloads", s.active_downloads as u64),
+            ("active_seeds", s.active_seeds as u64),
+            ("active_limit", s.active_limit as u64),
+        ] {
+            settings.insert(k.as_bytes().to_vec(), int(v));
+        }
+        let mut root = BTreeMap::new();
+        root.insert(b"settings".to_vec(), Value::Dict(settings));
+        if let Some(d) = self.dht_state() {
+            root.insert(b"dht state".to_vec(), Value::Bytes(d.to_bencode()));
+        }
+        Value::Dict(root).to_bytes()
     }
 
     /// Whether the DHT runs.

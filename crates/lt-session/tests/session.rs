@@ -457,3 +457,27 @@ fn ip_filter_refuses_blocked_peers() {
     wait(&leech, &h, 30, &mut Vec::new(), |s| s.is_seeding);
     assert_eq!(std::fs::read(dst.path().join("payload.bin")).unwrap(), data);
 }
+
+#[test]
+fn session_state_round_trip() {
+    let mut s = settings();
+    s.engine.upload_rate_limit = 123_456;
+    s.engine.active_downloads = 7;
+    let hub = Session::new(settings()).unwrap();
+    s.dht_bootstrap_nodes = vec![hub.listen_addrs()[0]];
+    let session = Session::new(s).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while session.dht_nodes() == 0 {
+        assert!(Instant::now() < deadline, "the DHT never met the hub");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let state = session.save_state();
+    let mut loaded = SessionSettings::default();
+    loaded.load_state(&state).unwrap();
+    assert_eq!(loaded.engine.upload_rate_limit, 123_456);
+    assert_eq!(loaded.engine.active_downloads, 7);
+    let dht = loaded.dht_state.unwrap();
+    assert!(dht.id.is_some());
+    assert_eq!(dht.nodes, vec![hub.listen_addrs()[0]]);
+    assert!(SessionSettings::default().load_state(b"junk").is_err());
+}
