@@ -124,6 +124,18 @@ enum Transports {
     UtpOnly,
 }
 
+impl Transports {
+    const fn from_flags(tcp_only: bool, utp_only: bool) -> Self {
+        if utp_only {
+            Self::UtpOnly
+        } else if tcp_only {
+            Self::TcpOnly
+        } else {
+            Self::Both
+        }
+    }
+}
+
 fn session(
     net: &NetArgs,
     transports: Transports,
@@ -315,13 +327,7 @@ impl Progress {
 
 #[allow(clippy::cast_precision_loss)]
 pub(crate) fn download(args: &DownloadArgs) -> Result<()> {
-    let transports = if args.utp_only {
-        Transports::UtpOnly
-    } else if args.tcp_only {
-        Transports::TcpOnly
-    } else {
-        Transports::Both
-    };
+    let transports = Transports::from_flags(args.tcp_only, args.utp_only);
     let (mut params, ih) = if args.torrent.starts_with("magnet:") {
         let link = MagnetLink::parse(&args.torrent).context("not a valid magnet URI")?;
         let ih = link.info_hash;
@@ -464,13 +470,7 @@ fn seed_until_stopped(session: &Session, handle: &TorrentHandle, stop: &AtomicBo
 pub(crate) fn seed(args: &SeedArgs) -> Result<()> {
     let info = Arc::new(load_torrent(&args.torrent)?);
     let stop = stop_flag()?;
-    let transports = if args.utp_only {
-        Transports::UtpOnly
-    } else if args.tcp_only {
-        Transports::TcpOnly
-    } else {
-        Transports::Both
-    };
+    let transports = Transports::from_flags(args.tcp_only, args.utp_only);
     let dht = (!args.no_dht).then_some(args.dht_bootstrap.as_slice());
     let session = session(&args.net, transports, dht, None)?;
     let mut params = AddTorrentParams::new(Arc::clone(&info), &args.data);

@@ -685,42 +685,48 @@ impl Engine {
         self.next_tick = now;
     }
 
-    /// Moves the torrent one place up the queue (`queue_position_up`).
-    pub fn queue_position_up(&mut self, now: Instant, id: TorrentId) {
+    /// Moves the torrent within the queue: `place` gets the queue and the torrent's index
+    /// and rearranges it.
+    fn move_in_queue(
+        &mut self,
+        now: Instant,
+        id: TorrentId,
+        place: impl FnOnce(&mut Vec<TorrentId>, usize),
+    ) {
         let mut q = self.queue_order();
-        if let Some(i) = q.iter().position(|&x| x == id).filter(|&i| i > 0) {
-            q.swap(i, i - 1);
+        if let Some(i) = q.iter().position(|&x| x == id) {
+            place(&mut q, i);
             self.set_queue(now, &q);
         }
+    }
+
+    /// Moves the torrent one place up the queue (`queue_position_up`).
+    pub fn queue_position_up(&mut self, now: Instant, id: TorrentId) {
+        self.move_in_queue(now, id, |q, i| q.swap(i, i.saturating_sub(1)));
     }
 
     /// Moves the torrent one place down the queue (`queue_position_down`).
     pub fn queue_position_down(&mut self, now: Instant, id: TorrentId) {
-        let mut q = self.queue_order();
-        if let Some(i) = q.iter().position(|&x| x == id).filter(|&i| i + 1 < q.len()) {
-            q.swap(i, i + 1);
-            self.set_queue(now, &q);
-        }
+        self.move_in_queue(now, id, |q, i| {
+            let last = q.len() - 1;
+            q.swap(i, (i + 1).min(last));
+        });
     }
 
     /// Moves the torrent to the front of the queue (`queue_position_top`).
     pub fn queue_position_top(&mut self, now: Instant, id: TorrentId) {
-        let mut q = self.queue_order();
-        if let Some(i) = q.iter().position(|&x| x == id) {
+        self.move_in_queue(now, id, |q, i| {
             let t = q.remove(i);
             q.insert(0, t);
-            self.set_queue(now, &q);
-        }
+        });
     }
 
     /// Moves the torrent to the back of the queue (`queue_position_bottom`).
     pub fn queue_position_bottom(&mut self, now: Instant, id: TorrentId) {
-        let mut q = self.queue_order();
-        if let Some(i) = q.iter().position(|&x| x == id) {
+        self.move_in_queue(now, id, |q, i| {
             let t = q.remove(i);
             q.push(t);
-            self.set_queue(now, &q);
-        }
+        });
     }
 
     /// The auto-manager (the manual's queuing): starts auto-managed downloads in queue

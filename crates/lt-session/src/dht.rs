@@ -67,6 +67,28 @@ pub(crate) fn start(
     }
 }
 
+/// The public torrents whose periodic announce (DHT, LSD) is due: each is scheduled again
+/// `interval` later; schedules of torrents that left are dropped.
+pub(crate) fn due_torrents(
+    shared: &Shared,
+    next: &mut HashMap<TorrentId, Instant>,
+    interval: Duration,
+) -> Vec<(TorrentId, lt_core::Sha1Hash, bool)> {
+    let targets = shared.engine().dht_torrents();
+    let now = Instant::now();
+    next.retain(|id, _| targets.iter().any(|t| t.0 == *id));
+    targets
+        .into_iter()
+        .filter(|(id, _, _)| {
+            if next.get(id).is_some_and(|&at| now < at) {
+                return false;
+            }
+            next.insert(*id, now + interval);
+            true
+        })
+        .collect()
+}
+
 /// Looks up and announces the engine's public torrents, every `interval` (sooner while a
 /// lookup finds nobody), and turns DHT events into alerts.
 pub(crate) async fn run(
@@ -86,14 +108,7 @@ pub(crate) async fn run(
                 if shared.closed.load(std::sync::atomic::Ordering::Relaxed) {
                     return;
                 }
-                let targets = shared.engine().dht_torrents();
-                let now = Instant::now();
-                next.retain(|id, _| targets.iter().any(|t| t.0 == *id));
-                for (id, info_hash, seed) in targets {
-                    if next.get(&id).is_some_and(|&at| now < at) {
-                        continue;
-                    }
-                    next.insert(id, now + interval);
+                for (id, info_hash, seed) in due_torrents(&shared, &mut next, interval) {
                     let dht = dht.clone();
                     let inputs = inputs.clone();
                     let found = found_tx.clone();

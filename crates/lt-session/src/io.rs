@@ -133,6 +133,21 @@ async fn negotiate<S: AsyncRead + AsyncWrite + Unpin>(
         .map_err(|_| "MSE handshake timed out".to_owned())?
 }
 
+/// Runs MSE (when asked) on a fresh connection of either transport.
+async fn handshake(
+    mut stream: PeerStream,
+    info_hash: Sha1Hash,
+    encrypt: bool,
+    dialer: &Dialer,
+) -> Result<(PeerStream, Negotiated), String> {
+    let (config, timeout) = (&dialer.config, dialer.timeout);
+    let negotiated = match &mut stream {
+        PeerStream::Tcp(s) => negotiate(s, info_hash, encrypt, config, timeout).await,
+        PeerStream::Utp(s) => negotiate(s, info_hash, encrypt, config, timeout).await,
+    }?;
+    Ok((stream, negotiated))
+}
+
 async fn dial(
     addr: SocketAddr,
     info_hash: Sha1Hash,
@@ -144,18 +159,10 @@ async fn dial(
     // timeout); uTP when it is the only transport, or when TCP fails.
     if dialer.tcp {
         match tokio::time::timeout(dialer.timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(mut stream)) => {
+            Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
-                match negotiate(
-                    &mut stream,
-                    info_hash,
-                    encrypt,
-                    &dialer.config,
-                    dialer.timeout,
-                )
-                .await
-                {
-                    Ok(n) => return Ok((PeerStream::Tcp(stream), n)),
+                match handshake(PeerStream::Tcp(stream), info_hash, encrypt, dialer).await {
+                    Ok(done) => return Ok(done),
                     Err(e) => last = e,
                 }
             }
@@ -169,17 +176,9 @@ async fn dial(
         .find(|u| u.local_addr().is_ipv4() == addr.is_ipv4())
     {
         match utp.connect(addr).await {
-            Ok(mut stream) => {
-                match negotiate(
-                    &mut stream,
-                    info_hash,
-                    encrypt,
-                    &dialer.config,
-                    dialer.timeout,
-                )
-                .await
-                {
-                    Ok(n) => return Ok((PeerStream::Utp(stream), n)),
+            Ok(stream) => {
+                match handshake(PeerStream::Utp(stream), info_hash, encrypt, dialer).await {
+                    Ok(done) => return Ok(done),
                     Err(e) => last = e,
                 }
             }

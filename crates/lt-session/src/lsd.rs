@@ -60,14 +60,7 @@ pub(crate) async fn run(
                 if shared.closed.load(std::sync::atomic::Ordering::Relaxed) {
                     return;
                 }
-                let targets = shared.engine().dht_torrents();
-                let now = Instant::now();
-                next.retain(|id, _| targets.iter().any(|t| t.0 == *id));
-                for (id, info_hash, _) in targets {
-                    if next.get(&id).is_some_and(|&at| now < at) {
-                        continue;
-                    }
-                    next.insert(id, now + interval);
+                for (_, info_hash, _) in crate::dht::due_torrents(&shared, &mut next, interval) {
                     let msg = lsd::encode(&host, port, &[info_hash], &cookie);
                     let _ = socket.send_to(&msg, group).await;
                 }
