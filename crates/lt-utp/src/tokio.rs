@@ -174,6 +174,8 @@ struct Slot {
     connect: Option<oneshot::Sender<io::Result<()>>>,
     /// The stream was dropped: unread data is discarded until the connection ends.
     dropped: bool,
+    /// `shutdown` was called: writes fail.
+    shut: bool,
 }
 
 impl Shared {
@@ -437,6 +439,12 @@ impl AsyncWrite for UtpStream {
         let Some(slot) = streams.get_mut(&this.handle) else {
             return Poll::Ready(Err(dead()));
         };
+        if slot.shut {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "uTP stream shut down for writing",
+            )));
+        }
         let Some(conn) = endpoint.connection(this.handle) else {
             return Poll::Ready(Err(close_error(slot.closed, io::ErrorKind::BrokenPipe)));
         };
@@ -458,9 +466,14 @@ impl AsyncWrite for UtpStream {
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if let Some(c) = this.shared.lock().endpoint.connection(this.handle) {
+        let mut guard = this.shared.lock();
+        if let Some(slot) = guard.streams.get_mut(&this.handle) {
+            slot.shut = true;
+        }
+        if let Some(c) = guard.endpoint.connection(this.handle) {
             c.close();
         }
+        drop(guard);
         this.shared.notify.notify_one();
         Poll::Ready(Ok(()))
     }

@@ -93,6 +93,11 @@ async fn echo() {
     let msg: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
     c.write_all(&msg).await.expect("write");
     c.shutdown().await.expect("shutdown");
+    let err = c
+        .write(b"late")
+        .await
+        .expect_err("no writes after shutdown");
+    assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe);
     let mut back = Vec::new();
     tokio::time::timeout(Duration::from_secs(10), c.read_to_end(&mut back))
         .await
