@@ -136,6 +136,15 @@ impl Endpoint {
         self.conns.get(&handle).map(|e| e.addr)
     }
 
+    /// Whether `handle` is an incoming connection not yet confirmed by a second packet
+    /// from its peer (a spoofed SYN never is).
+    #[must_use]
+    pub fn is_half_open(&self, handle: ConnectionHandle) -> bool {
+        self.conns
+            .get(&handle)
+            .is_some_and(|e| e.half_open_since.is_some())
+    }
+
     /// Number of connections, and how many of them are half-open.
     #[must_use]
     pub fn len(&self) -> (usize, usize) {

@@ -51,6 +51,10 @@
 //! # }
 //! ```
 //!
+//! An incoming connection is offered to [`UtpSocket::accept`] once the peer has sent a
+//! second packet after its SYN (in BitTorrent, the handshake), so SYNs from spoofed
+//! addresses only occupy the endpoint's bounded half-open table until they expire.
+//!
 //! Bounds: the accept backlog ([`SocketConfig::accept_backlog`]) and the queue of other
 //! datagrams ([`SocketConfig::other_datagram_queue`]) are bounded channels (a full one drops:
 //! an incoming connection is reset, a datagram is discarded); connections, half-open
@@ -176,6 +180,9 @@ struct Slot {
     dropped: bool,
     /// `shutdown` was called: writes fail.
     shut: bool,
+    /// Incoming, waiting for a second packet from the peer before it is offered to
+    /// `accept` (a SYN flood from spoofed addresses never gets that far).
+    unconfirmed: Option<SocketAddr>,
 }
 
 impl Shared {
@@ -530,6 +537,13 @@ impl Driver {
                 let now = Instant::now();
                 if st.endpoint.poll_timeout().is_some_and(|t| t <= now) {
                     st.endpoint.handle_timeout(now);
+                    // Half-open connections that expired leave without an event.
+                    let State {
+                        endpoint, streams, ..
+                    } = &mut *st;
+                    streams.retain(|h, s| {
+                        s.unconfirmed.is_none() || endpoint.connection(*h).is_some()
+                    });
                 }
                 self.process_events(&mut st);
                 while segs.len() < SEND_BATCH {
@@ -620,9 +634,25 @@ impl Driver {
                     }
                     continue;
                 }
-                if let DatagramOutcome::Accepted(h) = st.endpoint.handle_datagram(now, meta.addr, d)
-                {
-                    self.accepted(&mut st, h, meta.addr);
+                match st.endpoint.handle_datagram(now, meta.addr, d) {
+                    DatagramOutcome::Accepted(h) => {
+                        st.streams.insert(
+                            h,
+                            Slot {
+                                unconfirmed: Some(meta.addr),
+                                ..Slot::default()
+                            },
+                        );
+                    }
+                    DatagramOutcome::Routed(h) => {
+                        if !st.endpoint.is_half_open(h)
+                            && let Some(addr) =
+                                st.streams.get_mut(&h).and_then(|s| s.unconfirmed.take())
+                        {
+                            self.accepted(&mut st, h, addr);
+                        }
+                    }
+                    _ => {}
                 }
             }
         }
@@ -630,22 +660,17 @@ impl Driver {
         Ok(count.max(1))
     }
 
+    /// Offers a confirmed incoming connection to `accept`.
     fn accepted(&self, st: &mut State, h: ConnectionHandle, addr: SocketAddr) {
-        if self.accept_tx.try_send((h, addr)).is_ok() {
-            st.streams.insert(h, Slot::default());
-        } else {
+        if self.accept_tx.try_send((h, addr)).is_err() {
             // Backlog full (or nobody accepts): refuse with ST_RESET.
             tracing::debug!(%addr, "uTP accept backlog full");
             if let Some(c) = st.endpoint.connection(h) {
                 c.abort();
             }
-            st.streams.insert(
-                h,
-                Slot {
-                    dropped: true,
-                    ..Slot::default()
-                },
-            );
+            if let Some(slot) = st.streams.get_mut(&h) {
+                slot.dropped = true;
+            }
         }
     }
 
@@ -688,7 +713,7 @@ impl Driver {
                     }
                     wake(&mut slot.read);
                     wake(&mut slot.write);
-                    if slot.dropped {
+                    if slot.dropped || slot.unconfirmed.is_some() {
                         streams.remove(&h);
                     }
                 }

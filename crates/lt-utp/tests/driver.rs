@@ -318,3 +318,33 @@ async fn transfer_through_a_lossy_delaying_relay() {
         len as f64 / 1024.0 / secs
     );
 }
+
+/// SYNs that are never followed by a second packet (a flood from spoofed addresses) are not
+/// offered to `accept` and stay within the half-open table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_syn_flood_is_not_accepted() {
+    let server = UtpSocket::bind(localhost()).expect("bind");
+    let flood = UdpSocket::bind(localhost()).await.expect("bind");
+    for id in 0..500u16 {
+        let mut syn = vec![
+            0x41, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0,
+        ];
+        syn[2..4].copy_from_slice(&id.wrapping_mul(2).to_be_bytes());
+        flood
+            .send_to(&syn, server.local_addr())
+            .await
+            .expect("send");
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (conns, half_open) = server.connections();
+    assert!(
+        half_open <= 64 && conns <= 64,
+        "{conns} connections, {half_open} half-open"
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), server.accept())
+            .await
+            .is_err(),
+        "a bare SYN was offered to accept"
+    );
+}
