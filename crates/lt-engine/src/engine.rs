@@ -496,6 +496,8 @@ impl Engine {
             seeding_time: Duration::ZERO,
             num_banned: 0,
             apply_ip_filter: true,
+            unverified: None,
+            verify_wait: BTreeMap::new(),
             queue_pos: u32::try_from(self.torrents.len()).unwrap_or(u32::MAX),
             has_metadata,
             meta: crate::torrent::MetaFetch::default(),
@@ -517,6 +519,10 @@ impl Engine {
             // The metadata comes from peers first.
         } else if params.flags.seed_mode {
             let all = Bitfield::full(n);
+            if let Some(t) = self.torrents.get_mut(&id) {
+                // Seed mode: trusted now, each piece hashed the first time a peer asks.
+                t.unverified = Some(Bitfield::full(n));
+            }
             self.apply_check(now, id, &all);
         } else {
             self.actions.push_back(Action::Disk(DiskJob::Check {
@@ -901,6 +907,7 @@ impl Engine {
             t.state = TorrentState::CheckingFiles;
             t.parts.clear();
             t.error = None;
+            t.unverified = None;
             self.alerts.push(Alert::StateChanged {
                 torrent: id,
                 prev,
@@ -1179,7 +1186,7 @@ impl Engine {
         r.paused = t.paused;
         r.auto_managed = t.auto_managed;
         r.sequential_download = t.sequential;
-        r.seed_mode = false;
+        r.seed_mode = t.unverified.is_some();
         Some(r)
     }
 
@@ -1612,6 +1619,9 @@ impl Engine {
                 request,
                 result,
             } => self.read_done(now, torrent, conn, request, result),
+            DiskDone::Verified { torrent, piece, ok } => {
+                self.piece_verified(now, torrent, piece, ok)
+            }
             DiskDone::PieceRead {
                 torrent,
                 piece,
@@ -1762,6 +1772,43 @@ impl Engine {
             self.update_all_interest(now, id);
         }
         self.fill_torrent(now, id);
+    }
+
+    /// A seed-mode piece was hashed: serve the requests that waited for it, or drop the
+    /// piece (it is downloaded again) when it did not match.
+    fn piece_verified(&mut self, now: Instant, id: TorrentId, piece: PieceIndex, ok: bool) {
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        let waiting = t.verify_wait.remove(&piece.get()).unwrap_or_default();
+        if let Some(u) = &mut t.unverified {
+            u.clear(piece.as_usize());
+        }
+        if !ok {
+            t.have.clear(piece.as_usize());
+            let _ = t.picker.clear_have(piece);
+            let prev = t.state;
+            t.state = t.transfer_state();
+            self.alerts.push(Alert::HashFailed { torrent: id, piece });
+            if prev != t.state {
+                self.alerts.push(Alert::StateChanged {
+                    torrent: id,
+                    prev,
+                    state: t.state,
+                });
+            }
+        }
+        for (cid, req) in waiting {
+            if ok {
+                self.on_request(now, cid, req);
+            } else if let Some(w) = self.conns.get_mut(&cid).and_then(|c| c.wire.as_mut()) {
+                w.reject(now, req);
+                self.flush(cid);
+            }
+        }
+        if !ok {
+            self.update_all_interest(now, id);
+        }
     }
 
     fn check_finished(&mut self, now: Instant, id: TorrentId) {
@@ -3103,6 +3150,21 @@ impl Engine {
         if !t.have.get(req.piece.as_usize()) || !allowed || !t.is_active() {
             w.reject(now, req);
             self.flush(cid);
+            return;
+        }
+        if let Some(unverified) = &t.unverified
+            && unverified.get(req.piece.as_usize())
+        {
+            let waiting = t.verify_wait.entry(req.piece.get()).or_default();
+            if waiting.is_empty() {
+                self.actions.push_back(Action::Disk(DiskJob::VerifyPiece {
+                    torrent: id,
+                    piece: req.piece,
+                }));
+            }
+            if waiting.len() < 1024 {
+                waiting.push((cid, req));
+            }
             return;
         }
         if session_up_ok && t.up_bucket.available() && t.pending_reads.is_empty() {

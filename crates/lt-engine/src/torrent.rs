@@ -123,6 +123,10 @@ pub(crate) struct Torrent {
     pub(crate) seeding_since: Option<Instant>,
     pub(crate) seeding_time: std::time::Duration,
     pub(crate) num_banned: usize,
+    /// Seed mode: pieces not hashed yet (each is, the first time a peer asks for it).
+    pub(crate) unverified: Option<Bitfield>,
+    /// Peer requests waiting for their piece's seed-mode hash.
+    pub(crate) verify_wait: BTreeMap<u32, Vec<(ConnId, BlockRequest)>>,
     /// Whether the session's IP filter applies.
     pub(crate) apply_ip_filter: bool,
     /// Place in the download queue (0 first).

@@ -142,6 +142,14 @@ pub enum DiskJob {
         /// What.
         request: BlockRequest,
     },
+    /// Hash a piece on disk (seed mode checks each piece the first time a peer asks for
+    /// it). Report [`DiskDone::Verified`].
+    VerifyPiece {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The piece.
+        piece: PieceIndex,
+    },
     /// Read a whole piece for `read_piece`. Report [`DiskDone::PieceRead`].
     ReadPiece {
         /// The torrent.
@@ -226,6 +234,15 @@ pub enum DiskDone {
         /// The bytes or the error.
         result: Result<Bytes, String>,
     },
+    /// A piece on disk was hashed.
+    Verified {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The piece.
+        piece: PieceIndex,
+        /// Whether it matched.
+        ok: bool,
+    },
     /// A piece was read for `read_piece`.
     PieceRead {
         /// The torrent.
@@ -288,8 +305,9 @@ impl fmt::Display for TorrentState {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[allow(clippy::struct_excessive_bools)]
 pub struct TorrentFlags {
-    /// Trust that every piece is on disk without checking (libtorrent checks a piece the
-    /// first time a peer requests it; here the data is trusted as the caller promises).
+    /// Trust that every piece is on disk without checking the files first; each piece is
+    /// hashed the first time a peer asks for it, and one that does not match is dropped
+    /// (as libtorrent does).
     pub seed_mode: bool,
     /// Only upload: request nothing.
     pub upload_mode: bool,

@@ -185,6 +185,12 @@ pub(crate) fn run(io: &TorrentIo, job: DiskJob, check_threads: usize) -> DiskOut
                 result,
             })
         }
+        DiskJob::VerifyPiece { torrent, piece } => {
+            let storage = io.storage.read().unwrap_or_else(PoisonError::into_inner);
+            let ok =
+                lt_storage::verify_piece(&**storage, info, piece, &mut Vec::new()).unwrap_or(false);
+            DiskOutput::Done(DiskDone::Verified { torrent, piece, ok })
+        }
         DiskJob::ReadPiece { torrent, piece } => {
             let len = info.files().piece_size(piece) as usize;
             let mut buf = vec![0u8; len];

@@ -1662,6 +1662,7 @@ const fn disk_job_torrent(job: &DiskJob) -> TorrentId {
         | DiskJob::WritePiece { torrent, .. }
         | DiskJob::Read { torrent, .. }
         | DiskJob::ReadPiece { torrent, .. }
+        | DiskJob::VerifyPiece { torrent, .. }
         | DiskJob::SaveResume { torrent, .. }
         | DiskJob::Move { torrent, .. }
         | DiskJob::Rename { torrent, .. }

@@ -481,3 +481,46 @@ fn session_state_round_trip() {
     assert_eq!(dht.nodes, vec![hub.listen_addrs()[0]]);
     assert!(SessionSettings::default().load_state(b"junk").is_err());
 }
+
+#[test]
+fn seed_mode_hashes_each_piece_when_first_asked() {
+    let data = payload(1 << 20, 31);
+    let info = torrent(&data, 64 << 10);
+    let src = tempfile::tempdir().unwrap();
+    // Piece 2 on disk is damaged, but seed mode trusts the files until a peer asks.
+    let mut damaged = data;
+    damaged[2 * 65536 + 100] ^= 0xff;
+    std::fs::write(src.path().join("payload.bin"), &damaged).unwrap();
+    let seed = Session::new(settings()).unwrap();
+    let mut params = AddTorrentParams::new(Arc::clone(&info), src.path());
+    params.flags.seed_mode = true;
+    let sh = seed.add_torrent(params).unwrap();
+    assert!(
+        sh.status().unwrap().is_seeding,
+        "seed mode starts seeding at once"
+    );
+    let dst = tempfile::tempdir().unwrap();
+    let leech = Session::new(settings()).unwrap();
+    let mut params = AddTorrentParams::new(Arc::clone(&info), dst.path());
+    params.peers.push(seed.listen_addrs()[0]);
+    let h = leech.add_torrent(params).unwrap();
+    let n = info.num_pieces();
+    let mut leech_alerts = Vec::new();
+    wait(&leech, &h, 30, &mut leech_alerts, |s| s.num_pieces == n - 1);
+    let mut seed_alerts = Vec::new();
+    wait(&seed, &sh, 10, &mut seed_alerts, |s| {
+        s.num_pieces == n - 1 && !s.is_seeding
+    });
+    assert!(
+        seed_alerts
+            .iter()
+            .any(|a| matches!(a, Alert::HashFailed { piece, .. } if piece.get() == 2))
+    );
+    assert!(!h.have_piece(lt_core::PieceIndex::new(2)));
+    assert!(
+        !leech_alerts
+            .iter()
+            .any(|a| matches!(a, Alert::HashFailed { .. })),
+        "the damaged piece was sent"
+    );
+}
