@@ -235,6 +235,9 @@ fn seq_lt(a: u16, b: u16) -> bool {
     (a.wrapping_sub(b) as i16) < 0
 }
 
+/// Payload buffers kept for reuse per connection (about 24 KiB at most).
+const SPARE_BUFFERS: usize = 16;
+
 fn to_u16(n: usize) -> u16 {
     u16::try_from(n).unwrap_or(u16::MAX)
 }
@@ -289,6 +292,9 @@ pub struct Connection {
     base_delay: BaseDelay,
     queuing_delay: Duration,
     mtu: Mtu,
+    /// Payload buffers of acknowledged packets, reused for new ones (at most
+    /// [`SPARE_BUFFERS`]).
+    spare: Vec<Vec<u8>>,
     // ---- receive side ----
     ack_nr: u16,
     recv_buf: VecDeque<u8>,
@@ -392,6 +398,7 @@ impl Connection {
                 started: None,
             },
             queuing_delay: Duration::ZERO,
+            spare: Vec::new(),
             mtu: Mtu::new(
                 cfg.base_packet_size,
                 cfg.max_packet_size,
@@ -835,6 +842,11 @@ impl Connection {
                 Kind::Fin => self.fin_acked = true,
                 Kind::Syn | Kind::Data => {}
             }
+            if self.spare.len() < SPARE_BUFFERS {
+                let mut buf = p.payload;
+                buf.clear();
+                self.spare.push(buf);
+            }
         }
         // Selective acks (bit i: ack_nr + 2 + i).
         if let Some(sack) = sack {
@@ -1075,7 +1087,9 @@ impl Connection {
         if probe {
             self.probe_due = false;
         }
-        let mut payload = Vec::with_capacity(len);
+        // A buffer of an acknowledged packet when there is one: no allocation per packet.
+        let mut payload = self.spare.pop().unwrap_or_default();
+        payload.reserve(len);
         let (a, b) = self.send_buf.as_slices();
         let first = len.min(a.len());
         payload.extend_from_slice(&a[..first]);
