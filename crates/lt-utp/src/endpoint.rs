@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::ops::Bound;
 use std::time::{Duration, Instant};
 
 use rand_chacha::ChaCha20Rng;
@@ -23,6 +24,8 @@ pub const DEFAULT_MAX_HALF_OPEN: usize = 64;
 pub const MAX_PENDING_RESETS: usize = 64;
 /// Largest datagram to an IPv6 peer: an Ethernet MTU less the IPv6 and UDP headers.
 pub const IPV6_MAX_PACKET_SIZE: usize = 1452;
+/// Most datagrams one connection sends in a row while others have some to send.
+pub const TRANSMIT_BURST: usize = 16;
 /// Default life of a half-open incoming connection.
 pub const DEFAULT_HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -92,6 +95,9 @@ pub struct Endpoint {
     conns: BTreeMap<ConnectionHandle, Entry>,
     half_open: usize,
     resets: VecDeque<(SocketAddr, Transmit)>,
+    /// The connection whose turn it is to transmit, and how many datagrams it sent in it.
+    tx_cursor: Option<ConnectionHandle>,
+    tx_burst: usize,
 }
 
 impl Endpoint {
@@ -106,6 +112,8 @@ impl Endpoint {
             conns: BTreeMap::new(),
             half_open: 0,
             resets: VecDeque::new(),
+            tx_cursor: None,
+            tx_burst: 0,
         }
     }
 
@@ -242,25 +250,54 @@ impl Endpoint {
     /// The next datagram to send and its destination.
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant) -> Option<(SocketAddr, Transmit)> {
-        if let Some(r) = self.resets.pop_front() {
-            return Some(r);
-        }
-        self.conns
-            .values_mut()
-            .find_map(|e| e.conn.poll_transmit(now).map(|t| (e.addr, t)))
+        let mut contents = Vec::new();
+        self.poll_transmit_into(now, &mut contents)
+            .map(|addr| (addr, Transmit { contents }))
     }
 
     /// Appends the next datagram to send to `out` (without clearing it) and returns its
     /// destination: the allocation-free form of [`poll_transmit`](Self::poll_transmit)
     /// that drivers batch with.
+    ///
+    /// Connections take turns in bursts of up to [`TRANSMIT_BURST`] datagrams: fair between
+    /// peers, while runs of datagrams to one peer stay together for UDP GSO.
     pub fn poll_transmit_into(&mut self, now: Instant, out: &mut Vec<u8>) -> Option<SocketAddr> {
         if let Some((addr, t)) = self.resets.pop_front() {
             out.extend_from_slice(&t.contents);
             return Some(addr);
         }
-        self.conns
-            .values_mut()
-            .find_map(|e| e.conn.poll_transmit_into(now, out).then_some(e.addr))
+        let start = match self.tx_cursor {
+            // The current connection's burst goes on.
+            Some(h) if self.tx_burst < TRANSMIT_BURST => Bound::Included(h),
+            Some(h) => Bound::Excluded(h),
+            None => Bound::Unbounded,
+        };
+        let mut found = self
+            .conns
+            .range_mut((start, Bound::Unbounded))
+            .find_map(|(&h, e)| e.conn.poll_transmit_into(now, out).then_some((h, e.addr)));
+        if found.is_none()
+            && let Some(h) = self.tx_cursor
+        {
+            // Wrap around to the connections before the cursor (and the cursor itself
+            // when its burst was over).
+            let end = match start {
+                Bound::Included(h) => Bound::Excluded(h),
+                _ => Bound::Included(h),
+            };
+            found = self
+                .conns
+                .range_mut((Bound::Unbounded, end))
+                .find_map(|(&h, e)| e.conn.poll_transmit_into(now, out).then_some((h, e.addr)));
+        }
+        let (h, addr) = found?;
+        if self.tx_cursor == Some(h) {
+            self.tx_burst += 1;
+        } else {
+            self.tx_cursor = Some(h);
+            self.tx_burst = 1;
+        }
+        Some(addr)
     }
 
     /// The next event of any connection. A connection is removed after its

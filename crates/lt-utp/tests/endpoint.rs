@@ -168,3 +168,71 @@ fn syn_flood_is_bounded_and_expires() {
         (PacketType::Reset, 999)
     );
 }
+
+/// Two busy connections take turns: no connection sends more than `TRANSMIT_BURST`
+/// datagrams in a row while the other has some to send.
+#[test]
+fn connections_take_turns_in_bursts() {
+    use lt_utp::endpoint::TRANSMIT_BURST;
+    let now = Instant::now();
+    let (a_addr, b_addr) = (addr(1000), addr(2000));
+    let mut a = Endpoint::new(EndpointConfig {
+        rng_seed: [3; 32],
+        ..EndpointConfig::default()
+    });
+    let mut b = Endpoint::new(EndpointConfig {
+        rng_seed: [4; 32],
+        ..EndpointConfig::default()
+    });
+    let handles: Vec<_> = (0..2)
+        .map(|_| a.connect(now, b_addr).expect("room"))
+        .collect();
+    let data = vec![5u8; 256 * 1024];
+    let mut t = now;
+    let mut checked = 0;
+    let mut sink = vec![0u8; 65536];
+    for _ in 0..5_000 {
+        let mut ids = Vec::new();
+        while let Some((_, d)) = a.poll_transmit(t) {
+            let p = Packet::decode(&d.contents).expect("valid");
+            if p.header.ty == PacketType::Data {
+                ids.push(p.header.connection_id);
+            }
+            b.handle_datagram(t, a_addr, &d.contents);
+        }
+        let distinct: std::collections::HashSet<_> = ids.iter().collect();
+        if distinct.len() == 2 && ids.len() >= 3 * TRANSMIT_BURST {
+            let longest = ids
+                .chunk_by(|x, y| x == y)
+                .map(<[u16]>::len)
+                .max()
+                .unwrap_or(0);
+            assert!(longest <= TRANSMIT_BURST, "a run of {longest}: {ids:?}");
+            checked += 1;
+        }
+        while let Some((_, d)) = b.poll_transmit(t) {
+            a.handle_datagram(t, b_addr, &d.contents);
+        }
+        while a.poll_event().is_some() {}
+        for &h in &handles {
+            if let Some(c) = a.connection(h) {
+                let _ = c.write(&data);
+            }
+        }
+        while let Some((h, _)) = b.poll_event() {
+            if let Some(c) = b.connection(h) {
+                while c.read(&mut sink) > 0 {}
+            }
+        }
+        t += Duration::from_millis(1);
+        a.handle_timeout(t);
+        b.handle_timeout(t);
+        if checked >= 5 {
+            break;
+        }
+    }
+    assert!(
+        checked >= 5,
+        "both connections never had a large window together"
+    );
+}
