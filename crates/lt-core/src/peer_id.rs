@@ -350,6 +350,7 @@ fn azureus(b: &[u8; 20]) -> Option<ClientInfo> {
         b"QT" => ("Qt 4 Torrent example", LetterTag),
         b"qB" => ("qBittorrent", LetterTag),
         b"rQ" => ("rqbit", LetterTag),
+        b"RL" => ("lt", Numeric),
         b"RT" => ("Retriever", LetterTag),
         b"RZ" => ("RezTorrent", LetterTag),
         b"SB" => ("Swiftbit", LetterTag),

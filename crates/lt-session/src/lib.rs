@@ -120,7 +120,7 @@ pub struct SessionSettings {
     /// When a port is taken, try this many following ports (`listen_on`'s port range).
     /// Default 10.
     pub listen_port_retries: u16,
-    /// The fingerprint at the start of our peer id. Default `-LR0100-` (lt 0.1; "LT" is libtorrent-rasterbar's).
+    /// The fingerprint at the start of our peer id. Default `-RL0100-` (lt 0.1: "LT" is libtorrent-rasterbar's and "LR" LibreTorrent's).
     pub fingerprint: Fingerprint,
     /// Threads hashing files during a recheck. Default: every core.
     pub check_threads: usize,
@@ -175,7 +175,7 @@ impl Default for SessionSettings {
                 SocketAddr::from((Ipv6Addr::UNSPECIFIED, 6881)),
             ],
             listen_port_retries: 10,
-            fingerprint: Fingerprint::new(*b"LR", 0, 1, 0, 0),
+            fingerprint: Fingerprint::new(*b"RL", 0, 1, 0, 0),
             check_threads: std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
             alert_mask: AlertCategory::default_mask(),
             worker_threads: 2,
