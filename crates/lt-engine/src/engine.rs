@@ -1761,8 +1761,7 @@ impl Engine {
             }
             self.alerts
                 .push(Alert::PieceFinished { torrent: id, piece });
-            let conns: Vec<ConnId> = self.torrents[&id].conns.iter().copied().collect();
-            for cid in conns {
+            for cid in self.torrent_conns(id) {
                 if let Some(w) = self.conns.get_mut(&cid).and_then(|c| c.wire.as_mut()) {
                     w.have(now, piece);
                 }
@@ -2933,22 +2932,22 @@ impl Engine {
         self.flush(cid);
     }
 
+    /// The torrent's connections (a copy, so the caller may change the engine).
+    fn torrent_conns(&self, id: TorrentId) -> Vec<ConnId> {
+        self.torrents
+            .get(&id)
+            .map(|t| t.conns.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
     fn update_all_interest(&mut self, now: Instant, id: TorrentId) {
-        let Some(t) = self.torrents.get(&id) else {
-            return;
-        };
-        let conns: Vec<ConnId> = t.conns.iter().copied().collect();
-        for c in conns {
+        for c in self.torrent_conns(id) {
             self.update_interest(now, c);
         }
     }
 
     fn fill_torrent(&mut self, now: Instant, id: TorrentId) {
-        let Some(t) = self.torrents.get(&id) else {
-            return;
-        };
-        let conns: Vec<ConnId> = t.conns.iter().copied().collect();
-        for c in conns {
+        for c in self.torrent_conns(id) {
             self.fill_requests(now, c);
         }
     }
