@@ -12,7 +12,7 @@ use anyhow::{Context as _, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use lt_session::{
     AddTorrentParams, Alert, AlertCategory, EncPolicy, MagnetLink, ResumeData, Session,
-    SessionSettings, TorrentHandle, TorrentState, TorrentStatus,
+    SessionSettings, TorrentHandle, TorrentStatus,
 };
 
 use crate::{load_torrent, print_stdout};
@@ -261,13 +261,6 @@ fn report(alert: &Alert) {
     }
 }
 
-fn is_checking(s: &TorrentStatus) -> bool {
-    matches!(
-        s.state,
-        TorrentState::CheckingFiles | TorrentState::CheckingResumeData
-    )
-}
-
 /// Progress output: a bar on a terminal, a line a second otherwise.
 struct Progress {
     bar: Option<ProgressBar>,
@@ -374,7 +367,7 @@ pub(crate) fn download(args: &DownloadArgs) -> Result<()> {
             report(&alert);
         }
         let s = handle.status()?;
-        if resumed.is_none() && !is_checking(&s) {
+        if resumed.is_none() && !s.is_checking() {
             resumed = Some(s.num_pieces);
         }
         progress.update(&s);
@@ -397,7 +390,7 @@ pub(crate) fn download(args: &DownloadArgs) -> Result<()> {
         }
         if s.num_pieces != saved_pieces
             && last_save.elapsed() >= Duration::from_secs(1)
-            && !is_checking(&s)
+            && !s.is_checking()
         {
             saved_pieces = s.num_pieces;
             last_save = Instant::now();
@@ -489,7 +482,7 @@ pub(crate) fn seed(args: &SeedArgs) -> Result<()> {
         if let Some(e) = &s.error {
             bail!("cannot check {}: {e}", args.data.display());
         }
-        if !is_checking(&s) {
+        if !s.is_checking() {
             break s;
         }
         if stop.load(Ordering::SeqCst) {

@@ -90,6 +90,41 @@ const MAX_PENDING_BITS: usize = 1 << 16;
 const METADATA_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Conn {
+    /// A connection that has not completed its handshake.
+    fn new(
+        addr: SocketAddr,
+        torrent: Option<TorrentId>,
+        outgoing: bool,
+        encrypted: bool,
+        entry: Option<SocketAddr>,
+    ) -> Self {
+        Self {
+            addr,
+            torrent,
+            outgoing,
+            wire: None,
+            connected: false,
+            encrypted,
+            seed: false,
+            hashfails: 0,
+            on_parole: false,
+            optimistic: false,
+            unchoked_at: None,
+            down: Rate::default(),
+            up: Rate::default(),
+            snubbed: false,
+            pending_reads: 0,
+            entry,
+            allowed_fast: Vec::new(),
+            pending_bits: Vec::new(),
+            listen_port: None,
+            serves_metadata: false,
+            utp: false,
+            pex_sent: BTreeSet::new(),
+            last_pex: None,
+        }
+    }
+
     fn key(id: ConnId) -> PeerKey {
         PeerKey(u32::try_from(id.0 & u64::from(u32::MAX)).unwrap_or(u32::MAX))
     }
@@ -265,10 +300,10 @@ impl Engine {
         self.next_tick = now;
     }
 
-    /// Torrents to look up and announce on the DHT: active, not private. With each, its
+    /// Torrents to announce on the DHT and by LSD: active, not private. With each, its
     /// info-hash as the DHT knows it and whether we are a seed.
     #[must_use]
-    pub fn dht_torrents(&self) -> Vec<(TorrentId, Sha1Hash, bool)> {
+    pub fn public_torrents(&self) -> Vec<(TorrentId, Sha1Hash, bool)> {
         self.torrents
             .iter()
             .filter(|(_, t)| {
@@ -1960,31 +1995,7 @@ impl Engine {
     ) -> ConnId {
         let cid = self.new_conn_id();
         let config = self.peer_config();
-        let conn = Conn {
-            addr,
-            torrent: None,
-            outgoing: false,
-            wire: None,
-            connected: false,
-            encrypted,
-            seed: false,
-            hashfails: 0,
-            on_parole: false,
-            optimistic: false,
-            unchoked_at: None,
-            down: Rate::default(),
-            up: Rate::default(),
-            snubbed: false,
-            pending_reads: 0,
-            entry: None,
-            allowed_fast: Vec::new(),
-            pending_bits: Vec::new(),
-            listen_port: None,
-            serves_metadata: false,
-            utp: false,
-            pex_sent: BTreeSet::new(),
-            last_pex: None,
-        };
+        let conn = Conn::new(addr, None, false, encrypted, None);
         self.conns.insert(cid, conn);
         if self.paused || self.conns.len() > self.settings.connections_limit {
             self.close(now, cid, DisconnectReason::Duplicate);
@@ -2852,10 +2863,9 @@ impl Engine {
         let addr = c.addr;
         let outgoing = c.outgoing;
         if !t.has_metadata {
-            // Without the piece count only HAVE NONE can be said (an empty bitfield would
-            // read as HAVE ALL).
-            if let Some(w) = c.wire.as_mut().filter(|w| w.fast()) {
-                w.send_message(now, &lt_wire::Message::HaveNone);
+            // The piece count is not known yet: an empty set.
+            if let Some(w) = c.wire.as_mut() {
+                w.send_bitfield(now, &Bitfield::new(0));
             }
         } else if let Some(w) = c.wire.as_mut() {
             w.send_bitfield(now, &t.have);
@@ -3568,34 +3578,8 @@ impl Engine {
                 }
                 t.conns.insert(cid);
                 let info_hash = t.wire_hash;
-                self.conns.insert(
-                    cid,
-                    Conn {
-                        addr,
-                        torrent: Some(id),
-                        outgoing: true,
-                        wire: None,
-                        connected: false,
-                        encrypted: false,
-                        seed: false,
-                        hashfails: 0,
-                        on_parole: false,
-                        optimistic: false,
-                        unchoked_at: None,
-                        down: Rate::default(),
-                        up: Rate::default(),
-                        snubbed: false,
-                        pending_reads: 0,
-                        entry: Some(addr),
-                        allowed_fast: Vec::new(),
-                        pending_bits: Vec::new(),
-                        listen_port: None,
-                        serves_metadata: false,
-                        utp: false,
-                        pex_sent: BTreeSet::new(),
-                        last_pex: None,
-                    },
-                );
+                self.conns
+                    .insert(cid, Conn::new(addr, Some(id), true, false, Some(addr)));
                 self.half_open += 1;
                 budget -= 1;
                 self.actions.push_back(Action::Connect {

@@ -146,17 +146,7 @@ impl Torrent {
 
     /// Whether every wanted piece is here.
     pub(crate) fn is_finished(&self) -> bool {
-        if !self.has_metadata {
-            return false;
-        }
-        self.have.all()
-            || (0..self.info.num_pieces()).all(|p| {
-                self.have.get(p as usize)
-                    || self
-                        .picker
-                        .piece_priority(PieceIndex::new(p))
-                        .is_dont_download()
-            })
+        self.has_metadata && self.picker.is_finished()
     }
 
     pub(crate) fn is_checking(&self) -> bool {

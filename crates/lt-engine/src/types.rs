@@ -498,6 +498,17 @@ pub struct TorrentStatus {
     pub queue_position: Option<u32>,
 }
 
+impl TorrentStatus {
+    /// Whether its files are being checked (resume data or a full hash).
+    #[must_use]
+    pub const fn is_checking(&self) -> bool {
+        matches!(
+            self.state,
+            TorrentState::CheckingFiles | TorrentState::CheckingResumeData
+        )
+    }
+}
+
 /// One connected peer (the manual's `peer_info`).
 #[derive(Clone, Debug)]
 #[allow(clippy::struct_excessive_bools)]

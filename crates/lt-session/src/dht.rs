@@ -74,7 +74,7 @@ pub(crate) fn due_torrents(
     next: &mut HashMap<TorrentId, Instant>,
     interval: Duration,
 ) -> Vec<(TorrentId, lt_core::Sha1Hash, bool)> {
-    let targets = shared.engine().dht_torrents();
+    let targets = shared.engine().public_torrents();
     let now = Instant::now();
     next.retain(|id, _| targets.iter().any(|t| t.0 == *id));
     targets

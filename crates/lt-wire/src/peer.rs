@@ -689,8 +689,14 @@ impl PeerConnection {
 
     /// Sends our pieces: HAVE ALL or HAVE NONE when the fast extension allows and fits,
     /// otherwise BITFIELD. Call once, right after [`PeerEvent::Connected`].
+    ///
+    /// An empty `have` (the piece count is not known yet, as for a magnet link) sends HAVE
+    /// NONE with the fast extension and nothing without it.
     pub fn send_bitfield(&mut self, now: Instant, have: &Bitfield) {
-        let msg = if self.fast() && have.all() {
+        if have.is_empty() && !self.fast() {
+            return;
+        }
+        let msg = if self.fast() && have.all() && !have.is_empty() {
             Message::HaveAll
         } else if self.fast() && have.none() {
             Message::HaveNone
