@@ -46,6 +46,10 @@ pub fn http_client(timeout: Duration) -> reqwest::Client {
         .gzip(true)
         .redirect(reqwest::redirect::Policy::limited(5))
         .timeout(timeout)
+        // One connection per request, as libtorrent does: announces are minutes apart, and
+        // a pooled connection races the tracker's close (opentracker closes after every
+        // reply, and a reused socket then fails with ECONNRESET).
+        .pool_max_idle_per_host(0)
         .user_agent("lt/0.1")
         .build()
         .expect("reqwest client with rustls")
@@ -60,6 +64,7 @@ pub fn http_client_trusting(timeout: Duration, root: &[u8]) -> reqwest::Result<r
         .gzip(true)
         .redirect(reqwest::redirect::Policy::limited(5))
         .timeout(timeout)
+        .pool_max_idle_per_host(0)
         .user_agent("lt/0.1")
         .build()
 }

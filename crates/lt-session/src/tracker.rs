@@ -16,6 +16,10 @@ pub(crate) fn http_client(user_agent: &str, timeout: Duration) -> reqwest::Clien
         .gzip(true)
         .redirect(reqwest::redirect::Policy::limited(5))
         .timeout(timeout)
+        // One connection per request, as libtorrent does: announces are minutes apart, and
+        // a pooled connection races the tracker's close (opentracker closes after every
+        // reply, and a reused socket then fails with ECONNRESET).
+        .pool_max_idle_per_host(0)
         .user_agent(user_agent)
         .build()
         .unwrap_or_default()
