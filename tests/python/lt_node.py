@@ -7,7 +7,8 @@
 Options: --listen IP:PORT (default 127.0.0.1:0), --peer IP:PORT (repeatable, re-dialled
 until connected), --transport tcp|utp|both (default tcp), --dht (run a DHT node on the
 listen address; loopback settings from shared/INTEROP.md), --dht-node IP:PORT (repeatable:
-nodes to add), --max-time SECONDS (exit 2 when it passes).
+nodes to add), --max-time SECONDS (exit 2 when it passes), --super-seed (a seed offers one
+piece at a time, BEP 16).
 
 One JSON object a line on stdout:
 
@@ -50,6 +51,7 @@ def main(argv):
     p.add_argument("--dht", action="store_true")
     p.add_argument("--dht-node", action="append", default=[], type=parse_addr)
     p.add_argument("--max-time", type=float, default=120.0)
+    p.add_argument("--super-seed", action="store_true", help="seed with BEP 16 super seeding")
     args = p.parse_args(argv)
 
     stop = {"signal": None}
@@ -94,6 +96,8 @@ def main(argv):
     atp.flags &= ~lt.torrent_flags.paused
     if args.role == "seed":
         atp.flags |= lt.torrent_flags.seed_mode
+    if args.super_seed:
+        atp.flags |= lt.torrent_flags.super_seeding
     h = ses.add_torrent(atp)
     started = time.monotonic()
     deadline = started + args.max_time

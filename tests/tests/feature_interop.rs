@@ -1,6 +1,7 @@
 //! lt's session features against libtorrent 2.0 (`tests/python/lt_node.py`): uTP only in
-//! both directions, magnet links both ways (one seeder and three), and a magnet found through
-//! a DHT of libtorrent nodes on loopback, both ways. Every byte is checked.
+//! both directions, magnet links both ways (one seeder and three), a magnet found through a
+//! DHT of libtorrent nodes on loopback, both ways, PEX, a download limit, and super seeding
+//! (BEP 16) both ways. Every byte is checked.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -13,7 +14,7 @@ use std::process::Command;
 
 use lt_tests::require_python_libtorrent;
 use lt_tests::swarm::{
-    Payload, Peer, deadline_in, lt_binary, start_lt, start_lt_seed, wait_summary,
+    Payload, Peer, deadline_in, free_port, lt_binary, start_lt, start_lt_seed, wait_summary,
 };
 
 fn node_script() -> PathBuf {
@@ -292,6 +293,7 @@ fn pex_spreads_a_seed_that_one_peer_knows() {
             &format!("127.0.0.41:{seed_port}"),
             "--download-limit",
             "100000",
+            "--limit-local",
         ],
     );
     let a_peer = format!("127.0.0.1:{}", a_addr.port());
@@ -371,6 +373,7 @@ fn download_limit_holds_over_a_transfer() {
             &format!("127.0.0.1:{port}"),
             "--download-limit",
             &limit.to_string(),
+            "--limit-local",
         ],
     );
     let summary = wait_summary(&mut leech, deadline_in(60)).unwrap_or_else(|e| panic!("{e}"));
@@ -385,5 +388,90 @@ fn download_limit_holds_over_a_transfer() {
         (ideal * 0.9..ideal * 1.1).contains(&summary.seconds),
         "took {:.2} s, the limit allows {ideal:.1} s",
         summary.seconds
+    );
+}
+
+/// Bytes an lt seed with a 4 MB/s upload limit uploads while three libtorrent leechers
+/// that know each other get `payload` from it. The leechers start first, so all three
+/// meet the seed within half a second of each other.
+fn lt_seed_to_three(payload: &Payload, dir: &Path, super_seed: bool) -> u64 {
+    let port = free_port();
+    let mut leechers = Vec::new();
+    let mut peers = vec![format!("127.0.0.1:{port}")];
+    for i in 0..3 {
+        let out = dir.join(format!("libtorrent{i}"));
+        let mut args = vec![
+            "download".into(),
+            "--torrent".into(),
+            s(&payload.torrent),
+            "--save".into(),
+            s(&out),
+            "--listen".into(),
+            format!("127.0.0.{}:0", 61 + i),
+        ];
+        for p in &peers {
+            args.extend(["--peer".into(), p.clone()]);
+        }
+        let (leech, port) = start_node("libtorrent download", &args);
+        peers.push(format!("127.0.0.{}:{port}", 61 + i));
+        leechers.push((leech, out));
+    }
+    let mut extra: Vec<String> = ["--json", "--listen", &port.to_string()]
+        .into_iter()
+        .chain(["--upload-limit", "4000000", "--limit-local"])
+        .map(Into::into)
+        .collect();
+    if super_seed {
+        extra.push("--super-seed".into());
+    }
+    let (mut seed, _) = start_lt_seed(&payload.torrent, &payload.data_dir, &extra);
+    for (leech, out) in &mut leechers {
+        leech
+            .wait_event("finished", deadline_in(90))
+            .unwrap_or_else(|e| panic!("{e}"));
+        payload.verify_download(out).unwrap();
+    }
+    seed.signal("INT").unwrap();
+    let summary = seed
+        .wait_json(deadline_in(30), |v| v.get("uploaded").is_some())
+        .unwrap();
+    summary["uploaded"].as_u64().unwrap()
+}
+
+#[test]
+fn super_seeding_both_ways() {
+    lt_binary();
+    let dir = tempfile::tempdir().unwrap();
+    let size: u64 = 8 << 20;
+    let payload = Payload::create(dir.path(), "super.bin", size, 64 << 10, &[]);
+    let normal = lt_seed_to_three(&payload, &dir.path().join("normal"), false);
+    let superseed = lt_seed_to_three(&payload, &dir.path().join("super"), true);
+    #[allow(clippy::cast_precision_loss)]
+    let copies = |b: u64| b as f64 / size as f64;
+    eprintln!(
+        "lt seed to three libtorrent leechers, 8 MiB: uploaded {:.2} copies normally, \
+         {:.2} super seeding",
+        copies(normal),
+        copies(superseed)
+    );
+    assert!(superseed >= size && copies(superseed) < 1.5, "{superseed}");
+
+    // lt downloads from a libtorrent super seed.
+    let (_lt_seed, port) = start_node(
+        "libtorrent super seed",
+        &[
+            "seed".into(),
+            "--torrent".into(),
+            s(&payload.torrent),
+            "--save".into(),
+            s(&payload.data_dir),
+            "--super-seed".into(),
+        ],
+    );
+    lt_download(
+        &payload,
+        &s(&payload.torrent),
+        &dir.path().join("lt"),
+        &["--peer".into(), format!("127.0.0.1:{port}")],
     );
 }

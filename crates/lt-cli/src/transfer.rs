@@ -55,6 +55,10 @@ pub(crate) struct NetArgs {
     /// Download rate limit of the torrent in bytes per second (0: none).
     #[arg(long, value_name = "BYTES", default_value_t = 0)]
     download_limit: u64,
+    /// Apply the rate limits to peers on the local network too (loopback, private and
+    /// link-local addresses are exempt otherwise, as in libtorrent).
+    #[arg(long)]
+    limit_local: bool,
 }
 
 /// `lt download`.
@@ -70,6 +74,10 @@ pub(crate) struct DownloadArgs {
     /// Keep seeding after the download completes, until interrupted.
     #[arg(long)]
     seed: bool,
+    /// Where resume data and the session state are kept (default: DIR/.lt). Running the
+    /// same download again with the same state directory resumes it.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
     /// Do not use the DHT.
     #[arg(long)]
     no_dht: bool,
@@ -106,6 +114,10 @@ pub(crate) struct SeedArgs {
     /// A DHT node to start from (repeatable).
     #[arg(long = "dht-bootstrap", value_name = "IP:PORT")]
     dht_bootstrap: Vec<SocketAddr>,
+    /// Super seeding (BEP 16): offer each peer one rare piece at a time instead of the
+    /// whole bitfield, so the first copies go out with the least upload.
+    #[arg(long)]
+    super_seed: bool,
 }
 
 fn stop_flag() -> Result<Arc<AtomicBool>> {
@@ -177,6 +189,7 @@ fn session(
     }
     settings.enable_dht = dht.is_some();
     settings.dht_bootstrap_nodes = dht.unwrap_or_default().to_vec();
+    settings.engine.ignore_limits_on_local_network = !net.limit_local;
     settings.engine.out_enc_policy = policy;
     settings.engine.in_enc_policy = policy;
     // Local swarms run every peer on one address.
@@ -334,7 +347,11 @@ pub(crate) fn download(args: &DownloadArgs) -> Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let dht = (!args.no_dht).then_some(args.dht_bootstrap.as_slice());
-    let state_path = args.out.join(".lt").join("session.state");
+    let state_dir = args
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| args.out.join(".lt"));
+    let state_path = state_dir.join("session.state");
     let session = session(&args.net, transports, dht, Some(&state_path))?;
     let start = Instant::now();
     params.peers.extend(args.net.peers.iter().copied());
@@ -344,7 +361,7 @@ pub(crate) fn download(args: &DownloadArgs) -> Result<()> {
         || ih.v2_hash().map(|h| h.to_hex()).unwrap_or_default(),
         |h| h.to_hex(),
     );
-    let rpath = args.out.join(".lt").join(format!("{hex}.resume"));
+    let rpath = state_dir.join(format!("{hex}.resume"));
     if let Ok(bytes) = std::fs::read(&rpath) {
         match ResumeData::from_bytes(&bytes) {
             Ok(r) => params.resume = Some(r),
@@ -470,6 +487,7 @@ pub(crate) fn seed(args: &SeedArgs) -> Result<()> {
     params.peers.clone_from(&args.net.peers);
     params.upload_limit = args.net.upload_limit;
     params.download_limit = args.net.download_limit;
+    params.flags.super_seeding = args.super_seed;
     let handle = session
         .add_torrent(params)
         .context("cannot add the torrent")?;

@@ -21,7 +21,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore as _, SeedableRng as _};
 
 use crate::alert::{Alert, AlertCategory, AlertQueue, DisconnectReason, PerformanceWarning};
-use crate::rate::{Bucket, Rate};
+use crate::rate::{Bucket, Rate, is_local_network, wire_cost};
 use crate::torrent::{PartPiece, PeerEntry, PeerSource, Torrent};
 use crate::{
     Action, AddTorrent, ConnId, DiskDone, DiskErrorKind, DiskJob, PeerInfo, Settings, TorrentId,
@@ -71,9 +71,21 @@ struct Conn {
     serves_metadata: bool,
     /// The connection runs over uTP (as the driver said).
     utp: bool,
+    /// The peer is on the local network (for `ignore_limits_on_local_network`).
+    local: bool,
     /// Peers we told it about with ut_pex (BEP 11), and when we last did.
     pex_sent: BTreeSet<SocketAddr>,
     last_pex: Option<Instant>,
+    /// Super seeding (BEP 16): the pieces we announced to it (it saw no bitfield), and
+    /// the one it is getting now. `None` when it saw our real pieces.
+    super_seed: Option<SuperSeed>,
+}
+
+/// What a super seed told one peer.
+#[derive(Debug)]
+struct SuperSeed {
+    offered: Bitfield,
+    current: Option<PieceIndex>,
 }
 
 /// A peer's piece announcement kept until the metadata (and so the piece count) is known.
@@ -120,8 +132,10 @@ impl Conn {
             listen_port: None,
             serves_metadata: false,
             utp: false,
+            local: is_local_network(addr.ip()),
             pex_sent: BTreeSet::new(),
             last_pex: None,
+            super_seed: None,
         }
     }
 
@@ -523,6 +537,9 @@ impl Engine {
             prior_upload,
             stats_reported: (0, 0),
             sequential: params.flags.sequential_download,
+            super_seeding: params.flags.super_seeding,
+            share_mode: params.flags.share_mode,
+            share_applied: false,
             auto_managed: params.flags.auto_managed,
             tracker_key: self.rng.next_u32(),
             active_since: (!params.flags.paused).then_some(now),
@@ -1297,6 +1314,8 @@ impl Engine {
             paused: t.paused || self.paused,
             upload_mode: t.upload_mode(),
             sequential_download: t.sequential,
+            super_seeding: t.super_seeding,
+            share_mode: t.share_mode,
             error: t.error.clone(),
             progress,
             total_done,
@@ -1841,6 +1860,7 @@ impl Engine {
             }
         }
         if !ok {
+            self.end_super_seed(now, id);
             self.update_all_interest(now, id);
         }
     }
@@ -2299,6 +2319,7 @@ impl Engine {
                 }
                 self.set_seed(now, cid, seed);
                 self.update_interest(now, cid);
+                self.super_seed_offer(now, cid);
             }
             PeerEvent::Have(piece) => {
                 let Some(id) = tid else { return };
@@ -2323,6 +2344,7 @@ impl Engine {
                 if wanted {
                     self.update_interest(now, cid);
                 }
+                self.super_seed_offer(now, cid);
             }
             PeerEvent::DontHave(piece) => {
                 let Some(t) = tid.and_then(|id| self.torrents.get_mut(&id)) else {
@@ -2867,6 +2889,15 @@ impl Engine {
             if let Some(w) = c.wire.as_mut() {
                 w.send_bitfield(now, &Bitfield::new(0));
             }
+        } else if t.super_seeding() {
+            // BEP 16: look like a peer with nothing; pieces are offered one at a time.
+            if let Some(w) = c.wire.as_mut() {
+                w.send_bitfield(now, &Bitfield::new(0));
+            }
+            c.super_seed = Some(SuperSeed {
+                offered: Bitfield::new(t.have.len()),
+                current: None,
+            });
         } else if let Some(w) = c.wire.as_mut() {
             w.send_bitfield(now, &t.have);
             if w.fast() && allowed_fast_set_size > 0 {
@@ -2900,7 +2931,226 @@ impl Engine {
             addr,
             outgoing,
         });
+        self.super_seed_offer(now, cid);
         self.flush(cid);
+    }
+
+    /// Super seeding: once the peer has the piece it was offered (or before the first
+    /// offer), offers it another with HAVE: of the pieces it lacks, one offered to the
+    /// fewest other peers right now, then the rarest among connected peers, ties broken
+    /// at random. This is libtorrent's rule (not BEP 16's strict variant, which waits to
+    /// see the piece announced by a third peer first).
+    fn super_seed_offer(&mut self, now: Instant, cid: ConnId) {
+        let Some(c) = self.conns.get(&cid) else {
+            return;
+        };
+        let (Some(ss), Some(w)) = (c.super_seed.as_ref(), c.wire.as_ref()) else {
+            return;
+        };
+        let Some(t) = c.torrent.and_then(|id| self.torrents.get(&id)) else {
+            return;
+        };
+        let peer_has = |p: PieceIndex| w.peer_pieces().is_some_and(|b| b.get(p.as_usize()));
+        if ss.current.is_some_and(|p| !peer_has(p)) {
+            return;
+        }
+        let mut offered_now: BTreeMap<u32, u32> = BTreeMap::new();
+        for o in &t.conns {
+            if let Some(p) = self
+                .conns
+                .get(o)
+                .and_then(|c| c.super_seed.as_ref())
+                .and_then(|s| s.current)
+            {
+                *offered_now.entry(p.get()).or_default() += 1;
+            }
+        }
+        let n = t.info.num_pieces();
+        if n == 0 {
+            return;
+        }
+        let start = u32::try_from(self.rng.next_u64() % u64::from(n)).unwrap_or(0);
+        let mut best: Option<((u32, u32), PieceIndex)> = None;
+        for k in 0..n {
+            let p = PieceIndex::new((start + k) % n);
+            if peer_has(p) || !t.have.get(p.as_usize()) {
+                continue;
+            }
+            let key = (
+                offered_now.get(&p.get()).copied().unwrap_or(0),
+                t.picker.availability(p),
+            );
+            if best.is_none_or(|(b, _)| key < b) {
+                best = Some((key, p));
+            }
+        }
+        let next = best.map(|(_, p)| p);
+        let Some(c) = self.conns.get_mut(&cid) else {
+            return;
+        };
+        let (Some(ss), Some(w)) = (c.super_seed.as_mut(), c.wire.as_mut()) else {
+            return;
+        };
+        ss.current = next;
+        if let Some(p) = next {
+            ss.offered.set(p.as_usize());
+            w.have(now, p);
+        }
+        self.flush(cid);
+    }
+
+    /// Super seeding ends (turned off, or the torrent is no longer a seed): every peer
+    /// that was offered pieces one by one hears of the rest.
+    fn end_super_seed(&mut self, now: Instant, id: TorrentId) {
+        for cid in self.torrent_conns(id) {
+            let Some(c) = self.conns.get_mut(&cid) else {
+                continue;
+            };
+            let Some(ss) = c.super_seed.take() else {
+                continue;
+            };
+            let (Some(w), Some(t)) = (c.wire.as_mut(), self.torrents.get(&id)) else {
+                continue;
+            };
+            for p in t.have.iter_ones() {
+                if !ss.offered.get(p) {
+                    w.have(now, PieceIndex::new(u32::try_from(p).unwrap_or(u32::MAX)));
+                }
+            }
+            self.flush(cid);
+        }
+    }
+
+    /// Turns share mode on or off. Off, the file priorities apply again and the torrent
+    /// downloads the rest.
+    pub fn set_share_mode(&mut self, now: Instant, id: TorrentId, on: bool) {
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        if t.share_mode == on {
+            return;
+        }
+        t.share_mode = on;
+        t.share_applied = false;
+        if on {
+            self.recalc_share_mode(now, id);
+        } else if t.has_metadata {
+            let sizes: Vec<u64> = t.info.files().files().iter().map(|f| f.size).collect();
+            let prios: Vec<Priority> = t
+                .file_priorities
+                .iter()
+                .map(|&p| Priority::new(p).unwrap_or(Priority::NORMAL))
+                .collect();
+            let _ = t.picker.set_file_priorities(&sizes, &prios);
+            self.after_priority_change(now, id);
+        }
+    }
+
+    /// Share mode, as libtorrent's `recalc_share_mode` does it: every piece starts at
+    /// priority 0, and one more (a rarest piece among the peers) is wanted only while
+    ///
+    /// - some connected peer is downloading (not a seed);
+    /// - what we uploaded is at least `share_mode_target` times the pieces we hold;
+    /// - fewer than one piece in 20 of those is still in flight;
+    /// - at least `share_mode_target` peers lack that piece, so it can be uploaded again.
+    ///
+    /// With more than half the peers seeds near the connection limit, seeds are dropped
+    /// to make room for downloaders.
+    fn recalc_share_mode(&mut self, now: Instant, id: TorrentId) {
+        let target = self.settings.share_mode_target.max(1);
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        if !t.share_mode || !t.has_metadata || !t.is_active() || t.is_seed() {
+            return;
+        }
+        let n = t.info.num_pieces();
+        if !t.share_applied {
+            t.share_applied = true;
+            let prios: Vec<Priority> = (0..n)
+                .map(|p| match t.picker.piece_state(PieceIndex::new(p)) {
+                    Ok(lt_picker::PieceState::Open) | Err(_) => Priority::DONT_DOWNLOAD,
+                    Ok(_) => Priority::NORMAL,
+                })
+                .collect();
+            let _ = t.picker.set_piece_priorities(&prios);
+            self.after_priority_change(now, id);
+        }
+        let Some(t) = self.torrents.get(&id) else {
+            return;
+        };
+        let (mut peers, mut seeds, mut downloaders) = (0usize, Vec::new(), 0usize);
+        for cid in &t.conns {
+            let Some(c) = self.conns.get(cid).filter(|c| c.connected) else {
+                continue;
+            };
+            peers += 1;
+            if c.seed {
+                seeds.push(*cid);
+            } else {
+                downloaders += 1;
+            }
+        }
+        if peers == 0 {
+            return;
+        }
+        if seeds.len() * 2 > peers && (peers * 10 > t.max_connections * 9 || peers > 20) {
+            let drop = seeds.len() - peers / 2;
+            for cid in seeds.into_iter().take(drop) {
+                self.close(now, cid, DisconnectReason::Redundant);
+            }
+            return;
+        }
+        if downloaders == 0 {
+            return;
+        }
+        let prios = t.picker.piece_priorities();
+        let selected = prios.iter().filter(|p| !p.is_dont_download()).count();
+        let held = t.have.count_ones().max(selected) as u64;
+        let uploaded = t.prior_upload + t.total_upload;
+        if held > 0 && held * u64::from(t.info.piece_length()) * u64::from(target) > uploaded {
+            return;
+        }
+        if t.picker.download_queue().len() as u64 > held / 20 {
+            return;
+        }
+        let mut rarest = Vec::new();
+        let mut rarity = u32::MAX;
+        for (p, prio) in (0..n).zip(&prios) {
+            let piece = PieceIndex::new(p);
+            let avail = t.picker.availability(piece);
+            if avail == 0 || !prio.is_dont_download() || t.have.get(piece.as_usize()) {
+                continue;
+            }
+            if avail < rarity {
+                rarest.clear();
+                rarity = avail;
+            }
+            if avail == rarity {
+                rarest.push(piece);
+            }
+        }
+        // Only a piece that enough peers lack can be uploaded more often than downloaded.
+        if rarest.is_empty() || (peers as u64) < u64::from(rarity) + u64::from(target) {
+            return;
+        }
+        let pick = rarest[usize::try_from(self.rng.next_u64() % rarest.len() as u64).unwrap_or(0)];
+        if let Some(t) = self.torrents.get_mut(&id) {
+            let _ = t.picker.set_piece_priority(pick, Priority::NORMAL);
+        }
+        self.after_priority_change(now, id);
+    }
+
+    /// Turns super seeding (BEP 16) on or off. It applies to peers that connect while
+    /// the torrent is a seed; turning it off tells those peers of every piece.
+    pub fn set_super_seeding(&mut self, now: Instant, id: TorrentId, on: bool) {
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        t.super_seeding = on;
+        if !on {
+            self.end_super_seed(now, id);
+        }
     }
 
     fn set_seed(&mut self, now: Instant, cid: ConnId, seed: bool) {
@@ -2971,9 +3221,11 @@ impl Engine {
         let max_q = self.settings.max_out_request_queue;
         let session_down_ok = self.down_bucket.available();
         let session_down_limit = self.down_bucket.rate();
+        let ignore_local = self.settings.ignore_limits_on_local_network;
         let Some(c) = self.conns.get_mut(&cid) else {
             return;
         };
+        let limited = !(ignore_local && c.local);
         let Some(t) = c.torrent.and_then(|id| self.torrents.get_mut(&id)) else {
             return;
         };
@@ -2991,7 +3243,8 @@ impl Engine {
         if choked && w.allowed_fast().is_empty() {
             return;
         }
-        if t.disk_bytes >= max_disk || !session_down_ok || !t.down_bucket.available() {
+        if t.disk_bytes >= max_disk || (limited && (!session_down_ok || !t.down_bucket.available()))
+        {
             return;
         }
         let rate = c.down.rate();
@@ -3005,6 +3258,7 @@ impl Engine {
         // Under a download limit, requests in flight are capped at half a second of it, or
         // the last of them would overshoot the limit by the whole queue.
         let limit = match (t.down_bucket.rate(), session_down_limit) {
+            _ if !limited => 0,
             (0, l) | (l, 0) => l,
             (a, b) => a.min(b),
         };
@@ -3067,8 +3321,16 @@ impl Engine {
         c.down.add(len);
         t.total_download += len;
         t.down.add(len);
-        t.down_bucket.spend(len);
-        self.down_bucket.spend(len);
+        if !(self.settings.ignore_limits_on_local_network && c.local) {
+            let cost = wire_cost(
+                req.len,
+                c.addr.is_ipv6(),
+                c.utp,
+                self.settings.rate_limit_ip_overhead,
+            );
+            t.down_bucket.spend(cost);
+            self.down_bucket.spend(cost);
+        }
         if c.snubbed {
             c.snubbed = false;
             self.alerts.push(Alert::PeerUnsnubbed {
@@ -3155,7 +3417,10 @@ impl Engine {
             return;
         };
         let Some(w) = c.wire.as_mut() else { return };
-        let allowed = !w.am_choking() || c.allowed_fast.contains(&req.piece);
+        let allowed = (!w.am_choking() || c.allowed_fast.contains(&req.piece))
+            && c.super_seed
+                .as_ref()
+                .is_none_or(|ss| ss.offered.get(req.piece.as_usize()));
         if !t.have.get(req.piece.as_usize()) || !allowed || !t.is_active() {
             w.reject(now, req);
             self.flush(cid);
@@ -3176,10 +3441,18 @@ impl Engine {
             }
             return;
         }
-        if session_up_ok && t.up_bucket.available() && t.pending_reads.is_empty() {
-            let len = u64::from(req.len);
-            t.up_bucket.spend(len);
-            self.up_bucket.spend(len);
+        let limited = !(self.settings.ignore_limits_on_local_network && c.local);
+        if !limited || (session_up_ok && t.up_bucket.available() && t.pending_reads.is_empty()) {
+            if limited {
+                let cost = wire_cost(
+                    req.len,
+                    c.addr.is_ipv6(),
+                    c.utp,
+                    self.settings.rate_limit_ip_overhead,
+                );
+                t.up_bucket.spend(cost);
+                self.up_bucket.spend(cost);
+            }
             c.pending_reads += 1;
             self.actions.push_back(Action::Disk(DiskJob::Read {
                 torrent: id,
@@ -3201,10 +3474,15 @@ impl Engine {
                 let Some((cid, req)) = t.pending_reads.pop_front() else {
                     break;
                 };
-                let len = u64::from(req.len);
-                t.up_bucket.spend(len);
-                self.up_bucket.spend(len);
                 if let Some(c) = self.conns.get_mut(&cid) {
+                    let cost = wire_cost(
+                        req.len,
+                        c.addr.is_ipv6(),
+                        c.utp,
+                        self.settings.rate_limit_ip_overhead,
+                    );
+                    t.up_bucket.spend(cost);
+                    self.up_bucket.spend(cost);
                     c.pending_reads += 1;
                     self.actions.push_back(Action::Disk(DiskJob::Read {
                         torrent: id,
@@ -3512,6 +3790,7 @@ impl Engine {
             }
         }
         for &id in &ids {
+            self.recalc_share_mode(now, id);
             self.update_all_interest(now, id);
         }
     }

@@ -111,3 +111,71 @@ impl Bucket {
         }
     }
 }
+
+/// Whether `ip` is on the local network for `ignore_limits_on_local_network`: loopback,
+/// private (RFC 1918, RFC 4193 unique local) or link-local, or an IPv4-mapped one.
+pub(crate) fn is_local_network(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local(),
+        std::net::IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_local_network(v4.into());
+            }
+            let first = v6.segments()[0];
+            v6.is_loopback() || (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// Bytes a block of `payload` bytes costs a rate limit. With `ip_overhead`
+/// (`rate_limit_ip_overhead`) that is the PIECE message's 13-byte header and the
+/// estimated packet headers too: TCP/IP (40 bytes a 1460-byte segment over IPv4, 60 a
+/// 1440-byte one over IPv6) or uTP/UDP/IP (48 or 68 bytes a 1400-byte packet).
+pub(crate) fn wire_cost(payload: u32, ipv6: bool, utp: bool, ip_overhead: bool) -> u64 {
+    let payload = u64::from(payload);
+    if !ip_overhead {
+        return payload;
+    }
+    let (mss, header) = match (utp, ipv6) {
+        (false, false) => (1460, 40),
+        (false, true) => (1440, 60),
+        (true, false) => (1400, 48),
+        (true, true) => (1400, 68),
+    };
+    let msg = payload + 13;
+    msg + msg.div_ceil(mss) * header
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_networks() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.0.9",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:192.168.0.1",
+        ] {
+            assert!(is_local_network(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["8.8.8.8", "172.32.0.1", "2001:db8::1", "::ffff:1.2.3.4"] {
+            assert!(!is_local_network(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn overhead_of_a_block() {
+        assert_eq!(wire_cost(16384, false, false, false), 16384);
+        // 16,397 bytes in 12 TCP segments of 40 header bytes.
+        assert_eq!(wire_cost(16384, false, false, true), 16397 + 12 * 40);
+        assert_eq!(wire_cost(16384, true, false, true), 16397 + 12 * 60);
+        assert_eq!(wire_cost(16384, false, true, true), 16397 + 12 * 48);
+    }
+}

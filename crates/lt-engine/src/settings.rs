@@ -73,6 +73,17 @@ pub struct Settings {
     pub upload_rate_limit: u64,
     /// `download_rate_limit`, bytes per second, 0 for none. Default 0.
     pub download_rate_limit: u64,
+    /// `rate_limit_ip_overhead`: the estimated TCP/IP (or UDP/IP and uTP) headers and the
+    /// peer protocol's message headers of each block are drawn from the rate limits too,
+    /// so the limit holds for the whole traffic, not just the payload. Default `true`.
+    pub rate_limit_ip_overhead: bool,
+    /// `ignore_limits_on_local_network`: peers on loopback, private (RFC 1918, RFC 4193)
+    /// and link-local addresses are exempt from the rate limits (libtorrent 2.0's local
+    /// peer class does the same). Default `true`.
+    pub ignore_limits_on_local_network: bool,
+    /// `share_mode_target`: in share mode, aim to upload this many times what is
+    /// downloaded. Default 3.
+    pub share_mode_target: u32,
     /// `max_queued_disk_bytes`: received bytes waiting for the disk (hash and write) before
     /// the torrent stops requesting more. Default 32 MiB (libtorrent 2.0 counts only write
     /// buffers, 1 MiB; here whole pieces wait in memory until hashed and written together).
@@ -158,6 +169,9 @@ impl Default for Settings {
             close_redundant_connections: true,
             upload_rate_limit: 0,
             download_rate_limit: 0,
+            rate_limit_ip_overhead: true,
+            ignore_limits_on_local_network: true,
+            share_mode_target: 3,
             max_queued_disk_bytes: 32 << 20,
             optimistic_disk_retry: Duration::from_secs(600),
             use_parole_mode: true,

@@ -116,6 +116,10 @@ pub(crate) struct Torrent {
     pub(crate) prior_upload: u64,
     pub(crate) stats_reported: (u64, u64),
     pub(crate) sequential: bool,
+    pub(crate) super_seeding: bool,
+    pub(crate) share_mode: bool,
+    /// Share mode's piece priorities are in place (all 0 but what it chose).
+    pub(crate) share_applied: bool,
     pub(crate) auto_managed: bool,
     pub(crate) tracker_key: u32,
     pub(crate) active_since: Option<Instant>,
@@ -145,6 +149,11 @@ impl Torrent {
     }
 
     /// Whether every wanted piece is here.
+    /// Super seeding is asked for and in effect (only a seed super-seeds).
+    pub(crate) fn super_seeding(&self) -> bool {
+        self.super_seeding && self.is_seed()
+    }
+
     pub(crate) fn is_finished(&self) -> bool {
         self.has_metadata && self.picker.is_finished()
     }

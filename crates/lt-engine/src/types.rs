@@ -319,6 +319,14 @@ pub struct TorrentFlags {
     pub duplicate_is_error: bool,
     /// Download pieces in order.
     pub sequential_download: bool,
+    /// Super seeding (BEP 16): while a seed, pretend to have nothing and offer each peer
+    /// one piece at a time, a rare one, moving on once the peer has it. Spreads a new
+    /// torrent with the least upload from the initial seed.
+    pub super_seeding: bool,
+    /// Share mode (libtorrent's): download only pieces that can be uploaded again, aiming
+    /// at `share_mode_target` times as much upload as download; never completes the
+    /// torrent on its own.
+    pub share_mode: bool,
 }
 
 impl Default for TorrentFlags {
@@ -330,6 +338,8 @@ impl Default for TorrentFlags {
             auto_managed: true,
             duplicate_is_error: false,
             sequential_download: false,
+            super_seeding: false,
+            share_mode: false,
         }
     }
 }
@@ -426,6 +436,10 @@ pub struct TorrentStatus {
     pub upload_mode: bool,
     /// Downloading in order.
     pub sequential_download: bool,
+    /// Super seeding asked for (BEP 16; in effect only while a seed).
+    pub super_seeding: bool,
+    /// In share mode.
+    pub share_mode: bool,
     /// The last error (disk or check), if any.
     pub error: Option<String>,
     /// Fraction of wanted bytes we have, 0 to 1.

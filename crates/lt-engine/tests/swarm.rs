@@ -70,6 +70,8 @@ struct Sim {
     no_tracker: bool,
     /// Distinct peers that connected to node 0.
     seed_peers_seen: usize,
+    /// A node in share mode: it never completes, so runs do not wait for it.
+    share_node: Option<usize>,
 }
 
 fn payload(len: usize, seed: u64) -> Vec<u8> {
@@ -118,6 +120,7 @@ impl Sim {
             next_port: 40_000,
             no_tracker: false,
             seed_peers_seen: 0,
+            share_node: None,
         };
         let total = 1 + bad_seeds + leechers;
         for i in 0..total {
@@ -350,12 +353,17 @@ impl Sim {
             self.drain(i);
         }
         let leechers = |s: &Self| {
-            s.nodes.iter().filter(|n| !n.corrupt).all(|n| {
-                n.finished_at.is_some()
-                    || n.engine
-                        .status(s.now, n.torrent)
-                        .is_some_and(|st| st.is_seeding)
-            })
+            let share = s.share_node;
+            s.nodes
+                .iter()
+                .enumerate()
+                .filter(|&(i, n)| !n.corrupt && Some(i) != share)
+                .all(|(_, n)| {
+                    n.finished_at.is_some()
+                        || n.engine
+                            .status(s.now, n.torrent)
+                            .is_some_and(|st| st.is_seeding)
+                })
         };
         while self.now.duration_since(self.start) < limit {
             if leechers(self) {
@@ -399,7 +407,7 @@ impl Sim {
     /// Every honest node's data, checked against the payload.
     fn verify(&self) {
         for (i, n) in self.nodes.iter().enumerate() {
-            if n.corrupt {
+            if n.corrupt || Some(i) == self.share_node {
                 continue;
             }
             let st = n.engine.status(self.now, n.torrent).unwrap();
@@ -508,36 +516,57 @@ fn magnet_leechers_fetch_the_metadata_then_the_data() {
     assert_eq!(st.name, "sim.bin");
 }
 
-#[test]
-fn upload_limit_holds_the_rate() {
+/// Seconds for one leecher to get 8 MiB from a seed with a 1 MB/s upload limit.
+fn limited_upload(settings: impl FnOnce(&mut Settings)) -> f64 {
     let mut sim = Sim::new(5, 1, 0, 8 << 20, 64 << 10);
-    let limit = 1_000_000;
-    let mut settings = sim.nodes[0].engine.settings().clone();
-    settings.upload_rate_limit = limit;
-    sim.nodes[0].engine.apply_settings(settings);
+    let mut s = sim.nodes[0].engine.settings().clone();
+    s.upload_rate_limit = 1_000_000;
+    settings(&mut s);
+    sim.nodes[0].engine.apply_settings(s);
     let done = sim.run(Duration::from_secs(60));
     let st = sim.nodes[1]
         .engine
         .status(sim.now, sim.nodes[1].torrent)
         .unwrap();
-    let peers = sim.nodes[0].engine.peer_info(sim.nodes[0].torrent);
     assert!(
         done,
-        "{} pieces, {} bytes; seed peers {peers:?}",
+        "{} pieces, {} bytes",
         st.num_pieces, st.total_payload_download
     );
     sim.verify();
-    let took = sim.nodes[1]
+    sim.nodes[1]
         .finished_at
         .unwrap()
         .duration_since(sim.start)
-        .as_secs_f64();
-    let ideal = (8 << 20) as f64 / limit as f64;
-    eprintln!("8 MiB at {limit} B/s: {took:.2} s (ideal {ideal:.2} s)");
-    assert!(
-        took > ideal * 0.9 && took < ideal * 1.1,
-        "took {took:.2} s, ideal {ideal:.2} s"
+        .as_secs_f64()
+}
+
+#[test]
+fn upload_limit_holds_the_rate() {
+    // The sim's peers are on 10.0.0.0/8: a local network, exempt unless told otherwise.
+    let payload_only = limited_upload(|s| {
+        s.ignore_limits_on_local_network = false;
+        s.rate_limit_ip_overhead = false;
+    });
+    let with_overhead = limited_upload(|s| s.ignore_limits_on_local_network = false);
+    let local = limited_upload(|_| {});
+    let ideal = (8 << 20) as f64 / 1e6;
+    // Each 16 KiB block costs 16,397 message bytes in 12 TCP segments of 40 header bytes.
+    let ideal_overhead = ideal * (16_397.0 + 12.0 * 40.0) / 16_384.0;
+    eprintln!(
+        "8 MiB at 1 MB/s: payload only {payload_only:.2} s (ideal {ideal:.2} s), with IP \
+         overhead {with_overhead:.2} s (ideal {ideal_overhead:.2} s), local peer exempt \
+         {local:.2} s"
     );
+    for (took, ideal) in [(payload_only, ideal), (with_overhead, ideal_overhead)] {
+        assert!(
+            took > ideal * 0.95 && took < ideal * 1.05,
+            "took {took:.2} s, ideal {ideal:.2} s"
+        );
+    }
+    assert!(with_overhead > payload_only * 1.01);
+    // Unlimited, the seed's 4 MB/s link is the bound.
+    assert!(local < ideal / 2.0, "local peer took {local:.2} s");
 }
 
 #[test]
@@ -570,4 +599,103 @@ fn peers_found_by_pex_alone() {
         peers_of_seed >= 3,
         "the seed saw {peers_of_seed} peers; uploaded {seed_up}"
     );
+}
+
+/// The seed's payload upload until every leecher finished, and what each leecher was
+/// told of the seed's pieces.
+fn seed_upload(super_seeding: bool) -> (u64, Vec<usize>, u64) {
+    let mut sim = Sim::new(11, 6, 0, 4 << 20, 32 << 10);
+    let t = sim.nodes[0].torrent;
+    sim.nodes[0]
+        .engine
+        .set_super_seeding(sim.start, t, super_seeding);
+    assert!(
+        sim.run(Duration::from_secs(120)),
+        "{:?}",
+        sim.finish_times()
+    );
+    sim.verify();
+    let seed_addr = sim.nodes[0].addr;
+    let seen: Vec<usize> = sim.nodes[1..]
+        .iter()
+        .filter_map(|n| {
+            n.engine
+                .peer_info(n.torrent)
+                .into_iter()
+                .find(|p| p.addr.ip() == seed_addr.ip())
+                .and_then(|p| p.pieces)
+                .map(|b| b.count_ones())
+        })
+        .collect();
+    let st = sim.nodes[0].engine.status(sim.now, t).unwrap();
+    assert_eq!(st.super_seeding, super_seeding);
+    let last = sim.finish_times().into_iter().flatten().max().unwrap();
+    (st.total_payload_upload, seen, last.as_millis() as u64)
+}
+
+#[test]
+fn super_seeding_uploads_each_piece_about_once() {
+    let size = 4u64 << 20;
+    let (normal, _, normal_ms) = seed_upload(false);
+    let (superseed, seen, super_ms) = seed_upload(true);
+    eprintln!(
+        "seed upload for 4 MiB to 6 leechers: normal {normal} B in {normal_ms} ms, \
+         super seeding {superseed} B in {super_ms} ms (leechers still connected were \
+         offered {seen:?} of 128 pieces)"
+    );
+    // A super seed shows each leecher only the pieces it offered it (finished leechers
+    // look like seeds to it and are dropped, so some are gone), and uploads little more
+    // than one copy.
+    assert!(
+        !seen.is_empty() && seen.iter().all(|&n| n < 128),
+        "{seen:?}"
+    );
+    assert!(superseed < normal, "super {superseed} >= normal {normal}");
+    assert!(superseed < size * 3 / 2, "super seed uploaded {superseed}");
+}
+
+#[test]
+fn share_mode_downloads_only_what_it_can_upload_again() {
+    // Alone with the seed there is nobody to upload to: nothing is downloaded.
+    let mut sim = Sim::new(12, 1, 0, 2 << 20, 32 << 10);
+    sim.share_node = Some(1);
+    let t = sim.nodes[1].torrent;
+    sim.nodes[1].engine.set_share_mode(sim.start, t, true);
+    sim.run(Duration::from_secs(10));
+    let st = sim.nodes[1].engine.status(sim.now, t).unwrap();
+    assert!(st.share_mode);
+    assert_eq!(st.num_pieces, 0, "{st:?}");
+    assert_eq!(st.total_payload_download, 0);
+
+    // With six leechers it fetches rare pieces and uploads them several times over. The
+    // seed's link is slow, so the leechers welcome another source.
+    let piece = 32u64 << 10;
+    let mut sim = Sim::new(13, 7, 0, 4 << 20, 32 << 10);
+    sim.nodes[0].upload = 400_000;
+    sim.share_node = Some(1);
+    let t = sim.nodes[1].torrent;
+    sim.nodes[1].engine.set_share_mode(sim.start, t, true);
+    assert!(
+        sim.run(Duration::from_secs(120)),
+        "{:?}",
+        sim.finish_times()
+    );
+    sim.verify();
+    let st = sim.nodes[1].engine.status(sim.now, t).unwrap();
+    let (down, up) = (st.total_payload_download, st.total_payload_upload);
+    eprintln!(
+        "share mode: {} of 128 pieces, downloaded {down} B, uploaded {up} B (ratio {:.2})",
+        st.num_pieces,
+        up as f64 / down.max(1) as f64
+    );
+    assert!(st.num_pieces > 0 && st.num_pieces < 128, "{st:?}");
+    assert_ne!(st.state, TorrentState::Seeding);
+    // A piece is added only once the upload is 3 times the pieces held; at most one in
+    // 20 is in flight beyond that.
+    let held = u64::from(st.num_pieces);
+    assert!(
+        held * 19 / 20 <= up / (3 * piece) + 1,
+        "{held} pieces for {up} B uploaded"
+    );
+    assert!(up >= down, "uploaded {up} < downloaded {down}");
 }

@@ -220,6 +220,11 @@ impl SessionSettings {
             e.active_downloads = n("active_downloads").unwrap_or(e.active_downloads);
             e.active_seeds = n("active_seeds").unwrap_or(e.active_seeds);
             e.active_limit = n("active_limit").unwrap_or(e.active_limit);
+            let b = |k: &str| s.get_int(k).map(|v| v != 0);
+            e.rate_limit_ip_overhead =
+                b("rate_limit_ip_overhead").unwrap_or(e.rate_limit_ip_overhead);
+            e.ignore_limits_on_local_network =
+                b("ignore_limits_on_local_network").unwrap_or(e.ignore_limits_on_local_network);
         }
         if let Some(d) = root.get_bytes("dht state") {
             self.dht_state =
@@ -909,6 +914,14 @@ impl Session {
             ("active_downloads", s.active_downloads as u64),
             ("active_seeds", s.active_seeds as u64),
             ("active_limit", s.active_limit as u64),
+            (
+                "rate_limit_ip_overhead",
+                u64::from(s.rate_limit_ip_overhead),
+            ),
+            (
+                "ignore_limits_on_local_network",
+                u64::from(s.ignore_limits_on_local_network),
+            ),
         ] {
             settings.insert(k.as_bytes().to_vec(), int(v));
         }
@@ -1249,6 +1262,20 @@ impl TorrentHandle {
     pub fn set_sequential_download(&self, on: bool) {
         self.shared
             .with(|e, _| e.set_sequential_download(self.id, on));
+    }
+
+    /// Super seeding (BEP 16) on or off: while a seed, offer each new peer one rare piece
+    /// at a time instead of a bitfield.
+    pub fn set_super_seeding(&self, on: bool) {
+        self.shared
+            .with(|e, now| e.set_super_seeding(now, self.id, on));
+    }
+
+    /// Share mode on or off: download only pieces that can be uploaded
+    /// `share_mode_target` times over.
+    pub fn set_share_mode(&self, on: bool) {
+        self.shared
+            .with(|e, now| e.set_share_mode(now, self.id, on));
     }
 
     /// Upload mode on or off.
