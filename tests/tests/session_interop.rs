@@ -569,8 +569,8 @@ fn progress_lines_parse() {
     assert_eq!(v["uploaded"], 5);
 }
 
-/// SIGINT before completion: lt saves resume data and exits 1; the same command then
-/// resumes without downloading everything again.
+/// SIGINT before completion: lt saves resume data (here in a `--state-dir` of its own) and
+/// exits 1; the same command then resumes without downloading everything again.
 #[test]
 fn lt_sigint_saves_resume_data_and_exits_1() {
     let dir = scratch();
@@ -585,10 +585,10 @@ fn lt_sigint_saves_resume_data_and_exits_1() {
         },
     );
     let out = dir.path().join("lt");
-    let args = lt_download_args(&payload, &out, Encryption::Enabled, &[seed_addr]);
-    let resume = out
-        .join(".lt")
-        .join(format!("{}.resume", payload.info_hash().to_hex()));
+    let state = dir.path().join("state");
+    let mut args = lt_download_args(&payload, &out, Encryption::Enabled, &[seed_addr]);
+    args.extend(["--state-dir".to_owned(), path_arg(&state)]);
+    let resume = state.join(format!("{}.resume", payload.info_hash().to_hex()));
 
     let (mut first, _) = start_lt("lt download (first run)", &args);
     wait_progress(&mut first, 30.0, TRANSFER_SECS);
@@ -609,6 +609,10 @@ fn lt_sigint_saves_resume_data_and_exits_1() {
             "no resume data at {} after SIGINT",
             resume.display()
         ))
+    );
+    assert!(
+        !out.join(".lt").exists(),
+        "state written outside --state-dir"
     );
     drop(first);
 

@@ -180,6 +180,7 @@ pub struct Engine {
     /// The queue changed: run the auto-manager at the next tick.
     queue_dirty: bool,
     ip_filter: crate::IpFilter,
+    port_filter: crate::PortFilter,
     last_auto_manage: Instant,
     /// Our DHT node's port, sent to peers in PORT messages (BEP 5).
     dht_port: Option<u16>,
@@ -219,6 +220,7 @@ impl Engine {
             optimistic_counter: 0,
             queue_dirty: false,
             ip_filter: crate::IpFilter::new(),
+            port_filter: crate::PortFilter::new(),
             last_auto_manage: now,
             dht_port: None,
         }
@@ -354,6 +356,18 @@ impl Engine {
     #[must_use]
     pub const fn ip_filter(&self) -> &crate::IpFilter {
         &self.ip_filter
+    }
+
+    /// Sets the port filter (the manual's `set_port_filter`): peers on blocked ports are
+    /// not dialled.
+    pub fn set_port_filter(&mut self, filter: crate::PortFilter) {
+        self.port_filter = filter;
+    }
+
+    /// The port filter.
+    #[must_use]
+    pub const fn port_filter(&self) -> &crate::PortFilter {
+        &self.port_filter
     }
 
     /// Whether a torrent applies the IP filter (the manual's `apply_ip_filter`; default on).
@@ -3835,6 +3849,7 @@ impl Engine {
                             && !e.is_self
                             && !self.banned.contains(a)
                             && !self.blocked(Some(id), **a)
+                            && !self.port_filter.access(a.port()).is_blocked()
                             && (e.source == PeerSource::User || e.failcount < max_fail)
                             && e.next_try.is_none_or(|n| n <= now)
                             && !(seed && e.seed)

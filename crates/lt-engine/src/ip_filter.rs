@@ -1,5 +1,6 @@
 //! The IP filter (the manual's `ip_filter`): address ranges with access flags, for IPv4
-//! and IPv6. The last rule added wins where ranges overlap.
+//! and IPv6; and the port filter (`port_filter`): port ranges that outgoing connections
+//! are not made to. The last rule added wins where ranges overlap.
 
 use std::net::IpAddr;
 
@@ -69,6 +70,42 @@ impl IpFilter {
     }
 }
 
+/// Port ranges with access flags (the manual's `port_filter`): no outgoing connection is
+/// made to a peer whose port is `BLOCKED`. Incoming connections are not affected.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PortFilter {
+    /// `(first, last, flags)`, in the order added.
+    rules: Vec<(u16, u16, IpAccess)>,
+}
+
+impl PortFilter {
+    /// An empty filter (every port allowed).
+    #[must_use]
+    pub const fn new() -> Self {
+        Self { rules: Vec::new() }
+    }
+
+    /// Gives ports `first..=last` the flags `access`; a range with `first > last`, or past
+    /// [`MAX_IP_FILTER_RULES`], is ignored. Returns whether it was added.
+    pub fn add_rule(&mut self, first: u16, last: u16, access: IpAccess) -> bool {
+        if first > last || self.rules.len() >= MAX_IP_FILTER_RULES {
+            return false;
+        }
+        self.rules.push((first, last, access));
+        true
+    }
+
+    /// The flags of `port`.
+    #[must_use]
+    pub fn access(&self, port: u16) -> IpAccess {
+        self.rules
+            .iter()
+            .rev()
+            .find(|&&(a, b, _)| a <= port && port <= b)
+            .map_or_else(IpAccess::default, |r| r.2)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,5 +128,16 @@ mod tests {
             f.access(ip("::ffff:10.9.9.9")).is_blocked(),
             "v4-mapped addresses count as v4"
         );
+    }
+
+    #[test]
+    fn port_ranges_last_rule_wins() {
+        let mut f = PortFilter::new();
+        assert!(!f.access(6881).is_blocked());
+        assert!(f.add_rule(0, 1023, IpAccess::BLOCKED));
+        assert!(f.add_rule(80, 80, IpAccess::default()));
+        assert!(!f.add_rule(10, 9, IpAccess::BLOCKED));
+        assert!(f.access(0).is_blocked() && f.access(1023).is_blocked());
+        assert!(!f.access(80).is_blocked() && !f.access(1024).is_blocked());
     }
 }

@@ -44,7 +44,7 @@ mod types;
 
 pub use alert::{Alert, AlertCategory, AlertQueue, DisconnectReason, PerformanceWarning};
 pub use engine::{AddError, Engine};
-pub use ip_filter::{IpAccess, IpFilter, MAX_IP_FILTER_RULES};
+pub use ip_filter::{IpAccess, IpFilter, MAX_IP_FILTER_RULES, PortFilter};
 pub use lt_picker::PartialPiece;
 pub use settings::{SeedChoking, Settings};
 pub use types::{

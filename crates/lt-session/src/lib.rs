@@ -47,7 +47,7 @@ pub use lt_dht::DhtState;
 use lt_engine::{Action, AddTorrent, ConnId, DiskJob, Engine};
 pub use lt_engine::{
     Alert, AlertCategory, DisconnectReason, IpAccess, IpFilter, PartialPiece, PeerInfo,
-    PerformanceWarning, SeedChoking, Settings, TorrentFlags, TorrentId, TorrentState,
+    PerformanceWarning, PortFilter, SeedChoking, Settings, TorrentFlags, TorrentId, TorrentState,
     TorrentStatus,
 };
 pub use lt_metainfo::MagnetLink;
@@ -884,6 +884,12 @@ impl Session {
         if let Some(n) = &self.nat {
             n.delete(mapping);
         }
+    }
+
+    /// Sets the port filter (the manual's `set_port_filter`): peers on blocked ports are
+    /// not dialled (incoming connections are unaffected).
+    pub fn set_port_filter(&self, filter: PortFilter) {
+        self.shared.with(|e, _| e.set_port_filter(filter));
     }
 
     /// Sets the IP filter (the manual's `set_ip_filter`).

@@ -459,10 +459,38 @@ fn ip_filter_refuses_blocked_peers() {
 }
 
 #[test]
+fn port_filter_stops_outgoing_connections() {
+    let data = payload(256 << 10, 31);
+    let info = torrent(&data, 32 << 10);
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("payload.bin"), &data).unwrap();
+    let (_seed, seed_addr) = seed_session(&info, src.path());
+    let dst = tempfile::tempdir().unwrap();
+    let leech = Session::new(settings()).unwrap();
+    let mut filter = lt_session::PortFilter::default();
+    assert!(filter.add_rule(
+        seed_addr.port(),
+        seed_addr.port(),
+        lt_session::IpAccess::BLOCKED
+    ));
+    leech.set_port_filter(filter);
+    let mut params = AddTorrentParams::new(Arc::clone(&info), dst.path());
+    params.peers.push(seed_addr);
+    let h = leech.add_torrent(params).unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let st = h.status().unwrap();
+    assert_eq!((st.num_peers, st.num_pieces), (0, 0), "{st:?}");
+    leech.set_port_filter(lt_session::PortFilter::default());
+    wait(&leech, &h, 30, &mut Vec::new(), |s| s.is_seeding);
+    assert_eq!(std::fs::read(dst.path().join("payload.bin")).unwrap(), data);
+}
+
+#[test]
 fn session_state_round_trip() {
     let mut s = settings();
     s.engine.upload_rate_limit = 123_456;
     s.engine.active_downloads = 7;
+    s.engine.ignore_limits_on_local_network = false;
     let hub = Session::new(settings()).unwrap();
     s.dht_bootstrap_nodes = vec![hub.listen_addrs()[0]];
     let session = Session::new(s).unwrap();
@@ -476,6 +504,8 @@ fn session_state_round_trip() {
     loaded.load_state(&state).unwrap();
     assert_eq!(loaded.engine.upload_rate_limit, 123_456);
     assert_eq!(loaded.engine.active_downloads, 7);
+    assert!(!loaded.engine.ignore_limits_on_local_network);
+    assert!(loaded.engine.rate_limit_ip_overhead);
     let dht = loaded.dht_state.unwrap();
     assert!(dht.id.is_some());
     assert_eq!(dht.nodes, vec![hub.listen_addrs()[0]]);
