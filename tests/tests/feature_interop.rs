@@ -151,6 +151,11 @@ fn magnets_both_ways() {
         &dir.path().join("one"),
         &["--peer".into(), format!("127.0.0.31:{p1}")],
     );
+    // lt kept the metadata as a .torrent beside its resume data.
+    let hex = payload.info_hash().to_hex();
+    let saved = std::fs::read(dir.path().join(format!("one/.lt/{hex}.torrent"))).unwrap();
+    let saved = lt_metainfo::TorrentInfo::from_bytes(&saved).unwrap();
+    assert_eq!(saved.info_hash(), payload.info.info_hash());
     let (_two, p2) = start_node("libtorrent seed 2", &seed_args(1));
     let (_three, p3) = start_node("libtorrent seed 3", &seed_args(2));
     lt_download(

@@ -224,22 +224,24 @@ fn save_resume(session: &Session, handle: &TorrentHandle, path: &Path) -> Result
 /// Keeps the session's state (limits, DHT nodes) next to the resume data; a failure only
 /// costs the next run its DHT head start.
 fn save_state(session: &Session, path: &Path) {
-    let tmp = path.with_extension("state.tmp");
-    let ok = std::fs::write(&tmp, session.save_state()).and_then(|()| std::fs::rename(&tmp, path));
-    if let Err(e) = ok {
-        eprintln!(
-            "lt: cannot save the session state to {}: {e}",
-            path.display()
-        );
+    if let Err(e) = write_atomically(path, &session.save_state()) {
+        eprintln!("lt: cannot save the session state: {e:#}");
     }
 }
 
 fn write_resume(path: &Path, data: &ResumeData) -> Result<()> {
+    write_atomically(path, &data.to_bytes())
+}
+
+/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`, so a
+/// crash leaves the old file or the new one, never half of one.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let tmp = path.with_extension("resume.tmp");
-    std::fs::write(&tmp, data.to_bytes())
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
 }
 
@@ -375,6 +377,11 @@ pub(crate) fn download(args: &DownloadArgs) -> Result<()> {
     let mut resumed: Option<u32> = None;
     let mut saved_pieces = u32::MAX;
     let mut last_save = Instant::now();
+    // A magnet's metadata is kept as a .torrent next to the resume data once it arrives.
+    let mut torrent_to_save = args
+        .torrent
+        .starts_with("magnet:")
+        .then(|| state_dir.join(format!("{hex}.torrent")));
     let status = loop {
         session.wait_for_alert(Duration::from_millis(200));
         for alert in session.pop_alerts() {
@@ -386,6 +393,12 @@ pub(crate) fn download(args: &DownloadArgs) -> Result<()> {
         let s = handle.status()?;
         if resumed.is_none() && !s.is_checking() {
             resumed = Some(s.num_pieces);
+        }
+        if s.has_metadata
+            && let Some(path) = torrent_to_save.take()
+        {
+            write_atomically(&path, &handle.torrent_file()?.to_bytes())?;
+            eprintln!("metadata saved to {}", path.display());
         }
         progress.update(&s);
         if !s.has_metadata && stop.load(Ordering::SeqCst) {
