@@ -98,6 +98,8 @@ enum Bits {
 
 /// Most announcements kept per peer before the metadata arrives.
 const MAX_PENDING_BITS: usize = 1 << 16;
+/// Most candidate pieces weighed for one super-seeding offer.
+const SUPER_SEED_SCAN: u32 = 4096;
 /// How long a metadata piece request may go unanswered before it is asked elsewhere.
 const METADATA_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -2953,7 +2955,9 @@ impl Engine {
     /// offer), offers it another with HAVE: of the pieces it lacks, one offered to the
     /// fewest other peers right now, then the rarest among connected peers, ties broken
     /// at random. This is libtorrent's rule (not BEP 16's strict variant, which waits to
-    /// see the piece announced by a third peer first).
+    /// see the piece announced by a third peer first). At most [`SUPER_SEED_SCAN`] pieces
+    /// from a random start are weighed, so a peer that claims each offered piece at once
+    /// costs bounded work per message on a torrent of any size.
     fn super_seed_offer(&mut self, now: Instant, cid: ConnId) {
         let Some(c) = self.conns.get(&cid) else {
             return;
@@ -2985,11 +2989,16 @@ impl Engine {
         }
         let start = u32::try_from(self.rng.next_u64() % u64::from(n)).unwrap_or(0);
         let mut best: Option<((u32, u32), PieceIndex)> = None;
+        let mut weighed = 0;
         for k in 0..n {
+            if weighed >= SUPER_SEED_SCAN && best.is_some() {
+                break;
+            }
             let p = PieceIndex::new((start + k) % n);
             if peer_has(p) || !t.have.get(p.as_usize()) {
                 continue;
             }
+            weighed += 1;
             let key = (
                 offered_now.get(&p.get()).copied().unwrap_or(0),
                 t.picker.availability(p),
