@@ -92,7 +92,9 @@ pub struct Header {
 }
 
 /// A selective ACK bitmask (BEP 29): bit `i` (LSB first in each byte) acknowledges
-/// `ack_nr + 2 + i`. Its length is a multiple of 4, at most [`MAX_SACK_BYTES`].
+/// `ack_nr + 2 + i`. Ours are a multiple of 4 bytes long, as BEP 29 asks; received ones
+/// may have any length (libtorrent 2.0 sends 3-byte masks), and only the first
+/// [`MAX_SACK_BYTES`] are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SelectiveAck {
     bits: [u8; MAX_SACK_BYTES],
@@ -120,15 +122,20 @@ impl SelectiveAck {
         }
     }
 
-    /// Parses a bitmask received from a peer.
+    /// Parses a bitmask received from a peer. An empty one is an error; bytes past
+    /// [`MAX_SACK_BYTES`] only acknowledge packets further out and are ignored, so the
+    /// packet (and its payload) still counts.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
-        let len = u8::try_from(bytes.len()).unwrap_or(u8::MAX);
-        if bytes.is_empty() || !bytes.len().is_multiple_of(4) || bytes.len() > MAX_SACK_BYTES {
-            return Err(Error::BadSackLength(len));
+        if bytes.is_empty() {
+            return Err(Error::BadSackLength(0));
         }
+        let kept = &bytes[..bytes.len().min(MAX_SACK_BYTES)];
         let mut bits = [0; MAX_SACK_BYTES];
-        bits[..bytes.len()].copy_from_slice(bytes);
-        Ok(Self { bits, len })
+        bits[..kept.len()].copy_from_slice(kept);
+        Ok(Self {
+            bits,
+            len: u8::try_from(kept.len()).unwrap_or(u8::MAX),
+        })
     }
 
     /// The bitmask as sent on the wire.
@@ -405,13 +412,22 @@ mod tests {
         assert_eq!(Packet::decode(&v), Err(Error::BadType(5)));
         let mut v = out.clone();
         v[1] = EXT_SACK;
-        v.extend_from_slice(&[0, 3, 1, 2, 3]);
-        assert_eq!(Packet::decode(&v), Err(Error::BadSackLength(3)));
+        v.extend_from_slice(&[0, 0]);
+        assert_eq!(Packet::decode(&v), Err(Error::BadSackLength(0)));
+        // libtorrent 2.0 sends masks of any length (3 bytes here): accepted.
+        let mut v = out.clone();
+        v[1] = EXT_SACK;
+        v.extend_from_slice(&[0, 3, 0b11, 0, 0x80, b'p']);
+        let p = Packet::decode(&v).unwrap();
+        assert_eq!(p.sack.unwrap().acked().collect::<Vec<_>>(), [0, 1, 23]);
+        assert_eq!(p.payload, &b"p"[..]);
+        // Longer than we keep: the first 32 bytes count, the packet is not dropped.
         let mut v = out.clone();
         v[1] = EXT_SACK;
         v.extend_from_slice(&[0, 36]);
         v.extend_from_slice(&[0xff; 36]);
-        assert_eq!(Packet::decode(&v), Err(Error::BadSackLength(36)));
+        let p = Packet::decode(&v).unwrap();
+        assert_eq!(p.sack.unwrap().acked().count(), 256);
         let mut v = out.clone();
         v[1] = EXT_SACK;
         v.extend_from_slice(&[EXT_SACK, 4, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0]);

@@ -257,7 +257,7 @@ fn keepalive_then_idle_timeout() {
 }
 
 #[test]
-fn bogus_ack_wrong_id_and_huge_sack_are_dropped() {
+fn bogus_ack_and_wrong_id_are_dropped_a_huge_sack_is_cut() {
     let now = Instant::now();
     let (mut client, mut server) = connected(now);
     client.write(&[1; 3000]);
@@ -288,11 +288,10 @@ fn bogus_ack_wrong_id_and_huge_sack_are_dropped() {
     huge[1] = lt_utp::EXT_SACK;
     huge.extend_from_slice(&[0, 252]);
     huge.extend_from_slice(&[0xff; 252]);
-    assert_eq!(
-        client.handle_datagram(now, &huge),
-        Err(Error::BadSackLength(252))
-    );
-    assert_eq!(client.stats().packets_dropped, 3);
+    // A 252-byte SACK (BEP 29 wants a multiple of 4, libtorrent sends any length): the
+    // first 32 bytes count, bits for packets never sent are ignored.
+    assert_eq!(client.handle_datagram(now, &huge), Ok(()));
+    assert_eq!(client.stats().packets_dropped, 2);
     // The connection still works.
     for d in data {
         server.handle_datagram(now, &d).expect("data");
