@@ -22,7 +22,7 @@ use rand_core::{RngCore as _, SeedableRng as _};
 
 use crate::alert::{Alert, AlertCategory, AlertQueue, DisconnectReason, PerformanceWarning};
 use crate::rate::{Bucket, Rate, is_local_network, wire_cost};
-use crate::torrent::{PartPiece, PeerEntry, PeerSource, Torrent};
+use crate::torrent::{PartPiece, PeerEntry, PeerSource, Torrent, apply_file_priorities};
 use crate::{
     Action, AddTorrent, ConnId, DiskDone, DiskErrorKind, DiskJob, PeerInfo, Settings, TorrentId,
     TorrentState, TorrentStatus,
@@ -454,12 +454,7 @@ impl Engine {
         let mut file_priorities = params.file_priorities.clone();
         file_priorities.resize(num_files, 1);
         if file_priorities.iter().any(|&p| p != 1) {
-            let sizes: Vec<u64> = info.files().files().iter().map(|f| f.size).collect();
-            let prios: Vec<Priority> = file_priorities
-                .iter()
-                .map(|&p| Priority::new(p.min(7)).unwrap_or(Priority::NORMAL))
-                .collect();
-            let _ = picker.set_file_priorities(&sizes, &prios);
+            apply_file_priorities(&mut picker, &info, &file_priorities);
         }
         let mut tiers: Vec<Vec<String>> = Vec::new();
         for t in info.trackers() {
@@ -1088,13 +1083,7 @@ impl Engine {
                 }));
             }
         }
-        let sizes: Vec<u64> = t.info.files().files().iter().map(|f| f.size).collect();
-        let prios: Vec<Priority> = t
-            .file_priorities
-            .iter()
-            .map(|&p| Priority::new(p).unwrap_or(Priority::NORMAL))
-            .collect();
-        let _ = t.picker.set_file_priorities(&sizes, &prios);
+        apply_file_priorities(&mut t.picker, &t.info, &t.file_priorities);
         self.after_priority_change(now, id);
     }
 
@@ -3058,13 +3047,7 @@ impl Engine {
         if on {
             self.recalc_share_mode(now, id);
         } else if t.has_metadata {
-            let sizes: Vec<u64> = t.info.files().files().iter().map(|f| f.size).collect();
-            let prios: Vec<Priority> = t
-                .file_priorities
-                .iter()
-                .map(|&p| Priority::new(p).unwrap_or(Priority::NORMAL))
-                .collect();
-            let _ = t.picker.set_file_priorities(&sizes, &prios);
+            apply_file_priorities(&mut t.picker, &t.info, &t.file_priorities);
             self.after_priority_change(now, id);
         }
     }

@@ -142,6 +142,16 @@ pub(crate) struct Torrent {
     pub(crate) name_hint: Option<String>,
 }
 
+/// Sets the picker's piece priorities from file priorities (0 to 7; past 7 is 7).
+pub(crate) fn apply_file_priorities(picker: &mut PiecePicker, info: &TorrentInfo, prios: &[u8]) {
+    let sizes: Vec<u64> = info.files().files().iter().map(|f| f.size).collect();
+    let prios: Vec<lt_picker::Priority> = prios
+        .iter()
+        .map(|&p| lt_picker::Priority::new(p.min(7)).unwrap_or(lt_picker::Priority::NORMAL))
+        .collect();
+    let _ = picker.set_file_priorities(&sizes, &prios);
+}
+
 impl Torrent {
     /// Whether we have every piece.
     pub(crate) fn is_seed(&self) -> bool {
