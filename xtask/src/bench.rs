@@ -68,6 +68,11 @@ pub(crate) struct TransferArgs {
     /// Seconds one transfer may take.
     #[arg(long, default_value_t = 300)]
     timeout: u64,
+    /// The leecher's download limit in bytes per second (0: none); the report then gives
+    /// each leecher's rate as a fraction of it. lt is passed `--limit-local`, as loopback
+    /// peers are exempt otherwise.
+    #[arg(long, value_name = "BYTES", default_value_t = 0)]
+    download_limit: u64,
 }
 
 /// A seeder and a leecher.
@@ -152,7 +157,7 @@ fn transfer(args: &TransferArgs) -> Result<()> {
     for &pair in &args.pairs {
         let mut runs = Vec::new();
         for i in 0..args.runs {
-            let r = one_transfer(pair, &lt, &torrent, &source, dir, args.timeout)
+            let r = one_transfer(pair, &lt, &torrent, &source, dir, args)
                 .with_context(|| format!("{} run {}", pair.name(), i + 1))?;
             println!(
                 "  {:<26} run {}: {:>7.1} MB/s, leecher {:.2} CPU s, {:.1} MiB peak anon, \
@@ -220,6 +225,18 @@ fn transfer(args: &TransferArgs) -> Result<()> {
             );
         }
     }
+    if args.download_limit > 0 {
+        #[allow(clippy::cast_precision_loss)]
+        let limit = args.download_limit as f64 / 1e6;
+        for (pair, m) in &medians {
+            println!(
+                "{} at a {limit:.2} MB/s download limit: {:.3} MB/s = x{:.3} of the limit",
+                pair.name(),
+                m.mb_per_s,
+                m.mb_per_s / limit
+            );
+        }
+    }
     println!(
         "(libtorrent's CPU and memory include its Python interpreter; MB/s is payload over \
          the leecher's own time from start to completion)"
@@ -243,8 +260,10 @@ fn one_transfer(
     torrent: &Path,
     source: &Path,
     dir: &Path,
-    timeout: u64,
+    args: &TransferArgs,
 ) -> Result<Run> {
+    let timeout = args.timeout;
+    let limit = args.download_limit.to_string();
     let (seeder_kind, leecher_kind) = pair.clients();
     let seed_dir = source.parent().unwrap_or(dir);
     let (mut seeder, port) = match seeder_kind {
@@ -299,7 +318,8 @@ fn one_transfer(
                 .arg(torrent)
                 .arg("--save")
                 .arg(&out)
-                .args(["--peer", &peer, "--max-time", &timeout.to_string()]),
+                .args(["--peer", &peer, "--max-time", &timeout.to_string()])
+                .args(["--download-limit", &limit]),
         )?,
         Client::Lt => Proc::spawn(
             "lt download",
@@ -308,7 +328,8 @@ fn one_transfer(
                 .arg(torrent)
                 .arg("-o")
                 .arg(&out)
-                .args(["--peer", &peer, "--json"]),
+                .args(["--peer", &peer, "--json"])
+                .args(["--download-limit", &limit, "--limit-local"]),
         )?,
     };
     let (leecher_cpu, leecher_anon_kib) = watch_until_exit(&leecher, secs(timeout))?;
