@@ -397,8 +397,11 @@ pub(crate) fn download(args: &DownloadArgs) -> Result<()> {
         if s.has_metadata
             && let Some(path) = torrent_to_save.take()
         {
-            write_atomically(&path, &handle.torrent_file()?.to_bytes())?;
-            eprintln!("metadata saved to {}", path.display());
+            // Only a convenience: a failure costs the next run the metadata fetch.
+            match write_atomically(&path, &handle.torrent_file()?.to_bytes()) {
+                Ok(()) => eprintln!("metadata saved to {}", path.display()),
+                Err(e) => eprintln!("lt: cannot save the metadata: {e:#}"),
+            }
         }
         progress.update(&s);
         if !s.has_metadata && stop.load(Ordering::SeqCst) {

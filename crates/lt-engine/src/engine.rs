@@ -3113,8 +3113,11 @@ impl Engine {
         let prios = t.picker.piece_priorities();
         let selected = prios.iter().filter(|p| !p.is_dont_download()).count();
         let held = t.have.count_ones().max(selected) as u64;
-        let uploaded = t.prior_upload + t.total_upload;
-        if held > 0 && held * u64::from(t.info.piece_length()) * u64::from(target) > uploaded {
+        let uploaded = t.prior_upload.saturating_add(t.total_upload);
+        let needed = held
+            .saturating_mul(u64::from(t.info.piece_length()))
+            .saturating_mul(u64::from(target));
+        if held > 0 && needed > uploaded {
             return;
         }
         if t.picker.download_queue().len() as u64 > held / 20 {
