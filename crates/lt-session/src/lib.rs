@@ -361,9 +361,20 @@ struct Shared {
     skeys: Skeys,
     listen: Vec<SocketAddr>,
     closed: AtomicBool,
+    /// The DHT node while it runs (the manual's `start_dht`/`stop_dht`).
+    dht: Mutex<Option<lt_dht::tokio::DhtHandle>>,
+    /// The state of the last node stopped, for the next start.
+    dht_saved: Mutex<Option<DhtState>>,
 }
 
 impl Shared {
+    fn dht(&self) -> Option<lt_dht::tokio::DhtHandle> {
+        self.dht
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     fn engine(&self) -> MutexGuard<'_, Engine> {
         self.engine.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -413,7 +424,9 @@ pub struct Session {
     runtime: Option<tokio::runtime::Runtime>,
     settings: SessionSettings,
     nat: Option<nat::NatHandle>,
-    dht: Option<lt_dht::tokio::DhtHandle>,
+    dht: dht::DhtStarter,
+    /// Where the DHT's peers and alerts go.
+    inputs: mpsc::Sender<Input>,
 }
 
 impl std::fmt::Debug for Session {
@@ -552,6 +565,8 @@ impl Session {
             skeys: Arc::new(RwLock::new(HashMap::new())),
             listen,
             closed: AtomicBool::new(false),
+            dht: Mutex::new(None),
+            dht_saved: Mutex::new(None),
         });
         let (tx, rx) = mpsc::channel::<Input>(1024);
         let handshake_timeout = settings.engine.handshake_timeout;
@@ -623,27 +638,11 @@ impl Session {
             config: shared.engine().mse_config(),
             timeout: settings.engine.peer_connect_timeout,
         };
-        let dht = if settings.enable_dht {
-            dht::start(
-                &runtime,
-                &settings,
-                utp.iter().find(|u| u.local_addr().is_ipv4()),
-                shared.listen.iter().copied().find(SocketAddr::is_ipv4),
-            )
-        } else {
-            None
-        };
-        if let Some(d) = &dht {
-            let port = shared.listen.first().map_or(0, SocketAddr::port);
-            shared.engine().set_dht_port(Some(port));
-            runtime.spawn(dht::run(
-                d.clone(),
-                Arc::clone(&shared),
-                tx.clone(),
-                port,
-                settings.dht_announce_interval,
-            ));
-        }
+        let dht = dht::DhtStarter::new(
+            &runtime,
+            utp.iter().find(|u| u.local_addr().is_ipv4()),
+            shared.listen.iter().copied().find(SocketAddr::is_ipv4),
+        );
         if settings.enable_lsd {
             let _guard = runtime.enter();
             if let Some(sock) = lsd::bind() {
@@ -664,18 +663,79 @@ impl Session {
         runtime.spawn(engine_loop(
             Arc::clone(&shared),
             rx,
-            tx,
+            tx.clone(),
             check_threads,
             dialer,
-            dht.clone(),
         ));
-        Ok(Self {
+        let session = Self {
             shared,
             runtime: Some(runtime),
-            settings,
             nat,
             dht,
-        })
+            inputs: tx,
+            settings,
+        };
+        if session.settings.enable_dht {
+            session.start_dht();
+        }
+        Ok(session)
+    }
+
+    /// Starts the DHT node (the manual's `start_dht`) if it is not running. It keeps the
+    /// node id and nodes of the last node this session stopped.
+    pub fn start_dht(&self) {
+        let mut running = self
+            .shared
+            .dht
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if running.is_some() {
+            return;
+        }
+        let state = self
+            .shared
+            .dht_saved
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let Some(d) = self.dht.start(&self.settings, state) else {
+            return;
+        };
+        let port = self.shared.listen.first().map_or(0, SocketAddr::port);
+        self.shared.engine().set_dht_port(Some(port));
+        if let Some(rt) = &self.runtime {
+            rt.spawn(dht::run(
+                d.clone(),
+                Arc::clone(&self.shared),
+                self.inputs.clone(),
+                port,
+                self.settings.dht_announce_interval,
+            ));
+        }
+        *running = Some(d);
+    }
+
+    /// Stops the DHT node (the manual's `stop_dht`); its node id and nodes are kept for
+    /// the next [`start_dht`](Self::start_dht).
+    pub fn stop_dht(&self) {
+        let state = self.dht_state();
+        let Some(d) = self
+            .shared
+            .dht
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        else {
+            return;
+        };
+        *self
+            .shared
+            .dht_saved
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = state;
+        d.shutdown();
+        self.dht.stopped();
+        self.shared.engine().set_dht_port(None);
     }
 
     /// The addresses we listen on.
@@ -941,20 +1001,20 @@ impl Session {
 
     /// Whether the DHT runs.
     #[must_use]
-    pub const fn is_dht_running(&self) -> bool {
-        self.dht.is_some()
+    pub fn is_dht_running(&self) -> bool {
+        self.shared.dht().is_some()
     }
 
     /// Adds a DHT node (the manual's `add_dht_node`).
     pub fn add_dht_node(&self, addr: SocketAddr) {
-        if let Some(d) = &self.dht {
+        if let Some(d) = self.shared.dht() {
             d.add_node(addr);
         }
     }
 
     /// Adds a DHT router (the manual's `add_dht_router`).
     pub fn add_dht_router(&self, addr: SocketAddr) {
-        if let Some(d) = &self.dht {
+        if let Some(d) = self.shared.dht() {
             d.add_router(addr);
         }
     }
@@ -962,7 +1022,8 @@ impl Session {
     /// Nodes in the DHT's routing table.
     #[must_use]
     pub fn dht_nodes(&self) -> usize {
-        self.dht
+        self.shared
+            .dht()
             .as_ref()
             .map_or(0, lt_dht::tokio::DhtHandle::routing_table_size)
     }
@@ -971,7 +1032,7 @@ impl Session {
     /// DHT), to pass back in [`SessionSettings::dht_state`].
     #[must_use]
     pub fn dht_state(&self) -> Option<DhtState> {
-        let d = self.dht.clone()?;
+        let d = self.shared.dht()?;
         let rt = self.runtime.as_ref()?;
         let (tx, rx) = std::sync::mpsc::channel();
         rt.spawn(async move {
@@ -1033,7 +1094,13 @@ impl Session {
         if let Some(n) = self.nat.take() {
             n.shutdown(Duration::from_secs(2));
         }
-        if let Some(d) = self.dht.take() {
+        if let Some(d) = self
+            .shared
+            .dht
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
             d.shutdown();
         }
         let deadline =
@@ -1375,7 +1442,6 @@ async fn engine_loop(
     tx: mpsc::Sender<Input>,
     check_threads: usize,
     dialer: io::Dialer,
-    dht: Option<lt_dht::tokio::DhtHandle>,
 ) {
     let mut writers: HashMap<ConnId, mpsc::UnboundedSender<Vec<Bytes>>> = HashMap::new();
     let mut tasks: HashMap<ConnId, tokio::task::AbortHandle> = HashMap::new();
@@ -1643,7 +1709,7 @@ async fn engine_loop(
                     }
                 }
                 Action::DhtNode { addr } => {
-                    if let Some(d) = &dht {
+                    if let Some(d) = shared.dht() {
                         d.add_node(addr);
                     }
                 }

@@ -485,6 +485,41 @@ fn port_filter_stops_outgoing_connections() {
     assert_eq!(std::fs::read(dst.path().join("payload.bin")).unwrap(), data);
 }
 
+/// Waits up to 10 s for the session's DHT to know at least one node.
+fn wait_for_dht_nodes(session: &Session, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while session.dht_nodes() == 0 {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn dht_starts_and_stops_while_the_session_runs() {
+    let hub = Session::new(settings()).unwrap();
+    let mut s = settings();
+    s.enable_dht = false;
+    let session = Session::new(s).unwrap();
+    assert!(!session.is_dht_running());
+    session.start_dht();
+    assert!(session.is_dht_running());
+    session.add_dht_node(hub.listen_addrs()[0]);
+    wait_for_dht_nodes(&session, "the started DHT never met the hub");
+    let id = session.dht_state().unwrap().id;
+    assert!(id.is_some());
+
+    session.stop_dht();
+    assert!(!session.is_dht_running());
+    assert_eq!(session.dht_nodes(), 0);
+    assert!(session.dht_state().is_none());
+
+    // Started again, it has the same node id and finds the hub from its saved nodes.
+    session.start_dht();
+    assert!(session.is_dht_running());
+    wait_for_dht_nodes(&session, "the restarted DHT did not find its saved nodes");
+    assert_eq!(session.dht_state().unwrap().id, id);
+}
+
 #[test]
 fn session_state_round_trip() {
     let mut s = settings();
@@ -494,11 +529,7 @@ fn session_state_round_trip() {
     let hub = Session::new(settings()).unwrap();
     s.dht_bootstrap_nodes = vec![hub.listen_addrs()[0]];
     let session = Session::new(s).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while session.dht_nodes() == 0 {
-        assert!(Instant::now() < deadline, "the DHT never met the hub");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_dht_nodes(&session, "the DHT never met the hub");
     let state = session.save_state();
     let mut loaded = SessionSettings::default();
     loaded.load_state(&state).unwrap();
