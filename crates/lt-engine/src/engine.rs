@@ -24,8 +24,8 @@ use crate::alert::{Alert, AlertCategory, AlertQueue, DisconnectReason, Performan
 use crate::rate::{Bucket, Rate, is_local_network, wire_cost};
 use crate::torrent::{PartPiece, PeerEntry, PeerSource, Torrent, apply_file_priorities};
 use crate::{
-    Action, AddTorrent, ConnId, DiskDone, DiskErrorKind, DiskJob, PeerInfo, Settings, TorrentId,
-    TorrentState, TorrentStatus,
+    Action, AddTorrent, ConnId, DiskDone, DiskErrorKind, DiskJob, MixedMode, PeerInfo, Settings,
+    TorrentId, TorrentState, TorrentStatus,
 };
 
 /// Why adding a torrent failed.
@@ -175,6 +175,9 @@ pub struct Engine {
     stops_in_flight: BTreeSet<(TorrentId, usize)>,
     up_bucket: Bucket,
     down_bucket: Bucket,
+    /// `mixed_mode_algorithm`'s limits on TCP peers while uTP peers transfer.
+    tcp_up_bucket: Bucket,
+    tcp_down_bucket: Bucket,
     scratch_blocks: Vec<Block>,
     scratch_events: Vec<PeerEvent>,
     banned: BTreeSet<SocketAddr>,
@@ -216,6 +219,8 @@ impl Engine {
             stops_in_flight: BTreeSet::new(),
             up_bucket,
             down_bucket,
+            tcp_up_bucket: Bucket::new(0),
+            tcp_down_bucket: Bucket::new(0),
             scratch_blocks: Vec::new(),
             scratch_events: Vec::new(),
             banned: BTreeSet::new(),
@@ -3235,6 +3240,12 @@ impl Engine {
             return;
         };
         let limited = !(ignore_local && c.local);
+        let tcp_limit = if c.utp {
+            0
+        } else {
+            self.tcp_down_bucket.rate()
+        };
+        let tcp_ok = c.utp || self.tcp_down_bucket.available();
         let Some(t) = c.torrent.and_then(|id| self.torrents.get_mut(&id)) else {
             return;
         };
@@ -3252,7 +3263,8 @@ impl Engine {
         if choked && w.allowed_fast().is_empty() {
             return;
         }
-        if t.disk_bytes >= max_disk || (limited && (!session_down_ok || !t.down_bucket.available()))
+        if t.disk_bytes >= max_disk
+            || (limited && (!session_down_ok || !t.down_bucket.available() || !tcp_ok))
         {
             return;
         }
@@ -3266,10 +3278,14 @@ impl Engine {
         let mut target = by_rate.clamp(min_q, max_q.max(min_q));
         // Under a download limit, requests in flight are capped at half a second of it, or
         // the last of them would overshoot the limit by the whole queue.
-        let limit = match (t.down_bucket.rate(), session_down_limit) {
-            _ if !limited => 0,
-            (0, l) | (l, 0) => l,
-            (a, b) => a.min(b),
+        let limit = if limited {
+            [t.down_bucket.rate(), session_down_limit, tcp_limit]
+                .into_iter()
+                .filter(|&l| l > 0)
+                .min()
+                .unwrap_or(0)
+        } else {
+            0
         };
         if limit > 0 {
             let cap =
@@ -3339,6 +3355,9 @@ impl Engine {
             );
             t.down_bucket.spend(cost);
             self.down_bucket.spend(cost);
+            if !c.utp {
+                self.tcp_down_bucket.spend(cost);
+            }
         }
         if c.snubbed {
             c.snubbed = false;
@@ -3451,7 +3470,10 @@ impl Engine {
             return;
         }
         let limited = !(self.settings.ignore_limits_on_local_network && c.local);
-        if !limited || (session_up_ok && t.up_bucket.available() && t.pending_reads.is_empty()) {
+        let tcp_ok = c.utp || self.tcp_up_bucket.available();
+        if !limited
+            || (session_up_ok && tcp_ok && t.up_bucket.available() && t.pending_reads.is_empty())
+        {
             if limited {
                 let cost = wire_cost(
                     req.len,
@@ -3461,6 +3483,9 @@ impl Engine {
                 );
                 t.up_bucket.spend(cost);
                 self.up_bucket.spend(cost);
+                if !c.utp {
+                    self.tcp_up_bucket.spend(cost);
+                }
             }
             c.pending_reads += 1;
             self.actions.push_back(Action::Disk(DiskJob::Read {
@@ -3476,6 +3501,8 @@ impl Engine {
     fn serve_pending_reads(&mut self) {
         let ids: Vec<TorrentId> = self.torrents.keys().copied().collect();
         for id in ids {
+            // TCP requests held back by mixed mode wait without blocking uTP ones.
+            let mut held = VecDeque::new();
             while let Some(t) = self.torrents.get_mut(&id) {
                 if !self.up_bucket.available() || !t.up_bucket.available() {
                     break;
@@ -3483,23 +3510,87 @@ impl Engine {
                 let Some((cid, req)) = t.pending_reads.pop_front() else {
                     break;
                 };
-                if let Some(c) = self.conns.get_mut(&cid) {
-                    let cost = wire_cost(
-                        req.len,
-                        c.addr.is_ipv6(),
-                        c.utp,
-                        self.settings.rate_limit_ip_overhead,
-                    );
-                    t.up_bucket.spend(cost);
-                    self.up_bucket.spend(cost);
-                    c.pending_reads += 1;
-                    self.actions.push_back(Action::Disk(DiskJob::Read {
-                        torrent: id,
-                        conn: cid,
-                        request: req,
-                    }));
+                let Some(c) = self.conns.get_mut(&cid) else {
+                    continue;
+                };
+                if !c.utp && !self.tcp_up_bucket.available() {
+                    held.push_back((cid, req));
+                    continue;
+                }
+                let cost = wire_cost(
+                    req.len,
+                    c.addr.is_ipv6(),
+                    c.utp,
+                    self.settings.rate_limit_ip_overhead,
+                );
+                t.up_bucket.spend(cost);
+                self.up_bucket.spend(cost);
+                if !c.utp {
+                    self.tcp_up_bucket.spend(cost);
+                }
+                c.pending_reads += 1;
+                self.actions.push_back(Action::Disk(DiskJob::Read {
+                    torrent: id,
+                    conn: cid,
+                    request: req,
+                }));
+            }
+            if let Some(t) = self.torrents.get_mut(&id) {
+                while let Some(r) = held.pop_back() {
+                    t.pending_reads.push_front(r);
                 }
             }
+        }
+    }
+
+    /// `mixed_mode_algorithm`: while uTP peers transfer, TCP peers together get their
+    /// share (by peer count) of the current rate (libtorrent's `peer_proportional`).
+    fn balance_mixed_mode(&mut self, now: Instant) {
+        // [TCP, uTP] peers we download from (requests in flight or data coming) and upload
+        // to (requests waiting or data going).
+        let (mut down, mut up) = ([0u64; 2], [0u64; 2]);
+        if self.settings.mixed_mode_algorithm == MixedMode::PeerProportional {
+            let ignore_local = self.settings.ignore_limits_on_local_network;
+            for (&cid, c) in &self.conns {
+                let Some(w) = c.wire.as_ref().filter(|_| c.connected) else {
+                    continue;
+                };
+                if ignore_local && c.local {
+                    continue;
+                }
+                let proto = usize::from(c.utp);
+                if c.down.rate() > 0
+                    || c.torrent
+                        .and_then(|id| self.torrents.get(&id))
+                        .is_some_and(|t| t.picker.outstanding_requests(Conn::key(cid)) > 0)
+                {
+                    down[proto] += 1;
+                }
+                if c.up.rate() > 0
+                    || c.pending_reads > 0
+                    || w.pending_peer_requests().next().is_some()
+                {
+                    up[proto] += 1;
+                }
+            }
+        }
+        let (up_rate, down_rate) = self.torrents.values().fold((0u64, 0u64), |(u, d), t| {
+            (u + t.up.rate(), d + t.down.rate())
+        });
+        for (bucket, peers, rate, floor) in [
+            (&mut self.tcp_up_bucket, up, up_rate, 5_000),
+            (&mut self.tcp_down_bucket, down, down_rate, 30_000),
+        ] {
+            if peers[1] == 0 {
+                bucket.set_rate(0);
+                continue;
+            }
+            let tcp = peers[0].max(1);
+            let share =
+                u64::try_from(u128::from(rate) * u128::from(tcp) / u128::from(tcp + peers[1]))
+                    .unwrap_or(u64::MAX);
+            bucket.set_rate(share.max(floor));
+            bucket.refill(now);
         }
     }
 
@@ -3718,6 +3809,7 @@ impl Engine {
         self.next_tick = now + self.settings.tick_interval;
         self.up_bucket.refill(now);
         self.down_bucket.refill(now);
+        self.balance_mixed_mode(now);
         let ids: Vec<TorrentId> = self.torrents.keys().copied().collect();
         for &id in &ids {
             if let Some(t) = self.torrents.get_mut(&id) {

@@ -46,7 +46,7 @@ pub use alert::{Alert, AlertCategory, AlertQueue, DisconnectReason, PerformanceW
 pub use engine::{AddError, Engine};
 pub use ip_filter::{IpAccess, IpFilter, MAX_IP_FILTER_RULES, PortFilter};
 pub use lt_picker::PartialPiece;
-pub use settings::{SeedChoking, Settings};
+pub use settings::{MixedMode, SeedChoking, Settings};
 pub use types::{
     Action, AddTorrent, ConnId, DiskDone, DiskErrorKind, DiskJob, PeerInfo, TorrentFlags,
     TorrentId, TorrentState, TorrentStatus,

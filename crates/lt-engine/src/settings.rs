@@ -17,6 +17,19 @@ pub enum SeedChoking {
     AntiLeech,
 }
 
+/// How TCP and uTP peers share bandwidth (`mixed_mode_algorithm`). uTP yields to TCP by
+/// design (LEDBAT), so without balancing TCP peers take a shared link's capacity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum MixedMode {
+    /// No balancing: TCP takes what it gets.
+    PreferTcp,
+    /// While uTP peers transfer, TCP peers together get at most their share (by peer
+    /// count) of the current rate, never below 5 kB/s up and 30 kB/s down (libtorrent's
+    /// rule and default).
+    #[default]
+    PeerProportional,
+}
+
 /// The session's settings. Every field has the default the manual documents, or
 /// libtorrent 2.0's where 0.16's is gone (noted on the field).
 #[derive(Clone, Debug, PartialEq)]
@@ -41,6 +54,9 @@ pub struct Settings {
     pub optimistic_unchoke_interval: Duration,
     /// `seed_choking_algorithm`.
     pub seed_choking_algorithm: SeedChoking,
+    /// `mixed_mode_algorithm`. Default [`MixedMode::PeerProportional`]. Like the rate
+    /// limits, it leaves local-network peers alone when `ignore_limits_on_local_network`.
+    pub mixed_mode_algorithm: MixedMode,
     /// `request_queue_time`: keep this many seconds of a peer's rate in requests. Default 3 s.
     pub request_queue_time: Duration,
     /// `max_out_request_queue`: most requests outstanding to one peer. Default 500.
@@ -155,6 +171,7 @@ impl Default for Settings {
             unchoke_interval: Duration::from_secs(15),
             optimistic_unchoke_interval: Duration::from_secs(30),
             seed_choking_algorithm: SeedChoking::RoundRobin,
+            mixed_mode_algorithm: MixedMode::PeerProportional,
             request_queue_time: Duration::from_secs(3),
             max_out_request_queue: 500,
             min_request_queue: 16,

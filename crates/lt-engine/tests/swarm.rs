@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use lt_core::{Fingerprint, PeerId};
 use lt_engine::{
-    Action, AddTorrent, Alert, AlertCategory, ConnId, DiskDone, DiskJob, Engine, Settings,
-    TorrentId, TorrentState,
+    Action, AddTorrent, Alert, AlertCategory, ConnId, DiskDone, DiskJob, Engine, MixedMode,
+    Settings, TorrentId, TorrentState,
 };
 use lt_metainfo::{CreateTorrent, TorrentInfo};
 use lt_storage::{MemStorage, Storage, check_files, verify_piece_data};
@@ -72,6 +72,8 @@ struct Sim {
     seed_peers_seen: usize,
     /// A node in share mode: it never completes, so runs do not wait for it.
     share_node: Option<usize>,
+    /// Nodes whose connections are uTP (the engines are told so).
+    utp_nodes: Vec<usize>,
 }
 
 fn payload(len: usize, seed: u64) -> Vec<u8> {
@@ -121,6 +123,7 @@ impl Sim {
             no_tracker: false,
             seed_peers_seen: 0,
             share_node: None,
+            utp_nodes: Vec::new(),
         };
         let total = 1 + bad_seeds + leechers;
         for i in 0..total {
@@ -207,6 +210,10 @@ impl Sim {
                         self.nodes[i]
                             .engine
                             .connected(now, conn, None, BytesMut::new(), false);
+                        if self.utp_nodes.contains(&i) || self.utp_nodes.contains(&j) {
+                            self.nodes[i].engine.set_utp(conn, true);
+                            self.nodes[j].engine.set_utp(remote, true);
+                        }
                     } else {
                         self.nodes[i].engine.connect_failed(now, conn, "refused");
                     }
@@ -698,4 +705,65 @@ fn share_mode_downloads_only_what_it_can_upload_again() {
         "{held} pieces for {up} B uploaded"
     );
     assert!(up >= down, "uploaded {up} < downloaded {down}");
+}
+
+/// What a uTP leecher held to 100 kB/s by its own download limit and a TCP leecher that
+/// is not held download from a 1 MB/s seed using `mode`, from 10 s to 30 s (the balance
+/// follows the measured rate, which takes a few seconds to settle).
+fn mixed_mode_downloads(mode: MixedMode) -> (u64, u64) {
+    let mut sim = Sim::new(21, 2, 0, 32 << 20, 256 << 10);
+    sim.utp_nodes = vec![1];
+    sim.nodes[0].upload = 1_000_000;
+    let mut s = sim.nodes[0].engine.settings().clone();
+    s.mixed_mode_algorithm = mode;
+    s.ignore_limits_on_local_network = false;
+    sim.nodes[0].engine.apply_settings(s);
+    let mut s = sim.nodes[1].engine.settings().clone();
+    s.download_rate_limit = 100_000;
+    s.ignore_limits_on_local_network = false;
+    sim.nodes[1].engine.apply_settings(s);
+    let down = |sim: &Sim, n: usize| {
+        sim.nodes[n]
+            .engine
+            .status(sim.now, sim.nodes[n].torrent)
+            .unwrap()
+            .total_payload_download
+    };
+    assert!(
+        !sim.run(Duration::from_secs(10)),
+        "{:?}",
+        sim.finish_times()
+    );
+    let before = (down(&sim, 1), down(&sim, 2));
+    assert!(
+        !sim.run(Duration::from_secs(30)),
+        "{:?}",
+        sim.finish_times()
+    );
+    assert!(
+        sim.nodes[0]
+            .engine
+            .peer_info(sim.nodes[0].torrent)
+            .iter()
+            .any(|p| p.utp)
+    );
+    (down(&sim, 1) - before.0, down(&sim, 2) - before.1)
+}
+
+#[test]
+fn mixed_mode_holds_tcp_to_its_share_beside_utp() {
+    let (utp, tcp) = mixed_mode_downloads(MixedMode::PreferTcp);
+    let (p_utp, p_tcp) = mixed_mode_downloads(MixedMode::PeerProportional);
+    eprintln!(
+        "downloaded from 10 s to 30 s: prefer_tcp uTP {utp} B, TCP {tcp} B; \
+         peer_proportional uTP {p_utp} B, TCP {p_tcp} B"
+    );
+    // Unbalanced, the TCP peer takes the rest of the seed's 1 MB/s.
+    assert!(tcp > 4 * utp, "prefer_tcp: uTP {utp}, TCP {tcp}");
+    // Balanced, one TCP peer beside one uTP peer gets about what the uTP peer gets.
+    assert!(
+        p_tcp < 2 * p_utp,
+        "peer_proportional: uTP {p_utp}, TCP {p_tcp}"
+    );
+    assert!(p_utp > 0 && p_tcp > 0);
 }

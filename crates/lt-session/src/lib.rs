@@ -46,7 +46,7 @@ use lt_core::{Fingerprint, InfoHash, PeerId, PieceIndex};
 pub use lt_dht::DhtState;
 use lt_engine::{Action, AddTorrent, ConnId, DiskJob, Engine};
 pub use lt_engine::{
-    Alert, AlertCategory, DisconnectReason, IpAccess, IpFilter, PartialPiece, PeerInfo,
+    Alert, AlertCategory, DisconnectReason, IpAccess, IpFilter, MixedMode, PartialPiece, PeerInfo,
     PerformanceWarning, PortFilter, SeedChoking, Settings, TorrentFlags, TorrentId, TorrentState,
     TorrentStatus,
 };
