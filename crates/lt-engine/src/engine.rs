@@ -81,6 +81,24 @@ struct Conn {
     super_seed: Option<SuperSeed>,
 }
 
+/// Draws a block of `len` payload bytes to or from `c` from the limits that apply to it:
+/// `[torrent, session, tcp]`, the last (mixed mode's) only on TCP. With
+/// `rate_limit_ip_overhead` the block costs its headers too.
+fn spend_block(settings: &Settings, c: &Conn, len: u32, buckets: [&mut Bucket; 3]) {
+    let cost = wire_cost(
+        len,
+        c.addr.is_ipv6(),
+        c.utp,
+        settings.rate_limit_ip_overhead,
+    );
+    let [torrent, session, tcp] = buckets;
+    torrent.spend(cost);
+    session.spend(cost);
+    if !c.utp {
+        tcp.spend(cost);
+    }
+}
+
 /// What a super seed told one peer.
 #[derive(Debug)]
 struct SuperSeed {
@@ -3347,17 +3365,16 @@ impl Engine {
         t.total_download += len;
         t.down.add(len);
         if !(self.settings.ignore_limits_on_local_network && c.local) {
-            let cost = wire_cost(
+            spend_block(
+                &self.settings,
+                c,
                 req.len,
-                c.addr.is_ipv6(),
-                c.utp,
-                self.settings.rate_limit_ip_overhead,
+                [
+                    &mut t.down_bucket,
+                    &mut self.down_bucket,
+                    &mut self.tcp_down_bucket,
+                ],
             );
-            t.down_bucket.spend(cost);
-            self.down_bucket.spend(cost);
-            if !c.utp {
-                self.tcp_down_bucket.spend(cost);
-            }
         }
         if c.snubbed {
             c.snubbed = false;
@@ -3475,17 +3492,16 @@ impl Engine {
             || (session_up_ok && tcp_ok && t.up_bucket.available() && t.pending_reads.is_empty())
         {
             if limited {
-                let cost = wire_cost(
+                spend_block(
+                    &self.settings,
+                    c,
                     req.len,
-                    c.addr.is_ipv6(),
-                    c.utp,
-                    self.settings.rate_limit_ip_overhead,
+                    [
+                        &mut t.up_bucket,
+                        &mut self.up_bucket,
+                        &mut self.tcp_up_bucket,
+                    ],
                 );
-                t.up_bucket.spend(cost);
-                self.up_bucket.spend(cost);
-                if !c.utp {
-                    self.tcp_up_bucket.spend(cost);
-                }
             }
             c.pending_reads += 1;
             self.actions.push_back(Action::Disk(DiskJob::Read {
@@ -3517,17 +3533,16 @@ impl Engine {
                     held.push_back((cid, req));
                     continue;
                 }
-                let cost = wire_cost(
+                spend_block(
+                    &self.settings,
+                    c,
                     req.len,
-                    c.addr.is_ipv6(),
-                    c.utp,
-                    self.settings.rate_limit_ip_overhead,
+                    [
+                        &mut t.up_bucket,
+                        &mut self.up_bucket,
+                        &mut self.tcp_up_bucket,
+                    ],
                 );
-                t.up_bucket.spend(cost);
-                self.up_bucket.spend(cost);
-                if !c.utp {
-                    self.tcp_up_bucket.spend(cost);
-                }
                 c.pending_reads += 1;
                 self.actions.push_back(Action::Disk(DiskJob::Read {
                     torrent: id,
