@@ -321,6 +321,37 @@ pub fn lt_peer_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("python/lt_peer.py")
 }
 
+/// Starts `lt_peer.py` with `args` and returns it with its stdout lines, read on a thread
+/// so the pipe never fills. `stderr` is where its log goes.
+///
+/// # Panics
+/// When python3-libtorrent is missing or the script cannot start.
+#[allow(
+    clippy::expect_used,
+    reason = "a test helper; failing to start is a test failure"
+)]
+pub fn spawn_lt_peer(args: &[&str], stderr: Stdio) -> (ChildGuard, Receiver<String>) {
+    let mut child = ChildGuard::spawn(
+        Command::new(require_python_libtorrent())
+            .arg(lt_peer_script())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr),
+    )
+    .expect("start lt_peer.py");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    (child, rx)
+}
+
 /// Deadline `secs` seconds from now.
 #[must_use]
 pub fn deadline_in(secs: u64) -> Instant {

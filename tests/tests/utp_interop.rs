@@ -16,17 +16,17 @@
 )]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use lt_core::{Bitfield, PeerId, PieceIndex};
 use lt_metainfo::{CreateTorrent, TorrentInfo};
-use lt_tests::{ChildGuard, require_python_libtorrent};
+use lt_tests::ChildGuard;
+use lt_tests::swarm::spawn_lt_peer;
 use lt_utp::tokio::{UtpSocket, UtpStream};
 use lt_wire::{BlockRequest, PeerConfig, PeerConnection, PeerEvent, PieceLayout, TorrentParams};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -35,10 +35,6 @@ use tokio::net::UdpSocket;
 const PIECE: u32 = 64 * 1024;
 const BLOCK: u32 = 16 * 1024;
 const TEST_TIMEOUT: Duration = Duration::from_secs(40);
-
-fn lt_peer_py() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("python/lt_peer.py")
-}
 
 /// 2 MiB and a bit: 32 full pieces and a short last one.
 fn data() -> Vec<u8> {
@@ -99,26 +95,7 @@ fn params(ti: &TorrentInfo) -> TorrentParams {
 /// Starts `lt_peer.py` with `args`; returns the guard and a channel of its stdout lines
 /// (read on a thread, so the pipe never fills).
 fn lt_peer(args: &[&str]) -> (ChildGuard, std::sync::mpsc::Receiver<String>) {
-    let python = require_python_libtorrent();
-    let mut child = ChildGuard::spawn(
-        Command::new(python)
-            .arg(lt_peer_py())
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit()),
-    )
-    .expect("start lt_peer.py");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    (child, rx)
+    spawn_lt_peer(args, Stdio::inherit())
 }
 
 /// Waits for an `lt_peer.py` line with `"event":"<event>"`.

@@ -471,7 +471,7 @@ impl Dht {
         info_hash: Sha1Hash,
         port: Option<u16>,
     ) -> Result<LookupId, CommandError> {
-        self.start(now, LookupKind::Announce(port), info_hash)
+        self.announce_with(now, info_hash, port, false)
     }
 
     /// [`Dht::announce`], telling the nodes (BEP 33 `seed=1`) whether we are a seed.

@@ -18,15 +18,16 @@
 )]
 
 use std::collections::{BTreeMap, VecDeque};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use lt_core::{Bitfield, PeerId, PieceIndex};
 use lt_metainfo::{CreateTorrent, TorrentInfo};
-use lt_tests::{ChildGuard, require_python_libtorrent};
+use lt_tests::ChildGuard;
+use lt_tests::swarm::spawn_lt_peer;
 use lt_utp::tokio::UtpSocket;
 use lt_wire::{BlockRequest, PeerConfig, PeerConnection, PeerEvent, PieceLayout, TorrentParams};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -88,22 +89,25 @@ fn main() {
         let save = dir.join(format!("dl{run}"));
         std::fs::create_dir_all(&save).unwrap();
         let peer = seed_addr.to_string();
-        let (mut child, rx) = spawn_lt_peer(&[
-            "download",
-            "--torrent",
-            torrent.to_str().unwrap(),
-            "--save",
-            save.to_str().unwrap(),
-            "--transport",
-            "utp",
-            "--encryption",
-            "disabled",
-            "--peer",
-            &peer,
-            "--keep-seeding",
-            "--max-time",
-            "3600",
-        ]);
+        let (mut child, rx) = spawn_lt_peer(
+            &[
+                "download",
+                "--torrent",
+                torrent.to_str().unwrap(),
+                "--save",
+                save.to_str().unwrap(),
+                "--transport",
+                "utp",
+                "--encryption",
+                "disabled",
+                "--peer",
+                &peer,
+                "--keep-seeding",
+                "--max-time",
+                "3600",
+            ],
+            Stdio::null(),
+        );
         let line = wait_event(&rx, "finished", Duration::from_secs(3600));
         let cpu = cpu_seconds(&child.id().to_string());
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
@@ -156,31 +160,8 @@ fn write_payload(path: &Path, len: u64) {
     f.flush().unwrap();
 }
 
-fn spawn_lt_peer(args: &[&str]) -> (ChildGuard, std::sync::mpsc::Receiver<String>) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/lt_peer.py");
-    let mut child = ChildGuard::spawn(
-        Command::new(require_python_libtorrent())
-            .arg(script)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null()),
-    )
-    .expect("start lt_peer.py");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    (child, rx)
-}
-
 fn lt_peer(args: &[&str]) -> (ChildGuard, u16) {
-    let (child, rx) = spawn_lt_peer(args);
+    let (child, rx) = spawn_lt_peer(args, Stdio::null());
     let line = wait_event(&rx, "listening", Duration::from_secs(60));
     let v: serde_json::Value = serde_json::from_str(&line).unwrap();
     let port = u16::try_from(v["port"].as_u64().unwrap()).unwrap();
