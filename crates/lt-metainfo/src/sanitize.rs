@@ -8,10 +8,15 @@ const MAX_COMPONENT_BYTES: usize = 240;
 /// dropped entirely: empty, `.` and `..`.
 ///
 /// - invalid UTF-8 sequences become `_`;
-/// - path separators (`/`, `\`), NUL and other control characters become `_`, so a
-///   component can never name a parent or an absolute path;
-/// - Windows' reserved device names (`CON`, `NUL`, `COM1`, ...) get a `_` appended, and
-///   trailing dots and spaces (which Windows strips) are removed;
+/// - path separators (`/`, `\`), `:`, NUL and other control characters become `_`, so a
+///   component can never name a parent, an absolute path, a Windows drive (`C:`, which
+///   `PathBuf::push` would let replace the whole save path) or an NTFS stream (`a:b`);
+/// - Windows' reserved device names (`CON`, `NUL`, `COM1`, `LPT¹`, `CONIN$`, ...; any case,
+///   with or without an extension) get a `_` appended, and trailing dots and spaces (which
+///   Windows strips) are removed.
+///
+/// The rules are the same on every platform, so a torrent lays out the same files
+/// everywhere and a download directory stays safe to copy to Windows.
 /// - overlong components are cut to 240 bytes at a character boundary, keeping a short
 ///   extension.
 ///
@@ -20,6 +25,7 @@ const MAX_COMPONENT_BYTES: usize = 240;
 /// assert_eq!(s(b".."), None);
 /// assert_eq!(s(b"a/b").as_deref(), Some("a_b"));
 /// assert_eq!(s(b"con.txt").as_deref(), Some("con_.txt"));
+/// assert_eq!(s(b"C:").as_deref(), Some("C_"));
 /// assert_eq!(s(b"ok \xff name").as_deref(), Some("ok _ name"));
 /// ```
 #[must_use]
@@ -28,7 +34,7 @@ pub fn sanitize_path_component(raw: &[u8]) -> Option<String> {
     let mut out: String = text
         .chars()
         .map(|c| match c {
-            '/' | '\\' | '\u{FFFD}' => '_',
+            '/' | '\\' | ':' | '\u{FFFD}' => '_',
             c if c.is_control() => '_',
             c => c,
         })
@@ -62,12 +68,15 @@ pub(crate) fn sanitize_path<'a>(components: impl IntoIterator<Item = &'a [u8]>) 
     out
 }
 
+/// Whether Windows would take `name` for a device: the stem before the first dot, with the
+/// trailing spaces Windows ignores, is a reserved name in any case (`nul.txt`, `Com1 .log`).
 fn is_reserved_windows_name(name: &str) -> bool {
-    const RESERVED: [&str; 22] = [
-        "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8",
-        "COM9", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
+    const RESERVED: [&str; 32] = [
+        "CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$", "COM0", "COM1", "COM2", "COM3", "COM4",
+        "COM5", "COM6", "COM7", "COM8", "COM9", "COM¹", "COM²", "COM³", "LPT0", "LPT1", "LPT2",
+        "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9", "LPT¹", "LPT²", "LPT³",
     ];
-    let stem = name.split('.').next().unwrap_or(name);
+    let stem = name.split('.').next().unwrap_or(name).trim_end_matches(' ');
     RESERVED.iter().any(|r| r.eq_ignore_ascii_case(stem))
 }
 
@@ -100,12 +109,39 @@ mod tests {
             (b"tab\there", "tab_here"),
             (b"NUL", "NUL_"),
             (b"lpt1.tar.gz", "lpt1_.tar.gz"),
+            (b"nul.txt", "nul_.txt"),
+            (b"Com9.log", "Com9_.log"),
+            ("lpt\u{b9}".as_bytes(), "lpt\u{b9}_"),
+            (b"con .txt", "con _.txt"),
+            (b"CONIN$", "CONIN$_"),
+            (b"aux. .", "aux_"),
             (b"trailing. . ", "trailing"),
             (b"normal name.mkv", "normal name.mkv"),
             ("日本語.txt".as_bytes(), "日本語.txt"),
         ];
         for &(raw, want) in cases {
             assert_eq!(sanitize_path_component(raw).as_deref(), Some(want));
+        }
+    }
+
+    /// Issue 18, finding 6: `C:` passed and `PathBuf::push("C:")` replaces the save path on
+    /// Windows; a colon also names an NTFS alternate data stream.
+    #[test]
+    fn drive_prefixes_and_streams_are_replaced() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"C:", "C_"),
+            (b"c:", "c_"),
+            (b"C:evil", "C_evil"),
+            (b"file.txt:stream", "file.txt_stream"),
+            (b"D:.", "D_"),
+        ];
+        for &(raw, want) in cases {
+            let got = sanitize_path_component(raw);
+            assert_eq!(got.as_deref(), Some(want));
+            let mut p = std::path::PathBuf::from("save");
+            p.push(got.unwrap());
+            assert!(p.starts_with("save"));
+            assert_eq!(p.components().count(), 2);
         }
     }
 
