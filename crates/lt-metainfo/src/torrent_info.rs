@@ -1,6 +1,6 @@
 //! Loading and writing `.torrent` files: v1 (BEP 3), v2 and hybrid (BEP 52).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use lt_bencode::{Dict, Limits, Node, Value};
 use lt_core::{FileIndex, InfoHash, PieceIndex, Sha1Hash, Sha256Hash};
@@ -477,12 +477,19 @@ impl TorrentInfo {
     fn parse_piece_layers(&mut self, layers: Dict<'_>) -> Result<(), Error> {
         let piece_len = u64::from(self.files.piece_length());
         let pad = pad_hash((piece_len / LEAF_SIZE).trailing_zeros());
+        // One pass over the dictionary: `Dict::get` is a linear search, and doing one per file
+        // made a torrent with many files and layers quadratic (issue 18). The first of
+        // duplicate keys wins, as with `Dict::get`.
+        let mut index: HashMap<&[u8], Option<&[u8]>> = HashMap::new();
+        for (key, value) in layers {
+            index.entry(key).or_insert_with(|| value.as_bytes());
+        }
         for f in self.files.files() {
             let Some(root) = f.pieces_root else { continue };
             if f.size <= piece_len || self.piece_layers.contains_key(&root) {
                 continue;
             }
-            let Some(layer) = layers.get_bytes(root.as_bytes()) else {
+            let Some(&Some(layer)) = index.get(&root.as_bytes()[..]) else {
                 // Missing layers can still come from peers (hash request messages).
                 continue;
             };
