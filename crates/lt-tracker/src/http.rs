@@ -7,7 +7,6 @@
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::time::Duration;
 
 use lt_bencode::{Dict, Limits, Node};
 use lt_core::{PeerId, Sha1Hash};
@@ -185,7 +184,7 @@ pub fn parse_announce(body: &[u8], config: &HttpConfig) -> Result<AnnounceRespon
     let doc_dict = root_dict(&doc)?;
     check_failure(&doc_dict)?;
     let mut resp = AnnounceResponse {
-        interval: Duration::from_secs(
+        interval: limits::clamp_interval(
             doc_dict
                 .get_int("interval")
                 .and_then(|i| u64::try_from(i).ok())
@@ -194,7 +193,7 @@ pub fn parse_announce(body: &[u8], config: &HttpConfig) -> Result<AnnounceRespon
         min_interval: doc_dict
             .get_int("min interval")
             .and_then(|i| u64::try_from(i).ok())
-            .map(Duration::from_secs),
+            .map(limits::clamp_interval),
         complete: count(&doc_dict, "complete"),
         incomplete: count(&doc_dict, "incomplete"),
         downloaded: count(&doc_dict, "downloaded"),
@@ -326,6 +325,8 @@ fn dict_peer(node: Node<'_>) -> Option<Peer> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
     use crate::Event;
 
     fn cfg() -> HttpConfig {

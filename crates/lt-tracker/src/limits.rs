@@ -1,6 +1,8 @@
 //! Limits on what a tracker may make us allocate. Each is overridable through the
 //! corresponding `Config`.
 
+use std::time::Duration;
+
 /// Default maximum size of an HTTP tracker reply body (libtorrent's `tracker_maximum_response_length`, 1 MiB).
 pub const MAX_REPLY_LEN: usize = 1024 * 1024;
 
@@ -35,3 +37,14 @@ pub const MAX_DATAGRAM_LEN: usize = 2048;
 
 /// Default cap on operations queued in one [`crate::UdpTracker`] behind the one in flight.
 pub const MAX_QUEUED_UDP_OPS: usize = 16;
+
+/// Longest announce interval (and `min interval`) taken from a reply: one day. The reply's
+/// number comes from the network and may be as large as `i64::MAX` seconds, which no
+/// `Instant` can hold; longer intervals are cut to this (libtorrent also clamps them).
+pub const MAX_ANNOUNCE_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// An interval in seconds from a reply, cut to [`MAX_ANNOUNCE_INTERVAL`].
+#[must_use]
+pub fn clamp_interval(secs: u64) -> Duration {
+    Duration::from_secs(secs).min(MAX_ANNOUNCE_INTERVAL)
+}

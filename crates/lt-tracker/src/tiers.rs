@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
-use crate::{AnnounceResponse, Error, Event, ScrapeEntry};
+use crate::{AnnounceResponse, Error, Event, ScrapeEntry, limits};
 
 /// Most trackers kept in one [`TrackerList`]; further URLs are ignored.
 pub const MAX_TRACKERS: usize = 200;
@@ -260,8 +260,9 @@ impl TrackerList {
         if resp.tracker_id.is_some() {
             e.tracker_id.clone_from(&resp.tracker_id);
         }
-        e.next_announce = Some(now + resp.interval.max(Duration::from_secs(1)));
-        e.min_announce = resp.min_interval.map(|m| now + m);
+        // The reply may be hand-built or from a tracker that lies: clamp before adding.
+        e.next_announce = Some(later(now, resp.interval.max(Duration::from_secs(1))));
+        e.min_announce = resp.min_interval.map(|m| later(now, m));
         if resp.complete.is_some() {
             e.scrape_complete = resp.complete;
         }
@@ -307,7 +308,7 @@ impl TrackerList {
             .retry_base
             .saturating_mul(e.fails.saturating_mul(e.fails))
             .min(Duration::from_secs(3600));
-        e.next_announce = Some(now + backoff);
+        e.next_announce = Some(later(now, backoff));
     }
 
     /// Records scrape counts for a tracker.
@@ -332,4 +333,11 @@ impl TrackerList {
             .filter_map(|e| e.next_announce)
             .min()
     }
+}
+
+/// `now + d` with `d` cut to [`limits::MAX_ANNOUNCE_INTERVAL`]; never overflows (an `Instant`
+/// too close to its end stays at `now`).
+fn later(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d.min(limits::MAX_ANNOUNCE_INTERVAL))
+        .unwrap_or(now)
 }

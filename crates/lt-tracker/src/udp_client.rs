@@ -213,7 +213,7 @@ impl UdpTracker {
                     .map(Peer::new)
                     .collect();
                 self.events.push_back(UdpEvent::Announced(AnnounceResponse {
-                    interval: Duration::from_secs(u64::from(interval)),
+                    interval: limits::clamp_interval(u64::from(interval)),
                     complete: Some(seeders),
                     incomplete: Some(leechers),
                     peers,

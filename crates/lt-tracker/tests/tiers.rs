@@ -121,3 +121,34 @@ fn announce_entry_fields() {
     l.on_failure(t, c, Error::Timeout);
     assert!(!l.entry(c).unwrap().can_announce());
 }
+
+/// Issue 18, finding 1: `d8:intervali9223372036854775807e5:peers0:e` overflowed
+/// `Instant + Duration` and the panic stopped the whole session.
+#[test]
+fn huge_intervals_from_a_reply_are_clamped() {
+    let reply = lt_tracker::http::parse_announce(
+        b"d8:intervali9223372036854775807e12:min intervali9223372036854775807e5:peers0:e",
+        &lt_tracker::http::HttpConfig::default(),
+    )
+    .unwrap();
+    assert_eq!(reply.interval, lt_tracker::limits::MAX_ANNOUNCE_INTERVAL);
+    assert_eq!(
+        reply.min_interval,
+        Some(lt_tracker::limits::MAX_ANNOUNCE_INTERVAL)
+    );
+
+    // A hand-built reply with the largest Duration is clamped by the tiers themselves.
+    let now = Instant::now();
+    let mut l = TrackerList::new(&[vec!["a"]], [1; 32]);
+    let i = l.next_announce(now).unwrap();
+    let huge = AnnounceResponse {
+        interval: Duration::MAX,
+        min_interval: Some(Duration::MAX),
+        ..Default::default()
+    };
+    let i = l.on_success(now, i, Event::Started, &huge);
+    let day = lt_tracker::limits::MAX_ANNOUNCE_INTERVAL;
+    assert_eq!(l.entries()[i.0].next_announce, Some(now + day));
+    assert_eq!(l.entries()[i.0].min_announce, Some(now + day));
+    assert_eq!(l.poll_timeout(), Some(now + day));
+}
