@@ -534,6 +534,22 @@ impl Connection {
         }
     }
 
+    /// Whether `h`, a packet for this incoming connection after its SYN, shows that it comes
+    /// from the peer that sent the SYN and heard our ST_STATE: it carries our receive id, is
+    /// neither a SYN nor a RESET, acks something we sent (nothing before our first sequence
+    /// number, nothing not yet sent), and its sequence number follows the SYN's within the
+    /// reorder window. A blind spoofer has to guess our random sequence number.
+    pub(crate) fn confirms_accept(&self, h: &Header) -> bool {
+        let last_sent = self.seq_nr.wrapping_sub(1);
+        let oldest = self.inflight.front().map_or(self.seq_nr, |p| p.seq);
+        let ack_ok = !seq_lt(h.ack_nr, oldest.wrapping_sub(1)) && !seq_lt(last_sent, h.ack_nr);
+        let ahead = h.seq_nr.wrapping_sub(self.ack_nr);
+        h.connection_id == self.recv_id
+            && !matches!(h.ty, PacketType::Syn | PacketType::Reset)
+            && ack_ok
+            && (1..=self.cfg.max_reorder).contains(&ahead)
+    }
+
     /// Handles one datagram from the peer. An `Err` means the datagram was dropped (it does
     /// not harm the connection: UDP may carry junk or spoofed packets).
     pub fn handle_datagram(&mut self, now: Instant, buf: &[u8]) -> Result<(), Error> {

@@ -1,12 +1,17 @@
 //! Many connections behind one UDP socket: datagrams demultiplexed by (address, connection id).
 //!
 //! Incoming SYNs create connections up to [`EndpointConfig::max_half_open`] not yet
-//! confirmed by a second packet from the peer (a SYN flood cannot grow the table past it),
-//! and [`EndpointConfig::max_connections`] in all. A half-open connection that hears nothing
-//! more within [`EndpointConfig::half_open_timeout`] is dropped silently.
+//! confirmed by the peer (a SYN flood cannot grow the table past it), at most
+//! [`EndpointConfig::max_half_open_per_ip`] of them from one IP address, and
+//! [`EndpointConfig::max_connections`] in all. When the half-open table (or the whole table)
+//! is full, a new SYN evicts the oldest half-open connection, so a flood delays new peers
+//! but never locks them out. Only a packet that proves the peer heard our ST_STATE (our
+//! receive id, an ack of what we sent and a sequence number following the SYN's) confirms a
+//! half-open connection; other packets for it are dropped. A half-open connection that is
+//! not confirmed within [`EndpointConfig::half_open_timeout`] is dropped silently.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
 use std::ops::Bound;
 use std::time::{Duration, Instant};
 
@@ -19,6 +24,9 @@ use crate::{Config, Connection, Event, Header, Packet, PacketType, Transmit};
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// Default most half-open incoming connections (SYN received, nothing else yet).
 pub const DEFAULT_MAX_HALF_OPEN: usize = 64;
+/// Default most half-open incoming connections from one IP address (any port): room for a
+/// dozen peers behind one NAT, or a local swarm on loopback, connecting at once.
+pub const DEFAULT_MAX_HALF_OPEN_PER_IP: usize = 16;
 /// Most ST_RESET replies to packets for unknown connections queued at once; more are
 /// not answered (a flood of junk cannot make us queue more).
 pub const MAX_PENDING_RESETS: usize = 64;
@@ -40,8 +48,12 @@ pub struct EndpointConfig {
     pub accept_incoming: bool,
     /// Most connections. Default: [`DEFAULT_MAX_CONNECTIONS`].
     pub max_connections: usize,
-    /// Most half-open incoming connections. Default: [`DEFAULT_MAX_HALF_OPEN`].
+    /// Most half-open incoming connections; when full, a new SYN evicts the oldest.
+    /// Default: [`DEFAULT_MAX_HALF_OPEN`].
     pub max_half_open: usize,
+    /// Most half-open incoming connections from one IP address; more SYNs from it are
+    /// dropped (they never evict). Default: [`DEFAULT_MAX_HALF_OPEN_PER_IP`].
+    pub max_half_open_per_ip: usize,
     /// Life of a half-open incoming connection. Default: [`DEFAULT_HALF_OPEN_TIMEOUT`].
     pub half_open_timeout: Duration,
 }
@@ -54,6 +66,7 @@ impl Default for EndpointConfig {
             accept_incoming: true,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_half_open: DEFAULT_MAX_HALF_OPEN,
+            max_half_open_per_ip: DEFAULT_MAX_HALF_OPEN_PER_IP,
             half_open_timeout: DEFAULT_HALF_OPEN_TIMEOUT,
         }
     }
@@ -79,7 +92,7 @@ pub enum DatagramOutcome {
 struct Entry {
     addr: SocketAddr,
     conn: Connection,
-    /// Incoming and not yet confirmed by a second packet: the creation time.
+    /// Incoming and not yet confirmed by the peer: the creation time.
     half_open_since: Option<Instant>,
 }
 
@@ -93,7 +106,10 @@ pub struct Endpoint {
     next_handle: u64,
     routes: HashMap<(SocketAddr, u16), ConnectionHandle>,
     conns: BTreeMap<ConnectionHandle, Entry>,
-    half_open: usize,
+    /// The half-open connections; handles grow with time, so the first is the oldest.
+    half_open: BTreeSet<ConnectionHandle>,
+    /// Half-open connections per source IP (no zero counts kept).
+    half_open_per_ip: HashMap<IpAddr, usize>,
     resets: VecDeque<(SocketAddr, Transmit)>,
     /// The connection whose turn it is to transmit, and how many datagrams it sent in it.
     tx_cursor: Option<ConnectionHandle>,
@@ -110,7 +126,8 @@ impl Endpoint {
             next_handle: 0,
             routes: HashMap::new(),
             conns: BTreeMap::new(),
-            half_open: 0,
+            half_open: BTreeSet::new(),
+            half_open_per_ip: HashMap::new(),
             resets: VecDeque::new(),
             tx_cursor: None,
             tx_burst: 0,
@@ -144,8 +161,8 @@ impl Endpoint {
         self.conns.get(&handle).map(|e| e.addr)
     }
 
-    /// Whether `handle` is an incoming connection not yet confirmed by a second packet
-    /// from its peer (a spoofed SYN never is).
+    /// Whether `handle` is an incoming connection not yet confirmed by its peer (a spoofed
+    /// SYN never is).
     #[must_use]
     pub fn is_half_open(&self, handle: ConnectionHandle) -> bool {
         self.conns
@@ -156,7 +173,7 @@ impl Endpoint {
     /// Number of connections, and how many of them are half-open.
     #[must_use]
     pub fn len(&self) -> (usize, usize) {
-        (self.conns.len(), self.half_open)
+        (self.conns.len(), self.half_open.len())
     }
 
     /// Whether there is no connection.
@@ -183,11 +200,20 @@ impl Endpoint {
                 .flatten()
         });
         if let Some(handle) = route {
-            if let Some(e) = self.conns.get_mut(&handle) {
-                let _ = e.conn.handle_datagram(now, buf);
-                if p.header.ty != PacketType::Syn && e.half_open_since.take().is_some() {
-                    self.half_open = self.half_open.saturating_sub(1);
-                }
+            let Some(e) = self.conns.get_mut(&handle) else {
+                return DatagramOutcome::Dropped;
+            };
+            let confirming = e.half_open_since.is_some()
+                && !matches!(p.header.ty, PacketType::Syn | PacketType::Reset);
+            if confirming && !e.conn.confirms_accept(&p.header) {
+                // A half-open connection hears only its SYN's sender: anything else may be
+                // spoofed (issue 18).
+                tracing::trace!(%from, id, "uTP packet does not confirm a half-open connection");
+                return DatagramOutcome::Dropped;
+            }
+            let ok = e.conn.handle_datagram(now, buf).is_ok();
+            if confirming && ok {
+                self.clear_half_open(handle);
             }
             return DatagramOutcome::Routed(handle);
         }
@@ -214,20 +240,34 @@ impl Endpoint {
             self.resets.push_back((from, Transmit { contents }));
             return DatagramOutcome::Dropped;
         }
+        let from_ip = self.half_open_per_ip.get(&from.ip()).copied().unwrap_or(0);
         if p.header.ty != PacketType::Syn
             || !self.cfg.accept_incoming
-            || self.half_open >= self.cfg.max_half_open
-            || self.conns.len() >= self.cfg.max_connections
+            || from_ip >= self.cfg.max_half_open_per_ip
             || self.routes.contains_key(&(from, id.wrapping_add(1)))
         {
             tracing::trace!(%from, id, "uTP datagram dropped");
             return DatagramOutcome::Dropped;
         }
+        // Full: the oldest half-open connection makes room, so a flood cannot lock new
+        // peers out (issue 18).
+        while self.half_open.len() >= self.cfg.max_half_open
+            || self.conns.len() >= self.cfg.max_connections
+        {
+            let Some(&oldest) = self.half_open.first() else {
+                tracing::trace!(%from, id, "uTP SYN dropped: table full");
+                return DatagramOutcome::Dropped;
+            };
+            tracing::trace!(%from, id, evicted = oldest.0, "uTP half-open connection evicted");
+            self.remove(oldest);
+        }
         let Ok(conn) = Connection::accept(self.conn_config(from), now, buf) else {
             return DatagramOutcome::Dropped;
         };
-        self.half_open += 1;
-        DatagramOutcome::Accepted(self.insert(from, conn, Some(now)))
+        let h = self.insert(from, conn, Some(now));
+        self.half_open.insert(h);
+        *self.half_open_per_ip.entry(from.ip()).or_insert(0) += 1;
+        DatagramOutcome::Accepted(h)
     }
 
     /// Runs due timers of every connection and expires half-open ones.
@@ -361,10 +401,26 @@ impl Endpoint {
     }
 
     fn remove(&mut self, h: ConnectionHandle) {
+        self.clear_half_open(h);
         if let Some(e) = self.conns.remove(&h) {
             self.routes.remove(&(e.addr, e.conn.recv_id()));
-            if e.half_open_since.is_some() {
-                self.half_open = self.half_open.saturating_sub(1);
+        }
+    }
+
+    /// Forgets that `h` is half-open (confirmed or removed).
+    fn clear_half_open(&mut self, h: ConnectionHandle) {
+        let Some(e) = self.conns.get_mut(&h) else {
+            return;
+        };
+        if e.half_open_since.take().is_none() {
+            return;
+        }
+        self.half_open.remove(&h);
+        let ip = e.addr.ip();
+        if let Some(n) = self.half_open_per_ip.get_mut(&ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.half_open_per_ip.remove(&ip);
             }
         }
     }

@@ -114,8 +114,10 @@ fn two_endpoints_transfer_over_several_connections() {
 #[test]
 fn syn_flood_is_bounded_and_expires() {
     let now = Instant::now();
+    // All from 127.0.0.1: the per-IP cap stops the flood before it evicts anything.
     let mut ep = Endpoint::new(EndpointConfig {
         max_half_open: 8,
+        max_half_open_per_ip: 8,
         ..EndpointConfig::default()
     });
     let mut accepted = 0;
@@ -235,4 +237,144 @@ fn connections_take_turns_in_bursts() {
         checked >= 5,
         "both connections never had a large window together"
     );
+}
+
+fn packet(ty: PacketType, id: u16, seq_nr: u16, ack_nr: u16) -> Vec<u8> {
+    let mut v = Vec::new();
+    Packet {
+        header: Header {
+            ty,
+            connection_id: id,
+            timestamp_us: 1,
+            timestamp_diff_us: 0,
+            wnd_size: 1 << 20,
+            seq_nr,
+            ack_nr,
+        },
+        sack: None,
+        payload: &[],
+    }
+    .encode(&mut v);
+    v
+}
+
+fn ip(last: u8, port: u16) -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, last], port))
+}
+
+/// Issue 18, finding 11: with the half-open table full, new SYNs were dropped until the
+/// flood's entries timed out, so a steady flood locked every new peer out. Now the oldest
+/// half-open connection makes room.
+#[test]
+fn syn_flood_cannot_lock_out_new_peers() {
+    let now = Instant::now();
+    let mut ep = Endpoint::new(EndpointConfig {
+        max_half_open: 8,
+        ..EndpointConfig::default()
+    });
+    let mut flood = Vec::new();
+    for i in 0..8u8 {
+        match ep.handle_datagram(now, ip(i, 4000), &syn(u16::from(i) * 10)) {
+            DatagramOutcome::Accepted(h) => flood.push(h),
+            other => panic!("flood SYN {i}: {other:?}"),
+        }
+    }
+    assert_eq!(ep.len(), (8, 8));
+    // A new peer still gets in; the oldest flood entry goes.
+    let DatagramOutcome::Accepted(peer) = ep.handle_datagram(now, ip(100, 6881), &syn(500)) else {
+        panic!("a new peer was locked out by a full half-open table");
+    };
+    assert_eq!(ep.len(), (8, 8));
+    assert!(
+        ep.peer_addr(flood[0]).is_none(),
+        "the oldest was not evicted"
+    );
+    assert!(ep.is_half_open(peer));
+    // Established connections are never evicted: confirm the peer, then flood again.
+    let mut reply = None;
+    while let Some((to, t)) = ep.poll_transmit(now) {
+        if to == ip(100, 6881) {
+            reply = Some(Packet::decode(&t.contents).expect("state").header);
+        }
+    }
+    let reply = reply.expect("ST_STATE to the new peer");
+    let ack = packet(PacketType::State, 501, 2, reply.seq_nr.wrapping_sub(1));
+    assert_eq!(
+        ep.handle_datagram(now, ip(100, 6881), &ack),
+        DatagramOutcome::Routed(peer)
+    );
+    assert!(!ep.is_half_open(peer));
+    for i in 0..50u8 {
+        let _ = ep.handle_datagram(now, ip(i, 5000), &syn(1000 + u16::from(i)));
+    }
+    assert!(ep.peer_addr(peer).is_some());
+    assert_eq!(ep.len(), (9, 8));
+}
+
+/// Issue 18, finding 11: half-open connections are counted per source IP, so one host
+/// cannot take the whole table (nor, through eviction, push everyone else out).
+#[test]
+fn half_open_connections_are_capped_per_ip() {
+    let now = Instant::now();
+    let mut ep = Endpoint::new(EndpointConfig {
+        max_half_open: 8,
+        max_half_open_per_ip: 3,
+        ..EndpointConfig::default()
+    });
+    let other = ep.handle_datagram(now, ip(2, 1), &syn(7));
+    let DatagramOutcome::Accepted(other) = other else {
+        panic!("{other:?}");
+    };
+    let mut accepted = 0;
+    for port in 0..100u16 {
+        if let DatagramOutcome::Accepted(_) = ep.handle_datagram(now, ip(1, port), &syn(port * 3)) {
+            accepted += 1;
+        }
+    }
+    assert_eq!(accepted, 3);
+    assert_eq!(ep.len(), (4, 4));
+    assert!(
+        ep.is_half_open(other),
+        "one host's flood evicted another's SYN"
+    );
+}
+
+/// Issue 18, finding 11: any non-SYN packet used to confirm a half-open connection, so a
+/// spoofer could pin its SYNs in the table. Only the SYN sender's ACK of our ST_STATE does.
+#[test]
+fn only_a_valid_ack_confirms_a_half_open_connection() {
+    let now = Instant::now();
+    let mut ep = Endpoint::new(EndpointConfig::default());
+    let from = ip(9, 9000);
+    let DatagramOutcome::Accepted(h) = ep.handle_datagram(now, from, &syn(41)) else {
+        panic!("SYN not accepted");
+    };
+    let (_, t) = ep.poll_transmit(now).expect("ST_STATE");
+    let ours = Packet::decode(&t.contents).expect("state").header.seq_nr;
+    let bad = [
+        // An ack of something we never sent.
+        packet(PacketType::State, 42, 2, ours.wrapping_add(100)),
+        // An ack far behind our first sequence number (blind guess).
+        packet(PacketType::State, 42, 2, ours.wrapping_sub(500)),
+        // A sequence number that does not follow the SYN's.
+        packet(PacketType::Data, 42, 9000, ours.wrapping_sub(1)),
+        // Our own id (the SYN's), not the one the peer must use.
+        packet(PacketType::State, 41, 2, ours.wrapping_sub(1)),
+    ];
+    for p in &bad {
+        let _ = ep.handle_datagram(now, from, p);
+        assert!(
+            ep.is_half_open(h),
+            "{:?}",
+            Packet::decode(p).map(|p| p.header)
+        );
+    }
+    assert_eq!(ep.len(), (1, 1));
+    let good = packet(PacketType::State, 42, 2, ours.wrapping_sub(1));
+    assert_eq!(
+        ep.handle_datagram(now, from, &good),
+        DatagramOutcome::Routed(h)
+    );
+    assert!(!ep.is_half_open(h));
+    assert_eq!(ep.len(), (1, 0));
 }
