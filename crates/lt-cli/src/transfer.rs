@@ -178,10 +178,10 @@ fn session(
         Transports::TcpOnly => (true, false),
         Transports::UtpOnly => (false, true),
     };
-    settings.enable_incoming_tcp = tcp;
-    settings.enable_outgoing_tcp = tcp;
-    settings.enable_incoming_utp = utp;
-    settings.enable_outgoing_utp = utp;
+    settings.engine.enable_incoming_tcp = tcp;
+    settings.engine.enable_outgoing_tcp = tcp;
+    settings.engine.enable_incoming_utp = utp;
+    settings.engine.enable_outgoing_utp = utp;
     if let Some(bytes) = state.and_then(|p| std::fs::read(p).ok())
         && let Err(e) = settings.load_state(&bytes)
     {

@@ -3,14 +3,13 @@
 //! a bounded queue.
 
 use std::collections::VecDeque;
-use std::fmt;
 use std::net::SocketAddr;
 use std::ops::{BitOr, BitOrAssign};
 
 use lt_core::{InfoHash, PieceIndex};
 use lt_storage::ResumeData;
 
-use crate::{TorrentId, TorrentState};
+use crate::{DisconnectReason, DiskError, TorrentId, TorrentState};
 
 /// A set of alert categories (the manual's `alert::category_t`).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -70,45 +69,6 @@ impl BitOr for AlertCategory {
 impl BitOrAssign for AlertCategory {
     fn bitor_assign(&mut self, rhs: Self) {
         self.0 |= rhs.0;
-    }
-}
-
-/// Why a peer connection ended.
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub enum DisconnectReason {
-    /// The socket closed or failed (the driver's message).
-    Io(String),
-    /// The peer broke the protocol (the wire error's message).
-    Protocol(String),
-    /// A timeout (handshake, inactivity).
-    Timeout,
-    /// We closed it: torrent paused or removed, session shutting down.
-    Closed,
-    /// Both sides are seeds.
-    Redundant,
-    /// The peer was banned.
-    Banned,
-    /// The peer is ourselves.
-    SelfConnection,
-    /// Already connected to this peer, or too many connections.
-    Duplicate,
-    /// The peer named a torrent we do not have (incoming).
-    UnknownTorrent,
-}
-
-impl fmt::Display for DisconnectReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Io(m) => write!(f, "I/O: {m}"),
-            Self::Protocol(m) => write!(f, "protocol: {m}"),
-            Self::Timeout => f.write_str("timed out"),
-            Self::Closed => f.write_str("closed"),
-            Self::Redundant => f.write_str("both are seeds"),
-            Self::Banned => f.write_str("banned"),
-            Self::SelfConnection => f.write_str("connected to ourselves"),
-            Self::Duplicate => f.write_str("duplicate or over the limit"),
-            Self::UnknownTorrent => f.write_str("unknown torrent"),
-        }
     }
 }
 
@@ -243,7 +203,7 @@ pub enum Alert {
         /// Failures in a row.
         times_in_row: u32,
         /// The error.
-        error: String,
+        error: lt_tracker::Error,
     },
     /// A tracker sent a warning message.
     TrackerWarning {
@@ -318,7 +278,7 @@ pub enum Alert {
         /// The torrent.
         torrent: TorrentId,
         /// The error (it names the file and the operation).
-        error: String,
+        error: DiskError,
     },
     /// The torrent entered or left upload mode.
     UploadMode {
@@ -339,7 +299,7 @@ pub enum Alert {
         /// The torrent.
         torrent: TorrentId,
         /// The error.
-        error: String,
+        error: DiskError,
     },
     /// `rename_file` finished.
     FileRenamed {
@@ -357,7 +317,7 @@ pub enum Alert {
         /// The file.
         file: u32,
         /// The error.
-        error: String,
+        error: DiskError,
     },
     /// `save_resume_data` produced this.
     SaveResumeData {
@@ -380,7 +340,7 @@ pub enum Alert {
         /// The piece.
         piece: PieceIndex,
         /// The bytes, or the error.
-        data: Result<bytes::Bytes, String>,
+        data: Result<bytes::Bytes, DiskError>,
     },
     /// Periodic transfer counters of a torrent (every tick with traffic).
     Stats {

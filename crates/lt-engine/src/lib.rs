@@ -35,19 +35,24 @@
 #![warn(missing_docs)]
 
 mod alert;
+mod choker;
 mod engine;
+mod error;
+mod input;
 mod ip_filter;
 mod rate;
 mod settings;
 mod torrent;
 mod types;
 
-pub use alert::{Alert, AlertCategory, AlertQueue, DisconnectReason, PerformanceWarning};
-pub use engine::{AddError, Engine};
+pub use alert::{Alert, AlertCategory, AlertQueue, PerformanceWarning};
+pub use engine::Engine;
+pub use error::{AddError, DisconnectReason, DiskError, DiskErrorKind, Fault, IoError};
+pub use input::{Handshake, Input, Transport};
 pub use ip_filter::{IpAccess, IpFilter, MAX_IP_FILTER_RULES, PortFilter};
 pub use lt_picker::PartialPiece;
 pub use settings::{MixedMode, SeedChoking, Settings};
 pub use types::{
-    Action, AddTorrent, ConnId, DiskDone, DiskErrorKind, DiskJob, PeerInfo, TorrentFlags,
-    TorrentId, TorrentState, TorrentStatus,
+    Action, AddTorrent, ConnId, DiskDone, DiskJob, PeerInfo, TorrentFlags, TorrentId, TorrentState,
+    TorrentStatus,
 };

@@ -65,6 +65,15 @@ pub struct Settings {
     pub min_request_queue: usize,
     /// `max_allowed_in_request_queue`: most requests queued from one peer. Default 2000.
     pub max_allowed_in_request_queue: usize,
+    /// `send_buffer_watermark`: most bytes queued for one peer's socket (sent and not yet
+    /// written, plus blocks being read for it); past it the peer's requests wait until the
+    /// driver reports the socket drained ([`crate::Input::Drained`]). Default 500 KiB.
+    pub send_buffer_watermark: usize,
+    /// `send_buffer_low_watermark`: the watermark is never below this. Default 10 KiB.
+    pub send_buffer_low_watermark: usize,
+    /// `send_buffer_watermark_factor`: between the two, the watermark is this percentage of
+    /// the peer's upload rate (a second of it at 100). Default 50.
+    pub send_buffer_watermark_factor: u32,
     /// `allowed_fast_set_size`: pieces a new peer may request while choked (BEP 6).
     /// Default 5.
     pub allowed_fast_set_size: usize,
@@ -131,6 +140,15 @@ pub struct Settings {
     pub allowed_enc_level: EncLevel,
     /// `prefer_rc4`. Default `false`.
     pub prefer_rc4: bool,
+    /// `enable_outgoing_tcp`: dial peers over TCP. With uTP also on, TCP is tried first
+    /// and uTP when it fails. Default `true`.
+    pub enable_outgoing_tcp: bool,
+    /// `enable_outgoing_utp`: dial peers over uTP. Default `true`.
+    pub enable_outgoing_utp: bool,
+    /// `enable_incoming_tcp`: accept TCP connections (the driver's listeners). Default `true`.
+    pub enable_incoming_tcp: bool,
+    /// `enable_incoming_utp`: accept uTP connections. Default `true`.
+    pub enable_incoming_utp: bool,
     /// `active_downloads`: most auto-managed torrents downloading. Default 3.
     pub active_downloads: usize,
     /// `active_seeds`: most auto-managed torrents seeding. Default 5.
@@ -176,6 +194,9 @@ impl Default for Settings {
             max_out_request_queue: 500,
             min_request_queue: 16,
             max_allowed_in_request_queue: 2000,
+            send_buffer_watermark: 500 * 1024,
+            send_buffer_low_watermark: 10 * 1024,
+            send_buffer_watermark_factor: 50,
             allowed_fast_set_size: 5,
             request_timeout: Duration::from_secs(60),
             peer_timeout: Duration::from_secs(120),
@@ -201,6 +222,10 @@ impl Default for Settings {
             in_enc_policy: EncPolicy::Enabled,
             allowed_enc_level: EncLevel::Both,
             prefer_rc4: false,
+            enable_outgoing_tcp: true,
+            enable_outgoing_utp: true,
+            enable_incoming_tcp: true,
+            enable_incoming_utp: true,
             active_downloads: 3,
             active_seeds: 5,
             active_limit: 15,
@@ -247,6 +272,9 @@ impl Settings {
             seed_choking_algorithm: SeedChoking::FastestUpload,
             max_out_request_queue: 1500,
             max_allowed_in_request_queue: 8000,
+            send_buffer_watermark: 3 << 20,
+            send_buffer_low_watermark: 1 << 20,
+            send_buffer_watermark_factor: 150,
             max_queued_disk_bytes: 128 << 20,
             alert_queue_size: 10_000,
             ..Self::default()

@@ -13,6 +13,8 @@ use lt_storage::ResumeData;
 use lt_tracker::{AnnounceRequest, TrackerIndex};
 use lt_wire::BlockRequest;
 
+use crate::DiskError;
+
 /// A torrent in the session.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub struct TorrentId(pub u64);
@@ -34,17 +36,23 @@ impl fmt::Display for ConnId {
 }
 
 /// What the driver must do. Drain with [`crate::Engine::poll_action`] after every input.
+///
+/// Not `#[non_exhaustive]` on purpose: a driver must carry out every action, so a new kind
+/// of action is a breaking change that the compiler points out in each driver.
 #[derive(Debug)]
-#[non_exhaustive]
 pub enum Action {
-    /// Open a connection to `addr` for `torrent`; report [`crate::Engine::connected`] or
-    /// [`crate::Engine::connect_failed`]. With `encrypt`, run an MSE handshake for
-    /// `info_hash` first (the engine's [`crate::Engine::mse_config`] says what to allow).
+    /// Open a connection to `addr` over `transport`, with an MSE handshake for `info_hash`
+    /// first when `encrypt` (the engine's [`crate::Engine::mse_config`] says what to
+    /// allow); report [`crate::Input::Connected`] or [`crate::Input::ConnectFailed`]. Make
+    /// one attempt: the engine decides on the next transport or plaintext after a failure,
+    /// and asks again with the same `conn`.
     Connect {
         /// The id the engine gave the connection.
         conn: ConnId,
         /// Where to.
         addr: SocketAddr,
+        /// TCP or uTP.
+        transport: crate::Transport,
         /// The torrent's v1 (or truncated v2) info-hash, the MSE shared secret.
         info_hash: Sha1Hash,
         /// Start with MSE.
@@ -62,9 +70,9 @@ pub enum Action {
         /// The connection.
         conn: ConnId,
     },
-    /// Run a disk job; report [`crate::Engine::disk_done`].
+    /// Run a disk job; report [`crate::Input::Disk`].
     Disk(DiskJob),
-    /// Announce to a tracker; report [`crate::Engine::announce_done`].
+    /// Announce to a tracker; report [`crate::Input::Announced`].
     Announce {
         /// The torrent.
         torrent: TorrentId,
@@ -75,7 +83,7 @@ pub enum Action {
         /// What to send (the driver fills in nothing).
         request: AnnounceRequest,
     },
-    /// Scrape a tracker; report [`crate::Engine::scrape_done`].
+    /// Scrape a tracker; report [`crate::Input::Scraped`].
     Scrape {
         /// The torrent.
         torrent: TorrentId,
@@ -110,9 +118,9 @@ pub enum Action {
     },
 }
 
-/// A disk job for the driver's disk threads.
+/// A disk job for the driver's disk threads. Exhaustive, like [`Action`]: a driver runs
+/// every kind.
 #[derive(Debug)]
-#[non_exhaustive]
 pub enum DiskJob {
     /// Decide which pieces are on disk: from `resume` when it fits the files
     /// ([`ResumeData::verify`]), otherwise by hashing every piece. Report
@@ -192,15 +200,6 @@ pub enum DiskJob {
     },
 }
 
-/// How a disk error affects the torrent.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum DiskErrorKind {
-    /// The disk is full or writing is not allowed: enter upload mode.
-    NoSpaceOrDenied,
-    /// Any other error.
-    Other,
-}
-
 /// A finished [`DiskJob`].
 #[derive(Debug)]
 #[non_exhaustive]
@@ -210,7 +209,7 @@ pub enum DiskDone {
         /// The torrent.
         torrent: TorrentId,
         /// The pieces found, or the error.
-        result: Result<Bitfield, String>,
+        result: Result<Bitfield, DiskError>,
     },
     /// A piece was hashed and (if it matched) written.
     PieceWritten {
@@ -221,7 +220,7 @@ pub enum DiskDone {
         /// Whether the hash matched.
         passed: bool,
         /// The write's error, if any (only when the hash matched).
-        error: Option<(DiskErrorKind, String)>,
+        error: Option<DiskError>,
     },
     /// A block was read.
     Read {
@@ -232,7 +231,7 @@ pub enum DiskDone {
         /// What.
         request: BlockRequest,
         /// The bytes or the error.
-        result: Result<Bytes, String>,
+        result: Result<Bytes, DiskError>,
     },
     /// A piece on disk was hashed.
     Verified {
@@ -250,14 +249,14 @@ pub enum DiskDone {
         /// The piece.
         piece: PieceIndex,
         /// The bytes or the error.
-        result: Result<Bytes, String>,
+        result: Result<Bytes, DiskError>,
     },
     /// The files were moved.
     Moved {
         /// The torrent.
         torrent: TorrentId,
         /// The new path or the error.
-        result: Result<String, String>,
+        result: Result<String, DiskError>,
     },
     /// A file was renamed.
     Renamed {
@@ -266,7 +265,7 @@ pub enum DiskDone {
         /// The file.
         file: u32,
         /// The new name or the error.
-        result: Result<String, String>,
+        result: Result<String, DiskError>,
     },
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lt_core::{Bitfield, PeerId};
-use lt_engine::{Action, AddTorrent, DiskDone, DiskJob, Engine, Settings, TorrentId};
+use lt_engine::{Action, AddTorrent, DiskDone, DiskJob, Engine, Input, Settings, TorrentId};
 use lt_metainfo::{CreateTorrent, TorrentInfo};
 
 fn info(i: u8) -> Arc<TorrentInfo> {
@@ -31,15 +31,13 @@ fn run(engine: &mut Engine, now: Instant, complete: &[TorrentId]) {
         } else {
             Bitfield::new(n)
         };
-        engine.disk_done(
-            now,
-            DiskDone::Checked {
-                torrent,
-                result: Ok(have),
-            },
-        );
+        let checked = DiskDone::Checked {
+            torrent,
+            result: Ok(have),
+        };
+        let _ = engine.handle_input(now, Input::Disk(checked));
     }
-    engine.handle_timeout(now);
+    let _ = engine.handle_input(now, Input::Timeout);
     while engine.poll_action().is_some() {}
 }
 

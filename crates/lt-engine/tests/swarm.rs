@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use lt_core::{Fingerprint, PeerId};
 use lt_engine::{
-    Action, AddTorrent, Alert, AlertCategory, ConnId, DiskDone, DiskJob, Engine, MixedMode,
-    Settings, TorrentId, TorrentState,
+    Action, AddTorrent, Alert, AlertCategory, ConnId, DiskDone, DiskError, DiskErrorKind, DiskJob,
+    Engine, Handshake, Input, IoError, MixedMode, Settings, TorrentId, TorrentState, Transport,
 };
 use lt_metainfo::{CreateTorrent, TorrentInfo};
 use lt_storage::{MemStorage, Storage, check_files, verify_piece_data};
@@ -36,6 +36,20 @@ enum Msg {
         node: usize,
         conn: ConnId,
     },
+    /// The sender's uplink finished writing `written` bytes of a connection.
+    Drained {
+        node: usize,
+        conn: ConnId,
+        written: usize,
+    },
+}
+
+fn refused(why: &str) -> IoError {
+    IoError::new(std::io::ErrorKind::ConnectionRefused, why)
+}
+
+fn disk_error(e: &lt_storage::Error) -> DiskError {
+    DiskError::new(DiskErrorKind::Other, e.to_string())
 }
 
 struct Node {
@@ -195,28 +209,41 @@ impl Sim {
             match action {
                 Action::Connect { conn, addr, .. } => {
                     let Some(j) = self.node_of(addr) else {
-                        self.nodes[i].engine.connect_failed(now, conn, "no route");
+                        let failed = Input::ConnectFailed {
+                            conn,
+                            error: refused("no route"),
+                        };
+                        let _ = self.nodes[i].engine.handle_input(now, failed);
                         continue;
                     };
                     self.next_port += 1;
                     let from = SocketAddr::new(self.nodes[i].addr.ip(), self.next_port);
-                    let remote =
-                        self.nodes[j]
-                            .engine
-                            .incoming(now, from, None, BytesMut::new(), false);
-                    if self.nodes[j].engine.is_open(remote) {
-                        self.links.insert((i, conn), (j, remote));
-                        self.links.insert((j, remote), (i, conn));
-                        self.nodes[i]
-                            .engine
-                            .connected(now, conn, None, BytesMut::new(), false);
-                        if self.utp_nodes.contains(&i) || self.utp_nodes.contains(&j) {
-                            self.nodes[i].engine.set_utp(conn, true);
-                            self.nodes[j].engine.set_utp(remote, true);
-                        }
+                    let transport = if self.utp_nodes.contains(&i) || self.utp_nodes.contains(&j) {
+                        Transport::Utp
                     } else {
-                        self.nodes[i].engine.connect_failed(now, conn, "refused");
-                    }
+                        Transport::Tcp
+                    };
+                    let incoming = Input::Incoming {
+                        addr: from,
+                        transport,
+                        handshake: Handshake::default(),
+                    };
+                    let input =
+                        if let Some(remote) = self.nodes[j].engine.handle_input(now, incoming) {
+                            self.links.insert((i, conn), (j, remote));
+                            self.links.insert((j, remote), (i, conn));
+                            Input::Connected {
+                                conn,
+                                transport,
+                                handshake: Handshake::default(),
+                            }
+                        } else {
+                            Input::ConnectFailed {
+                                conn,
+                                error: refused("refused"),
+                            }
+                        };
+                    let _ = self.nodes[i].engine.handle_input(now, input);
                     self.drain(j);
                 }
                 Action::Send { conn, bufs } => {
@@ -232,6 +259,15 @@ impl Sim {
                     let start = node.up_busy_until.max(now);
                     node.up_busy_until = start + Duration::from_secs_f64(secs);
                     let at = node.up_busy_until + LATENCY;
+                    let written = all.len();
+                    self.schedule(
+                        self.nodes[i].up_busy_until,
+                        Msg::Drained {
+                            node: i,
+                            conn,
+                            written,
+                        },
+                    );
                     self.schedule(
                         at,
                         Msg::Data {
@@ -284,11 +320,14 @@ impl Sim {
                         tracker_id: None,
                         external_ip: None,
                     };
-                    self.nodes[i]
-                        .engine
-                        .announce_done(now, torrent, tracker, Ok(resp));
+                    let announced = Input::Announced {
+                        torrent,
+                        tracker,
+                        result: Ok(resp),
+                    };
+                    let _ = self.nodes[i].engine.handle_input(now, announced);
                 }
-                _ => {}
+                Action::Scrape { .. } | Action::DhtNode { .. } | Action::RemoveStorage { .. } => {}
             }
         }
         while let Some(alert) = self.nodes[i].engine.poll_alert() {
@@ -311,7 +350,7 @@ impl Sim {
         let done = match job {
             DiskJob::Check { torrent, .. } => DiskDone::Checked {
                 torrent,
-                result: check_files(&node.storage, &info, 1).map_err(|e| e.to_string()),
+                result: check_files(&node.storage, &info, 1).map_err(|e| disk_error(&e)),
             },
             DiskJob::WritePiece {
                 torrent,
@@ -346,17 +385,24 @@ impl Sim {
                     torrent,
                     conn,
                     request,
-                    result: result.map(|()| Bytes::from(buf)).map_err(|e| e.to_string()),
+                    result: result
+                        .map(|()| Bytes::from(buf))
+                        .map_err(|e| disk_error(&e)),
                 }
             }
-            _ => return,
+            DiskJob::VerifyPiece { .. }
+            | DiskJob::ReadPiece { .. }
+            | DiskJob::SaveResume { .. }
+            | DiskJob::Move { .. }
+            | DiskJob::Rename { .. }
+            | DiskJob::FilePriority { .. } => return,
         };
-        node.engine.disk_done(now, done);
+        let _ = node.engine.handle_input(now, Input::Disk(done));
     }
 
     fn run(&mut self, limit: Duration) -> bool {
         for i in 0..self.nodes.len() {
-            self.nodes[i].engine.handle_timeout(self.now);
+            let _ = self.nodes[i].engine.handle_input(self.now, Input::Timeout);
             self.drain(i);
         }
         let leechers = |s: &Self| {
@@ -392,18 +438,30 @@ impl Sim {
                 self.queue.pop();
                 match self.msgs.remove(&key).unwrap() {
                     Msg::Data { node, conn, bytes } => {
-                        self.nodes[node].engine.receive(self.now, conn, &bytes);
+                        let data = BytesMut::from(&bytes[..]);
+                        let received = Input::Received { conn, data };
+                        let _ = self.nodes[node].engine.handle_input(self.now, received);
                         self.drain(node);
                     }
                     Msg::Close { node, conn } => {
-                        self.nodes[node].engine.closed(self.now, conn, None);
+                        let closed = Input::Closed { conn, error: None };
+                        let _ = self.nodes[node].engine.handle_input(self.now, closed);
+                        self.drain(node);
+                    }
+                    Msg::Drained {
+                        node,
+                        conn,
+                        written,
+                    } => {
+                        let drained = Input::Drained { conn, written };
+                        let _ = self.nodes[node].engine.handle_input(self.now, drained);
                         self.drain(node);
                     }
                 }
             }
             for i in 0..self.nodes.len() {
                 if self.nodes[i].engine.poll_timeout() <= self.now {
-                    self.nodes[i].engine.handle_timeout(self.now);
+                    let _ = self.nodes[i].engine.handle_input(self.now, Input::Timeout);
                     self.drain(i);
                 }
             }

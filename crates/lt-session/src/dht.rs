@@ -13,7 +13,7 @@ use lt_engine::{Alert, TorrentId};
 use lt_utp::tokio::UtpSocket;
 use tokio::sync::mpsc;
 
-use crate::{Input, SessionSettings, Shared};
+use crate::{Event, SessionSettings, Shared};
 
 /// How soon a lookup that found nobody is tried again.
 const RETRY_EMPTY: Duration = Duration::from_secs(5);
@@ -133,7 +133,7 @@ pub(crate) fn due_torrents(
 pub(crate) async fn run(
     dht: DhtHandle,
     shared: Arc<Shared>,
-    inputs: mpsc::Sender<Input>,
+    inputs: mpsc::Sender<Event>,
     port: u16,
     interval: Duration,
 ) {
@@ -158,7 +158,9 @@ pub(crate) async fn run(
                         };
                         let _ = found.send((id, peers.len())).await;
                         if !peers.is_empty() {
-                            let _ = inputs.send(Input::DhtPeers { torrent: id, peers }).await;
+                            let _ = inputs
+                                .send(Event::Engine(lt_engine::Input::DhtPeers { torrent: id, peers }))
+                                .await;
                         }
                     });
                 }
@@ -169,7 +171,7 @@ pub(crate) async fn run(
                     next.insert(id, Instant::now() + RETRY_EMPTY);
                 } else {
                     let _ = inputs
-                        .send(Input::Alert(Alert::DhtGetPeersReply { torrent: id, num_peers: n }))
+                        .send(Event::Alert(Alert::DhtGetPeersReply { torrent: id, num_peers: n }))
                         .await;
                 }
             }
@@ -183,7 +185,7 @@ pub(crate) async fn run(
                     Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(_) => return,
                 };
-                let _ = inputs.send(Input::Alert(alert)).await;
+                let _ = inputs.send(Event::Alert(alert)).await;
             }
         }
     }

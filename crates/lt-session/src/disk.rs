@@ -7,7 +7,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use bytes::Bytes;
 use lt_core::{PieceIndex, Sha1Hasher};
-use lt_engine::{Alert, DiskDone, DiskErrorKind, DiskJob};
+use lt_engine::{Alert, DiskDone, DiskError, DiskErrorKind, DiskJob};
 use lt_metainfo::TorrentInfo;
 use lt_storage::{MoveFlags, Storage, check_files, verify_piece_data};
 
@@ -71,20 +71,24 @@ impl TorrentIo {
     }
 }
 
-/// What a disk job produced: a completion for the engine or an alert for the user.
+/// What a disk job produced: a completion for the engine, an alert for the user, or (a
+/// file priority set) nothing.
 pub(crate) enum DiskOutput {
     Done(DiskDone),
     Alert(Alert),
     Nothing,
 }
 
-fn classify(e: &lt_storage::Error) -> DiskErrorKind {
-    match e {
+/// A storage error as the engine sees it: what it means for the torrent, and its text.
+fn disk_error(e: &lt_storage::Error) -> DiskError {
+    let kind = match e {
         lt_storage::Error::DiskFull { .. } | lt_storage::Error::PermissionDenied { .. } => {
             DiskErrorKind::NoSpaceOrDenied
         }
+        lt_storage::Error::FileOutOfRange(_) => DiskErrorKind::NotFound,
         _ => DiskErrorKind::Other,
-    }
+    };
+    DiskError::new(kind, e.to_string())
 }
 
 fn verify(info: &TorrentInfo, piece: PieceIndex, blocks: &[Bytes]) -> bool {
@@ -111,10 +115,10 @@ pub(crate) fn run(io: &TorrentIo, job: DiskJob, check_threads: usize) -> DiskOut
                 {
                     return Ok(have);
                 }
-                if !storage.has_any_file().map_err(|e| e.to_string())? {
+                if !storage.has_any_file().map_err(|e| disk_error(&e))? {
                     return Ok(lt_core::Bitfield::new(info.num_pieces() as usize));
                 }
-                check_files(&**storage, info, check_threads).map_err(|e| e.to_string())
+                check_files(&**storage, info, check_threads).map_err(|e| disk_error(&e))
             })();
             DiskOutput::Done(DiskDone::Checked { torrent, result })
         }
@@ -130,7 +134,7 @@ pub(crate) fn run(io: &TorrentIo, job: DiskJob, check_threads: usize) -> DiskOut
                 let _one_writer = io.write_lock.lock().unwrap_or_else(PoisonError::into_inner);
                 let storage = io.storage.read().unwrap_or_else(PoisonError::into_inner);
                 if let Err(e) = storage.write(piece, 0, &slices) {
-                    error = Some((classify(&e), e.to_string()));
+                    error = Some(disk_error(&e));
                 }
             }
             DiskOutput::Done(DiskDone::PieceWritten {
@@ -163,19 +167,18 @@ pub(crate) fn run(io: &TorrentIo, job: DiskJob, check_threads: usize) -> DiskOut
                                 request.begin as usize,
                                 (request.begin + request.len) as usize,
                             );
-                            whole
-                                .get(b..e)
-                                .map(|_| whole.slice(b..e))
-                                .ok_or_else(|| "request past the piece".to_owned())
+                            whole.get(b..e).map(|_| whole.slice(b..e)).ok_or_else(|| {
+                                DiskError::new(DiskErrorKind::NotFound, "request past the piece")
+                            })
                         }
-                        Err(e) => Err(e.to_string()),
+                        Err(e) => Err(disk_error(&e)),
                     }
                 } else {
                     let mut buf = vec![0u8; request.len as usize];
                     storage
                         .read(request.piece, request.begin, &mut buf)
                         .map(|()| Bytes::from(buf))
-                        .map_err(|e| e.to_string())
+                        .map_err(|e| disk_error(&e))
                 }
             };
             DiskOutput::Done(DiskDone::Read {
@@ -198,7 +201,7 @@ pub(crate) fn run(io: &TorrentIo, job: DiskJob, check_threads: usize) -> DiskOut
             let result = storage
                 .read(piece, 0, &mut buf)
                 .map(|()| Bytes::from(buf))
-                .map_err(|e| e.to_string());
+                .map_err(|e| disk_error(&e));
             DiskOutput::Done(DiskDone::PieceRead {
                 torrent,
                 piece,
@@ -233,7 +236,7 @@ pub(crate) fn run(io: &TorrentIo, job: DiskJob, check_threads: usize) -> DiskOut
                     *io.save_path.write().unwrap_or_else(PoisonError::into_inner) = p.clone();
                     p.to_string_lossy().into_owned()
                 })
-                .map_err(|e| e.to_string());
+                .map_err(|e| disk_error(&e));
             DiskOutput::Done(DiskDone::Moved { torrent, result })
         }
         DiskJob::Rename {
@@ -245,13 +248,26 @@ pub(crate) fn run(io: &TorrentIo, job: DiskJob, check_threads: usize) -> DiskOut
             let result = storage
                 .rename_file(lt_core::FileIndex::new(file), &name)
                 .map(|()| name)
-                .map_err(|e| e.to_string());
+                .map_err(|e| disk_error(&e));
             DiskOutput::Done(DiskDone::Renamed {
                 torrent,
                 file,
                 result,
             })
         }
-        _ => DiskOutput::Nothing,
+        DiskJob::FilePriority {
+            torrent,
+            file,
+            priority,
+        } => {
+            let mut storage = io.storage.write().unwrap_or_else(PoisonError::into_inner);
+            match storage.set_file_priority(lt_core::FileIndex::new(file), priority) {
+                Ok(()) => DiskOutput::Nothing,
+                Err(e) => DiskOutput::Alert(Alert::FileError {
+                    torrent,
+                    error: disk_error(&e),
+                }),
+            }
+        }
     }
 }

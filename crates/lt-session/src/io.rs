@@ -1,5 +1,8 @@
-//! Peer sockets: outgoing connects (with MSE when asked), incoming connections (plaintext
-//! or MSE, told apart by their first bytes), and the reader and writer of each connection.
+//! Peer sockets: outgoing connects (one attempt each, over the transport and with the MSE
+//! choice the engine made), incoming connections (plaintext or MSE, told apart by their
+//! first bytes), and the reader and writer of each connection. The writer reports every
+//! write back to the engine ([`lt_engine::Input::Drained`]), which is what bounds the bytes
+//! queued for a peer.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::IoSlice;
@@ -9,26 +12,19 @@ use std::time::Duration;
 
 use bytes::{Buf as _, Bytes, BytesMut};
 use lt_core::Sha1Hash;
-use lt_engine::ConnId;
+use lt_engine::{ConnId, Handshake, Input, IoError, Transport};
 use lt_utp::tokio::{UtpSocket, UtpStream};
-use lt_wire::mse::{MseConfig, MseHandshake, MseStatus, Rc4Stream, classify_incoming};
+use lt_wire::mse::{MseConfig, MseHandshake, MseStatus, classify_incoming};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use crate::Input;
+use crate::Event;
 
 /// Bytes read from a socket at once.
 const READ_CHUNK: usize = 256 * 1024;
 /// Buffers written with one vectored write at most.
 const MAX_IOV: usize = 64;
-
-/// What an MSE handshake left: the cipher (for RC4) and the payload already received.
-pub(crate) struct Negotiated {
-    pub(crate) cipher: Option<Rc4Stream>,
-    pub(crate) received: BytesMut,
-    pub(crate) encrypted: bool,
-}
 
 /// A connection's read loop, to spawn.
 pub(crate) type ReadLoop = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -40,20 +36,34 @@ pub(crate) enum PeerStream {
 }
 
 impl PeerStream {
+    /// The transport.
+    pub(crate) const fn transport(&self) -> Transport {
+        match self {
+            Self::Tcp(_) => Transport::Tcp,
+            Self::Utp(_) => Transport::Utp,
+        }
+    }
+
     /// Starts the writer and returns its sender and the read half's loop.
     pub(crate) fn start(
         self,
         conn: ConnId,
-        inputs: mpsc::Sender<Input>,
+        events: &mpsc::Sender<Event>,
     ) -> (mpsc::UnboundedSender<Vec<Bytes>>, ReadLoop) {
         match self {
             Self::Tcp(s) => {
                 let (read, write) = s.into_split();
-                (spawn_writer(write), Box::pin(read_loop(conn, read, inputs)))
+                (
+                    spawn_writer(write, conn, events.clone()),
+                    Box::pin(read_loop(conn, read, events.clone())),
+                )
             }
             Self::Utp(s) => {
                 let (read, write) = tokio::io::split(s);
-                (spawn_writer(write), Box::pin(read_loop(conn, read, inputs)))
+                (
+                    spawn_writer(write, conn, events.clone()),
+                    Box::pin(read_loop(conn, read, events.clone())),
+                )
             }
         }
     }
@@ -62,11 +72,15 @@ impl PeerStream {
 /// How outgoing connections are made.
 #[derive(Clone)]
 pub(crate) struct Dialer {
-    /// uTP sockets (IPv4, IPv6), when outgoing uTP is on.
+    /// uTP sockets (IPv4, IPv6).
     pub(crate) utp: Vec<UtpSocket>,
-    pub(crate) tcp: bool,
     pub(crate) config: MseConfig,
     pub(crate) timeout: Duration,
+}
+
+/// An MSE failure as an I/O error (the peer sent something that is not a handshake we accept).
+fn mse_error(e: impl std::fmt::Display) -> IoError {
+    IoError::new(std::io::ErrorKind::InvalidData, format!("MSE: {e}"))
 }
 
 /// The map from `HASH('req2', info-hash)` to info-hash, for incoming MSE handshakes.
@@ -76,11 +90,11 @@ async fn mse<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     mut hs: MseHandshake,
     skeys: Option<&Skeys>,
-) -> Result<Negotiated, String> {
+) -> Result<Handshake, IoError> {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         while let Some(out) = hs.poll_transmit() {
-            stream.write_all(&out).await.map_err(|e| e.to_string())?;
+            stream.write_all(&out).await?;
         }
         match hs.status() {
             MseStatus::Done => break,
@@ -91,19 +105,22 @@ async fn mse<S: AsyncRead + AsyncWrite + Unpin>(
                         .get(&h)
                         .copied()
                 });
-                hs.provide_skey(ih).map_err(|e| e.to_string())?;
+                hs.provide_skey(ih).map_err(mse_error)?;
                 continue;
             }
             MseStatus::InProgress => {}
         }
-        let n = stream.read(&mut buf).await.map_err(|e| e.to_string())?;
+        let n = stream.read(&mut buf).await?;
         if n == 0 {
-            return Err("closed during the MSE handshake".into());
+            return Err(IoError::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "closed during the MSE handshake",
+            ));
         }
-        hs.handle_bytes(&buf[..n]).map_err(|e| e.to_string())?;
+        hs.handle_bytes(&buf[..n]).map_err(mse_error)?;
     }
-    let out = hs.finish().map_err(|e| e.to_string())?;
-    Ok(Negotiated {
+    let out = hs.finish().map_err(mse_error)?;
+    Ok(Handshake {
         cipher: out.cipher,
         received: out.received,
         encrypted: true,
@@ -117,101 +134,85 @@ async fn negotiate<S: AsyncRead + AsyncWrite + Unpin>(
     encrypt: bool,
     config: &MseConfig,
     timeout: Duration,
-) -> Result<Negotiated, String> {
+) -> Result<Handshake, IoError> {
     if !encrypt {
-        return Ok(Negotiated {
-            cipher: None,
-            received: BytesMut::new(),
-            encrypted: false,
-        });
+        return Ok(Handshake::default());
     }
     let mut seed = [0u8; 32];
     crate::random_bytes(&mut seed);
     let hs = MseHandshake::initiate(config, info_hash, seed);
     tokio::time::timeout(timeout, mse(stream, hs, None))
         .await
-        .map_err(|_| "MSE handshake timed out".to_owned())?
+        .map_err(|_| IoError::new(std::io::ErrorKind::TimedOut, "MSE handshake timed out"))?
 }
 
 /// Runs MSE (when asked) on a fresh connection of either transport.
 async fn handshake(
-    mut stream: PeerStream,
+    stream: &mut PeerStream,
     info_hash: Sha1Hash,
     encrypt: bool,
     dialer: &Dialer,
-) -> Result<(PeerStream, Negotiated), String> {
+) -> Result<Handshake, IoError> {
     let (config, timeout) = (&dialer.config, dialer.timeout);
-    let negotiated = match &mut stream {
+    match stream {
         PeerStream::Tcp(s) => negotiate(s, info_hash, encrypt, config, timeout).await,
         PeerStream::Utp(s) => negotiate(s, info_hash, encrypt, config, timeout).await,
-    }?;
-    Ok((stream, negotiated))
+    }
 }
 
+/// One dial over `transport` (the engine chose it and chooses the next after a failure).
 async fn dial(
     addr: SocketAddr,
+    transport: Transport,
     info_hash: Sha1Hash,
     encrypt: bool,
     dialer: &Dialer,
-) -> Result<(PeerStream, Negotiated), String> {
-    let mut last = "no transport enabled".to_owned();
-    // Mixed mode: TCP first when it is on (a peer without uTP would cost a uTP connect
-    // timeout); uTP when it is the only transport, or when TCP fails.
-    if dialer.tcp {
-        match tokio::time::timeout(dialer.timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(stream)) => {
-                let _ = stream.set_nodelay(true);
-                match handshake(PeerStream::Tcp(stream), info_hash, encrypt, dialer).await {
-                    Ok(done) => return Ok(done),
-                    Err(e) => last = e,
-                }
-            }
-            Ok(Err(e)) => last = e.to_string(),
-            Err(_) => last = "connect timed out".to_owned(),
+) -> Result<(PeerStream, Handshake), IoError> {
+    let mut stream = match transport {
+        Transport::Tcp => {
+            let stream = tokio::time::timeout(dialer.timeout, TcpStream::connect(addr))
+                .await
+                .map_err(|_| IoError::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+            let _ = stream.set_nodelay(true);
+            PeerStream::Tcp(stream)
         }
-    }
-    if let Some(utp) = dialer
-        .utp
-        .iter()
-        .find(|u| u.local_addr().is_ipv4() == addr.is_ipv4())
-    {
-        match utp.connect(addr).await {
-            Ok(stream) => {
-                match handshake(PeerStream::Utp(stream), info_hash, encrypt, dialer).await {
-                    Ok(done) => return Ok(done),
-                    Err(e) => last = e,
-                }
-            }
-            Err(e) => last = e.to_string(),
+        Transport::Utp => {
+            let utp = dialer
+                .utp
+                .iter()
+                .find(|u| u.local_addr().is_ipv4() == addr.is_ipv4())
+                .ok_or_else(|| {
+                    IoError::new(
+                        std::io::ErrorKind::AddrNotAvailable,
+                        "no uTP socket for this address family",
+                    )
+                })?;
+            PeerStream::Utp(utp.connect(addr).await?)
         }
-    }
-    Err(last)
+    };
+    let hs = handshake(&mut stream, info_hash, encrypt, dialer).await?;
+    Ok((stream, hs))
 }
 
-/// Connects to `addr` (MSE first with `encrypt`; with the policy only "enabled", a failed
-/// MSE handshake is retried in plaintext), then runs the connection.
+/// Dials `addr` once as the engine asked, then runs the connection.
 pub(crate) async fn connect(
     conn: ConnId,
     addr: SocketAddr,
+    transport: Transport,
     info_hash: Sha1Hash,
     encrypt: bool,
     dialer: Dialer,
-    inputs: mpsc::Sender<Input>,
+    events: mpsc::Sender<Event>,
 ) {
-    let mut result = dial(addr, info_hash, encrypt, &dialer).await;
-    if encrypt && result.is_err() && dialer.config.out_policy == lt_wire::mse::EncPolicy::Enabled {
-        result = dial(addr, info_hash, false, &dialer).await;
-    }
-    match result {
-        Ok((stream, negotiated)) => {
-            let utp = matches!(stream, PeerStream::Utp(_));
-            let (writer, reader) = stream.start(conn, inputs.clone());
-            if inputs
-                .send(Input::Connected {
+    match dial(addr, transport, info_hash, encrypt, &dialer).await {
+        Ok((stream, handshake)) => {
+            let (writer, reader) = stream.start(conn, &events);
+            if events
+                .send(Event::Connected {
                     conn,
                     writer,
-                    negotiated,
-                    utp,
+                    transport,
+                    handshake,
                 })
                 .await
                 .is_ok()
@@ -220,7 +221,9 @@ pub(crate) async fn connect(
             }
         }
         Err(error) => {
-            let _ = inputs.send(Input::ConnectFailed { conn, error }).await;
+            let _ = events
+                .send(Event::Engine(Input::ConnectFailed { conn, error }))
+                .await;
         }
     }
 }
@@ -233,7 +236,7 @@ pub(crate) async fn accept(
     config: MseConfig,
     skeys: Skeys,
     timeout: Duration,
-    inputs: mpsc::Sender<Input>,
+    events: mpsc::Sender<Event>,
 ) {
     if let PeerStream::Tcp(s) = &stream {
         let _ = s.set_nodelay(true);
@@ -244,14 +247,14 @@ pub(crate) async fn accept(
             PeerStream::Utp(s) => first_bytes(s, config, &skeys).await,
         }
     };
-    let Ok(Ok(negotiated)) = tokio::time::timeout(timeout, work).await else {
+    let Ok(Ok(handshake)) = tokio::time::timeout(timeout, work).await else {
         return;
     };
-    let _ = inputs
-        .send(Input::Incoming {
+    let _ = events
+        .send(Event::Incoming {
             addr,
             stream,
-            negotiated,
+            handshake,
         })
         .await;
 }
@@ -261,26 +264,24 @@ async fn first_bytes<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     config: MseConfig,
     skeys: &Skeys,
-) -> Result<Negotiated, String> {
+) -> Result<Handshake, IoError> {
     {
         let mut prefix = BytesMut::with_capacity(1024);
         let plaintext = loop {
             if let Some(p) = classify_incoming(&prefix) {
                 break p;
             }
-            let n = stream
-                .read_buf(&mut prefix)
-                .await
-                .map_err(|e| e.to_string())?;
+            let n = stream.read_buf(&mut prefix).await?;
             if n == 0 {
-                return Err("closed before the handshake".to_owned());
+                return Err(IoError::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "closed before the handshake",
+                ));
             }
         };
-        config
-            .accept_incoming(plaintext)
-            .map_err(|e| e.to_string())?;
+        config.accept_incoming(plaintext).map_err(mse_error)?;
         if plaintext {
-            return Ok(Negotiated {
+            return Ok(Handshake {
                 cipher: None,
                 received: prefix,
                 encrypted: false,
@@ -289,14 +290,18 @@ async fn first_bytes<S: AsyncRead + AsyncWrite + Unpin>(
         let mut seed = [0u8; 32];
         crate::random_bytes(&mut seed);
         let mut hs = MseHandshake::respond(&config, seed);
-        hs.handle_bytes(&prefix).map_err(|e| e.to_string())?;
+        hs.handle_bytes(&prefix).map_err(mse_error)?;
         mse(stream, hs, Some(skeys)).await
     }
 }
 
 /// Starts the writer of a connection; dropping the sender closes the socket's write side.
+/// The channel is unbounded on purpose: the engine bounds what it sends to one peer by
+/// the send buffer watermark, counting down as each write is reported here.
 pub(crate) fn spawn_writer<W: AsyncWrite + Unpin + Send + 'static>(
     mut write: W,
+    conn: ConnId,
+    events: mpsc::Sender<Event>,
 ) -> mpsc::UnboundedSender<Vec<Bytes>> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<Bytes>>();
     tokio::spawn(async move {
@@ -306,7 +311,12 @@ pub(crate) fn spawn_writer<W: AsyncWrite + Unpin + Send + 'static>(
             while let Ok(more) = rx.try_recv() {
                 queue.extend(more);
             }
+            let written = queue.iter().map(Bytes::len).sum();
             if write_all(&mut write, &mut queue).await.is_err() {
+                return;
+            }
+            let drained = Input::Drained { conn, written };
+            if events.send(Event::Engine(drained)).await.is_err() {
                 return;
             }
         }
@@ -352,7 +362,7 @@ async fn write_all<W: AsyncWrite + Unpin>(
 pub(crate) async fn read_loop<R: AsyncRead + Unpin + Send + 'static>(
     conn: ConnId,
     mut read: R,
-    inputs: mpsc::Sender<Input>,
+    events: mpsc::Sender<Event>,
 ) {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     loop {
@@ -361,22 +371,23 @@ pub(crate) async fn read_loop<R: AsyncRead + Unpin + Send + 'static>(
         }
         match read.read_buf(&mut buf).await {
             Ok(0) => {
-                let _ = inputs.send(Input::Closed { conn, error: None }).await;
+                let closed = Input::Closed { conn, error: None };
+                let _ = events.send(Event::Engine(closed)).await;
                 return;
             }
             Ok(_) => {
-                let bytes = buf.split();
-                if inputs.send(Input::Data { conn, bytes }).await.is_err() {
+                let data = buf.split();
+                let received = Input::Received { conn, data };
+                if events.send(Event::Engine(received)).await.is_err() {
                     return;
                 }
             }
             Err(e) => {
-                let _ = inputs
-                    .send(Input::Closed {
-                        conn,
-                        error: Some(e.to_string()),
-                    })
-                    .await;
+                let closed = Input::Closed {
+                    conn,
+                    error: Some(IoError::from(&e)),
+                };
+                let _ = events.send(Event::Engine(closed)).await;
                 return;
             }
         }

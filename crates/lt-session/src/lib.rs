@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use lt_core::{Fingerprint, InfoHash, PeerId, PieceIndex};
 pub use lt_dht::DhtState;
-use lt_engine::{Action, AddTorrent, ConnId, DiskJob, Engine};
+use lt_engine::{Action, AddTorrent, ConnId, DiskJob, Engine, Handshake, Input, Transport};
 pub use lt_engine::{
     Alert, AlertCategory, DisconnectReason, IpAccess, IpFilter, MixedMode, PartialPiece, PeerInfo,
     PerformanceWarning, PortFilter, SeedChoking, Settings, TorrentFlags, TorrentId, TorrentState,
@@ -55,12 +55,11 @@ use lt_metainfo::TorrentInfo;
 pub use lt_nat::Protocol as PortProtocol;
 pub use lt_storage::ResumeData;
 use lt_storage::{Allocation, FsOptions, FsStorage};
-use lt_tracker::{AnnounceResponse, ScrapeEntry, TrackerIndex};
 pub use lt_wire::mse::{EncLevel, EncPolicy};
 use tokio::sync::{Notify, mpsc};
 
 use crate::disk::{DiskOutput, TorrentIo};
-use crate::io::{Negotiated, Skeys};
+use crate::io::Skeys;
 
 /// Fills `buf` from the operating system's random source (or, if it fails, from the clock
 /// and the process id, which is only used for peer ids and protocol nonces).
@@ -136,15 +135,6 @@ pub struct SessionSettings {
     pub enable_natpmp: bool,
     /// The NAT-PMP/PCP gateway; `None`: the default route's gateway.
     pub natpmp_gateway: Option<Ipv4Addr>,
-    /// Dial peers over uTP (the manual's `enable_outgoing_utp`). With TCP also on, TCP is
-    /// tried first and uTP when TCP fails. Default `true`.
-    pub enable_outgoing_utp: bool,
-    /// Accept uTP connections on the listen port (UDP). Default `true`.
-    pub enable_incoming_utp: bool,
-    /// Dial peers over TCP. Default `true`.
-    pub enable_outgoing_tcp: bool,
-    /// Accept TCP connections. Default `true`.
-    pub enable_incoming_tcp: bool,
     /// Run a DHT node (the manual's `start_dht`). Default `true`; it talks only to the
     /// nodes below and those peers name, since lt ships no public routers.
     pub enable_dht: bool,
@@ -182,10 +172,6 @@ impl Default for SessionSettings {
             enable_upnp: false,
             enable_natpmp: false,
             natpmp_gateway: None,
-            enable_outgoing_utp: true,
-            enable_incoming_utp: true,
-            enable_outgoing_tcp: true,
-            enable_incoming_tcp: true,
             enable_dht: true,
             dht_bootstrap_nodes: Vec::new(),
             dht_routers: Vec::new(),
@@ -307,47 +293,27 @@ impl AddTorrentParams {
     }
 }
 
-/// Inputs of the engine loop.
-pub(crate) enum Input {
+/// What reaches the engine loop: events for the engine as they are, and the few that
+/// carry a socket or writer the loop keeps before the engine hears of them.
+pub(crate) enum Event {
+    /// An event for the engine.
+    Engine(Input),
+    /// A dialled connection is up: the loop keeps its writer, then tells the engine.
     Connected {
         conn: ConnId,
         writer: mpsc::UnboundedSender<Vec<Bytes>>,
-        negotiated: Negotiated,
-        utp: bool,
+        transport: Transport,
+        handshake: Handshake,
     },
-    ConnectFailed {
-        conn: ConnId,
-        error: String,
-    },
+    /// An accepted connection got past its first bytes (and MSE); the engine decides
+    /// whether to keep it.
     Incoming {
         addr: SocketAddr,
         stream: io::PeerStream,
-        negotiated: Negotiated,
+        handshake: Handshake,
     },
-    Data {
-        conn: ConnId,
-        bytes: bytes::BytesMut,
-    },
-    Closed {
-        conn: ConnId,
-        error: Option<String>,
-    },
-    Disk(lt_engine::DiskDone),
-    Announce {
-        torrent: TorrentId,
-        tracker: TrackerIndex,
-        result: Result<AnnounceResponse, lt_tracker::Error>,
-    },
-    Scrape {
-        torrent: TorrentId,
-        tracker: TrackerIndex,
-        result: Result<ScrapeEntry, lt_tracker::Error>,
-    },
+    /// An alert from the shell (DHT, port mapping, disk).
     Alert(Alert),
-    DhtPeers {
-        torrent: TorrentId,
-        peers: Vec<SocketAddr>,
-    },
 }
 
 /// What the API and the loop share.
@@ -426,7 +392,7 @@ pub struct Session {
     nat: Option<nat::NatHandle>,
     dht: dht::DhtStarter,
     /// Where the DHT's peers and alerts go.
-    inputs: mpsc::Sender<Input>,
+    inputs: mpsc::Sender<Event>,
 }
 
 impl std::fmt::Debug for Session {
@@ -534,7 +500,7 @@ impl Session {
             .collect();
         // uTP on the same port numbers, over UDP.
         let mut utp = Vec::new();
-        if settings.enable_incoming_utp || settings.enable_outgoing_utp {
+        if settings.engine.enable_incoming_utp || settings.engine.enable_outgoing_utp {
             let _guard = runtime.enter();
             for &addr in &listen {
                 match bind_udp(addr).and_then(lt_utp::tokio::UtpSocket::from_std) {
@@ -568,7 +534,7 @@ impl Session {
             dht: Mutex::new(None),
             dht_saved: Mutex::new(None),
         });
-        let (tx, rx) = mpsc::channel::<Input>(1024);
+        let (tx, rx) = mpsc::channel::<Event>(1024);
         let handshake_timeout = settings.engine.handshake_timeout;
         {
             let _guard = runtime.enter();
@@ -578,7 +544,7 @@ impl Session {
                 };
                 let shared = Arc::clone(&shared);
                 let tx = tx.clone();
-                let incoming_tcp = settings.enable_incoming_tcp;
+                let incoming_tcp = settings.engine.enable_incoming_tcp;
                 runtime.spawn(async move {
                     loop {
                         let Ok((stream, addr)) = listener.accept().await else {
@@ -605,7 +571,7 @@ impl Session {
                 });
             }
         }
-        if settings.enable_incoming_utp {
+        if settings.engine.enable_incoming_utp {
             for u in &utp {
                 let u = u.clone();
                 let shared = Arc::clone(&shared);
@@ -629,12 +595,7 @@ impl Session {
             }
         }
         let dialer = io::Dialer {
-            utp: if settings.enable_outgoing_utp {
-                utp.clone()
-            } else {
-                Vec::new()
-            },
-            tcp: settings.enable_outgoing_tcp,
+            utp: utp.clone(),
             config: shared.engine().mse_config(),
             timeout: settings.engine.peer_connect_timeout,
         };
@@ -1438,8 +1399,8 @@ impl TorrentHandle {
 #[allow(clippy::too_many_lines)]
 async fn engine_loop(
     shared: Arc<Shared>,
-    mut rx: mpsc::Receiver<Input>,
-    tx: mpsc::Sender<Input>,
+    mut rx: mpsc::Receiver<Event>,
+    tx: mpsc::Sender<Event>,
     check_threads: usize,
     dialer: io::Dialer,
 ) {
@@ -1453,7 +1414,7 @@ async fn engine_loop(
         )
     };
     let disk_permits = Arc::new(tokio::sync::Semaphore::new(check_threads.max(2) * 2));
-    let mut batch: Vec<Input> = Vec::with_capacity(256);
+    let mut batch: Vec<Event> = Vec::with_capacity(256);
     let mut served: Vec<lt_engine::DiskDone> = Vec::new();
     let mut actions: Vec<Action> = Vec::new();
     loop {
@@ -1477,73 +1438,60 @@ async fn engine_loop(
             let mut engine = shared.engine();
             let now = Instant::now();
             for done in served.drain(..) {
-                engine.disk_done(now, done);
+                let _ = engine.handle_input(now, Input::Disk(done));
             }
-            for input in batch.drain(..) {
-                match input {
-                    Input::Connected {
+            for event in batch.drain(..) {
+                match event {
+                    Event::Connected {
                         conn,
                         writer,
-                        negotiated,
-                        utp,
+                        transport,
+                        handshake,
                     } => {
                         writers.insert(conn, writer);
-                        engine.set_utp(conn, utp);
-                        engine.connected(
-                            now,
+                        let connected = Input::Connected {
                             conn,
-                            negotiated.cipher,
-                            negotiated.received,
-                            negotiated.encrypted,
-                        );
+                            transport,
+                            handshake,
+                        };
+                        let _ = engine.handle_input(now, connected);
                     }
-                    Input::ConnectFailed { conn, error } => {
-                        tasks.remove(&conn);
-                        engine.connect_failed(now, conn, &error);
-                    }
-                    Input::Incoming {
+                    Event::Incoming {
                         addr,
                         stream,
-                        negotiated,
+                        handshake,
                     } => {
-                        let conn = engine.incoming(
-                            now,
+                        let incoming = Input::Incoming {
                             addr,
-                            negotiated.cipher,
-                            negotiated.received,
-                            negotiated.encrypted,
-                        );
-                        if engine.is_open(conn) {
-                            engine.set_utp(conn, matches!(stream, io::PeerStream::Utp(_)));
-                            let (writer, reader) = stream.start(conn, tx.clone());
+                            transport: stream.transport(),
+                            handshake,
+                        };
+                        // A refused connection is dropped here, which closes it.
+                        if let Some(conn) = engine.handle_input(now, incoming) {
+                            let (writer, reader) = stream.start(conn, &tx);
                             writers.insert(conn, writer);
                             let t = tokio::spawn(reader);
                             tasks.insert(conn, t.abort_handle());
                         }
                     }
-                    Input::Data { conn, bytes } => engine.receive_buf(now, conn, bytes),
-                    Input::Closed { conn, error } => {
-                        writers.remove(&conn);
-                        tasks.remove(&conn);
-                        engine.closed(now, conn, error.as_deref());
+                    Event::Engine(input) => {
+                        match &input {
+                            Input::ConnectFailed { conn, .. } => {
+                                tasks.remove(conn);
+                            }
+                            Input::Closed { conn, .. } => {
+                                writers.remove(conn);
+                                tasks.remove(conn);
+                            }
+                            _ => {}
+                        }
+                        let _ = engine.handle_input(now, input);
                     }
-                    Input::Disk(done) => engine.disk_done(now, done),
-                    Input::Announce {
-                        torrent,
-                        tracker,
-                        result,
-                    } => engine.announce_done(now, torrent, tracker, result),
-                    Input::Scrape {
-                        torrent,
-                        tracker,
-                        result,
-                    } => engine.scrape_done(torrent, tracker, result),
-                    Input::Alert(a) => engine.post_alert(a),
-                    Input::DhtPeers { torrent, peers } => engine.add_peers(now, torrent, &peers),
+                    Event::Alert(a) => engine.post_alert(a),
                 }
             }
             if engine.poll_timeout() <= now {
-                engine.handle_timeout(now);
+                let _ = engine.handle_input(now, Input::Timeout);
             }
             while let Some(a) = engine.poll_action() {
                 actions.push(a);
@@ -1566,6 +1514,7 @@ async fn engine_loop(
                 Action::Connect {
                     conn,
                     addr,
+                    transport,
                     info_hash,
                     encrypt,
                 } => {
@@ -1574,6 +1523,7 @@ async fn engine_loop(
                     let t = tokio::spawn(io::connect(
                         conn,
                         addr,
+                        transport,
                         info_hash,
                         encrypt,
                         dialer,
@@ -1620,12 +1570,13 @@ async fn engine_loop(
                                 .await;
                         match out {
                             Ok(DiskOutput::Done(d)) => {
-                                let _ = tx.send(Input::Disk(d)).await;
+                                let _ = tx.send(Event::Engine(Input::Disk(d))).await;
                             }
                             Ok(DiskOutput::Alert(a)) => {
-                                let _ = tx.send(Input::Alert(a)).await;
+                                let _ = tx.send(Event::Alert(a)).await;
                             }
-                            _ => {}
+                            Ok(DiskOutput::Nothing) => {}
+                            Err(e) => tracing::error!("a disk job failed to run: {e}"),
                         }
                     });
                 }
@@ -1641,11 +1592,11 @@ async fn engine_loop(
                     tokio::spawn(async move {
                         let result = tracker::announce(&http, &url, &request, timeout).await;
                         let _ = tx
-                            .send(Input::Announce {
+                            .send(Event::Engine(Input::Announced {
                                 torrent,
                                 tracker,
                                 result,
-                            })
+                            }))
                             .await;
                     });
                 }
@@ -1661,11 +1612,11 @@ async fn engine_loop(
                     tokio::spawn(async move {
                         let result = tracker::scrape(&http, &url, info_hash, timeout).await;
                         let _ = tx
-                            .send(Input::Scrape {
+                            .send(Event::Engine(Input::Scraped {
                                 torrent,
                                 tracker,
                                 result,
-                            })
+                            }))
                             .await;
                     });
                 }
@@ -1702,7 +1653,10 @@ async fn engine_loop(
                             let mut engine = shared.engine();
                             engine.post_alert(Alert::FileError {
                                 torrent,
-                                error: e.to_string(),
+                                error: lt_engine::DiskError::new(
+                                    lt_engine::DiskErrorKind::Other,
+                                    e.to_string(),
+                                ),
                             });
                             shared.push_alerts(&mut engine);
                         }
@@ -1744,12 +1698,11 @@ async fn engine_loop(
                                         error: e.to_string(),
                                     },
                                 };
-                                let _ = tx.blocking_send(Input::Alert(alert));
+                                let _ = tx.blocking_send(Event::Alert(alert));
                             }
                         });
                     }
                 }
-                _ => {}
             }
         }
     }
@@ -1766,6 +1719,5 @@ const fn disk_job_torrent(job: &DiskJob) -> TorrentId {
         | DiskJob::Move { torrent, .. }
         | DiskJob::Rename { torrent, .. }
         | DiskJob::FilePriority { torrent, .. } => *torrent,
-        _ => TorrentId(0),
     }
 }

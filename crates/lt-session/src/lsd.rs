@@ -75,7 +75,11 @@ pub(crate) async fn run(
                 let mut engine = shared.engine();
                 let now = Instant::now();
                 for h in &a.info_hashes {
-                    engine.add_lsd_peer(now, h, peer);
+                    let lsd = lt_engine::Input::LsdPeer {
+                        info_hash: *h,
+                        addr: peer,
+                    };
+                    let _ = engine.handle_input(now, lsd);
                 }
                 shared.push_alerts(&mut engine);
                 drop(engine);

@@ -9,7 +9,7 @@ use lt_nat::driver::{DriverConfig, PortMapper};
 use lt_nat::{Event, Protocol, Transport};
 use tokio::sync::mpsc;
 
-use crate::{Input, SessionSettings};
+use crate::SessionSettings;
 
 enum Command {
     Add(Protocol, u16, u16, std_mpsc::Sender<Option<usize>>),
@@ -79,7 +79,7 @@ pub(crate) fn start(
     runtime: &tokio::runtime::Runtime,
     settings: &SessionSettings,
     port: u16,
-    inputs: mpsc::Sender<Input>,
+    inputs: mpsc::Sender<crate::Event>,
 ) -> NatHandle {
     let mut config = DriverConfig::default();
     if !settings.enable_upnp {
@@ -95,7 +95,7 @@ pub(crate) fn start(
             Ok(m) => m,
             Err(e) => {
                 let _ = inputs
-                    .send(Input::Alert(Alert::PortMapError {
+                    .send(crate::Event::Alert(Alert::PortMapError {
                         mapping: usize::MAX,
                         transport: "port mapping".into(),
                         error: e.to_string(),
@@ -112,7 +112,7 @@ pub(crate) fn start(
                 event = events.recv() => {
                     let Some(event) = event else { return };
                     if let Some(a) = alert(event) {
-                        let _ = inputs.send(Input::Alert(a)).await;
+                        let _ = inputs.send(crate::Event::Alert(a)).await;
                     }
                 }
                 command = rx.recv() => match command {

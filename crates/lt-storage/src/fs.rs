@@ -284,6 +284,10 @@ impl Storage for FsStorage {
         &self.files
     }
 
+    fn set_file_priority(&mut self, file: FileIndex, priority: u8) -> Result<(), Error> {
+        Self::set_file_priority(self, file, priority)
+    }
+
     fn initialize(&self) -> Result<(), Error> {
         check_save_path(&self.save_path)?;
         std::fs::create_dir_all(&self.save_path)

@@ -110,6 +110,17 @@ pub trait Storage: Send + Sync {
     /// [`Error::InvalidPath`], [`Error::FileOutOfRange`] or a disk error.
     fn rename_file(&mut self, file: FileIndex, new_path: &str) -> Result<(), Error>;
 
+    /// Sets a file's priority (0 to 7; the manual's `file_priority`). Storages with a part
+    /// file keep the pieces of priority-0 files there and move them out when the priority
+    /// rises; the default keeps every file where it is.
+    ///
+    /// # Errors
+    /// [`Error::FileOutOfRange`] or a disk error.
+    fn set_file_priority(&mut self, file: FileIndex, priority: u8) -> Result<(), Error> {
+        let _ = (file, priority);
+        Ok(())
+    }
+
     /// Deletes the torrent's files and the directories they leave empty (the manual's
     /// `delete_files`).
     ///

@@ -206,6 +206,8 @@ pub enum PeerEvent {
     RequestTimedOut(BlockRequest),
     /// The peer became snubbed: a request timed out.
     Snubbed,
+    /// A snubbed peer sent a block we asked for: it is no longer snubbed.
+    Unsnubbed,
     /// The peer lets us request this piece while choked (BEP 6).
     AllowedFast(PieceIndex),
     /// The peer suggests this piece (BEP 6).
@@ -1116,7 +1118,10 @@ impl PeerConnection {
                 match self.out_requests.iter().position(|(r, _)| *r == req) {
                     Some(pos) => {
                         self.out_requests.remove(pos);
-                        self.snubbed = false;
+                        if self.snubbed {
+                            self.snubbed = false;
+                            self.events.push_back(PeerEvent::Unsnubbed);
+                        }
                         self.events
                             .push_back(PeerEvent::Block { request: req, data });
                     }

@@ -390,6 +390,36 @@ fn request_timeout_snubs() {
 }
 
 #[test]
+fn a_block_lifts_the_snub() {
+    let (mut c, t0) = connected(fast());
+    feed(&mut c, t0, &Message::Unchoke).unwrap();
+    let req = BlockRequest::new(PieceIndex(0), 0, 16384);
+    c.request(t0, req).unwrap();
+    drain(&mut c);
+    let deadline = c.poll_timeout().unwrap();
+    c.handle_timeout(deadline).unwrap();
+    assert_eq!(
+        drain(&mut c).0,
+        [PeerEvent::RequestTimedOut(req), PeerEvent::Snubbed]
+    );
+    // A block we asked for (after the timeout) lifts the snub, with an event.
+    let req2 = BlockRequest::new(PieceIndex(0), 16384, 16384);
+    c.request(deadline, req2).unwrap();
+    drain(&mut c);
+    let piece = Message::Piece {
+        piece: PieceIndex(0),
+        begin: 16384,
+        data: Bytes::from(vec![1u8; 16384]),
+    };
+    feed(&mut c, deadline, &piece).unwrap();
+    let (events, _) = drain(&mut c);
+    assert!(
+        matches!(&events[..], [PeerEvent::Unsnubbed, PeerEvent::Block { request, .. }] if *request == req2)
+    );
+    assert!(!c.is_snubbed());
+}
+
+#[test]
 fn handshake_timeout() {
     let t0 = Instant::now();
     let mut c = PeerConnection::incoming(

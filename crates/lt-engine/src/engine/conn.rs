@@ -1,0 +1,160 @@
+//! One peer connection as the engine sees it.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use lt_core::{Bitfield, PieceIndex};
+use lt_picker::PeerKey;
+use lt_wire::{BlockRequest, PeerConnection};
+
+use crate::rate::{Bucket, Rate, is_local_network, wire_cost};
+use crate::{ConnId, Settings, TorrentId};
+
+/// One peer connection.
+#[derive(Debug)]
+pub(super) struct Conn {
+    pub(super) addr: SocketAddr,
+    pub(super) torrent: Option<TorrentId>,
+    pub(super) outgoing: bool,
+    /// How the current (or last) dial goes: transport and MSE.
+    pub(super) transport: crate::Transport,
+    pub(super) encrypt: bool,
+    /// `None` while the TCP connect (and MSE) runs.
+    pub(super) wire: Option<PeerConnection>,
+    pub(super) connected: bool,
+    pub(super) encrypted: bool,
+    pub(super) seed: bool,
+    pub(super) hashfails: u32,
+    pub(super) on_parole: bool,
+    pub(super) optimistic: bool,
+    pub(super) unchoked_at: Option<Instant>,
+    pub(super) down: Rate,
+    pub(super) up: Rate,
+    /// Disk reads in flight for it.
+    pub(super) pending_reads: u32,
+    /// Bytes handed to the driver in [`Action::Send`] and not yet reported written
+    /// ([`crate::Input::Drained`]).
+    pub(super) send_queued: usize,
+    /// Its requests waiting for room in its send buffer (back-pressure), in order; at most
+    /// the peer's request limit, which lt-wire enforces.
+    pub(super) held: VecDeque<BlockRequest>,
+    /// The peer-list entry it belongs to.
+    pub(super) entry: Option<SocketAddr>,
+    /// Pieces we let it request while choked (BEP 6).
+    pub(super) allowed_fast: Vec<PieceIndex>,
+    /// What the peer said of its pieces before we had the metadata.
+    pub(super) pending_bits: Vec<Bits>,
+    /// Its listen port, from its extended handshake (for incoming connections).
+    pub(super) listen_port: Option<u16>,
+    /// It announced a metadata size and has not rejected a metadata request.
+    pub(super) serves_metadata: bool,
+    /// The connection runs over uTP (as the driver said).
+    pub(super) utp: bool,
+    /// The peer is on the local network (for `ignore_limits_on_local_network`).
+    pub(super) local: bool,
+    /// Peers we told it about with ut_pex (BEP 11), and when we last did.
+    pub(super) pex_sent: BTreeSet<SocketAddr>,
+    pub(super) last_pex: Option<Instant>,
+    /// Super seeding (BEP 16): the pieces we announced to it (it saw no bitfield), and
+    /// the one it is getting now. `None` when it saw our real pieces.
+    pub(super) super_seed: Option<SuperSeed>,
+}
+
+/// Draws a block of `len` payload bytes to or from `c` from the limits that apply to it:
+/// `[torrent, session, tcp]`, the last (mixed mode's) only on TCP. With
+/// `rate_limit_ip_overhead` the block costs its headers too.
+pub(super) fn spend_block(settings: &Settings, c: &Conn, len: u32, buckets: [&mut Bucket; 3]) {
+    let cost = wire_cost(
+        len,
+        c.addr.is_ipv6(),
+        c.utp,
+        settings.rate_limit_ip_overhead,
+    );
+    let [torrent, session, tcp] = buckets;
+    torrent.spend(cost);
+    session.spend(cost);
+    if !c.utp {
+        tcp.spend(cost);
+    }
+}
+
+/// What a super seed told one peer.
+#[derive(Debug)]
+pub(super) struct SuperSeed {
+    pub(super) offered: Bitfield,
+    pub(super) current: Option<PieceIndex>,
+}
+
+/// A peer's piece announcement kept until the metadata (and so the piece count) is known.
+#[derive(Debug)]
+pub(super) enum Bits {
+    Raw(Bytes),
+    All,
+    Have(PieceIndex),
+}
+
+/// Most announcements kept per peer before the metadata arrives.
+pub(super) const MAX_PENDING_BITS: usize = 1 << 16;
+/// Most candidate pieces weighed for one super-seeding offer.
+pub(super) const SUPER_SEED_SCAN: u32 = 4096;
+/// How long a metadata piece request may go unanswered before it is asked elsewhere.
+pub(super) const METADATA_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Conn {
+    /// A connection that has not completed its handshake.
+    pub(super) fn new(
+        addr: SocketAddr,
+        torrent: Option<TorrentId>,
+        outgoing: bool,
+        encrypted: bool,
+        entry: Option<SocketAddr>,
+    ) -> Self {
+        Self {
+            addr,
+            torrent,
+            outgoing,
+            transport: crate::Transport::Tcp,
+            encrypt: false,
+            wire: None,
+            connected: false,
+            encrypted,
+            seed: false,
+            hashfails: 0,
+            on_parole: false,
+            optimistic: false,
+            unchoked_at: None,
+            down: Rate::default(),
+            up: Rate::default(),
+            pending_reads: 0,
+            send_queued: 0,
+            held: VecDeque::new(),
+            entry,
+            allowed_fast: Vec::new(),
+            pending_bits: Vec::new(),
+            listen_port: None,
+            serves_metadata: false,
+            utp: false,
+            local: is_local_network(addr.ip()),
+            pex_sent: BTreeSet::new(),
+            last_pex: None,
+            super_seed: None,
+        }
+    }
+
+    /// What the wire has to send, counted into the send buffer; `None` when nothing.
+    pub(super) fn take_transmit(&mut self) -> Option<Vec<Bytes>> {
+        let w = self.wire.as_mut()?;
+        let mut bufs = Vec::new();
+        while let Some(b) = w.poll_transmit() {
+            self.send_queued = self.send_queued.saturating_add(b.len());
+            bufs.push(b);
+        }
+        (!bufs.is_empty()).then_some(bufs)
+    }
+
+    pub(super) fn key(id: ConnId) -> PeerKey {
+        PeerKey(u32::try_from(id.0 & u64::from(u32::MAX)).unwrap_or(u32::MAX))
+    }
+}

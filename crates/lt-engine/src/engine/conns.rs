@@ -1,0 +1,737 @@
+//! Peer connections: dialling, accepting, bytes in, handshakes, peer events, closing.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use lt_core::{Bitfield, PeerId, Sha1Hash};
+use lt_wire::{ExtendedHandshake, ExtensionMessage, PeerConfig, PeerConnection, PeerEvent};
+use tracing::{debug, trace};
+
+use crate::alert::Alert;
+use crate::torrent::PeerSource;
+use crate::{Action, ConnId, DisconnectReason, Handshake, IoError, TorrentId, Transport};
+
+use super::Engine;
+use super::conn::{Bits, Conn, MAX_PENDING_BITS, SuperSeed};
+
+impl Engine {
+    /// [`Input::Connected`]: a connection we dialled is open and its MSE handshake, if
+    /// any, done.
+    pub(super) fn dial_done(
+        &mut self,
+        now: Instant,
+        cid: ConnId,
+        transport: Transport,
+        hs: Handshake,
+    ) {
+        let config = self.peer_config();
+        let Some(c) = self.conns.get_mut(&cid) else {
+            self.actions.push_back(Action::Close { conn: cid });
+            return;
+        };
+        if c.wire.is_some() {
+            return;
+        }
+        self.half_open = self.half_open.saturating_sub(1);
+        c.utp = transport == Transport::Utp;
+        let Some(t) = c.torrent.and_then(|id| self.torrents.get(&id)) else {
+            self.close(now, cid, DisconnectReason::Closed);
+            return;
+        };
+        let params = t.wire_params();
+        c.encrypted = hs.encrypted;
+        debug!(conn = %cid, peer = %c.addr, ?transport, encrypted = hs.encrypted, "connected");
+        match PeerConnection::outgoing(config, now, params, hs.cipher, hs.received) {
+            Ok(w) => {
+                c.wire = Some(w);
+                self.process(now, cid);
+            }
+            Err(e) => self.close(now, cid, DisconnectReason::Protocol(e)),
+        }
+    }
+
+    /// [`Input::ConnectFailed`]: the dial failed; the next transport (uTP after TCP) or,
+    /// with encryption only "enabled", plaintext is tried before the peer counts as failed.
+    pub(super) fn dial_failed(&mut self, now: Instant, cid: ConnId, error: IoError) {
+        let Some(c) = self.conns.get(&cid).filter(|c| c.wire.is_none()) else {
+            self.close(now, cid, DisconnectReason::Io(error));
+            return;
+        };
+        let info_hash = c
+            .torrent
+            .and_then(|id| self.torrents.get(&id))
+            .map(|t| t.wire_hash);
+        if let (Some((transport, encrypt)), Some(info_hash)) =
+            (self.next_attempt(c.transport, c.encrypt), info_hash)
+        {
+            debug!(conn = %cid, peer = %c.addr, %error, ?transport, encrypt, "dial failed, trying again");
+            let addr = c.addr;
+            if let Some(c) = self.conns.get_mut(&cid) {
+                c.transport = transport;
+                c.encrypt = encrypt;
+            }
+            self.actions.push_back(Action::Connect {
+                conn: cid,
+                addr,
+                transport,
+                info_hash,
+                encrypt,
+            });
+            return;
+        }
+        self.half_open = self.half_open.saturating_sub(1);
+        self.close(now, cid, DisconnectReason::Io(error));
+    }
+
+    /// The first dial's transport: TCP when it is on (a peer without uTP would cost a uTP
+    /// connect timeout), else uTP; `None` when outgoing connections are off.
+    pub(super) const fn first_transport(&self) -> Option<Transport> {
+        if self.settings.enable_outgoing_tcp {
+            Some(Transport::Tcp)
+        } else if self.settings.enable_outgoing_utp {
+            Some(Transport::Utp)
+        } else {
+            None
+        }
+    }
+
+    /// What to try after a failed dial over `transport`: uTP after TCP, then (with the
+    /// outgoing policy only "enabled") the same again in plaintext.
+    fn next_attempt(&self, transport: Transport, encrypt: bool) -> Option<(Transport, bool)> {
+        if transport == Transport::Tcp && self.settings.enable_outgoing_utp {
+            return Some((Transport::Utp, encrypt));
+        }
+        if encrypt && self.settings.out_enc_policy == lt_wire::mse::EncPolicy::Enabled {
+            return self.first_transport().map(|t| (t, false));
+        }
+        None
+    }
+
+    /// [`Input::Incoming`]: a peer connected to us. Returns the connection's id, or `None`
+    /// when it is refused (the session is paused or full, the peer banned or blocked).
+    pub(super) fn accept(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        transport: Transport,
+        hs: Handshake,
+    ) -> Option<ConnId> {
+        let refused = if self.paused || self.conns.len() >= self.settings.connections_limit {
+            Some(DisconnectReason::TooManyConnections)
+        } else if self.banned.contains(&addr) {
+            Some(DisconnectReason::Banned)
+        } else if self.blocked(None, addr) {
+            self.alerts.push(Alert::PeerBlocked {
+                torrent: None,
+                addr,
+            });
+            Some(DisconnectReason::Banned)
+        } else {
+            None
+        };
+        if let Some(reason) = refused {
+            debug!(peer = %addr, %reason, "incoming connection refused");
+            return None;
+        }
+        let cid = self.new_conn_id();
+        let mut conn = Conn::new(addr, None, false, hs.encrypted, None);
+        conn.utp = transport == Transport::Utp;
+        match PeerConnection::incoming(self.peer_config(), now, hs.cipher, hs.received) {
+            Ok(w) => {
+                conn.wire = Some(w);
+                self.conns.insert(cid, conn);
+                debug!(conn = %cid, peer = %addr, ?transport, encrypted = hs.encrypted, "accepted");
+                self.process(now, cid);
+                // The first bytes may already have closed it.
+                self.conns.contains_key(&cid).then_some(cid)
+            }
+            Err(e) => {
+                debug!(peer = %addr, error = %e, "incoming handshake refused");
+                None
+            }
+        }
+    }
+
+    /// [`Input::Received`]: bytes arrived on a connection.
+    pub(super) fn receive(&mut self, now: Instant, cid: ConnId, data: BytesMut) {
+        let Some(w) = self.conns.get_mut(&cid).and_then(|c| c.wire.as_mut()) else {
+            return;
+        };
+        if let Err(e) = w.handle_buf(now, data) {
+            self.process(now, cid);
+            self.close(now, cid, DisconnectReason::Protocol(e));
+            return;
+        }
+        self.process(now, cid);
+    }
+
+    /// [`Input::Closed`]: the connection closed (end of stream or error).
+    pub(super) fn closed(&mut self, now: Instant, cid: ConnId, error: Option<IoError>) {
+        if self.conns.get(&cid).is_some_and(|c| c.wire.is_none()) {
+            self.half_open = self.half_open.saturating_sub(1);
+        }
+        let reason = error.map_or(DisconnectReason::PeerClosed, DisconnectReason::Io);
+        self.close_inner(now, cid, reason, false);
+    }
+
+    /// [`Input::Drained`]: the driver wrote `written` bytes of what we sent; below the send
+    /// buffer watermark the connection's waiting requests are served again.
+    pub(super) fn drained(&mut self, cid: ConnId, written: usize) {
+        let Some(c) = self.conns.get_mut(&cid) else {
+            return;
+        };
+        c.send_queued = c.send_queued.saturating_sub(written);
+        self.serve_held(cid);
+        self.flush(cid);
+    }
+
+    pub(super) fn new_conn_id(&mut self) -> ConnId {
+        loop {
+            let id = ConnId(u64::from(self.next_conn));
+            self.next_conn = self.next_conn.wrapping_add(1).max(1);
+            if !self.conns.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    pub(super) fn peer_config(&self) -> PeerConfig {
+        let mut c = PeerConfig::new(self.peer_id);
+        c.max_out_requests = self.settings.max_out_request_queue;
+        c.max_in_requests = self.settings.max_allowed_in_request_queue;
+        c.request_timeout = self.settings.request_timeout;
+        c.handshake_timeout = self.settings.handshake_timeout;
+        c.inactivity_timeout = self.settings.peer_timeout;
+        if self.dht_port.is_some() {
+            c.reserved = c.reserved.with_dht(true);
+        }
+        c.ext_handshake = ExtendedHandshake {
+            v: Some(self.settings.user_agent.clone()),
+            p: (self.listen_port != 0).then_some(self.listen_port),
+            ..ExtendedHandshake::default()
+        };
+        c
+    }
+
+    pub(super) fn close(&mut self, now: Instant, cid: ConnId, reason: DisconnectReason) {
+        self.close_inner(now, cid, reason, true);
+    }
+
+    pub(super) fn close_inner(
+        &mut self,
+        now: Instant,
+        cid: ConnId,
+        reason: DisconnectReason,
+        tell_driver: bool,
+    ) {
+        let Some(mut c) = self.conns.remove(&cid) else {
+            return;
+        };
+        debug!(conn = %cid, peer = %c.addr, %reason, fault = ?reason.fault(), "disconnected");
+        if tell_driver {
+            // Flush what is queued (a reject, a bitfield) before closing.
+            if let Some(bufs) = c.take_transmit() {
+                self.actions.push_back(Action::Send { conn: cid, bufs });
+            }
+            self.actions.push_back(Action::Close { conn: cid });
+        }
+        let min_reconnect = self.settings.min_reconnect_time;
+        if let Some(t) = c.torrent.and_then(|id| self.torrents.get_mut(&id)) {
+            if c.connected {
+                let _ = t.picker.remove_peer(Conn::key(cid));
+            }
+            t.conns.remove(&cid);
+            t.pending_reads.retain(|(x, _)| *x != cid);
+            if let Some(e) = c.entry.and_then(|a| t.peers.get_mut(&a)) {
+                if e.conn == Some(cid) {
+                    e.conn = None;
+                }
+                match &reason {
+                    DisconnectReason::SelfConnection => e.is_self = true,
+                    r if r.fault() != crate::Fault::Local => {
+                        e.failcount += 1;
+                        let wait = if e.source == PeerSource::User {
+                            Duration::from_secs(1)
+                        } else {
+                            min_reconnect.saturating_mul(e.failcount)
+                        };
+                        e.next_try = Some(now + wait);
+                    }
+                    _ => e.next_try = Some(now + min_reconnect),
+                }
+            }
+            if c.connected || matches!(reason, DisconnectReason::Banned) {
+                self.alerts.push(Alert::PeerDisconnected {
+                    torrent: c.torrent,
+                    addr: c.addr,
+                    reason,
+                });
+            }
+            if let Some(tid) = c.torrent
+                && c.connected
+            {
+                self.fill_torrent(now, tid);
+                if !c.optimistic && c.unchoked_at.is_some() {
+                    self.unchoke_free_slots(now);
+                }
+            }
+        }
+    }
+
+    pub(super) fn close_torrent_conns(
+        &mut self,
+        now: Instant,
+        id: TorrentId,
+        reason: &DisconnectReason,
+    ) {
+        let conns: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.torrent == Some(id))
+            .map(|(&k, _)| k)
+            .collect();
+        for c in conns {
+            self.close(now, c, reason.clone());
+        }
+    }
+
+    pub(super) fn flush(&mut self, cid: ConnId) {
+        if let Some(bufs) = self.conns.get_mut(&cid).and_then(Conn::take_transmit) {
+            self.actions.push_back(Action::Send { conn: cid, bufs });
+        }
+    }
+
+    /// Handles a connection's queued events and flushes what it has to send.
+    pub(super) fn process(&mut self, now: Instant, cid: ConnId) {
+        let mut events = std::mem::take(&mut self.scratch_events);
+        loop {
+            events.clear();
+            let Some(w) = self.conns.get_mut(&cid).and_then(|c| c.wire.as_mut()) else {
+                break;
+            };
+            while let Some(e) = w.poll_event() {
+                events.push(e);
+            }
+            if events.is_empty() {
+                break;
+            }
+            for e in events.drain(..) {
+                if !self.conns.contains_key(&cid) {
+                    break;
+                }
+                self.on_event(now, cid, e);
+            }
+        }
+        self.scratch_events = events;
+        self.flush(cid);
+    }
+
+    #[allow(clippy::too_many_lines)]
+    pub(super) fn on_event(&mut self, now: Instant, cid: ConnId, event: PeerEvent) {
+        if !matches!(event, PeerEvent::Block { .. }) {
+            trace!(conn = %cid, ?event, "peer event");
+        }
+        let key = Conn::key(cid);
+        let tid = self.conns.get(&cid).and_then(|c| c.torrent);
+        let has_metadata = tid
+            .and_then(|id| self.torrents.get(&id))
+            .is_some_and(|t| t.has_metadata);
+        if !has_metadata && tid.is_some() {
+            let bits = match &event {
+                PeerEvent::RawBitfield(b) => Some(Bits::Raw(b.clone())),
+                PeerEvent::HaveAll => Some(Bits::All),
+                PeerEvent::Have(p) => Some(Bits::Have(*p)),
+                _ => None,
+            };
+            if let Some(bits) = bits {
+                if let Some(c) = self.conns.get_mut(&cid) {
+                    if matches!(bits, Bits::Raw(_) | Bits::All) {
+                        c.pending_bits.clear();
+                        c.seed = matches!(bits, Bits::All);
+                    }
+                    if c.pending_bits.len() < MAX_PENDING_BITS {
+                        c.pending_bits.push(bits);
+                    }
+                }
+                return;
+            }
+            if matches!(event, PeerEvent::HaveNone | PeerEvent::DontHave(_)) {
+                return;
+            }
+        }
+        match event {
+            PeerEvent::ExtendedHandshake(hs) => {
+                if let Some(c) = self.conns.get_mut(&cid) {
+                    c.listen_port = hs.p.filter(|&p| p != 0);
+                    c.serves_metadata = hs.metadata_size.is_some_and(|n| n > 0);
+                }
+                if !has_metadata
+                    && let Some(id) = tid
+                    && let Some(size) = hs.metadata_size
+                {
+                    self.metadata_size_seen(now, id, size);
+                }
+            }
+            PeerEvent::Extension(ExtensionMessage::Pex(m)) => {
+                if let Some(id) = tid {
+                    self.on_pex(id, &m);
+                }
+            }
+            PeerEvent::Extension(ExtensionMessage::Metadata(m)) => {
+                if let Some(id) = tid {
+                    self.on_metadata_message(now, id, cid, m);
+                }
+            }
+            PeerEvent::IncomingHandshake { info_hash, .. } => {
+                self.on_incoming_handshake(now, cid, &info_hash);
+            }
+            PeerEvent::Connected { peer_id, .. } => self.on_connected(now, cid, peer_id),
+            PeerEvent::Bitfield(bits) => {
+                let Some(id) = tid else { return };
+                let seed = bits.all();
+                let Some(t) = self.torrents.get_mut(&id) else {
+                    return;
+                };
+                if let Err(e) = t.picker.peer_bitfield(key, bits) {
+                    self.close(now, cid, DisconnectReason::BadPieces(e));
+                    return;
+                }
+                self.set_seed(now, cid, seed);
+                self.update_interest(now, cid);
+                self.super_seed_offer(now, cid);
+            }
+            PeerEvent::Have(piece) => {
+                let Some(id) = tid else { return };
+                let Some(t) = self.torrents.get_mut(&id) else {
+                    return;
+                };
+                if let Err(e) = t.picker.peer_have(key, piece) {
+                    self.close(now, cid, DisconnectReason::BadPieces(e));
+                    return;
+                }
+                let wanted = !t.have.get(piece.as_usize())
+                    && !t.picker.piece_priority(piece).is_dont_download();
+                let all = self
+                    .conns
+                    .get(&cid)
+                    .and_then(|c| c.wire.as_ref())
+                    .and_then(|w| w.peer_pieces())
+                    .is_some_and(Bitfield::all);
+                if all {
+                    self.set_seed(now, cid, true);
+                }
+                if wanted {
+                    self.update_interest(now, cid);
+                }
+                self.super_seed_offer(now, cid);
+            }
+            PeerEvent::DontHave(piece) => {
+                let Some(t) = tid.and_then(|id| self.torrents.get_mut(&id)) else {
+                    return;
+                };
+                let _ = t.picker.peer_dont_have(key, piece);
+                if let Some(c) = self.conns.get_mut(&cid) {
+                    c.seed = false;
+                }
+                self.update_interest(now, cid);
+            }
+            PeerEvent::HaveAll | PeerEvent::HaveNone | PeerEvent::RawBitfield(_) => {}
+            PeerEvent::Unchoked => self.fill_requests(now, cid),
+            PeerEvent::Choked => {}
+            PeerEvent::Interested
+                if self
+                    .conns
+                    .get(&cid)
+                    .and_then(|c| c.wire.as_ref())
+                    .is_some_and(PeerConnection::am_choking) =>
+            {
+                self.unchoke_free_slots(now);
+            }
+            PeerEvent::NotInterested => {
+                let unchoked = self
+                    .conns
+                    .get(&cid)
+                    .and_then(|c| c.wire.as_ref())
+                    .is_some_and(|w| !w.am_choking());
+                if unchoked {
+                    self.choke(now, cid);
+                    self.unchoke_free_slots(now);
+                }
+            }
+            PeerEvent::Request(req) => self.on_request(now, cid, req),
+            PeerEvent::Cancel(req) => {
+                if let Some(t) = tid.and_then(|id| self.torrents.get_mut(&id)) {
+                    t.pending_reads.retain(|&(c, r)| !(c == cid && r == req));
+                }
+                if let Some(c) = self.conns.get_mut(&cid) {
+                    c.held.retain(|&r| r != req);
+                }
+            }
+            PeerEvent::Block { request, data } => self.on_block(now, cid, request, data),
+            PeerEvent::Rejected(req) | PeerEvent::RequestTimedOut(req) => {
+                let timed_out = matches!(event, PeerEvent::RequestTimedOut(_));
+                if let Some(t) = tid.and_then(|id| self.torrents.get_mut(&id))
+                    && let Some(b) = t.layout.block_at(req.piece, req.begin)
+                {
+                    let _ = t.picker.cancel_request(key, b);
+                }
+                if timed_out {
+                    if let Some(id) = tid {
+                        self.fill_torrent(now, id);
+                    }
+                } else {
+                    self.fill_requests(now, cid);
+                }
+            }
+            PeerEvent::Snubbed | PeerEvent::Unsnubbed => {
+                if let (Some(torrent), Some(c)) = (tid, self.conns.get(&cid)) {
+                    let addr = c.addr;
+                    debug!(conn = %cid, peer = %addr, snubbed = matches!(event, PeerEvent::Snubbed), "snub");
+                    self.alerts.push(if matches!(event, PeerEvent::Snubbed) {
+                        Alert::PeerSnubbed { torrent, addr }
+                    } else {
+                        Alert::PeerUnsnubbed { torrent, addr }
+                    });
+                }
+            }
+            PeerEvent::AllowedFast(piece) => {
+                if let Some(t) = tid.and_then(|id| self.torrents.get_mut(&id)) {
+                    let _ = t.picker.peer_allowed_fast(key, piece);
+                }
+                self.fill_requests(now, cid);
+            }
+            PeerEvent::Port(port) if self.dht_port.is_some() && port != 0 => {
+                if let Some(c) = self.conns.get(&cid) {
+                    self.actions.push_back(Action::DhtNode {
+                        addr: SocketAddr::new(c.addr.ip(), port),
+                    });
+                }
+            }
+            PeerEvent::Suggest(piece) => {
+                if let Some(t) = tid.and_then(|id| self.torrents.get_mut(&id)) {
+                    let _ = t.picker.peer_suggest(key, piece);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn on_incoming_handshake(&mut self, now: Instant, cid: ConnId, hash: &Sha1Hash) {
+        let Some(id) = self.find_by_wire_hash(hash) else {
+            self.close(now, cid, DisconnectReason::UnknownTorrent);
+            return;
+        };
+        let Some(t) = self.torrents.get(&id) else {
+            return;
+        };
+        if !t.is_active() {
+            self.close(now, cid, DisconnectReason::Closed);
+            return;
+        }
+        let addr = self.conns.get(&cid).map(|c| c.addr);
+        if !self.settings.allow_multiple_connections_per_ip
+            && let Some(a) = addr
+            && t.conns
+                .iter()
+                .any(|c| self.conns.get(c).is_some_and(|c| c.addr.ip() == a.ip()))
+        {
+            self.close(now, cid, DisconnectReason::Duplicate);
+            return;
+        }
+        if t.conns.len() >= t.max_connections {
+            self.close(now, cid, DisconnectReason::Duplicate);
+            return;
+        }
+        let params = t.wire_params();
+        let Some(c) = self.conns.get_mut(&cid) else {
+            return;
+        };
+        c.torrent = Some(id);
+        let Some(w) = c.wire.as_mut() else { return };
+        if let Err(e) = w.accept(now, params) {
+            self.close(now, cid, DisconnectReason::Protocol(e));
+            return;
+        }
+        if let Some(t) = self.torrents.get_mut(&id) {
+            t.conns.insert(cid);
+        }
+    }
+
+    pub(super) fn on_connected(&mut self, now: Instant, cid: ConnId, peer_id: PeerId) {
+        let allowed_fast_set_size = self.settings.allowed_fast_set_size;
+        let Some(id) = self.conns.get(&cid).and_then(|c| c.torrent) else {
+            self.close(now, cid, DisconnectReason::Closed);
+            return;
+        };
+        // One connection per peer id and torrent. When both sides dialled at once, both
+        // must drop the same one: the connection made by the side with the lower peer id
+        // stays (libtorrent's rule too).
+        let other = self.torrents.get(&id).and_then(|t| {
+            t.conns.iter().copied().find(|&o| {
+                o != cid
+                    && self.conns.get(&o).is_some_and(|c| {
+                        c.connected
+                            && c.wire.as_ref().and_then(PeerConnection::peer_id) == Some(peer_id)
+                    })
+            })
+        });
+        if let Some(other) = other {
+            let keep_ours = self.peer_id.as_bytes() < peer_id.as_bytes();
+            let new_is_ours = self.conns.get(&cid).is_some_and(|c| c.outgoing);
+            let other_is_ours = self.conns.get(&other).is_some_and(|c| c.outgoing);
+            if new_is_ours != other_is_ours && new_is_ours == keep_ours {
+                self.close(now, other, DisconnectReason::Duplicate);
+            } else {
+                self.close(now, cid, DisconnectReason::Duplicate);
+                return;
+            }
+        }
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        if t.picker.add_peer(Conn::key(cid)).is_err() {
+            self.close(now, cid, DisconnectReason::Duplicate);
+            return;
+        }
+        let Some(c) = self.conns.get_mut(&cid) else {
+            return;
+        };
+        c.connected = true;
+        let addr = c.addr;
+        let outgoing = c.outgoing;
+        if !t.has_metadata {
+            // The piece count is not known yet: an empty set.
+            if let Some(w) = c.wire.as_mut() {
+                w.send_bitfield(now, &Bitfield::new(0));
+            }
+        } else if t.super_seeding() {
+            // BEP 16: look like a peer with nothing; pieces are offered one at a time.
+            if let Some(w) = c.wire.as_mut() {
+                w.send_bitfield(now, &Bitfield::new(0));
+            }
+            c.super_seed = Some(SuperSeed {
+                offered: Bitfield::new(t.have.len()),
+                current: None,
+            });
+        } else if let Some(w) = c.wire.as_mut() {
+            w.send_bitfield(now, &t.have);
+            if w.fast() && allowed_fast_set_size > 0 {
+                // BEP 6: a few pieces the peer may request while choked, so a new peer
+                // gets something to trade quickly.
+                let set = lt_wire::allowed_fast_set(
+                    c.addr.ip(),
+                    &t.wire_hash,
+                    t.info.num_pieces(),
+                    allowed_fast_set_size,
+                );
+                for p in set {
+                    if t.have.get(p.as_usize()) {
+                        w.allow_fast(now, p);
+                        c.allowed_fast.push(p);
+                    }
+                }
+            }
+        }
+        if !outgoing {
+            c.entry = None;
+        }
+        if let Some(port) = self.dht_port
+            && let Some(w) = self.conns.get_mut(&cid).and_then(|c| c.wire.as_mut())
+            && w.peer_reserved().dht()
+        {
+            w.send_message(now, &lt_wire::Message::Port(port));
+        }
+        self.alerts.push(Alert::PeerConnected {
+            torrent: id,
+            addr,
+            outgoing,
+        });
+        self.super_seed_offer(now, cid);
+        self.flush(cid);
+    }
+
+    pub(super) fn connect_peers(&mut self, now: Instant) {
+        if self.paused {
+            return;
+        }
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
+        let mut budget = ((self.settings.connection_speed as f64)
+            * self.settings.tick_interval.as_secs_f64())
+        .ceil()
+        .max(1.0) as usize;
+        let ids: Vec<TorrentId> = self.torrents.keys().copied().collect();
+        for id in ids {
+            loop {
+                if budget == 0
+                    || self.half_open >= self.settings.half_open_limit
+                    || self.conns.len() >= self.settings.connections_limit
+                {
+                    return;
+                }
+                let Some(t) = self.torrents.get(&id) else {
+                    break;
+                };
+                if !t.is_active() || t.conns.len() >= t.max_connections {
+                    break;
+                }
+                let seed = t.is_seed();
+                let allow_multi = self.settings.allow_multiple_connections_per_ip;
+                let max_fail = self.settings.max_failcount;
+                let candidate = t
+                    .peers
+                    .iter()
+                    .filter(|(a, e)| {
+                        e.conn.is_none()
+                            && !e.banned
+                            && !e.is_self
+                            && !self.banned.contains(a)
+                            && !self.blocked(Some(id), **a)
+                            && !self.port_filter.access(a.port()).is_blocked()
+                            && (e.source == PeerSource::User || e.failcount < max_fail)
+                            && e.next_try.is_none_or(|n| n <= now)
+                            && !(seed && e.seed)
+                            && (allow_multi
+                                || !t.conns.iter().any(|c| {
+                                    self.conns.get(c).is_some_and(|c| c.addr.ip() == a.ip())
+                                }))
+                    })
+                    .min_by_key(|(_, e)| (e.source != PeerSource::User, e.failcount))
+                    .map(|(&a, _)| a);
+                let Some(addr) = candidate else { break };
+                let Some(transport) = self.first_transport() else {
+                    return;
+                };
+                let cid = self.new_conn_id();
+                let encrypt = self.mse_config().encrypt_outgoing();
+                let Some(t) = self.torrents.get_mut(&id) else {
+                    break;
+                };
+                if let Some(e) = t.peers.get_mut(&addr) {
+                    e.conn = Some(cid);
+                    e.next_try = Some(now + Duration::from_secs(1));
+                }
+                t.conns.insert(cid);
+                let info_hash = t.wire_hash;
+                let mut conn = Conn::new(addr, Some(id), true, false, Some(addr));
+                conn.transport = transport;
+                conn.encrypt = encrypt;
+                self.conns.insert(cid, conn);
+                self.half_open += 1;
+                budget -= 1;
+                debug!(conn = %cid, peer = %addr, torrent = %id, ?transport, encrypt, "dialling");
+                self.actions.push_back(Action::Connect {
+                    conn: cid,
+                    addr,
+                    transport,
+                    info_hash,
+                    encrypt,
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,580 @@
+//! Adding, removing, pausing and configuring torrents (the torrent_handle commands).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use lt_core::{Bitfield, PieceIndex, Sha1Hash};
+use lt_picker::{Layout, PiecePicker, Priority};
+use lt_tracker::TrackerList;
+use lt_wire::PieceLayout;
+use rand_core::RngCore as _;
+
+use crate::alert::Alert;
+use crate::rate::{Bucket, Rate};
+use crate::torrent::{PeerEntry, PeerSource, Torrent, apply_file_priorities};
+use crate::{
+    Action, AddError, AddTorrent, DisconnectReason, DiskError, DiskErrorKind, DiskJob, TorrentId,
+    TorrentState,
+};
+
+use super::Engine;
+
+impl Engine {
+    /// Adds peers a DHT lookup found to a torrent's list.
+    pub(super) fn add_peers(&mut self, now: Instant, id: TorrentId, peers: &[SocketAddr]) {
+        let max = self.settings.max_peerlist_size;
+        let listen_port = self.listen_port;
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        for &a in peers {
+            if t.peers.len() >= max {
+                break;
+            }
+            if a.port() == 0 || (a.port() == listen_port && a.ip().is_loopback()) {
+                continue;
+            }
+            t.peers
+                .entry(a)
+                .or_insert_with(|| PeerEntry::new(PeerSource::Dht));
+        }
+        self.next_tick = now;
+    }
+
+    /// A peer announced a torrent by local service discovery (BEP 14): if the torrent is
+    /// ours and public, the peer joins its list ([`Alert::LsdPeer`]).
+    pub(super) fn add_lsd_peer(&mut self, now: Instant, info_hash: &Sha1Hash, addr: SocketAddr) {
+        let max = self.settings.max_peerlist_size;
+        let Some(id) = self.find_by_wire_hash(info_hash) else {
+            return;
+        };
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        if (t.has_metadata && t.info.is_private()) || t.peers.len() >= max || addr.port() == 0 {
+            return;
+        }
+        if (addr.port() == self.listen_port) && addr.ip().is_loopback() {
+            return;
+        }
+        let e = t
+            .peers
+            .entry(addr)
+            .or_insert_with(|| PeerEntry::new(PeerSource::Lsd));
+        e.next_try = None;
+        self.alerts.push(Alert::LsdPeer { torrent: id, addr });
+        self.next_tick = now;
+    }
+
+    /// Adds a torrent. It starts checking its files (or, in seed mode, seeding).
+    ///
+    /// # Errors
+    /// [`AddError`].
+    pub fn add_torrent(&mut self, now: Instant, params: AddTorrent) -> Result<TorrentId, AddError> {
+        let info_hash = params
+            .metadata_for
+            .unwrap_or_else(|| params.info.info_hash());
+        let has_metadata = params.metadata_for.is_none();
+        if let Some((&id, _)) = self.torrents.iter().find(|(_, t)| t.info_hash == info_hash) {
+            if params.flags.duplicate_is_error {
+                return Err(AddError::Duplicate(id));
+            }
+            return Ok(id);
+        }
+        let info = params.info;
+        let layout = Layout::new(info.total_size(), info.piece_length(), lt_core::BLOCK_SIZE)
+            .map_err(AddError::BadLayout)?;
+        let mut seed = [0u8; 32];
+        self.rng.fill_bytes(&mut seed);
+        let mut picker = PiecePicker::new(
+            layout,
+            lt_picker::Config {
+                rng_seed: Some(seed),
+                sequential: params.flags.sequential_download,
+                ..lt_picker::Config::default()
+            },
+        );
+        let num_files = info.files().files().len();
+        let mut file_priorities = params.file_priorities.clone();
+        file_priorities.resize(num_files, 1);
+        if file_priorities.iter().any(|&p| p != 1) {
+            apply_file_priorities(&mut picker, &info, &file_priorities);
+        }
+        let mut tiers: Vec<Vec<String>> = Vec::new();
+        for t in info.trackers() {
+            let tier = usize::from(t.tier);
+            if tiers.len() <= tier {
+                tiers.resize(tier + 1, Vec::new());
+            }
+            tiers[tier].push(t.url.clone());
+        }
+        let mut extra = params.trackers;
+        if let Some(r) = &params.resume {
+            extra.extend(r.trackers.iter().cloned());
+        }
+        for tier in &extra {
+            tiers.push(tier.clone());
+        }
+        let mut seed2 = [0u8; 32];
+        self.rng.fill_bytes(&mut seed2);
+        let trackers = TrackerList::new(&tiers, seed2);
+        let id = TorrentId(self.next_torrent);
+        self.next_torrent += 1;
+        let n = info.num_pieces() as usize;
+        let wire_layout = PieceLayout {
+            num_pieces: info.num_pieces(),
+            piece_length: info.piece_length(),
+            total_length: info.total_size(),
+        };
+        let mut peers = BTreeMap::new();
+        for &a in &params.peers {
+            peers.insert(a, PeerEntry::new(PeerSource::User));
+        }
+        let (prior_download, prior_upload) = params.resume.as_ref().map_or((0, 0), |r| {
+            (
+                u64::try_from(r.total_downloaded).unwrap_or(0),
+                u64::try_from(r.total_uploaded).unwrap_or(0),
+            )
+        });
+        if let Some(r) = &params.resume {
+            for &a in &r.peers {
+                peers
+                    .entry(a)
+                    .or_insert_with(|| PeerEntry::new(PeerSource::Resume));
+            }
+        }
+        let state = if !has_metadata {
+            TorrentState::DownloadingMetadata
+        } else if params.flags.seed_mode {
+            TorrentState::Seeding
+        } else if params.resume.is_some() {
+            TorrentState::CheckingResumeData
+        } else {
+            TorrentState::CheckingFiles
+        };
+        let t = Torrent {
+            wire_hash: info_hash.best(),
+            info_hash,
+            layout,
+            wire_layout,
+            picker,
+            have: Bitfield::new(n),
+            state,
+            paused: params.flags.paused,
+            user_upload_mode: params.flags.upload_mode,
+            disk_upload_mode_until: None,
+            error: None,
+            trackers,
+            announcing: None,
+            last_tracker: None,
+            num_complete: None,
+            num_incomplete: None,
+            peers,
+            conns: BTreeSet::new(),
+            parts: BTreeMap::new(),
+            writing: BTreeMap::new(),
+            disk_bytes: 0,
+            file_priorities,
+            max_connections: params
+                .max_connections
+                .unwrap_or(self.settings.max_connections_per_torrent),
+            max_uploads: params.max_uploads,
+            up_bucket: Bucket::new(params.upload_limit),
+            down_bucket: Bucket::new(params.download_limit),
+            pending_reads: VecDeque::new(),
+            down: Rate::default(),
+            up: Rate::default(),
+            total_download: 0,
+            total_upload: 0,
+            total_failed: 0,
+            total_redundant: 0,
+            prior_download,
+            prior_upload,
+            stats_reported: (0, 0),
+            sequential: params.flags.sequential_download,
+            super_seeding: params.flags.super_seeding,
+            share_mode: params.flags.share_mode,
+            share_applied: false,
+            auto_managed: params.flags.auto_managed,
+            tracker_key: self.rng.next_u32(),
+            active_since: (!params.flags.paused).then_some(now),
+            active_time: Duration::ZERO,
+            seeding_since: None,
+            seeding_time: Duration::ZERO,
+            num_banned: 0,
+            apply_ip_filter: true,
+            unverified: None,
+            verify_wait: BTreeMap::new(),
+            queue_pos: u32::try_from(self.torrents.len()).unwrap_or(u32::MAX),
+            has_metadata,
+            meta: crate::torrent::MetaFetch::default(),
+            name_hint: params.name.clone(),
+            info,
+        };
+        let name = if has_metadata {
+            t.info.name().to_owned()
+        } else {
+            params.name.unwrap_or_else(|| info_hash.best().to_hex())
+        };
+        self.torrents.insert(id, t);
+        self.alerts.push(Alert::TorrentAdded {
+            torrent: id,
+            name,
+            info_hash,
+        });
+        if !has_metadata {
+            // The metadata comes from peers first.
+        } else if params.flags.seed_mode {
+            let all = Bitfield::full(n);
+            if let Some(t) = self.torrents.get_mut(&id) {
+                // Seed mode: trusted now, each piece hashed the first time a peer asks.
+                t.unverified = Some(Bitfield::full(n));
+            }
+            self.apply_check(now, id, &all);
+        } else {
+            self.actions.push_back(Action::Disk(DiskJob::Check {
+                torrent: id,
+                resume: params.resume.map(Box::new),
+            }));
+        }
+        self.queue_dirty = true;
+        self.next_tick = now;
+        Ok(id)
+    }
+
+    /// Removes a torrent: its connections close, `stopped` is announced, and the driver
+    /// drops its storage (deleting the files if asked).
+    pub fn remove_torrent(&mut self, now: Instant, id: TorrentId, delete_files: bool) {
+        if !self.torrents.contains_key(&id) {
+            return;
+        }
+        self.announce_stopped(now, id);
+        self.close_torrent_conns(now, id, &DisconnectReason::Closed);
+        let Some(t) = self.torrents.remove(&id) else {
+            return;
+        };
+        let order = self.queue_order();
+        self.set_queue(now, &order);
+        self.actions.push_back(Action::RemoveStorage {
+            torrent: id,
+            delete_files,
+            info_hash: t.info_hash,
+        });
+        self.alerts.push(Alert::TorrentRemoved {
+            torrent: id,
+            info_hash: t.info_hash,
+        });
+    }
+
+    /// Pauses a torrent: its connections close and `stopped` is announced. The torrent
+    /// stops being auto-managed, so the queue does not resume it (libtorrent 1.x's rule;
+    /// [`set_auto_managed`](Self::set_auto_managed) hands it back).
+    pub fn pause_torrent(&mut self, now: Instant, id: TorrentId) {
+        if let Some(t) = self.torrents.get_mut(&id) {
+            t.auto_managed = false;
+        }
+        self.pause_inner(now, id);
+        self.queue_dirty = true;
+    }
+
+    pub(super) fn pause_inner(&mut self, now: Instant, id: TorrentId) {
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        if t.paused {
+            return;
+        }
+        t.paused = true;
+        if let Some(since) = t.active_since.take() {
+            t.active_time += now.saturating_duration_since(since);
+        }
+        if let Some(since) = t.seeding_since.take() {
+            t.seeding_time += now.saturating_duration_since(since);
+        }
+        self.announce_stopped(now, id);
+        self.close_torrent_conns(now, id, &DisconnectReason::Closed);
+        self.alerts.push(Alert::TorrentPaused { torrent: id });
+    }
+
+    /// Resumes a paused torrent.
+    pub fn resume_torrent(&mut self, now: Instant, id: TorrentId) {
+        self.resume_inner(now, id);
+        self.queue_dirty = true;
+    }
+
+    pub(super) fn resume_inner(&mut self, now: Instant, id: TorrentId) {
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        if !t.paused {
+            return;
+        }
+        t.paused = false;
+        t.active_since = Some(now);
+        if t.is_seed() {
+            t.seeding_since = Some(now);
+        }
+        t.trackers.force_announce(now);
+        for e in t.peers.values_mut() {
+            e.next_try = None;
+        }
+        self.alerts.push(Alert::TorrentResumed { torrent: id });
+        self.next_tick = now;
+    }
+
+    /// Adds a peer to a torrent's list and dials it soon (the manual's `connect_peer`).
+    pub fn connect_peer(&mut self, now: Instant, id: TorrentId, addr: SocketAddr) {
+        if let Some(t) = self.torrents.get_mut(&id) {
+            let e = t
+                .peers
+                .entry(addr)
+                .or_insert_with(|| PeerEntry::new(PeerSource::User));
+            e.source = PeerSource::User;
+            e.failcount = 0;
+            e.next_try = None;
+            self.next_tick = now;
+        }
+    }
+
+    /// Hashes every piece again (the manual's `force_recheck`).
+    pub fn force_recheck(&mut self, now: Instant, id: TorrentId) {
+        if self.torrents.get(&id).is_none_or(|t| !t.has_metadata) {
+            return;
+        }
+        self.close_torrent_conns(now, id, &DisconnectReason::Closed);
+        if let Some(t) = self.torrents.get_mut(&id) {
+            let prev = t.state;
+            t.state = TorrentState::CheckingFiles;
+            t.parts.clear();
+            t.error = None;
+            t.unverified = None;
+            self.alerts.push(Alert::StateChanged {
+                torrent: id,
+                prev,
+                state: t.state,
+            });
+            self.actions.push_back(Action::Disk(DiskJob::Check {
+                torrent: id,
+                resume: None,
+            }));
+        }
+    }
+
+    /// Downloads pieces in order, or not.
+    pub fn set_sequential_download(&mut self, id: TorrentId, on: bool) {
+        if let Some(t) = self.torrents.get_mut(&id) {
+            t.sequential = on;
+            t.picker.set_sequential(on);
+        }
+    }
+
+    /// Upload mode: request nothing, only seed what we have.
+    pub fn set_upload_mode(&mut self, now: Instant, id: TorrentId, on: bool) {
+        if let Some(t) = self.torrents.get_mut(&id) {
+            t.user_upload_mode = on;
+            if !on {
+                t.disk_upload_mode_until = None;
+            }
+            self.alerts.push(Alert::UploadMode {
+                torrent: id,
+                enabled: on,
+            });
+            self.update_all_interest(now, id);
+        }
+    }
+
+    /// Sets a torrent's upload limit in bytes per second (0: none).
+    pub fn set_upload_limit(&mut self, id: TorrentId, limit: u64) {
+        if let Some(t) = self.torrents.get_mut(&id) {
+            t.up_bucket.set_rate(limit);
+        }
+    }
+
+    /// Sets a torrent's download limit in bytes per second (0: none).
+    pub fn set_download_limit(&mut self, id: TorrentId, limit: u64) {
+        if let Some(t) = self.torrents.get_mut(&id) {
+            t.down_bucket.set_rate(limit);
+        }
+    }
+
+    /// A torrent's upload and download limits.
+    #[must_use]
+    pub fn limits(&self, id: TorrentId) -> Option<(u64, u64)> {
+        self.torrents
+            .get(&id)
+            .map(|t| (t.up_bucket.rate(), t.down_bucket.rate()))
+    }
+
+    /// Sets a torrent's connection limit.
+    pub fn set_max_connections(&mut self, id: TorrentId, max: usize) {
+        if let Some(t) = self.torrents.get_mut(&id) {
+            t.max_connections = max.max(2);
+        }
+    }
+
+    /// Sets a torrent's unchoke limit (`None`: only the session's).
+    pub fn set_max_uploads(&mut self, id: TorrentId, max: Option<usize>) {
+        if let Some(t) = self.torrents.get_mut(&id) {
+            t.max_uploads = max;
+        }
+    }
+
+    /// Sets a piece's priority (0 to 7).
+    pub fn set_piece_priority(&mut self, now: Instant, id: TorrentId, piece: PieceIndex, prio: u8) {
+        if let Some(t) = self.torrents.get_mut(&id) {
+            let p = Priority::new(prio.min(7)).unwrap_or(Priority::NORMAL);
+            let _ = t.picker.set_piece_priority(piece, p);
+            self.after_priority_change(now, id);
+        }
+    }
+
+    /// Every piece's priority.
+    #[must_use]
+    pub fn piece_priorities(&self, id: TorrentId) -> Vec<u8> {
+        self.torrents
+            .get(&id)
+            .map(|t| {
+                t.picker
+                    .piece_priorities()
+                    .iter()
+                    .map(|p| p.get())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Sets every file's priority (0 to 7); files past the list keep theirs.
+    pub fn prioritize_files(&mut self, now: Instant, id: TorrentId, priorities: &[u8]) {
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        for (i, &p) in priorities.iter().enumerate() {
+            if let Some(slot) = t.file_priorities.get_mut(i)
+                && *slot != p.min(7)
+            {
+                *slot = p.min(7);
+                self.actions.push_back(Action::Disk(DiskJob::FilePriority {
+                    torrent: id,
+                    file: u32::try_from(i).unwrap_or(u32::MAX),
+                    priority: p.min(7),
+                }));
+            }
+        }
+        apply_file_priorities(&mut t.picker, &t.info, &t.file_priorities);
+        self.after_priority_change(now, id);
+    }
+
+    /// Every file's priority.
+    #[must_use]
+    pub fn file_priorities(&self, id: TorrentId) -> Vec<u8> {
+        self.torrents
+            .get(&id)
+            .map(|t| t.file_priorities.clone())
+            .unwrap_or_default()
+    }
+
+    pub(super) fn after_priority_change(&mut self, now: Instant, id: TorrentId) {
+        self.update_all_interest(now, id);
+        self.check_finished(now, id);
+        if let Some(t) = self.torrents.get_mut(&id)
+            && !t.is_finished()
+            && matches!(t.state, TorrentState::Finished)
+        {
+            let prev = t.state;
+            t.state = TorrentState::Downloading;
+            self.alerts.push(Alert::StateChanged {
+                torrent: id,
+                prev,
+                state: TorrentState::Downloading,
+            });
+        }
+        self.fill_torrent(now, id);
+    }
+
+    /// Asks for `piece` by `deadline` (the manual's `set_piece_deadline`); with
+    /// `alert_when_available`, a [`Alert::ReadPiece`] follows once it is on disk.
+    pub fn set_piece_deadline(
+        &mut self,
+        now: Instant,
+        id: TorrentId,
+        piece: PieceIndex,
+        deadline: Instant,
+    ) {
+        if let Some(t) = self.torrents.get_mut(&id) {
+            let _ = t.picker.set_piece_deadline(piece, deadline);
+            self.fill_torrent(now, id);
+        }
+    }
+
+    /// Forgets a piece's deadline.
+    pub fn reset_piece_deadline(&mut self, id: TorrentId, piece: PieceIndex) {
+        if let Some(t) = self.torrents.get_mut(&id) {
+            let _ = t.picker.reset_piece_deadline(piece);
+        }
+    }
+
+    /// Whether we have `piece`.
+    #[must_use]
+    pub fn have_piece(&self, id: TorrentId, piece: PieceIndex) -> bool {
+        self.torrents
+            .get(&id)
+            .is_some_and(|t| t.have.get(piece.as_usize()))
+    }
+
+    /// Reads a piece from disk; [`Alert::ReadPiece`] brings it (or the error).
+    pub fn read_piece(&mut self, id: TorrentId, piece: PieceIndex) {
+        let Some(t) = self.torrents.get(&id) else {
+            return;
+        };
+        if !t.have.get(piece.as_usize()) {
+            self.alerts.push(Alert::ReadPiece {
+                torrent: id,
+                piece,
+                data: Err(DiskError::new(
+                    DiskErrorKind::NotFound,
+                    "we do not have this piece",
+                )),
+            });
+            return;
+        }
+        self.actions
+            .push_back(Action::Disk(DiskJob::ReadPiece { torrent: id, piece }));
+    }
+
+    /// Moves the files; [`Alert::StorageMoved`] or [`Alert::StorageMovedFailed`] follows.
+    pub fn move_storage(&mut self, id: TorrentId, path: String) {
+        if self.torrents.contains_key(&id) {
+            self.actions
+                .push_back(Action::Disk(DiskJob::Move { torrent: id, path }));
+        }
+    }
+
+    /// Renames a file; [`Alert::FileRenamed`] or [`Alert::FileRenameFailed`] follows.
+    pub fn rename_file(&mut self, id: TorrentId, file: u32, name: String) {
+        if self.torrents.contains_key(&id) {
+            self.actions.push_back(Action::Disk(DiskJob::Rename {
+                torrent: id,
+                file,
+                name,
+            }));
+        }
+    }
+
+    /// Saves resume data; [`Alert::SaveResumeData`] follows once the files are flushed.
+    pub fn save_resume_data(&mut self, now: Instant, id: TorrentId) {
+        let Some(data) = self.resume_data(now, id) else {
+            if self.torrents.contains_key(&id) {
+                self.alerts.push(Alert::SaveResumeDataFailed {
+                    torrent: id,
+                    error: "the metadata is not known yet".into(),
+                });
+            }
+            return;
+        };
+        self.actions.push_back(Action::Disk(DiskJob::SaveResume {
+            torrent: id,
+            data: Box::new(data),
+        }));
+    }
+}
