@@ -90,5 +90,5 @@ pub use error::Error;
 pub use item::{Item, ItemError, MutableItem};
 pub use krpc::{Body, Message, NodeInfo, PutItem, Query, Response};
 pub use node::{CommandError, Config, Dht, Event, LookupId, LookupKind, Transmit};
-pub use routing::RoutingTable;
+pub use routing::{IpRestriction, RoutingTable};
 pub use state::{DhtState, MAX_SAVED_NODES};

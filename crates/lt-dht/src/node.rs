@@ -47,6 +47,11 @@ pub struct Config {
     pub bucket_size: usize,
     /// Replacement-cache entries per bucket. Default: 8.
     pub replacements: usize,
+    /// Routing-table poisoning defence (libtorrent's `dht_restrict_routing_ips`): one node
+    /// per IP address, and one per /24 (IPv4) or /64 (IPv6) in a bucket. Default:
+    /// [`IpRestriction::Public`](crate::routing::IpRestriction::Public), which exempts
+    /// loopback, private and link-local addresses so LAN and loopback swarms work.
+    pub restrict_routing_ips: crate::routing::IpRestriction,
     /// Lookup parallelism (alpha). Default: 3.
     pub alpha: usize,
     /// How long to wait for a reply. Default: 5 s.
@@ -94,6 +99,7 @@ impl Default for Config {
             ipv6: false,
             bucket_size: limits::DEFAULT_BUCKET_SIZE,
             replacements: limits::DEFAULT_REPLACEMENTS,
+            restrict_routing_ips: crate::routing::IpRestriction::Public,
             alpha: 3,
             query_timeout: Duration::from_secs(5),
             token_rotation: Duration::from_secs(5 * 60),
@@ -353,7 +359,8 @@ impl Dht {
         rng.fill_bytes(&mut secret);
         let next_tid = u16::try_from(rng.next_u32() & 0xffff).unwrap_or(0);
         Self {
-            table: RoutingTable::new(id, config.bucket_size, config.replacements),
+            table: RoutingTable::new(id, config.bucket_size, config.replacements)
+                .with_ip_restriction(config.restrict_routing_ips),
             next_maintenance: now + config.maintenance_interval,
             config,
             id,

@@ -6,10 +6,18 @@
 //! to the bucket's bounded replacement cache. Memory is bounded by
 //! `160 * (bucket_size + replacements)` entries whatever the network sends.
 //!
+//! Poisoning (libtorrent's `dht_restrict_routing_ips`): with an [`IpRestriction`] other
+//! than `Off`, the table holds at most one node per IP address (buckets and replacement
+//! caches together), and a bucket with its replacement cache at most one node per /24
+//! (IPv4) or /64 (IPv6), so one host, or one subnet, with many ids cannot fill buckets. By
+//! default loopback, private and link-local addresses are exempt, so LAN and loopback
+//! swarms (and tests with many nodes on 127.0.0.x) work.
+//!
 //! Liveness (BEP 5): a node is *good* if it answered one of our queries within the last
 //! 15 minutes (or has ever answered and queried us within 15 minutes), *bad* after
 //! [`MAX_FAILS`] consecutive timeouts, *questionable* otherwise.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -31,6 +39,46 @@ pub enum Liveness {
     Questionable,
     /// Failed [`MAX_FAILS`] queries in a row.
     Bad,
+}
+
+/// Which addresses the routing table limits to one node per IP, and per /24 (IPv4) or /64
+/// (IPv6) within a bucket (libtorrent's `dht_restrict_routing_ips`).
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IpRestriction {
+    /// No limit: any number of ids per address.
+    Off,
+    /// Public addresses only; loopback, private and link-local addresses are exempt (a LAN
+    /// or a loopback test may run many nodes on one host). The default.
+    #[default]
+    Public,
+    /// Every address, local ones too.
+    All,
+}
+
+impl IpRestriction {
+    fn applies_to(self, ip: IpAddr) -> bool {
+        match self {
+            Self::Off => false,
+            Self::Public => !is_local(ip),
+            Self::All => true,
+        }
+    }
+}
+
+/// The subnet a bucket holds at most one node of: the /24 of an IPv4 address, the /64 of
+/// an IPv6 one (an IPv4-mapped IPv6 address counts as IPv4).
+fn subnet(ip: IpAddr) -> (bool, u64) {
+    match ip {
+        IpAddr::V4(v4) => (false, u64::from(u32::from(v4) >> 8)),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => (false, u64::from(u32::from(v4) >> 8)),
+            None => {
+                let hi = u128::from(v6) >> 64;
+                (true, u64::try_from(hi).unwrap_or(u64::MAX))
+            }
+        },
+    }
 }
 
 /// One node in the table.
@@ -80,7 +128,9 @@ pub enum Inserted {
     Added,
     /// The bucket was full; the node went to the replacement cache.
     Replacement,
-    /// Rejected (our own id, or an id already held by another address).
+    /// Rejected (our own id, an id already held by another address, or with an
+    /// [`IpRestriction`]: an address already in the table under another id, or a bucket
+    /// already holding a node of the same /24 or /64).
     Rejected,
 }
 
@@ -91,11 +141,14 @@ pub struct RoutingTable {
     bucket_size: usize,
     replacements: usize,
     buckets: Vec<Bucket>,
+    restriction: IpRestriction,
+    /// Entries (buckets and replacement caches) per restricted IP address.
+    ips: HashMap<IpAddr, u32>,
 }
 
 impl RoutingTable {
     /// An empty table around `own_id` with `bucket_size` (K, normally 8) nodes and
-    /// `replacements` cached candidates per bucket.
+    /// `replacements` cached candidates per bucket, with the default [`IpRestriction`].
     #[must_use]
     pub fn new(own_id: Sha1Hash, bucket_size: usize, replacements: usize) -> Self {
         Self {
@@ -103,7 +156,22 @@ impl RoutingTable {
             bucket_size: bucket_size.max(1),
             replacements,
             buckets: vec![Bucket::default()],
+            restriction: IpRestriction::default(),
+            ips: HashMap::new(),
         }
+    }
+
+    /// The same empty table with another [`IpRestriction`] (set it before inserting).
+    #[must_use]
+    pub fn with_ip_restriction(mut self, restriction: IpRestriction) -> Self {
+        self.restriction = restriction;
+        self
+    }
+
+    /// The [`IpRestriction`] in force.
+    #[must_use]
+    pub fn ip_restriction(&self) -> IpRestriction {
+        self.restriction
     }
 
     /// Our node id.
@@ -152,6 +220,9 @@ impl RoutingTable {
             let bi = self.bucket_index(&node.id);
             let last = self.buckets.len() - 1;
             let k = self.bucket_size;
+            let ip = node.addr.ip();
+            let restricted = self.restriction.applies_to(ip);
+            let ip_taken = self.ips.contains_key(&ip);
             let bucket = &mut self.buckets[bi];
             if let Some(e) = bucket.nodes.iter_mut().find(|e| e.node.id == node.id) {
                 if e.node.addr != node.addr {
@@ -166,16 +237,45 @@ impl RoutingTable {
                 }
                 return Inserted::Updated;
             }
+            let cached = bucket
+                .replacements
+                .iter()
+                .find(|e| e.node.id == node.id)
+                .map(|e| e.node.addr);
+            if cached.is_some_and(|a| a != node.addr) {
+                return Inserted::Rejected;
+            }
+            let cached = cached.is_some();
+            if !cached && restricted {
+                // One node per IP in the table, one per /24 or /64 in a bucket (issue 18:
+                // one host with many ids filled buckets).
+                let net = subnet(ip);
+                if ip_taken
+                    || bucket
+                        .nodes
+                        .iter()
+                        .chain(&bucket.replacements)
+                        .any(|e| subnet(e.node.addr.ip()) == net)
+                {
+                    return Inserted::Rejected;
+                }
+            }
             let entry = Entry {
                 node,
                 last_response: responded.then_some(now),
                 last_seen: now,
                 fails: 0,
-                verified: bep42_valid(&node.id, node.addr.ip()),
+                verified: bep42_valid(&node.id, ip),
             };
             if bucket.nodes.len() < k {
                 bucket.nodes.push(entry);
                 bucket.last_changed = Some(now);
+                if cached {
+                    // Moved from the cache to the bucket: still counted once.
+                    bucket.replacements.retain(|e| e.node.id != node.id);
+                } else {
+                    self.count_ip(ip);
+                }
                 return Inserted::Added;
             }
             // A bad node makes room; so does (BEP 42: prefer conforming ids) a node that is
@@ -191,8 +291,14 @@ impl RoutingTable {
                     })
                 })
             {
-                bucket.nodes[bad] = entry;
+                let old = std::mem::replace(&mut bucket.nodes[bad], entry);
                 bucket.last_changed = Some(now);
+                if cached {
+                    bucket.replacements.retain(|e| e.node.id != node.id);
+                } else {
+                    self.count_ip(ip);
+                }
+                self.uncount_ip(old.node.addr.ip());
                 return Inserted::Added;
             }
             if bi == last && self.buckets.len() < 160 {
@@ -207,10 +313,13 @@ impl RoutingTable {
             {
                 *r = entry;
             } else if self.replacements > 0 {
-                if bucket.replacements.len() >= self.replacements {
-                    bucket.replacements.remove(0);
-                }
+                let dropped = (bucket.replacements.len() >= self.replacements)
+                    .then(|| bucket.replacements.remove(0));
                 bucket.replacements.push(entry);
+                if let Some(d) = dropped {
+                    self.uncount_ip(d.node.addr.ip());
+                }
+                self.count_ip(ip);
             }
             return Inserted::Replacement;
         }
@@ -221,7 +330,8 @@ impl RoutingTable {
     /// cache or are dropped, so the result is bounded like any table.
     #[must_use]
     pub fn rebuilt(&self, own_id: Sha1Hash) -> Self {
-        let mut t = Self::new(own_id, self.bucket_size, self.replacements);
+        let mut t = Self::new(own_id, self.bucket_size, self.replacements)
+            .with_ip_restriction(self.restriction);
         for e in self.entries() {
             if t.insert(e.node, e.last_seen, e.last_response.is_some()) == Inserted::Added {
                 let bi = t.bucket_index(&e.node.id);
@@ -244,7 +354,10 @@ impl RoutingTable {
         let bi = self.bucket_index(id);
         let bucket = &mut self.buckets[bi];
         let Some(pos) = bucket.nodes.iter().position(|e| e.node.id == *id) else {
-            bucket.replacements.retain(|e| e.node.id != *id);
+            if let Some(i) = bucket.replacements.iter().position(|e| e.node.id == *id) {
+                let gone = bucket.replacements.remove(i);
+                self.uncount_ip(gone.node.addr.ip());
+            }
             return;
         };
         let e = &mut bucket.nodes[pos];
@@ -252,15 +365,20 @@ impl RoutingTable {
         if e.liveness(now) == Liveness::Bad
             && let Some(r) = bucket.replacements.pop()
         {
-            bucket.nodes[pos] = r;
+            let gone = std::mem::replace(&mut bucket.nodes[pos], r);
             bucket.last_changed = Some(now);
+            self.uncount_ip(gone.node.addr.ip());
         }
     }
 
     /// Removes the node `id`.
     pub fn remove(&mut self, id: &Sha1Hash) {
         let bi = self.bucket_index(id);
-        self.buckets[bi].nodes.retain(|e| e.node.id != *id);
+        let nodes = &mut self.buckets[bi].nodes;
+        if let Some(i) = nodes.iter().position(|e| e.node.id == *id) {
+            let gone = nodes.remove(i);
+            self.uncount_ip(gone.node.addr.ip());
+        }
     }
 
     /// The `n` non-bad nodes closest to `target`, nearest first.
@@ -362,9 +480,28 @@ impl RoutingTable {
                 b.nodes.push(e);
             } else if b.replacements.len() < self.replacements {
                 b.replacements.push(e);
+            } else {
+                self.uncount_ip(e.node.addr.ip());
             }
         }
         self.buckets[last].last_changed = old.last_changed;
+    }
+
+    /// Counts an entry at `ip` (only restricted addresses are tracked).
+    fn count_ip(&mut self, ip: IpAddr) {
+        if self.restriction.applies_to(ip) {
+            *self.ips.entry(ip).or_insert(0) += 1;
+        }
+    }
+
+    /// Forgets an entry at `ip`.
+    fn uncount_ip(&mut self, ip: IpAddr) {
+        if let Some(n) = self.ips.get_mut(&ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.ips.remove(&ip);
+            }
+        }
     }
 }
 

@@ -8,13 +8,15 @@ use lt_core::Sha1Hash;
 use lt_dht::NodeInfo;
 use lt_dht::routing::{GOOD_FOR, Inserted, Liveness, RoutingTable};
 
+/// A node with a public address of its own /24 (`IpRestriction` allows one per /24 in a
+/// bucket).
 fn node(first: u8, i: u32) -> NodeInfo {
     let mut b = [0u8; 20];
     b[0] = first;
     b[16..].copy_from_slice(&i.to_be_bytes());
     NodeInfo {
         id: Sha1Hash::new(b),
-        addr: SocketAddr::from((Ipv4Addr::from(i), 1000)),
+        addr: SocketAddr::from((Ipv4Addr::from(0x0100_0000 + (i << 8)), 1000)),
     }
 }
 
@@ -130,7 +132,7 @@ fn bep42_conforming_nodes_displace_unverified_questionable_ones() {
     for i in 1..=3 {
         t.insert(node(0x00, i), now, true);
     }
-    let public = |i: u8| SocketAddr::from(([1, 2, 3, i], 6881));
+    let public = |i: u8| SocketAddr::from(([1, 2, i, 3], 6881));
     let far = |b: u8, i: u8| NodeInfo {
         id: Sha1Hash::new([0x80 | b; 20]),
         addr: public(i),
@@ -156,4 +158,103 @@ fn bep42_conforming_nodes_displace_unverified_questionable_ones() {
     assert!(t.get(&good.id).is_some());
     assert!(t.get(&questionable.id).is_none());
     assert_eq!(t.get(&good.id).unwrap().liveness(now), Liveness::Good);
+}
+
+fn id_with(first: u8, i: u32) -> Sha1Hash {
+    let mut b = [0x11u8; 20];
+    b[0] = first;
+    b[16..].copy_from_slice(&i.to_be_bytes());
+    Sha1Hash::new(b)
+}
+
+/// Issue 18, finding 9: one host with many node ids filled the buckets (no per-IP or
+/// per-subnet limit). Now one node per IP in the table, one per /24 in a bucket.
+#[test]
+fn one_host_or_subnet_cannot_fill_the_table() {
+    let now = Instant::now();
+    let mut t = RoutingTable::new(Sha1Hash::ZERO, 8, 8);
+    let host = SocketAddr::from(([203, 0, 113, 7], 6881));
+    let mut added = 0;
+    for i in 0..5_000u32 {
+        let n = NodeInfo {
+            id: id_with(u8::try_from(i % 256).unwrap(), i),
+            addr: SocketAddr::new(host.ip(), u16::try_from(1000 + i % 60_000).unwrap()),
+        };
+        if matches!(
+            t.insert(n, now, true),
+            Inserted::Added | Inserted::Replacement
+        ) {
+            added += 1;
+        }
+    }
+    assert_eq!(added, 1, "one IP, many ids");
+    assert_eq!(t.len(), 1);
+    // Neighbours in 203.0.113.0/24, all in the far bucket: one of them at most.
+    let mut t = RoutingTable::new(Sha1Hash::ZERO, 8, 8);
+    for i in 1..=200u8 {
+        let n = NodeInfo {
+            id: id_with(0x80 | i, u32::from(i)),
+            addr: SocketAddr::from(([203, 0, 113, i], 6881)),
+        };
+        t.insert(n, now, true);
+    }
+    assert_eq!(t.len(), 1, "one /24 in one bucket");
+    // IPv6: one per /64 in a bucket.
+    let mut t = RoutingTable::new(Sha1Hash::ZERO, 8, 8);
+    for i in 1..=50u16 {
+        let ip = std::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 0, 0, 0, i);
+        let n = NodeInfo {
+            id: id_with(0x80 | u8::try_from(i).unwrap(), u32::from(i)),
+            addr: SocketAddr::from((ip, 6881)),
+        };
+        t.insert(n, now, true);
+    }
+    assert_eq!(t.len(), 1, "one /64 in one bucket");
+    // Different /24s are all welcome, and an entry that leaves frees its IP.
+    let mut t = RoutingTable::new(Sha1Hash::ZERO, 8, 8);
+    let a = NodeInfo {
+        id: id_with(0x80, 1),
+        addr: SocketAddr::from(([198, 51, 100, 1], 6881)),
+    };
+    let b = NodeInfo {
+        id: id_with(0x81, 2),
+        addr: a.addr,
+    };
+    assert_eq!(t.insert(a, now, true), Inserted::Added);
+    assert_eq!(t.insert(b, now, true), Inserted::Rejected);
+    t.remove(&a.id);
+    assert_eq!(t.insert(b, now, true), Inserted::Added);
+}
+
+/// Loopback, private and link-local addresses are exempt by default (LAN and loopback
+/// swarms); `IpRestriction::All` restricts them too, `Off` restricts nothing.
+#[test]
+fn local_addresses_are_exempt_by_default() {
+    use lt_dht::IpRestriction;
+    let now = Instant::now();
+    let many = |t: &mut RoutingTable, ip: [u8; 4]| {
+        for i in 0..20u32 {
+            let n = NodeInfo {
+                id: id_with(0x80 | u8::try_from(i).unwrap(), i),
+                addr: SocketAddr::from((ip, u16::try_from(6881 + i).unwrap())),
+            };
+            t.insert(n, now, true);
+        }
+        t.len()
+    };
+    assert_eq!(
+        many(&mut RoutingTable::new(Sha1Hash::ZERO, 8, 8), [127, 0, 0, 1]),
+        8
+    );
+    assert_eq!(
+        many(
+            &mut RoutingTable::new(Sha1Hash::ZERO, 8, 8),
+            [192, 168, 1, 2]
+        ),
+        8
+    );
+    let mut all = RoutingTable::new(Sha1Hash::ZERO, 8, 8).with_ip_restriction(IpRestriction::All);
+    assert_eq!(many(&mut all, [127, 0, 0, 1]), 1);
+    let mut off = RoutingTable::new(Sha1Hash::ZERO, 8, 8).with_ip_restriction(IpRestriction::Off);
+    assert_eq!(many(&mut off, [203, 0, 113, 9]), 8);
 }
