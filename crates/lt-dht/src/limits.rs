@@ -38,6 +38,10 @@ pub const DEFAULT_REPLACEMENTS: usize = 8;
 pub const DEFAULT_MAX_INFO_HASHES: usize = 5000;
 /// Default maximum peers stored per info-hash.
 pub const DEFAULT_MAX_PEERS_PER_INFO_HASH: usize = 200;
+/// Default maximum peer-store entries announced from one IP. A node is among the 8 closest
+/// to few of any one host's torrents, so 64 leaves room for a large NAT while one host needs
+/// 79 addresses to fill the 5,000 info-hashes.
+pub const DEFAULT_MAX_ANNOUNCES_PER_IP: usize = 64;
 /// Default maximum peers returned in one `get_peers` reply.
 pub const DEFAULT_MAX_VALUES_IN_REPLY: usize = 50;
 /// Default number of slots in the incoming-query rate limiter.
@@ -52,3 +56,6 @@ pub const DEFAULT_MAX_LOOKUPS: usize = 64;
 pub const DEFAULT_MAX_CANDIDATES: usize = 64;
 /// Default maximum BEP 44 items stored for others (libtorrent's `max_dht_items` is 700).
 pub const DEFAULT_MAX_STORED_ITEMS: usize = 1000;
+/// Default maximum BEP 44 items held for the one IP that put them last: a host cannot
+/// flush the store, it only rotates its own items.
+pub const DEFAULT_MAX_ITEMS_PER_IP: usize = 32;

@@ -64,6 +64,9 @@ pub struct Config {
     pub max_info_hashes: usize,
     /// Maximum peers per info-hash. Default: [`limits::DEFAULT_MAX_PEERS_PER_INFO_HASH`].
     pub max_peers_per_info_hash: usize,
+    /// Maximum peer-store entries (over all info-hashes) announced from one IP; further
+    /// new announces from it are not stored. Default: [`limits::DEFAULT_MAX_ANNOUNCES_PER_IP`].
+    pub max_announces_per_ip: usize,
     /// Maximum peers per `get_peers` reply. Default: [`limits::DEFAULT_MAX_VALUES_IN_REPLY`].
     pub max_values_in_reply: usize,
     /// Incoming queries allowed per source IP per second. Default:
@@ -83,6 +86,9 @@ pub struct Config {
     /// BEP 44 items stored for others; the oldest is dropped for a new one. Default:
     /// [`limits::DEFAULT_MAX_STORED_ITEMS`].
     pub max_stored_items: usize,
+    /// BEP 44 items stored for one IP (the last to put each); past it, the IP's new item
+    /// replaces its own oldest. Default: [`limits::DEFAULT_MAX_ITEMS_PER_IP`].
+    pub max_items_per_ip: usize,
     /// How long a stored BEP 44 item lives without being put again (BEP 44: 2 hours).
     pub item_ttl: Duration,
 }
@@ -106,6 +112,7 @@ impl Default for Config {
             peer_ttl: Duration::from_secs(30 * 60),
             max_info_hashes: limits::DEFAULT_MAX_INFO_HASHES,
             max_peers_per_info_hash: limits::DEFAULT_MAX_PEERS_PER_INFO_HASH,
+            max_announces_per_ip: limits::DEFAULT_MAX_ANNOUNCES_PER_IP,
             max_values_in_reply: limits::DEFAULT_MAX_VALUES_IN_REPLY,
             queries_per_ip_per_second: limits::DEFAULT_QUERIES_PER_IP_PER_SECOND,
             max_rate_limit_entries: limits::DEFAULT_MAX_RATE_LIMIT_ENTRIES,
@@ -113,6 +120,7 @@ impl Default for Config {
             max_lookups: limits::DEFAULT_MAX_LOOKUPS,
             maintenance_interval: Duration::from_secs(60),
             max_stored_items: limits::DEFAULT_MAX_STORED_ITEMS,
+            max_items_per_ip: limits::DEFAULT_MAX_ITEMS_PER_IP,
             item_ttl: Duration::from_secs(2 * 60 * 60),
         }
     }
@@ -352,8 +360,12 @@ impl Dht {
             }
         });
         let rate = vec![RateEntry::default(); config.max_rate_limit_entries];
-        let peers = PeerStore::new(config.max_info_hashes, config.max_peers_per_info_hash);
-        let items = ItemStore::new(config.max_stored_items);
+        let peers = PeerStore::new(
+            config.max_info_hashes,
+            config.max_peers_per_info_hash,
+            config.max_announces_per_ip,
+        );
+        let items = ItemStore::new(config.max_stored_items, config.max_items_per_ip);
         let rate_salt = rng.next_u64();
         let mut secret = [0u8; 16];
         rng.fill_bytes(&mut secret);
@@ -841,7 +853,7 @@ impl Dht {
                         message: b"bad token".to_vec(),
                     }
                 } else {
-                    match self.items.put(now, item) {
+                    match self.items.put(now, ip, item) {
                         Ok(()) => Body::Response(Response::new(self.id)),
                         Err((code, text)) => Body::Error {
                             code,

@@ -1,8 +1,10 @@
 //! What a node stores for others: peers announced per info-hash (BEP 5, with the BEP 33
-//! seed flag) and BEP 44 items. Both are capped whatever the network sends.
+//! seed flag) and BEP 44 items. Both are capped whatever the network sends, in all and per
+//! source IP, so one host (with one token) cannot fill either store and flush everyone
+//! else's entries.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use lt_core::Sha1Hash;
@@ -21,24 +23,31 @@ struct StoredPeer {
     seed: bool,
 }
 
-/// Peers per info-hash: at most `max_info_hashes` info-hashes of at most `max_peers` peers.
+/// Peers per info-hash: at most `max_info_hashes` info-hashes of at most `max_peers` peers,
+/// and at most `max_per_ip` entries (over all info-hashes) announced from one IP.
 #[derive(Debug)]
 pub(crate) struct PeerStore {
     peers: HashMap<Sha1Hash, Vec<StoredPeer>>,
     max_info_hashes: usize,
     max_peers: usize,
+    max_per_ip: usize,
+    /// Stored entries per announcing IP (no zero counts kept).
+    per_ip: HashMap<IpAddr, usize>,
 }
 
 impl PeerStore {
-    pub(crate) fn new(max_info_hashes: usize, max_peers: usize) -> Self {
+    pub(crate) fn new(max_info_hashes: usize, max_peers: usize, max_per_ip: usize) -> Self {
         Self {
             peers: HashMap::new(),
             max_info_hashes,
             max_peers,
+            max_per_ip,
+            per_ip: HashMap::new(),
         }
     }
 
-    /// Records an announce (a repeated one refreshes its time and seed flag).
+    /// Records an announce (a repeated one refreshes its time and seed flag). A new entry
+    /// from an IP that already has `max_per_ip` is not stored.
     pub(crate) fn insert(
         &mut self,
         info_hash: Sha1Hash,
@@ -46,29 +55,43 @@ impl PeerStore {
         seed: bool,
         now: Instant,
     ) {
+        if let Some(e) = self
+            .peers
+            .get_mut(&info_hash)
+            .and_then(|list| list.iter_mut().find(|p| p.addr == peer))
+        {
+            e.at = now;
+            e.seed = seed;
+            return;
+        }
+        let ip = peer.ip();
+        if self.per_ip.get(&ip).copied().unwrap_or(0) >= self.max_per_ip || self.max_peers == 0 {
+            // Issue 18: one IP with one token filled the whole store.
+            trace!(%ip, "peer store quota of this IP reached");
+            return;
+        }
         if !self.peers.contains_key(&info_hash) && self.peers.len() >= self.max_info_hashes {
             trace!("peer store full");
             return;
         }
         let list = self.peers.entry(info_hash).or_default();
-        if let Some(e) = list.iter_mut().find(|p| p.addr == peer) {
-            e.at = now;
-            e.seed = seed;
-            return;
-        }
         // Full: the oldest announce makes room.
-        if list.len() >= self.max_peers
+        let evicted = if list.len() >= self.max_peers
             && let Some((i, _)) = list.iter().enumerate().min_by_key(|(_, p)| p.at)
         {
-            list.swap_remove(i);
+            Some(list.swap_remove(i).addr.ip())
+        } else {
+            None
+        };
+        list.push(StoredPeer {
+            addr: peer,
+            at: now,
+            seed,
+        });
+        if let Some(old) = evicted {
+            uncount(&mut self.per_ip, old);
         }
-        if self.max_peers > 0 {
-            list.push(StoredPeer {
-                addr: peer,
-                at: now,
-                seed,
-            });
-        }
+        *self.per_ip.entry(ip).or_insert(0) += 1;
     }
 
     /// Every stored peer of `info_hash`.
@@ -132,10 +155,27 @@ impl PeerStore {
 
     /// Drops announces older than `ttl`.
     pub(crate) fn expire(&mut self, now: Instant, ttl: Duration) {
+        let per_ip = &mut self.per_ip;
         self.peers.retain(|_, list| {
-            list.retain(|p| now.saturating_duration_since(p.at) < ttl);
+            list.retain(|p| {
+                let keep = now.saturating_duration_since(p.at) < ttl;
+                if !keep {
+                    uncount(per_ip, p.addr.ip());
+                }
+                keep
+            });
             !list.is_empty()
         });
+    }
+}
+
+/// Takes one from `ip`'s count, forgetting it at zero.
+fn uncount(per_ip: &mut HashMap<IpAddr, usize>, ip: IpAddr) {
+    if let Some(n) = per_ip.get_mut(&ip) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            per_ip.remove(&ip);
+        }
     }
 }
 
@@ -143,20 +183,29 @@ impl PeerStore {
 struct StoredItem {
     item: Item,
     stored: Instant,
+    /// The IP whose put stored it last.
+    from: IpAddr,
 }
 
-/// BEP 44 items stored for others, at most `max`; the oldest makes room.
+/// BEP 44 items stored for others, at most `max`; the oldest makes room. At most
+/// `max_per_ip` are held for the IP that last put them: past that, an IP's new item
+/// replaces its own oldest, never anyone else's.
 #[derive(Debug)]
 pub(crate) struct ItemStore {
     items: HashMap<Sha1Hash, StoredItem>,
     max: usize,
+    max_per_ip: usize,
+    /// Items per IP that last put them (no zero counts kept).
+    per_ip: HashMap<IpAddr, usize>,
 }
 
 impl ItemStore {
-    pub(crate) fn new(max: usize) -> Self {
+    pub(crate) fn new(max: usize, max_per_ip: usize) -> Self {
         Self {
             items: HashMap::new(),
             max,
+            max_per_ip,
+            per_ip: HashMap::new(),
         }
     }
 
@@ -168,8 +217,14 @@ impl ItemStore {
         self.items.len()
     }
 
-    /// Stores an item from a remote `put`, or returns the BEP 44 error code and text.
-    pub(crate) fn put(&mut self, now: Instant, put: PutItem) -> Result<(), (i64, &'static [u8])> {
+    /// Stores an item from a remote `put` sent by `from`, or returns the BEP 44 error code
+    /// and text.
+    pub(crate) fn put(
+        &mut self,
+        now: Instant,
+        from: IpAddr,
+        put: PutItem,
+    ) -> Result<(), (i64, &'static [u8])> {
         let item = match (put.k, put.sig, put.seq) {
             (None, None, None) => {
                 if crate::item::check_value(&put.v).is_err() {
@@ -202,25 +257,53 @@ impl ItemStore {
             _ => return Err((203, b"missing k, sig or seq")),
         };
         let target = item.target();
-        if !self.items.contains_key(&target) && self.items.len() >= self.max {
-            let oldest = self
-                .items
+        if self.max == 0 || self.max_per_ip == 0 {
+            return Ok(());
+        }
+        // Whoever puts an item last answers for it.
+        if let Some(old) = self.items.remove(&target) {
+            uncount(&mut self.per_ip, old.from);
+        }
+        let oldest = |items: &HashMap<Sha1Hash, StoredItem>, of: Option<IpAddr>| {
+            items
                 .iter()
+                .filter(|(_, s)| of.is_none_or(|ip| s.from == ip))
                 .min_by_key(|(_, s)| s.stored)
-                .map(|(t, _)| *t);
-            if let Some(t) = oldest {
-                self.items.remove(&t);
-            }
+                .map(|(t, _)| *t)
+        };
+        // Issue 18: one IP's puts flushed every other item. Past its quota an IP's new
+        // item replaces its own oldest; only a full store drops the oldest of all.
+        let victim = if self.per_ip.get(&from).copied().unwrap_or(0) >= self.max_per_ip {
+            oldest(&self.items, Some(from))
+        } else if self.items.len() >= self.max {
+            oldest(&self.items, None)
+        } else {
+            None
+        };
+        if let Some(old) = victim.and_then(|t| self.items.remove(&t)) {
+            uncount(&mut self.per_ip, old.from);
         }
-        if self.max > 0 {
-            self.items.insert(target, StoredItem { item, stored: now });
-        }
+        self.items.insert(
+            target,
+            StoredItem {
+                item,
+                stored: now,
+                from,
+            },
+        );
+        *self.per_ip.entry(from).or_insert(0) += 1;
         Ok(())
     }
 
     /// Drops items not put again within `ttl`.
     pub(crate) fn expire(&mut self, now: Instant, ttl: Duration) {
-        self.items
-            .retain(|_, s| now.saturating_duration_since(s.stored) < ttl);
+        let per_ip = &mut self.per_ip;
+        self.items.retain(|_, s| {
+            let keep = now.saturating_duration_since(s.stored) < ttl;
+            if !keep {
+                uncount(per_ip, s.from);
+            }
+            keep
+        });
     }
 }

@@ -781,3 +781,96 @@ fn bep33_filters_and_noseed() {
     assert_eq!(r.bf_seeds.unwrap().estimate(), 4);
     assert_eq!(r.bf_peers.unwrap().estimate(), 2);
 }
+
+/// Issue 18, finding 10: one IP with one token filled the whole peer store (5,000
+/// info-hashes). Now its entries are capped, and other hosts' announces are still stored.
+#[test]
+fn one_ip_cannot_fill_the_peer_store() {
+    let now = Instant::now();
+    let cfg = Config {
+        queries_per_ip_per_second: 1_000_000,
+        ..config()
+    };
+    let mut dht = Dht::new(cfg, now);
+    let announce = |dht: &mut Dht, from: SocketAddr, ih: Sha1Hash, token: Vec<u8>| {
+        let q = Query::AnnouncePeer {
+            id: Sha1Hash::new([7; 20]),
+            info_hash: ih,
+            port: 0,
+            implied_port: true,
+            token,
+            seed: false,
+        };
+        dht.handle_datagram(now, from, &query(2, q));
+        response(reply(dht));
+    };
+    let attacker = SocketAddr::from(([203, 0, 113, 5], 6881));
+    let token = get_token(&mut dht, now, attacker, Sha1Hash::ZERO);
+    for i in 0..6_000u32 {
+        let mut h = [0u8; 20];
+        h[..4].copy_from_slice(&i.to_be_bytes());
+        announce(&mut dht, attacker, Sha1Hash::new(h), token.clone());
+    }
+    let quota = lt_dht::limits::DEFAULT_MAX_ANNOUNCES_PER_IP;
+    assert_eq!(dht.stored_info_hashes(), quota);
+    // A repeated announce still refreshes; another host still gets in.
+    announce(&mut dht, attacker, Sha1Hash::new([0; 20]), token);
+    let honest = SocketAddr::from(([198, 51, 100, 7], 51413));
+    let ih = Sha1Hash::new([0xee; 20]);
+    let token = get_token(&mut dht, now, honest, ih);
+    announce(&mut dht, honest, ih, token);
+    assert_eq!(dht.stored_peers(&ih).collect::<Vec<_>>(), [honest]);
+    assert_eq!(dht.stored_info_hashes(), quota + 1);
+}
+
+/// Issue 18, finding 10: 1,000 BEP 44 puts from one IP flushed every other item. Now an IP
+/// past its quota only replaces its own oldest items.
+#[test]
+fn one_ip_cannot_flush_the_item_store() {
+    let now = Instant::now();
+    let cfg = Config {
+        queries_per_ip_per_second: 1_000_000,
+        ..config()
+    };
+    let mut dht = Dht::new(cfg, now);
+    let immutable = |v: &[u8]| PutItem {
+        v: v.to_vec(),
+        k: None,
+        sig: None,
+        seq: None,
+        cas: None,
+        salt: None,
+    };
+    let honest = SocketAddr::from(([198, 51, 100, 7], 6881));
+    let token = get_token(&mut dht, now, honest, Sha1Hash::ZERO);
+    dht.handle_datagram(now, honest, &put(token, immutable(b"5:hello")));
+    response(reply(&mut dht));
+    let attacker = SocketAddr::from(([203, 0, 113, 5], 6881));
+    let token = get_token(&mut dht, now, attacker, Sha1Hash::ZERO);
+    for i in 0..1_500u32 {
+        let v = format!("i{i}e");
+        let later = now + Duration::from_millis(u64::from(i) + 1);
+        dht.handle_datagram(
+            later,
+            attacker,
+            &put(token.clone(), immutable(v.as_bytes())),
+        );
+        response(reply(&mut dht));
+    }
+    let quota = lt_dht::limits::DEFAULT_MAX_ITEMS_PER_IP;
+    assert_eq!(dht.stored_items(), quota + 1);
+    assert!(
+        dht.stored_item(&lt_dht::item::immutable_target(b"5:hello"))
+            .is_some(),
+        "the honest item was flushed"
+    );
+    // The attacker keeps only its newest items.
+    assert!(
+        dht.stored_item(&lt_dht::item::immutable_target(b"i1499e"))
+            .is_some()
+    );
+    assert!(
+        dht.stored_item(&lt_dht::item::immutable_target(b"i0e"))
+            .is_none()
+    );
+}
