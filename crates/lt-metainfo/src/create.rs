@@ -323,10 +323,11 @@ impl<'a> CreateTorrent<'a> {
                     .map(|f| {
                         let mut d = BTreeMap::new();
                         d.insert(b"length".to_vec(), size_value(f.size));
+                        let path: Vec<&String> = f.path.iter().collect();
                         let rel = if f.is_pad() {
-                            &f.path[..]
+                            &path[..]
                         } else {
-                            &f.path[1..]
+                            path.get(1..).unwrap_or_default()
                         };
                         d.insert(b"path".to_vec(), path_value(rel));
                         insert_attrs(&mut d, f, true);
@@ -345,7 +346,12 @@ impl<'a> CreateTorrent<'a> {
                 .zip(&hashes.roots)
                 .filter(|(f, _)| !f.is_pad())
             {
-                let rel = if single { &f.path[..] } else { &f.path[1..] };
+                let path: Vec<&String> = f.path.iter().collect();
+                let rel = if single {
+                    &path[..]
+                } else {
+                    path.get(1..).unwrap_or_default()
+                };
                 let mut leaf = BTreeMap::new();
                 leaf.insert(b"length".to_vec(), size_value(f.size));
                 if let Some(root) = root {
@@ -441,7 +447,7 @@ impl<'a> CreateTorrent<'a> {
                         ..FileAttr::default()
                     },
                 );
-                f.symlink_target = Some(target);
+                f.symlink_target = Some(target.into());
                 files.push(f);
                 paths.push(path);
                 continue;
@@ -477,7 +483,7 @@ pub fn auto_piece_size(total_size: u64) -> u32 {
 
 fn entry(path: Vec<String>, size: u64, attr: FileAttr) -> FileEntry {
     FileEntry {
-        path,
+        path: path.into(),
         size,
         offset: 0,
         attr,
@@ -492,7 +498,7 @@ fn size_value(size: u64) -> Value {
     Value::Int(i64::try_from(size).unwrap_or(i64::MAX))
 }
 
-fn path_value(components: &[String]) -> Value {
+fn path_value(components: &[&String]) -> Value {
     Value::List(components.iter().map(|c| Value::from(c.as_str())).collect())
 }
 
@@ -503,6 +509,7 @@ fn insert_attrs(d: &mut BTreeMap<Vec<u8>, Value>, f: &FileEntry, strip_root: boo
         d.insert(b"attr".to_vec(), Value::from(f.attr.to_attr_string()));
     }
     if let Some(target) = &f.symlink_target {
+        let target: Vec<&String> = target.iter().collect();
         let rel = if strip_root {
             target.get(1..).unwrap_or_default()
         } else {
@@ -512,7 +519,7 @@ fn insert_attrs(d: &mut BTreeMap<Vec<u8>, Value>, f: &FileEntry, strip_root: boo
     }
 }
 
-fn insert_tree(tree: &mut BTreeMap<Vec<u8>, Value>, path: &[String], leaf: Value) {
+fn insert_tree(tree: &mut BTreeMap<Vec<u8>, Value>, path: &[&String], leaf: Value) {
     let Some((first, rest)) = path.split_first() else {
         return;
     };

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use lt_core::{FileIndex, PieceIndex, Sha256Hash};
 
 use crate::Error;
+use crate::file_path::{FilePath, PathInterner};
 
 /// BEP 47 file attributes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -65,8 +66,8 @@ impl FileAttr {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileEntry {
     /// Sanitised path components relative to the save directory; for a multi-file torrent
-    /// the first component is the torrent's name.
-    pub path: Vec<String>,
+    /// the first component is the torrent's name. Directories are shared between files.
+    pub path: FilePath,
     /// Size in bytes.
     pub size: u64,
     /// Offset of the file's first byte in the torrent's byte stream.
@@ -74,7 +75,7 @@ pub struct FileEntry {
     /// BEP 47 attributes.
     pub attr: FileAttr,
     /// For symlinks, the sanitised target path relative to the save directory.
-    pub symlink_target: Option<Vec<String>>,
+    pub symlink_target: Option<FilePath>,
     /// Modification time (seconds since the Unix epoch), when the torrent has one.
     pub mtime: Option<i64>,
     /// The v2 `pieces root` of the file (BEP 52), for v2 and hybrid torrents.
@@ -85,13 +86,13 @@ impl FileEntry {
     /// The path as a relative [`PathBuf`] (never absolute, never containing `..`).
     #[must_use]
     pub fn path_buf(&self) -> PathBuf {
-        self.path.iter().collect()
+        self.path.to_path_buf()
     }
 
     /// The path joined with `/`.
     #[must_use]
     pub fn path_string(&self) -> String {
-        self.path.join("/")
+        self.path.to_string()
     }
 
     /// Whether this is a pad file.
@@ -322,7 +323,9 @@ impl FileStorage {
             .files
             .get_mut(file.as_usize())
             .ok_or(Error::InvalidArgument("file index out of range"))?;
-        entry.path = crate::sanitize::sanitize_path(new_path.split(['/', '\\']).map(str::as_bytes));
+        entry.path = FilePath::new(crate::sanitize::sanitize_path(
+            new_path.split(['/', '\\']).map(str::as_bytes),
+        ));
         Ok(())
     }
 
@@ -347,13 +350,14 @@ impl FileStorage {
         let name = crate::sanitize_path_component(name.as_bytes()).unwrap_or_else(|| "_".into());
         let multi = self.files.iter().any(|f| f.path.len() > 1);
         if multi {
+            // Rebuild the paths under the new name, still sharing their directories.
+            let mut interner = PathInterner::default();
             for f in &mut self.files {
-                if let Some(first) = f.path.first_mut() {
-                    first.clone_from(&name);
-                }
+                let rest: Vec<String> = f.path.iter().skip(1).cloned().collect();
+                f.path = interner.path(None, std::iter::once(name.clone()).chain(rest));
             }
         } else if let [f] = self.files.as_mut_slice() {
-            f.path = vec![name.clone()];
+            f.path = FilePath::new([name.clone()]);
         }
         self.name = name;
     }
@@ -362,7 +366,7 @@ impl FileStorage {
 /// A pad file of `size` bytes, named as libtorrent names them (`.pad/<size>`).
 pub(crate) fn pad_file(size: u64) -> FileEntry {
     FileEntry {
-        path: vec![".pad".to_owned(), size.to_string()],
+        path: FilePath::new([".pad".to_owned(), size.to_string()]),
         size,
         offset: 0,
         attr: FileAttr {
@@ -381,7 +385,7 @@ mod tests {
 
     fn file(name: &str, size: u64) -> FileEntry {
         FileEntry {
-            path: vec!["t".into(), name.into()],
+            path: FilePath::new(["t", name]),
             size,
             offset: 0,
             attr: FileAttr::default(),

@@ -43,7 +43,9 @@
 #![warn(missing_docs)]
 
 mod create;
+mod dedup;
 mod error;
+mod file_path;
 mod file_storage;
 mod limits;
 pub mod magnet;
@@ -53,8 +55,9 @@ mod torrent_info;
 
 pub use create::{CreateTorrent, TorrentVersion, auto_piece_size};
 pub use error::Error;
+pub use file_path::FilePath;
 pub use file_storage::{FileAttr, FileEntry, FileSlice, FileStorage, PeerRequest};
-pub use limits::LoadLimits;
+pub use limits::{LoadLimits, MIN_PATH_BYTES};
 pub use magnet::MagnetLink;
 pub use merkle::{merkle_root, pad_hash};
 pub use sanitize::sanitize_path_component;

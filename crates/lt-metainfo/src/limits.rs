@@ -18,7 +18,19 @@ pub struct LoadLimits {
     pub max_decode_depth: usize,
     /// Most bencoded items in the document. Default: 20,000,000.
     pub max_decode_tokens: usize,
+    /// The paths of all files (and symlink targets), each written out in full and joined
+    /// with `/`, may total at most this many times the size of the info dictionary, or
+    /// [`MIN_PATH_BYTES`], whichever is more; past it loading fails with
+    /// [`Error::LimitExceeded`](crate::Error::LimitExceeded). Paths share their directories
+    /// in memory, but a deep tree of long names could still make whoever builds each path
+    /// in full (storage, a file list) spend a thousand times the torrent's size. Real
+    /// torrents stay under about 12 (a 240-byte name before each tiny file entry).
+    /// Default: 32.
+    pub max_path_expansion: usize,
 }
+
+/// The least total path length [`LoadLimits::max_path_expansion`] allows: 1 MiB.
+pub const MIN_PATH_BYTES: usize = 1 << 20;
 
 impl Default for LoadLimits {
     fn default() -> Self {
@@ -29,6 +41,7 @@ impl Default for LoadLimits {
             max_piece_length: 512 << 20,
             max_decode_depth: 100,
             max_decode_tokens: 20_000_000,
+            max_path_expansion: 32,
         }
     }
 }

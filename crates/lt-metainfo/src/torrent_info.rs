@@ -1,10 +1,12 @@
 //! Loading and writing `.torrent` files: v1 (BEP 3), v2 and hybrid (BEP 52).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use lt_bencode::{Dict, Limits, Node, Value};
 use lt_core::{FileIndex, InfoHash, PieceIndex, Sha1Hash, Sha256Hash};
 
+use crate::file_path::{Dir, FilePath, PathInterner};
 use crate::file_storage::{FileAttr, FileEntry, FileStorage, pad_file};
 use crate::merkle::{LEAF_SIZE, merkle_root, pad_hash};
 use crate::sanitize::sanitize_path;
@@ -574,7 +576,7 @@ fn parse_info(info_node: Node<'_>, limits: &LoadLimits) -> Result<TorrentInfo, E
         Some(tree) => Some(parse_file_tree(tree, &name, limits)?),
         None => None,
     };
-    let files = if pieces.is_some() {
+    let mut files = if pieces.is_some() {
         let v1 = parse_v1_files(info, &name, limits)?;
         if let Some(v2) = &v2_files {
             attach_v2_roots(v1, v2, piece_len_u64)?
@@ -584,6 +586,8 @@ fn parse_info(info_node: Node<'_>, limits: &LoadLimits) -> Result<TorrentInfo, E
     } else {
         align_v2_files(v2_files.unwrap_or_default(), &name, piece_len_u64)
     };
+    check_path_bytes(&files, raw.len(), limits)?;
+    crate::dedup::resolve_duplicate_paths(&mut files);
     let files = FileStorage::new(name, piece_len, files)?;
     if u64::from(files.num_pieces()) > limits.max_pieces {
         return Err(Error::LimitExceeded("too many pieces"));
@@ -645,6 +649,32 @@ fn parse_info(info_node: Node<'_>, limits: &LoadLimits) -> Result<TorrentInfo, E
     })
 }
 
+/// Refuses a torrent whose paths, written out in full, are out of proportion to its size
+/// (issue 18): paths share their directories in memory, but storage and user interfaces
+/// build each one in full.
+fn check_path_bytes(
+    files: &[FileEntry],
+    info_len: usize,
+    limits: &LoadLimits,
+) -> Result<(), Error> {
+    let max = info_len
+        .saturating_mul(limits.max_path_expansion)
+        .max(crate::limits::MIN_PATH_BYTES);
+    let mut total: usize = 0;
+    for f in files {
+        let target = f.symlink_target.as_ref().map_or(0, FilePath::joined_len);
+        total = total
+            .saturating_add(f.path.joined_len())
+            .saturating_add(target);
+        if total > max {
+            return Err(Error::LimitExceeded(
+                "file paths too long for the size of the info dictionary",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A file's size, attributes, mtime and symlink target from its dictionary.
 ///
 /// `root` is the directory every path of the torrent lives in (the torrent's name for a
@@ -652,8 +682,9 @@ fn parse_info(info_node: Node<'_>, limits: &LoadLimits) -> Result<TorrentInfo, E
 /// like [`FileEntry::path`].
 fn parse_file_common(
     dict: Dict<'_>,
-    path: Vec<String>,
-    root: Option<&str>,
+    path: FilePath,
+    root: Option<&Arc<Dir>>,
+    interner: &mut PathInterner,
 ) -> Result<FileEntry, Error> {
     let attr = dict
         .get_bytes("attr")
@@ -669,11 +700,8 @@ fn parse_file_common(
     };
     let symlink_target = attr.symlink.then(|| {
         let list = dict.get_list("symlink path");
-        let mut target = sanitize_path(list.into_iter().flatten().filter_map(|n| n.as_bytes()));
-        if let Some(root) = root {
-            target.insert(0, root.to_owned());
-        }
-        target
+        let target = sanitize_path(list.into_iter().flatten().filter_map(|n| n.as_bytes()));
+        interner.path(root, target)
     });
     Ok(FileEntry {
         path,
@@ -691,12 +719,16 @@ fn parse_v1_files(
     name: &str,
     limits: &LoadLimits,
 ) -> Result<Vec<FileEntry>, Error> {
+    let mut interner = PathInterner::default();
     let Some(list) = info.get_list("files") else {
         if info.get("length").is_none() {
             return Err(Error::InvalidFile("neither length nor files"));
         }
-        return Ok(vec![parse_file_common(info, vec![name.to_owned()], None)?]);
+        let path = FilePath::new([name]);
+        return Ok(vec![parse_file_common(info, path, None, &mut interner)?]);
     };
+    // Every path starts with the torrent's name, stored once.
+    let root = interner.dir(None, name.to_owned());
     let mut files = Vec::new();
     for node in list {
         if files.len() >= limits.max_files {
@@ -714,9 +746,8 @@ fn parse_v1_files(
         if raw.is_empty() {
             return Err(Error::InvalidFile("empty path"));
         }
-        let mut path = vec![name.to_owned()];
-        path.extend(sanitize_path(raw));
-        files.push(parse_file_common(dict, path, Some(name))?);
+        let path = interner.path(Some(&root), sanitize_path(raw));
+        files.push(parse_file_common(dict, path, Some(&root), &mut interner)?);
     }
     Ok(files)
 }
@@ -728,16 +759,22 @@ fn parse_file_tree(
     limits: &LoadLimits,
 ) -> Result<Vec<FileEntry>, Error> {
     let mut files = Vec::new();
-    let mut prefix = Vec::new();
-    walk_tree(tree, &mut prefix, &mut files, limits)?;
-    // A lone file at the root of the tree is a single-file torrent.
-    let single = files.len() == 1 && files[0].path.len() == 1;
-    if !single {
-        for f in &mut files {
-            f.path.insert(0, name.to_owned());
-            if let Some(target) = &mut f.symlink_target {
-                target.insert(0, name.to_owned());
-            }
+    let root = Dir::child(None, name.to_owned());
+    let mut interner = PathInterner::default();
+    let mut walk = TreeWalk {
+        files: &mut files,
+        interner: &mut interner,
+        root: &root,
+        limits,
+    };
+    walk.dir(tree, &root, None)?;
+    // A lone file at the root of the tree is a single-file torrent: no directory.
+    if let [f] = files.as_mut_slice()
+        && f.path.dir().is_some_and(|d| Arc::ptr_eq(d, &root))
+    {
+        f.path = FilePath::new([f.path.file_name()]);
+        if let Some(target) = &mut f.symlink_target {
+            *target = FilePath::new(target.iter().skip(1).cloned());
         }
     }
     for f in &files {
@@ -748,25 +785,53 @@ fn parse_file_tree(
     Ok(files)
 }
 
-fn walk_tree(
-    dir: Dict<'_>,
-    prefix: &mut Vec<String>,
-    files: &mut Vec<FileEntry>,
-    limits: &LoadLimits,
-) -> Result<(), Error> {
-    for (key, node) in dir {
-        let entry = node
-            .as_dict()
-            .ok_or(Error::InvalidFile("file tree node is not a dictionary"))?;
-        if key.is_empty() {
-            // A file: its properties live under the empty key (BEP 52).
-            if prefix.is_empty() {
-                return Err(Error::InvalidFile("file without a name"));
+/// Walks a v2 `file tree`, creating each directory once for all it holds.
+struct TreeWalk<'w> {
+    files: &'w mut Vec<FileEntry>,
+    interner: &'w mut PathInterner,
+    /// The torrent's name: the directory of every path.
+    root: &'w Arc<Dir>,
+    limits: &'w LoadLimits,
+}
+
+impl TreeWalk<'_> {
+    /// Walks the tree node `node`, whose path is `parent` plus `last` (the node's own
+    /// name; `None` for the tree's root and for nodes whose names sanitise to nothing).
+    fn dir(&mut self, node: Dict<'_>, parent: &Arc<Dir>, last: Option<&str>) -> Result<(), Error> {
+        // Created at the first child, then shared by all children.
+        let mut this: Option<Arc<Dir>> = None;
+        for (key, child) in node {
+            let entry = child
+                .as_dict()
+                .ok_or(Error::InvalidFile("file tree node is not a dictionary"))?;
+            if key.is_empty() {
+                // A file: its properties live under the empty key (BEP 52).
+                let name = last.ok_or(Error::InvalidFile("file without a name"))?;
+                if self.files.len() >= self.limits.max_files {
+                    return Err(Error::LimitExceeded("too many files"));
+                }
+                let path = FilePath::in_dir(Some(Arc::clone(parent)), name.to_owned());
+                self.file(entry, path)?;
+                continue;
             }
-            if files.len() >= limits.max_files {
-                return Err(Error::LimitExceeded("too many files"));
+            let dir = match (&this, last) {
+                (Some(d), _) => Arc::clone(d),
+                (None, Some(name)) => Dir::child(Some(parent), name.to_owned()),
+                (None, None) => Arc::clone(parent),
+            };
+            this = Some(Arc::clone(&dir));
+            match crate::sanitize_path_component(key) {
+                Some(c) => self.dir(entry, &dir, Some(&c))?,
+                // A name that sanitises to nothing adds no component.
+                None => self.dir(entry, parent, last)?,
             }
-            let mut f = parse_file_common(entry, prefix.clone(), None)?;
+        }
+        Ok(())
+    }
+
+    fn file(&mut self, entry: Dict<'_>, path: FilePath) -> Result<(), Error> {
+        {
+            let mut f = parse_file_common(entry, path, Some(self.root), self.interner)?;
             f.pieces_root = match entry.get_bytes("pieces root") {
                 Some(b) => Some(
                     Sha256Hash::from_slice(b)
@@ -774,34 +839,25 @@ fn walk_tree(
                 ),
                 None => None,
             };
-            files.push(f);
-            continue;
+            self.files.push(f);
         }
-        let pushed = match crate::sanitize_path_component(key) {
-            Some(c) => {
-                prefix.push(c);
-                true
-            }
-            None => false,
-        };
-        walk_tree(entry, prefix, files, limits)?;
-        if pushed {
-            prefix.pop();
-        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Inserts the pad files that align every v2 file to a piece boundary. Like libtorrent, the
 /// last file is padded too, and pad files live in the torrent's directory.
 fn align_v2_files(files: Vec<FileEntry>, name: &str, piece_len: u64) -> Vec<FileEntry> {
-    let mut out = Vec::with_capacity(files.len() * 2);
+    let mut out = Vec::with_capacity(files.len().saturating_mul(2));
+    // Every pad file lives in `<name>/.pad`, stored once.
+    let pad_dir = Dir::child(Some(&Dir::child(None, name.to_owned())), ".pad".to_owned());
     for f in files {
         let tail = f.size % piece_len;
         out.push(f);
         if tail != 0 {
             let mut pad = pad_file(piece_len - tail);
-            pad.path.insert(0, name.to_owned());
+            pad.path =
+                FilePath::in_dir(Some(Arc::clone(&pad_dir)), pad.path.file_name().to_owned());
             out.push(pad);
         }
     }

@@ -43,7 +43,7 @@ fn rng_fill(seed: &mut u64, buf: &mut [u8]) {
 
 fn entry(name: &str, size: u64) -> FileEntry {
     FileEntry {
-        path: vec!["w".into(), name.into()],
+        path: vec!["w".into(), name.into()].into(),
         size,
         offset: 0,
         attr: FileAttr::default(),

@@ -320,7 +320,7 @@ mod tests {
     #[quickcheck]
     fn slices_match_map_block(sizes: Vec<u8>, piece: u8, p: u16, off: u16, len: u16) -> bool {
         let files = sizes.iter().take(10).enumerate().map(|(i, &s)| FileEntry {
-            path: vec![format!("f{i}")],
+            path: vec![format!("f{i}")].into(),
             size: u64::from(s % 40),
             offset: 0,
             attr: FileAttr::default(),
