@@ -631,7 +631,9 @@ fn symlinks_as_links_round_trip() {
         assert_eq!(link.path, ["data", "link"], "{version:?}");
         assert_eq!(link.size, 0);
         assert_eq!(
-            link.symlink_target.as_ref().map(lt_metainfo::FilePath::to_vec),
+            link.symlink_target
+                .as_ref()
+                .map(lt_metainfo::FilePath::to_vec),
             Some(vec!["data".to_owned(), "real.txt".to_owned()]),
             "{version:?}"
         );
@@ -667,7 +669,9 @@ fn v2_symlink_without_length_loads() {
     let t = TorrentInfo::from_bytes(&bytes).unwrap();
     let link = &t.files().files().iter().find(|f| f.attr.symlink).unwrap();
     assert_eq!(
-        link.symlink_target.as_ref().map(lt_metainfo::FilePath::to_vec),
+        link.symlink_target
+            .as_ref()
+            .map(lt_metainfo::FilePath::to_vec),
         Some(vec!["t".to_owned(), "f".to_owned()])
     );
 }
