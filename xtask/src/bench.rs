@@ -3,7 +3,10 @@
 //! `transfer`: a single-file torrent (default 1 GiB, 1 MiB pieces, v1) whose payload is on
 //! /dev/shm, moved over TCP on loopback between one seeder and one leecher process, for each
 //! pair of clients: libtorrent seeder -> lt leecher, libtorrent -> libtorrent, and lt seeder
-//! -> libtorrent leecher (`--pairs`), `--runs` times each. libtorrent is
+//! -> libtorrent leecher, and lt -> lt (`--pairs`), `--runs` times each, the pairs
+//! interleaved within each run. With `--baseline PATH` (an `lt` binary built from another
+//! commit), every pair with lt in it also runs with that binary, interleaved the same way,
+//! and the report adds this build's ratios to the baseline's. libtorrent is
 //! `tests/python/lt_peer.py` on python3-libtorrent 2.0; lt is `lt seed` / `lt download` built
 //! in release mode. Per pair it reports the median rate the leecher reports (payload bytes
 //! over its time from adding the torrent to completion), the leecher's CPU seconds
@@ -62,12 +65,16 @@ pub(crate) struct TransferArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "libtorrent-lt,libtorrent-libtorrent,lt-libtorrent"
+        default_value = "libtorrent-lt,libtorrent-libtorrent,lt-libtorrent,lt-lt"
     )]
     pairs: Vec<Pair>,
     /// Seconds one transfer may take.
     #[arg(long, default_value_t = 300)]
     timeout: u64,
+    /// An `lt` binary of another build (say, the commit before a change): each pair with lt
+    /// in it runs with it too, in the same loop, and the report compares the two.
+    #[arg(long, value_name = "PATH")]
+    baseline: Option<std::path::PathBuf>,
     /// The leecher's download limit in bytes per second (0: none); the report then gives
     /// each leecher's rate as a fraction of it. lt is passed `--limit-local`, as loopback
     /// peers are exempt otherwise.
@@ -84,6 +91,8 @@ enum Pair {
     LibtorrentLibtorrent,
     /// lt seeds, libtorrent downloads.
     LtLibtorrent,
+    /// lt on both sides.
+    LtLt,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +107,7 @@ impl Pair {
             Self::LibtorrentLt => (Client::Libtorrent, Client::Lt),
             Self::LibtorrentLibtorrent => (Client::Libtorrent, Client::Libtorrent),
             Self::LtLibtorrent => (Client::Lt, Client::Libtorrent),
+            Self::LtLt => (Client::Lt, Client::Lt),
         }
     }
 
@@ -106,7 +116,12 @@ impl Pair {
             Self::LibtorrentLt => "libtorrent -> lt",
             Self::LibtorrentLibtorrent => "libtorrent -> libtorrent",
             Self::LtLibtorrent => "lt -> libtorrent",
+            Self::LtLt => "lt -> lt",
         }
+    }
+
+    fn has_lt(self) -> bool {
+        self != Self::LibtorrentLibtorrent
     }
 }
 
@@ -153,16 +168,31 @@ fn transfer(args: &TransferArgs) -> Result<()> {
             .args(["--piece-size", &format!("{}K", args.piece_kib)]),
     )?;
 
-    let mut results: Vec<(Pair, Vec<Run>)> = Vec::new();
+    // Every variant once per run, so a slow spell of the machine hits them all alike.
+    let mut variants: Vec<Variant<'_>> = Vec::new();
     for &pair in &args.pairs {
-        let mut runs = Vec::new();
-        for i in 0..args.runs {
-            let r = one_transfer(pair, &lt, &torrent, &source, dir, args)
-                .with_context(|| format!("{} run {}", pair.name(), i + 1))?;
+        variants.push(Variant {
+            pair,
+            lt: &lt,
+            baseline: false,
+        });
+        if let Some(b) = args.baseline.as_deref().filter(|_| pair.has_lt()) {
+            variants.push(Variant {
+                pair,
+                lt: b,
+                baseline: true,
+            });
+        }
+    }
+    let mut results: Vec<Vec<Run>> = vec![Vec::new(); variants.len()];
+    for i in 0..args.runs {
+        for (v, runs) in variants.iter().zip(&mut results) {
+            let r = one_transfer(v.pair, v.lt, &torrent, &source, dir, args)
+                .with_context(|| format!("{} run {}", v.label(), i + 1))?;
             println!(
-                "  {:<26} run {}: {:>7.1} MB/s, leecher {:.2} CPU s, {:.1} MiB peak anon, \
+                "  {:<37} run {}: {:>7.1} MB/s, leecher {:.2} CPU s, {:.1} MiB peak anon, \
                  seeder {:.2} CPU s",
-                pair.name(),
+                v.label(),
                 i + 1,
                 r.mb_per_s,
                 r.leecher_cpu,
@@ -171,7 +201,6 @@ fn transfer(args: &TransferArgs) -> Result<()> {
             );
             runs.push(r);
         }
-        results.push((pair, runs));
     }
 
     println!();
@@ -184,11 +213,11 @@ fn transfer(args: &TransferArgs) -> Result<()> {
         args.runs
     );
     println!(
-        "{:<26} {:>9} {:>13} {:>15} {:>13}   runs (MB/s)",
+        "{:<37} {:>9} {:>13} {:>15} {:>13}   runs (MB/s)",
         "seeder -> leecher", "MB/s", "leecher CPU s", "leecher anon MiB", "seeder CPU s"
     );
     let mut medians = Vec::new();
-    for (pair, runs) in &results {
+    for (v, runs) in variants.iter().zip(&results) {
         let m = Run {
             mb_per_s: median(runs.iter().map(|r| r.mb_per_s)),
             leecher_cpu: median(runs.iter().map(|r| r.leecher_cpu)),
@@ -197,38 +226,65 @@ fn transfer(args: &TransferArgs) -> Result<()> {
         };
         let each: Vec<String> = runs.iter().map(|r| format!("{:.1}", r.mb_per_s)).collect();
         println!(
-            "{:<26} {:>9.1} {:>13.2} {:>15.1} {:>13.2}   {}",
-            pair.name(),
+            "{:<37} {:>9.1} {:>13.2} {:>15.1} {:>13.2}   {}",
+            v.label(),
             m.mb_per_s,
             m.leecher_cpu,
             m.leecher_anon_kib / 1024.0,
             m.seeder_cpu,
             each.join(" ")
         );
-        medians.push((*pair, m));
+        medians.push((v.pair, v.baseline, m));
     }
-    let get = |p: Pair| medians.iter().find(|(q, _)| *q == p).map(|(_, m)| *m);
-    if let Some(reference) = get(Pair::LibtorrentLibtorrent) {
-        if let Some(ours) = get(Pair::LibtorrentLt) {
-            println!(
-                "lt/libtorrent as leecher: rate x{:.2}, CPU x{:.2}, peak anon memory x{:.2}",
-                ours.mb_per_s / reference.mb_per_s,
-                ours.leecher_cpu / reference.leecher_cpu,
-                ours.leecher_anon_kib / reference.leecher_anon_kib.max(1.0)
-            );
+    let get = |p: Pair, baseline: bool| {
+        medians
+            .iter()
+            .find(|(q, b, _)| *q == p && *b == baseline)
+            .map(|(_, _, m)| *m)
+    };
+    if let Some(reference) = get(Pair::LibtorrentLibtorrent, false) {
+        for baseline in [false, true] {
+            let which = if baseline { " (baseline)" } else { "" };
+            if let Some(ours) = get(Pair::LibtorrentLt, baseline) {
+                println!(
+                    "lt{which}/libtorrent as leecher: rate x{:.2}, CPU x{:.2}, peak anon memory x{:.2}",
+                    ours.mb_per_s / reference.mb_per_s,
+                    ours.leecher_cpu / reference.leecher_cpu,
+                    ours.leecher_anon_kib / reference.leecher_anon_kib.max(1.0)
+                );
+            }
+            if let Some(ours) = get(Pair::LtLibtorrent, baseline) {
+                println!(
+                    "lt{which}/libtorrent as seeder:  rate x{:.2}, seeder CPU x{:.2}",
+                    ours.mb_per_s / reference.mb_per_s,
+                    ours.seeder_cpu / reference.seeder_cpu
+                );
+            }
+            if let Some(ours) = get(Pair::LtLt, baseline) {
+                println!(
+                    "lt{which} -> lt{which} against libtorrent -> libtorrent: rate x{:.2}",
+                    ours.mb_per_s / reference.mb_per_s
+                );
+            }
         }
-        if let Some(ours) = get(Pair::LtLibtorrent) {
+    }
+    for &pair in &args.pairs {
+        if let (Some(now), Some(before)) = (get(pair, false), get(pair, true)) {
             println!(
-                "lt/libtorrent as seeder:  rate x{:.2}, seeder CPU x{:.2}",
-                ours.mb_per_s / reference.mb_per_s,
-                ours.seeder_cpu / reference.seeder_cpu
+                "{}: this build / baseline: rate x{:.2}, leecher CPU x{:.2}, seeder CPU x{:.2}, \
+                 leecher anon x{:.2}",
+                pair.name(),
+                now.mb_per_s / before.mb_per_s,
+                now.leecher_cpu / before.leecher_cpu,
+                now.seeder_cpu / before.seeder_cpu,
+                now.leecher_anon_kib / before.leecher_anon_kib.max(1.0)
             );
         }
     }
     if args.download_limit > 0 {
         #[allow(clippy::cast_precision_loss)]
         let limit = args.download_limit as f64 / 1e6;
-        for (pair, m) in &medians {
+        for (pair, _, m) in medians.iter().filter(|(_, b, _)| !b) {
             println!(
                 "{} at a {limit:.2} MB/s download limit: {:.3} MB/s = x{:.3} of the limit",
                 pair.name(),
@@ -242,6 +298,23 @@ fn transfer(args: &TransferArgs) -> Result<()> {
          the leecher's own time from start to completion)"
     );
     Ok(())
+}
+
+/// A pair run with one `lt` binary.
+struct Variant<'a> {
+    pair: Pair,
+    lt: &'a Path,
+    baseline: bool,
+}
+
+impl Variant<'_> {
+    fn label(&self) -> String {
+        if self.baseline {
+            format!("{} (baseline)", self.pair.name())
+        } else {
+            self.pair.name().to_owned()
+        }
+    }
 }
 
 fn median(values: impl Iterator<Item = f64>) -> f64 {

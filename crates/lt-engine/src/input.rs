@@ -113,7 +113,8 @@ pub enum Input {
         /// The counts.
         result: Result<ScrapeEntry, lt_tracker::Error>,
     },
-    /// A DHT lookup for a torrent found peers.
+    /// A DHT announce ([`Action::DhtAnnounce`](crate::Action::DhtAnnounce)) finished with
+    /// these peers (none when it failed or found nobody).
     DhtPeers {
         /// The torrent.
         torrent: TorrentId,

@@ -140,6 +140,12 @@ pub struct Settings {
     pub allowed_enc_level: EncLevel,
     /// `prefer_rc4`. Default `false`.
     pub prefer_rc4: bool,
+    /// `dht_announce_interval`: how often each public torrent is announced on the DHT
+    /// (sooner, every 5 s, while a lookup finds nobody). Default 15 min.
+    pub dht_announce_interval: Duration,
+    /// `local_service_announce_interval`: how often each public torrent is announced by
+    /// local service discovery (BEP 14). Default 5 min.
+    pub lsd_announce_interval: Duration,
     /// `enable_outgoing_tcp`: dial peers over TCP. With uTP also on, TCP is tried first
     /// and uTP when it fails. Default `true`.
     pub enable_outgoing_tcp: bool,
@@ -222,6 +228,8 @@ impl Default for Settings {
             in_enc_policy: EncPolicy::Enabled,
             allowed_enc_level: EncLevel::Both,
             prefer_rc4: false,
+            dht_announce_interval: Duration::from_secs(15 * 60),
+            lsd_announce_interval: Duration::from_secs(5 * 60),
             enable_outgoing_tcp: true,
             enable_outgoing_utp: true,
             enable_incoming_tcp: true,

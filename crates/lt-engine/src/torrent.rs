@@ -140,6 +140,11 @@ pub(crate) struct Torrent {
     pub(crate) meta: MetaFetch,
     /// The name to show until the metadata arrives.
     pub(crate) name_hint: Option<String>,
+    /// When the next DHT announce is due (`None`: at once) and whether one runs.
+    pub(crate) next_dht: Option<Instant>,
+    pub(crate) dht_in_flight: bool,
+    /// When the next local service discovery announce is due (`None`: at once).
+    pub(crate) next_lsd: Option<Instant>,
 }
 
 /// Sets the picker's piece priorities from file priorities (0 to 7; past 7 is 7).

@@ -102,6 +102,21 @@ pub enum Action {
         /// Its metadata.
         info: Arc<TorrentInfo>,
     },
+    /// Look the torrent up on the DHT and announce it there (BEP 5, with BEP 33's seed flag);
+    /// report what was found, even nothing, as [`crate::Input::DhtPeers`].
+    DhtAnnounce {
+        /// The torrent.
+        torrent: TorrentId,
+        /// Its v1 (or truncated v2) info-hash.
+        info_hash: Sha1Hash,
+        /// We are a seed.
+        seed: bool,
+    },
+    /// Announce these torrents on the local network (BEP 14).
+    LsdAnnounce {
+        /// Their v1 (or truncated v2) info-hashes.
+        info_hashes: Vec<Sha1Hash>,
+    },
     /// A peer told us its DHT node (BEP 5 PORT): add it to the DHT's routing table.
     DhtNode {
         /// The node.

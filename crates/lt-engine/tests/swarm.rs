@@ -327,7 +327,11 @@ impl Sim {
                     };
                     let _ = self.nodes[i].engine.handle_input(now, announced);
                 }
-                Action::Scrape { .. } | Action::DhtNode { .. } | Action::RemoveStorage { .. } => {}
+                Action::Scrape { .. }
+                | Action::DhtNode { .. }
+                | Action::DhtAnnounce { .. }
+                | Action::LsdAnnounce { .. }
+                | Action::RemoveStorage { .. } => {}
             }
         }
         while let Some(alert) = self.nodes[i].engine.poll_alert() {

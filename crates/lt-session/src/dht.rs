@@ -1,22 +1,17 @@
 //! The DHT (lt-dht's tokio driver) in the session: it shares the uTP socket (KRPC datagrams
-//! are told apart by their first byte), looks up and announces every public torrent, feeds
-//! the peers it finds to the engine, and learns nodes from peers' PORT messages.
+//! are told apart by their first byte); the driver runs the announces the engine asks for
+//! and adds the nodes peers name in PORT messages; its events become alerts.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
 
 use lt_dht::DhtState;
 use lt_dht::tokio::{Bind, Datagram, DhtConfig, DhtEvent, DhtHandle};
-use lt_engine::{Alert, TorrentId};
+use lt_engine::Alert;
 use lt_utp::tokio::UtpSocket;
 use tokio::sync::mpsc;
 
-use crate::{Event, SessionSettings, Shared};
-
-/// How soon a lookup that found nobody is tried again.
-const RETRY_EMPTY: Duration = Duration::from_secs(5);
+use crate::{Event, SessionSettings};
 
 /// What starting the DHT needs, kept so that it can start again after a stop. The uTP
 /// socket's non-uTP datagrams are taken once, at session start, and go to whichever DHT
@@ -106,87 +101,20 @@ impl DhtStarter {
     }
 }
 
-/// The public torrents whose periodic announce (DHT, LSD) is due: each is scheduled again
-/// `interval` later; schedules of torrents that left are dropped.
-pub(crate) fn due_torrents(
-    shared: &Shared,
-    next: &mut HashMap<TorrentId, Instant>,
-    interval: Duration,
-) -> Vec<(TorrentId, lt_core::Sha1Hash, bool)> {
-    let targets = shared.engine().public_torrents();
-    let now = Instant::now();
-    next.retain(|id, _| targets.iter().any(|t| t.0 == *id));
-    targets
-        .into_iter()
-        .filter(|(id, _, _)| {
-            if next.get(id).is_some_and(|&at| now < at) {
-                return false;
-            }
-            next.insert(*id, now + interval);
-            true
-        })
-        .collect()
-}
-
-/// Looks up and announces the engine's public torrents, every `interval` (sooner while a
-/// lookup finds nobody), and turns DHT events into alerts.
-pub(crate) async fn run(
-    dht: DhtHandle,
-    shared: Arc<Shared>,
-    inputs: mpsc::Sender<Event>,
-    port: u16,
-    interval: Duration,
-) {
+/// Turns the node's events into alerts until it stops. (What to announce and when is the
+/// engine's decision: [`lt_engine::Action::DhtAnnounce`].)
+pub(crate) async fn run(dht: DhtHandle, inputs: mpsc::Sender<Event>) {
     let mut events = dht.subscribe();
-    let (found_tx, mut found_rx) = mpsc::channel::<(TorrentId, usize)>(64);
-    let mut next: HashMap<TorrentId, Instant> = HashMap::new();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
-        tokio::select! {
-            _ = tick.tick() => {
-                if shared.closed.load(std::sync::atomic::Ordering::Relaxed) {
-                    return;
-                }
-                for (id, info_hash, seed) in due_torrents(&shared, &mut next, interval) {
-                    let dht = dht.clone();
-                    let inputs = inputs.clone();
-                    let found = found_tx.clone();
-                    tokio::spawn(async move {
-                        let peers = match dht.announce_with(info_hash, Some(port), seed).await {
-                            Ok(o) => o.peers,
-                            Err(_) => Vec::new(),
-                        };
-                        let _ = found.send((id, peers.len())).await;
-                        if !peers.is_empty() {
-                            let _ = inputs
-                                .send(Event::Engine(lt_engine::Input::DhtPeers { torrent: id, peers }))
-                                .await;
-                        }
-                    });
-                }
+        let alert = match events.recv().await {
+            Ok(DhtEvent::BootstrapDone { nodes }) => Alert::DhtBootstrap { nodes },
+            Ok(DhtEvent::IncomingAnnounce { info_hash, peer }) => {
+                Alert::DhtAnnounce { info_hash, peer }
             }
-            found = found_rx.recv() => {
-                let Some((id, n)) = found else { return };
-                if n == 0 {
-                    next.insert(id, Instant::now() + RETRY_EMPTY);
-                } else {
-                    let _ = inputs
-                        .send(Event::Alert(Alert::DhtGetPeersReply { torrent: id, num_peers: n }))
-                        .await;
-                }
-            }
-            event = events.recv() => {
-                let alert = match event {
-                    Ok(DhtEvent::BootstrapDone { nodes }) => Alert::DhtBootstrap { nodes },
-                    Ok(DhtEvent::IncomingAnnounce { info_hash, peer }) => {
-                        Alert::DhtAnnounce { info_hash, peer }
-                    }
-                    Ok(DhtEvent::ExternalAddress { addr }) => Alert::ExternalIp { address: addr.ip() },
-                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(_) => return,
-                };
-                let _ = inputs.send(Event::Alert(alert)).await;
-            }
-        }
+            Ok(DhtEvent::ExternalAddress { addr }) => Alert::ExternalIp { address: addr.ip() },
+            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(_) => return,
+        };
+        let _ = inputs.send(Event::Alert(alert)).await;
     }
 }

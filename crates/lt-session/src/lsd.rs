@@ -1,16 +1,16 @@
-//! Local service discovery (BEP 14): a UDP socket on port 6771 in the IPv4 multicast group,
-//! an announce of every public torrent when it starts and every `lsd_announce_interval`,
-//! and the announces of others turned into peers.
+//! Local service discovery (BEP 14): a UDP socket on port 6771 in the IPv4 multicast group
+//! that sends the announces the engine schedules and hands the announces of others to the
+//! engine (which keeps those from the local network).
 
-use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use lt_engine::TorrentId;
+use lt_core::Sha1Hash;
+use lt_engine::Input;
 use lt_tracker::lsd;
+use tokio::sync::mpsc;
 
-use crate::{Shared, random_bytes};
+use crate::{Event, Shared, random_bytes};
 
 fn socket() -> std::io::Result<std::net::UdpSocket> {
     let s = socket2::Socket::new(
@@ -29,7 +29,7 @@ fn socket() -> std::io::Result<std::net::UdpSocket> {
 }
 
 /// Binds the LSD socket; `None` (with a warning) when it cannot.
-pub(crate) fn bind() -> Option<tokio::net::UdpSocket> {
+fn bind() -> Option<tokio::net::UdpSocket> {
     match socket().and_then(tokio::net::UdpSocket::from_std) {
         Ok(s) => Some(s),
         Err(e) => {
@@ -39,51 +39,69 @@ pub(crate) fn bind() -> Option<tokio::net::UdpSocket> {
     }
 }
 
-/// Announces and listens until the session closes.
-pub(crate) async fn run(
+/// Local service discovery's socket, shared by the announces the engine asks for
+/// ([`lt_engine::Action::LsdAnnounce`]) and the listener.
+pub(crate) struct Lsd {
     socket: tokio::net::UdpSocket,
-    shared: Arc<Shared>,
+    /// Ours, to tell our own multicasts apart.
+    cookie: String,
+    /// The listen port we announce.
     port: u16,
-    interval: Duration,
-) {
-    let mut raw = [0u8; 8];
-    random_bytes(&mut raw);
-    let cookie: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-    let group = SocketAddr::V4(SocketAddrV4::new(lsd::LSD_GROUP_V4, lsd::LSD_PORT));
-    let host = group.to_string();
-    let mut next: HashMap<TorrentId, Instant> = HashMap::new();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+}
+
+impl Lsd {
+    /// Binds the socket (`None`, with a warning, when it cannot) and starts the listener,
+    /// whose announces reach the engine as [`Input::LsdPeer`]. Call inside the runtime.
+    pub(crate) fn start(
+        shared: &Arc<Shared>,
+        events: mpsc::Sender<Event>,
+        port: u16,
+    ) -> Option<Arc<Self>> {
+        let socket = bind()?;
+        let mut raw = [0u8; 8];
+        random_bytes(&mut raw);
+        let cookie: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        let lsd = Arc::new(Self {
+            socket,
+            cookie,
+            port,
+        });
+        tokio::spawn(listen(Arc::clone(&lsd), Arc::clone(shared), events));
+        Some(lsd)
+    }
+
+    /// Multicasts one announce per torrent.
+    pub(crate) async fn announce(&self, info_hashes: &[Sha1Hash]) {
+        let group = SocketAddr::V4(SocketAddrV4::new(lsd::LSD_GROUP_V4, lsd::LSD_PORT));
+        let host = group.to_string();
+        for h in info_hashes {
+            let msg = lsd::encode(&host, self.port, &[*h], &self.cookie);
+            let _ = self.socket.send_to(&msg, group).await;
+        }
+    }
+}
+
+/// Hands the announces of others to the engine until the session closes.
+async fn listen(lsd: Arc<Lsd>, shared: Arc<Shared>, events: mpsc::Sender<Event>) {
     let mut buf = vec![0u8; lsd::MAX_DATAGRAM + 1];
     loop {
-        tokio::select! {
-            _ = tick.tick() => {
-                if shared.closed.load(std::sync::atomic::Ordering::Relaxed) {
-                    return;
-                }
-                for (_, info_hash, _) in crate::dht::due_torrents(&shared, &mut next, interval) {
-                    let msg = lsd::encode(&host, port, &[info_hash], &cookie);
-                    let _ = socket.send_to(&msg, group).await;
-                }
-            }
-            r = socket.recv_from(&mut buf) => {
-                let Ok((n, from)) = r else { continue };
-                let Ok(a) = lsd::parse(buf.get(..n).unwrap_or_default()) else { continue };
-                if a.cookie.as_deref() == Some(cookie.as_str()) {
-                    continue;
-                }
-                let peer = SocketAddr::new(from.ip(), a.port);
-                let mut engine = shared.engine();
-                let now = Instant::now();
-                for h in &a.info_hashes {
-                    let lsd = lt_engine::Input::LsdPeer {
-                        info_hash: *h,
-                        addr: peer,
-                    };
-                    let _ = engine.handle_input(now, lsd);
-                }
-                shared.push_alerts(&mut engine);
-                drop(engine);
-                shared.wake.notify_one();
+        let Ok((n, from)) = lsd.socket.recv_from(&mut buf).await else {
+            continue;
+        };
+        if shared.closed.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let Ok(a) = lsd::parse(buf.get(..n).unwrap_or_default()) else {
+            continue;
+        };
+        if a.cookie.as_deref() == Some(lsd.cookie.as_str()) {
+            continue;
+        }
+        let addr = SocketAddr::new(from.ip(), a.port);
+        for &info_hash in &a.info_hashes {
+            let peer = Input::LsdPeer { info_hash, addr };
+            if events.send(Event::Engine(peer)).await.is_err() {
+                return;
             }
         }
     }

@@ -309,7 +309,7 @@ fn magnet_found_through_the_dht_alone() {
     let hub_addr = hub.listen_addrs()[0];
     let mut s = settings();
     s.dht_bootstrap_nodes = vec![hub_addr];
-    s.dht_announce_interval = Duration::from_secs(2);
+    s.engine.dht_announce_interval = Duration::from_secs(2);
     let seed = Session::new(s.clone()).unwrap();
     let sh = seed
         .add_torrent(AddTorrentParams::new(Arc::clone(&info), src.path()))

@@ -20,6 +20,7 @@ use crate::{Action, ConnId, DisconnectReason, Input, Settings, TorrentId};
 mod choking;
 mod conn;
 mod conns;
+mod discovery;
 mod disk;
 mod metadata;
 mod pex;
@@ -85,6 +86,8 @@ pub struct Engine {
     last_auto_manage: Instant,
     /// Our DHT node's port, sent to peers in PORT messages (BEP 5).
     dht_port: Option<u16>,
+    /// Local service discovery is on (the driver has the multicast socket).
+    lsd: bool,
 }
 
 impl Engine {
@@ -125,6 +128,7 @@ impl Engine {
             port_filter: crate::PortFilter::new(),
             last_auto_manage: now,
             dht_port: None,
+            lsd: false,
         }
     }
 
@@ -166,21 +170,14 @@ impl Engine {
 
     /// The port of our DHT node (`None`: no DHT): peers that support the DHT are told it
     /// (BEP 5 PORT), and their PORT messages come out as [`Action::DhtNode`].
-    pub const fn set_dht_port(&mut self, port: Option<u16>) {
+    /// With a node, every public torrent is announced on the DHT from the next tick on
+    /// ([`Action::DhtAnnounce`]).
+    pub fn set_dht_port(&mut self, port: Option<u16>) {
         self.dht_port = port;
-    }
-
-    /// Torrents to announce on the DHT and by LSD: active, not private. With each, its
-    /// info-hash as the DHT knows it and whether we are a seed.
-    #[must_use]
-    pub fn public_torrents(&self) -> Vec<(TorrentId, Sha1Hash, bool)> {
-        self.torrents
-            .iter()
-            .filter(|(_, t)| {
-                t.is_active() && !self.paused && !(t.has_metadata && t.info.is_private())
-            })
-            .map(|(&id, t)| (id, t.wire_hash, t.is_seed()))
-            .collect()
+        for t in self.torrents.values_mut() {
+            t.next_dht = None;
+            t.dht_in_flight = false;
+        }
     }
 
     /// Sets the IP filter (the manual's `set_ip_filter`): connections to and from blocked
@@ -279,7 +276,7 @@ impl Engine {
                 tracker,
                 result,
             } => self.scrape_done(torrent, tracker, result),
-            Input::DhtPeers { torrent, peers } => self.add_peers(now, torrent, &peers),
+            Input::DhtPeers { torrent, peers } => self.dht_done(now, torrent, &peers),
             Input::LsdPeer { info_hash, addr } => self.add_lsd_peer(now, &info_hash, addr),
         }
         None

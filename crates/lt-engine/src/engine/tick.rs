@@ -87,6 +87,7 @@ impl Engine {
             self.unchoke_free_slots(now);
         }
         self.tick_trackers(now);
+        self.tick_discovery(now);
         self.send_pex(now);
         self.connect_peers(now);
         for &id in &ids {

@@ -9,6 +9,7 @@ use lt_picker::{Layout, PiecePicker, Priority};
 use lt_tracker::TrackerList;
 use lt_wire::PieceLayout;
 use rand_core::RngCore as _;
+use tracing::debug;
 
 use crate::alert::Alert;
 use crate::rate::{Bucket, Rate};
@@ -45,6 +46,12 @@ impl Engine {
     /// A peer announced a torrent by local service discovery (BEP 14): if the torrent is
     /// ours and public, the peer joins its list ([`Alert::LsdPeer`]).
     pub(super) fn add_lsd_peer(&mut self, now: Instant, info_hash: &Sha1Hash, addr: SocketAddr) {
+        // BEP 14 is for the local network: an announce from anywhere else (a unicast to port
+        // 6771 from the internet) names no peer worth dialling.
+        if !crate::rate::is_local_network(addr.ip()) {
+            debug!(peer = %addr, "LSD announce from outside the local network ignored");
+            return;
+        }
         let max = self.settings.max_peerlist_size;
         let Some(id) = self.find_by_wire_hash(info_hash) else {
             return;
@@ -210,6 +217,9 @@ impl Engine {
             has_metadata,
             meta: crate::torrent::MetaFetch::default(),
             name_hint: params.name.clone(),
+            next_dht: None,
+            dht_in_flight: false,
+            next_lsd: None,
             info,
         };
         let name = if has_metadata {

@@ -1,0 +1,402 @@
+//! The engine against one remote peer speaking the wire protocol through lt-wire, with the
+//! test as the driver: back-pressure on a peer that does not read, and the dial fallback
+//! across transports and encryption.
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use lt_core::{Bitfield, PeerId, PieceIndex};
+use lt_engine::{
+    Action, AddTorrent, ConnId, DiskDone, DiskJob, Engine, Handshake, Input, IoError, Settings,
+    TorrentId, Transport,
+};
+use lt_metainfo::{CreateTorrent, TorrentInfo};
+use lt_wire::mse::EncPolicy;
+use lt_wire::{BlockRequest, PeerConfig, PeerConnection, PeerEvent, PieceLayout, TorrentParams};
+
+const BLOCK: u32 = 16 * 1024;
+
+/// A seeding engine, its torrent and the payload.
+struct Seed {
+    engine: Engine,
+    torrent: TorrentId,
+    info: Arc<TorrentInfo>,
+    data: Vec<u8>,
+    now: Instant,
+}
+
+impl Seed {
+    fn new(settings: Settings, len: usize) -> Self {
+        let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+        let bytes = CreateTorrent::from_memory("p.bin", data.clone())
+            .piece_size(256 * 1024)
+            .generate()
+            .unwrap();
+        let info = Arc::new(TorrentInfo::from_bytes(&bytes).unwrap());
+        let now = Instant::now();
+        let mut engine = Engine::new(settings, PeerId::new([1; 20]), [3; 32], now);
+        let torrent = engine
+            .add_torrent(now, AddTorrent::new(Arc::clone(&info)))
+            .unwrap();
+        let mut seed = Self {
+            engine,
+            torrent,
+            info,
+            data,
+            now,
+        };
+        // The check finds every piece.
+        let n = seed.info.num_pieces() as usize;
+        let mut checked = false;
+        while let Some(a) = seed.engine.poll_action() {
+            if let Action::Disk(DiskJob::Check { torrent, .. }) = a {
+                let done = DiskDone::Checked {
+                    torrent,
+                    result: Ok(Bitfield::full(n)),
+                };
+                let _ = seed.engine.handle_input(now, Input::Disk(done));
+                checked = true;
+            }
+        }
+        assert!(checked);
+        seed
+    }
+
+    fn params(&self) -> TorrentParams {
+        TorrentParams {
+            info_hash: self.info.info_hash(),
+            layout: Some(PieceLayout {
+                num_pieces: self.info.num_pieces(),
+                piece_length: self.info.piece_length(),
+                total_length: self.info.total_size(),
+            }),
+            metadata_size: None,
+        }
+    }
+
+    /// Carries out the engine's actions: disk reads are answered at once, what it sends to
+    /// `conn` goes to `remote` (and is counted in `*sent`), nothing is reported written.
+    fn pump(&mut self, conn: ConnId, remote: &mut PeerConnection, sent: &mut usize) {
+        loop {
+            let mut progress = false;
+            while let Some(a) = self.engine.poll_action() {
+                progress = true;
+                match a {
+                    Action::Send { conn: c, bufs } => {
+                        assert_eq!(c, conn);
+                        for b in bufs {
+                            *sent += b.len();
+                            remote.handle_bytes(self.now, &b).unwrap();
+                        }
+                    }
+                    Action::Disk(DiskJob::Read {
+                        torrent,
+                        conn,
+                        request,
+                    }) => {
+                        let start = request.piece.as_usize() * self.info.piece_length() as usize
+                            + request.begin as usize;
+                        let data =
+                            Bytes::copy_from_slice(&self.data[start..start + request.len as usize]);
+                        let done = DiskDone::Read {
+                            torrent,
+                            conn,
+                            request,
+                            result: Ok(data),
+                        };
+                        let _ = self.engine.handle_input(self.now, Input::Disk(done));
+                    }
+                    other => panic!("unexpected action {other:?}"),
+                }
+            }
+            while let Some(b) = remote.poll_transmit() {
+                progress = true;
+                let data = BytesMut::from(&b[..]);
+                let _ = self
+                    .engine
+                    .handle_input(self.now, Input::Received { conn, data });
+            }
+            if !progress {
+                return;
+            }
+        }
+    }
+
+    fn tick(&mut self, by: Duration) {
+        self.now += by;
+        let _ = self.engine.handle_input(self.now, Input::Timeout);
+    }
+}
+
+/// Issue 18, finding 2 (and the back-pressure of issue 17): a peer that asks for 400
+/// blocks and never reads gets no more than the send buffer watermark queued for it (the
+/// low watermark while its upload rate is unknown, at most the high one); as the driver
+/// reports bytes written, the rest follows, correct.
+#[test]
+fn a_peer_that_does_not_read_gets_at_most_the_watermark() {
+    let settings = Settings::default();
+    let (low, watermark) = (
+        settings.send_buffer_low_watermark,
+        settings.send_buffer_watermark,
+    );
+    let mut seed = Seed::new(settings, 8 << 20);
+    let addr: SocketAddr = "10.0.0.2:50000".parse().unwrap();
+    let conn = seed
+        .engine
+        .handle_input(
+            seed.now,
+            Input::Incoming {
+                addr,
+                transport: Transport::Tcp,
+                handshake: Handshake::default(),
+            },
+        )
+        .unwrap();
+    let mut remote = PeerConnection::outgoing(
+        PeerConfig::new(PeerId::new([2; 20])),
+        seed.now,
+        seed.params(),
+        None,
+        BytesMut::new(),
+    )
+    .unwrap();
+    let mut sent = 0usize;
+    seed.pump(conn, &mut remote, &mut sent);
+    remote.set_interested(seed.now, true);
+    seed.pump(conn, &mut remote, &mut sent);
+    seed.tick(Duration::from_secs(1));
+    seed.pump(conn, &mut remote, &mut sent);
+    assert!(!remote.peer_choking(), "the seed unchoked the peer");
+    while remote.poll_event().is_some() {}
+
+    let blocks = 400u32;
+    for i in 0..blocks {
+        let piece = PieceIndex::new(i * BLOCK / seed.info.piece_length());
+        let begin = i * BLOCK % seed.info.piece_length();
+        remote
+            .request(seed.now, BlockRequest::new(piece, begin, BLOCK))
+            .unwrap();
+    }
+    let before = sent;
+    seed.pump(conn, &mut remote, &mut sent);
+    let queued = sent;
+    assert!(
+        queued - before >= BLOCK as usize,
+        "the seed serves a block before its send buffer fills"
+    );
+    assert!(
+        queued - before <= low + 2 * BLOCK as usize,
+        "{} bytes queued for a new peer that reads nothing (low watermark {low})",
+        queued - before
+    );
+    // Ticks alone release nothing more.
+    for _ in 0..10 {
+        seed.tick(Duration::from_millis(500));
+        seed.pump(conn, &mut remote, &mut sent);
+    }
+    assert_eq!(sent, queued, "more was queued without a write");
+
+    // The driver writes what it holds and time passes: the upload rate, and with it the
+    // watermark, grows to the high one; everything arrives.
+    let mut got = 0u32;
+    let mut reported = 0usize;
+    let mut most = 0;
+    for _ in 0..2000 {
+        while let Some(e) = remote.poll_event() {
+            if let PeerEvent::Block { request, data } = e {
+                let start = request.piece.as_usize() * seed.info.piece_length() as usize
+                    + request.begin as usize;
+                assert_eq!(&data[..], &seed.data[start..start + data.len()]);
+                got += 1;
+            }
+        }
+        if got == blocks {
+            break;
+        }
+        let written = sent - reported;
+        reported = sent;
+        let _ = seed
+            .engine
+            .handle_input(seed.now, Input::Drained { conn, written });
+        seed.tick(Duration::from_millis(20));
+        let before = sent;
+        seed.pump(conn, &mut remote, &mut sent);
+        most = most.max(sent - before);
+    }
+    assert_eq!(got, blocks);
+    assert!(
+        most <= watermark + 2 * BLOCK as usize,
+        "{most} bytes queued at once (watermark {watermark})"
+    );
+    assert!(
+        most > 4 * low,
+        "the watermark grew with the rate: at most {most} bytes queued at once"
+    );
+}
+
+/// The engine chooses how to dial: TCP first, uTP when TCP fails, then both again in
+/// plaintext when encryption is only "enabled"; then the peer counts as failed.
+#[test]
+fn dial_falls_back_from_tcp_to_utp_to_plaintext() {
+    let mut seed = Seed::new(Settings::default(), 1 << 20);
+    let peer: SocketAddr = "10.0.0.9:6881".parse().unwrap();
+    seed.engine.connect_peer(seed.now, seed.torrent, peer);
+    seed.tick(Duration::from_secs(1));
+    let mut attempts = Vec::new();
+    for _ in 0..6 {
+        let mut dial = None;
+        while let Some(a) = seed.engine.poll_action() {
+            if let Action::Connect {
+                conn,
+                addr,
+                transport,
+                encrypt,
+                ..
+            } = a
+            {
+                assert_eq!(addr, peer);
+                dial = Some(conn);
+                attempts.push((transport, encrypt));
+            }
+        }
+        let Some(conn) = dial else { break };
+        let error = IoError::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let _ = seed
+            .engine
+            .handle_input(seed.now, Input::ConnectFailed { conn, error });
+    }
+    assert_eq!(
+        attempts,
+        [
+            (Transport::Tcp, true),
+            (Transport::Utp, true),
+            (Transport::Tcp, false),
+            (Transport::Utp, false),
+        ]
+    );
+    assert_eq!(seed.engine.num_connections(), 0);
+
+    // Forced encryption never falls back to plaintext; uTP alone is dialled alone.
+    let mut settings = Settings {
+        out_enc_policy: EncPolicy::Forced,
+        enable_outgoing_tcp: false,
+        ..Settings::default()
+    };
+    settings.min_reconnect_time = Duration::from_secs(1);
+    let mut seed = Seed::new(settings, 1 << 20);
+    seed.engine.connect_peer(seed.now, seed.torrent, peer);
+    seed.tick(Duration::from_secs(1));
+    let mut attempts = Vec::new();
+    for _ in 0..3 {
+        let mut dial = None;
+        while let Some(a) = seed.engine.poll_action() {
+            if let Action::Connect {
+                conn,
+                transport,
+                encrypt,
+                ..
+            } = a
+            {
+                dial = Some(conn);
+                attempts.push((transport, encrypt));
+            }
+        }
+        let Some(conn) = dial else { break };
+        let error = IoError::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let _ = seed
+            .engine
+            .handle_input(seed.now, Input::ConnectFailed { conn, error });
+    }
+    assert_eq!(attempts, [(Transport::Utp, true)]);
+}
+
+/// The engine schedules DHT and LSD announces (the driver only runs them): a DHT announce
+/// at once, one at a time, again after 5 s when it found nobody and after
+/// `dht_announce_interval` when it found peers; LSD every `lsd_announce_interval`. LSD
+/// announces from outside the local network name no peer (issue 18, finding 12).
+#[test]
+fn dht_and_lsd_announces_are_scheduled_by_the_engine() {
+    fn announces(seed: &mut Seed) -> (Vec<bool>, usize) {
+        let (mut dht, mut lsd) = (Vec::new(), 0);
+        while let Some(a) = seed.engine.poll_action() {
+            match a {
+                Action::DhtAnnounce { seed: s, .. } => dht.push(s),
+                Action::LsdAnnounce { info_hashes } => lsd += info_hashes.len(),
+                _ => {}
+            }
+        }
+        (dht, lsd)
+    }
+    let mut seed = Seed::new(Settings::default(), 1 << 20);
+    let (torrent, now) = (seed.torrent, seed.now);
+    seed.engine.set_alert_mask(lt_engine::AlertCategory::ALL);
+    seed.engine.set_dht_port(Some(6881));
+    seed.engine.set_lsd(true, now);
+    seed.tick(Duration::from_millis(500));
+    assert_eq!(announces(&mut seed), (vec![true], 1));
+    seed.tick(Duration::from_secs(10));
+    assert_eq!(
+        announces(&mut seed),
+        (vec![], 0),
+        "one DHT announce at a time"
+    );
+    let done = Input::DhtPeers {
+        torrent,
+        peers: Vec::new(),
+    };
+    let _ = seed.engine.handle_input(seed.now, done);
+    seed.tick(Duration::from_secs(4));
+    assert_eq!(announces(&mut seed), (vec![], 0));
+    seed.tick(Duration::from_secs(2));
+    assert_eq!(announces(&mut seed), (vec![true], 0), "retried after 5 s");
+    let found: SocketAddr = "10.1.2.3:6881".parse().unwrap();
+    let done = Input::DhtPeers {
+        torrent,
+        peers: vec![found],
+    };
+    let _ = seed.engine.handle_input(seed.now, done);
+    let mut replies = 0;
+    while let Some(a) = seed.engine.poll_alert() {
+        if let lt_engine::Alert::DhtGetPeersReply { num_peers, .. } = a {
+            replies += num_peers;
+        }
+    }
+    assert_eq!(replies, 1);
+    // LSD again after 5 min; the DHT after 15 (the tick is 14 min here, so one LSD).
+    seed.tick(Duration::from_secs(4 * 60));
+    assert_eq!(announces(&mut seed), (vec![], 0));
+    seed.tick(Duration::from_secs(2 * 60));
+    assert_eq!(announces(&mut seed), (vec![], 1), "LSD on its interval");
+    seed.tick(Duration::from_secs(8 * 60));
+    assert_eq!(announces(&mut seed).0, vec![]);
+    seed.tick(Duration::from_secs(2 * 60));
+    assert_eq!(
+        announces(&mut seed).0,
+        vec![true],
+        "the DHT on its interval"
+    );
+
+    // LSD peers: only from the local network.
+    let hash = seed.info.info_hash().best();
+    for (addr, kept) in [("8.8.8.8:6881", false), ("192.168.1.5:6881", true)] {
+        let addr: SocketAddr = addr.parse().unwrap();
+        let lsd = Input::LsdPeer {
+            info_hash: hash,
+            addr,
+        };
+        let _ = seed.engine.handle_input(seed.now, lsd);
+        let mut seen = false;
+        while let Some(a) = seed.engine.poll_alert() {
+            seen |= matches!(a, lt_engine::Alert::LsdPeer { addr: a, .. } if a == addr);
+        }
+        assert_eq!(seen, kept, "{addr}");
+    }
+    // With both off, nothing is announced.
+    seed.engine.set_dht_port(None);
+    seed.engine.set_lsd(false, seed.now);
+    seed.tick(Duration::from_secs(3600));
+    assert_eq!(announces(&mut seed), (vec![], 0));
+}

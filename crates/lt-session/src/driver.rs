@@ -1,0 +1,464 @@
+//! The engine loop: driver events in, the engine's actions carried out.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Instant;
+
+use bytes::Bytes;
+use lt_core::{InfoHash, Sha1Hash};
+use lt_engine::{
+    Action, Alert, ConnId, DiskDone, DiskError, DiskErrorKind, DiskJob, Handshake, Input,
+    TorrentId, Transport,
+};
+use lt_metainfo::TorrentInfo;
+use lt_storage::FsStorage;
+use lt_tracker::{AnnounceRequest, TrackerIndex};
+use tokio::sync::mpsc;
+
+use crate::Shared;
+use crate::disk;
+use crate::disk::{DiskOutput, TorrentIo};
+use crate::io;
+use crate::lsd::Lsd;
+use crate::tracker;
+
+/// What reaches the engine loop: events for the engine as they are, and the few that
+/// carry a socket or writer the loop keeps before the engine hears of them.
+pub(crate) enum Event {
+    /// An event for the engine.
+    Engine(Input),
+    /// A dialled connection is up: the loop keeps its writer, then tells the engine.
+    Connected {
+        conn: ConnId,
+        writer: mpsc::UnboundedSender<Vec<Bytes>>,
+        transport: Transport,
+        handshake: Handshake,
+    },
+    /// An accepted connection got past its first bytes (and MSE); the engine decides
+    /// whether to keep it.
+    Incoming {
+        addr: SocketAddr,
+        stream: io::PeerStream,
+        handshake: Handshake,
+    },
+    /// An alert from the shell (DHT, port mapping, disk).
+    Alert(Alert),
+}
+
+/// The engine loop: driver events in, the engine's actions out, until the channel closes.
+pub(crate) async fn engine_loop(
+    shared: Arc<Shared>,
+    mut rx: mpsc::Receiver<Event>,
+    tx: mpsc::Sender<Event>,
+    check_threads: usize,
+    dialer: io::Dialer,
+    lsd: Option<Arc<Lsd>>,
+) {
+    let http = {
+        let e = shared.engine();
+        tracker::http_client(
+            &e.settings().user_agent,
+            e.settings().tracker_completion_timeout,
+        )
+    };
+    let mut driver = Driver {
+        disk_permits: Arc::new(tokio::sync::Semaphore::new(check_threads.max(2) * 2)),
+        shared,
+        tx,
+        dialer,
+        http,
+        check_threads,
+        lsd,
+        writers: HashMap::new(),
+        tasks: HashMap::new(),
+        served: Vec::new(),
+    };
+    let mut batch: Vec<Event> = Vec::with_capacity(256);
+    let mut actions: Vec<Action> = Vec::new();
+    loop {
+        let deadline = driver.shared.engine().poll_timeout();
+        tokio::select! {
+            input = rx.recv() => {
+                let Some(input) = input else { return };
+                batch.push(input);
+                while batch.len() < 256 {
+                    match rx.try_recv() {
+                        Ok(i) => batch.push(i),
+                        Err(_) => break,
+                    }
+                }
+            }
+            () = driver.shared.wake.notified() => {}
+            () = tokio::time::sleep_until(deadline.into()) => {}
+            () = std::future::ready(()), if !driver.served.is_empty() => {}
+        }
+        driver.step(&mut batch, &mut actions);
+        for action in actions.drain(..) {
+            driver.act(action);
+        }
+    }
+}
+
+/// What the engine loop keeps: the sockets' writers and tasks, and the clients it runs
+/// the engine's actions with. It decides nothing; every decision is the engine's.
+struct Driver {
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<Event>,
+    dialer: io::Dialer,
+    http: reqwest::Client,
+    check_threads: usize,
+    /// The local service discovery socket, when LSD is on.
+    lsd: Option<Arc<Lsd>>,
+    disk_permits: Arc<tokio::sync::Semaphore>,
+    writers: HashMap<ConnId, mpsc::UnboundedSender<Vec<Bytes>>>,
+    tasks: HashMap<ConnId, tokio::task::AbortHandle>,
+    /// Reads served from the read cache, handed in at the next step.
+    served: Vec<DiskDone>,
+}
+
+impl Driver {
+    /// Hands a batch of events (and the timer, when due) to the engine and collects what it
+    /// asks for.
+    fn step(&mut self, batch: &mut Vec<Event>, actions: &mut Vec<Action>) {
+        let shared = Arc::clone(&self.shared);
+        let mut engine = shared.engine();
+        let now = Instant::now();
+        for done in self.served.drain(..) {
+            let _ = engine.handle_input(now, Input::Disk(done));
+        }
+        for event in batch.drain(..) {
+            match event {
+                Event::Connected {
+                    conn,
+                    writer,
+                    transport,
+                    handshake,
+                } => {
+                    self.writers.insert(conn, writer);
+                    let connected = Input::Connected {
+                        conn,
+                        transport,
+                        handshake,
+                    };
+                    let _ = engine.handle_input(now, connected);
+                }
+                Event::Incoming {
+                    addr,
+                    stream,
+                    handshake,
+                } => {
+                    let incoming = Input::Incoming {
+                        addr,
+                        transport: stream.transport(),
+                        handshake,
+                    };
+                    // A refused connection is dropped here, which closes it.
+                    if let Some(conn) = engine.handle_input(now, incoming) {
+                        let (writer, reader) = stream.start(conn, &self.tx);
+                        self.writers.insert(conn, writer);
+                        let t = tokio::spawn(reader);
+                        self.tasks.insert(conn, t.abort_handle());
+                    }
+                }
+                Event::Engine(input) => {
+                    if let Input::ConnectFailed { conn, .. } | Input::Closed { conn, .. } = &input {
+                        self.writers.remove(conn);
+                        self.tasks.remove(conn);
+                    }
+                    let _ = engine.handle_input(now, input);
+                }
+                Event::Alert(a) => engine.post_alert(a),
+            }
+        }
+        if engine.poll_timeout() <= now {
+            let _ = engine.handle_input(now, Input::Timeout);
+        }
+        while let Some(a) = engine.poll_action() {
+            actions.push(a);
+        }
+        shared.push_alerts(&mut engine);
+    }
+
+    /// Carries out one action: one method per kind.
+    fn act(&mut self, action: Action) {
+        match action {
+            Action::Send { conn, bufs } => self.send(conn, bufs),
+            Action::Close { conn } => self.close(conn),
+            Action::Connect {
+                conn,
+                addr,
+                transport,
+                info_hash,
+                encrypt,
+            } => self.connect(conn, addr, transport, info_hash, encrypt),
+            Action::Disk(job) => self.disk(job),
+            Action::Announce {
+                torrent,
+                tracker,
+                url,
+                request,
+            } => self.announce(torrent, tracker, url, request),
+            Action::Scrape {
+                torrent,
+                tracker,
+                url,
+                info_hash,
+            } => self.scrape(torrent, tracker, url, info_hash),
+            Action::MetadataReceived { torrent, info } => self.metadata_received(torrent, info),
+            Action::DhtAnnounce {
+                torrent,
+                info_hash,
+                seed,
+            } => self.dht_announce(torrent, info_hash, seed),
+            Action::LsdAnnounce { info_hashes } => self.lsd_announce(info_hashes),
+            Action::DhtNode { addr } => self.dht_node(addr),
+            Action::RemoveStorage {
+                torrent,
+                delete_files,
+                info_hash,
+            } => self.remove_storage(torrent, delete_files, info_hash),
+        }
+    }
+
+    fn send(&self, conn: ConnId, bufs: Vec<Bytes>) {
+        if let Some(w) = self.writers.get(&conn) {
+            let _ = w.send(bufs);
+        }
+    }
+
+    fn close(&mut self, conn: ConnId) {
+        self.writers.remove(&conn);
+        if let Some(t) = self.tasks.remove(&conn) {
+            t.abort();
+        }
+    }
+
+    fn connect(
+        &mut self,
+        conn: ConnId,
+        addr: SocketAddr,
+        transport: Transport,
+        info_hash: Sha1Hash,
+        encrypt: bool,
+    ) {
+        let mut dialer = self.dialer.clone();
+        dialer.config = self.shared.engine().mse_config();
+        let t = tokio::spawn(io::connect(
+            conn,
+            addr,
+            transport,
+            info_hash,
+            encrypt,
+            dialer,
+            self.tx.clone(),
+        ));
+        self.tasks.insert(conn, t.abort_handle());
+    }
+
+    fn disk(&mut self, job: DiskJob) {
+        let torrent = disk_job_torrent(&job);
+        let Some(io) = self
+            .shared
+            .torrents
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&torrent)
+            .cloned()
+        else {
+            return;
+        };
+        // Blocks of cached pieces are served here, without a disk job.
+        if let DiskJob::Read {
+            torrent,
+            conn,
+            request,
+        } = &job
+            && let Some(data) = io.cached_block(request.piece.get(), request.begin, request.len)
+        {
+            self.served.push(DiskDone::Read {
+                torrent: *torrent,
+                conn: *conn,
+                request: *request,
+                result: Ok(data),
+            });
+            return;
+        }
+        let tx = self.tx.clone();
+        let permits = Arc::clone(&self.disk_permits);
+        let check_threads = self.check_threads;
+        tokio::spawn(async move {
+            let Ok(_permit) = permits.acquire_owned().await else {
+                return;
+            };
+            let out = tokio::task::spawn_blocking(move || disk::run(&io, job, check_threads)).await;
+            match out {
+                Ok(DiskOutput::Done(d)) => {
+                    let _ = tx.send(Event::Engine(Input::Disk(d))).await;
+                }
+                Ok(DiskOutput::Alert(a)) => {
+                    let _ = tx.send(Event::Alert(a)).await;
+                }
+                Ok(DiskOutput::Nothing) => {}
+                Err(e) => tracing::error!("a disk job failed to run: {e}"),
+            }
+        });
+    }
+
+    fn announce(
+        &self,
+        torrent: TorrentId,
+        tracker: TrackerIndex,
+        url: String,
+        request: AnnounceRequest,
+    ) {
+        let tx = self.tx.clone();
+        let http = self.http.clone();
+        let timeout = self.shared.engine().settings().tracker_completion_timeout;
+        tokio::spawn(async move {
+            let result = tracker::announce(&http, &url, &request, timeout).await;
+            let announced = Input::Announced {
+                torrent,
+                tracker,
+                result,
+            };
+            let _ = tx.send(Event::Engine(announced)).await;
+        });
+    }
+
+    fn scrape(&self, torrent: TorrentId, tracker: TrackerIndex, url: String, info_hash: Sha1Hash) {
+        let tx = self.tx.clone();
+        let http = self.http.clone();
+        let timeout = self.shared.engine().settings().tracker_completion_timeout;
+        tokio::spawn(async move {
+            let result = tracker::scrape(&http, &url, info_hash, timeout).await;
+            let scraped = Input::Scraped {
+                torrent,
+                tracker,
+                result,
+            };
+            let _ = tx.send(Event::Engine(scraped)).await;
+        });
+    }
+
+    /// A magnet's metadata arrived: the torrent's storage is made for its files.
+    fn metadata_received(&self, torrent: TorrentId, info: Arc<TorrentInfo>) {
+        let shared = &self.shared;
+        let old = shared
+            .torrents
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&torrent)
+            .cloned();
+        let Some(old) = old else { return };
+        let path = old
+            .save_path
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        match FsStorage::new(info.files().clone(), &path, old.options.clone()) {
+            Ok(storage) => {
+                let io = Arc::new(TorrentIo {
+                    storage: RwLock::new(Box::new(storage)),
+                    info,
+                    save_path: RwLock::new(path),
+                    write_lock: Mutex::new(()),
+                    options: old.options.clone(),
+                    read_cache: Mutex::default(),
+                });
+                shared
+                    .torrents
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(torrent, io);
+            }
+            Err(e) => {
+                let mut engine = shared.engine();
+                engine.post_alert(Alert::FileError {
+                    torrent,
+                    error: DiskError::new(DiskErrorKind::Other, e.to_string()),
+                });
+                shared.push_alerts(&mut engine);
+            }
+        }
+    }
+
+    /// Runs a DHT announce; what it finds (nothing, without a node) goes back to the engine.
+    fn dht_announce(&self, torrent: TorrentId, info_hash: Sha1Hash, seed: bool) {
+        let tx = self.tx.clone();
+        let dht = self.shared.dht();
+        let port = self.shared.listen.first().map_or(0, SocketAddr::port);
+        tokio::spawn(async move {
+            let peers = match dht {
+                Some(dht) => dht
+                    .announce_with(info_hash, Some(port), seed)
+                    .await
+                    .map(|o| o.peers)
+                    .unwrap_or_default(),
+                None => Vec::new(),
+            };
+            let _ = tx
+                .send(Event::Engine(Input::DhtPeers { torrent, peers }))
+                .await;
+        });
+    }
+
+    fn lsd_announce(&self, info_hashes: Vec<Sha1Hash>) {
+        if let Some(lsd) = self.lsd.clone() {
+            tokio::spawn(async move { lsd.announce(&info_hashes).await });
+        }
+    }
+
+    fn dht_node(&self, addr: SocketAddr) {
+        if let Some(d) = self.shared.dht() {
+            d.add_node(addr);
+        }
+    }
+
+    fn remove_storage(&self, torrent: TorrentId, delete_files: bool, info_hash: InfoHash) {
+        let shared = &self.shared;
+        let io = shared
+            .torrents
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&torrent);
+        {
+            let mut skeys = shared.skeys.write().unwrap_or_else(PoisonError::into_inner);
+            for h in info_hash.wire_hashes() {
+                skeys.remove(&lt_wire::mse::skey_hash(&h));
+            }
+        }
+        if let Some(io) = io {
+            let tx = self.tx.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut s = io.storage.write().unwrap_or_else(PoisonError::into_inner);
+                let _ = s.flush();
+                let _ = s.release_files();
+                if delete_files {
+                    let alert = match s.delete_files() {
+                        Ok(()) => Alert::TorrentDeleted { info_hash },
+                        Err(e) => Alert::TorrentDeleteFailed {
+                            info_hash,
+                            error: e.to_string(),
+                        },
+                    };
+                    let _ = tx.blocking_send(Event::Alert(alert));
+                }
+            });
+        }
+    }
+}
+
+const fn disk_job_torrent(job: &DiskJob) -> TorrentId {
+    match job {
+        DiskJob::Check { torrent, .. }
+        | DiskJob::WritePiece { torrent, .. }
+        | DiskJob::Read { torrent, .. }
+        | DiskJob::ReadPiece { torrent, .. }
+        | DiskJob::VerifyPiece { torrent, .. }
+        | DiskJob::SaveResume { torrent, .. }
+        | DiskJob::Move { torrent, .. }
+        | DiskJob::Rename { torrent, .. }
+        | DiskJob::FilePriority { torrent, .. } => *torrent,
+    }
+}

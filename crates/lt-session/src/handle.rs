@@ -1,0 +1,312 @@
+//! [`TorrentHandle`]: one torrent of a session (the manual's `torrent_handle`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant};
+
+use lt_core::{InfoHash, PieceIndex};
+pub(crate) use lt_engine::{PartialPiece, PeerInfo, TorrentId, TorrentStatus};
+use lt_metainfo::TorrentInfo;
+
+use crate::Error;
+use crate::Shared;
+
+/// A torrent in a session (the manual's `torrent_handle`). Cheap to clone; methods on a
+/// removed torrent do nothing or return [`Error::InvalidHandle`].
+#[derive(Clone)]
+pub struct TorrentHandle {
+    pub(crate) id: TorrentId,
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for TorrentHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("TorrentHandle").field(&self.id).finish()
+    }
+}
+
+impl PartialEq for TorrentHandle {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id && Arc::ptr_eq(&self.shared, &other.shared)
+    }
+}
+
+impl TorrentHandle {
+    /// The torrent's id in the session.
+    #[must_use]
+    pub const fn id(&self) -> TorrentId {
+        self.id
+    }
+
+    /// Whether the torrent is still in the session.
+    #[must_use]
+    pub fn is_valid(&self) -> bool {
+        self.shared.engine().torrent_info(self.id).is_some()
+    }
+
+    /// Its metadata.
+    ///
+    /// # Errors
+    /// [`Error::InvalidHandle`].
+    pub fn torrent_file(&self) -> Result<Arc<TorrentInfo>, Error> {
+        self.shared
+            .engine()
+            .torrent_info(self.id)
+            .ok_or(Error::InvalidHandle)
+    }
+
+    /// Its info-hashes.
+    ///
+    /// # Errors
+    /// [`Error::InvalidHandle`].
+    pub fn info_hash(&self) -> Result<InfoHash, Error> {
+        Ok(self.torrent_file()?.info_hash())
+    }
+
+    /// Its status (the manual's `status()`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidHandle`].
+    pub fn status(&self) -> Result<TorrentStatus, Error> {
+        self.shared
+            .engine()
+            .status(Instant::now(), self.id)
+            .ok_or(Error::InvalidHandle)
+    }
+
+    /// Its save path.
+    #[must_use]
+    pub fn save_path(&self) -> Option<PathBuf> {
+        let t = self
+            .shared
+            .torrents
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        t.get(&self.id).map(|io| {
+            io.save_path
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+        })
+    }
+
+    /// Connected peers (the manual's `get_peer_info`).
+    #[must_use]
+    pub fn peer_info(&self) -> Vec<PeerInfo> {
+        self.shared.engine().peer_info(self.id)
+    }
+
+    /// Pieces being downloaded (the manual's `get_download_queue`).
+    #[must_use]
+    pub fn download_queue(&self) -> Vec<PartialPiece> {
+        self.shared.engine().download_queue(self.id)
+    }
+
+    /// Bytes downloaded of each file, counting verified pieces.
+    #[must_use]
+    pub fn file_progress(&self) -> Vec<u64> {
+        self.shared.engine().file_progress(self.id)
+    }
+
+    /// Pauses the torrent.
+    pub fn pause(&self) {
+        self.shared.with(|e, now| e.pause_torrent(now, self.id));
+    }
+
+    /// Resumes the torrent.
+    pub fn resume(&self) {
+        self.shared.with(|e, now| e.resume_torrent(now, self.id));
+    }
+
+    /// Whether the session's IP filter applies to this torrent (default: yes).
+    pub fn set_apply_ip_filter(&self, on: bool) {
+        self.shared.with(|e, _| e.set_apply_ip_filter(self.id, on));
+    }
+
+    /// Lets the queue start and stop the torrent, or not (the manual's `auto_managed`).
+    pub fn set_auto_managed(&self, on: bool) {
+        self.shared
+            .with(|e, now| e.set_auto_managed(now, self.id, on));
+    }
+
+    /// Its place in the download queue (0 first); `None` once finished.
+    #[must_use]
+    pub fn queue_position(&self) -> Option<u32> {
+        self.shared.engine().queue_position(self.id)
+    }
+
+    /// One place up the queue.
+    pub fn queue_position_up(&self) {
+        self.shared.with(|e, now| e.queue_position_up(now, self.id));
+    }
+
+    /// One place down the queue.
+    pub fn queue_position_down(&self) {
+        self.shared
+            .with(|e, now| e.queue_position_down(now, self.id));
+    }
+
+    /// To the front of the queue.
+    pub fn queue_position_top(&self) {
+        self.shared
+            .with(|e, now| e.queue_position_top(now, self.id));
+    }
+
+    /// To the back of the queue.
+    pub fn queue_position_bottom(&self) {
+        self.shared
+            .with(|e, now| e.queue_position_bottom(now, self.id));
+    }
+
+    /// Rechecks every piece.
+    pub fn force_recheck(&self) {
+        self.shared.with(|e, now| e.force_recheck(now, self.id));
+    }
+
+    /// Announces to the trackers now.
+    pub fn force_reannounce(&self) {
+        self.shared.with(|e, now| e.force_reannounce(now, self.id));
+    }
+
+    /// Scrapes the first tracker; [`Alert::ScrapeReply`] or [`Alert::ScrapeFailed`]
+    /// follows.
+    pub fn scrape_tracker(&self) {
+        self.shared.with(|e, _| e.scrape_tracker(self.id));
+    }
+
+    /// Connects to a peer.
+    pub fn connect_peer(&self, addr: SocketAddr) {
+        self.shared
+            .with(|e, now| e.connect_peer(now, self.id, addr));
+    }
+
+    /// Sets the upload limit in bytes per second (0: none).
+    pub fn set_upload_limit(&self, limit: u64) {
+        self.shared.with(|e, _| e.set_upload_limit(self.id, limit));
+    }
+
+    /// Sets the download limit in bytes per second (0: none).
+    pub fn set_download_limit(&self, limit: u64) {
+        self.shared
+            .with(|e, _| e.set_download_limit(self.id, limit));
+    }
+
+    /// The upload and download limits.
+    #[must_use]
+    pub fn limits(&self) -> Option<(u64, u64)> {
+        self.shared.engine().limits(self.id)
+    }
+
+    /// Sets the connection limit.
+    pub fn set_max_connections(&self, max: usize) {
+        self.shared.with(|e, _| e.set_max_connections(self.id, max));
+    }
+
+    /// Sets the unchoke limit.
+    pub fn set_max_uploads(&self, max: Option<usize>) {
+        self.shared.with(|e, _| e.set_max_uploads(self.id, max));
+    }
+
+    /// Downloads in order, or not.
+    pub fn set_sequential_download(&self, on: bool) {
+        self.shared
+            .with(|e, _| e.set_sequential_download(self.id, on));
+    }
+
+    /// Super seeding (BEP 16) on or off: while a seed, offer each new peer one rare piece
+    /// at a time instead of a bitfield.
+    pub fn set_super_seeding(&self, on: bool) {
+        self.shared
+            .with(|e, now| e.set_super_seeding(now, self.id, on));
+    }
+
+    /// Share mode on or off: download only pieces that can be uploaded
+    /// `share_mode_target` times over.
+    pub fn set_share_mode(&self, on: bool) {
+        self.shared
+            .with(|e, now| e.set_share_mode(now, self.id, on));
+    }
+
+    /// Upload mode on or off.
+    pub fn set_upload_mode(&self, on: bool) {
+        self.shared
+            .with(|e, now| e.set_upload_mode(now, self.id, on));
+    }
+
+    /// Reads a piece; [`Alert::ReadPiece`] brings it.
+    pub fn read_piece(&self, piece: PieceIndex) {
+        self.shared.with(|e, _| e.read_piece(self.id, piece));
+    }
+
+    /// Wants `piece` within `deadline`.
+    pub fn set_piece_deadline(&self, piece: PieceIndex, deadline: Duration) {
+        self.shared
+            .with(|e, now| e.set_piece_deadline(now, self.id, piece, now + deadline));
+    }
+
+    /// Forgets a piece's deadline.
+    pub fn reset_piece_deadline(&self, piece: PieceIndex) {
+        self.shared
+            .with(|e, _| e.reset_piece_deadline(self.id, piece));
+    }
+
+    /// Whether we have `piece`.
+    #[must_use]
+    pub fn have_piece(&self, piece: PieceIndex) -> bool {
+        self.shared.engine().have_piece(self.id, piece)
+    }
+
+    /// Sets one piece's priority (0 to 7).
+    pub fn piece_priority(&self, piece: PieceIndex, priority: u8) {
+        self.shared
+            .with(|e, now| e.set_piece_priority(now, self.id, piece, priority));
+    }
+
+    /// Every piece's priority.
+    #[must_use]
+    pub fn piece_priorities(&self) -> Vec<u8> {
+        self.shared.engine().piece_priorities(self.id)
+    }
+
+    /// Sets every file's priority (0 to 7).
+    pub fn prioritize_files(&self, priorities: &[u8]) {
+        self.shared
+            .with(|e, now| e.prioritize_files(now, self.id, priorities));
+    }
+
+    /// Every file's priority.
+    #[must_use]
+    pub fn file_priorities(&self) -> Vec<u8> {
+        self.shared.engine().file_priorities(self.id)
+    }
+
+    /// Moves the files; [`Alert::StorageMoved`] follows.
+    pub fn move_storage(&self, path: impl Into<String>) {
+        let path = path.into();
+        self.shared.with(|e, _| e.move_storage(self.id, path));
+    }
+
+    /// Renames a file; [`Alert::FileRenamed`] follows.
+    pub fn rename_file(&self, file: u32, name: impl Into<String>) {
+        let name = name.into();
+        self.shared.with(|e, _| e.rename_file(self.id, file, name));
+    }
+
+    /// Saves resume data; [`Alert::SaveResumeData`] brings it.
+    pub fn save_resume_data(&self) {
+        self.shared.with(|e, now| e.save_resume_data(now, self.id));
+    }
+
+    /// The trackers and their state.
+    #[must_use]
+    pub fn trackers(&self) -> Vec<lt_tracker::AnnounceEntry> {
+        self.shared.engine().trackers(self.id)
+    }
+
+    /// Adds a tracker.
+    pub fn add_tracker(&self, url: &str, tier: u8) {
+        self.shared
+            .with(|e, now| e.add_tracker(now, self.id, url, tier));
+    }
+}

@@ -1,0 +1,733 @@
+//! The [`Session`]: the API over the engine, and what it shares with the engine loop.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use lt_core::{InfoHash, PeerId};
+pub(crate) use lt_dht::DhtState;
+use lt_engine::{AddTorrent, Engine};
+pub(crate) use lt_engine::{
+    Alert, AlertCategory, IpFilter, PortFilter, Settings, TorrentId, TorrentStatus,
+};
+use lt_metainfo::TorrentInfo;
+pub(crate) use lt_nat::Protocol as PortProtocol;
+use lt_storage::{FsOptions, FsStorage};
+use tokio::sync::{Notify, mpsc};
+
+use crate::AddTorrentParams;
+use crate::Error;
+use crate::Event;
+use crate::SessionSettings;
+use crate::TorrentHandle;
+use crate::TorrentSource;
+use crate::dht;
+use crate::disk::TorrentIo;
+use crate::driver::engine_loop;
+use crate::io;
+use crate::io::Skeys;
+use crate::listen::bind_udp;
+use crate::listen::listen_all;
+use crate::lsd;
+use crate::nat;
+use crate::random_bytes;
+
+/// What the API and the loop share.
+pub(crate) struct Shared {
+    pub(crate) engine: Mutex<Engine>,
+    pub(crate) wake: Notify,
+    pub(crate) alerts: Mutex<VecDeque<Alert>>,
+    pub(crate) alert_cv: Condvar,
+    pub(crate) alert_notify: Notify,
+    pub(crate) torrents: RwLock<BTreeMap<TorrentId, Arc<TorrentIo>>>,
+    pub(crate) skeys: Skeys,
+    pub(crate) listen: Vec<SocketAddr>,
+    pub(crate) closed: AtomicBool,
+    /// The DHT node while it runs (the manual's `start_dht`/`stop_dht`).
+    pub(crate) dht: Mutex<Option<lt_dht::tokio::DhtHandle>>,
+    /// The state of the last node stopped, for the next start.
+    pub(crate) dht_saved: Mutex<Option<DhtState>>,
+}
+
+impl Shared {
+    pub(crate) fn dht(&self) -> Option<lt_dht::tokio::DhtHandle> {
+        self.dht
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn engine(&self) -> MutexGuard<'_, Engine> {
+        self.engine.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Calls `f` on the engine and wakes the loop to carry out what it produced.
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Engine, Instant) -> R) -> R {
+        let r = f(&mut self.engine(), Instant::now());
+        self.wake.notify_one();
+        r
+    }
+
+    pub(crate) fn push_alerts(&self, engine: &mut Engine) {
+        let mut got = false;
+        let mut q = self.alerts.lock().unwrap_or_else(PoisonError::into_inner);
+        while let Some(a) = engine.poll_alert() {
+            q.push_back(a);
+            got = true;
+        }
+        drop(q);
+        if got {
+            self.alert_cv.notify_all();
+            self.alert_notify.notify_waiters();
+        }
+    }
+}
+
+/// A BitTorrent session: listeners, torrents, peers, trackers and the disk.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use lt_session::{AddTorrentParams, Session, SessionSettings};
+///
+/// let info = Arc::new(lt_metainfo::TorrentInfo::from_bytes(&std::fs::read("a.torrent")?)?);
+/// let session = Session::new(SessionSettings::default())?;
+/// let handle = session.add_torrent(AddTorrentParams::new(info, "downloads"))?;
+/// while !handle.status()?.is_seeding {
+///     session.wait_for_alert(std::time::Duration::from_secs(1));
+///     for alert in session.pop_alerts() {
+///         println!("{alert:?}");
+///     }
+/// }
+/// session.shutdown();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Session {
+    shared: Arc<Shared>,
+    runtime: Option<tokio::runtime::Runtime>,
+    settings: SessionSettings,
+    nat: Option<nat::NatHandle>,
+    dht: dht::DhtStarter,
+    /// Where the DHT's peers and alerts go.
+    inputs: mpsc::Sender<Event>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("listen", &self.shared.listen)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// Starts a session: binds the listen interfaces and starts the engine loop on a
+    /// runtime of its own.
+    ///
+    /// # Errors
+    /// [`Error::Listen`] when the first interface cannot be bound on any port of the range,
+    /// [`Error::Runtime`].
+    pub fn new(settings: SessionSettings) -> Result<Self, Error> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(settings.worker_threads.max(1))
+            .thread_name("lt-session")
+            .enable_all()
+            .build()
+            .map_err(Error::Runtime)?;
+        let listeners = listen_all(&settings)?;
+        let listen: Vec<SocketAddr> = listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect();
+        // uTP on the same port numbers, over UDP.
+        let mut utp = Vec::new();
+        if settings.engine.enable_incoming_utp || settings.engine.enable_outgoing_utp {
+            let _guard = runtime.enter();
+            for &addr in &listen {
+                match bind_udp(addr).and_then(lt_utp::tokio::UtpSocket::from_std) {
+                    Ok(u) => utp.push(u),
+                    Err(e) => tracing::warn!("uTP on {addr}: {e}"),
+                }
+            }
+        }
+        let mut random = [0u8; 12];
+        random_bytes(&mut random);
+        let peer_id = PeerId::generate(&settings.fingerprint, random);
+        let mut seed = [0u8; 32];
+        random_bytes(&mut seed);
+        let now = Instant::now();
+        let mut engine = Engine::new(settings.engine.clone(), peer_id, seed, now);
+        engine.set_alert_mask(settings.alert_mask);
+        engine.set_listen_port(listen.first().map_or(0, SocketAddr::port));
+        for &addr in &listen {
+            engine.post_alert(Alert::ListenSucceeded { addr });
+        }
+        let shared = Arc::new(Shared {
+            engine: Mutex::new(engine),
+            wake: Notify::new(),
+            alerts: Mutex::new(VecDeque::new()),
+            alert_cv: Condvar::new(),
+            alert_notify: Notify::new(),
+            torrents: RwLock::new(BTreeMap::new()),
+            skeys: Arc::new(RwLock::new(HashMap::new())),
+            listen,
+            closed: AtomicBool::new(false),
+            dht: Mutex::new(None),
+            dht_saved: Mutex::new(None),
+        });
+        let (tx, rx) = mpsc::channel::<Event>(1024);
+        let handshake_timeout = settings.engine.handshake_timeout;
+        {
+            let _guard = runtime.enter();
+            for l in listeners {
+                let Ok(listener) = tokio::net::TcpListener::from_std(l) else {
+                    continue;
+                };
+                let shared = Arc::clone(&shared);
+                let tx = tx.clone();
+                let incoming_tcp = settings.engine.enable_incoming_tcp;
+                runtime.spawn(async move {
+                    loop {
+                        let Ok((stream, addr)) = listener.accept().await else {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        };
+                        if shared.closed.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        if !incoming_tcp {
+                            continue;
+                        }
+                        let stream = io::PeerStream::Tcp(stream);
+                        let config = shared.engine().mse_config();
+                        tokio::spawn(io::accept(
+                            stream,
+                            addr,
+                            config,
+                            Arc::clone(&shared.skeys),
+                            handshake_timeout,
+                            tx.clone(),
+                        ));
+                    }
+                });
+            }
+        }
+        if settings.engine.enable_incoming_utp {
+            for u in &utp {
+                let u = u.clone();
+                let shared = Arc::clone(&shared);
+                let tx = tx.clone();
+                runtime.spawn(async move {
+                    while let Ok((stream, addr)) = u.accept().await {
+                        if shared.closed.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        let config = shared.engine().mse_config();
+                        tokio::spawn(io::accept(
+                            io::PeerStream::Utp(stream),
+                            addr,
+                            config,
+                            Arc::clone(&shared.skeys),
+                            handshake_timeout,
+                            tx.clone(),
+                        ));
+                    }
+                });
+            }
+        }
+        let dialer = io::Dialer {
+            utp: utp.clone(),
+            config: shared.engine().mse_config(),
+            timeout: settings.engine.peer_connect_timeout,
+        };
+        let dht = dht::DhtStarter::new(
+            &runtime,
+            utp.iter().find(|u| u.local_addr().is_ipv4()),
+            shared.listen.iter().copied().find(SocketAddr::is_ipv4),
+        );
+        let lsd = if settings.enable_lsd {
+            let _guard = runtime.enter();
+            let port = shared.listen.first().map_or(0, SocketAddr::port);
+            let lsd = lsd::Lsd::start(&shared, tx.clone(), port);
+            if lsd.is_some() {
+                shared.engine().set_lsd(true, Instant::now());
+            }
+            lsd
+        } else {
+            None
+        };
+        let check_threads = settings.check_threads.max(1);
+        let nat = (settings.enable_upnp || settings.enable_natpmp).then(|| {
+            let port = shared.listen.first().map_or(0, SocketAddr::port);
+            nat::start(&runtime, &settings, port, tx.clone())
+        });
+        runtime.spawn(engine_loop(
+            Arc::clone(&shared),
+            rx,
+            tx.clone(),
+            check_threads,
+            dialer,
+            lsd,
+        ));
+        let session = Self {
+            shared,
+            runtime: Some(runtime),
+            nat,
+            dht,
+            inputs: tx,
+            settings,
+        };
+        if session.settings.enable_dht {
+            session.start_dht();
+        }
+        Ok(session)
+    }
+
+    /// Starts the DHT node (the manual's `start_dht`) if it is not running. It keeps the
+    /// node id and nodes of the last node this session stopped.
+    pub fn start_dht(&self) {
+        let mut running = self
+            .shared
+            .dht
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if running.is_some() {
+            return;
+        }
+        let state = self
+            .shared
+            .dht_saved
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let Some(d) = self.dht.start(&self.settings, state) else {
+            return;
+        };
+        let port = self.shared.listen.first().map_or(0, SocketAddr::port);
+        self.shared.engine().set_dht_port(Some(port));
+        if let Some(rt) = &self.runtime {
+            rt.spawn(dht::run(d.clone(), self.inputs.clone()));
+        }
+        *running = Some(d);
+    }
+
+    /// Stops the DHT node (the manual's `stop_dht`); its node id and nodes are kept for
+    /// the next [`start_dht`](Self::start_dht).
+    pub fn stop_dht(&self) {
+        let state = self.dht_state();
+        let Some(d) = self
+            .shared
+            .dht
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        else {
+            return;
+        };
+        *self
+            .shared
+            .dht_saved
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = state;
+        d.shutdown();
+        self.dht.stopped();
+        self.shared.engine().set_dht_port(None);
+    }
+
+    /// The addresses we listen on.
+    #[must_use]
+    pub fn listen_addrs(&self) -> &[SocketAddr] {
+        &self.shared.listen
+    }
+
+    /// The port we listen on (0 when not listening).
+    #[must_use]
+    pub fn listen_port(&self) -> u16 {
+        self.shared.listen.first().map_or(0, SocketAddr::port)
+    }
+
+    /// Our peer id.
+    #[must_use]
+    pub fn peer_id(&self) -> PeerId {
+        self.shared.engine().peer_id()
+    }
+
+    /// Adds a torrent and returns its handle (the manual's `add_torrent`).
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the save path cannot be used, [`Error::Add`].
+    pub fn add_torrent(&self, params: AddTorrentParams) -> Result<TorrentHandle, Error> {
+        // A magnet whose resume data holds the metadata is added as a torrent.
+        let resumed_info = match (&params.source, &params.resume) {
+            (TorrentSource::Magnet(link), Some(r)) => r
+                .info
+                .as_deref()
+                .and_then(|b| {
+                    TorrentInfo::from_info_bytes(b, &lt_metainfo::LoadLimits::default()).ok()
+                })
+                .filter(|i| {
+                    i.info_hash() == link.info_hash
+                        || i.info_hash().v1_hash() == link.info_hash.v1_hash()
+                })
+                .map(Arc::new),
+            _ => None,
+        };
+        let mut add = match (&params.source, resumed_info) {
+            (TorrentSource::Info(info), _) => AddTorrent::new(Arc::clone(info)),
+            (TorrentSource::Magnet(_), Some(info)) => AddTorrent::new(info),
+            (TorrentSource::Magnet(link), None) => {
+                AddTorrent::from_magnet(link).map_err(Error::Metadata)?
+            }
+        };
+        if let TorrentSource::Magnet(link) = &params.source {
+            add.trackers = link.trackers.iter().map(|t| vec![t.clone()]).collect();
+            add.peers = link.peer_addrs();
+        }
+        let info = Arc::clone(&add.info);
+        let ih = add.metadata_for.unwrap_or_else(|| info.info_hash());
+        let options = FsOptions {
+            allocation: params.storage_mode,
+            file_priorities: params.file_priorities.clone(),
+            ..FsOptions::default()
+        };
+        let storage = FsStorage::new(info.files().clone(), &params.save_path, options.clone())?;
+        let mut engine = self.shared.engine();
+        if let Some(id) = engine.find_torrent(&ih) {
+            if params.flags.duplicate_is_error {
+                return Err(Error::Add(lt_engine::AddError::Duplicate(id)));
+            }
+            return Ok(self.handle(id));
+        }
+        let io = Arc::new(TorrentIo {
+            storage: RwLock::new(Box::new(storage)),
+            info: Arc::clone(&info),
+            save_path: RwLock::new(params.save_path.clone()),
+            write_lock: Mutex::new(()),
+            options,
+            read_cache: Mutex::default(),
+        });
+        add.resume = params.resume;
+        add.trackers.extend(params.trackers);
+        add.peers.extend(params.peers);
+        add.file_priorities = params.file_priorities;
+        add.flags = params.flags;
+        add.max_connections = params.max_connections;
+        add.max_uploads = params.max_uploads;
+        add.upload_limit = params.upload_limit;
+        add.download_limit = params.download_limit;
+        // The storage is registered before the loop runs the engine's first disk job: the
+        // engine lock is held until then.
+        let id = engine.add_torrent(Instant::now(), add)?;
+        self.shared
+            .torrents
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, io);
+        let mut skeys = self
+            .shared
+            .skeys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        for h in ih.wire_hashes() {
+            skeys.insert(lt_wire::mse::skey_hash(&h), h);
+        }
+        drop(skeys);
+        self.shared.push_alerts(&mut engine);
+        drop(engine);
+        self.shared.wake.notify_one();
+        Ok(self.handle(id))
+    }
+
+    /// Adds a torrent without waiting for the result: [`Alert::TorrentAdded`] or
+    /// [`Alert::AddTorrentFailed`] follows (the manual's `async_add_torrent`).
+    pub fn async_add_torrent(&self, params: AddTorrentParams) {
+        if let Err(e) = self.add_torrent(params) {
+            let mut engine = self.shared.engine();
+            engine.post_alert(Alert::AddTorrentFailed {
+                error: e.to_string(),
+            });
+            self.shared.push_alerts(&mut engine);
+        }
+    }
+
+    fn handle(&self, id: TorrentId) -> TorrentHandle {
+        TorrentHandle {
+            id,
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// Removes a torrent, optionally deleting its files (the manual's `remove_torrent`).
+    pub fn remove_torrent(&self, handle: &TorrentHandle, delete_files: bool) {
+        self.shared
+            .with(|e, now| e.remove_torrent(now, handle.id, delete_files));
+    }
+
+    /// The torrent with this info-hash.
+    #[must_use]
+    pub fn find_torrent(&self, info_hash: &InfoHash) -> Option<TorrentHandle> {
+        let id = self.shared.engine().find_torrent(info_hash)?;
+        Some(self.handle(id))
+    }
+
+    /// Every torrent.
+    #[must_use]
+    pub fn torrents(&self) -> Vec<TorrentHandle> {
+        let ids = self.shared.engine().torrents();
+        ids.into_iter().map(|id| self.handle(id)).collect()
+    }
+
+    /// The status of every torrent `pred` accepts (the manual's `get_torrent_status`).
+    #[must_use]
+    pub fn torrent_status(&self, pred: impl Fn(&TorrentStatus) -> bool) -> Vec<TorrentStatus> {
+        let engine = self.shared.engine();
+        let now = Instant::now();
+        engine
+            .torrents()
+            .into_iter()
+            .filter_map(|id| engine.status(now, id))
+            .filter(|s| pred(s))
+            .collect()
+    }
+
+    /// Pauses every torrent.
+    pub fn pause(&self) {
+        self.shared.with(Engine::pause);
+    }
+
+    /// Resumes the session.
+    pub fn resume(&self) {
+        self.shared.with(Engine::resume);
+    }
+
+    /// Whether the session is paused.
+    #[must_use]
+    pub fn is_paused(&self) -> bool {
+        self.shared.engine().is_paused()
+    }
+
+    /// The settings.
+    #[must_use]
+    pub fn settings(&self) -> Settings {
+        self.shared.engine().settings().clone()
+    }
+
+    /// Applies new engine settings (limits, timeouts, choking; the listen interfaces stay).
+    pub fn apply_settings(&self, settings: Settings) {
+        self.shared.with(|e, _| e.apply_settings(settings));
+    }
+
+    /// Sets which alert categories are queued.
+    pub fn set_alert_mask(&self, mask: AlertCategory) {
+        self.shared.engine().set_alert_mask(mask);
+    }
+
+    /// Maps a port on the gateway (the manual's `add_port_mapping`); `None` when port
+    /// mapping is off or failed to start. [`Alert::PortMap`] or [`Alert::PortMapError`]
+    /// follows.
+    #[must_use]
+    pub fn add_port_mapping(
+        &self,
+        protocol: PortProtocol,
+        external_port: u16,
+        local_port: u16,
+    ) -> Option<usize> {
+        self.nat.as_ref()?.add(protocol, external_port, local_port)
+    }
+
+    /// Removes a port mapping (the manual's `delete_port_mapping`).
+    pub fn delete_port_mapping(&self, mapping: usize) {
+        if let Some(n) = &self.nat {
+            n.delete(mapping);
+        }
+    }
+
+    /// Sets the port filter (the manual's `set_port_filter`): peers on blocked ports are
+    /// not dialled (incoming connections are unaffected).
+    pub fn set_port_filter(&self, filter: PortFilter) {
+        self.shared.with(|e, _| e.set_port_filter(filter));
+    }
+
+    /// Sets the IP filter (the manual's `set_ip_filter`).
+    pub fn set_ip_filter(&self, filter: IpFilter) {
+        self.shared.with(|e, now| e.set_ip_filter(now, filter));
+    }
+
+    /// The IP filter.
+    #[must_use]
+    pub fn ip_filter(&self) -> IpFilter {
+        self.shared.engine().ip_filter().clone()
+    }
+
+    /// The session's state to keep across runs (the manual's `save_state`): rate,
+    /// connection and queue limits and the DHT's node id and nodes, bencoded. Give it to
+    /// [`SessionSettings::load_state`] next time.
+    #[must_use]
+    pub fn save_state(&self) -> Vec<u8> {
+        use lt_bencode::Value;
+        let s = self.settings();
+        let int = |v: u64| Value::Int(i64::try_from(v).unwrap_or(i64::MAX));
+        let mut settings = BTreeMap::new();
+        for (k, v) in [
+            ("upload_rate_limit", s.upload_rate_limit),
+            ("download_rate_limit", s.download_rate_limit),
+            ("connections_limit", s.connections_limit as u64),
+            ("unchoke_slots_limit", s.unchoke_slots_limit as u64),
+            ("active_downloads", s.active_downloads as u64),
+            ("active_seeds", s.active_seeds as u64),
+            ("active_limit", s.active_limit as u64),
+            (
+                "rate_limit_ip_overhead",
+                u64::from(s.rate_limit_ip_overhead),
+            ),
+            (
+                "ignore_limits_on_local_network",
+                u64::from(s.ignore_limits_on_local_network),
+            ),
+        ] {
+            settings.insert(k.as_bytes().to_vec(), int(v));
+        }
+        let mut root = BTreeMap::new();
+        root.insert(b"settings".to_vec(), Value::Dict(settings));
+        if let Some(d) = self.dht_state() {
+            root.insert(b"dht state".to_vec(), Value::Bytes(d.to_bencode()));
+        }
+        Value::Dict(root).to_bytes()
+    }
+
+    /// Whether the DHT runs.
+    #[must_use]
+    pub fn is_dht_running(&self) -> bool {
+        self.shared.dht().is_some()
+    }
+
+    /// Adds a DHT node (the manual's `add_dht_node`).
+    pub fn add_dht_node(&self, addr: SocketAddr) {
+        if let Some(d) = self.shared.dht() {
+            d.add_node(addr);
+        }
+    }
+
+    /// Adds a DHT router (the manual's `add_dht_router`).
+    pub fn add_dht_router(&self, addr: SocketAddr) {
+        if let Some(d) = self.shared.dht() {
+            d.add_router(addr);
+        }
+    }
+
+    /// Nodes in the DHT's routing table.
+    #[must_use]
+    pub fn dht_nodes(&self) -> usize {
+        self.shared
+            .dht()
+            .as_ref()
+            .map_or(0, lt_dht::tokio::DhtHandle::routing_table_size)
+    }
+
+    /// The DHT's state to save (node id and good nodes; the manual's `save_state` for the
+    /// DHT), to pass back in [`SessionSettings::dht_state`].
+    #[must_use]
+    pub fn dht_state(&self) -> Option<DhtState> {
+        let d = self.shared.dht()?;
+        let rt = self.runtime.as_ref()?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        rt.spawn(async move {
+            let _ = tx.send(d.state().await);
+        });
+        rx.recv_timeout(Duration::from_secs(5)).ok()
+    }
+
+    /// Takes every queued alert.
+    #[must_use]
+    pub fn pop_alerts(&self) -> Vec<Alert> {
+        let mut q = self
+            .shared
+            .alerts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        q.drain(..).collect()
+    }
+
+    /// Waits up to `timeout` for an alert; returns whether one is queued.
+    pub fn wait_for_alert(&self, timeout: Duration) -> bool {
+        let q = self
+            .shared
+            .alerts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (q, _) = self
+            .shared
+            .alert_cv
+            .wait_timeout_while(q, timeout, |q| q.is_empty())
+            .unwrap_or_else(PoisonError::into_inner);
+        !q.is_empty()
+    }
+
+    /// Waits for alerts and takes them (async).
+    pub async fn next_alerts(&self) -> Vec<Alert> {
+        loop {
+            let notified = self.shared.alert_notify.notified();
+            let got = self.pop_alerts();
+            if !got.is_empty() {
+                return got;
+            }
+            notified.await;
+        }
+    }
+
+    /// Shuts down: announces `stopped` to trackers (waiting at most `stop_tracker_timeout`),
+    /// closes every connection, flushes the files and stops the runtime (the manual's
+    /// `abort` and `session_proxy`, in one call).
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if self.shared.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.shared.with(Engine::shutdown);
+        if let Some(n) = self.nat.take() {
+            n.shutdown(Duration::from_secs(2));
+        }
+        if let Some(d) = self
+            .shared
+            .dht
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            d.shutdown();
+        }
+        let deadline =
+            Instant::now() + self.settings.engine.stop_tracker_timeout + Duration::from_secs(1);
+        while Instant::now() < deadline && !self.shared.engine().is_shut_down(Instant::now()) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for io in self
+            .shared
+            .torrents
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+        {
+            let s = io.storage.read().unwrap_or_else(PoisonError::into_inner);
+            let _ = s.flush();
+            let _ = s.release_files();
+        }
+        if let Some(rt) = self.runtime.take() {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                rt.shutdown_background();
+            } else {
+                rt.shutdown_timeout(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
