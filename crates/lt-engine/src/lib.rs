@@ -3,20 +3,25 @@
 //! chapters, without the I/O).
 //!
 //! ```text
-//!   driver (lt-session, or a simulation)                 Engine
-//!   ─────────────────────────────────────                ──────
-//!   socket bytes ──────────── receive(now, conn, bytes) ─▶ PeerConnection (lt-wire)
-//!   connect done / failed ─── connected / connect_failed ─▶   │ events
-//!   accepted socket ───────── incoming(now, addr, ..) ────▶   ▼
-//!   disk job done ─────────── disk_done(now, DiskDone) ───▶ torrent: PiecePicker (lt-picker),
-//!   tracker reply ─────────── announce_done(now, ..) ─────▶ choker, peer list, trackers
-//!   timer ─────────────────── handle_timeout(now) ────────▶ (lt-tracker), rates, limits
-//!                                                            │
-//!   ◀── poll_action(): Connect, Send, Close, Disk(WritePiece | Read | Check | ...),
-//!                      Announce, Scrape, RemoveStorage
+//!   driver (lt-session, or a simulation)                   Engine
+//!   ─────────────────────────────────────                  ──────
+//!   every event, as an Input ── handle_input(now, Input) ──▶ conns: lt-wire PeerConnection
+//!     Timeout | Connected | ConnectFailed | Incoming          per peer; requests, choking,
+//!     Received | Closed | Drained | Disk(DiskDone)            disk, trackers, metadata, pex,
+//!     Announced | Scraped | DhtPeers | LsdPeer                seeding, queue, discovery
+//!   user commands ──── add_torrent, pause_torrent, ... ───▶  (engine/*.rs, one per concern)
+//!                                                              │
+//!   ◀── poll_action(): Connect (transport, MSE), Send, Close, Disk(WritePiece | Read | ...),
+//!                      Announce, Scrape, DhtAnnounce, LsdAnnounce, DhtNode, ...
 //!   ◀── poll_alert():  Alert (bounded queue, category mask)
-//!   ◀── poll_timeout(): when to call handle_timeout
+//!   ◀── poll_timeout(): when to hand in Input::Timeout
 //! ```
+//!
+//! Every decision is the engine's: which transport to dial and whether to retry in
+//! plaintext, when to announce on trackers, the DHT and by LSD, whom to unchoke (the choker is a
+//! pure function, `choker.rs`), how much to queue for a peer (the send buffer watermark, with
+//! [`Input::Drained`] reporting what the driver wrote). Errors keep their cause
+//! ([`DisconnectReason::fault`]).
 //!
 //! The block's journey: a PIECE message's payload leaves lt-wire's decoder as `Bytes`
 //! without a copy, waits in the torrent's partial piece until the piece is complete, and
@@ -30,7 +35,9 @@
 //! while seeding with an optimistic unchoke every 30 s; disk errors that mean "no space"
 //! or "not allowed" put the torrent in upload mode until `optimistic_disk_retry`.
 //!
-//! Whole swarms run in-process on a virtual clock: see `tests/swarm.rs`.
+//! Whole swarms run in-process on a virtual clock (`tests/swarm.rs`); `tests/peer_io.rs`
+//! drives the engine against one lt-wire peer. `docs/architecture.md` maps every behaviour
+//! to its module.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -26,6 +26,8 @@ struct Seed {
     info: Arc<TorrentInfo>,
     data: Vec<u8>,
     now: Instant,
+    /// Connections the engine closed, as `pump` saw them.
+    closes: Vec<ConnId>,
 }
 
 impl Seed {
@@ -47,6 +49,7 @@ impl Seed {
             info,
             data,
             now,
+            closes: Vec::new(),
         };
         // The check finds every piece.
         let n = seed.info.num_pieces() as usize;
@@ -85,8 +88,10 @@ impl Seed {
             while let Some(a) = self.engine.poll_action() {
                 progress = true;
                 match a {
-                    Action::Send { conn: c, bufs } => {
-                        assert_eq!(c, conn);
+                    // Bytes for another connection (closing) go nowhere.
+                    Action::Send { conn: c, .. } if c != conn => {}
+                    Action::Close { conn } => self.closes.push(conn),
+                    Action::Send { bufs, .. } => {
                         for b in bufs {
                             *sent += b.len();
                             remote.handle_bytes(self.now, &b).unwrap();
@@ -123,6 +128,38 @@ impl Seed {
                 return;
             }
         }
+    }
+
+    /// A peer at `addr` connects and completes its handshake (no interest either way).
+    fn accept(&mut self, addr: SocketAddr, id: u8) -> Option<(ConnId, PeerConnection)> {
+        let incoming = Input::Incoming {
+            addr,
+            transport: Transport::Tcp,
+            handshake: Handshake::default(),
+        };
+        let conn = self.engine.handle_input(self.now, incoming)?;
+        let mut remote = PeerConnection::outgoing(
+            PeerConfig::new(PeerId::new([id; 20])),
+            self.now,
+            self.params(),
+            None,
+            BytesMut::new(),
+        )
+        .unwrap();
+        let mut sent = 0;
+        self.pump(conn, &mut remote, &mut sent);
+        Some((conn, remote))
+    }
+
+    /// The connections the engine closed since the last call.
+    fn closed(&mut self) -> Vec<ConnId> {
+        let mut closed = std::mem::take(&mut self.closes);
+        while let Some(a) = self.engine.poll_action() {
+            if let Action::Close { conn } = a {
+                closed.push(conn);
+            }
+        }
+        closed
     }
 
     fn tick(&mut self, by: Duration) {
@@ -399,4 +436,82 @@ fn dht_and_lsd_announces_are_scheduled_by_the_engine() {
     seed.engine.set_lsd(false, seed.now);
     seed.tick(Duration::from_secs(3600));
     assert_eq!(announces(&mut seed), (vec![], 0));
+}
+
+/// Issue 18, finding 17: at the connection limit an idle connection (handshake done, no
+/// payload, nobody interested) makes room for a newcomer, the oldest first; when every
+/// connection is busy the newcomer is refused.
+#[test]
+fn idle_connections_make_room_for_new_peers() {
+    let settings = Settings {
+        connections_limit: 4,
+        ..Settings::default()
+    };
+    let mut seed = Seed::new(settings, 1 << 20);
+    let mut peers = Vec::new();
+    for i in 0..4u8 {
+        let addr: SocketAddr = format!("10.0.1.{}:7000", i + 1).parse().unwrap();
+        seed.now += Duration::from_millis(10);
+        peers.push(seed.accept(addr, i + 10).unwrap());
+    }
+    assert_eq!(seed.engine.num_connections(), 4);
+    let newcomer: SocketAddr = "10.0.2.1:7000".parse().unwrap();
+    let (new_conn, mut new_remote) = seed.accept(newcomer, 50).unwrap();
+    assert_eq!(
+        seed.closed(),
+        [peers[0].0],
+        "the oldest idle connection made room"
+    );
+    assert_eq!(seed.engine.num_connections(), 4);
+
+    // Everyone interested now: no connection is idle, so the next peer is refused.
+    for (conn, remote) in peers.iter_mut().skip(1) {
+        remote.set_interested(seed.now, true);
+        let mut sent = 0;
+        seed.pump(*conn, remote, &mut sent);
+    }
+    new_remote.set_interested(seed.now, true);
+    let mut sent = 0;
+    seed.pump(new_conn, &mut new_remote, &mut sent);
+    let late: SocketAddr = "10.0.3.1:7000".parse().unwrap();
+    assert!(seed.accept(late, 60).is_none());
+    assert_eq!(seed.closed(), []);
+    assert_eq!(seed.engine.num_connections(), 4);
+}
+
+/// Issue 18, finding 8: a peer's PORT messages name one DHT node per connection, however
+/// many it sends.
+#[test]
+fn a_port_flood_names_one_dht_node() {
+    let mut seed = Seed::new(Settings::default(), 1 << 20);
+    seed.engine.set_dht_port(Some(6881));
+    let mut config = PeerConfig::new(PeerId::new([7; 20]));
+    config.reserved = config.reserved.with_dht(true);
+    let incoming = Input::Incoming {
+        addr: "10.0.0.7:7000".parse().unwrap(),
+        transport: Transport::Tcp,
+        handshake: Handshake::default(),
+    };
+    let conn = seed.engine.handle_input(seed.now, incoming).unwrap();
+    let mut remote =
+        PeerConnection::outgoing(config, seed.now, seed.params(), None, BytesMut::new()).unwrap();
+    let mut sent = 0;
+    seed.pump(conn, &mut remote, &mut sent);
+    let mut nodes = 0;
+    for port in 1000..1100u16 {
+        remote.send_message(seed.now, &lt_wire::Message::Port(port));
+        while let Some(b) = remote.poll_transmit() {
+            let data = BytesMut::from(&b[..]);
+            let _ = seed
+                .engine
+                .handle_input(seed.now, Input::Received { conn, data });
+        }
+        while let Some(a) = seed.engine.poll_action() {
+            if let Action::DhtNode { addr } = a {
+                assert_eq!(addr, "10.0.0.7:1000".parse().unwrap());
+                nodes += 1;
+            }
+        }
+    }
+    assert_eq!(nodes, 1);
 }

@@ -6,12 +6,13 @@
 //!  Session::new(settings) ── a tokio runtime (2 workers) runs one engine loop:
 //!
 //!   listeners ─accept─▶ first bytes: plaintext or MSE (skey lookup) ─┐
-//!   Action::Connect ──▶ TCP connect (+ MSE, plaintext retry) ────────┤ Input channel
-//!   per-connection reader (256 KiB reads) ───────── Data ────────────┤ (bounded: back-
-//!   disk jobs on blocking threads ───────────────── DiskDone ────────┤  pressure)
-//!   tracker tasks (reqwest HTTP(S), UDP) ─────────── announce result ┘
+//!   Action::Connect ──▶ one TCP or uTP dial (+ MSE) ─────────────────┤ Event channel
+//!   per-connection reader (256 KiB reads) ───────── Received ────────┤ (bounded)
+//!   per-connection writer: bytes written ─────────── Drained ─────────┤
+//!   disk jobs on blocking threads ───────────────── Disk ────────────┤
+//!   tracker, DHT announce tasks, LSD listener ────── Announced, ... ──┘
 //!                                                                    ▼
-//!                                   Mutex<Engine>: inputs ▶ actions, alerts, next timer
+//!          driver.rs: Mutex<Engine>::handle_input ▶ actions (one method each), alerts
 //!   per-connection writer ◀── Send (vectored writes of header + payload buffers)
 //!   TorrentHandle / Session methods lock the engine briefly, call it, and wake the loop.
 //! ```

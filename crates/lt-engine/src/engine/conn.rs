@@ -15,6 +15,8 @@ use crate::{ConnId, Settings, TorrentId};
 /// One peer connection.
 #[derive(Debug)]
 pub(super) struct Conn {
+    /// When it was made (dialled or accepted).
+    pub(super) since: Instant,
     pub(super) addr: SocketAddr,
     pub(super) torrent: Option<TorrentId>,
     pub(super) outgoing: bool,
@@ -37,6 +39,8 @@ pub(super) struct Conn {
     /// Bytes handed to the driver in [`Action::Send`] and not yet reported written
     /// ([`crate::Input::Drained`]).
     pub(super) send_queued: usize,
+    /// Its DHT node (BEP 5 PORT) went to the driver already.
+    pub(super) dht_node_sent: bool,
     /// Its requests waiting for room in its send buffer (back-pressure), in order; at most
     /// the peer's request limit, which lt-wire enforces.
     pub(super) held: VecDeque<BlockRequest>,
@@ -105,6 +109,7 @@ pub(super) const METADATA_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 impl Conn {
     /// A connection that has not completed its handshake.
     pub(super) fn new(
+        now: Instant,
         addr: SocketAddr,
         torrent: Option<TorrentId>,
         outgoing: bool,
@@ -112,6 +117,7 @@ impl Conn {
         entry: Option<SocketAddr>,
     ) -> Self {
         Self {
+            since: now,
             addr,
             torrent,
             outgoing,
@@ -129,6 +135,7 @@ impl Conn {
             up: Rate::default(),
             pending_reads: 0,
             send_queued: 0,
+            dht_node_sent: false,
             held: VecDeque::new(),
             entry,
             allowed_fast: Vec::new(),

@@ -117,6 +117,9 @@ impl Engine {
         transport: Transport,
         hs: Handshake,
     ) -> Option<ConnId> {
+        if !self.paused && self.conns.len() >= self.settings.connections_limit {
+            self.make_room(now);
+        }
         let refused = if self.paused || self.conns.len() >= self.settings.connections_limit {
             Some(DisconnectReason::TooManyConnections)
         } else if self.banned.contains(&addr) {
@@ -135,7 +138,7 @@ impl Engine {
             return None;
         }
         let cid = self.new_conn_id();
-        let mut conn = Conn::new(addr, None, false, hs.encrypted, None);
+        let mut conn = Conn::new(now, addr, None, false, hs.encrypted, None);
         conn.utp = transport == Transport::Utp;
         match PeerConnection::incoming(self.peer_config(), now, hs.cipher, hs.received) {
             Ok(w) => {
@@ -150,6 +153,31 @@ impl Engine {
                 debug!(peer = %addr, error = %e, "incoming handshake refused");
                 None
             }
+        }
+    }
+
+    /// At the connection limit, closes the least useful connection for a new one, as
+    /// libtorrent does: of those past their handshake that exchanged no payload and where
+    /// neither side is interested, the oldest. Without such a connection nothing is closed
+    /// (and the newcomer is refused), so a flood of idle connections cannot keep real
+    /// peers out for longer than it takes them to arrive (issue 18, finding 17).
+    fn make_room(&mut self, now: Instant) {
+        let idle = self
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                c.connected
+                    && c.down.total() == 0
+                    && c.up.total() == 0
+                    && c.wire
+                        .as_ref()
+                        .is_some_and(|w| !w.am_interested() && !w.peer_interested())
+            })
+            .min_by_key(|(id, c)| (c.since, **id))
+            .map(|(&id, _)| id);
+        if let Some(victim) = idle {
+            debug!(conn = %victim, "closing an idle connection to make room");
+            self.close(now, victim, DisconnectReason::TooManyConnections);
         }
     }
 
@@ -502,7 +530,12 @@ impl Engine {
                 self.fill_requests(now, cid);
             }
             PeerEvent::Port(port) if self.dht_port.is_some() && port != 0 => {
-                if let Some(c) = self.conns.get(&cid) {
+                // One DHT node per connection: a flood of PORT messages would otherwise
+                // become a flood of DHT pings (issue 18, finding 8).
+                if let Some(c) = self.conns.get_mut(&cid)
+                    && !c.dht_node_sent
+                {
+                    c.dht_node_sent = true;
                     self.actions.push_back(Action::DhtNode {
                         addr: SocketAddr::new(c.addr.ip(), port),
                     });
@@ -717,7 +750,7 @@ impl Engine {
                 }
                 t.conns.insert(cid);
                 let info_hash = t.wire_hash;
-                let mut conn = Conn::new(addr, Some(id), true, false, Some(addr));
+                let mut conn = Conn::new(now, addr, Some(id), true, false, Some(addr));
                 conn.transport = transport;
                 conn.encrypt = encrypt;
                 self.conns.insert(cid, conn);
