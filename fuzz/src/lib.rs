@@ -862,3 +862,306 @@ pub fn natpmp_packet(data: &[u8]) {
         while client.poll_event().is_some() {}
     }
 }
+
+/// lt-engine fed an arbitrary sequence of driver inputs through its one way in
+/// ([`lt_engine::Engine::handle_input`]): connections that come and go, bytes from peers
+/// (raw, or after a valid handshake for one of the session's torrents), writes reported,
+/// disk completions (the engine's own jobs, answered or failed), tracker, DHT and LSD
+/// replies, and time passing. The engine seeds one torrent and fetches another from a magnet
+/// link.
+///
+/// - nothing panics;
+/// - the connections stay within `connections_limit`;
+/// - bytes handed to the driver and not reported written stay within the high send buffer
+///   watermark plus one piece of slack for each connection (back-pressure);
+/// - every `Send` and `Close` names a connection the engine opened, and nothing is sent
+///   to a connection after its `Close`.
+pub fn engine_inputs(data: &[u8]) {
+    use std::collections::BTreeMap;
+    use std::net::{Ipv4Addr, SocketAddr};
+    use std::sync::{Arc, OnceLock};
+    use std::time::{Duration, Instant};
+
+    use bytes::{Bytes, BytesMut};
+    use lt_engine::{
+        Action, AddTorrent, ConnId, DiskDone, DiskError, DiskErrorKind, DiskJob, Engine, Handshake,
+        Input, IoError, Settings, Transport,
+    };
+    use lt_metainfo::{CreateTorrent, TorrentInfo};
+
+    /// The seeded torrent (64 KiB, 16 KiB pieces), its payload, and the magnet's torrent.
+    fn torrents() -> &'static (Arc<TorrentInfo>, Vec<u8>, Arc<TorrentInfo>) {
+        static T: OnceLock<(Arc<TorrentInfo>, Vec<u8>, Arc<TorrentInfo>)> = OnceLock::new();
+        T.get_or_init(|| {
+            let make = |name: &str, data: Vec<u8>| {
+                let bytes = CreateTorrent::from_memory(name, data)
+                    .piece_size(16 * 1024)
+                    .generate()
+                    .unwrap_or_default();
+                Arc::new(TorrentInfo::from_bytes(&bytes).unwrap_or_else(|e| panic!("{e}")))
+            };
+            let payload: Vec<u8> = (0..65_536u32).map(|i| (i % 251) as u8).collect();
+            let seeded = make("seeded.bin", payload.clone());
+            let magnet = make("magnet.bin", vec![7; 40_000]);
+            (seeded, payload, magnet)
+        })
+    }
+
+    let (info, payload, magnet_info) = torrents();
+    let settings = Settings {
+        connections_limit: 8,
+        ..Settings::default()
+    };
+    let limit = settings.connections_limit;
+    let slack = settings.send_buffer_watermark + 2 * 16 * 1024 + 4096;
+    let mut now = Instant::now();
+    let mut engine = Engine::new(settings, lt_core::PeerId::new([1; 20]), [0; 32], now);
+    engine.set_listen_port(6881);
+    engine.set_dht_port(Some(6881));
+    engine.set_lsd(true, now);
+    let Ok(seeded) = engine.add_torrent(now, AddTorrent::new(Arc::clone(info))) else {
+        return;
+    };
+    let Ok(magnet) = AddTorrent::from_magnet(&magnet_info.magnet_link()) else {
+        return;
+    };
+    let Ok(fetched) = engine.add_torrent(now, magnet) else {
+        return;
+    };
+    let hashes = [info.info_hash(), magnet_info.info_hash()];
+    let ids = [seeded, fetched];
+
+    // What the engine opened, what it closed, and each connection's unwritten bytes.
+    let mut open: BTreeMap<ConnId, usize> = BTreeMap::new();
+    let mut dialled: Vec<ConnId> = Vec::new();
+    let mut pending_disk: Vec<DiskJob> = Vec::new();
+
+    let mut ops = data;
+    let mut step = 0usize;
+    while let [code, a, b, rest @ ..] = ops {
+        ops = rest;
+        step += 1;
+        if step > 4_000 {
+            break;
+        }
+        let conn_of = |k: u8| open.keys().nth(usize::from(k) % open.len().max(1)).copied();
+        let input = match code % 14 {
+            0 => Some(Input::Incoming {
+                addr: SocketAddr::from((Ipv4Addr::new(10, 0, *a, *b), 7000 + u16::from(*a))),
+                transport: if b & 1 == 0 {
+                    Transport::Tcp
+                } else {
+                    Transport::Utp
+                },
+                handshake: Handshake::default(),
+            }),
+            1 | 2 => {
+                // Raw bytes: a length byte, then that many bytes of the input.
+                let n = usize::from(*b).min(ops.len());
+                let (chunk, tail) = ops.split_at(n);
+                ops = tail;
+                conn_of(*a).map(|conn| Input::Received {
+                    conn,
+                    data: BytesMut::from(chunk),
+                })
+            }
+            3 => {
+                // A valid handshake for one of the torrents (with the extension and fast
+                // bits), then messages from the input can follow.
+                let h = lt_wire::Handshake::for_torrent(
+                    &hashes[usize::from(*b) % 2],
+                    lt_wire::Reserved::default()
+                        .with_extensions(true)
+                        .with_fast(true)
+                        .with_dht(b & 2 != 0),
+                    lt_core::PeerId::new([*a; 20]),
+                );
+                conn_of(*a).map(|conn| Input::Received {
+                    conn,
+                    data: BytesMut::from(&h.to_bytes()[..]),
+                })
+            }
+            4 => {
+                // A whole message from the input: the codec's framing, so it parses.
+                let n = usize::from(*b).min(ops.len());
+                let (body, tail) = ops.split_at(n);
+                ops = tail;
+                conn_of(*a).map(|conn| {
+                    let mut m = BytesMut::with_capacity(4 + n);
+                    m.extend_from_slice(&u32::try_from(n).unwrap_or(0).to_be_bytes());
+                    m.extend_from_slice(body);
+                    Input::Received { conn, data: m }
+                })
+            }
+            5 => conn_of(*a).map(|conn| Input::Closed {
+                conn,
+                error: (b & 1 == 1)
+                    .then(|| IoError::new(std::io::ErrorKind::ConnectionReset, "reset")),
+            }),
+            6 => conn_of(*a).map(|conn| {
+                let queued = open.get(&conn).copied().unwrap_or(0);
+                let written = if b & 1 == 0 { queued } else { queued / 2 };
+                Input::Drained { conn, written }
+            }),
+            7 => {
+                now += Duration::from_millis(u64::from(*a) * 40 + u64::from(*b));
+                Some(Input::Timeout)
+            }
+            8 if !pending_disk.is_empty() => {
+                // Answer (or fail) one of the engine's disk jobs.
+                let job = pending_disk.remove(usize::from(*a) % pending_disk.len());
+                let fail = b & 1 == 1;
+                let err = || DiskError::new(DiskErrorKind::Other, "fuzzed");
+                match job {
+                    DiskJob::Check { torrent, .. } => Some(DiskDone::Checked {
+                        torrent,
+                        result: if fail {
+                            Err(err())
+                        } else {
+                            Ok(lt_core::Bitfield::full(info.num_pieces() as usize))
+                        },
+                    }),
+                    DiskJob::WritePiece { torrent, piece, .. } => Some(DiskDone::PieceWritten {
+                        torrent,
+                        piece,
+                        passed: b & 2 == 0,
+                        error: fail.then(err),
+                    }),
+                    DiskJob::Read {
+                        torrent,
+                        conn,
+                        request,
+                    } => {
+                        let start = request.piece.as_usize() * 16 * 1024 + request.begin as usize;
+                        let end = start + request.len as usize;
+                        Some(DiskDone::Read {
+                            torrent,
+                            conn,
+                            request,
+                            result: payload
+                                .get(start..end)
+                                .filter(|_| !fail)
+                                .map(Bytes::copy_from_slice)
+                                .ok_or_else(err),
+                        })
+                    }
+                    DiskJob::VerifyPiece { torrent, piece } => Some(DiskDone::Verified {
+                        torrent,
+                        piece,
+                        ok: !fail,
+                    }),
+                    _ => None,
+                }
+                .map(Input::Disk)
+            }
+            9 => {
+                let peers = (0..(b % 8))
+                    .map(|i| SocketAddr::from((Ipv4Addr::new(10, 1, *a, i), 6881)))
+                    .collect();
+                Some(Input::Announced {
+                    torrent: ids[usize::from(*a) % 2],
+                    tracker: lt_tracker::TrackerIndex(usize::from(*b % 2)),
+                    result: Ok(lt_tracker::AnnounceResponse {
+                        interval: Duration::from_secs(u64::from(*a) * 1000),
+                        peers: peers_of(peers),
+                        ..Default::default()
+                    }),
+                })
+            }
+            10 => Some(Input::DhtPeers {
+                torrent: ids[usize::from(*a) % 2],
+                peers: (0..(b % 4))
+                    .map(|i| SocketAddr::from((Ipv4Addr::new(127, 0, *a, i), u16::from(*b))))
+                    .collect(),
+            }),
+            11 => Some(Input::LsdPeer {
+                info_hash: hashes[usize::from(*a) % 2].best(),
+                addr: SocketAddr::from((Ipv4Addr::new(192, 168, *a, *b), 6881)),
+            }),
+            12 if !dialled.is_empty() => {
+                let conn = dialled.remove(usize::from(*a) % dialled.len());
+                Some(if b & 1 == 0 {
+                    Input::Connected {
+                        conn,
+                        transport: Transport::Tcp,
+                        handshake: Handshake::default(),
+                    }
+                } else {
+                    Input::ConnectFailed {
+                        conn,
+                        error: IoError::new(std::io::ErrorKind::ConnectionRefused, "refused"),
+                    }
+                })
+            }
+            _ => {
+                engine.connect_peer(
+                    now,
+                    ids[usize::from(*a) % 2],
+                    SocketAddr::from((Ipv4Addr::new(10, 2, *a, *b), 6881)),
+                );
+                None
+            }
+        };
+        if let Some(input) = input {
+            // The driver's own close: the engine sends no Close for it.
+            let closed = match &input {
+                Input::Closed { conn, .. } => Some(*conn),
+                _ => None,
+            };
+            if let Input::Drained { conn, written } = &input
+                && let Some(q) = open.get_mut(conn)
+            {
+                *q = q.saturating_sub(*written);
+            }
+            if let Some(conn) = engine.handle_input(now, input) {
+                assert!(open.insert(conn, 0).is_none(), "{conn} given out twice");
+            }
+            if let Some(conn) = closed {
+                open.remove(&conn);
+                dialled.retain(|c| *c != conn);
+            }
+        }
+        while let Some(action) = engine.poll_action() {
+            match action {
+                Action::Connect { conn, .. } => {
+                    open.entry(conn).or_insert(0);
+                    if !dialled.contains(&conn) {
+                        dialled.push(conn);
+                    }
+                }
+                Action::Send { conn, bufs } => {
+                    let queued = open
+                        .get_mut(&conn)
+                        .unwrap_or_else(|| panic!("a Send to {conn}, which is not open"));
+                    *queued += bufs.iter().map(Bytes::len).sum::<usize>();
+                    assert!(
+                        *queued <= slack,
+                        "{queued} bytes unwritten for {conn} (watermark {slack})"
+                    );
+                }
+                Action::Close { conn } => {
+                    assert!(open.remove(&conn).is_some(), "a Close of {conn}, not open");
+                    dialled.retain(|c| *c != conn);
+                }
+                Action::Disk(job) if pending_disk.len() < 256 => pending_disk.push(job),
+                _ => {}
+            }
+        }
+        while engine.poll_alert().is_some() {}
+        assert!(
+            engine.num_connections() <= limit,
+            "{} connections over the limit of {limit}",
+            engine.num_connections()
+        );
+    }
+
+    fn peers_of(addrs: Vec<SocketAddr>) -> Vec<lt_tracker::Peer> {
+        addrs
+            .into_iter()
+            .map(|addr| lt_tracker::Peer {
+                addr,
+                peer_id: None,
+            })
+            .collect()
+    }
+}

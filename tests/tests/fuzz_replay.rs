@@ -29,7 +29,13 @@ const TARGETS: &[&str] = &[
     "utp_packet",
     "upnp_xml",
     "natpmp_packet",
+    "engine_inputs",
 ];
+
+#[test]
+fn engine_inputs() {
+    replay("engine_inputs", bodies::engine_inputs);
+}
 
 #[test]
 fn bdecode() {

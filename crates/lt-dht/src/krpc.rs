@@ -787,6 +787,19 @@ pub fn is_local(ip: IpAddr) -> bool {
     }
 }
 
+/// Whether a peer a node returned for a torrent can be dialled: a real port, not an
+/// unspecified, multicast or broadcast address, and a loopback address only from a node on
+/// this machine (a node elsewhere that names 127.0.0.1 would make us dial our own services).
+pub(crate) fn plausible_peer(peer: SocketAddr, from: SocketAddr) -> bool {
+    let ip = peer.ip();
+    let broadcast = matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
+    peer.port() != 0
+        && !ip.is_unspecified()
+        && !ip.is_multicast()
+        && !broadcast
+        && (!ip.is_loopback() || from.ip().is_loopback())
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV6};
@@ -1117,5 +1130,27 @@ mod tests {
             Message::decode(bad_port),
             Err(Error::BadField { key: "port" })
         );
+    }
+}
+
+#[cfg(test)]
+mod plausible_tests {
+    use super::plausible_peer;
+
+    #[test]
+    fn loopback_peers_only_from_loopback_nodes() {
+        let node = "203.0.113.5:6881".parse().unwrap();
+        let here = "127.0.0.1:6881".parse().unwrap();
+        for (peer, from, want) in [
+            ("198.51.100.7:51413", node, true),
+            ("127.0.0.1:22", node, false),
+            ("127.0.0.1:51413", here, true),
+            ("198.51.100.7:0", node, false),
+            ("0.0.0.0:51413", node, false),
+            ("239.1.2.3:51413", node, false),
+            ("255.255.255.255:51413", node, false),
+        ] {
+            assert_eq!(plausible_peer(peer.parse().unwrap(), from), want, "{peer}");
+        }
     }
 }

@@ -1278,7 +1278,9 @@ impl Dht {
                         item,
                     });
                 }
-                if !r.values.is_empty()
+                let mut peers = r.values;
+                peers.retain(|p| crate::krpc::plausible_peer(*p, from));
+                if !peers.is_empty()
                     && matches!(
                         l.kind,
                         LookupKind::GetPeers | LookupKind::Announce(_) | LookupKind::Scrape
@@ -1287,7 +1289,7 @@ impl Dht {
                     self.events.push_back(Event::Peers {
                         lookup: lid,
                         info_hash: l.target,
-                        peers: r.values,
+                        peers,
                     });
                 }
             }

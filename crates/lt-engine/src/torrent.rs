@@ -65,11 +65,27 @@ pub(crate) struct PartPiece {
 /// A magnet link's metadata being fetched (BEP 9).
 #[derive(Debug, Default)]
 pub(crate) struct MetaFetch {
-    /// The size peers announced (the first that did).
+    /// The size this round fetches (the first announced; after a failed round, the one
+    /// most peers announce). Only peers that announced it are asked.
     pub(crate) size: Option<u32>,
-    pub(crate) pieces: Vec<Option<Bytes>>,
-    /// Who was asked for each piece, and when.
+    /// Each piece, with the address of the peer that sent it.
+    pub(crate) pieces: Vec<Option<(Bytes, SocketAddr)>>,
+    /// Who was asked for each piece, and when; only that peer's answer is taken.
     pub(crate) requested: Vec<Option<(ConnId, Instant)>>,
+    /// After a failed round: one peer supplies every piece, so a failure names it.
+    pub(crate) single_source: bool,
+    /// Peers that sent pieces of a failed round with others: not asked again this fetch.
+    pub(crate) suspects: BTreeSet<SocketAddr>,
+}
+
+impl MetaFetch {
+    /// Starts a round for metadata of `size` bytes (suspects and mode stay).
+    pub(crate) fn start(&mut self, size: u32) {
+        let n = lt_wire::metadata_piece_count(size) as usize;
+        self.size = Some(size);
+        self.pieces = vec![None; n];
+        self.requested = vec![None; n];
+    }
 }
 
 /// One torrent.
@@ -145,6 +161,39 @@ pub(crate) struct Torrent {
     pub(crate) dht_in_flight: bool,
     /// When the next local service discovery announce is due (`None`: at once).
     pub(crate) next_lsd: Option<Instant>,
+}
+
+/// Whether an address a tracker, a peer (PEX), the DHT or LSD named may go into a peer list
+/// (issue 18, finding 16): a real port; not an unspecified, multicast or broadcast address;
+/// not our own listen port on this machine; and a loopback address only when
+/// `loopback_ok` (the source is on this machine itself).
+pub(crate) fn listable(addr: SocketAddr, listen_port: u16, loopback_ok: bool) -> bool {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+        v4 => v4,
+    };
+    let broadcast = matches!(ip, std::net::IpAddr::V4(v4) if v4.is_broadcast());
+    let ourselves = addr.port() == listen_port && ip.is_loopback();
+    let unusable = addr.port() == 0 || ip.is_unspecified() || ip.is_multicast() || broadcast;
+    !unusable && !ourselves && (loopback_ok || !ip.is_loopback())
+}
+
+/// Whether a tracker URL names this machine (`localhost` or a loopback address).
+pub(crate) fn url_is_loopback(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        host_port.split(':').next().unwrap_or("")
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Sets the picker's piece priorities from file priorities (0 to 7; past 7 is 7).
@@ -231,6 +280,59 @@ impl Torrent {
             TorrentState::Finished
         } else {
             TorrentState::Downloading
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn listable_addresses() {
+        for (addr, loopback_ok, want) in [
+            ("10.0.0.1:6881", false, true),
+            ("[2001:db8::1]:6881", false, true),
+            ("10.0.0.1:0", true, false),
+            ("0.0.0.0:6881", true, false),
+            ("[::]:6881", true, false),
+            ("224.0.0.1:6881", true, false),
+            ("[ff02::1]:6881", true, false),
+            ("255.255.255.255:6881", true, false),
+            ("127.0.0.1:6881", true, true),
+            ("127.0.0.1:6881", false, false),
+            ("[::1]:6881", false, false),
+            ("[::ffff:127.0.0.1]:6881", false, false),
+            // Our own listen port on this machine.
+            ("127.0.0.1:7000", true, false),
+            ("[::ffff:127.0.0.1]:7000", true, false),
+            ("10.0.0.1:7000", false, true),
+        ] {
+            assert_eq!(
+                listable(a(addr), 7000, loopback_ok),
+                want,
+                "{addr} {loopback_ok}"
+            );
+        }
+    }
+
+    #[test]
+    fn tracker_urls_on_this_machine() {
+        for (url, want) in [
+            ("http://127.0.0.1:6969/announce", true),
+            ("udp://localhost:6969", true),
+            ("http://[::1]:80/a", true),
+            ("https://user:pw@127.0.0.2/x?y=1", true),
+            ("http://tracker.example.org:80/announce", false),
+            ("udp://10.0.0.1:6969", false),
+            ("http://127.example.org/", false),
+            ("", false),
+        ] {
+            assert_eq!(url_is_loopback(url), want, "{url}");
         }
     }
 }

@@ -515,3 +515,166 @@ fn a_port_flood_names_one_dht_node() {
     }
     assert_eq!(nodes, 1);
 }
+
+/// A remote peer for the metadata tests: it serves `serves` as the info dictionary (or
+/// garbage of its length), and may push pieces nobody asked for.
+struct MetaPeer {
+    conn: ConnId,
+    wire: PeerConnection,
+    addr: SocketAddr,
+    serves: Vec<u8>,
+    closed: bool,
+}
+
+/// Issue 18, finding 4: metadata pieces nobody asked for are dropped, and a peer whose
+/// metadata fails the info-hash is found and banned while an honest peer supplies it.
+#[test]
+fn metadata_from_a_liar_is_dropped_and_the_liar_banned() {
+    let data: Vec<u8> = (0..32usize << 20).map(|i| (i * 13 % 249) as u8).collect();
+    let bytes = CreateTorrent::from_memory("m.bin", data)
+        .piece_size(16 * 1024)
+        .generate()
+        .unwrap();
+    let info = Arc::new(TorrentInfo::from_bytes(&bytes).unwrap());
+    let truth = info.info_bytes().to_vec();
+    assert!(truth.len() > 2 * 16 * 1024, "three metadata pieces");
+    let size = u32::try_from(truth.len()).unwrap();
+    let mut now = Instant::now();
+    let mut engine = Engine::new(Settings::default(), PeerId::new([1; 20]), [5; 32], now);
+    engine.set_alert_mask(lt_engine::AlertCategory::ALL);
+    let magnet = AddTorrent::from_magnet(&info.magnet_link()).unwrap();
+    engine.add_torrent(now, magnet).unwrap();
+    let params = |metadata_size| TorrentParams {
+        info_hash: info.info_hash(),
+        layout: None,
+        metadata_size,
+    };
+    let garbage: Vec<u8> = truth.iter().map(|b| b ^ 0x55).collect();
+    // An injector that announces no metadata (so is never asked) but pushes garbage, a
+    // liar that serves garbage, and an honest peer, connected in that order.
+    let mut peers: Vec<MetaPeer> = Vec::new();
+    for (i, (serves, announces)) in [
+        (garbage.clone(), None),
+        (garbage, Some(size)),
+        (truth.clone(), Some(size)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let addr: SocketAddr = format!("10.0.4.{}:7000", i + 1).parse().unwrap();
+        let incoming = Input::Incoming {
+            addr,
+            transport: Transport::Tcp,
+            handshake: Handshake::default(),
+        };
+        let conn = engine.handle_input(now, incoming).unwrap();
+        let wire = PeerConnection::outgoing(
+            PeerConfig::new(PeerId::new([20 + i as u8; 20])),
+            now,
+            params(announces),
+            None,
+            BytesMut::new(),
+        )
+        .unwrap();
+        peers.push(MetaPeer {
+            conn,
+            wire,
+            addr,
+            serves,
+            closed: false,
+        });
+    }
+    let mut got = None;
+    let mut banned = Vec::new();
+    let mut failed_rounds = 0;
+    let mut pushed = false;
+    let mut fetching = false;
+    let injector = peers[0].conn;
+    for _ in 0..400 {
+        let mut progress = false;
+        while let Some(a) = engine.poll_action() {
+            progress = true;
+            match a {
+                Action::Send { conn, bufs } => {
+                    if let Some(p) = peers.iter_mut().find(|p| p.conn == conn && !p.closed) {
+                        for b in bufs {
+                            if p.wire.handle_bytes(now, &b).is_err() {
+                                p.closed = true;
+                            }
+                        }
+                    }
+                }
+                Action::Close { conn } => {
+                    if let Some(p) = peers.iter_mut().find(|p| p.conn == conn) {
+                        p.closed = true;
+                    }
+                }
+                Action::MetadataReceived { info, .. } => got = Some(info),
+                _ => {}
+            }
+        }
+        while let Some(a) = engine.poll_alert() {
+            match a {
+                lt_engine::Alert::PeerBanned { addr, .. } => banned.push(addr),
+                lt_engine::Alert::MetadataFailed { .. } => failed_rounds += 1,
+                _ => {}
+            }
+        }
+        for p in peers.iter_mut().filter(|p| !p.closed) {
+            let total = u32::try_from(p.serves.len()).unwrap();
+            let reply = |piece: u32| {
+                let start = piece as usize * 16 * 1024;
+                let end = (start + 16 * 1024).min(p.serves.len());
+                lt_wire::ExtensionMessage::Metadata(lt_wire::MetadataMessage::Data {
+                    piece,
+                    total_size: total,
+                    data: Bytes::copy_from_slice(&p.serves[start..end]),
+                })
+            };
+            let mut out = Vec::new();
+            while let Some(e) = p.wire.poll_event() {
+                if let PeerEvent::Extension(lt_wire::ExtensionMessage::Metadata(
+                    lt_wire::MetadataMessage::Request { piece },
+                )) = e
+                {
+                    fetching = true;
+                    out.push(reply(piece));
+                }
+            }
+            // The injector (never asked) pushes every piece once the fetch runs.
+            if p.conn == injector && fetching && !pushed {
+                pushed = true;
+                out.extend((0..3).map(reply));
+            }
+            for m in out {
+                let _ = p.wire.send_extension(now, &m);
+            }
+            while let Some(b) = p.wire.poll_transmit() {
+                progress = true;
+                let data = BytesMut::from(&b[..]);
+                let conn = p.conn;
+                let _ = engine.handle_input(now, Input::Received { conn, data });
+            }
+        }
+        if got.is_some() {
+            break;
+        }
+        if !progress {
+            now += Duration::from_millis(500);
+            let _ = engine.handle_input(now, Input::Timeout);
+        }
+    }
+    let got = got.expect("the metadata arrived");
+    assert_eq!(got.info_bytes(), &truth[..]);
+    assert!(pushed, "the injector pushed its pieces");
+    assert_eq!(
+        banned,
+        [peers[1].addr],
+        "the liar, and only the liar, is banned"
+    );
+    // The liar, first to announce the size, supplies the whole first round and is named
+    // by it; the second round is the honest peer's. The injector's pieces, never asked
+    // for, make no round of their own.
+    assert_eq!(failed_rounds, 1);
+    assert!(!peers[2].closed, "the honest peer stays");
+}

@@ -54,6 +54,8 @@ pub(super) struct Conn {
     pub(super) listen_port: Option<u16>,
     /// It announced a metadata size and has not rejected a metadata request.
     pub(super) serves_metadata: bool,
+    /// The metadata size it announced.
+    pub(super) metadata_size: Option<u32>,
     /// The connection runs over uTP (as the driver said).
     pub(super) utp: bool,
     /// The peer is on the local network (for `ignore_limits_on_local_network`).
@@ -142,6 +144,7 @@ impl Conn {
             pending_bits: Vec::new(),
             listen_port: None,
             serves_metadata: false,
+            metadata_size: None,
             utp: false,
             local: is_local_network(addr.ip()),
             pex_sent: BTreeSet::new(),

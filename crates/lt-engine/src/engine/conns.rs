@@ -398,12 +398,12 @@ impl Engine {
                     && let Some(id) = tid
                     && let Some(size) = hs.metadata_size
                 {
-                    self.metadata_size_seen(now, id, size);
+                    self.metadata_size_seen(now, id, cid, size);
                 }
             }
             PeerEvent::Extension(ExtensionMessage::Pex(m)) => {
-                if let Some(id) = tid {
-                    self.on_pex(id, &m);
+                if let (Some(id), Some(from)) = (tid, self.conns.get(&cid).map(|c| c.addr)) {
+                    self.on_pex(id, from, &m);
                 }
             }
             PeerEvent::Extension(ExtensionMessage::Metadata(m)) => {

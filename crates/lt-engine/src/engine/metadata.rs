@@ -1,5 +1,14 @@
 //! Fetching and serving the metadata of magnet links (BEP 9).
+//!
+//! A magnet's metadata is fetched in rounds. A round asks the peers that announced the
+//! round's size for pieces, two at a time each, and keeps only pieces it asked that peer
+//! for. When the assembled bytes fail the info-hash, a lone sender is banned; several
+//! senders become suspects that are not asked again, and later rounds take every piece
+//! from one peer, so a lie names its peer. Requests from peers are answered while their
+//! send buffer has room, rejected otherwise.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -11,54 +20,86 @@ use rand_core::RngCore as _;
 use tracing::debug;
 
 use crate::alert::Alert;
+use crate::torrent::Torrent;
 use crate::{Action, ConnId, DiskJob, TorrentId, TorrentState};
 
 use super::Engine;
 use super::conn::{Bits, Conn, METADATA_REQUEST_TIMEOUT};
 
 impl Engine {
-    pub(super) fn metadata_size_seen(&mut self, now: Instant, id: TorrentId, size: u32) {
+    /// A peer announced the metadata's size in its extended handshake. The first size seen
+    /// starts the fetch; after a failed round the size most peers announce is fetched.
+    pub(super) fn metadata_size_seen(
+        &mut self,
+        now: Instant,
+        id: TorrentId,
+        cid: ConnId,
+        size: u32,
+    ) {
+        if size == 0 || u64::from(size) > lt_wire::limits::DEFAULT_MAX_METADATA_SIZE {
+            return;
+        }
+        if let Some(c) = self.conns.get_mut(&cid) {
+            c.metadata_size = Some(size);
+        }
         let Some(t) = self.torrents.get_mut(&id) else {
             return;
         };
-        if t.meta.size.is_some()
-            || size == 0
-            || u64::from(size) > lt_wire::limits::DEFAULT_MAX_METADATA_SIZE
-        {
+        if t.has_metadata || t.meta.size.is_some() {
             return;
         }
-        let n = lt_wire::metadata_piece_count(size) as usize;
-        t.meta.size = Some(size);
-        t.meta.pieces = vec![None; n];
-        t.meta.requested = vec![None; n];
+        t.meta.start(size);
         self.request_metadata(now, id);
     }
 
-    /// Asks peers that have the metadata for pieces nobody is fetching, two at a time each.
+    /// Whether a connection may be asked for the metadata this round: it serves it, of the
+    /// size being fetched, and is not suspected of a failed round.
+    fn metadata_source(&self, t: &Torrent, cid: ConnId) -> bool {
+        self.conns.get(&cid).is_some_and(|c| {
+            c.connected
+                && c.serves_metadata
+                && c.metadata_size == t.meta.size
+                && !t.meta.suspects.contains(&c.addr)
+                && c.wire.as_ref().is_some_and(|w| {
+                    w.extension_ids()
+                        .remote(lt_wire::Extension::Metadata)
+                        .is_some()
+                })
+        })
+    }
+
+    /// Asks peers for the pieces nobody is fetching, two at a time each. After a failed
+    /// round one peer at a time supplies every piece, so that the next failure names the
+    /// peer that lied.
     pub(super) fn request_metadata(&mut self, now: Instant, id: TorrentId) {
-        let Some(t) = self.torrents.get_mut(&id) else {
+        let Some(t) = self.torrents.get(&id) else {
             return;
         };
         if t.has_metadata || t.meta.size.is_none() {
             return;
         }
-        let conns: Vec<ConnId> = t.conns.iter().copied().collect();
-        let mut flush = Vec::new();
-        for cid in conns {
-            let Some(w) = self
-                .conns
-                .get_mut(&cid)
-                .filter(|c| c.connected && c.serves_metadata)
-                .and_then(|c| c.wire.as_mut())
-            else {
+        let mut sources: Vec<ConnId> = t
+            .conns
+            .iter()
+            .copied()
+            .filter(|&cid| self.metadata_source(t, cid))
+            .collect();
+        if t.meta.single_source {
+            // The peer already asked keeps the round; otherwise the first source.
+            let current = t.meta.requested.iter().flatten().map(|&(c, _)| c).next();
+            sources = current
+                .filter(|c| sources.contains(c))
+                .or_else(|| sources.first().copied())
+                .into_iter()
+                .collect();
+        }
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        for &cid in &sources {
+            let Some(w) = self.conns.get_mut(&cid).and_then(|c| c.wire.as_mut()) else {
                 continue;
             };
-            if w.extension_ids()
-                .remote(lt_wire::Extension::Metadata)
-                .is_none()
-            {
-                continue;
-            }
             let mut asked = t
                 .meta
                 .requested
@@ -81,9 +122,8 @@ impl Engine {
                     }
                 }
             }
-            flush.push(cid);
         }
-        for cid in flush {
+        for cid in sources {
             self.flush(cid);
         }
     }
@@ -95,35 +135,14 @@ impl Engine {
         cid: ConnId,
         msg: MetadataMessage,
     ) {
-        let Some(t) = self.torrents.get_mut(&id) else {
-            return;
-        };
         match msg {
-            MetadataMessage::Request { piece } => {
-                let Some(w) = self.conns.get_mut(&cid).and_then(|c| c.wire.as_mut()) else {
-                    return;
-                };
-                let info = t.info.info_bytes();
-                let total = u32::try_from(info.len()).unwrap_or(u32::MAX);
-                let piece_size = lt_wire::limits::METADATA_PIECE_SIZE as usize;
-                let reply = match lt_wire::metadata_piece_len(piece, total) {
-                    Some(len) if t.has_metadata => {
-                        let start = piece as usize * piece_size;
-                        MetadataMessage::Data {
-                            piece,
-                            total_size: total,
-                            data: Bytes::copy_from_slice(&info[start..start + len as usize]),
-                        }
-                    }
-                    _ => MetadataMessage::Reject { piece },
-                };
-                let _ = w.send_extension(now, &ExtensionMessage::Metadata(reply));
-                self.flush(cid);
-                return;
-            }
+            MetadataMessage::Request { piece } => self.serve_metadata(now, id, cid, piece),
             MetadataMessage::Reject { piece } => {
                 // Someone else is asked at the next round.
-                if let Some(r) = t.meta.requested.get_mut(piece as usize)
+                if let Some(r) = self
+                    .torrents
+                    .get_mut(&id)
+                    .and_then(|t| t.meta.requested.get_mut(piece as usize))
                     && r.is_some_and(|(c, _)| c == cid)
                 {
                     *r = None;
@@ -131,43 +150,162 @@ impl Engine {
                 if let Some(c) = self.conns.get_mut(&cid) {
                     c.serves_metadata = false;
                 }
+                self.request_metadata(now, id);
             }
             MetadataMessage::Data {
                 piece,
                 total_size,
                 data,
-            } => {
-                if t.has_metadata || t.meta.size != Some(total_size) {
-                    return;
-                }
-                let i = piece as usize;
-                let fits = lt_wire::metadata_piece_len(piece, total_size)
-                    .is_some_and(|len| len as usize == data.len());
-                if !fits || t.meta.pieces.get(i).is_none_or(Option::is_some) {
-                    return;
-                }
-                t.meta.pieces[i] = Some(data);
-                t.meta.requested[i] = None;
-                if t.meta.pieces.iter().all(Option::is_some) {
-                    let bytes: Vec<u8> = t
-                        .meta
-                        .pieces
-                        .iter()
-                        .flatten()
-                        .flat_map(|b| b.iter().copied())
-                        .collect();
-                    self.metadata_complete(now, id, &bytes);
-                    return;
+            } => self.metadata_piece(now, id, cid, piece, total_size, data),
+            _ => {}
+        }
+    }
+
+    /// Answers a metadata request: the piece when we have the metadata and the peer's send
+    /// buffer has room (the same watermark as for blocks), else a reject, so a peer that
+    /// asks and never reads costs a bounded amount of memory.
+    fn serve_metadata(&mut self, now: Instant, id: TorrentId, cid: ConnId, piece: u32) {
+        let Some(t) = self.torrents.get(&id) else {
+            return;
+        };
+        let room = self.conns.get(&cid).is_some_and(|c| self.send_room(c));
+        let info = t.info.info_bytes();
+        let total = u32::try_from(info.len()).unwrap_or(u32::MAX);
+        let piece_size = lt_wire::limits::METADATA_PIECE_SIZE as usize;
+        let reply = match lt_wire::metadata_piece_len(piece, total) {
+            Some(len) if t.has_metadata && room => {
+                let start = piece as usize * piece_size;
+                MetadataMessage::Data {
+                    piece,
+                    total_size: total,
+                    data: Bytes::copy_from_slice(&info[start..start + len as usize]),
                 }
             }
-            _ => {}
+            _ => MetadataMessage::Reject { piece },
+        };
+        if let Some(w) = self.conns.get_mut(&cid).and_then(|c| c.wire.as_mut()) {
+            let _ = w.send_extension(now, &ExtensionMessage::Metadata(reply));
+        }
+        self.flush(cid);
+    }
+
+    /// A metadata piece arrived. Only a piece we asked this peer for, of the size being
+    /// fetched, is kept, with who sent it.
+    fn metadata_piece(
+        &mut self,
+        now: Instant,
+        id: TorrentId,
+        cid: ConnId,
+        piece: u32,
+        total_size: u32,
+        data: Bytes,
+    ) {
+        let Some(addr) = self.conns.get(&cid).map(|c| c.addr) else {
+            return;
+        };
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        let i = piece as usize;
+        let asked = t
+            .meta
+            .requested
+            .get(i)
+            .is_some_and(|r| r.is_some_and(|(c, _)| c == cid));
+        let fits = lt_wire::metadata_piece_len(piece, total_size)
+            .is_some_and(|len| len as usize == data.len());
+        if t.has_metadata || t.meta.size != Some(total_size) || !asked || !fits {
+            debug!(torrent = %id, conn = %cid, piece, asked, fits, "metadata piece dropped");
+            return;
+        }
+        t.meta.pieces[i] = Some((data, addr));
+        t.meta.requested[i] = None;
+        if t.meta.pieces.iter().all(Option::is_some) {
+            let mut bytes = Vec::with_capacity(total_size as usize);
+            let mut senders = BTreeSet::new();
+            for (data, from) in t.meta.pieces.iter().flatten() {
+                bytes.extend_from_slice(data);
+                senders.insert(*from);
+            }
+            self.metadata_complete(now, id, &bytes, &senders);
+            return;
+        }
+        self.request_metadata(now, id);
+    }
+
+    /// A round's metadata did not match the info-hash. A lone sender lied and is banned;
+    /// with several, each becomes a suspect that is not asked again, and the next rounds
+    /// take every piece from one peer. The size most remaining peers announce is fetched
+    /// next (a liar may have announced its own).
+    fn metadata_round_failed(
+        &mut self,
+        now: Instant,
+        id: TorrentId,
+        senders: &BTreeSet<SocketAddr>,
+    ) {
+        if let [liar] = senders.iter().copied().collect::<Vec<_>>()[..] {
+            let conn = self.torrents.get(&id).and_then(|t| {
+                t.conns
+                    .iter()
+                    .copied()
+                    .find(|c| self.conns.get(c).is_some_and(|c| c.addr == liar))
+            });
+            debug!(torrent = %id, peer = %liar, "banned for metadata that fails the info-hash");
+            self.ban(now, id, conn, liar);
+        }
+        let Some(t) = self.torrents.get(&id) else {
+            return;
+        };
+        let mut suspects = t.meta.suspects.clone();
+        if senders.len() > 1 {
+            suspects.extend(senders.iter().copied());
+        }
+        // Sizes the peers still eligible announce; when suspicion covers them all, everyone
+        // gets another chance, one at a time.
+        let eligible = |suspects: &BTreeSet<SocketAddr>| -> Vec<u32> {
+            t.conns
+                .iter()
+                .filter_map(|c| self.conns.get(c))
+                .filter(|c| c.connected && c.serves_metadata && !suspects.contains(&c.addr))
+                .filter_map(|c| c.metadata_size)
+                .collect()
+        };
+        let mut sizes = eligible(&suspects);
+        if sizes.is_empty() {
+            suspects.clear();
+            sizes = eligible(&suspects);
+        }
+        let mut counts: BTreeMap<u32, usize> = BTreeMap::new();
+        for s in sizes {
+            *counts.entry(s).or_default() += 1;
+        }
+        let size = counts
+            .into_iter()
+            .max_by_key(|&(s, n)| (n, std::cmp::Reverse(s)))
+            .map(|(s, _)| s);
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        t.meta = crate::torrent::MetaFetch {
+            suspects,
+            single_source: true,
+            ..crate::torrent::MetaFetch::default()
+        };
+        if let Some(size) = size {
+            t.meta.start(size);
         }
         self.request_metadata(now, id);
     }
 
     /// Checks the fetched info dictionary against the info-hash and turns the magnet into a
     /// normal torrent that checks its files next.
-    pub(super) fn metadata_complete(&mut self, now: Instant, id: TorrentId, bytes: &[u8]) {
+    pub(super) fn metadata_complete(
+        &mut self,
+        now: Instant,
+        id: TorrentId,
+        bytes: &[u8],
+        senders: &BTreeSet<SocketAddr>,
+    ) {
         let Some(t) = self.torrents.get(&id) else {
             return;
         };
@@ -179,6 +317,7 @@ impl Engine {
         };
         if !matches {
             self.metadata_failed(id, "the metadata does not match the info-hash".into());
+            self.metadata_round_failed(now, id, senders);
             return;
         }
         let info = match lt_metainfo::TorrentInfo::from_info_bytes(

@@ -22,8 +22,11 @@ impl Engine {
         }
     }
 
-    pub(super) fn on_pex(&mut self, id: TorrentId, m: &lt_wire::PexMessage) {
+    /// Peers a connected peer (at `from`) told us of (BEP 11); loopback addresses only from
+    /// a peer on this machine.
+    pub(super) fn on_pex(&mut self, id: TorrentId, from: SocketAddr, m: &lt_wire::PexMessage) {
         let max = self.settings.max_peerlist_size;
+        let loopback_ok = from.ip().is_loopback();
         let listen_port = self.listen_port;
         let Some(t) = self.torrents.get_mut(&id) else {
             return;
@@ -36,10 +39,7 @@ impl Engine {
                 break;
             }
             let a = p.addr;
-            if a.port() == 0
-                || a.ip().is_unspecified()
-                || (a.port() == listen_port && a.ip().is_loopback())
-            {
+            if !crate::torrent::listable(a, listen_port, loopback_ok) {
                 continue;
             }
             let e = t

@@ -33,7 +33,8 @@ impl Engine {
             if t.peers.len() >= max {
                 break;
             }
-            if a.port() == 0 || (a.port() == listen_port && a.ip().is_loopback()) {
+            // lt-dht keeps loopback peers only from nodes on this machine.
+            if !crate::torrent::listable(a, listen_port, true) {
                 continue;
             }
             t.peers
@@ -59,10 +60,10 @@ impl Engine {
         let Some(t) = self.torrents.get_mut(&id) else {
             return;
         };
-        if (t.has_metadata && t.info.is_private()) || t.peers.len() >= max || addr.port() == 0 {
-            return;
-        }
-        if (addr.port() == self.listen_port) && addr.ip().is_loopback() {
+        if (t.has_metadata && t.info.is_private())
+            || t.peers.len() >= max
+            || !crate::torrent::listable(addr, self.listen_port, true)
+        {
             return;
         }
         let e = t

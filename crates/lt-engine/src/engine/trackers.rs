@@ -120,14 +120,13 @@ impl Engine {
                 t.last_tracker = Some(url.clone());
                 t.num_complete = resp.complete.or(t.num_complete);
                 t.num_incomplete = resp.incomplete.or(t.num_incomplete);
+                // A tracker elsewhere that names loopback addresses would make us dial our
+                // own machine's services.
+                let loopback_ok = crate::torrent::url_is_loopback(&url);
                 for p in &resp.peers {
-                    if p.addr.port() == 0 || t.peers.len() >= max_list {
-                        continue;
-                    }
-                    if p.addr.port() == listen_port
-                        && (p.addr.ip().is_loopback() || p.addr.ip().is_unspecified())
+                    if t.peers.len() >= max_list
+                        || !crate::torrent::listable(p.addr, listen_port, loopback_ok)
                     {
-                        // Probably ourselves; a handshake would tell, but why dial.
                         continue;
                     }
                     t.peers
