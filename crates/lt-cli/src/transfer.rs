@@ -261,6 +261,9 @@ fn report(alert: &Alert) {
         }
         Alert::ExternalIp { address } => eprintln!("external address {address}"),
         Alert::FileError { error, .. } => eprintln!("lt: file error: {error}"),
+        Alert::InternalError { message, .. } => {
+            eprintln!("lt: internal error (the torrent is paused): {message}");
+        }
         Alert::TrackerError {
             url,
             error,

@@ -125,6 +125,14 @@ pub enum Alert {
         /// The torrent.
         torrent: TorrentId,
     },
+    /// The engine hit a bug (a panic) while handling an input and contained it: the
+    /// torrent the input concerned, if any, is paused with this error; the session goes on.
+    InternalError {
+        /// The torrent paused, when the input concerned one.
+        torrent: Option<TorrentId>,
+        /// The panic's message.
+        message: String,
+    },
     /// Metadata from peers did not match the info-hash or did not parse; it is fetched
     /// again.
     MetadataFailed {
@@ -448,6 +456,7 @@ impl Alert {
     pub const fn category(&self) -> AlertCategory {
         match self {
             Self::AddTorrentFailed { .. }
+            | Self::InternalError { .. }
             | Self::FileError { .. }
             | Self::TorrentDeleteFailed { .. }
             | Self::MetadataFailed { .. }

@@ -284,6 +284,22 @@ pub enum DiskDone {
     },
 }
 
+impl DiskDone {
+    /// The torrent the job was for.
+    #[must_use]
+    pub const fn torrent(&self) -> TorrentId {
+        match self {
+            Self::Checked { torrent, .. }
+            | Self::PieceWritten { torrent, .. }
+            | Self::Read { torrent, .. }
+            | Self::Verified { torrent, .. }
+            | Self::PieceRead { torrent, .. }
+            | Self::Moved { torrent, .. }
+            | Self::Renamed { torrent, .. } => *torrent,
+        }
+    }
+}
+
 /// A torrent's state (the manual's `torrent_status::state_t`; `allocating` and
 /// `queued_for_checking` are gone in libtorrent 2).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]

@@ -678,3 +678,56 @@ fn metadata_from_a_liar_is_dropped_and_the_liar_banned() {
     assert_eq!(failed_rounds, 1);
     assert!(!peers[2].closed, "the honest peer stays");
 }
+
+/// Issue 18, finding 1: a bug met while handling one torrent's input does not take the
+/// engine (and the session with it) down. A driver that reports a piece the torrent does
+/// not have trips a debug assertion in the bitfield; the engine contains the panic, pauses
+/// that torrent with the error and says so, and the other torrent and the connections go on.
+#[test]
+fn a_panic_in_one_torrent_is_contained() {
+    let mut seed = Seed::new(Settings::default(), 1 << 20);
+    seed.engine.set_alert_mask(lt_engine::AlertCategory::ALL);
+    let other_data = vec![9u8; 300_000];
+    let other = Arc::new(
+        TorrentInfo::from_bytes(
+            &CreateTorrent::from_memory("other.bin", other_data)
+                .piece_size(64 * 1024)
+                .generate()
+                .unwrap(),
+        )
+        .unwrap(),
+    );
+    let other_id = seed
+        .engine
+        .add_torrent(seed.now, AddTorrent::new(Arc::clone(&other)))
+        .unwrap();
+    while seed.engine.poll_action().is_some() {}
+    while seed.engine.poll_alert().is_some() {}
+    let bogus = DiskDone::PieceWritten {
+        torrent: seed.torrent,
+        piece: PieceIndex::new(1_000_000),
+        passed: true,
+        error: None,
+    };
+    let _ = seed.engine.handle_input(seed.now, Input::Disk(bogus));
+    if cfg!(debug_assertions) {
+        let mut contained = None;
+        while let Some(a) = seed.engine.poll_alert() {
+            if let lt_engine::Alert::InternalError { torrent, message } = a {
+                contained = Some((torrent, message));
+            }
+        }
+        let (torrent, message) = contained.expect("an InternalError alert");
+        assert_eq!(torrent, Some(seed.torrent));
+        assert!(message.contains("out of range"), "{message}");
+        let st = seed.engine.status(seed.now, seed.torrent).unwrap();
+        assert!(st.paused);
+        assert!(st.error.unwrap().starts_with("internal error"));
+    }
+    // The engine goes on: the other torrent is untouched, and inputs are taken.
+    seed.tick(Duration::from_secs(1));
+    let st = seed.engine.status(seed.now, other_id).unwrap();
+    assert!(!st.paused && st.error.is_none());
+    let addr: SocketAddr = "10.0.9.9:7000".parse().unwrap();
+    assert!(seed.accept(addr, 99).is_some());
+}

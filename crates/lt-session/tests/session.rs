@@ -62,6 +62,9 @@ fn wait(
         alerts.extend(session.pop_alerts());
         let s = handle.status().unwrap();
         if done(&s) {
+            // The loop posts a step's alerts before it lets go of the engine, so what led
+            // to this status is queued by now, even if it came after the pop above.
+            alerts.extend(session.pop_alerts());
             return;
         }
         assert!(

@@ -1,7 +1,9 @@
 //! The engine: every torrent and peer connection of a session, driven by events.
 
+use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -11,6 +13,7 @@ use lt_wire::PeerEvent;
 use lt_wire::mse::MseConfig;
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng as _;
+use tracing::debug;
 
 use crate::alert::{Alert, AlertCategory, AlertQueue};
 use crate::rate::Bucket;
@@ -248,7 +251,22 @@ impl Engine {
 
     /// Takes one event from the driver. Returns the id an [`Input::Incoming`] connection
     /// gets, or `None` when it was refused (and for every other input).
+    ///
+    /// A panic while handling the input (a bug) does not unwind into the driver: the
+    /// torrent the input concerned is paused with the error, [`Alert::InternalError`] says
+    /// so, and the rest of the session goes on.
     pub fn handle_input(&mut self, now: Instant, input: Input) -> Option<ConnId> {
+        let torrent = self.torrent_of(&input);
+        match panic::catch_unwind(AssertUnwindSafe(|| self.dispatch(now, input))) {
+            Ok(conn) => conn,
+            Err(payload) => {
+                self.contain(now, torrent, payload.as_ref());
+                None
+            }
+        }
+    }
+
+    fn dispatch(&mut self, now: Instant, input: Input) -> Option<ConnId> {
         match input {
             Input::Timeout => self.tick(now),
             Input::Connected {
@@ -280,6 +298,47 @@ impl Engine {
             Input::LsdPeer { info_hash, addr } => self.add_lsd_peer(now, &info_hash, addr),
         }
         None
+    }
+
+    /// The torrent an input concerns, when it is known before handling it.
+    fn torrent_of(&self, input: &Input) -> Option<TorrentId> {
+        let of_conn = |conn: &ConnId| self.conns.get(conn).and_then(|c| c.torrent);
+        match input {
+            Input::Connected { conn, .. }
+            | Input::ConnectFailed { conn, .. }
+            | Input::Received { conn, .. }
+            | Input::Closed { conn, .. }
+            | Input::Drained { conn, .. } => of_conn(conn),
+            Input::Disk(done) => Some(done.torrent()),
+            Input::Announced { torrent, .. }
+            | Input::Scraped { torrent, .. }
+            | Input::DhtPeers { torrent, .. } => Some(*torrent),
+            Input::LsdPeer { info_hash, .. } => self.find_by_wire_hash(info_hash),
+            Input::Timeout | Input::Incoming { .. } => None,
+        }
+    }
+
+    /// After a contained panic: the torrent concerned is paused with the error (its
+    /// connections closed), and an alert says what happened. A second panic while doing so
+    /// leaves the torrent as it is.
+    fn contain(&mut self, now: Instant, torrent: Option<TorrentId>, payload: &(dyn Any + Send)) {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".to_owned());
+        debug!(torrent = ?torrent, %message, "contained a panic");
+        let torrent = torrent.filter(|id| self.torrents.contains_key(id));
+        if let Some(id) = torrent {
+            let _ = panic::catch_unwind(AssertUnwindSafe(|| {
+                if let Some(t) = self.torrents.get_mut(&id) {
+                    t.error = Some(format!("internal error: {message}"));
+                    t.auto_managed = false;
+                }
+                self.pause_inner(now, id);
+            }));
+        }
+        self.alerts.push(Alert::InternalError { torrent, message });
     }
 
     /// The next action for the driver.
