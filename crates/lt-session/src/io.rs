@@ -19,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use crate::Event;
+use crate::{Event, Shared};
 
 /// Bytes read from a socket at once.
 const READ_CHUNK: usize = 256 * 1024;
@@ -228,9 +228,34 @@ pub(crate) async fn connect(
     }
 }
 
+/// Starts the first-bytes task of an accepted connection, holding one of `handshakes`'
+/// permits until it ends (issue 18, finding 7: a flood of connections that never finish
+/// their handshake costs at most that many tasks, and no DH exponentiation past them).
+/// Without a free permit the connection is dropped, which closes it.
+pub(crate) fn start_accept(
+    stream: PeerStream,
+    addr: SocketAddr,
+    shared: &Shared,
+    handshakes: &Arc<tokio::sync::Semaphore>,
+    timeout: Duration,
+    events: &mpsc::Sender<Event>,
+) {
+    let Ok(permit) = Arc::clone(handshakes).try_acquire_owned() else {
+        tracing::debug!(peer = %addr, "too many incoming handshakes; closed");
+        return;
+    };
+    let config = shared.engine().mse_config();
+    let skeys = Arc::clone(&shared.skeys);
+    let events = events.clone();
+    tokio::spawn(async move {
+        accept(stream, addr, config, skeys, timeout, events).await;
+        drop(permit);
+    });
+}
+
 /// Reads the first bytes of an accepted connection: plaintext goes on as is, anything else
 /// must be an MSE handshake for a torrent we have.
-pub(crate) async fn accept(
+async fn accept(
     mut stream: PeerStream,
     addr: SocketAddr,
     config: MseConfig,

@@ -178,6 +178,11 @@ impl Session {
         });
         let (tx, rx) = mpsc::channel::<Event>(1024);
         let handshake_timeout = settings.engine.handshake_timeout;
+        // Incoming connections in their first bytes (and MSE's key exchange) at once: past
+        // the cap a new one is closed before any work is done for it.
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(
+            settings.max_incoming_handshakes.max(1),
+        ));
         {
             let _guard = runtime.enter();
             for l in listeners {
@@ -186,6 +191,7 @@ impl Session {
                 };
                 let shared = Arc::clone(&shared);
                 let tx = tx.clone();
+                let handshakes = Arc::clone(&handshakes);
                 let incoming_tcp = settings.engine.enable_incoming_tcp;
                 runtime.spawn(async move {
                     loop {
@@ -200,15 +206,14 @@ impl Session {
                             continue;
                         }
                         let stream = io::PeerStream::Tcp(stream);
-                        let config = shared.engine().mse_config();
-                        tokio::spawn(io::accept(
+                        io::start_accept(
                             stream,
                             addr,
-                            config,
-                            Arc::clone(&shared.skeys),
+                            &shared,
+                            &handshakes,
                             handshake_timeout,
-                            tx.clone(),
-                        ));
+                            &tx,
+                        );
                     }
                 });
             }
@@ -218,20 +223,21 @@ impl Session {
                 let u = u.clone();
                 let shared = Arc::clone(&shared);
                 let tx = tx.clone();
+                let handshakes = Arc::clone(&handshakes);
                 runtime.spawn(async move {
                     while let Ok((stream, addr)) = u.accept().await {
                         if shared.closed.load(Ordering::Relaxed) {
                             return;
                         }
-                        let config = shared.engine().mse_config();
-                        tokio::spawn(io::accept(
-                            io::PeerStream::Utp(stream),
+                        let stream = io::PeerStream::Utp(stream);
+                        io::start_accept(
+                            stream,
                             addr,
-                            config,
-                            Arc::clone(&shared.skeys),
+                            &shared,
+                            &handshakes,
                             handshake_timeout,
-                            tx.clone(),
-                        ));
+                            &tx,
+                        );
                     }
                 });
             }

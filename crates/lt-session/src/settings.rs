@@ -54,6 +54,9 @@ pub struct SessionSettings {
     /// The DHT node's settings (the manual's `dht_settings`: bucket size, lookup
     /// parallelism, timeouts, rate limits, store limits, read-only mode...).
     pub dht_settings: lt_dht::Config,
+    /// Incoming connections allowed in their handshake (first bytes and MSE) at once;
+    /// past it a new connection is closed before any work is done. Default 64.
+    pub max_incoming_handshakes: usize,
     /// Local service discovery (BEP 14, the manual's `start_lsd`): multicast announces on
     /// the LAN. Default `false`: lt sends nothing to the LAN unless asked.
     pub enable_lsd: bool,
@@ -80,6 +83,7 @@ impl Default for SessionSettings {
             dht_routers: Vec::new(),
             dht_state: None,
             dht_settings: lt_dht::Config::default(),
+            max_incoming_handshakes: 64,
             enable_lsd: false,
         }
     }

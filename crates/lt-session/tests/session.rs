@@ -588,3 +588,41 @@ fn seed_mode_hashes_each_piece_when_first_asked() {
         "the damaged piece was sent"
     );
 }
+
+/// Issue 18, finding 7: connections that never send a byte hold at most
+/// `max_incoming_handshakes` handshake slots; the others are closed at once, before any
+/// work is done for them.
+#[test]
+fn silent_connections_hold_at_most_the_handshake_slots() {
+    use std::io::Read as _;
+
+    let mut s = settings();
+    s.max_incoming_handshakes = 4;
+    s.engine.handshake_timeout = Duration::from_secs(30);
+    let session = Session::new(s).unwrap();
+    let addr = session.listen_addrs()[0];
+    let mut socks: Vec<std::net::TcpStream> = (0..10)
+        .map(|_| std::net::TcpStream::connect(addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut closed = 0;
+    for sock in &mut socks {
+        sock.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut buf = [0u8; 1];
+        match sock.read(&mut buf) {
+            Ok(0) => closed += 1,
+            Err(e)
+                if !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                closed += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(closed, 6, "all but the 4 handshake slots closed at once");
+    session.shutdown();
+}
