@@ -407,7 +407,8 @@ pub struct AddTorrent {
 
 impl AddTorrent {
     /// A torrent from a magnet link: its trackers (one tier each, in order) and peers;
-    /// the metadata is fetched from peers.
+    /// the metadata is fetched from peers, unless resume data that holds it is added with
+    /// it (then the engine uses that).
     ///
     /// # Errors
     /// Never in practice: building the placeholder metadata cannot fail.
@@ -419,6 +420,37 @@ impl AddTorrent {
         add.trackers = link.trackers.iter().map(|t| vec![t.clone()]).collect();
         add.peers = link.peer_addrs();
         Ok(add)
+    }
+
+    /// The torrent's info-hashes: the magnet link's, or the metadata's.
+    #[must_use]
+    pub fn info_hash(&self) -> InfoHash {
+        self.metadata_for.unwrap_or_else(|| self.info.info_hash())
+    }
+
+    /// A magnet link whose resume data holds the metadata (an earlier run fetched it)
+    /// becomes a torrent with that metadata, when the metadata matches the link; otherwise
+    /// it stays as it is.
+    /// [`Engine::add_torrent`](crate::Engine::add_torrent) does this itself; a driver that
+    /// makes the storage before adding calls it first to know which metadata to make it for.
+    pub fn reconcile_resume(&mut self) {
+        let Some(link_hash) = self.metadata_for else {
+            return;
+        };
+        let resumed = self
+            .resume
+            .as_ref()
+            .and_then(|r| r.info.as_deref())
+            .and_then(|b| {
+                TorrentInfo::from_info_bytes(b, &lt_metainfo::LoadLimits::default()).ok()
+            });
+        if let Some(info) = resumed.filter(|i| {
+            let ih = i.info_hash();
+            ih == link_hash || (ih.v1_hash().is_some() && ih.v1_hash() == link_hash.v1_hash())
+        }) {
+            self.info = Arc::new(info);
+            self.metadata_for = None;
+        }
     }
 
     /// Defaults for `info`.

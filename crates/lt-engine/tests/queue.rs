@@ -125,3 +125,26 @@ fn seeds_are_limited_separately() {
     );
     assert_eq!(engine.queue_position(ids[4]), Some(4));
 }
+
+/// A magnet added with resume data that holds matching metadata is a torrent with that
+/// metadata at once (it checks the resume data); metadata that does not match the link is
+/// ignored and the magnet fetches its own.
+#[test]
+fn a_magnet_with_resumed_metadata_needs_no_fetch() {
+    let t0 = Instant::now();
+    let mut engine = Engine::new(Settings::default(), PeerId::new([1; 20]), [9; 32], t0);
+    let wanted = info(1);
+    let other = info(2);
+    for (resumed, has_metadata) in [(&wanted, true), (&other, false)] {
+        let mut add = AddTorrent::from_magnet(&wanted.magnet_link()).unwrap();
+        let mut resume = lt_storage::ResumeData::new(resumed);
+        resume.info = Some(resumed.info_bytes().to_vec());
+        add.resume = Some(resume);
+        let id = engine.add_torrent(t0, add).unwrap();
+        let st = engine.status(t0, id).unwrap();
+        assert_eq!(st.has_metadata, has_metadata);
+        assert_eq!(st.info_hash, wanted.info_hash());
+        engine.remove_torrent(t0, id, false);
+        while engine.poll_action().is_some() {}
+    }
+}

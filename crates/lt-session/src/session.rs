@@ -12,7 +12,6 @@ use lt_engine::{AddTorrent, Engine};
 pub(crate) use lt_engine::{
     Alert, AlertCategory, IpFilter, PortFilter, Settings, TorrentId, TorrentStatus,
 };
-use lt_metainfo::TorrentInfo;
 pub(crate) use lt_nat::Protocol as PortProtocol;
 use lt_storage::{FsOptions, FsStorage};
 use tokio::sync::{Notify, mpsc};
@@ -70,12 +69,27 @@ impl Shared {
         r
     }
 
+    /// Moves the engine's alerts to the API's queue, which holds at most
+    /// `alert_queue_size` of them like the engine's: when nobody pops them, the oldest go
+    /// and one [`Alert::AlertsDropped`] at the front counts them.
     pub(crate) fn push_alerts(&self, engine: &mut Engine) {
+        let limit = engine.settings().alert_queue_size.max(2);
         let mut got = false;
         let mut q = self.alerts.lock().unwrap_or_else(PoisonError::into_inner);
         while let Some(a) = engine.poll_alert() {
             q.push_back(a);
             got = true;
+        }
+        if q.len() > limit {
+            let mut dropped = 0u64;
+            while q.len() >= limit {
+                match q.pop_front() {
+                    Some(Alert::AlertsDropped { count }) => dropped += count,
+                    Some(_) => dropped += 1,
+                    None => break,
+                }
+            }
+            q.push_front(Alert::AlertsDropped { count: dropped });
         }
         drop(q);
         if got {
@@ -364,55 +378,19 @@ impl Session {
     /// # Errors
     /// [`Error::Storage`] when the save path cannot be used, [`Error::Add`].
     pub fn add_torrent(&self, params: AddTorrentParams) -> Result<TorrentHandle, Error> {
-        // A magnet whose resume data holds the metadata is added as a torrent.
-        let resumed_info = match (&params.source, &params.resume) {
-            (TorrentSource::Magnet(link), Some(r)) => r
-                .info
-                .as_deref()
-                .and_then(|b| {
-                    TorrentInfo::from_info_bytes(b, &lt_metainfo::LoadLimits::default()).ok()
-                })
-                .filter(|i| {
-                    i.info_hash() == link.info_hash
-                        || i.info_hash().v1_hash() == link.info_hash.v1_hash()
-                })
-                .map(Arc::new),
-            _ => None,
-        };
-        let mut add = match (&params.source, resumed_info) {
-            (TorrentSource::Info(info), _) => AddTorrent::new(Arc::clone(info)),
-            (TorrentSource::Magnet(_), Some(info)) => AddTorrent::new(info),
-            (TorrentSource::Magnet(link), None) => {
+        // The engine decides what a magnet with resume data is (the metadata in the resume
+        // data, when it matches) and what a duplicate gets; the session makes the storage.
+        let mut add = match &params.source {
+            TorrentSource::Info(info) => AddTorrent::new(Arc::clone(info)),
+            TorrentSource::Magnet(link) => {
                 AddTorrent::from_magnet(link).map_err(Error::Metadata)?
             }
         };
-        if let TorrentSource::Magnet(link) = &params.source {
-            add.trackers = link.trackers.iter().map(|t| vec![t.clone()]).collect();
-            add.peers = link.peer_addrs();
-        }
-        let info = Arc::clone(&add.info);
-        let ih = add.metadata_for.unwrap_or_else(|| info.info_hash());
         let options = FsOptions {
             allocation: params.storage_mode,
             file_priorities: params.file_priorities.clone(),
             ..FsOptions::default()
         };
-        let storage = FsStorage::new(info.files().clone(), &params.save_path, options.clone())?;
-        let mut engine = self.shared.engine();
-        if let Some(id) = engine.find_torrent(&ih) {
-            if params.flags.duplicate_is_error {
-                return Err(Error::Add(lt_engine::AddError::Duplicate(id)));
-            }
-            return Ok(self.handle(id));
-        }
-        let io = Arc::new(TorrentIo {
-            storage: RwLock::new(Box::new(storage)),
-            info: Arc::clone(&info),
-            save_path: RwLock::new(params.save_path.clone()),
-            write_lock: Mutex::new(()),
-            options,
-            read_cache: Mutex::default(),
-        });
         add.resume = params.resume;
         add.trackers.extend(params.trackers);
         add.peers.extend(params.peers);
@@ -422,9 +400,28 @@ impl Session {
         add.max_uploads = params.max_uploads;
         add.upload_limit = params.upload_limit;
         add.download_limit = params.download_limit;
+        // The engine's rule, applied here first so that the storage is made for the
+        // metadata the engine will use.
+        add.reconcile_resume();
+        let info = Arc::clone(&add.info);
+        let ih = add.info_hash();
+        let storage = FsStorage::new(info.files().clone(), &params.save_path, options.clone())?;
+        let mut engine = self.shared.engine();
+        let existed = engine.find_torrent(&ih);
+        let id = engine.add_torrent(Instant::now(), add)?;
+        if existed == Some(id) {
+            return Ok(self.handle(id));
+        }
         // The storage is registered before the loop runs the engine's first disk job: the
         // engine lock is held until then.
-        let id = engine.add_torrent(Instant::now(), add)?;
+        let io = Arc::new(TorrentIo {
+            storage: RwLock::new(Box::new(storage)),
+            info,
+            save_path: RwLock::new(params.save_path),
+            write_lock: Mutex::new(()),
+            options,
+            read_cache: Mutex::default(),
+        });
         self.shared
             .torrents
             .write()

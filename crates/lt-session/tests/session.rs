@@ -626,3 +626,36 @@ fn silent_connections_hold_at_most_the_handshake_slots() {
     assert_eq!(closed, 6, "all but the 4 handshake slots closed at once");
     session.shutdown();
 }
+
+/// The API's alert queue is bounded like the engine's: alerts nobody pops cannot grow it
+/// past `alert_queue_size`; what was dropped is counted.
+#[test]
+fn the_alert_queue_is_bounded() {
+    let mut s = settings();
+    s.engine.alert_queue_size = 20;
+    let session = Session::new(s).unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let mut added = 0;
+    for i in 0..30u8 {
+        let data = payload(40_000, u64::from(i));
+        std::fs::write(src.path().join("payload.bin"), &data).unwrap();
+        let info = torrent(&data, 16 << 10);
+        let dir = src.path().join(format!("t{i}"));
+        session
+            .add_torrent(AddTorrentParams::new(info, &dir))
+            .unwrap();
+        added += 1;
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let alerts = session.pop_alerts();
+    assert!(alerts.len() <= 20, "{} alerts queued", alerts.len());
+    let dropped: u64 = alerts
+        .iter()
+        .map(|a| match a {
+            Alert::AlertsDropped { count } => *count,
+            _ => 0,
+        })
+        .sum();
+    assert!(dropped > 0, "{added} torrents added, nothing dropped");
+    session.shutdown();
+}

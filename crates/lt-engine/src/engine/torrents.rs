@@ -79,10 +79,13 @@ impl Engine {
     ///
     /// # Errors
     /// [`AddError`].
-    pub fn add_torrent(&mut self, now: Instant, params: AddTorrent) -> Result<TorrentId, AddError> {
-        let info_hash = params
-            .metadata_for
-            .unwrap_or_else(|| params.info.info_hash());
+    pub fn add_torrent(
+        &mut self,
+        now: Instant,
+        mut params: AddTorrent,
+    ) -> Result<TorrentId, AddError> {
+        params.reconcile_resume();
+        let info_hash = params.info_hash();
         let has_metadata = params.metadata_for.is_none();
         if let Some((&id, _)) = self.torrents.iter().find(|(_, t)| t.info_hash == info_hash) {
             if params.flags.duplicate_is_error {
