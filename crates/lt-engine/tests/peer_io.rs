@@ -731,3 +731,38 @@ fn a_panic_in_one_torrent_is_contained() {
     let addr: SocketAddr = "10.0.9.9:7000".parse().unwrap();
     assert!(seed.accept(addr, 99).is_some());
 }
+
+/// The timer table (issue 17): a peer found between two housekeeping ticks makes only the
+/// dialling due; the engine dials it at once and the housekeeping keeps its own deadline.
+#[test]
+fn a_new_peer_is_dialled_without_a_whole_tick() {
+    let mut seed = Seed::new(Settings::default(), 1 << 20);
+    seed.engine.set_dht_port(Some(6881));
+    seed.tick(Duration::from_millis(1));
+    while seed.engine.poll_action().is_some() {}
+    let housekeeping = seed.engine.poll_timeout();
+    assert_eq!(housekeeping, seed.now + Settings::default().tick_interval);
+    seed.now += Duration::from_millis(100);
+    let peer: SocketAddr = "10.0.7.7:6881".parse().unwrap();
+    let found = Input::DhtPeers {
+        torrent: seed.torrent,
+        peers: vec![peer],
+    };
+    let _ = seed.engine.handle_input(seed.now, found);
+    assert_eq!(
+        seed.engine.poll_timeout(),
+        seed.now,
+        "dialling is due at once"
+    );
+    let _ = seed.engine.handle_input(seed.now, Input::Timeout);
+    let mut dialled = false;
+    while let Some(a) = seed.engine.poll_action() {
+        dialled |= matches!(a, Action::Connect { addr, .. } if addr == peer);
+    }
+    assert!(dialled);
+    assert_eq!(
+        seed.engine.poll_timeout(),
+        housekeeping,
+        "the housekeeping tick did not run early"
+    );
+}

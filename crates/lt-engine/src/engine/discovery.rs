@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use tracing::debug;
 
 use super::Engine;
+use super::timers::Timer;
 use crate::{Action, Alert, TorrentId};
 
 /// How soon a DHT announce that found nobody is tried again.
@@ -24,7 +25,7 @@ impl Engine {
             for t in self.torrents.values_mut() {
                 t.next_lsd = None;
             }
-            self.next_tick = now;
+            self.timers.pull(Timer::Announce, now);
         }
     }
 

@@ -109,7 +109,7 @@ impl Engine {
         }
         self.alerts.push(Alert::TorrentChecked { torrent: id });
         self.queue_dirty = true;
-        self.next_tick = now;
+        self.timers.pull_all(now);
     }
 
     pub(super) fn piece_written(
@@ -270,7 +270,7 @@ impl Engine {
                 self.close(now, c, DisconnectReason::Redundant);
             }
         }
-        self.next_tick = now;
+        self.timers.pull_all(now);
     }
 
     pub(super) fn ban(

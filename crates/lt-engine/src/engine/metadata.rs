@@ -400,7 +400,7 @@ impl Engine {
             torrent: id,
             resume: None,
         }));
-        self.next_tick = now;
+        self.timers.pull_all(now);
     }
 
     pub(super) fn metadata_failed(&mut self, id: TorrentId, error: String) {

@@ -32,10 +32,12 @@ mod requests;
 mod seeding;
 mod status;
 mod tick;
+mod timers;
 mod torrents;
 mod trackers;
 
 use conn::Conn;
+use timers::TimerTable;
 
 /// The engine: a sans-IO state machine for every torrent and connection of a session.
 ///
@@ -67,7 +69,8 @@ pub struct Engine {
     next_torrent: u64,
     actions: VecDeque<Action>,
     alerts: AlertQueue,
-    next_tick: Instant,
+    /// When each kind of timed work is next due.
+    timers: TimerTable,
     last_unchoke: Instant,
     last_optimistic: Instant,
     half_open: usize,
@@ -112,7 +115,7 @@ impl Engine {
             next_torrent: 1,
             actions: VecDeque::new(),
             alerts,
-            next_tick: now,
+            timers: TimerTable::new(now),
             last_unchoke: now,
             last_optimistic: now,
             half_open: 0,
@@ -358,10 +361,13 @@ impl Engine {
         self.alerts.push(alert);
     }
 
-    /// When to hand in [`Input::Timeout`].
+    /// When to hand in [`Input::Timeout`]: the earliest of the engine's timers (the
+    /// housekeeping one is always armed, so this is at most `tick_interval` away).
     #[must_use]
     pub fn poll_timeout(&self) -> Instant {
-        self.next_tick
+        // Never None: the housekeeping timer is set again whenever it runs. Should that
+        // change, a deadline in the past makes the driver hand in a timeout at once.
+        self.timers.next().unwrap_or(self.last_auto_manage)
     }
 
     /// The torrents, in the order they were added.
@@ -416,7 +422,7 @@ impl Engine {
     pub fn resume(&mut self, now: Instant) {
         self.paused = false;
         self.queue_dirty = true;
-        self.next_tick = now;
+        self.timers.pull_all(now);
     }
 
     /// Whether the session is paused.

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use crate::TorrentId;
 
 use super::Engine;
+use super::timers::Timer;
 
 impl Engine {
     /// Lets the queue start and stop the torrent (or not).
@@ -12,7 +13,7 @@ impl Engine {
         if let Some(t) = self.torrents.get_mut(&id) {
             t.auto_managed = on;
             self.queue_dirty = true;
-            self.next_tick = now;
+            self.timers.pull(Timer::Queue, now);
         }
     }
 
@@ -41,7 +42,7 @@ impl Engine {
             }
         }
         self.queue_dirty = true;
-        self.next_tick = now;
+        self.timers.pull(Timer::Queue, now);
     }
 
     /// Moves the torrent within the queue: `place` gets the queue and the torrent's index

@@ -1,4 +1,6 @@
-//! The periodic tick: rates, timeouts, the choker, announces, new connections.
+//! What runs on [`crate::Input::Timeout`]: each kind of timed work that is due (see
+//! `timers.rs`), housekeeping every `tick_interval`, and dialling, announces and the queue
+//! whenever something made them due.
 
 use std::time::Instant;
 
@@ -6,15 +8,71 @@ use crate::alert::{Alert, PerformanceWarning};
 use crate::{ConnId, DisconnectReason, TorrentId};
 
 use super::Engine;
+use super::timers::Timer;
 
 impl Engine {
-    /// Runs the timers: connection timeouts, rates, the choker, tracker announces, new
-    /// connections, rate limits and upload-mode retries.
+    /// Runs the timed work that is due at `now`.
     pub(super) fn tick(&mut self, now: Instant) {
-        if now < self.next_tick {
+        let every = self.settings.tick_interval;
+        let house = self.timers.take(Timer::Housekeeping, now);
+        if house {
+            self.timers.set(Timer::Housekeeping, now + every);
+            self.housekeeping(now);
+        }
+        if self.shutdown_deadline.is_some() {
             return;
         }
-        self.next_tick = now + self.settings.tick_interval;
+        let queue_due = self.timers.take(Timer::Queue, now);
+        if queue_due
+            || (house
+                && (self.queue_dirty
+                    || now.saturating_duration_since(self.last_auto_manage)
+                        >= self.settings.auto_manage_interval))
+        {
+            self.auto_manage(now);
+        }
+        if house {
+            self.serve_pending_reads();
+            if now.saturating_duration_since(self.last_unchoke) >= self.settings.unchoke_interval {
+                self.last_unchoke = now;
+                self.run_choker(now);
+            } else {
+                self.unchoke_free_slots(now);
+            }
+        }
+        if self.timers.take(Timer::Announce, now) || house {
+            self.timers.set(Timer::Announce, now + every);
+            self.tick_trackers(now);
+            self.tick_discovery(now);
+        }
+        if house {
+            self.send_pex(now);
+        }
+        if self.timers.take(Timer::Connect, now) || house {
+            self.timers.set(Timer::Connect, now + every);
+            self.connect_peers(now);
+        }
+        if house {
+            let ids: Vec<TorrentId> = self.torrents.keys().copied().collect();
+            for &id in &ids {
+                if self
+                    .torrents
+                    .get(&id)
+                    .is_some_and(|t| !t.has_metadata && t.meta.size.is_some())
+                {
+                    self.request_metadata(now, id);
+                }
+            }
+            for &id in &ids {
+                self.recalc_share_mode(now, id);
+                self.update_all_interest(now, id);
+            }
+        }
+    }
+
+    /// Every `tick_interval`: rates and rate limits, per-torrent stats and retries, and
+    /// each connection's rates and lt-wire deadlines.
+    fn housekeeping(&mut self, now: Instant) {
         self.up_bucket.refill(now);
         self.down_bucket.refill(now);
         self.balance_mixed_mode(now);
@@ -69,39 +127,6 @@ impl Engine {
                 }
                 self.process(now, cid);
             }
-        }
-        if self.shutdown_deadline.is_some() {
-            return;
-        }
-        if self.queue_dirty
-            || now.saturating_duration_since(self.last_auto_manage)
-                >= self.settings.auto_manage_interval
-        {
-            self.auto_manage(now);
-        }
-        self.serve_pending_reads();
-        if now.saturating_duration_since(self.last_unchoke) >= self.settings.unchoke_interval {
-            self.last_unchoke = now;
-            self.run_choker(now);
-        } else {
-            self.unchoke_free_slots(now);
-        }
-        self.tick_trackers(now);
-        self.tick_discovery(now);
-        self.send_pex(now);
-        self.connect_peers(now);
-        for &id in &ids {
-            if self
-                .torrents
-                .get(&id)
-                .is_some_and(|t| !t.has_metadata && t.meta.size.is_some())
-            {
-                self.request_metadata(now, id);
-            }
-        }
-        for &id in &ids {
-            self.recalc_share_mode(now, id);
-            self.update_all_interest(now, id);
         }
     }
 }

@@ -20,6 +20,7 @@ use crate::{
 };
 
 use super::Engine;
+use super::timers::Timer;
 
 impl Engine {
     /// Adds peers a DHT lookup found to a torrent's list.
@@ -41,7 +42,7 @@ impl Engine {
                 .entry(a)
                 .or_insert_with(|| PeerEntry::new(PeerSource::Dht));
         }
-        self.next_tick = now;
+        self.timers.pull(Timer::Connect, now);
     }
 
     /// A peer announced a torrent by local service discovery (BEP 14): if the torrent is
@@ -72,7 +73,7 @@ impl Engine {
             .or_insert_with(|| PeerEntry::new(PeerSource::Lsd));
         e.next_try = None;
         self.alerts.push(Alert::LsdPeer { torrent: id, addr });
-        self.next_tick = now;
+        self.timers.pull(Timer::Connect, now);
     }
 
     /// Adds a torrent. It starts checking its files (or, in seed mode, seeding).
@@ -253,7 +254,7 @@ impl Engine {
             }));
         }
         self.queue_dirty = true;
-        self.next_tick = now;
+        self.timers.pull_all(now);
         Ok(id)
     }
 
@@ -334,7 +335,8 @@ impl Engine {
             e.next_try = None;
         }
         self.alerts.push(Alert::TorrentResumed { torrent: id });
-        self.next_tick = now;
+        self.timers.pull(Timer::Announce, now);
+        self.timers.pull(Timer::Connect, now);
     }
 
     /// Adds a peer to a torrent's list and dials it soon (the manual's `connect_peer`).
@@ -347,7 +349,7 @@ impl Engine {
             e.source = PeerSource::User;
             e.failcount = 0;
             e.next_try = None;
-            self.next_tick = now;
+            self.timers.pull(Timer::Connect, now);
         }
     }
 

@@ -10,13 +10,14 @@ use crate::torrent::{PeerEntry, PeerSource, Torrent};
 use crate::{Action, TorrentId};
 
 use super::Engine;
+use super::timers::Timer;
 
 impl Engine {
     /// Announces to the trackers now.
     pub fn force_reannounce(&mut self, now: Instant, id: TorrentId) {
         if let Some(t) = self.torrents.get_mut(&id) {
             t.trackers.force_announce(now);
-            self.next_tick = now;
+            self.timers.pull(Timer::Announce, now);
         }
     }
 
@@ -39,7 +40,7 @@ impl Engine {
         if let Some(t) = self.torrents.get_mut(&id) {
             t.trackers
                 .add_tracker(url, tier, lt_tracker::TrackerSource::Client);
-            self.next_tick = now;
+            self.timers.pull(Timer::Announce, now);
         }
     }
 
@@ -145,7 +146,7 @@ impl Engine {
                     url,
                     num_peers: resp.peers.len(),
                 });
-                self.next_tick = now;
+                self.timers.pull(Timer::Connect, now);
             }
             Err(e) => {
                 debug!(torrent = %id, %url, error = %e, "tracker failed");

@@ -1,0 +1,113 @@
+//! The engine's timers: one deadline per kind of work, so an input that makes one kind
+//! due (a peer to dial, a tracker to ask, the queue to rebalance) runs that work alone at
+//! the next [`crate::Input::Timeout`] instead of the whole housekeeping over every torrent
+//! and connection.
+
+use std::time::Instant;
+
+/// A kind of timed work.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Timer {
+    /// Every `tick_interval`: rates and rate limits, connection timeouts (lt-wire's
+    /// deadlines), stats and upload-mode retries, reads waiting for the rate limits, the
+    /// choker, PEX, metadata requests, share mode and interest.
+    Housekeeping,
+    /// Dialling peers from the peer lists (every `tick_interval`, or at once when a list
+    /// grows).
+    Connect,
+    /// Tracker, DHT and LSD announces that are due.
+    Announce,
+    /// The auto-manager (queuing).
+    Queue,
+}
+
+impl Timer {
+    const ALL: [Self; 4] = [
+        Self::Housekeeping,
+        Self::Connect,
+        Self::Announce,
+        Self::Queue,
+    ];
+
+    const fn slot(self) -> usize {
+        match self {
+            Self::Housekeeping => 0,
+            Self::Connect => 1,
+            Self::Announce => 2,
+            Self::Queue => 3,
+        }
+    }
+}
+
+/// When each kind of work is next due.
+#[derive(Debug)]
+pub(super) struct TimerTable([Option<Instant>; 4]);
+
+impl TimerTable {
+    /// Everything due at `now`.
+    pub(super) const fn new(now: Instant) -> Self {
+        Self([Some(now); 4])
+    }
+
+    /// Makes `timer` due at `at`.
+    pub(super) const fn set(&mut self, timer: Timer, at: Instant) {
+        self.0[timer.slot()] = Some(at);
+    }
+
+    /// Makes `timer` due at `at` at the latest.
+    pub(super) fn pull(&mut self, timer: Timer, at: Instant) {
+        let slot = &mut self.0[timer.slot()];
+        *slot = Some(slot.map_or(at, |t| t.min(at)));
+    }
+
+    /// Makes every timer due at `at` at the latest.
+    pub(super) fn pull_all(&mut self, at: Instant) {
+        for t in Timer::ALL {
+            self.pull(t, at);
+        }
+    }
+
+    /// Whether `timer` is due at `now`; a due timer is disarmed (the work sets it again).
+    pub(super) fn take(&mut self, timer: Timer, now: Instant) -> bool {
+        let slot = &mut self.0[timer.slot()];
+        if slot.is_some_and(|t| t <= now) {
+            *slot = None;
+            return true;
+        }
+        false
+    }
+
+    /// The earliest deadline.
+    pub(super) fn next(&self) -> Option<Instant> {
+        self.0.iter().flatten().min().copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn pull_take_and_next() {
+        let t0 = Instant::now();
+        let mut t = TimerTable::new(t0);
+        for timer in Timer::ALL {
+            assert!(t.take(timer, t0));
+            assert!(!t.take(timer, t0), "a taken timer is disarmed");
+        }
+        assert_eq!(t.next(), None);
+        t.set(Timer::Housekeeping, t0 + Duration::from_millis(500));
+        t.set(Timer::Connect, t0 + Duration::from_millis(500));
+        t.pull(Timer::Connect, t0 + Duration::from_millis(10));
+        t.pull(Timer::Connect, t0 + Duration::from_millis(300));
+        assert_eq!(t.next(), Some(t0 + Duration::from_millis(10)));
+        let at = t0 + Duration::from_millis(10);
+        assert!(!t.take(Timer::Housekeeping, at));
+        assert!(t.take(Timer::Connect, at));
+        assert_eq!(t.next(), Some(t0 + Duration::from_millis(500)));
+        t.pull_all(at);
+        assert!(t.take(Timer::Queue, at) && t.take(Timer::Announce, at));
+    }
+}
