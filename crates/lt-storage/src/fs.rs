@@ -251,9 +251,11 @@ impl FsStorage {
     }
 
     /// All files and directories the torrent has under the save path, directories deepest
-    /// first.
+    /// first. Linear in files and directories: a directory already seen ends the walk up
+    /// from a file (its parents were seen with it).
     fn existing_paths(&self) -> Result<Existing, Error> {
         let mut files = Vec::new();
+        let mut seen: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
         let mut dirs = Vec::new();
         for (i, f) in self.files.files().iter().enumerate() {
             if f.is_pad() {
@@ -262,12 +264,10 @@ impl FsStorage {
             let p = self.entry_path(i)?;
             let mut d = p.parent();
             while let Some(dir) = d {
-                if dir == self.save_path {
+                if dir == self.save_path || !seen.insert(dir.to_path_buf()) {
                     break;
                 }
-                if !dirs.iter().any(|x: &PathBuf| x == dir) {
-                    dirs.push(dir.to_path_buf());
-                }
+                dirs.push(dir.to_path_buf());
                 d = dir.parent();
             }
             if p.symlink_metadata().is_ok() {
