@@ -270,6 +270,20 @@ impl Torrent {
         }
     }
 
+    /// Time active and time seeding, up to `now` (the manual's `active_time`,
+    /// `seeding_time`).
+    pub(crate) fn times(&self, now: Instant) -> (std::time::Duration, std::time::Duration) {
+        let since = |s: Option<Instant>| {
+            s.map_or(std::time::Duration::ZERO, |s| {
+                now.saturating_duration_since(s)
+            })
+        };
+        (
+            self.active_time + since(self.active_since),
+            self.seeding_time + since(self.seeding_since),
+        )
+    }
+
     /// The state the pieces call for.
     pub(crate) fn transfer_state(&self) -> TorrentState {
         if !self.has_metadata {

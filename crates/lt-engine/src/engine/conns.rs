@@ -66,22 +66,28 @@ impl Engine {
             (self.next_attempt(c.transport, c.encrypt), info_hash)
         {
             debug!(conn = %cid, peer = %c.addr, %error, ?transport, encrypt, "dial failed, trying again");
-            let addr = c.addr;
-            if let Some(c) = self.conns.get_mut(&cid) {
-                c.transport = transport;
-                c.encrypt = encrypt;
-            }
-            self.actions.push_back(Action::Connect {
-                conn: cid,
-                addr,
-                transport,
-                info_hash,
-                encrypt,
-            });
+            self.dial(cid, info_hash, transport, encrypt);
             return;
         }
         self.half_open = self.half_open.saturating_sub(1);
         self.close(now, cid, DisconnectReason::Io(error));
+    }
+
+    /// Asks the driver to dial a connection's peer over `transport` (with MSE when
+    /// `encrypt`), and records the attempt for the fallback.
+    fn dial(&mut self, cid: ConnId, info_hash: Sha1Hash, transport: Transport, encrypt: bool) {
+        let Some(c) = self.conns.get_mut(&cid) else {
+            return;
+        };
+        c.transport = transport;
+        c.encrypt = encrypt;
+        self.actions.push_back(Action::Connect {
+            conn: cid,
+            addr: c.addr,
+            transport,
+            info_hash,
+            encrypt,
+        });
     }
 
     /// The first dial's transport: TCP when it is on (a peer without uTP would cost a uTP
@@ -750,20 +756,12 @@ impl Engine {
                 }
                 t.conns.insert(cid);
                 let info_hash = t.wire_hash;
-                let mut conn = Conn::new(now, addr, Some(id), true, false, Some(addr));
-                conn.transport = transport;
-                conn.encrypt = encrypt;
-                self.conns.insert(cid, conn);
+                self.conns
+                    .insert(cid, Conn::new(now, addr, Some(id), true, false, Some(addr)));
                 self.half_open += 1;
                 budget -= 1;
                 debug!(conn = %cid, peer = %addr, torrent = %id, ?transport, encrypt, "dialling");
-                self.actions.push_back(Action::Connect {
-                    conn: cid,
-                    addr,
-                    transport,
-                    info_hash,
-                    encrypt,
-                });
+                self.dial(cid, info_hash, transport, encrypt);
             }
         }
     }

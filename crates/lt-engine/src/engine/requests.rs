@@ -335,27 +335,36 @@ impl Engine {
         if !limited
             || (session_up_ok && tcp_ok && t.up_bucket.available() && t.pending_reads.is_empty())
         {
-            if limited {
-                spend_block(
-                    &self.settings,
-                    c,
-                    req.len,
-                    [
-                        &mut t.up_bucket,
-                        &mut self.up_bucket,
-                        &mut self.tcp_up_bucket,
-                    ],
-                );
-            }
-            c.pending_reads += 1;
-            self.actions.push_back(Action::Disk(DiskJob::Read {
-                torrent: id,
-                conn: cid,
-                request: req,
-            }));
+            self.read_for(id, cid, req, limited);
         } else {
             t.pending_reads.push_back((cid, req));
         }
+    }
+
+    /// Asks the disk for a block a peer requested, drawing its cost from the rate limits
+    /// that apply to the peer when `charge`.
+    fn read_for(&mut self, id: TorrentId, cid: ConnId, req: BlockRequest, charge: bool) {
+        let (Some(c), Some(t)) = (self.conns.get_mut(&cid), self.torrents.get_mut(&id)) else {
+            return;
+        };
+        if charge {
+            spend_block(
+                &self.settings,
+                c,
+                req.len,
+                [
+                    &mut t.up_bucket,
+                    &mut self.up_bucket,
+                    &mut self.tcp_up_bucket,
+                ],
+            );
+        }
+        c.pending_reads += 1;
+        self.actions.push_back(Action::Disk(DiskJob::Read {
+            torrent: id,
+            conn: cid,
+            request: req,
+        }));
     }
 
     /// Bytes the driver may hold for a connection before its requests wait: the manual's
@@ -407,29 +416,14 @@ impl Engine {
                 let Some((cid, req)) = t.pending_reads.pop_front() else {
                     break;
                 };
-                let Some(c) = self.conns.get_mut(&cid) else {
+                let Some(c) = self.conns.get(&cid) else {
                     continue;
                 };
                 if !c.utp && !self.tcp_up_bucket.available() {
                     held.push_back((cid, req));
                     continue;
                 }
-                spend_block(
-                    &self.settings,
-                    c,
-                    req.len,
-                    [
-                        &mut t.up_bucket,
-                        &mut self.up_bucket,
-                        &mut self.tcp_up_bucket,
-                    ],
-                );
-                c.pending_reads += 1;
-                self.actions.push_back(Action::Disk(DiskJob::Read {
-                    torrent: id,
-                    conn: cid,
-                    request: req,
-                }));
+                self.read_for(id, cid, req, true);
             }
             if let Some(t) = self.torrents.get_mut(&id) {
                 while let Some(r) = held.pop_back() {

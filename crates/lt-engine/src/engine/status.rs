@@ -1,6 +1,6 @@
 //! What the API reports of a torrent: status, peers, download queue, file progress, resume data.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use lt_core::PieceIndex;
 use lt_storage::ResumeData;
@@ -46,12 +46,7 @@ impl Engine {
             .collect();
         r.total_downloaded = i64::try_from(t.prior_download + t.total_download).unwrap_or(i64::MAX);
         r.total_uploaded = i64::try_from(t.prior_upload + t.total_upload).unwrap_or(i64::MAX);
-        let active = t.active_time
-            + t.active_since
-                .map_or(Duration::ZERO, |s| now.saturating_duration_since(s));
-        let seeding = t.seeding_time
-            + t.seeding_since
-                .map_or(Duration::ZERO, |s| now.saturating_duration_since(s));
+        let (active, seeding) = t.times(now);
         r.active_time = i64::try_from(active.as_secs()).unwrap_or(i64::MAX);
         r.seeding_time = i64::try_from(seeding.as_secs()).unwrap_or(i64::MAX);
         r.paused = t.paused;
@@ -113,12 +108,7 @@ impl Engine {
             .filter_map(|e| e.next_announce)
             .min()
             .map(|at| at.saturating_duration_since(now));
-        let active = t.active_time
-            + t.active_since
-                .map_or(Duration::ZERO, |s| now.saturating_duration_since(s));
-        let seeding = t.seeding_time
-            + t.seeding_since
-                .map_or(Duration::ZERO, |s| now.saturating_duration_since(s));
+        let (active, seeding) = t.times(now);
         Some(TorrentStatus {
             id,
             name: if t.has_metadata {
