@@ -169,7 +169,7 @@ impl TorrentHandle {
         self.shared.with(|e, now| e.force_reannounce(now, self.id));
     }
 
-    /// Scrapes the first tracker; [`Alert::ScrapeReply`] or [`Alert::ScrapeFailed`]
+    /// Scrapes the first tracker; [`Alert::ScrapeReply`](crate::Alert::ScrapeReply) or [`Alert::ScrapeFailed`](crate::Alert::ScrapeFailed)
     /// follows.
     pub fn scrape_tracker(&self) {
         self.shared.with(|e, _| e.scrape_tracker(self.id));
@@ -234,7 +234,7 @@ impl TorrentHandle {
             .with(|e, now| e.set_upload_mode(now, self.id, on));
     }
 
-    /// Reads a piece; [`Alert::ReadPiece`] brings it.
+    /// Reads a piece; [`Alert::ReadPiece`](crate::Alert::ReadPiece) brings it.
     pub fn read_piece(&self, piece: PieceIndex) {
         self.shared.with(|e, _| e.read_piece(self.id, piece));
     }
@@ -281,19 +281,19 @@ impl TorrentHandle {
         self.shared.engine().file_priorities(self.id)
     }
 
-    /// Moves the files; [`Alert::StorageMoved`] follows.
+    /// Moves the files; [`Alert::StorageMoved`](crate::Alert::StorageMoved) follows.
     pub fn move_storage(&self, path: impl Into<String>) {
         let path = path.into();
         self.shared.with(|e, _| e.move_storage(self.id, path));
     }
 
-    /// Renames a file; [`Alert::FileRenamed`] follows.
+    /// Renames a file; [`Alert::FileRenamed`](crate::Alert::FileRenamed) follows.
     pub fn rename_file(&self, file: u32, name: impl Into<String>) {
         let name = name.into();
         self.shared.with(|e, _| e.rename_file(self.id, file, name));
     }
 
-    /// Saves resume data; [`Alert::SaveResumeData`] brings it.
+    /// Saves resume data; [`Alert::SaveResumeData`](crate::Alert::SaveResumeData) brings it.
     pub fn save_resume_data(&self) {
         self.shared.with(|e, now| e.save_resume_data(now, self.id));
     }

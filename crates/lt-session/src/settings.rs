@@ -49,7 +49,7 @@ pub struct SessionSettings {
     pub dht_bootstrap_nodes: Vec<SocketAddr>,
     /// DHT routers to bootstrap from (`add_dht_router`; never put in the routing table).
     pub dht_routers: Vec<SocketAddr>,
-    /// A saved DHT state (node id and nodes), from [`Session::dht_state`].
+    /// A saved DHT state (node id and nodes), from [`Session::dht_state`](crate::Session::dht_state).
     pub dht_state: Option<DhtState>,
     /// The DHT node's settings (the manual's `dht_settings`: bucket size, lookup
     /// parallelism, timeouts, rate limits, store limits, read-only mode...).
@@ -90,7 +90,7 @@ impl Default for SessionSettings {
 }
 
 impl SessionSettings {
-    /// Applies a state saved by [`Session::save_state`] (the manual's `load_state`).
+    /// Applies a state saved by [`Session::save_state`](crate::Session::save_state) (the manual's `load_state`).
     ///
     /// # Errors
     /// [`Error::State`] when the bytes are not such a state.
@@ -147,7 +147,7 @@ pub struct AddTorrentParams {
     pub save_path: PathBuf,
     /// Sparse (default) or full allocation.
     pub storage_mode: StorageMode,
-    /// Resume data from an earlier [`TorrentHandle::save_resume_data`].
+    /// Resume data from an earlier [`TorrentHandle::save_resume_data`](crate::TorrentHandle::save_resume_data).
     pub resume: Option<ResumeData>,
     /// File priorities (0 to 7); files of priority 0 are not downloaded.
     pub file_priorities: Vec<u8>,
