@@ -28,6 +28,11 @@ use lt_metainfo::{LoadLimits, TorrentInfo};
 #[derive(Debug, Parser)]
 #[command(name = "lt", version, about, max_term_width = 100)]
 struct Cli {
+    /// Log the engine's decisions to stderr: -v connections, chokes, bans and announces
+    /// (debug), -vv every peer event too (trace). `RUST_LOG` (e.g.
+    /// `RUST_LOG=lt_engine=debug`) overrides it.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -54,6 +59,7 @@ struct MagnetArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(cli.verbose);
     let result = match &cli.command {
         Command::Info(args) => info::run(args),
         Command::Create(args) => create::run(args),
@@ -130,6 +136,24 @@ pub(crate) fn load_torrent(path: &Path) -> Result<TorrentInfo> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     TorrentInfo::from_bytes(&bytes)
         .with_context(|| format!("{} is not a valid torrent", path.display()))
+}
+
+/// Installs the tracing subscriber: `RUST_LOG` when set, else warnings, or with `-v` the
+/// lt crates' debug events, with `-vv` their trace events.
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "warn,lt_engine=debug,lt_session=debug,lt_wire=debug,lt_utp=debug,lt_dht=debug",
+        _ => "warn,lt_engine=trace,lt_session=trace,lt_wire=trace,lt_utp=trace,lt_dht=trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(true)
+        .try_init();
 }
 
 #[cfg(test)]

@@ -82,32 +82,3 @@ impl TimerTable {
         self.0.iter().flatten().min().copied()
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-
-    #[test]
-    fn pull_take_and_next() {
-        let t0 = Instant::now();
-        let mut t = TimerTable::new(t0);
-        for timer in Timer::ALL {
-            assert!(t.take(timer, t0));
-            assert!(!t.take(timer, t0), "a taken timer is disarmed");
-        }
-        assert_eq!(t.next(), None);
-        t.set(Timer::Housekeeping, t0 + Duration::from_millis(500));
-        t.set(Timer::Connect, t0 + Duration::from_millis(500));
-        t.pull(Timer::Connect, t0 + Duration::from_millis(10));
-        t.pull(Timer::Connect, t0 + Duration::from_millis(300));
-        assert_eq!(t.next(), Some(t0 + Duration::from_millis(10)));
-        let at = t0 + Duration::from_millis(10);
-        assert!(!t.take(Timer::Housekeeping, at));
-        assert!(t.take(Timer::Connect, at));
-        assert_eq!(t.next(), Some(t0 + Duration::from_millis(500)));
-        t.pull_all(at);
-        assert!(t.take(Timer::Queue, at) && t.take(Timer::Announce, at));
-    }
-}
