@@ -284,6 +284,24 @@ pub enum DiskDone {
     },
 }
 
+impl DiskJob {
+    /// The torrent the job is for.
+    #[must_use]
+    pub const fn torrent(&self) -> TorrentId {
+        match self {
+            Self::Check { torrent, .. }
+            | Self::WritePiece { torrent, .. }
+            | Self::Read { torrent, .. }
+            | Self::VerifyPiece { torrent, .. }
+            | Self::ReadPiece { torrent, .. }
+            | Self::SaveResume { torrent, .. }
+            | Self::Move { torrent, .. }
+            | Self::Rename { torrent, .. }
+            | Self::FilePriority { torrent, .. } => *torrent,
+        }
+    }
+}
+
 impl DiskDone {
     /// The torrent the job was for.
     #[must_use]

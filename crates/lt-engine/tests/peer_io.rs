@@ -766,3 +766,76 @@ fn a_new_peer_is_dialled_without_a_whole_tick() {
         "the housekeeping tick did not run early"
     );
 }
+
+/// Requests held for room in the send buffer are served when a read finishes even if
+/// nothing is sent for it (its request was cancelled meanwhile): no write follows, so no
+/// `Drained` would ever release them. Seen as a download stuck on its last piece.
+#[test]
+fn held_requests_go_on_after_a_cancelled_read() {
+    let mut seed = Seed::new(Settings::default(), 1 << 20);
+    let addr: SocketAddr = "10.0.0.3:50000".parse().unwrap();
+    let (conn, mut remote) = seed.accept(addr, 3).unwrap();
+    let mut sent = 0usize;
+    remote.set_interested(seed.now, true);
+    seed.pump(conn, &mut remote, &mut sent);
+    seed.tick(Duration::from_secs(1));
+    seed.pump(conn, &mut remote, &mut sent);
+    assert!(!remote.peer_choking());
+    // Report everything written so far: an empty send buffer.
+    let _ = seed.engine.handle_input(
+        seed.now,
+        Input::Drained {
+            conn,
+            written: sent,
+        },
+    );
+    while remote.poll_event().is_some() {}
+    let reqs: Vec<BlockRequest> = (0..3)
+        .map(|i| BlockRequest::new(PieceIndex::new(0), i * BLOCK, BLOCK))
+        .collect();
+    for r in &reqs {
+        remote.request(seed.now, *r).unwrap();
+    }
+    while let Some(b) = remote.poll_transmit() {
+        let data = BytesMut::from(&b[..]);
+        let _ = seed
+            .engine
+            .handle_input(seed.now, Input::Received { conn, data });
+    }
+    // One read was asked for (the low watermark allows one block); the other two wait.
+    let mut reads = Vec::new();
+    while let Some(a) = seed.engine.poll_action() {
+        if let Action::Disk(job @ DiskJob::Read { .. }) = a {
+            reads.push(job);
+        }
+    }
+    assert_eq!(reads.len(), 1);
+    // The peer cancels that request; then the read finishes, with nothing to send.
+    remote.cancel(seed.now, reqs[0]);
+    while let Some(b) = remote.poll_transmit() {
+        let data = BytesMut::from(&b[..]);
+        let _ = seed
+            .engine
+            .handle_input(seed.now, Input::Received { conn, data });
+    }
+    let Some(DiskJob::Read {
+        torrent,
+        conn: c,
+        request,
+    }) = reads.pop()
+    else {
+        unreachable!()
+    };
+    let done = DiskDone::Read {
+        torrent,
+        conn: c,
+        request,
+        result: Ok(Bytes::from(vec![0u8; BLOCK as usize])),
+    };
+    let _ = seed.engine.handle_input(seed.now, Input::Disk(done));
+    let mut next = 0;
+    while let Some(a) = seed.engine.poll_action() {
+        next += usize::from(matches!(a, Action::Disk(DiskJob::Read { .. })));
+    }
+    assert_eq!(next, 1, "a held request is served");
+}

@@ -257,7 +257,7 @@ impl Driver {
     }
 
     fn disk(&mut self, job: DiskJob) {
-        let torrent = disk_job_torrent(&job);
+        let torrent = job.torrent();
         let Some(io) = self
             .shared
             .torrents
@@ -446,19 +446,5 @@ impl Driver {
                 }
             });
         }
-    }
-}
-
-const fn disk_job_torrent(job: &DiskJob) -> TorrentId {
-    match job {
-        DiskJob::Check { torrent, .. }
-        | DiskJob::WritePiece { torrent, .. }
-        | DiskJob::Read { torrent, .. }
-        | DiskJob::ReadPiece { torrent, .. }
-        | DiskJob::VerifyPiece { torrent, .. }
-        | DiskJob::SaveResume { torrent, .. }
-        | DiskJob::Move { torrent, .. }
-        | DiskJob::Rename { torrent, .. }
-        | DiskJob::FilePriority { torrent, .. } => *torrent,
     }
 }

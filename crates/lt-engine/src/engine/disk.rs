@@ -335,6 +335,9 @@ impl Engine {
                 });
             }
         }
+        // The read no longer counts against the send buffer: requests held for room are
+        // served now, since no write may follow to report (a cancelled request sends nothing).
+        self.serve_held(cid);
         self.flush(cid);
     }
 }
