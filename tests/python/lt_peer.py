@@ -102,7 +102,8 @@ def settings(args):
         | lt.alert.category_t.peer_notification
         | lt.alert.category_t.connect_notification
         | lt.alert.category_t.status_notification
-        | lt.alert.category_t.tracker_notification,
+        | lt.alert.category_t.tracker_notification
+        | lt.alert.category_t.storage_notification,
     })
     tcp = args.transport in ("tcp", "both")
     utp = args.transport in ("utp", "both")
@@ -236,6 +237,11 @@ def main(argv):
         if args.role == "download" and ready and not finished and st.is_seeding:
             finished = True
             seconds = now - added
+            # libtorrent 2.0 may hash a piece from its store buffer before writing it: a
+            # seeding state does not mean the file holds the data. Release the files (a
+            # fence behind every write of the torrent) so a test reading the file next
+            # sees what libtorrent received.
+            flush_files(ses, h)
             total = ti.total_size()
             emit(event="finished", seconds=round(seconds, 4), total_bytes=total,
                  downloaded=st.total_payload_download,
@@ -253,6 +259,20 @@ def main(argv):
     sys.stdout.flush()
     sys.stderr.flush()
     return status
+
+
+def flush_files(ses, h, timeout=30.0):
+    """Waits until every block the torrent received is in its files."""
+    h.flush_cache()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for a in ses.pop_alerts():
+            if isinstance(a, lt.cache_flushed_alert):
+                return
+            if isinstance(a, LOGGED_ALERTS):
+                log(a.message())
+        ses.wait_for_alert(50)
+    emit(event="error", message="files not flushed after %.0f s" % timeout)
 
 
 if __name__ == "__main__":
