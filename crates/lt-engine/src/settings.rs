@@ -110,9 +110,15 @@ pub struct Settings {
     /// downloaded. Default 3.
     pub share_mode_target: u32,
     /// `max_queued_disk_bytes`: received bytes waiting for the disk (hash and write) before
-    /// the torrent stops requesting more. Default 32 MiB (libtorrent 2.0 counts only write
-    /// buffers, 1 MiB; here whole pieces wait in memory until hashed and written together).
+    /// the torrent stops requesting more; a torrent whose partial pieces hold more than this
+    /// in memory writes them out. Default 32 MiB (libtorrent 2.0 counts only write buffers,
+    /// 1 MiB; here a piece waits in memory until hashed and written whole).
     pub max_queued_disk_bytes: u64,
+    /// Most bytes of received blocks one partial piece holds in memory; past it they are
+    /// written and the piece is hashed back from the files once complete, so a torrent with
+    /// huge pieces costs memory by blocks in flight, not by piece length. Not in
+    /// libtorrent, which writes every block as it arrives. Default 4 MiB.
+    pub max_held_piece_bytes: u64,
     /// `optimistic_disk_retry`: how long a torrent stays in upload mode after a disk write
     /// failed before it tries writing again. Default 600 s.
     pub optimistic_disk_retry: Duration,
@@ -217,6 +223,7 @@ impl Default for Settings {
             ignore_limits_on_local_network: true,
             share_mode_target: 3,
             max_queued_disk_bytes: 32 << 20,
+            max_held_piece_bytes: 4 << 20,
             optimistic_disk_retry: Duration::from_secs(600),
             use_parole_mode: true,
             smart_ban: true,

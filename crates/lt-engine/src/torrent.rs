@@ -55,11 +55,81 @@ impl PeerEntry {
     }
 }
 
-/// A piece being downloaded: its blocks in memory until all are here.
+/// Where one block of a piece being downloaded is.
+#[derive(Debug, Clone)]
+pub(crate) enum Slot {
+    /// Not here (or received before the piece's blocks were dropped: the piece is
+    /// downloaded again when it completes).
+    Missing,
+    /// In memory, to be written with the piece.
+    Held(Bytes),
+    /// Handed to the disk with [`crate::DiskJob::WriteBlocks`].
+    Written,
+}
+
+/// A piece being downloaded. Its blocks wait in memory so that a piece that arrives whole
+/// is hashed before any of it is written; a piece holding more than
+/// `max_held_piece_bytes` (or a torrent holding more than `max_queued_disk_bytes`) writes
+/// what it holds and is hashed back from the files when complete, so memory per partial
+/// piece stays bounded whatever the piece length.
 #[derive(Debug)]
 pub(crate) struct PartPiece {
-    pub(crate) blocks: Vec<Option<Bytes>>,
+    pub(crate) blocks: Vec<Slot>,
     pub(crate) contributors: Vec<(ConnId, SocketAddr)>,
+    /// Bytes of the `Held` blocks.
+    pub(crate) held: u64,
+    /// `WriteBlocks` jobs not yet reported, and their bytes.
+    pub(crate) writes_in_flight: u32,
+    pub(crate) writing_bytes: u64,
+    /// Every block is here; the piece is finished when the writes in flight are.
+    pub(crate) complete: bool,
+    /// A write of some of its blocks failed: the piece is downloaded again, nobody blamed.
+    pub(crate) write_failed: bool,
+}
+
+impl PartPiece {
+    pub(crate) fn new(blocks: usize) -> Self {
+        Self {
+            blocks: vec![Slot::Missing; blocks],
+            contributors: Vec::new(),
+            held: 0,
+            writes_in_flight: 0,
+            writing_bytes: 0,
+            complete: false,
+            write_failed: false,
+        }
+    }
+
+    /// Keeps a block that arrived; returns its bytes if the slot was empty.
+    pub(crate) fn hold(&mut self, block: usize, data: Bytes) -> u64 {
+        match self.blocks.get_mut(block) {
+            Some(slot @ Slot::Missing) => {
+                let len = data.len() as u64;
+                *slot = Slot::Held(data);
+                self.held += len;
+                len
+            }
+            _ => 0,
+        }
+    }
+
+    /// The held blocks with their offsets in the piece (blocks of `block_size` bytes), now
+    /// marked written.
+    pub(crate) fn take_held(&mut self, block_size: u32) -> Vec<(u32, Bytes)> {
+        let mut out = Vec::new();
+        for (i, slot) in self.blocks.iter_mut().enumerate() {
+            if let Slot::Held(_) = slot
+                && let Slot::Held(data) = std::mem::replace(slot, Slot::Written)
+            {
+                let begin = u32::try_from(i)
+                    .unwrap_or(u32::MAX)
+                    .saturating_mul(block_size);
+                out.push((begin, data));
+            }
+        }
+        self.held = 0;
+        out
+    }
 }
 
 /// A magnet link's metadata being fetched (BEP 9).
@@ -113,6 +183,11 @@ pub(crate) struct Torrent {
     pub(crate) peers: BTreeMap<SocketAddr, PeerEntry>,
     pub(crate) conns: BTreeSet<ConnId>,
     pub(crate) parts: BTreeMap<u32, PartPiece>,
+    /// Bytes held in memory by `parts`.
+    pub(crate) held_bytes: u64,
+    /// `WriteBlocks` jobs in flight for pieces whose blocks were dropped: their reports
+    /// count against these before a new download of the piece.
+    pub(crate) stale_writes: BTreeMap<u32, u32>,
     /// Pieces handed to the disk for hashing and writing, with who sent them.
     pub(crate) writing: BTreeMap<u32, Vec<(ConnId, SocketAddr)>>,
     pub(crate) disk_bytes: u64,
@@ -207,6 +282,18 @@ pub(crate) fn apply_file_priorities(picker: &mut PiecePicker, info: &TorrentInfo
 }
 
 impl Torrent {
+    /// Forgets the pieces being downloaded (their blocks already written stay in the
+    /// files, unverified; the pieces are downloaded again).
+    pub(crate) fn drop_parts(&mut self) {
+        for (piece, part) in std::mem::take(&mut self.parts) {
+            self.disk_bytes = self.disk_bytes.saturating_sub(part.writing_bytes);
+            if part.writes_in_flight > 0 {
+                *self.stale_writes.entry(piece).or_default() += part.writes_in_flight;
+            }
+        }
+        self.held_bytes = 0;
+    }
+
     /// Whether we have every piece.
     pub(crate) fn is_seed(&self) -> bool {
         self.has_metadata && self.have.all()

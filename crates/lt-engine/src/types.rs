@@ -156,6 +156,22 @@ pub enum DiskJob {
         /// Its blocks, in order; together exactly the piece.
         blocks: Vec<Bytes>,
     },
+    /// Write blocks of a piece (offset in the piece and bytes, in offset order). While
+    /// `last` is false the piece is still downloading: report [`DiskDone::BlocksWritten`].
+    /// When `last` is true these are the piece's final blocks, every other block was
+    /// written by earlier `WriteBlocks` jobs (all reported): after writing, hash the whole
+    /// piece back from the files and report [`DiskDone::PieceWritten`]. The engine sends
+    /// this instead of [`DiskJob::WritePiece`] for pieces too large to hold in memory.
+    WriteBlocks {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The piece.
+        piece: PieceIndex,
+        /// The blocks: offset in the piece, bytes.
+        blocks: Vec<(u32, Bytes)>,
+        /// Whether the piece is complete with these.
+        last: bool,
+    },
     /// Read a block a peer requested. Report [`DiskDone::Read`].
     Read {
         /// The torrent.
@@ -232,9 +248,19 @@ pub enum DiskDone {
         torrent: TorrentId,
         /// The piece.
         piece: PieceIndex,
-        /// Whether the hash matched.
+        /// Whether the hash matched (true when `error` stopped the job before hashing).
         passed: bool,
-        /// The write's error, if any (only when the hash matched).
+        /// The write's (or the read-back's) error, if any.
+        error: Option<DiskError>,
+    },
+    /// Blocks of a piece still downloading were written ([`DiskJob::WriteBlocks`] with
+    /// `last` false).
+    BlocksWritten {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The piece.
+        piece: PieceIndex,
+        /// The write's error, if any.
         error: Option<DiskError>,
     },
     /// A block was read.
@@ -291,6 +317,7 @@ impl DiskJob {
         match self {
             Self::Check { torrent, .. }
             | Self::WritePiece { torrent, .. }
+            | Self::WriteBlocks { torrent, .. }
             | Self::Read { torrent, .. }
             | Self::VerifyPiece { torrent, .. }
             | Self::ReadPiece { torrent, .. }
@@ -309,6 +336,7 @@ impl DiskDone {
         match self {
             Self::Checked { torrent, .. }
             | Self::PieceWritten { torrent, .. }
+            | Self::BlocksWritten { torrent, .. }
             | Self::Read { torrent, .. }
             | Self::Verified { torrent, .. }
             | Self::PieceRead { torrent, .. }

@@ -21,7 +21,7 @@ use lt_engine::{
     Engine, Handshake, Input, IoError, MixedMode, Settings, TorrentId, TorrentState, Transport,
 };
 use lt_metainfo::{CreateTorrent, TorrentInfo};
-use lt_storage::{MemStorage, Storage, check_files, verify_piece_data};
+use lt_storage::{MemStorage, Storage, check_files, verify_piece, verify_piece_data, write_blocks};
 use lt_tracker::{AnnounceResponse, Peer};
 
 const LATENCY: Duration = Duration::from_millis(20);
@@ -66,6 +66,8 @@ struct Node {
     banned: usize,
     hash_failed: usize,
     got_metadata: bool,
+    /// The most bytes of received blocks one disk job carried.
+    held_peak: usize,
 }
 
 struct Sim {
@@ -186,6 +188,7 @@ impl Sim {
                 banned: 0,
                 hash_failed: 0,
                 got_metadata: false,
+                held_peak: 0,
             });
         }
         sim
@@ -362,6 +365,7 @@ impl Sim {
                 blocks,
             } => {
                 let whole: Vec<u8> = blocks.iter().flat_map(|b| b.iter().copied()).collect();
+                node.held_peak = node.held_peak.max(whole.len());
                 let passed = verify_piece_data(&info, piece, &whole);
                 if passed {
                     node.storage.write(piece, 0, &[&whole]).unwrap();
@@ -371,6 +375,31 @@ impl Sim {
                     piece,
                     passed,
                     error: None,
+                }
+            }
+            DiskJob::WriteBlocks {
+                torrent,
+                piece,
+                blocks,
+                last,
+            } => {
+                node.held_peak = node
+                    .held_peak
+                    .max(blocks.iter().map(|(_, b)| b.len()).sum::<usize>());
+                write_blocks(&node.storage, piece, &blocks).unwrap();
+                if last {
+                    DiskDone::PieceWritten {
+                        torrent,
+                        piece,
+                        passed: verify_piece(&node.storage, &info, piece, &mut Vec::new()).unwrap(),
+                        error: None,
+                    }
+                } else {
+                    DiskDone::BlocksWritten {
+                        torrent,
+                        piece,
+                        error: None,
+                    }
                 }
             }
             DiskJob::Read {
@@ -554,6 +583,39 @@ fn corrupt_seed_is_banned_and_download_completes() {
     let failed: usize = sim.nodes[2..].iter().map(|n| n.hash_failed).sum();
     assert!(failed > 0, "the corrupt seed's pieces never failed");
     assert!(banned > 0, "nobody banned the corrupt seed");
+}
+
+/// Pieces larger than `max_held_piece_bytes` are written as their blocks come and hashed
+/// back from storage: no disk job carries more than the limit, a corrupt seed is still
+/// found out by the hash read back, and the data is right.
+#[test]
+fn large_pieces_are_written_as_they_come_and_hashed_back() {
+    let mut sim = Sim::new(13, 3, 1, 4 << 20, 1 << 20);
+    let limit = 128 << 10;
+    for n in &mut sim.nodes {
+        let settings = Settings {
+            max_held_piece_bytes: limit,
+            ..n.engine.settings().clone()
+        };
+        n.engine.apply_settings(settings);
+    }
+    assert!(
+        sim.run(Duration::from_secs(600)),
+        "did not finish: {:?}",
+        sim.finish_times()
+    );
+    sim.verify();
+    let failed: usize = sim.nodes[2..].iter().map(|n| n.hash_failed).sum();
+    let banned: usize = sim.nodes[2..].iter().map(|n| n.banned).sum();
+    assert!(failed > 0, "the corrupt seed's pieces never failed");
+    assert!(banned > 0, "nobody banned the corrupt seed");
+    for n in &sim.nodes[2..] {
+        assert!(
+            n.held_peak <= limit as usize,
+            "a disk job carried {} bytes of a 1 MiB piece (limit {limit})",
+            n.held_peak
+        );
+    }
 }
 
 #[test]

@@ -68,7 +68,9 @@ pub struct TorrentInfo {
     ssl_cert: Option<Vec<u8>>,
     similar: Vec<Sha1Hash>,
     collections: Vec<String>,
-    extra: BTreeMap<Vec<u8>, Value>,
+    /// Root keys not interpreted, with their values' bencoding as read (kept as bytes: a
+    /// decoded tree of a crafted value costs many times its size).
+    extra: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
 /// Most trackers, web seeds or DHT nodes kept from one torrent.
@@ -249,9 +251,10 @@ impl TorrentInfo {
         &self.collections
     }
 
-    /// Root keys this crate does not interpret, kept so writing the torrent keeps them.
+    /// Root keys this crate does not interpret, each with its value's bencoding as read,
+    /// kept so writing the torrent keeps them (decode one with `lt_bencode::decode`).
     #[must_use]
-    pub fn extra_fields(&self) -> &BTreeMap<Vec<u8>, Value> {
+    pub fn extra_fields(&self) -> &BTreeMap<Vec<u8>, Vec<u8>> {
         &self.extra
     }
 
@@ -277,7 +280,7 @@ impl TorrentInfo {
         let mut entries: Vec<(Vec<u8>, Vec<u8>)> = self
             .extra
             .iter()
-            .map(|(k, v)| (k.clone(), v.to_bytes()))
+            .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let mut put = |key: &str, v: Value| entries.push((key.as_bytes().to_vec(), v.to_bytes()));
         if let Some(first) = self.trackers.first() {
@@ -402,12 +405,15 @@ impl TorrentInfo {
             "encoding",
         ];
         if let Some(tiers) = root.get_list("announce-list") {
-            for (tier, urls) in tiers.iter().enumerate() {
+            let mut seen = std::collections::HashSet::new();
+            'tiers: for (tier, urls) in tiers.iter().enumerate() {
                 let tier = u8::try_from(tier).unwrap_or(u8::MAX);
                 for url in urls.as_list().into_iter().flatten() {
+                    if self.trackers.len() >= MAX_URLS {
+                        break 'tiers;
+                    }
                     if let Some(url) = url.as_str().map(str::trim).filter(|u| !u.is_empty())
-                        && self.trackers.len() < MAX_URLS
-                        && !self.trackers.iter().any(|t| t.url == url)
+                        && seen.insert(url)
                     {
                         self.trackers.push(AnnounceEntry {
                             url: url.to_owned(),
@@ -469,7 +475,9 @@ impl TorrentInfo {
         for (k, v) in root {
             let known = KNOWN.iter().any(|n| n.as_bytes() == k) || k == b"piece layers";
             if !known {
-                self.extra.entry(k.to_vec()).or_insert_with(|| v.to_value());
+                self.extra
+                    .entry(k.to_vec())
+                    .or_insert_with(|| v.raw().to_vec());
             }
         }
         Ok(())

@@ -233,3 +233,31 @@ fn many_duplicates_are_renamed_in_linear_time() {
     all.dedup();
     assert_eq!(all.len(), 30_000);
 }
+
+/// Finding 15: announce-list URLs were deduplicated by a scan of the trackers kept so far,
+/// so 999 distinct URLs followed by 300,000 copies of one cost 300 million string
+/// comparisons (seconds in a debug build). A set makes it linear.
+#[test]
+fn duplicate_trackers_load_in_linear_time() {
+    let mut tier: Vec<Value> = (0..999).map(|i| s(&format!("http://t{i}/a"))).collect();
+    tier.extend(std::iter::repeat_n(s("http://t998/a"), 300_000));
+    let info = Value::dict([
+        ("length", Value::Int(1)),
+        ("name", s("t")),
+        ("piece length", Value::Int(16_384)),
+        ("pieces", Value::Bytes(vec![0; 20])),
+    ]);
+    let bytes = Value::dict([
+        ("announce-list", Value::List(vec![Value::List(tier)])),
+        ("info", info),
+    ])
+    .to_bytes();
+    let start = Instant::now();
+    let t = TorrentInfo::from_bytes(&bytes).unwrap();
+    let took = start.elapsed();
+    assert_eq!(t.trackers().len(), 999);
+    assert!(
+        took < Duration::from_secs(2),
+        "loading took {took:?}: trackers are deduplicated in quadratic time"
+    );
+}

@@ -1,5 +1,7 @@
 //! Disk jobs of the engine, run on tokio's blocking threads: checking, hashing whole
-//! pieces from the blocks in memory and writing them with one vectored write, reading
+//! pieces from the blocks in memory and writing them with one vectored write (or, for
+//! pieces too large to hold, writing blocks as they come and hashing the piece back from
+//! the files), reading
 //! blocks for peers, resume data, moves and renames.
 
 use std::path::{Path, PathBuf};
@@ -137,6 +139,41 @@ pub(crate) fn run(io: &TorrentIo, job: DiskJob, check_threads: usize) -> DiskOut
                     error = Some(disk_error(&e));
                 }
             }
+            DiskOutput::Done(DiskDone::PieceWritten {
+                torrent,
+                piece,
+                passed,
+                error,
+            })
+        }
+        DiskJob::WriteBlocks {
+            torrent,
+            piece,
+            blocks,
+            last,
+        } => {
+            let written = {
+                let _one_writer = io.write_lock.lock().unwrap_or_else(PoisonError::into_inner);
+                let storage = io.storage.read().unwrap_or_else(PoisonError::into_inner);
+                lt_storage::write_blocks(&**storage, piece, &blocks)
+            };
+            drop(blocks);
+            if !last {
+                return DiskOutput::Done(DiskDone::BlocksWritten {
+                    torrent,
+                    piece,
+                    error: written.err().map(|e| disk_error(&e)),
+                });
+            }
+            // Earlier blocks were written as they came: hash the piece back from the files,
+            // a chunk at a time.
+            let storage = io.storage.read().unwrap_or_else(PoisonError::into_inner);
+            let (passed, error) = match written
+                .and_then(|()| lt_storage::verify_piece(&**storage, info, piece, &mut Vec::new()))
+            {
+                Ok(passed) => (passed, None),
+                Err(e) => (true, Some(disk_error(&e))),
+            };
             DiskOutput::Done(DiskDone::PieceWritten {
                 torrent,
                 piece,

@@ -659,3 +659,46 @@ fn the_alert_queue_is_bounded() {
     assert!(dropped > 0, "{added} torrents added, nothing dropped");
     session.shutdown();
 }
+
+/// A leecher that may hold only 64 KiB of a piece in memory writes 2 MiB pieces block run
+/// by block run and hashes each back from its files (SHA-1 for a hybrid torrent, the v2
+/// merkle layer for a v2-only one); the download is whole and no piece fails.
+#[test]
+fn pieces_larger_than_the_memory_limit_download_through_the_files() {
+    for version in [
+        lt_metainfo::TorrentVersion::Hybrid,
+        lt_metainfo::TorrentVersion::V2,
+    ] {
+        let data = payload(6 << 20, 21);
+        let bytes = CreateTorrent::from_memory("payload.bin", data.clone())
+            .piece_size(2 << 20)
+            .version(version)
+            .generate()
+            .unwrap();
+        let info = Arc::new(TorrentInfo::from_bytes(&bytes).unwrap());
+        let src = tempfile::tempdir().unwrap();
+        std::fs::write(src.path().join("payload.bin"), &data).unwrap();
+        let (seed, seed_addr) = seed_session(&info, src.path());
+
+        let dst = tempfile::tempdir().unwrap();
+        let mut s = settings();
+        s.engine.max_held_piece_bytes = 64 << 10;
+        let leech = Session::new(s).unwrap();
+        let mut params = AddTorrentParams::new(Arc::clone(&info), dst.path());
+        params.peers.push(seed_addr);
+        let h = leech.add_torrent(params).unwrap();
+        let mut alerts = Vec::new();
+        wait(&leech, &h, 30, &mut alerts, |s| s.is_seeding);
+        assert_eq!(
+            std::fs::read(dst.path().join("payload.bin")).unwrap(),
+            data,
+            "{version:?}"
+        );
+        assert!(
+            !alerts.iter().any(|a| matches!(a, Alert::HashFailed { .. })),
+            "{version:?}: a piece failed its hash read back"
+        );
+        leech.shutdown();
+        seed.shutdown();
+    }
+}

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use lt_core::{Bitfield, FileIndex, PieceIndex, Sha1Hasher, Sha256Hash};
 use lt_metainfo::{TorrentInfo, merkle_root};
 
-use crate::storage::{read_piece, v2_piece_data_len};
+use crate::storage::v2_piece_data_len;
 use crate::{Error, Storage};
 
 /// Whether `data` (a whole piece) matches the torrent: its SHA-1 for v1 and hybrid torrents,
@@ -81,7 +81,7 @@ pub fn verify_piece<S: Storage + ?Sized>(
     let result = match info.piece_hash(piece) {
         // v1: read and hash in cache-sized chunks, so the hasher reads from L2, not memory.
         Some(expected) => hash_chunked(storage, piece, buf).map(|h| h == expected),
-        None => read_piece(storage, piece, buf).map(|()| verify_piece_data(info, piece, buf)),
+        None => v2_leaves_chunked(storage, piece, buf).map(|l| verify_v2_leaves(info, piece, l)),
     };
     match result {
         Err(e) if is_missing(&e) => Ok(false),
@@ -91,6 +91,32 @@ pub fn verify_piece<S: Storage + ?Sized>(
 
 /// Bytes read per step when hashing a piece from storage.
 const HASH_CHUNK: usize = 128 * 1024;
+
+/// A v2 piece's block hashes, read in [`HASH_CHUNK`] steps (memory bounded whatever the
+/// piece length).
+fn v2_leaves_chunked<S: Storage + ?Sized>(
+    storage: &S,
+    piece: PieceIndex,
+    buf: &mut Vec<u8>,
+) -> Result<Vec<Sha256Hash>, Error> {
+    crate::storage::check_piece(storage.files(), piece)?;
+    let len = v2_piece_data_len(storage.files(), piece);
+    buf.resize(HASH_CHUNK.min(len), 0);
+    let mut leaves = Vec::with_capacity(len.div_ceil(lt_core::BLOCK_SIZE as usize));
+    let mut off = 0usize;
+    while off < len {
+        let n = HASH_CHUNK.min(len - off);
+        let chunk = &mut buf[..n];
+        storage.read(piece, u32::try_from(off).unwrap_or(u32::MAX), chunk)?;
+        leaves.extend(
+            chunk
+                .chunks(lt_core::BLOCK_SIZE as usize)
+                .map(Sha256Hash::digest),
+        );
+        off += n;
+    }
+    Ok(leaves)
+}
 
 fn hash_chunked<S: Storage + ?Sized>(
     storage: &S,

@@ -89,4 +89,4 @@ pub use fs::{Allocation, FsOptions, FsStorage};
 pub use limits::{DEFAULT_MAX_OPEN_FILES, Limits};
 pub use mem::MemStorage;
 pub use resume::{FILE_FORMAT, ResumeData, UnfinishedPiece};
-pub use storage::{FileInfo, MoveFlags, Storage, read_piece};
+pub use storage::{FileInfo, MoveFlags, Storage, read_piece, write_blocks};

@@ -175,6 +175,32 @@ pub fn read_piece<S: Storage + ?Sized>(
     storage.read(piece, 0, buf)
 }
 
+/// Writes blocks of `piece` given as (offset in the piece, bytes) in offset order, each run
+/// of contiguous blocks with one vectored [`Storage::write`].
+///
+/// # Errors
+/// As [`Storage::write`]; blocks before the failing run are written.
+pub fn write_blocks<S: Storage + ?Sized, B: AsRef<[u8]>>(
+    storage: &S,
+    piece: PieceIndex,
+    blocks: &[(u32, B)],
+) -> Result<(), Error> {
+    let mut i = 0;
+    while let Some((start, _)) = blocks.get(i) {
+        let mut end = u64::from(*start);
+        let mut run: Vec<&[u8]> = Vec::new();
+        while let Some((off, data)) = blocks.get(i)
+            && u64::from(*off) == end
+        {
+            run.push(data.as_ref());
+            end += data.as_ref().len() as u64;
+            i += 1;
+        }
+        storage.write(piece, *start, &run)?;
+    }
+    Ok(())
+}
+
 /// The number of bytes of `piece` that belong to its (v2-aligned) file, so the pad bytes at
 /// its end are not hashed.
 pub(crate) fn v2_piece_data_len(fs: &FileStorage, piece: PieceIndex) -> usize {

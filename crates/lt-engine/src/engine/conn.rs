@@ -49,7 +49,7 @@ pub(super) struct Conn {
     /// Pieces we let it request while choked (BEP 6).
     pub(super) allowed_fast: Vec<PieceIndex>,
     /// What the peer said of its pieces before we had the metadata.
-    pub(super) pending_bits: Vec<Bits>,
+    pub(super) pending_bits: PendingBits,
     /// Its listen port, from its extended handshake (for incoming connections).
     pub(super) listen_port: Option<u16>,
     /// It announced a metadata size and has not rejected a metadata request.
@@ -93,16 +93,81 @@ pub(super) struct SuperSeed {
     pub(super) current: Option<PieceIndex>,
 }
 
-/// A peer's piece announcement kept until the metadata (and so the piece count) is known.
-#[derive(Debug)]
-pub(super) enum Bits {
-    Raw(Bytes),
-    All,
-    Have(PieceIndex),
+/// A peer's piece announcements kept until the metadata (and so the piece count) is
+/// known: its last bitfield (or have-all), and the haves since as a bitset, so a flood of
+/// haves costs one bit each, at most [`MAX_PENDING_PIECES`] bits.
+#[derive(Debug, Default)]
+pub(super) struct PendingBits {
+    base: Option<BaseBits>,
+    haves: Vec<u64>,
 }
 
-/// Most announcements kept per peer before the metadata arrives.
-pub(super) const MAX_PENDING_BITS: usize = 1 << 16;
+#[derive(Debug)]
+enum BaseBits {
+    Raw(Bytes),
+    All,
+}
+
+/// Highest piece index + 1 a have is kept for before the metadata arrives (libtorrent's
+/// bound too): 64 KiB of bits per peer at most. Later haves beyond it are dropped.
+pub(super) const MAX_PENDING_PIECES: u32 = 1 << 19;
+
+impl PendingBits {
+    /// A bitfield replaces what came before.
+    pub(super) fn bitfield(&mut self, raw: Bytes) {
+        self.base = Some(BaseBits::Raw(raw));
+        self.haves = Vec::new();
+    }
+
+    /// A have-all replaces what came before.
+    pub(super) fn have_all(&mut self) {
+        self.base = Some(BaseBits::All);
+        self.haves = Vec::new();
+    }
+
+    pub(super) fn have(&mut self, piece: PieceIndex) {
+        if piece.get() >= MAX_PENDING_PIECES || matches!(self.base, Some(BaseBits::All)) {
+            return;
+        }
+        let word = piece.as_usize() / 64;
+        if self.haves.len() <= word {
+            self.haves.resize(word + 1, 0);
+        }
+        self.haves[word] |= 1 << (piece.get() % 64);
+    }
+
+    /// Heap bytes held.
+    #[cfg(test)]
+    pub(super) fn heap_bytes(&self) -> usize {
+        self.haves.capacity() * 8
+            + match &self.base {
+                Some(BaseBits::Raw(b)) => b.len(),
+                _ => 0,
+            }
+    }
+
+    /// Hands what was announced to the picker, now that the torrent has `pieces` pieces.
+    pub(super) fn apply(self, picker: &mut lt_picker::PiecePicker, key: PeerKey, pieces: usize) {
+        let _ = match self.base {
+            Some(BaseBits::Raw(raw)) => match Bitfield::from_bytes(&raw, pieces) {
+                Ok(b) => picker.peer_bitfield(key, b),
+                Err(_) => Ok(()),
+            },
+            Some(BaseBits::All) => picker.peer_have_all(key),
+            None => Ok(()),
+        };
+        for (w, &bits) in self.haves.iter().enumerate() {
+            let mut bits = bits;
+            while bits != 0 {
+                let i = w * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                if i < pieces {
+                    let _ = picker.peer_have(key, PieceIndex::new(u32::try_from(i).unwrap_or(0)));
+                }
+            }
+        }
+    }
+}
 /// Most candidate pieces weighed for one super-seeding offer.
 pub(super) const SUPER_SEED_SCAN: u32 = 4096;
 /// How long a metadata piece request may go unanswered before it is asked elsewhere.
@@ -141,7 +206,7 @@ impl Conn {
             held: VecDeque::new(),
             entry,
             allowed_fast: Vec::new(),
-            pending_bits: Vec::new(),
+            pending_bits: PendingBits::default(),
             listen_port: None,
             serves_metadata: false,
             metadata_size: None,
@@ -166,5 +231,41 @@ impl Conn {
 
     pub(super) fn key(id: ConnId) -> PeerKey {
         PeerKey(u32::try_from(id.0 & u64::from(u32::MAX)).unwrap_or(u32::MAX))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use lt_picker::{Config, Layout, PiecePicker};
+
+    use super::*;
+
+    /// 65,536 haves before the metadata cost 8 KiB of bits (they were 40-byte entries,
+    /// 2.6 MB a peer); indices past the bound are dropped; what is kept reaches the picker.
+    #[test]
+    fn pending_haves_cost_a_bit_each() {
+        let mut pending = PendingBits::default();
+        for i in 0..1u32 << 16 {
+            pending.have(PieceIndex::new(i));
+        }
+        pending.have(PieceIndex::new(MAX_PENDING_PIECES));
+        pending.have(PieceIndex::new(u32::MAX));
+        assert!(pending.heap_bytes() <= 8 << 10, "{}", pending.heap_bytes());
+
+        let mut small = PendingBits::default();
+        for i in [3u32, 64, 3, 99, 500] {
+            small.have(PieceIndex::new(i));
+        }
+        let mut picker = PiecePicker::new(
+            Layout::new(100 * 16384, 16384, 16384).unwrap(),
+            Config::default(),
+        );
+        let key = PeerKey(1);
+        picker.add_peer(key).unwrap();
+        small.apply(&mut picker, key, 100);
+        let seen: Vec<u32> = (0..100)
+            .filter(|&p| picker.availability(PieceIndex::new(p)) == 1)
+            .collect();
+        assert_eq!(seen, vec![3, 64, 99]);
     }
 }

@@ -13,7 +13,7 @@ use crate::torrent::PeerSource;
 use crate::{Action, ConnId, DisconnectReason, Handshake, IoError, TorrentId, Transport};
 
 use super::Engine;
-use super::conn::{Bits, Conn, MAX_PENDING_BITS, SuperSeed};
+use super::conn::{Conn, SuperSeed};
 
 impl Engine {
     /// [`Input::Connected`]: a connection we dialled is open and its MSE handshake, if
@@ -372,20 +372,19 @@ impl Engine {
             .and_then(|id| self.torrents.get(&id))
             .is_some_and(|t| t.has_metadata);
         if !has_metadata && tid.is_some() {
-            let bits = match &event {
-                PeerEvent::RawBitfield(b) => Some(Bits::Raw(b.clone())),
-                PeerEvent::HaveAll => Some(Bits::All),
-                PeerEvent::Have(p) => Some(Bits::Have(*p)),
-                _ => None,
-            };
-            if let Some(bits) = bits {
+            if let PeerEvent::RawBitfield(_) | PeerEvent::HaveAll | PeerEvent::Have(_) = &event {
                 if let Some(c) = self.conns.get_mut(&cid) {
-                    if matches!(bits, Bits::Raw(_) | Bits::All) {
-                        c.pending_bits.clear();
-                        c.seed = matches!(bits, Bits::All);
-                    }
-                    if c.pending_bits.len() < MAX_PENDING_BITS {
-                        c.pending_bits.push(bits);
+                    match event {
+                        PeerEvent::RawBitfield(b) => {
+                            c.pending_bits.bitfield(b);
+                            c.seed = false;
+                        }
+                        PeerEvent::HaveAll => {
+                            c.pending_bits.have_all();
+                            c.seed = true;
+                        }
+                        PeerEvent::Have(p) => c.pending_bits.have(p),
+                        _ => {}
                     }
                 }
                 return;

@@ -36,6 +36,17 @@ impl Engine {
                 passed,
                 error,
             } => self.piece_written(now, torrent, piece, passed, error),
+            DiskDone::BlocksWritten {
+                torrent,
+                piece,
+                error,
+            } => {
+                let failed = error.is_some();
+                if let Some(error) = error {
+                    self.write_failed(now, torrent, error);
+                }
+                self.blocks_written(now, torrent, piece, failed);
+            }
             DiskDone::Read {
                 torrent,
                 conn,
@@ -122,7 +133,6 @@ impl Engine {
     ) {
         let smart_ban = self.settings.smart_ban;
         let parole = self.settings.use_parole_mode;
-        let retry = self.settings.optimistic_disk_retry;
         let Some(t) = self.torrents.get_mut(&id) else {
             return;
         };
@@ -159,17 +169,7 @@ impl Engine {
             }
         } else if let Some(error) = error {
             let _ = t.picker.piece_failed(piece);
-            t.error = Some(error.message.clone());
-            let kind = error.kind;
-            self.alerts.push(Alert::FileError { torrent: id, error });
-            if kind == DiskErrorKind::NoSpaceOrDenied && t.disk_upload_mode_until.is_none() {
-                t.disk_upload_mode_until = Some(now + retry);
-                self.alerts.push(Alert::UploadMode {
-                    torrent: id,
-                    enabled: true,
-                });
-                self.update_all_interest(now, id);
-            }
+            self.write_failed(now, id, error);
         } else {
             let _ = t.picker.piece_passed(piece);
             t.have.set(piece.as_usize());
@@ -193,6 +193,26 @@ impl Engine {
             self.update_all_interest(now, id);
         }
         self.fill_torrent(now, id);
+    }
+
+    /// Writing failed: the torrent shows the error, and goes to upload mode for
+    /// `optimistic_disk_retry` when the disk is full or writing is not allowed.
+    fn write_failed(&mut self, now: Instant, id: TorrentId, error: DiskError) {
+        let retry = self.settings.optimistic_disk_retry;
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        t.error = Some(error.message.clone());
+        let kind = error.kind;
+        self.alerts.push(Alert::FileError { torrent: id, error });
+        if kind == DiskErrorKind::NoSpaceOrDenied && t.disk_upload_mode_until.is_none() {
+            t.disk_upload_mode_until = Some(now + retry);
+            self.alerts.push(Alert::UploadMode {
+                torrent: id,
+                enabled: true,
+            });
+            self.update_all_interest(now, id);
+        }
     }
 
     /// A seed-mode piece was hashed: serve the requests that waited for it, or drop the

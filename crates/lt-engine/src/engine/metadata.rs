@@ -24,7 +24,7 @@ use crate::torrent::Torrent;
 use crate::{Action, ConnId, DiskJob, TorrentId, TorrentState};
 
 use super::Engine;
-use super::conn::{Bits, Conn, METADATA_REQUEST_TIMEOUT};
+use super::conn::{Conn, METADATA_REQUEST_TIMEOUT};
 
 impl Engine {
     /// A peer announced the metadata's size in its extended handshake. The first size seen
@@ -375,17 +375,7 @@ impl Engine {
                 continue;
             }
             let _ = t.picker.add_peer(key);
-            for bits in std::mem::take(&mut c.pending_bits) {
-                let _ = match bits {
-                    Bits::Raw(raw) => match Bitfield::from_bytes(&raw, n) {
-                        Ok(b) => t.picker.peer_bitfield(key, b),
-                        Err(_) => Ok(()),
-                    },
-                    Bits::All => t.picker.peer_have_all(key),
-                    Bits::Have(p) if p.as_usize() < n => t.picker.peer_have(key, p),
-                    Bits::Have(_) => Ok(()),
-                };
-            }
+            std::mem::take(&mut c.pending_bits).apply(&mut t.picker, key, n);
         }
         debug!(torrent = %id, size = bytes.len(), "metadata received");
         self.alerts.push(Alert::MetadataReceived { torrent: id });

@@ -8,7 +8,7 @@ use lt_core::PieceIndex;
 use lt_picker::{PickOptions, Speed};
 use lt_wire::BlockRequest;
 
-use crate::torrent::PartPiece;
+use crate::torrent::{PartPiece, Slot};
 use crate::{Action, ConnId, DisconnectReason, DiskJob, MixedMode, TorrentId};
 
 use super::Engine;
@@ -229,18 +229,17 @@ impl Engine {
             let part = t
                 .parts
                 .entry(block.piece.get())
-                .or_insert_with(|| PartPiece {
-                    blocks: vec![None; blocks_in_piece],
-                    contributors: Vec::new(),
-                });
-            if let Some(slot) = part.blocks.get_mut(block.block.as_usize()) {
-                *slot = Some(data);
-            }
+                .or_insert_with(|| PartPiece::new(blocks_in_piece));
+            t.held_bytes += part.hold(block.block.as_usize(), data);
             if !part.contributors.iter().any(|&(x, _)| x == cid) {
                 part.contributors.push((cid, addr));
             }
+            let too_much = part.held >= self.settings.max_held_piece_bytes
+                || t.held_bytes > self.settings.max_queued_disk_bytes;
             if received.piece_complete {
                 self.piece_complete(now, id, block.piece);
+            } else if too_much {
+                self.write_held(id, block.piece);
             }
         }
         for other in received.cancel {
@@ -253,26 +252,116 @@ impl Engine {
         self.fill_requests(now, cid);
     }
 
+    /// Every block of `piece` is here: hash and write it. A piece held whole in memory
+    /// goes as one [`DiskJob::WritePiece`] (hashed before anything is written); one that
+    /// wrote blocks already goes, once those writes are reported, as the last
+    /// [`DiskJob::WriteBlocks`].
     pub(super) fn piece_complete(&mut self, _now: Instant, id: TorrentId, piece: PieceIndex) {
         let Some(t) = self.torrents.get_mut(&id) else {
             return;
         };
-        let Some(part) = t.parts.remove(&piece.get()) else {
+        let Some(part) = t.parts.get_mut(&piece.get()) else {
             return;
         };
-        if part.blocks.iter().any(Option::is_none) {
-            // A block finished earlier is not in memory: download the piece again.
+        part.complete = true;
+        if part.writes_in_flight > 0 {
+            return;
+        }
+        let Some(mut part) = t.parts.remove(&piece.get()) else {
+            return;
+        };
+        t.held_bytes = t.held_bytes.saturating_sub(part.held);
+        if part.write_failed || part.blocks.iter().any(|s| matches!(s, Slot::Missing)) {
+            // A block finished earlier is neither in memory nor written (the piece's
+            // blocks were dropped), or writing some failed: download the piece again.
             let _ = t.picker.piece_failed(piece);
             return;
         }
-        let blocks: Vec<Bytes> = part.blocks.into_iter().flatten().collect();
         t.disk_bytes += t.piece_size(piece.get());
+        let job = if part.blocks.iter().all(|s| matches!(s, Slot::Held(_))) {
+            let blocks = part
+                .blocks
+                .into_iter()
+                .filter_map(|s| match s {
+                    Slot::Held(b) => Some(b),
+                    Slot::Missing | Slot::Written => None,
+                })
+                .collect();
+            DiskJob::WritePiece {
+                torrent: id,
+                piece,
+                blocks,
+            }
+        } else {
+            DiskJob::WriteBlocks {
+                torrent: id,
+                piece,
+                blocks: part.take_held(t.layout.block_size()),
+                last: true,
+            }
+        };
         t.writing.insert(piece.get(), part.contributors);
-        self.actions.push_back(Action::Disk(DiskJob::WritePiece {
+        self.actions.push_back(Action::Disk(job));
+    }
+
+    /// Writes the blocks `piece` holds (memory is running out for it).
+    pub(super) fn write_held(&mut self, id: TorrentId, piece: PieceIndex) {
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        let block_size = t.layout.block_size();
+        let Some(part) = t.parts.get_mut(&piece.get()) else {
+            return;
+        };
+        let held = part.held;
+        let blocks = part.take_held(block_size);
+        if blocks.is_empty() {
+            return;
+        }
+        part.writes_in_flight += 1;
+        part.writing_bytes += held;
+        t.held_bytes = t.held_bytes.saturating_sub(held);
+        t.disk_bytes += held;
+        self.actions.push_back(Action::Disk(DiskJob::WriteBlocks {
             torrent: id,
             piece,
             blocks,
+            last: false,
         }));
+    }
+
+    /// A [`DiskJob::WriteBlocks`] that was not the piece's last is done.
+    pub(super) fn blocks_written(
+        &mut self,
+        now: Instant,
+        id: TorrentId,
+        piece: PieceIndex,
+        failed: bool,
+    ) {
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        if let Some(stale) = t.stale_writes.get_mut(&piece.get()) {
+            *stale -= 1;
+            if *stale == 0 {
+                t.stale_writes.remove(&piece.get());
+            }
+            return;
+        }
+        let Some(part) = t.parts.get_mut(&piece.get()) else {
+            return;
+        };
+        part.writes_in_flight = part.writes_in_flight.saturating_sub(1);
+        part.write_failed |= failed;
+        if part.writes_in_flight > 0 {
+            return;
+        }
+        t.disk_bytes = t.disk_bytes.saturating_sub(part.writing_bytes);
+        part.writing_bytes = 0;
+        if part.complete {
+            self.piece_complete(now, id, piece);
+        }
+        self.fill_torrent(now, id);
     }
 
     pub(super) fn on_request(&mut self, now: Instant, cid: ConnId, req: BlockRequest) {

@@ -185,6 +185,8 @@ impl Engine {
             peers,
             conns: BTreeSet::new(),
             parts: BTreeMap::new(),
+            held_bytes: 0,
+            stale_writes: BTreeMap::new(),
             writing: BTreeMap::new(),
             disk_bytes: 0,
             file_priorities,
@@ -362,7 +364,7 @@ impl Engine {
         if let Some(t) = self.torrents.get_mut(&id) {
             let prev = t.state;
             t.state = TorrentState::CheckingFiles;
-            t.parts.clear();
+            t.drop_parts();
             t.error = None;
             t.unverified = None;
             self.alerts.push(Alert::StateChanged {
