@@ -26,9 +26,11 @@
 //! The block's journey: a PIECE message's payload leaves lt-wire's decoder as `Bytes`
 //! without a copy, waits in the torrent's partial piece until the piece is complete, and
 //! goes to the driver as one [`DiskJob::WritePiece`] with every block, which hashes the
-//! blocks from memory and writes them with one vectored write. A piece that fails its hash
-//! is never written, so corrupt data never reaches the disk; its senders go on parole and
-//! a sender of corrupt data is banned (smart ban).
+//! blocks from memory and writes them with one vectored write; a piece that fails its hash
+//! is never written. A partial piece holds at most `max_held_piece_bytes` in memory: past
+//! it its blocks go out as [`DiskJob::WriteBlocks`] and the driver hashes the piece back
+//! from the files when it completes. The senders of a failed piece go on parole and a
+//! sender of corrupt data is banned (smart ban).
 //!
 //! Requests are pipelined by each peer's rate (`request_queue_time` seconds of it), the
 //! choker is tit-for-tat while downloading and round-robin, fastest-upload or anti-leech
