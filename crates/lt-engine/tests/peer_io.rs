@@ -839,3 +839,53 @@ fn held_requests_go_on_after_a_cancelled_read() {
     }
     assert_eq!(next, 1, "a held request is served");
 }
+
+/// A `Vec<u8>` behind a lock, as a tracing writer.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Issue 17, "Observable": what the engine logs while handling a peer's input is inside
+/// the torrent's span and the peer's span, so `lt -v` says which torrent and which peer a
+/// decision was about.
+#[test]
+fn events_carry_the_torrent_and_peer_spans() {
+    let out = Captured::default();
+    let writer = out.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        let mut seed = Seed::new(Settings::default(), 256 << 10);
+        let addr: SocketAddr = "10.0.9.1:7000".parse().unwrap();
+        let (conn, _remote) = seed.accept(addr, 9).unwrap();
+        let _ = seed.engine.handle_input(
+            seed.now,
+            Input::Closed {
+                conn,
+                error: Some(IoError::new(std::io::ErrorKind::ConnectionReset, "reset")),
+            },
+        );
+    });
+    let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("disconnected"))
+        .unwrap_or_else(|| panic!("no disconnect event in:\n{text}"));
+    assert!(
+        line.contains("torrent{id=") && line.contains("peer{conn=") && line.contains("10.0.9.1"),
+        "{line}"
+    );
+}

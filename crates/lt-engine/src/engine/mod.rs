@@ -13,7 +13,7 @@ use lt_wire::PeerEvent;
 use lt_wire::mse::MseConfig;
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng as _;
-use tracing::debug;
+use tracing::{debug, debug_span};
 
 use crate::alert::{Alert, AlertCategory, AlertQueue};
 use crate::rate::Bucket;
@@ -260,6 +260,11 @@ impl Engine {
     /// so, and the rest of the session goes on.
     pub fn handle_input(&mut self, now: Instant, input: Input) -> Option<ConnId> {
         let torrent = self.torrent_of(&input);
+        // Every event of the input is logged inside its torrent's and its peer's spans
+        // (`lt -v` shows `torrent{id=..}:peer{conn=.. addr=..}: ...`); disabled spans cost a
+        // level check.
+        let _torrent = torrent.map(|id| debug_span!("torrent", %id).entered());
+        let _peer = self.peer_span(&input).map(tracing::Span::entered);
         match panic::catch_unwind(AssertUnwindSafe(|| self.dispatch(now, input))) {
             Ok(conn) => conn,
             Err(payload) => {
@@ -301,6 +306,30 @@ impl Engine {
             Input::LsdPeer { info_hash, addr } => self.add_lsd_peer(now, &info_hash, addr),
         }
         None
+    }
+
+    /// The span of the peer an input concerns, if any.
+    fn peer_span(&self, input: &Input) -> Option<tracing::Span> {
+        if !tracing::enabled!(tracing::Level::DEBUG) {
+            return None;
+        }
+        let (conn, addr) = match input {
+            Input::Connected { conn, .. }
+            | Input::ConnectFailed { conn, .. }
+            | Input::Received { conn, .. }
+            | Input::Closed { conn, .. }
+            | Input::Drained { conn, .. } => (Some(*conn), self.conns.get(conn).map(|c| c.addr)),
+            Input::Incoming { addr, .. } => (None, Some(*addr)),
+            Input::Disk(crate::DiskDone::Read { conn, .. }) => {
+                (Some(*conn), self.conns.get(conn).map(|c| c.addr))
+            }
+            _ => return None,
+        };
+        let addr = addr?;
+        Some(match conn {
+            Some(conn) => debug_span!("peer", %conn, %addr),
+            None => debug_span!("peer", %addr),
+        })
     }
 
     /// The torrent an input concerns, when it is known before handling it.
