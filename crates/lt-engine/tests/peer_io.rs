@@ -889,3 +889,31 @@ fn events_carry_the_torrent_and_peer_spans() {
         "{line}"
     );
 }
+
+/// Issue 17, "policy down": the SKEY of an incoming MSE handshake is looked up in the
+/// engine, for each hash peers may name a hybrid torrent by, and no longer once the
+/// torrent is removed.
+#[test]
+fn mse_skeys_name_the_engines_torrents() {
+    let mut seed = Seed::new(Settings::default(), 256 << 10);
+    let ih = seed.info.info_hash();
+    let hashes: Vec<_> = ih.wire_hashes().collect();
+    assert_eq!(hashes.len(), 2, "a hybrid torrent has two wire hashes");
+    for h in &hashes {
+        assert_eq!(
+            seed.engine.torrent_for_skey(&lt_wire::mse::skey_hash(h)),
+            Some(*h)
+        );
+        assert_eq!(seed.engine.find_by_wire_hash(h), Some(seed.torrent));
+    }
+    assert_eq!(seed.engine.torrent_for_skey(&hashes[0]), None);
+    let now = seed.now;
+    seed.engine.remove_torrent(now, seed.torrent, false);
+    for h in &hashes {
+        assert_eq!(
+            seed.engine.torrent_for_skey(&lt_wire::mse::skey_hash(h)),
+            None
+        );
+        assert_eq!(seed.engine.find_by_wire_hash(h), None);
+    }
+}

@@ -422,12 +422,6 @@ impl Driver {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&torrent);
-        {
-            let mut skeys = shared.skeys.write().unwrap_or_else(PoisonError::into_inner);
-            for h in info_hash.wire_hashes() {
-                skeys.remove(&lt_wire::mse::skey_hash(&h));
-            }
-        }
         if let Some(io) = io {
             let tx = self.tx.clone();
             tokio::task::spawn_blocking(move || {

@@ -4,10 +4,10 @@
 //! write back to the engine ([`lt_engine::Input::Drained`]), which is what bounds the bytes
 //! queued for a peer.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::net::SocketAddr;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf as _, Bytes, BytesMut};
@@ -83,13 +83,12 @@ fn mse_error(e: impl std::fmt::Display) -> IoError {
     IoError::new(std::io::ErrorKind::InvalidData, format!("MSE: {e}"))
 }
 
-/// The map from `HASH('req2', info-hash)` to info-hash, for incoming MSE handshakes.
-pub(crate) type Skeys = Arc<RwLock<HashMap<Sha1Hash, Sha1Hash>>>;
-
+/// Runs an MSE handshake to its end. An incoming one asks the engine
+/// ([`lt_engine::Engine::torrent_for_skey`], through `shared`) which torrent its SKEY names.
 async fn mse<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     mut hs: MseHandshake,
-    skeys: Option<&Skeys>,
+    shared: Option<&Shared>,
 ) -> Result<Handshake, IoError> {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
@@ -99,12 +98,7 @@ async fn mse<S: AsyncRead + AsyncWrite + Unpin>(
         match hs.status() {
             MseStatus::Done => break,
             MseStatus::NeedSkey(h) => {
-                let ih = skeys.and_then(|s| {
-                    s.read()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .get(&h)
-                        .copied()
-                });
+                let ih = shared.and_then(|s| s.engine().torrent_for_skey(&h));
                 hs.provide_skey(ih).map_err(mse_error)?;
                 continue;
             }
@@ -235,7 +229,7 @@ pub(crate) async fn connect(
 pub(crate) fn start_accept(
     stream: PeerStream,
     addr: SocketAddr,
-    shared: &Shared,
+    shared: &Arc<Shared>,
     handshakes: &Arc<tokio::sync::Semaphore>,
     timeout: Duration,
     events: &mpsc::Sender<Event>,
@@ -245,10 +239,10 @@ pub(crate) fn start_accept(
         return;
     };
     let config = shared.engine().mse_config();
-    let skeys = Arc::clone(&shared.skeys);
+    let shared = Arc::clone(shared);
     let events = events.clone();
     tokio::spawn(async move {
-        accept(stream, addr, config, skeys, timeout, events).await;
+        accept(stream, addr, config, &shared, timeout, events).await;
         drop(permit);
     });
 }
@@ -259,7 +253,7 @@ async fn accept(
     mut stream: PeerStream,
     addr: SocketAddr,
     config: MseConfig,
-    skeys: Skeys,
+    shared: &Shared,
     timeout: Duration,
     events: mpsc::Sender<Event>,
 ) {
@@ -268,8 +262,8 @@ async fn accept(
     }
     let work = async {
         match &mut stream {
-            PeerStream::Tcp(s) => first_bytes(s, config, &skeys).await,
-            PeerStream::Utp(s) => first_bytes(s, config, &skeys).await,
+            PeerStream::Tcp(s) => first_bytes(s, config, shared).await,
+            PeerStream::Utp(s) => first_bytes(s, config, shared).await,
         }
     };
     let Ok(Ok(handshake)) = tokio::time::timeout(timeout, work).await else {
@@ -288,7 +282,7 @@ async fn accept(
 async fn first_bytes<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     config: MseConfig,
-    skeys: &Skeys,
+    shared: &Shared,
 ) -> Result<Handshake, IoError> {
     {
         let mut prefix = BytesMut::with_capacity(1024);
@@ -316,7 +310,7 @@ async fn first_bytes<S: AsyncRead + AsyncWrite + Unpin>(
         crate::random_bytes(&mut seed);
         let mut hs = MseHandshake::respond(&config, seed);
         hs.handle_bytes(&prefix).map_err(mse_error)?;
-        mse(stream, hs, Some(skeys)).await
+        mse(stream, hs, Some(shared)).await
     }
 }
 

@@ -1,6 +1,6 @@
 //! The [`Session`]: the API over the engine, and what it shares with the engine loop.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
@@ -26,7 +26,6 @@ use crate::dht;
 use crate::disk::TorrentIo;
 use crate::driver::engine_loop;
 use crate::io;
-use crate::io::Skeys;
 use crate::listen::bind_udp;
 use crate::listen::listen_all;
 use crate::lsd;
@@ -41,7 +40,6 @@ pub(crate) struct Shared {
     pub(crate) alert_cv: Condvar,
     pub(crate) alert_notify: Notify,
     pub(crate) torrents: RwLock<BTreeMap<TorrentId, Arc<TorrentIo>>>,
-    pub(crate) skeys: Skeys,
     pub(crate) listen: Vec<SocketAddr>,
     pub(crate) closed: AtomicBool,
     /// The DHT node while it runs (the manual's `start_dht`/`stop_dht`).
@@ -184,7 +182,6 @@ impl Session {
             alert_cv: Condvar::new(),
             alert_notify: Notify::new(),
             torrents: RwLock::new(BTreeMap::new()),
-            skeys: Arc::new(RwLock::new(HashMap::new())),
             listen,
             closed: AtomicBool::new(false),
             dht: Mutex::new(None),
@@ -427,15 +424,6 @@ impl Session {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(id, io);
-        let mut skeys = self
-            .shared
-            .skeys
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        for h in ih.wire_hashes() {
-            skeys.insert(lt_wire::mse::skey_hash(&h), h);
-        }
-        drop(skeys);
         self.shared.push_alerts(&mut engine);
         drop(engine);
         self.shared.wake.notify_one();

@@ -1,7 +1,7 @@
 //! The engine: every torrent and peer connection of a session, driven by events.
 
 use std::any::Any;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
@@ -85,6 +85,10 @@ pub struct Engine {
     scratch_blocks: Vec<Block>,
     scratch_events: Vec<PeerEvent>,
     banned: BTreeSet<SocketAddr>,
+    /// Each torrent by the 20-byte hashes peers name it with (v1, truncated v2).
+    by_wire_hash: HashMap<Sha1Hash, TorrentId>,
+    /// MSE's `HASH('req2', info-hash)` of each of those hashes, to the hash.
+    by_skey: HashMap<Sha1Hash, Sha1Hash>,
     /// The queue changed: run the auto-manager at the next tick.
     queue_dirty: bool,
     ip_filter: crate::IpFilter,
@@ -129,6 +133,8 @@ impl Engine {
             scratch_blocks: Vec::new(),
             scratch_events: Vec::new(),
             banned: BTreeSet::new(),
+            by_wire_hash: HashMap::new(),
+            by_skey: HashMap::new(),
             queue_dirty: false,
             ip_filter: crate::IpFilter::new(),
             port_filter: crate::PortFilter::new(),
@@ -417,10 +423,31 @@ impl Engine {
     /// The torrent whose v1 (or truncated v2) info-hash is `hash`, as in a handshake.
     #[must_use]
     pub fn find_by_wire_hash(&self, hash: &Sha1Hash) -> Option<TorrentId> {
-        self.torrents
-            .iter()
-            .find(|(_, t)| t.info_hash.matches(hash))
-            .map(|(&id, _)| id)
+        self.by_wire_hash.get(hash).copied()
+    }
+
+    /// For an incoming MSE handshake: the info-hash (as on the wire) whose
+    /// `HASH('req2', info-hash)` is `skey`, if the session has that torrent. The MSE
+    /// responder runs in the driver; which torrents it may open is the engine's answer.
+    #[must_use]
+    pub fn torrent_for_skey(&self, skey: &Sha1Hash) -> Option<Sha1Hash> {
+        self.by_skey.get(skey).copied()
+    }
+
+    /// Indexes a torrent added under `id` by its wire hashes.
+    fn index_torrent(&mut self, id: TorrentId, info_hash: &InfoHash) {
+        for h in info_hash.wire_hashes() {
+            self.by_wire_hash.insert(h, id);
+            self.by_skey.insert(lt_wire::mse::skey_hash(&h), h);
+        }
+    }
+
+    /// Forgets a removed torrent's wire hashes.
+    fn unindex_torrent(&mut self, info_hash: &InfoHash) {
+        for h in info_hash.wire_hashes() {
+            self.by_wire_hash.remove(&h);
+            self.by_skey.remove(&lt_wire::mse::skey_hash(&h));
+        }
     }
 
     /// The torrent's metadata.

@@ -234,6 +234,7 @@ impl Engine {
         } else {
             params.name.unwrap_or_else(|| info_hash.best().to_hex())
         };
+        self.index_torrent(id, &info_hash);
         self.torrents.insert(id, t);
         self.alerts.push(Alert::TorrentAdded {
             torrent: id,
@@ -271,6 +272,7 @@ impl Engine {
         let Some(t) = self.torrents.remove(&id) else {
             return;
         };
+        self.unindex_torrent(&t.info_hash);
         let order = self.queue_order();
         self.set_queue(now, &order);
         self.actions.push_back(Action::RemoveStorage {
