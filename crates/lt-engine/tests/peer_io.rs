@@ -917,3 +917,40 @@ fn mse_skeys_name_the_engines_torrents() {
         assert_eq!(seed.engine.find_by_wire_hash(h), None);
     }
 }
+
+/// Issue 17, "policy down": whatever the driver let through, the engine refuses a
+/// plaintext incoming connection when encryption is forced, and an encrypted one when it
+/// is disabled.
+#[test]
+fn the_engine_applies_the_incoming_encryption_policy() {
+    for (policy, encrypted, accepted) in [
+        (EncPolicy::Forced, false, false),
+        (EncPolicy::Forced, true, true),
+        (EncPolicy::Disabled, true, false),
+        (EncPolicy::Enabled, false, true),
+    ] {
+        let settings = Settings {
+            in_enc_policy: policy,
+            ..Settings::default()
+        };
+        let mut seed = Seed::new(settings, 256 << 10);
+        let addr: SocketAddr = "10.0.7.1:7000".parse().unwrap();
+        let conn = seed.engine.handle_input(
+            seed.now,
+            Input::Incoming {
+                addr,
+                transport: Transport::Tcp,
+                handshake: Handshake {
+                    cipher: None,
+                    received: BytesMut::new(),
+                    encrypted,
+                },
+            },
+        );
+        assert_eq!(
+            conn.is_some(),
+            accepted,
+            "{policy:?}, encrypted {encrypted}"
+        );
+    }
+}

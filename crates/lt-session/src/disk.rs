@@ -1,80 +1,43 @@
-//! Disk jobs of the engine, run on tokio's blocking threads: checking, hashing whole
-//! pieces from the blocks in memory and writing them with one vectored write (or, for
-//! pieces too large to hold, writing blocks as they come and hashing the piece back from
-//! the files), reading
-//! blocks for peers, resume data, moves and renames.
+//! The engine's disk jobs on lt-storage's [`DiskIo`]: each [`DiskJob`] becomes an
+//! [`lt_storage::Job`] on the torrent's [`TorrentStore`], and each completion becomes the
+//! engine's [`DiskDone`] (or, for resume data, file priorities and removal, an alert). The
+//! disk threads, their queue, the hashing and the read cache are lt-storage's.
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::path::PathBuf;
+use std::sync::Arc;
 
-use bytes::Bytes;
-use lt_core::{PieceIndex, Sha1Hasher};
-use lt_engine::{Alert, DiskDone, DiskError, DiskErrorKind, DiskJob};
-use lt_metainfo::TorrentInfo;
-use lt_storage::{MoveFlags, Storage, check_files, verify_piece_data};
+use lt_core::{FileIndex, InfoHash};
+use lt_engine::{Alert, ConnId, DiskDone, DiskError, DiskErrorKind, DiskJob, TorrentId};
+use lt_storage::{Completion, FsOptions, Job, MoveFlags, Output, TorrentStore};
+use lt_wire::BlockRequest;
 
-/// A torrent's storage and metadata, shared with the disk threads.
+/// A torrent's store and the options its storage was made with (to make it again when a
+/// magnet's metadata arrives).
 pub(crate) struct TorrentIo {
-    pub(crate) storage: RwLock<Box<dyn Storage>>,
-    pub(crate) info: Arc<TorrentInfo>,
-    pub(crate) save_path: RwLock<PathBuf>,
-    /// Writes of one torrent go one at a time (hashing runs in parallel): concurrent
-    /// writes to one file only contend for its inode lock.
-    pub(crate) write_lock: std::sync::Mutex<()>,
-    /// The storage's options, to set it up again when a magnet's metadata arrives.
-    pub(crate) options: lt_storage::FsOptions,
-    /// Whole pieces recently read for peers.
-    pub(crate) read_cache: std::sync::Mutex<ReadCache>,
+    pub(crate) store: Arc<TorrentStore>,
+    pub(crate) options: FsOptions,
 }
 
-/// Pieces read for uploading, kept whole: a peer asks for a piece's blocks one after the
-/// other, so one read of the piece serves them all without a disk job each. Bounded by
-/// bytes; the oldest piece goes first.
-#[derive(Debug, Default)]
-pub(crate) struct ReadCache {
-    pieces: std::collections::VecDeque<(u32, Bytes)>,
-    bytes: usize,
+/// What the session needs back from a disk job to report it.
+#[derive(Debug)]
+pub(crate) enum DiskCtx {
+    Torrent(TorrentId),
+    Read {
+        torrent: TorrentId,
+        conn: ConnId,
+        request: BlockRequest,
+    },
+    Remove {
+        info_hash: InfoHash,
+        delete_files: bool,
+    },
 }
 
-/// Most bytes a torrent's read cache holds.
-const READ_CACHE_BYTES: usize = 32 << 20;
-/// Pieces larger than this are read block by block.
-const MAX_CACHED_PIECE: usize = 8 << 20;
-
-impl ReadCache {
-    /// The block `begin..begin + len` of `piece`, if the piece is cached.
-    pub(crate) fn block(&self, piece: u32, begin: u32, len: u32) -> Option<Bytes> {
-        let (_, data) = self.pieces.iter().find(|(p, _)| *p == piece)?;
-        let (b, e) = (begin as usize, begin as usize + len as usize);
-        (e <= data.len()).then(|| data.slice(b..e))
-    }
-
-    fn insert(&mut self, piece: u32, data: Bytes) {
-        if self.pieces.iter().any(|(p, _)| *p == piece) {
-            return;
-        }
-        self.bytes += data.len();
-        self.pieces.push_back((piece, data));
-        while self.bytes > READ_CACHE_BYTES {
-            let Some((_, old)) = self.pieces.pop_front() else {
-                break;
-            };
-            self.bytes -= old.len();
-        }
-    }
-}
-
-impl TorrentIo {
-    pub(crate) fn cached_block(&self, piece: u32, begin: u32, len: u32) -> Option<Bytes> {
-        self.read_cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .block(piece, begin, len)
-    }
-}
+/// The session's disk threads.
+pub(crate) type Disk = lt_storage::DiskIo<DiskCtx>;
 
 /// What a disk job produced: a completion for the engine, an alert for the user, or (a
-/// file priority set) nothing.
+/// file priority set, files released) nothing.
 pub(crate) enum DiskOutput {
     Done(DiskDone),
     Alert(Alert),
@@ -82,7 +45,7 @@ pub(crate) enum DiskOutput {
 }
 
 /// A storage error as the engine sees it: what it means for the torrent, and its text.
-fn disk_error(e: &lt_storage::Error) -> DiskError {
+pub(crate) fn disk_error(e: &lt_storage::Error) -> DiskError {
     let kind = match e {
         lt_storage::Error::DiskFull { .. } | lt_storage::Error::PermissionDenied { .. } => {
             DiskErrorKind::NoSpaceOrDenied
@@ -93,218 +56,174 @@ fn disk_error(e: &lt_storage::Error) -> DiskError {
     DiskError::new(kind, e.to_string())
 }
 
-fn verify(info: &TorrentInfo, piece: PieceIndex, blocks: &[Bytes]) -> bool {
-    if let Some(expected) = info.piece_hash(piece) {
-        let mut h = Sha1Hasher::new();
-        for b in blocks {
-            h.update(b);
-        }
-        return h.finalize() == expected;
-    }
-    let whole: Vec<u8> = blocks.iter().flat_map(|b| b.iter().copied()).collect();
-    verify_piece_data(info, piece, &whole)
-}
-
-/// Runs one job (blocking).
-pub(crate) fn run(io: &TorrentIo, job: DiskJob, check_threads: usize) -> DiskOutput {
-    let info = &io.info;
+/// The storage job for an engine job, and what to report it with.
+pub(crate) fn job(job: DiskJob) -> (Job, DiskCtx) {
+    use DiskCtx::Torrent;
     match job {
-        DiskJob::Check { torrent, resume } => {
-            let storage = io.storage.read().unwrap_or_else(PoisonError::into_inner);
-            let result = (|| {
-                if let Some(r) = resume
-                    && let Ok(have) = r.verify(info, &**storage)
-                {
-                    return Ok(have);
-                }
-                if !storage.has_any_file().map_err(|e| disk_error(&e))? {
-                    return Ok(lt_core::Bitfield::new(info.num_pieces() as usize));
-                }
-                check_files(&**storage, info, check_threads).map_err(|e| disk_error(&e))
-            })();
-            DiskOutput::Done(DiskDone::Checked { torrent, result })
-        }
+        DiskJob::Check { torrent, resume } => (Job::Check { resume }, Torrent(torrent)),
         DiskJob::WritePiece {
             torrent,
             piece,
             blocks,
-        } => {
-            let passed = verify(info, piece, &blocks);
-            let mut error = None;
-            if passed {
-                let slices: Vec<&[u8]> = blocks.iter().map(|b| &b[..]).collect();
-                let _one_writer = io.write_lock.lock().unwrap_or_else(PoisonError::into_inner);
-                let storage = io.storage.read().unwrap_or_else(PoisonError::into_inner);
-                if let Err(e) = storage.write(piece, 0, &slices) {
-                    error = Some(disk_error(&e));
-                }
-            }
-            DiskOutput::Done(DiskDone::PieceWritten {
-                torrent,
-                piece,
-                passed,
-                error,
-            })
-        }
+        } => (Job::WritePiece { piece, blocks }, Torrent(torrent)),
         DiskJob::WriteBlocks {
             torrent,
             piece,
             blocks,
             last,
-        } => {
-            let written = {
-                let _one_writer = io.write_lock.lock().unwrap_or_else(PoisonError::into_inner);
-                let storage = io.storage.read().unwrap_or_else(PoisonError::into_inner);
-                lt_storage::write_blocks(&**storage, piece, &blocks)
-            };
-            drop(blocks);
-            if !last {
-                return DiskOutput::Done(DiskDone::BlocksWritten {
-                    torrent,
-                    piece,
-                    error: written.err().map(|e| disk_error(&e)),
-                });
-            }
-            // Earlier blocks were written as they came: hash the piece back from the files,
-            // a chunk at a time.
-            let storage = io.storage.read().unwrap_or_else(PoisonError::into_inner);
-            let (passed, error) = match written
-                .and_then(|()| lt_storage::verify_piece(&**storage, info, piece, &mut Vec::new()))
-            {
-                Ok(passed) => (passed, None),
-                Err(e) => (true, Some(disk_error(&e))),
-            };
-            DiskOutput::Done(DiskDone::PieceWritten {
-                torrent,
+        } => (
+            Job::WriteBlocks {
                 piece,
-                passed,
-                error,
-            })
-        }
+                blocks,
+                last,
+            },
+            Torrent(torrent),
+        ),
         DiskJob::Read {
             torrent,
             conn,
             request,
-        } => {
-            let p = request.piece.get();
-            let result = if let Some(b) = io.cached_block(p, request.begin, request.len) {
-                Ok(b)
-            } else {
-                let piece_len = info.files().piece_size(request.piece) as usize;
-                let storage = io.storage.read().unwrap_or_else(PoisonError::into_inner);
-                if piece_len <= MAX_CACHED_PIECE {
-                    let mut buf = vec![0u8; piece_len];
-                    match storage.read(request.piece, 0, &mut buf) {
-                        Ok(()) => {
-                            let whole = Bytes::from(buf);
-                            let mut cache =
-                                io.read_cache.lock().unwrap_or_else(PoisonError::into_inner);
-                            cache.insert(p, whole.clone());
-                            let (b, e) = (
-                                request.begin as usize,
-                                (request.begin + request.len) as usize,
-                            );
-                            whole.get(b..e).map(|_| whole.slice(b..e)).ok_or_else(|| {
-                                DiskError::new(DiskErrorKind::NotFound, "request past the piece")
-                            })
-                        }
-                        Err(e) => Err(disk_error(&e)),
-                    }
-                } else {
-                    let mut buf = vec![0u8; request.len as usize];
-                    storage
-                        .read(request.piece, request.begin, &mut buf)
-                        .map(|()| Bytes::from(buf))
-                        .map_err(|e| disk_error(&e))
-                }
-            };
-            DiskOutput::Done(DiskDone::Read {
+        } => (
+            Job::Read {
+                piece: request.piece,
+                begin: request.begin,
+                len: request.len,
+            },
+            DiskCtx::Read {
                 torrent,
                 conn,
                 request,
-                result,
-            })
-        }
-        DiskJob::VerifyPiece { torrent, piece } => {
-            let storage = io.storage.read().unwrap_or_else(PoisonError::into_inner);
-            let ok =
-                lt_storage::verify_piece(&**storage, info, piece, &mut Vec::new()).unwrap_or(false);
-            DiskOutput::Done(DiskDone::Verified { torrent, piece, ok })
-        }
-        DiskJob::ReadPiece { torrent, piece } => {
-            let len = info.files().piece_size(piece) as usize;
-            let mut buf = vec![0u8; len];
-            let storage = io.storage.read().unwrap_or_else(PoisonError::into_inner);
-            let result = storage
-                .read(piece, 0, &mut buf)
-                .map(|()| Bytes::from(buf))
-                .map_err(|e| disk_error(&e));
-            DiskOutput::Done(DiskDone::PieceRead {
-                torrent,
-                piece,
-                result,
-            })
-        }
-        DiskJob::SaveResume { torrent, mut data } => {
-            let storage = io.storage.read().unwrap_or_else(PoisonError::into_inner);
-            data.save_path = Some(
-                io.save_path
-                    .read()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .to_string_lossy()
-                    .into_owned(),
-            );
-            let result = storage
-                .flush()
-                .and_then(|()| data.record_file_sizes(&**storage));
-            DiskOutput::Alert(match result {
-                Ok(()) => Alert::SaveResumeData { torrent, data },
-                Err(e) => Alert::SaveResumeDataFailed {
-                    torrent,
-                    error: e.to_string(),
-                },
-            })
-        }
-        DiskJob::Move { torrent, path } => {
-            let mut storage = io.storage.write().unwrap_or_else(PoisonError::into_inner);
-            let result = storage
-                .move_storage(Path::new(&path), MoveFlags::AlwaysReplaceFiles)
-                .map(|p| {
-                    *io.save_path.write().unwrap_or_else(PoisonError::into_inner) = p.clone();
-                    p.to_string_lossy().into_owned()
-                })
-                .map_err(|e| disk_error(&e));
-            DiskOutput::Done(DiskDone::Moved { torrent, result })
-        }
+            },
+        ),
+        DiskJob::VerifyPiece { torrent, piece } => (Job::VerifyPiece { piece }, Torrent(torrent)),
+        DiskJob::ReadPiece { torrent, piece } => (Job::ReadPiece { piece }, Torrent(torrent)),
+        DiskJob::SaveResume { torrent, data } => (Job::SaveResume { data }, Torrent(torrent)),
+        DiskJob::Move { torrent, path } => (
+            Job::Move {
+                path: PathBuf::from(path),
+                flags: MoveFlags::AlwaysReplaceFiles,
+            },
+            Torrent(torrent),
+        ),
         DiskJob::Rename {
             torrent,
             file,
             name,
-        } => {
-            let mut storage = io.storage.write().unwrap_or_else(PoisonError::into_inner);
-            let result = storage
-                .rename_file(lt_core::FileIndex::new(file), &name)
-                .map(|()| name)
-                .map_err(|e| disk_error(&e));
-            DiskOutput::Done(DiskDone::Renamed {
-                torrent,
-                file,
-                result,
-            })
-        }
+        } => (
+            Job::Rename {
+                file: FileIndex::new(file),
+                name,
+            },
+            Torrent(torrent),
+        ),
         DiskJob::FilePriority {
             torrent,
             file,
             priority,
+        } => (
+            Job::FilePriority {
+                file: FileIndex::new(file),
+                priority,
+            },
+            Torrent(torrent),
+        ),
+    }
+}
+
+/// How a finished storage job is reported.
+pub(crate) fn report(done: Completion<DiskCtx>) -> DiskOutput {
+    let torrent = match done.ctx {
+        DiskCtx::Torrent(t) => t,
+        DiskCtx::Read {
+            torrent,
+            conn,
+            request,
         } => {
-            let mut storage = io.storage.write().unwrap_or_else(PoisonError::into_inner);
-            match storage.set_file_priority(lt_core::FileIndex::new(file), priority) {
+            let Output::Read(result) = done.output else {
+                return DiskOutput::Nothing;
+            };
+            return DiskOutput::Done(DiskDone::Read {
+                torrent,
+                conn,
+                request,
+                result: result.map_err(|e| disk_error(&e)),
+            });
+        }
+        DiskCtx::Remove {
+            info_hash,
+            delete_files,
+        } => {
+            return match done.output {
+                Output::Removed(Ok(())) if delete_files => {
+                    DiskOutput::Alert(Alert::TorrentDeleted { info_hash })
+                }
+                Output::Removed(Err(e)) if delete_files => {
+                    DiskOutput::Alert(Alert::TorrentDeleteFailed {
+                        info_hash,
+                        error: e.to_string(),
+                    })
+                }
+                _ => DiskOutput::Nothing,
+            };
+        }
+    };
+    let done = match done.output {
+        Output::Checked(result) => DiskDone::Checked {
+            torrent,
+            result: result.map_err(|e| disk_error(&e)),
+        },
+        Output::PieceWritten {
+            piece,
+            passed,
+            error,
+        } => DiskDone::PieceWritten {
+            torrent,
+            piece,
+            passed,
+            error: error.map(|e| disk_error(&e)),
+        },
+        Output::BlocksWritten { piece, result } => DiskDone::BlocksWritten {
+            torrent,
+            piece,
+            error: result.err().map(|e| disk_error(&e)),
+        },
+        Output::Verified { piece, ok } => DiskDone::Verified { torrent, piece, ok },
+        Output::PieceRead { piece, result } => DiskDone::PieceRead {
+            torrent,
+            piece,
+            result: result.map_err(|e| disk_error(&e)),
+        },
+        Output::Moved(result) => DiskDone::Moved {
+            torrent,
+            result: result
+                .map(|p| p.to_string_lossy().into_owned())
+                .map_err(|e| disk_error(&e)),
+        },
+        Output::Renamed { file, result } => DiskDone::Renamed {
+            torrent,
+            file: file.get(),
+            result: result.map_err(|e| disk_error(&e)),
+        },
+        Output::ResumeSaved(result) => {
+            return DiskOutput::Alert(match result {
+                Ok(data) => Alert::SaveResumeData { torrent, data },
+                Err(e) => Alert::SaveResumeDataFailed {
+                    torrent,
+                    error: e.to_string(),
+                },
+            });
+        }
+        Output::PrioritySet(result) => {
+            return match result {
                 Ok(()) => DiskOutput::Nothing,
                 Err(e) => DiskOutput::Alert(Alert::FileError {
                     torrent,
                     error: disk_error(&e),
                 }),
-            }
+            };
         }
-    }
+        // A job's output that does not fit its context: nothing to report.
+        _ => return DiskOutput::Nothing,
+    };
+    DiskOutput::Done(done)
 }

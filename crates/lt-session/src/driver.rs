@@ -1,8 +1,8 @@
 //! The engine loop: driver events in, the engine's actions carried out.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -12,13 +12,12 @@ use lt_engine::{
     TorrentId, Transport,
 };
 use lt_metainfo::TorrentInfo;
-use lt_storage::FsStorage;
+use lt_storage::{FsStorage, TorrentStore};
 use lt_tracker::{AnnounceRequest, TrackerIndex};
 use tokio::sync::mpsc;
 
 use crate::Shared;
-use crate::disk;
-use crate::disk::{DiskOutput, TorrentIo};
+use crate::disk::{self, DiskCtx, DiskOutput, TorrentIo};
 use crate::io;
 use crate::lsd::Lsd;
 use crate::tracker;
@@ -42,8 +41,10 @@ pub(crate) enum Event {
         stream: io::PeerStream,
         handshake: Handshake,
     },
-    /// An alert from the shell (DHT, port mapping, disk).
+    /// An alert from the shell (DHT, port mapping).
     Alert(Alert),
+    /// A disk job finished.
+    Disk(lt_storage::Completion<DiskCtx>),
 }
 
 /// The engine loop: driver events in, the engine's actions out, until the channel closes.
@@ -51,7 +52,6 @@ pub(crate) async fn engine_loop(
     shared: Arc<Shared>,
     mut rx: mpsc::Receiver<Event>,
     tx: mpsc::Sender<Event>,
-    check_threads: usize,
     dialer: io::Dialer,
     lsd: Option<Arc<Lsd>>,
 ) {
@@ -63,13 +63,12 @@ pub(crate) async fn engine_loop(
         )
     };
     let mut driver = Driver {
-        disk_permits: Arc::new(tokio::sync::Semaphore::new(check_threads.max(2) * 2)),
         shared,
         tx,
         dialer,
         http,
-        check_threads,
         lsd,
+        disk_backlog: VecDeque::new(),
         writers: HashMap::new(),
         tasks: HashMap::new(),
         served: Vec::new(),
@@ -107,10 +106,10 @@ struct Driver {
     tx: mpsc::Sender<Event>,
     dialer: io::Dialer,
     http: reqwest::Client,
-    check_threads: usize,
     /// The local service discovery socket, when LSD is on.
     lsd: Option<Arc<Lsd>>,
-    disk_permits: Arc<tokio::sync::Semaphore>,
+    /// Disk jobs the full queue handed back, submitted again as jobs finish.
+    disk_backlog: VecDeque<(Arc<TorrentStore>, lt_storage::Job, DiskCtx)>,
     writers: HashMap<ConnId, mpsc::UnboundedSender<Vec<Bytes>>>,
     tasks: HashMap<ConnId, tokio::task::AbortHandle>,
     /// Reads served from the read cache, handed in at the next step.
@@ -121,6 +120,7 @@ impl Driver {
     /// Hands a batch of events (and the timer, when due) to the engine and collects what it
     /// asks for.
     fn step(&mut self, batch: &mut Vec<Event>, actions: &mut Vec<Action>) {
+        self.retry_disk();
         let shared = Arc::clone(&self.shared);
         let mut engine = shared.engine();
         let now = Instant::now();
@@ -169,6 +169,13 @@ impl Driver {
                     let _ = engine.handle_input(now, input);
                 }
                 Event::Alert(a) => engine.post_alert(a),
+                Event::Disk(done) => match disk::report(done) {
+                    DiskOutput::Done(d) => {
+                        let _ = engine.handle_input(now, Input::Disk(d));
+                    }
+                    DiskOutput::Alert(a) => engine.post_alert(a),
+                    DiskOutput::Nothing => {}
+                },
             }
         }
         if engine.poll_timeout() <= now {
@@ -258,13 +265,13 @@ impl Driver {
 
     fn disk(&mut self, job: DiskJob) {
         let torrent = job.torrent();
-        let Some(io) = self
+        let Some(store) = self
             .shared
             .torrents
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&torrent)
-            .cloned()
+            .map(|io| Arc::clone(&io.store))
         else {
             return;
         };
@@ -274,7 +281,7 @@ impl Driver {
             conn,
             request,
         } = &job
-            && let Some(data) = io.cached_block(request.piece.get(), request.begin, request.len)
+            && let Some(data) = store.cached_block(request.piece, request.begin, request.len)
         {
             self.served.push(DiskDone::Read {
                 torrent: *torrent,
@@ -284,25 +291,33 @@ impl Driver {
             });
             return;
         }
-        let tx = self.tx.clone();
-        let permits = Arc::clone(&self.disk_permits);
-        let check_threads = self.check_threads;
-        tokio::spawn(async move {
-            let Ok(_permit) = permits.acquire_owned().await else {
+        let (job, ctx) = disk::job(job);
+        self.submit_disk(store, job, ctx);
+    }
+
+    /// Queues a disk job, behind any the full queue handed back before.
+    fn submit_disk(&mut self, store: Arc<TorrentStore>, job: lt_storage::Job, ctx: DiskCtx) {
+        if !self.disk_backlog.is_empty() {
+            self.disk_backlog.push_back((store, job, ctx));
+            return;
+        }
+        if let Err(lt_storage::SubmitError::Full(store, job, ctx)) =
+            self.shared.disk.try_submit(store, job, ctx)
+        {
+            self.disk_backlog.push_back((store, job, ctx));
+        }
+    }
+
+    /// Submits the jobs the full queue handed back, in order, while it takes them.
+    fn retry_disk(&mut self) {
+        while let Some((store, job, ctx)) = self.disk_backlog.pop_front() {
+            if let Err(lt_storage::SubmitError::Full(store, job, ctx)) =
+                self.shared.disk.try_submit(store, job, ctx)
+            {
+                self.disk_backlog.push_front((store, job, ctx));
                 return;
-            };
-            let out = tokio::task::spawn_blocking(move || disk::run(&io, job, check_threads)).await;
-            match out {
-                Ok(DiskOutput::Done(d)) => {
-                    let _ = tx.send(Event::Engine(Input::Disk(d))).await;
-                }
-                Ok(DiskOutput::Alert(a)) => {
-                    let _ = tx.send(Event::Alert(a)).await;
-                }
-                Ok(DiskOutput::Nothing) => {}
-                Err(e) => tracing::error!("a disk job failed to run: {e}"),
             }
-        });
+        }
     }
 
     fn announce(
@@ -351,20 +366,12 @@ impl Driver {
             .get(&torrent)
             .cloned();
         let Some(old) = old else { return };
-        let path = old
-            .save_path
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let path = old.store.save_path();
         match FsStorage::new(info.files().clone(), &path, old.options.clone()) {
             Ok(storage) => {
                 let io = Arc::new(TorrentIo {
-                    storage: RwLock::new(Box::new(storage)),
-                    info,
-                    save_path: RwLock::new(path),
-                    write_lock: Mutex::new(()),
+                    store: Arc::new(TorrentStore::new(Box::new(storage), info, path)),
                     options: old.options.clone(),
-                    read_cache: Mutex::default(),
                 });
                 shared
                     .torrents
@@ -415,30 +422,22 @@ impl Driver {
         }
     }
 
-    fn remove_storage(&self, torrent: TorrentId, delete_files: bool, info_hash: InfoHash) {
-        let shared = &self.shared;
-        let io = shared
+    fn remove_storage(&mut self, torrent: TorrentId, delete_files: bool, info_hash: InfoHash) {
+        let io = self
+            .shared
             .torrents
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&torrent);
         if let Some(io) = io {
-            let tx = self.tx.clone();
-            tokio::task::spawn_blocking(move || {
-                let mut s = io.storage.write().unwrap_or_else(PoisonError::into_inner);
-                let _ = s.flush();
-                let _ = s.release_files();
-                if delete_files {
-                    let alert = match s.delete_files() {
-                        Ok(()) => Alert::TorrentDeleted { info_hash },
-                        Err(e) => Alert::TorrentDeleteFailed {
-                            info_hash,
-                            error: e.to_string(),
-                        },
-                    };
-                    let _ = tx.blocking_send(Event::Alert(alert));
-                }
-            });
+            self.submit_disk(
+                Arc::clone(&io.store),
+                lt_storage::Job::Remove { delete_files },
+                DiskCtx::Remove {
+                    info_hash,
+                    delete_files,
+                },
+            );
         }
     }
 }

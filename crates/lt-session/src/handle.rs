@@ -83,12 +83,7 @@ impl TorrentHandle {
             .torrents
             .read()
             .unwrap_or_else(PoisonError::into_inner);
-        t.get(&self.id).map(|io| {
-            io.save_path
-                .read()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone()
-        })
+        t.get(&self.id).map(|io| io.store.save_path())
     }
 
     /// Connected peers (the manual's `get_peer_info`).

@@ -13,7 +13,7 @@ pub(crate) use lt_engine::{
     Alert, AlertCategory, IpFilter, PortFilter, Settings, TorrentId, TorrentStatus,
 };
 pub(crate) use lt_nat::Protocol as PortProtocol;
-use lt_storage::{FsOptions, FsStorage};
+use lt_storage::{FsOptions, FsStorage, TorrentStore};
 use tokio::sync::{Notify, mpsc};
 
 use crate::AddTorrentParams;
@@ -32,6 +32,10 @@ use crate::lsd;
 use crate::nat;
 use crate::random_bytes;
 
+/// Disk jobs queued at most; past it the loop keeps further jobs until one finishes (the
+/// engine bounds the bytes in flight per torrent by `max_queued_disk_bytes`).
+const DISK_QUEUE_DEPTH: usize = 1024;
+
 /// What the API and the loop share.
 pub(crate) struct Shared {
     pub(crate) engine: Mutex<Engine>,
@@ -40,6 +44,8 @@ pub(crate) struct Shared {
     pub(crate) alert_cv: Condvar,
     pub(crate) alert_notify: Notify,
     pub(crate) torrents: RwLock<BTreeMap<TorrentId, Arc<TorrentIo>>>,
+    /// The disk threads (lt-storage's), for every torrent.
+    pub(crate) disk: crate::disk::Disk,
     pub(crate) listen: Vec<SocketAddr>,
     pub(crate) closed: AtomicBool,
     /// The DHT node while it runs (the manual's `start_dht`/`stop_dht`).
@@ -175,7 +181,23 @@ impl Session {
         for &addr in &listen {
             engine.post_alert(Alert::ListenSucceeded { addr });
         }
+        let (tx, rx) = mpsc::channel::<Event>(1024);
+        let check_threads = settings.check_threads.max(1);
+        let disk = {
+            let tx = tx.clone();
+            crate::disk::Disk::new(
+                settings.aio_threads.max(1),
+                DISK_QUEUE_DEPTH,
+                check_threads,
+                move |done| {
+                    // A disk thread waits here while the loop's channel is full: the queue
+                    // behind it fills and the loop keeps further jobs until it drains.
+                    let _ = tx.blocking_send(Event::Disk(done));
+                },
+            )?
+        };
         let shared = Arc::new(Shared {
+            disk,
             engine: Mutex::new(engine),
             wake: Notify::new(),
             alerts: Mutex::new(VecDeque::new()),
@@ -187,7 +209,6 @@ impl Session {
             dht: Mutex::new(None),
             dht_saved: Mutex::new(None),
         });
-        let (tx, rx) = mpsc::channel::<Event>(1024);
         let handshake_timeout = settings.engine.handshake_timeout;
         // Incoming connections in their first bytes (and MSE's key exchange) at once: past
         // the cap a new one is closed before any work is done for it.
@@ -274,7 +295,6 @@ impl Session {
         } else {
             None
         };
-        let check_threads = settings.check_threads.max(1);
         let nat = (settings.enable_upnp || settings.enable_natpmp).then(|| {
             let port = shared.listen.first().map_or(0, SocketAddr::port);
             nat::start(&runtime, &settings, port, tx.clone())
@@ -283,7 +303,6 @@ impl Session {
             Arc::clone(&shared),
             rx,
             tx.clone(),
-            check_threads,
             dialer,
             lsd,
         ));
@@ -412,12 +431,8 @@ impl Session {
         // The storage is registered before the loop runs the engine's first disk job: the
         // engine lock is held until then.
         let io = Arc::new(TorrentIo {
-            storage: RwLock::new(Box::new(storage)),
-            info,
-            save_path: RwLock::new(params.save_path),
-            write_lock: Mutex::new(()),
+            store: Arc::new(TorrentStore::new(Box::new(storage), info, params.save_path)),
             options,
-            read_cache: Mutex::default(),
         });
         self.shared
             .torrents
@@ -696,6 +711,8 @@ impl Session {
         while Instant::now() < deadline && !self.shared.engine().is_shut_down(Instant::now()) {
             std::thread::sleep(Duration::from_millis(20));
         }
+        // Queued writes finish before the files are flushed and closed.
+        self.shared.disk.shutdown();
         for io in self
             .shared
             .torrents
@@ -703,9 +720,10 @@ impl Session {
             .unwrap_or_else(PoisonError::into_inner)
             .values()
         {
-            let s = io.storage.read().unwrap_or_else(PoisonError::into_inner);
-            let _ = s.flush();
-            let _ = s.release_files();
+            io.store.with_storage(|s| {
+                let _ = s.flush();
+                let _ = s.release_files();
+            });
         }
         if let Some(rt) = self.runtime.take() {
             if tokio::runtime::Handle::try_current().is_ok() {

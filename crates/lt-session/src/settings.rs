@@ -30,6 +30,9 @@ pub struct SessionSettings {
     pub fingerprint: Fingerprint,
     /// Threads hashing files during a recheck. Default: every core.
     pub check_threads: usize,
+    /// The manual's `aio_threads`: disk threads running the engine's disk jobs (hashing,
+    /// writing, reading for peers) for every torrent. Default: twice the cores, at least 4.
+    pub aio_threads: usize,
     /// Alerts let through. Default [`AlertCategory::default_mask`].
     pub alert_mask: AlertCategory,
     /// Tokio worker threads of the session's runtime. Default 2.
@@ -73,6 +76,9 @@ impl Default for SessionSettings {
             listen_port_retries: 10,
             fingerprint: Fingerprint::new(*b"RL", 0, 1, 0, 0),
             check_threads: std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+            aio_threads: std::thread::available_parallelism()
+                .map_or(4, |n| n.get().saturating_mul(2))
+                .max(4),
             alert_mask: AlertCategory::default_mask(),
             worker_threads: 2,
             enable_upnp: false,

@@ -1,5 +1,5 @@
 //! `cargo bench -p lt-storage --bench disk`: sequential write of 1 GiB in 16 KiB blocks
-//! arriving in random piece order (through the `DiskPool`), and a recheck of 4 GiB from
+//! arriving in random piece order (through the `DiskIo` queue), and a recheck of 4 GiB from
 //! page cache, beside `dd`, `openssl speed -evp sha1` and libtorrent's check and
 //! `force_recheck` of the same files in the same run. Files go to /dev/shm and are deleted.
 //!
@@ -17,9 +17,12 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use lt_core::PieceIndex;
 use lt_metainfo::{CreateTorrent, FileAttr, FileEntry, FileStorage, TorrentInfo, TorrentVersion};
-use lt_storage::{DiskPool, FsOptions, FsStorage, Job, Output, Storage, SubmitError, check_files};
+use lt_storage::{
+    Completion, DiskIo, FsOptions, FsStorage, Job, Output, SubmitError, TorrentStore, check_files,
+};
 
 const MIB: u64 = 1 << 20;
 const BLOCK: usize = 16 * 1024;
@@ -71,9 +74,28 @@ fn bench_write(dir: &Path, size: u64) -> f64 {
         ],
     )
     .unwrap();
-    let s = Arc::new(FsStorage::new(layout, dir, FsOptions::default()).unwrap());
-    let mut pool = DiskPool::new(Arc::clone(&s) as Arc<dyn Storage>, 2, 512).unwrap();
-    let mut order: Vec<u32> = (0..s.files().num_pieces()).collect();
+    let storage = FsStorage::new(layout.clone(), dir, FsOptions::default()).unwrap();
+    // The metadata is only carried along: the bench's jobs write without hashing.
+    let info = Arc::new(
+        TorrentInfo::from_bytes(
+            &CreateTorrent::from_memory("w", vec![0; 1])
+                .generate()
+                .unwrap(),
+        )
+        .unwrap(),
+    );
+    let store = Arc::new(TorrentStore::new(
+        Box::new(storage),
+        info,
+        dir.to_path_buf(),
+    ));
+    let (tx, done_rx) = std::sync::mpsc::channel::<Completion<()>>();
+    let tx = std::sync::Mutex::new(tx);
+    let pool = DiskIo::new(2, 512, 1, move |c| {
+        let _ = tx.lock().unwrap().send(c);
+    })
+    .unwrap();
+    let mut order: Vec<u32> = (0..layout.num_pieces()).collect();
     let mut seed = 0x1234_5678_9abc_def1_u64;
     for i in (1..order.len()).rev() {
         let mut r = [0u8; 8];
@@ -82,58 +104,49 @@ fn bench_write(dir: &Path, size: u64) -> f64 {
     }
     let mut src = vec![0u8; BLOCK];
     rng_fill(&mut seed, &mut src);
-    let mut free: Vec<Vec<u8>> = Vec::new();
+    let src = Bytes::from(src);
     let (mut sent, mut done) = (0u64, 0u64);
     let start = Instant::now();
     for p in order {
-        let psize = s.files().piece_size(PieceIndex::new(p)) as usize;
+        let psize = layout.piece_size(PieceIndex::new(p)) as usize;
         let mut off = 0;
         while off < psize {
             let n = BLOCK.min(psize - off);
-            let mut data = free.pop().unwrap_or_else(|| vec![0; BLOCK]);
-            data.clear();
-            data.extend_from_slice(&src[..n]);
-            let mut job = Job::Write {
-                tag: sent,
+            let mut job = Job::WriteBlocks {
                 piece: PieceIndex::new(p),
-                offset: off as u32,
-                data,
+                blocks: vec![(off as u32, src.slice(..n))],
+                last: false,
             };
             loop {
-                match pool.try_submit(job) {
+                match pool.try_submit(Arc::clone(&store), job, ()) {
                     Ok(()) => break,
-                    Err(SubmitError::Full(j)) => {
+                    Err(SubmitError::Full(_, j, ())) => {
                         job = j;
-                        if let Some(c) = pool.wait_completion(Duration::from_millis(10)) {
-                            if let Ok(Output::Written(b)) = c.result {
-                                free.push(b);
-                            } else {
-                                panic!("write failed: {c:?}");
-                            }
+                        if let Ok(c) = done_rx.recv_timeout(Duration::from_millis(10)) {
+                            assert!(
+                                matches!(c.output, Output::BlocksWritten { result: Ok(()), .. }),
+                                "write failed: {c:?}"
+                            );
                             done += 1;
                         }
                     }
-                    Err(SubmitError::Stopped(_)) => panic!("pool stopped"),
+                    Err(SubmitError::Stopped(..)) => panic!("pool stopped"),
                 }
             }
-            while let Some(c) = pool.try_completion() {
-                if let Ok(Output::Written(b)) = c.result {
-                    free.push(b);
-                }
-                done += 1;
-            }
+            done += done_rx.try_iter().count() as u64;
             sent += 1;
             off += n;
         }
     }
     while done < sent {
-        pool.wait_completion(Duration::from_secs(10))
+        done_rx
+            .recv_timeout(Duration::from_secs(10))
             .expect("completion");
         done += 1;
     }
     let t = start.elapsed();
     pool.shutdown();
-    s.release_files().unwrap();
+    store.with_storage(|s| s.release_files()).unwrap();
     mbs(size, t)
 }
 
@@ -285,7 +298,7 @@ fn main() {
     println!("{:<58} {:>10}", "measurement", "MB/s");
     println!(
         "{:<58} {:>10.0}",
-        format!("write {write_mib} MiB, 16 KiB blocks, random piece order (DiskPool, 2 threads)"),
+        format!("write {write_mib} MiB, 16 KiB blocks, random piece order (DiskIo, 2 threads)"),
         write
     );
     println!(

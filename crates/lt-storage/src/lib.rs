@@ -3,11 +3,11 @@
 //! `storage_interface`, "storage allocation" and "fast resume" chapters).
 //!
 //! ```text
-//!                 piece, offset, blocks                       files under save_path
-//!  engine ──try_submit(Job)──▶ DiskPool ──▶ Storage::write ──▶ FsStorage ──pwrite──▶ a/1.bin
-//!    ▲  (bounded queue: Full = back-pressure)  (disk threads,   │ (file pool, pads     a/2.bin
-//!    │                                          coalesced runs) │  skipped, part file  .parts
-//!    └────────── Completion { tag, result } ◀───────────────────┘  for priority 0)
+//!              TorrentStore, Job, ctx                         files under save_path
+//!  driver ──try_submit──▶ DiskIo ──▶ run(Job) ──▶ Storage::write ──▶ FsStorage ──pwrite──▶ a/1.bin
+//!    ▲  (one bounded queue,   (disk threads: hash    │ (file pool, pads             a/2.bin
+//!    │   Full = back-pressure) then write, read cache) │  skipped, part file          .parts
+//!    └────────── done(Completion { ctx, output }) ◀────┘  for priority 0)
 //!
 //!  TorrentInfo + Storage ──check_files(threads)──▶ Bitfield   (SHA-1 v1 / SHA-256 merkle v2)
 //!  resume bytes ──ResumeData::from_bytes──▶ ResumeData ──verify(info, storage)──▶ Bitfield
@@ -28,7 +28,9 @@
 //! - [`ResumeData`] reads and writes libtorrent's resume files (libtorrent 2.0's and this
 //!   crate's are accepted by both) and [`ResumeData::verify`] decides whether the files on
 //!   disk still fit them, with a typed [`ResumeError`] when not.
-//! - [`DiskPool`] runs a storage on disk threads behind a bounded queue.
+//! - [`DiskIo`] is a session's disk threads: one bounded queue of the engine's jobs for
+//!   every torrent's [`TorrentStore`] (hash from memory then write, write blocks and hash
+//!   back, reads through a read cache of whole pieces, check, resume, move, rename).
 //!
 //! Errors: every disk error carries the file, the [`Operation`] and the OS error; a full
 //! disk ([`Error::DiskFull`]) and a refused access ([`Error::PermissionDenied`]) have
@@ -73,7 +75,7 @@
 #![warn(missing_docs)]
 
 mod check;
-mod disk_pool;
+mod disk_io;
 mod error;
 mod fs;
 mod limits;
@@ -83,7 +85,7 @@ mod resume;
 mod storage;
 
 pub use check::{check_files, check_pieces, verify_piece, verify_piece_data, verify_v2_leaves};
-pub use disk_pool::{Completion, DiskPool, Job, Output, SubmitError};
+pub use disk_io::{Completion, DiskIo, Job, Output, SubmitError, TorrentStore, run_job};
 pub use error::{Error, Operation, ResumeError};
 pub use fs::{Allocation, FsOptions, FsStorage};
 pub use limits::{DEFAULT_MAX_OPEN_FILES, Limits};

@@ -3,15 +3,14 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use common::{make_torrent, shuffled, write_pieces};
+use common::{make_torrent, write_pieces};
 use lt_core::{Bitfield, PieceIndex};
 use lt_metainfo::TorrentVersion;
 use lt_storage::{
-    Allocation, Completion, DiskPool, FsOptions, FsStorage, Job, Output, ResumeData, ResumeError,
-    Storage, SubmitError, UnfinishedPiece, check_files,
+    Allocation, FsOptions, FsStorage, ResumeData, ResumeError, Storage, UnfinishedPiece,
+    check_files,
 };
 use quickcheck_macros::quickcheck;
 
@@ -157,69 +156,4 @@ fn parsing_never_panics(data: Vec<u8>) -> bool {
     framed.push(b'e');
     let _ = ResumeData::from_bytes(&framed);
     true
-}
-
-#[test]
-fn disk_pool_back_pressure_and_coalescing() {
-    let src = tempfile::tempdir().unwrap();
-    let dst = tempfile::tempdir().unwrap();
-    let (info, stream) = make_torrent(src.path(), FILES, 16384, TorrentVersion::V1);
-    let s =
-        Arc::new(FsStorage::new(info.files().clone(), dst.path(), FsOptions::default()).unwrap());
-    let mut pool = DiskPool::new(Arc::clone(&s) as Arc<dyn Storage>, 2, 4).unwrap();
-    let pl = info.piece_length() as usize;
-    let mut jobs = Vec::new();
-    for p in shuffled(info.num_pieces(), 3) {
-        let start = p as usize * pl;
-        let end = (start + pl).min(stream.len());
-        for (i, c) in stream[start..end].chunks(4096).enumerate() {
-            jobs.push(Job::Write {
-                tag: jobs.len() as u64,
-                piece: PieceIndex::new(p),
-                offset: (i * 4096) as u32,
-                data: c.to_vec(),
-            });
-        }
-    }
-    let total = jobs.len();
-    let mut full = 0;
-    let mut done = 0;
-    let handle = |c: Completion| {
-        assert!(matches!(c.result, Ok(Output::Written(_))), "{c:?}");
-    };
-    for mut job in jobs {
-        loop {
-            match pool.try_submit(job) {
-                Ok(()) => break,
-                Err(SubmitError::Full(j)) => {
-                    full += 1;
-                    job = j;
-                    if let Some(c) = pool.wait_completion(Duration::from_millis(50)) {
-                        handle(c);
-                        done += 1;
-                    }
-                }
-                Err(SubmitError::Stopped(_)) => panic!("pool stopped"),
-            }
-        }
-    }
-    while done < total {
-        let c = pool
-            .wait_completion(Duration::from_secs(5))
-            .expect("completion");
-        handle(c);
-        done += 1;
-    }
-    assert!(full > 0, "a queue of 4 never filled");
-    pool.submit(Job::Hash {
-        tag: 99,
-        piece: PieceIndex::new(0),
-    })
-    .unwrap();
-    let c = pool.wait_completion(Duration::from_secs(5)).unwrap();
-    assert!(
-        matches!(c.result, Ok(Output::Hashed(h)) if Some(h) == info.piece_hash(PieceIndex::new(0)))
-    );
-    pool.shutdown();
-    assert!(check_files(&*s, &info, 2).unwrap().all());
 }

@@ -130,6 +130,9 @@ impl Engine {
             Some(DisconnectReason::TooManyConnections)
         } else if self.banned.contains(&addr) {
             Some(DisconnectReason::Banned)
+        } else if let Err(e) = self.mse_config().accept_incoming(!hs.encrypted) {
+            // The driver checks this before running MSE; the engine has the last word.
+            Some(DisconnectReason::Protocol(e))
         } else if self.blocked(None, addr) {
             self.alerts.push(Alert::PeerBlocked {
                 torrent: None,
