@@ -209,71 +209,7 @@ impl Session {
             dht: Mutex::new(None),
             dht_saved: Mutex::new(None),
         });
-        let handshake_timeout = settings.engine.handshake_timeout;
-        // Incoming connections in their first bytes (and MSE's key exchange) at once: past
-        // the cap a new one is closed before any work is done for it.
-        let handshakes = Arc::new(tokio::sync::Semaphore::new(
-            settings.max_incoming_handshakes.max(1),
-        ));
-        {
-            let _guard = runtime.enter();
-            for l in listeners {
-                let Ok(listener) = tokio::net::TcpListener::from_std(l) else {
-                    continue;
-                };
-                let shared = Arc::clone(&shared);
-                let tx = tx.clone();
-                let handshakes = Arc::clone(&handshakes);
-                let incoming_tcp = settings.engine.enable_incoming_tcp;
-                runtime.spawn(async move {
-                    loop {
-                        let Ok((stream, addr)) = listener.accept().await else {
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            continue;
-                        };
-                        if shared.closed.load(Ordering::Relaxed) {
-                            return;
-                        }
-                        if !incoming_tcp {
-                            continue;
-                        }
-                        let stream = io::PeerStream::Tcp(stream);
-                        io::start_accept(
-                            stream,
-                            addr,
-                            &shared,
-                            &handshakes,
-                            handshake_timeout,
-                            &tx,
-                        );
-                    }
-                });
-            }
-        }
-        if settings.engine.enable_incoming_utp {
-            for u in &utp {
-                let u = u.clone();
-                let shared = Arc::clone(&shared);
-                let tx = tx.clone();
-                let handshakes = Arc::clone(&handshakes);
-                runtime.spawn(async move {
-                    while let Ok((stream, addr)) = u.accept().await {
-                        if shared.closed.load(Ordering::Relaxed) {
-                            return;
-                        }
-                        let stream = io::PeerStream::Utp(stream);
-                        io::start_accept(
-                            stream,
-                            addr,
-                            &shared,
-                            &handshakes,
-                            handshake_timeout,
-                            &tx,
-                        );
-                    }
-                });
-            }
-        }
+        spawn_accept_loops(&runtime, listeners, &utp, &shared, &tx, &settings);
         let dialer = io::Dialer {
             utp: utp.clone(),
             config: shared.engine().mse_config(),
@@ -738,5 +674,69 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Accepts connections on every TCP listener and uTP socket: each new one goes through
+/// `io::start_accept` (plaintext or MSE, at most `max_incoming_handshakes` at once).
+fn spawn_accept_loops(
+    runtime: &tokio::runtime::Runtime,
+    listeners: Vec<std::net::TcpListener>,
+    utp: &[lt_utp::tokio::UtpSocket],
+    shared: &Arc<Shared>,
+    tx: &mpsc::Sender<Event>,
+    settings: &SessionSettings,
+) {
+    let handshake_timeout = settings.engine.handshake_timeout;
+    // Incoming connections in their first bytes (and MSE's key exchange) at once: past
+    // the cap a new one is closed before any work is done for it.
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(
+        settings.max_incoming_handshakes.max(1),
+    ));
+    {
+        let _guard = runtime.enter();
+        for l in listeners {
+            let Ok(listener) = tokio::net::TcpListener::from_std(l) else {
+                continue;
+            };
+            let shared = Arc::clone(shared);
+            let tx = tx.clone();
+            let handshakes = Arc::clone(&handshakes);
+            runtime.spawn(async move {
+                loop {
+                    let Ok((stream, addr)) = listener.accept().await else {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    };
+                    if shared.closed.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    // Read at each connection, so `apply_settings` turns it on and off.
+                    if !shared.engine().settings().enable_incoming_tcp {
+                        continue;
+                    }
+                    let stream = io::PeerStream::Tcp(stream);
+                    io::start_accept(stream, addr, &shared, &handshakes, handshake_timeout, &tx);
+                }
+            });
+        }
+    }
+    for u in utp {
+        let u = u.clone();
+        let shared = Arc::clone(shared);
+        let tx = tx.clone();
+        let handshakes = Arc::clone(&handshakes);
+        runtime.spawn(async move {
+            while let Ok((stream, addr)) = u.accept().await {
+                if shared.closed.load(Ordering::Relaxed) {
+                    return;
+                }
+                if !shared.engine().settings().enable_incoming_utp {
+                    continue;
+                }
+                let stream = io::PeerStream::Utp(stream);
+                io::start_accept(stream, addr, &shared, &handshakes, handshake_timeout, &tx);
+            }
+        });
     }
 }

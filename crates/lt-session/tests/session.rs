@@ -702,3 +702,40 @@ fn pieces_larger_than_the_memory_limit_download_through_the_files() {
         seed.shutdown();
     }
 }
+
+/// `enable_incoming_tcp` is read at each connection: `apply_settings` turns it off (a
+/// peer's handshake gets no answer) and on again (it gets the seed's handshake).
+#[test]
+fn incoming_tcp_follows_apply_settings() {
+    use std::io::{Read as _, Write as _};
+    let data = payload(64 << 10, 3);
+    let info = torrent(&data, 16 << 10);
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("payload.bin"), &data).unwrap();
+    let (seed, addr) = seed_session(&info, src.path());
+    let handshake = |expect_answer: bool| {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut hs = vec![19u8];
+        hs.extend_from_slice(b"BitTorrent protocol");
+        hs.extend_from_slice(&[0; 8]);
+        hs.extend_from_slice(info.info_hash().best().as_bytes());
+        hs.extend_from_slice(&[7; 20]);
+        s.write_all(&hs).unwrap();
+        let mut answer = [0u8; 68];
+        let got = s.read_exact(&mut answer).is_ok();
+        assert_eq!(got, expect_answer, "handshake answered: {got}");
+        if got {
+            assert_eq!(&answer[28..48], info.info_hash().best().as_bytes());
+        }
+    };
+    handshake(true);
+    let mut s = settings().engine;
+    s.enable_incoming_tcp = false;
+    seed.apply_settings(s.clone());
+    handshake(false);
+    s.enable_incoming_tcp = true;
+    seed.apply_settings(s);
+    handshake(true);
+    seed.shutdown();
+}

@@ -120,7 +120,10 @@ impl FsStorage {
             allocation: options.allocation,
             priorities,
             part_name: options.part_file_name,
-            pool: FilePool::new(options.max_open_files),
+            pool: FilePool::new(
+                options.max_open_files,
+                options.allocation == Allocation::Full,
+            ),
         };
         for i in 0..s.files.num_files() {
             s.in_part[i] = s.priorities[i] == 0 && !s.entry_path(i)?.exists();
@@ -578,7 +581,7 @@ fn write_vectored_all_at(file: &File, parts: &[&[u8]], at: u64) -> io::Result<()
 
 /// Allocates `len` bytes at `offset` with `fallocate`, or writes zeros where the file
 /// system cannot.
-fn allocate(file: &File, path: &Path, offset: u64, len: u64) -> Result<(), Error> {
+pub(crate) fn allocate(file: &File, path: &Path, offset: u64, len: u64) -> Result<(), Error> {
     match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), offset, len) {
         Ok(()) => return Ok(()),
         Err(e) if e == rustix::io::Errno::OPNOTSUPP || e == rustix::io::Errno::NOSYS => {}

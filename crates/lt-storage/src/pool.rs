@@ -33,13 +33,17 @@ struct Inner {
 #[derive(Debug)]
 pub(crate) struct FilePool {
     cap: usize,
+    /// Files opened for writing get their whole size allocated (`Allocation::Full`)
+    /// instead of a sparse length.
+    full: bool,
     inner: Mutex<Inner>,
 }
 
 impl FilePool {
-    pub(crate) fn new(cap: usize) -> Self {
+    pub(crate) fn new(cap: usize, full: bool) -> Self {
         Self {
             cap: cap.max(1),
+            full,
             inner: Mutex::new(Inner::default()),
         }
     }
@@ -62,7 +66,7 @@ impl FilePool {
             e.last_use = tick;
             return Ok(Arc::clone(&e.file));
         }
-        let file = open(path, write, size_hint)?;
+        let file = open(path, write, size_hint, self.full)?;
         if inner.open.len() >= self.cap && !inner.open.contains_key(&key) {
             let lru = inner
                 .open
@@ -116,7 +120,7 @@ impl FilePool {
     }
 }
 
-fn open(path: &Path, write: bool, size_hint: Option<u64>) -> Result<File, Error> {
+fn open(path: &Path, write: bool, size_hint: Option<u64>, full: bool) -> Result<File, Error> {
     if !write {
         return File::open(path).map_err(|e| Error::io(Operation::Open, path, e));
     }
@@ -143,8 +147,12 @@ fn open(path: &Path, write: bool, size_hint: Option<u64>) -> Result<File, Error>
     if let Some(size) = size_hint
         && meta.len() < size
     {
-        file.set_len(size)
-            .map_err(|e| Error::io(Operation::Allocate, path, e))?;
+        if full {
+            crate::fs::allocate(&file, path, meta.len(), size - meta.len())?;
+        } else {
+            file.set_len(size)
+                .map_err(|e| Error::io(Operation::Allocate, path, e))?;
+        }
     }
     Ok(file)
 }

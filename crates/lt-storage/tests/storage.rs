@@ -460,3 +460,30 @@ fn many_buffers_in_one_write_across_files() {
     assert_eq!(std::fs::read(dir.path().join("t/a")).unwrap(), data[..333]);
     assert!(!dir.path().join("t/pad").exists());
 }
+
+/// `Allocation::Full` without `initialize` (as a session writes): the first write to a file
+/// allocates all of it on disk; in sparse mode the file is only as long, with holes.
+#[test]
+fn full_allocation_happens_at_the_first_write() {
+    use std::os::unix::fs::MetadataExt as _;
+    let src = tempfile::tempdir().unwrap();
+    let (info, _) = make_torrent(src.path(), FILES, 32768, TorrentVersion::V1);
+    for (mode, full) in [(Allocation::Sparse, false), (Allocation::Full, true)] {
+        let dst = tempfile::tempdir().unwrap();
+        let opts = FsOptions {
+            allocation: mode,
+            ..FsOptions::default()
+        };
+        let s = FsStorage::new(info.files().clone(), dst.path(), opts).unwrap();
+        s.write(PieceIndex::new(info.num_pieces() - 1), 0, &[b"x"])
+            .unwrap();
+        let meta = std::fs::metadata(dst.path().join("t/d.bin")).unwrap();
+        assert_eq!(meta.len(), 150_001);
+        let on_disk = meta.blocks() * 512;
+        assert_eq!(
+            on_disk >= 150_001,
+            full,
+            "{mode:?}: {on_disk} bytes allocated"
+        );
+    }
+}

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use lt_core::{Bitfield, PeerId, Sha1Hash};
+use lt_core::{Bitfield, PeerId, PieceIndex, Sha1Hash};
 use lt_wire::{ExtendedHandshake, ExtensionMessage, PeerConfig, PeerConnection, PeerEvent};
 use tracing::{debug, trace};
 
@@ -374,28 +374,14 @@ impl Engine {
         let has_metadata = tid
             .and_then(|id| self.torrents.get(&id))
             .is_some_and(|t| t.has_metadata);
-        if !has_metadata && tid.is_some() {
-            if let PeerEvent::RawBitfield(_) | PeerEvent::HaveAll | PeerEvent::Have(_) = &event {
-                if let Some(c) = self.conns.get_mut(&cid) {
-                    match event {
-                        PeerEvent::RawBitfield(b) => {
-                            c.pending_bits.bitfield(b);
-                            c.seed = false;
-                        }
-                        PeerEvent::HaveAll => {
-                            c.pending_bits.have_all();
-                            c.seed = true;
-                        }
-                        PeerEvent::Have(p) => c.pending_bits.have(p),
-                        _ => {}
-                    }
-                }
+        let event = if !has_metadata && tid.is_some() {
+            let Some(event) = self.hold_before_metadata(cid, event) else {
                 return;
-            }
-            if matches!(event, PeerEvent::HaveNone | PeerEvent::DontHave(_)) {
-                return;
-            }
-        }
+            };
+            event
+        } else {
+            event
+        };
         match event {
             PeerEvent::ExtendedHandshake(hs) => {
                 if let Some(c) = self.conns.get_mut(&cid) {
@@ -424,43 +410,14 @@ impl Engine {
             }
             PeerEvent::Connected { peer_id, .. } => self.on_connected(now, cid, peer_id),
             PeerEvent::Bitfield(bits) => {
-                let Some(id) = tid else { return };
-                let seed = bits.all();
-                let Some(t) = self.torrents.get_mut(&id) else {
-                    return;
-                };
-                if let Err(e) = t.picker.peer_bitfield(key, bits) {
-                    self.close(now, cid, DisconnectReason::BadPieces(e));
-                    return;
+                if let Some(id) = tid {
+                    self.on_bitfield(now, id, cid, bits);
                 }
-                self.set_seed(now, cid, seed);
-                self.update_interest(now, cid);
-                self.super_seed_offer(now, cid);
             }
             PeerEvent::Have(piece) => {
-                let Some(id) = tid else { return };
-                let Some(t) = self.torrents.get_mut(&id) else {
-                    return;
-                };
-                if let Err(e) = t.picker.peer_have(key, piece) {
-                    self.close(now, cid, DisconnectReason::BadPieces(e));
-                    return;
+                if let Some(id) = tid {
+                    self.on_have(now, id, cid, piece);
                 }
-                let wanted = !t.have.get(piece.as_usize())
-                    && !t.picker.piece_priority(piece).is_dont_download();
-                let all = self
-                    .conns
-                    .get(&cid)
-                    .and_then(|c| c.wire.as_ref())
-                    .and_then(|w| w.peer_pieces())
-                    .is_some_and(Bitfield::all);
-                if all {
-                    self.set_seed(now, cid, true);
-                }
-                if wanted {
-                    self.update_interest(now, cid);
-                }
-                self.super_seed_offer(now, cid);
             }
             PeerEvent::DontHave(piece) => {
                 let Some(t) = tid.and_then(|id| self.torrents.get_mut(&id)) else {
@@ -522,9 +479,9 @@ impl Engine {
             }
             PeerEvent::Snubbed | PeerEvent::Unsnubbed => {
                 if let (Some(torrent), Some(c)) = (tid, self.conns.get(&cid)) {
-                    let addr = c.addr;
-                    debug!(conn = %cid, peer = %addr, snubbed = matches!(event, PeerEvent::Snubbed), "snub");
-                    self.alerts.push(if matches!(event, PeerEvent::Snubbed) {
+                    let (addr, snubbed) = (c.addr, matches!(event, PeerEvent::Snubbed));
+                    debug!(conn = %cid, peer = %addr, snubbed, "snub");
+                    self.alerts.push(if snubbed {
                         Alert::PeerSnubbed { torrent, addr }
                     } else {
                         Alert::PeerUnsnubbed { torrent, addr }
@@ -556,6 +513,65 @@ impl Engine {
             }
             _ => {}
         }
+    }
+
+    /// Before the metadata (and so the piece count) is known, a peer's piece
+    /// announcements are kept on its connection; returns the event when it is not one.
+    fn hold_before_metadata(&mut self, cid: ConnId, event: PeerEvent) -> Option<PeerEvent> {
+        let c = self.conns.get_mut(&cid)?;
+        match event {
+            PeerEvent::RawBitfield(b) => {
+                c.pending_bits.bitfield(b);
+                c.seed = false;
+            }
+            PeerEvent::HaveAll => {
+                c.pending_bits.have_all();
+                c.seed = true;
+            }
+            PeerEvent::Have(p) => c.pending_bits.have(p),
+            PeerEvent::HaveNone | PeerEvent::DontHave(_) => {}
+            other => return Some(other),
+        }
+        None
+    }
+
+    fn on_bitfield(&mut self, now: Instant, id: TorrentId, cid: ConnId, bits: Bitfield) {
+        let seed = bits.all();
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        if let Err(e) = t.picker.peer_bitfield(Conn::key(cid), bits) {
+            self.close(now, cid, DisconnectReason::BadPieces(e));
+            return;
+        }
+        self.set_seed(now, cid, seed);
+        self.update_interest(now, cid);
+        self.super_seed_offer(now, cid);
+    }
+
+    fn on_have(&mut self, now: Instant, id: TorrentId, cid: ConnId, piece: PieceIndex) {
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        if let Err(e) = t.picker.peer_have(Conn::key(cid), piece) {
+            self.close(now, cid, DisconnectReason::BadPieces(e));
+            return;
+        }
+        let wanted =
+            !t.have.get(piece.as_usize()) && !t.picker.piece_priority(piece).is_dont_download();
+        let all = self
+            .conns
+            .get(&cid)
+            .and_then(|c| c.wire.as_ref())
+            .and_then(|w| w.peer_pieces())
+            .is_some_and(Bitfield::all);
+        if all {
+            self.set_seed(now, cid, true);
+        }
+        if wanted {
+            self.update_interest(now, cid);
+        }
+        self.super_seed_offer(now, cid);
     }
 
     pub(super) fn on_incoming_handshake(&mut self, now: Instant, cid: ConnId, hash: &Sha1Hash) {

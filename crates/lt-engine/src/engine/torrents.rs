@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use lt_core::{Bitfield, PieceIndex, Sha1Hash};
 use lt_picker::{Layout, PiecePicker, Priority};
+use lt_storage::ResumeData;
 use lt_tracker::TrackerList;
 use lt_wire::PieceLayout;
 use rand_core::RngCore as _;
@@ -88,7 +89,10 @@ impl Engine {
         params.reconcile_resume();
         let info_hash = params.info_hash();
         let has_metadata = params.metadata_for.is_none();
-        if let Some((&id, _)) = self.torrents.iter().find(|(_, t)| t.info_hash == info_hash) {
+        if let Some(&id) = info_hash
+            .wire_hashes()
+            .find_map(|h| self.by_wire_hash.get(&h))
+        {
             if params.flags.duplicate_is_error {
                 return Err(AddError::Duplicate(id));
             }
@@ -113,21 +117,7 @@ impl Engine {
         if file_priorities.iter().any(|&p| p != 1) {
             apply_file_priorities(&mut picker, &info, &file_priorities);
         }
-        let mut tiers: Vec<Vec<String>> = Vec::new();
-        for t in info.trackers() {
-            let tier = usize::from(t.tier);
-            if tiers.len() <= tier {
-                tiers.resize(tier + 1, Vec::new());
-            }
-            tiers[tier].push(t.url.clone());
-        }
-        let mut extra = params.trackers;
-        if let Some(r) = &params.resume {
-            extra.extend(r.trackers.iter().cloned());
-        }
-        for tier in &extra {
-            tiers.push(tier.clone());
-        }
+        let tiers = tracker_tiers(&info, params.trackers, params.resume.as_ref());
         let mut seed2 = [0u8; 32];
         self.rng.fill_bytes(&mut seed2);
         let trackers = TrackerList::new(&tiers, seed2);
@@ -139,23 +129,13 @@ impl Engine {
             piece_length: info.piece_length(),
             total_length: info.total_size(),
         };
-        let mut peers = BTreeMap::new();
-        for &a in &params.peers {
-            peers.insert(a, PeerEntry::new(PeerSource::User));
-        }
+        let peers = initial_peers(&params.peers, params.resume.as_ref());
         let (prior_download, prior_upload) = params.resume.as_ref().map_or((0, 0), |r| {
             (
                 u64::try_from(r.total_downloaded).unwrap_or(0),
                 u64::try_from(r.total_uploaded).unwrap_or(0),
             )
         });
-        if let Some(r) = &params.resume {
-            for &a in &r.peers {
-                peers
-                    .entry(a)
-                    .or_insert_with(|| PeerEntry::new(PeerSource::Resume));
-            }
-        }
         let state = if !has_metadata {
             TorrentState::DownloadingMetadata
         } else if params.flags.seed_mode {
@@ -597,4 +577,43 @@ impl Engine {
             data: Box::new(data),
         }));
     }
+}
+
+/// The torrent's tracker tiers: its own, then the ones added with it and the resume data's,
+/// each a tier of its own.
+fn tracker_tiers(
+    info: &lt_metainfo::TorrentInfo,
+    added: Vec<Vec<String>>,
+    resume: Option<&ResumeData>,
+) -> Vec<Vec<String>> {
+    let mut tiers: Vec<Vec<String>> = Vec::new();
+    for t in info.trackers() {
+        let tier = usize::from(t.tier);
+        if tiers.len() <= tier {
+            tiers.resize(tier + 1, Vec::new());
+        }
+        tiers[tier].push(t.url.clone());
+    }
+    tiers.extend(added);
+    if let Some(r) = resume {
+        tiers.extend(r.trackers.iter().cloned());
+    }
+    tiers
+}
+
+/// The peers a torrent starts with: the user's, then the resume data's.
+fn initial_peers(
+    user: &[SocketAddr],
+    resume: Option<&ResumeData>,
+) -> BTreeMap<SocketAddr, PeerEntry> {
+    let mut peers = BTreeMap::new();
+    for &a in user {
+        peers.insert(a, PeerEntry::new(PeerSource::User));
+    }
+    for &a in resume.iter().flat_map(|r| r.peers.iter()) {
+        peers
+            .entry(a)
+            .or_insert_with(|| PeerEntry::new(PeerSource::Resume));
+    }
+    peers
 }
