@@ -1,5 +1,6 @@
-//! Port mapping with lt-nat's driver: the listen port is mapped for TCP when the session
-//! starts, gateway events become alerts, and mappings are removed at shutdown.
+//! Port mapping with lt-nat's driver: the listen port is mapped for TCP (and for UDP, where
+//! uTP and the DHT listen on the same port) when the session starts, gateway events become
+//! alerts, and mappings are removed at shutdown.
 
 use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
@@ -74,11 +75,12 @@ fn alert(event: Event) -> Option<Alert> {
     })
 }
 
-/// Starts the port mapper and maps `port` (TCP) when it is not 0.
+/// Starts the port mapper and maps `port` for TCP (and UDP with `udp`) when it is not 0.
 pub(crate) fn start(
     runtime: &tokio::runtime::Runtime,
     settings: &SessionSettings,
     port: u16,
+    udp: bool,
     inputs: mpsc::Sender<crate::Event>,
 ) -> NatHandle {
     let mut config = DriverConfig::default();
@@ -106,6 +108,9 @@ pub(crate) fn start(
         };
         if port != 0 {
             let _ = mapper.add_mapping(Protocol::Tcp, port, port).await;
+            if udp {
+                let _ = mapper.add_mapping(Protocol::Udp, port, port).await;
+            }
         }
         loop {
             tokio::select! {

@@ -233,7 +233,7 @@ impl Session {
         };
         let nat = (settings.enable_upnp || settings.enable_natpmp).then(|| {
             let port = shared.listen.first().map_or(0, SocketAddr::port);
-            nat::start(&runtime, &settings, port, tx.clone())
+            nat::start(&runtime, &settings, port, !utp.is_empty(), tx.clone())
         });
         runtime.spawn(engine_loop(
             Arc::clone(&shared),
