@@ -51,6 +51,8 @@ mod input;
 mod ip_filter;
 mod rate;
 mod settings;
+#[cfg(feature = "sim")]
+pub mod sim;
 mod torrent;
 mod types;
 
