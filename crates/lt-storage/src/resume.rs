@@ -309,7 +309,8 @@ impl ResumeData {
         Ok(r)
     }
 
-    /// Encodes the resume data (canonical bencoding, as `write_resume_data_buf`).
+    /// Encodes the resume data (canonical bencoding, as `write_resume_data_buf`; the `info`
+    /// dictionary keeps its own bytes, canonical or not).
     #[must_use]
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut m: BTreeMap<Vec<u8>, Value> = self.extra.clone();
@@ -332,11 +333,12 @@ impl ResumeData {
         if let Some(s) = &self.save_path {
             put("save_path", Value::from(s.as_str()));
         }
-        if let Some(info) = &self.info
-            && let Ok(doc) = lt_bencode::decode(info)
-        {
-            put("info", doc.root().to_value());
-        }
+        // The info dictionary is written as it was, not re-encoded: its bytes are the
+        // torrent's identity (the info-hash), and a torrent may carry a non-canonical one.
+        let info = self
+            .info
+            .as_deref()
+            .filter(|i| lt_bencode::decode(i).is_ok_and(|doc| doc.root().as_dict().is_some()));
         put(
             "pieces",
             Value::Bytes(
@@ -432,7 +434,30 @@ impl ResumeData {
             "sequential_download",
             int(i64::from(self.sequential_download)),
         );
-        Value::Dict(m).to_bytes()
+        let Some(info) = info else {
+            return Value::Dict(m).to_bytes();
+        };
+        m.remove(b"info".as_slice());
+        // `m` in key order, with the raw info dictionary spliced in at its place.
+        let mut out = Vec::new();
+        let mut info = Some(info);
+        out.push(b'd');
+        for (k, v) in &m {
+            if k.as_slice() > b"info".as_slice()
+                && let Some(raw) = info.take()
+            {
+                lt_bencode::write_bytes(&mut out, b"info");
+                out.extend_from_slice(raw);
+            }
+            lt_bencode::write_bytes(&mut out, k);
+            v.encode(&mut out);
+        }
+        if let Some(raw) = info {
+            lt_bencode::write_bytes(&mut out, b"info");
+            out.extend_from_slice(raw);
+        }
+        out.push(b'e');
+        out
     }
 
     /// Applies `mapped_files` (renamed files) to a layout, before creating its storage.
@@ -584,4 +609,30 @@ fn parse_peers(d: &Dict<'_>, out: &mut Vec<SocketAddr>, max: usize) -> Result<()
         out.extend(compact::iter_v6(b).take(room));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_non_canonical_info_dict_is_written_byte_for_byte() {
+        // Keys out of order (older clients wrote such torrents): the info-hash is the SHA-1
+        // of exactly these bytes, so re-encoding them would make it another torrent.
+        let info = b"d6:pieces20:aaaaaaaaaaaaaaaaaaaa4:name1:x12:piece lengthi16384e6:lengthi5ee";
+        let mut r = ResumeData {
+            info_hash: Some(Sha1Hash::new([0x11; 20])),
+            info: Some(info.to_vec()),
+            ..ResumeData::default()
+        };
+        r.extra.insert(b"info".to_vec(), Value::Int(1));
+        r.extra.insert(b"j".to_vec(), Value::Int(2));
+        r.extra.insert(b"a".to_vec(), Value::Int(3));
+        let bytes = r.to_bytes();
+        let back = ResumeData::from_bytes(&bytes).unwrap();
+        assert_eq!(back.info.as_deref(), Some(&info[..]));
+        r.extra.remove(b"info".as_slice());
+        assert_eq!(back, r);
+        assert_eq!(back.to_bytes(), bytes);
+    }
 }
