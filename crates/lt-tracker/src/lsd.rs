@@ -42,19 +42,26 @@ pub struct LsdAnnounce {
     pub cookie: Option<String>,
 }
 
-/// Encodes an announce of `info_hashes` (at most [`MAX_INFO_HASHES`] are written) for
-/// `port`, sent to `host` (`239.192.152.143:6771` or `[ff15::efc0:988f]:6771`).
+/// Encodes an announce of `info_hashes` for `port`, sent to `host` (`239.192.152.143:6771`
+/// or `[ff15::efc0:988f]:6771`). The first of them are written, at most
+/// [`MAX_INFO_HASHES`] and no more than fit in [`MAX_DATAGRAM`] bytes (at least 24 with one
+/// of those hosts and a cookie of up to 16 characters).
 #[must_use]
 pub fn encode(host: &str, port: u16, info_hashes: &[Sha1Hash], cookie: &str) -> Vec<u8> {
+    /// `Infohash: ` and 40 hex digits and a line break.
+    const HASH_LINE: usize = 52;
     let mut s = format!("BT-SEARCH * HTTP/1.1\r\nHost: {host}\r\nPort: {port}\r\n");
+    let tail = format!("cookie: {cookie}\r\n\r\n\r\n");
     for h in info_hashes.iter().take(MAX_INFO_HASHES) {
+        // parse refuses a datagram over MAX_DATAGRAM, and so may other clients.
+        if s.len() + HASH_LINE + tail.len() > MAX_DATAGRAM {
+            break;
+        }
         s.push_str("Infohash: ");
         s.push_str(&h.to_hex());
         s.push_str("\r\n");
     }
-    s.push_str("cookie: ");
-    s.push_str(cookie);
-    s.push_str("\r\n\r\n\r\n");
+    s.push_str(&tail);
     s.into_bytes()
 }
 
@@ -89,7 +96,11 @@ pub fn parse(buf: &[u8]) -> Result<LsdAnnounce, Error> {
                     info_hashes.push(h);
                 }
             }
-            "cookie" => cookie = Some(value.chars().take(64).collect()),
+            "cookie" => {
+                // Trimmed again after the cut, so a cookie parses the same when sent again.
+                let cut: String = value.chars().take(64).collect();
+                cookie = Some(cut.trim_end().to_owned());
+            }
             _ => {}
         }
     }
@@ -126,6 +137,31 @@ mod tests {
             a.to_hex().to_uppercase()
         );
         assert_eq!(parse(odd.as_bytes()).unwrap().info_hashes, vec![a]);
+    }
+
+    #[test]
+    fn an_announce_of_many_hashes_fits_the_datagram_limit() {
+        // Found by fuzz/lsd_message: 32 hashes made 1,700 bytes, which parse refuses.
+        let hashes: Vec<Sha1Hash> = (0..40).map(|i| Sha1Hash::new([i; 20])).collect();
+        for host in ["239.192.152.143:6771", "[ff15::efc0:988f]:6771"] {
+            let msg = encode(host, 65535, &hashes, "0123456789abcdef");
+            assert!(msg.len() <= MAX_DATAGRAM, "{} bytes", msg.len());
+            let got = parse(&msg).unwrap();
+            assert!(got.info_hashes.len() >= 24, "{}", got.info_hashes.len());
+            assert_eq!(got.info_hashes, hashes[..got.info_hashes.len()]);
+        }
+    }
+
+    #[test]
+    fn a_cut_cookie_is_trimmed() {
+        // Found by fuzz/lsd_message: the 64-character cut could end in a space, which the
+        // next parse of the same cookie trims.
+        let long = format!("{} {}", "a".repeat(63), "b".repeat(9));
+        let a = Sha1Hash::new([1; 20]);
+        let got = parse(&encode("h", 1, &[a], &long)).unwrap();
+        assert_eq!(got.cookie.as_deref(), Some("a".repeat(63).as_str()));
+        let again = parse(&encode("h", 1, &[a], got.cookie.as_deref().unwrap())).unwrap();
+        assert_eq!(again, got);
     }
 
     #[test]
