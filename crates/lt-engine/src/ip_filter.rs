@@ -1,6 +1,8 @@
 //! The IP filter (the manual's `ip_filter`): address ranges with access flags, for IPv4
 //! and IPv6; and the port filter (`port_filter`): port ranges that outgoing connections
-//! are not made to. The last rule added wins where ranges overlap.
+//! are not made to. The last rule added wins where ranges overlap. A v4-mapped IPv6
+//! address (`::ffff:a.b.c.d`) is its IPv4 address, in lookups and in rules alike, so an
+//! IPv6 range covers only the other IPv6 addresses.
 
 use std::net::IpAddr;
 
@@ -38,7 +40,11 @@ impl IpFilter {
 
     /// Gives `first..=last` the flags `access` (the manual's `add_rule`). Ranges mixing
     /// IPv4 and IPv6, or with `first > last`, are ignored; returns whether it was added.
+    /// A v4-mapped end counts as IPv4, as in [`access`](Self::access).
     pub fn add_rule(&mut self, first: IpAddr, last: IpAddr, access: IpAccess) -> bool {
+        // Lookups see a v4-mapped address as IPv4, so a range kept in that form would
+        // never match, not even the address it names.
+        let (first, last) = (first.to_canonical(), last.to_canonical());
         if first.is_ipv4() != last.is_ipv4()
             || first > last
             || self.rules.len() >= MAX_IP_FILTER_RULES
@@ -52,10 +58,7 @@ impl IpFilter {
     /// The flags of `ip` (the manual's `access`).
     #[must_use]
     pub fn access(&self, ip: IpAddr) -> IpAccess {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 @ IpAddr::V4(_) => v4,
-        };
+        let ip = ip.to_canonical();
         self.rules
             .iter()
             .rev()
@@ -128,6 +131,35 @@ mod tests {
             f.access(ip("::ffff:10.9.9.9")).is_blocked(),
             "v4-mapped addresses count as v4"
         );
+    }
+
+    #[test]
+    fn a_range_of_v4_mapped_addresses_is_an_ipv4_range() {
+        // Found by fuzz/ip_filter: lookups took ::ffff:1.2.3.4 as 1.2.3.4, so a rule
+        // written in the v4-mapped form never matched, not even the address it names.
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let mut f = IpFilter::new();
+        assert!(f.add_rule(
+            ip("::ffff:1.2.3.0"),
+            ip("::ffff:1.2.3.255"),
+            IpAccess::BLOCKED
+        ));
+        assert!(f.access(ip("::ffff:1.2.3.4")).is_blocked());
+        assert!(f.access(ip("1.2.3.4")).is_blocked());
+        assert!(!f.access(ip("1.2.4.0")).is_blocked());
+        // One end in each form is an IPv4 range too.
+        assert!(f.add_rule(ip("9.0.0.0"), ip("::ffff:9.0.0.9"), IpAccess::BLOCKED));
+        assert!(f.access(ip("9.0.0.5")).is_blocked());
+        // Blocking all of IPv6 leaves IPv4 alone, v4-mapped or not.
+        let mut f = IpFilter::new();
+        assert!(f.add_rule(
+            ip("::"),
+            ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),
+            IpAccess::BLOCKED
+        ));
+        assert!(f.access(ip("2001:db8::1")).is_blocked());
+        assert!(!f.access(ip("8.8.8.8")).is_blocked());
+        assert!(!f.access(ip("::ffff:8.8.8.8")).is_blocked());
     }
 
     #[test]
