@@ -1165,3 +1165,1016 @@ pub fn engine_inputs(data: &[u8]) {
             .collect()
     }
 }
+
+/// `lt-storage`'s fast-resume parser and writer on arbitrary bytes.
+///
+/// - `ResumeData::from_bytes` and `from_bytes_with` (default and tight limits) never panic,
+///   and `from_bytes` is `from_bytes_with` the default limits;
+/// - accepted data respects the limits (input within `max_resume_size`, at most `max_peers`
+///   peers and `max_unfinished` unfinished pieces), names a non-zero info-hash and has file
+///   priorities within 0..=7;
+/// - `to_bytes()` loads back (with the same count limits) to equal resume data, with the
+///   embedded info dictionary byte for byte (its hash is the torrent's identity) and the
+///   peers grouped IPv4 first (they are written as `peers` and `peers6`); and writing that
+///   again gives the same bytes.
+pub fn resume_data(data: &[u8]) {
+    use lt_storage::{Limits, ResumeData};
+
+    let defaults = Limits::default();
+    assert_eq!(
+        ResumeData::from_bytes(data).ok(),
+        ResumeData::from_bytes_with(data, &defaults).ok(),
+        "from_bytes differs from from_bytes_with(Limits::default())"
+    );
+    let tight = Limits {
+        max_resume_size: 1024,
+        max_decode_depth: 4,
+        max_decode_tokens: 256,
+        max_peers: 2,
+        max_unfinished: 2,
+    };
+    for limits in [defaults, tight] {
+        let Ok(r) = ResumeData::from_bytes_with(data, &limits) else {
+            continue;
+        };
+        assert!(data.len() <= limits.max_resume_size);
+        assert!(r.peers.len() <= limits.max_peers, "{} peers", r.peers.len());
+        assert!(r.unfinished.len() <= limits.max_unfinished);
+        assert!(
+            r.info_hash.is_some() || r.info_hash2.is_some(),
+            "no info-hash"
+        );
+        assert!(r.info_hash.is_none_or(|h| !h.is_zero()));
+        assert!(r.info_hash2.is_none_or(|h| !h.is_zero()));
+        assert!(r.file_priority.iter().all(|&p| p <= 7));
+
+        let bytes = r.to_bytes();
+        // The output has more items than the input (every field is written) and may be
+        // longer; the count limits stay, since the output holds no more than was kept.
+        let reload = Limits {
+            max_resume_size: usize::MAX,
+            max_decode_depth: limits.max_decode_depth.max(defaults.max_decode_depth),
+            max_decode_tokens: usize::MAX,
+            ..limits
+        };
+        let back = match ResumeData::from_bytes_with(&bytes, &reload) {
+            Ok(back) => back,
+            Err(e) => panic!("to_bytes() output does not load: {e}"),
+        };
+        let mut expected = r.clone();
+        expected.peers.sort_by_key(std::net::SocketAddr::is_ipv6);
+        assert_eq!(
+            back, expected,
+            "to_bytes() does not load to equal resume data"
+        );
+        assert_eq!(back.to_bytes(), bytes, "to_bytes() is not a fixed point");
+    }
+}
+
+/// `lt-tracker`'s LSD (BEP 14) announce parser and encoder on arbitrary bytes.
+///
+/// - `lsd::parse` never panics;
+/// - an accepted announce came in at most `MAX_DATAGRAM` bytes, has a port other than 0,
+///   1 to `MAX_INFO_HASHES` info-hashes and a cookie of at most 64 characters without line
+///   breaks at its ends;
+/// - `encode` of it (to the IPv4 and the IPv6 group) fits in `MAX_DATAGRAM` and parses back
+///   to the same port and cookie and a non-empty prefix of the info-hashes.
+pub fn lsd_message(data: &[u8]) {
+    use lt_tracker::lsd::{self, MAX_DATAGRAM, MAX_INFO_HASHES};
+
+    let Ok(a) = lsd::parse(data) else {
+        return;
+    };
+    assert!(data.len() <= MAX_DATAGRAM);
+    assert_ne!(a.port, 0, "port 0 accepted");
+    assert!(!a.info_hashes.is_empty() && a.info_hashes.len() <= MAX_INFO_HASHES);
+    if let Some(c) = &a.cookie {
+        assert!(
+            c.chars().count() <= 64,
+            "cookie of {} chars",
+            c.chars().count()
+        );
+        assert_eq!(c.trim(), c, "cookie not trimmed");
+    }
+    let cookie = a.cookie.clone().unwrap_or_default();
+    for host in ["239.192.152.143:6771", "[ff15::efc0:988f]:6771"] {
+        let msg = lsd::encode(host, a.port, &a.info_hashes, &cookie);
+        assert!(
+            msg.len() <= MAX_DATAGRAM,
+            "encode wrote {} bytes, more than parse accepts",
+            msg.len()
+        );
+        let back = match lsd::parse(&msg) {
+            Ok(back) => back,
+            Err(e) => panic!("encoded announce does not parse: {e}"),
+        };
+        assert_eq!(back.port, a.port);
+        assert_eq!(back.cookie.as_deref(), Some(cookie.as_str()));
+        let n = back.info_hashes.len();
+        assert!(n > 0 && a.info_hashes.get(..n) == Some(&back.info_hashes[..]));
+    }
+}
+
+/// `lt-utp`'s `Endpoint` (many connections behind one socket) on arbitrary datagrams from
+/// several source addresses, as a sequence of operations read from the input.
+///
+/// Two endpoints share an in-memory link: a listener (small half-open table) and a dialer
+/// that accepts nothing and has connections open (one to the listener, two to addresses
+/// that only the input speaks for). Operations: a datagram from the input (raw, or with its
+/// connection id patched to route to a live connection) from one of six IPv4 and IPv6
+/// addresses to either endpoint, a well-formed SYN, time passing by an input-chosen step,
+/// delivery of what crossed the link, new connections, writes, reads, closes and aborts.
+///
+/// - nothing panics;
+/// - the half-open count stays within `max_half_open`, within `max_half_open_per_ip` for
+///   every address, the connections within `max_connections`; the count `len()` reports is
+///   the number of accepted connections `is_half_open` says are half-open; a half-open
+///   connection is gone once `handle_timeout` ran past its `half_open_timeout`;
+/// - only a SYN is `Accepted`, and never by the dialer; an accepted or routed handle exists;
+/// - every datagram an endpoint sends decodes as a uTP packet and fits the packet size for
+///   its address family.
+pub fn utp_endpoint(data: &[u8]) {
+    use std::collections::BTreeMap;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+    use std::time::{Duration, Instant};
+
+    use lt_utp::endpoint::IPV6_MAX_PACKET_SIZE;
+    use lt_utp::limits::DEFAULT_MAX_PACKET_SIZE;
+    use lt_utp::{
+        ConnectionHandle, DatagramOutcome, Endpoint, EndpointConfig, Event, Header, Packet,
+        PacketType,
+    };
+
+    const MAX_HALF_OPEN: usize = 4;
+    const PER_IP: usize = 2;
+    const MAX_CONNECTIONS: usize = 8;
+    const HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Most datagrams waiting on the link between the two endpoints.
+    const LINK_CAP: usize = 256;
+
+    /// One side: the endpoint, its own address, and the half-open connections it accepted
+    /// (with when).
+    struct Side {
+        ep: Endpoint,
+        addr: SocketAddr,
+        accepted: BTreeMap<ConnectionHandle, Instant>,
+        handles: Vec<ConnectionHandle>,
+    }
+
+    impl Side {
+        fn check(&self, now: Instant, listening: bool) {
+            let (conns, half_open) = self.ep.len();
+            assert!(conns <= MAX_CONNECTIONS, "{conns} connections");
+            assert!(half_open <= MAX_HALF_OPEN, "{half_open} half-open");
+            let mut per_ip: BTreeMap<IpAddr, usize> = BTreeMap::new();
+            for (&h, &since) in &self.accepted {
+                if !self.ep.is_half_open(h) {
+                    continue;
+                }
+                assert!(
+                    now < since + HALF_OPEN_TIMEOUT,
+                    "half-open {h:?} outlived its timeout"
+                );
+                let ip = self.ep.peer_addr(h).map(|a| a.ip());
+                if let Some(ip) = ip {
+                    *per_ip.entry(ip).or_insert(0) += 1;
+                }
+            }
+            assert_eq!(
+                per_ip.values().sum::<usize>(),
+                half_open,
+                "len() counts half-open connections is_half_open does not know"
+            );
+            assert!(per_ip.values().all(|&n| n <= PER_IP), "{per_ip:?}");
+            assert!(listening || half_open == 0);
+        }
+    }
+
+    let Some((&seed, mut ops)) = data.split_first() else {
+        return;
+    };
+    let v4 = |d: u8| IpAddr::V4(Ipv4Addr::new(10, 0, 0, d));
+    let addrs: [SocketAddr; 6] = [
+        SocketAddr::new(v4(1), 6881),
+        SocketAddr::new(v4(2), 6881),
+        SocketAddr::new(v4(2), 6882),
+        SocketAddr::new(v4(3), 50000),
+        SocketAddr::new(
+            IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
+            6881,
+        ),
+        SocketAddr::new(
+            IpAddr::V6(Ipv4Addr::new(10, 0, 0, 3).to_ipv6_mapped()),
+            6881,
+        ),
+    ];
+    let config = |rng: u8, accept: bool| EndpointConfig {
+        rng_seed: [rng; 32],
+        accept_incoming: accept,
+        max_connections: MAX_CONNECTIONS,
+        max_half_open: MAX_HALF_OPEN,
+        max_half_open_per_ip: PER_IP,
+        half_open_timeout: HALF_OPEN_TIMEOUT,
+        ..EndpointConfig::default()
+    };
+    let mut now = Instant::now();
+    let mut sides = [
+        Side {
+            ep: Endpoint::new(config(seed, true)),
+            addr: addrs[0],
+            accepted: BTreeMap::new(),
+            handles: Vec::new(),
+        },
+        Side {
+            ep: Endpoint::new(config(seed ^ 0xff, false)),
+            addr: addrs[1],
+            accepted: BTreeMap::new(),
+            handles: Vec::new(),
+        },
+    ];
+    for to in [addrs[0], addrs[3], addrs[4]] {
+        if let Some(h) = sides[1].ep.connect(now, to) {
+            sides[1].handles.push(h);
+        }
+    }
+    // Datagrams on the link: (to side, from address, bytes).
+    let mut link: Vec<(usize, SocketAddr, Vec<u8>)> = Vec::new();
+    let mut steps = 0usize;
+
+    loop {
+        // Driver rule: after any input, drain transmits, then events.
+        for (i, side) in sides.iter_mut().enumerate() {
+            for _ in 0..1024 {
+                let Some((to, t)) = side.ep.poll_transmit(now) else {
+                    break;
+                };
+                let p = Packet::decode(&t.contents)
+                    .unwrap_or_else(|e| panic!("the endpoint sent a bad packet: {e}"));
+                let max = if to.is_ipv6() {
+                    IPV6_MAX_PACKET_SIZE
+                } else {
+                    DEFAULT_MAX_PACKET_SIZE
+                };
+                assert!(
+                    t.contents.len() <= max,
+                    "{} byte {:?} to {to}",
+                    t.contents.len(),
+                    p.header.ty
+                );
+                let peer = 1 - i;
+                if to == addrs[peer] && link.len() < LINK_CAP {
+                    link.push((peer, side.addr, t.contents));
+                }
+            }
+            while let Some((h, ev)) = side.ep.poll_event() {
+                match ev {
+                    Event::Closed(_) => {
+                        assert!(side.ep.peer_addr(h).is_none(), "{h:?} closed but kept");
+                        side.handles.retain(|x| *x != h);
+                        side.accepted.remove(&h);
+                    }
+                    Event::Readable => {
+                        let mut buf = [0u8; 4096];
+                        if let Some(c) = side.ep.connection(h) {
+                            while c.read(&mut buf) > 0 {}
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            // Evicted and expired half-open connections go without an event.
+            let ep = &side.ep;
+            side.handles.retain(|&h| ep.peer_addr(h).is_some());
+            side.accepted.retain(|&h, _| ep.peer_addr(h).is_some());
+            side.check(now, i == 0);
+        }
+
+        let [code, a, rest @ ..] = ops else {
+            break;
+        };
+        ops = rest;
+        steps += 1;
+        if steps > 2_000 {
+            break;
+        }
+        let side = usize::from(code & 1);
+        match code >> 1 & 7 {
+            0 | 1 => {
+                // A datagram from the input: a length byte, then that many bytes.
+                let n = usize::from(*a).min(ops.len());
+                let (bytes, tail) = ops.split_at(n);
+                ops = tail;
+                let mut bytes = bytes.to_vec();
+                let mut from = addrs[usize::from(code >> 4) % addrs.len()];
+                if code & 0x80 != 0 && bytes.len() >= 4 && !sides[side].handles.is_empty() {
+                    // Patched to route to a live connection, from its peer.
+                    let h = sides[side].handles[usize::from(*a) % sides[side].handles.len()];
+                    let ep = &mut sides[side].ep;
+                    if let (Some(addr), Some(c)) = (ep.peer_addr(h), ep.connection(h)) {
+                        from = addr;
+                        bytes[2..4].copy_from_slice(&c.recv_id().to_be_bytes());
+                    }
+                }
+                deliver(&mut sides[side], now, from, &bytes, side == 0);
+            }
+            2 => {
+                // A well-formed SYN: connection id and sequence number from the input.
+                let [x, y, tail @ ..] = ops else {
+                    break;
+                };
+                ops = tail;
+                let mut buf = Vec::new();
+                Packet {
+                    header: Header {
+                        ty: PacketType::Syn,
+                        connection_id: u16::from_be_bytes([*a, *x]),
+                        timestamp_us: 0,
+                        timestamp_diff_us: 0,
+                        wnd_size: 1 << 20,
+                        seq_nr: u16::from_be_bytes([*y, *a]),
+                        ack_nr: 0,
+                    },
+                    sack: None,
+                    payload: &[],
+                }
+                .encode(&mut buf);
+                let from = addrs[usize::from(code >> 4) % addrs.len()];
+                deliver(&mut sides[side], now, from, &buf, side == 0);
+            }
+            3 => {
+                // Time passes: milliseconds, or seconds with the top bit.
+                let step = if a & 0x80 != 0 {
+                    Duration::from_secs(u64::from(a & 0x7f) * 7)
+                } else {
+                    Duration::from_millis(u64::from(*a) * 13)
+                };
+                now += step;
+                for s in &mut sides {
+                    s.ep.handle_timeout(now);
+                }
+            }
+            4 => {
+                // What crossed the link arrives (all of it, or the first `a`).
+                let n = usize::from(*a).max(1).min(link.len());
+                for (to, from, bytes) in link.drain(..n).collect::<Vec<_>>() {
+                    deliver(&mut sides[to], now, from, &bytes, to == 0);
+                }
+            }
+            5 => {
+                let to = addrs[usize::from(*a) % addrs.len()];
+                if let Some(h) = sides[side].ep.connect(now, to) {
+                    sides[side].handles.push(h);
+                }
+            }
+            6 => {
+                let s = &mut sides[side];
+                if let Some(&h) = s.handles.get(usize::from(*a) % s.handles.len().max(1))
+                    && let Some(c) = s.ep.connection(h)
+                {
+                    let payload = vec![*a; usize::from(code >> 4) * 700];
+                    let _ = c.write(&payload);
+                }
+            }
+            _ => {
+                let s = &mut sides[side];
+                if let Some(&h) = s.handles.get(usize::from(*a) % s.handles.len().max(1))
+                    && let Some(c) = s.ep.connection(h)
+                {
+                    if a & 1 == 0 {
+                        c.close();
+                    } else {
+                        c.abort();
+                    }
+                }
+            }
+        }
+    }
+
+    fn deliver(side: &mut Side, now: Instant, from: SocketAddr, buf: &[u8], listening: bool) {
+        let syn = Packet::decode(buf).is_ok_and(|p| p.header.ty == PacketType::Syn);
+        match side.ep.handle_datagram(now, from, buf) {
+            DatagramOutcome::Accepted(h) => {
+                assert!(listening, "an endpoint that does not listen accepted");
+                assert!(syn, "accepted a datagram that is not a SYN");
+                assert!(side.ep.is_half_open(h) && side.ep.peer_addr(h) == Some(from));
+                side.accepted.insert(h, now);
+                side.handles.push(h);
+            }
+            DatagramOutcome::Routed(h) => {
+                assert!(
+                    side.ep.peer_addr(h).is_some(),
+                    "routed to {h:?}, which is gone"
+                );
+            }
+            _ => {}
+        }
+    }
+}
+
+/// What the accepting side of a connection did with the bytes of [`peer_incoming`].
+#[derive(Debug, PartialEq, Eq)]
+struct IncomingRun {
+    /// `classify_incoming`'s verdict: plaintext (`Some(true)`) or MSE.
+    plaintext: Option<bool>,
+    /// The MSE method selected, when that handshake finished.
+    mse_method: Option<u32>,
+    /// Everything we sent, in order.
+    sent: Vec<u8>,
+    /// Every peer event.
+    events: Vec<lt_wire::PeerEvent>,
+    /// Why the connection ended, if it did.
+    end: Option<String>,
+}
+
+/// `lt-wire`'s accepting side on arbitrary bytes from the remote initiator: as lt-session
+/// does, `classify_incoming` picks the plaintext handshake (`PeerConnection::incoming`) or
+/// the MSE responder (`MseHandshake::respond`, the SKEY answered for the one known torrent,
+/// then `PeerConnection::incoming` with its cipher and leftover bytes); the connection is
+/// accepted when the peer names the known torrent and dropped otherwise.
+///
+/// - nothing panics;
+/// - feeding the input whole, split in two where the input says, or one byte at a time
+///   gives the same verdict, MSE method, bytes sent, peer events and outcome (an MSE input
+///   is fed whole and one of the other two ways, as its byte 70 says);
+/// - `MseConfig::accept_incoming` refuses plaintext when encryption is forced and MSE when
+///   it is disabled.
+pub fn peer_incoming(data: &[u8]) {
+    use lt_wire::mse::{EncPolicy, MseConfig};
+
+    let whole = incoming_run([data]);
+    // The MSE responder's Diffie-Hellman dominates a run (tens of milliseconds under the
+    // sanitizer): an MSE input gets one of the two chunked runs, picked by the input.
+    let picked = data.get(70).copied().unwrap_or(0);
+    let mse = whole.plaintext == Some(false);
+    if !mse || picked & 1 == 0 {
+        let split = usize::from(picked) * 7 % (data.len() + 1);
+        let (a, b) = data.split_at(split);
+        assert_eq!(
+            incoming_run([a, b]),
+            whole,
+            "splitting the input at {split} changed the result"
+        );
+    }
+    if data.len() <= 4096 && (!mse || picked & 1 == 1) {
+        assert_eq!(
+            incoming_run(data.chunks(1)),
+            whole,
+            "byte-at-a-time changed the result"
+        );
+    }
+    if let Some(plaintext) = whole.plaintext {
+        for policy in [EncPolicy::Forced, EncPolicy::Enabled, EncPolicy::Disabled] {
+            let config = MseConfig {
+                in_policy: policy,
+                ..MseConfig::default()
+            };
+            let refused = match policy {
+                EncPolicy::Forced => plaintext,
+                EncPolicy::Enabled => false,
+                EncPolicy::Disabled => !plaintext,
+            };
+            assert_eq!(config.accept_incoming(plaintext).is_err(), refused);
+        }
+    }
+}
+
+/// The accepting side of [`peer_incoming`], fed `chunks` in order.
+fn incoming_run<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> IncomingRun {
+    use bytes::BytesMut;
+    use lt_wire::mse::{MseConfig, MseHandshake, MseStatus, classify_incoming, skey_hash};
+    use lt_wire::{PeerConfig, PeerConnection, PeerEvent, TorrentParams};
+
+    enum Stage {
+        Classify(BytesMut),
+        Mse(Box<MseHandshake>),
+        Peer(Box<PeerConnection>),
+        Closed,
+    }
+
+    let known = lt_core::Sha1Hash::new([1; 20]);
+    let torrent = TorrentParams {
+        info_hash: lt_core::InfoHash::v1(known),
+        layout: Some(lt_wire::PieceLayout {
+            num_pieces: 13,
+            piece_length: 32768,
+            total_length: 12 * 32768 + 7,
+        }),
+        metadata_size: Some(100),
+    };
+    let config = PeerConfig::new([2; 20].into());
+    let now = std::time::Instant::now();
+    let mut run = IncomingRun {
+        plaintext: None,
+        mse_method: None,
+        sent: Vec::new(),
+        events: Vec::new(),
+        end: None,
+    };
+    let mut stage = Stage::Classify(BytesMut::new());
+    for chunk in chunks {
+        // Feed the chunk.
+        let fed = match &mut stage {
+            Stage::Classify(prefix) => {
+                prefix.extend_from_slice(chunk);
+                match classify_incoming(prefix) {
+                    None => Ok(()),
+                    Some(plaintext) => {
+                        run.plaintext = Some(plaintext);
+                        let prefix = std::mem::take(prefix);
+                        if plaintext {
+                            PeerConnection::incoming(config.clone(), now, None, prefix)
+                                .map(|c| stage = Stage::Peer(Box::new(c)))
+                        } else {
+                            // The responder's seed is fixed, so a recorded initiator's
+                            // bytes (corpus/peer_incoming/mse_*) replay.
+                            let mut hs = MseHandshake::respond(&MseConfig::default(), [0x5a; 32]);
+                            let r = hs.handle_bytes(&prefix);
+                            stage = Stage::Mse(Box::new(hs));
+                            r
+                        }
+                    }
+                }
+            }
+            Stage::Mse(hs) => hs.handle_bytes(chunk),
+            Stage::Peer(c) => c.handle_bytes(now, chunk),
+            Stage::Closed => break,
+        };
+        // Settle: drain output, answer NeedSkey, hand a finished MSE over, accept.
+        let mut result = fed;
+        loop {
+            match &mut stage {
+                Stage::Mse(hs) => {
+                    while let Some(b) = hs.poll_transmit() {
+                        run.sent.extend_from_slice(&b);
+                    }
+                    if result.is_err() {
+                        break;
+                    }
+                    match hs.status() {
+                        MseStatus::NeedSkey(h) => {
+                            result = hs.provide_skey((h == skey_hash(&known)).then_some(known));
+                        }
+                        MseStatus::Done => {
+                            let Stage::Mse(hs) = std::mem::replace(&mut stage, Stage::Closed)
+                            else {
+                                unreachable!("matched above")
+                            };
+                            match hs.finish() {
+                                Ok(out) => {
+                                    assert_eq!(out.info_hash, known, "MSE for another torrent");
+                                    run.mse_method = Some(out.method);
+                                    match PeerConnection::incoming(
+                                        config.clone(),
+                                        now,
+                                        out.cipher,
+                                        out.received,
+                                    ) {
+                                        Ok(c) => stage = Stage::Peer(Box::new(c)),
+                                        Err(e) => result = Err(e),
+                                    }
+                                }
+                                Err(e) => panic!("finish() after Done failed: {e}"),
+                            }
+                        }
+                        MseStatus::InProgress => break,
+                    }
+                }
+                Stage::Peer(c) => {
+                    let mut accepted = false;
+                    while let Some(b) = c.poll_transmit() {
+                        run.sent.extend_from_slice(&b);
+                    }
+                    while let Some(e) = c.poll_event() {
+                        if let PeerEvent::IncomingHandshake { info_hash, .. } = &e
+                            && result.is_ok()
+                        {
+                            if *info_hash == known {
+                                accepted = true;
+                            } else {
+                                result = Err(lt_wire::Error::InfoHashMismatch);
+                            }
+                        }
+                        run.events.push(e);
+                    }
+                    if accepted {
+                        result = c.accept(now, torrent);
+                        continue;
+                    }
+                    break;
+                }
+                Stage::Classify(_) | Stage::Closed => break,
+            }
+        }
+        if let Err(e) = result {
+            run.end = Some(format!("{e:?}"));
+            stage = Stage::Closed;
+        }
+    }
+    if let Stage::Peer(c) = &mut stage {
+        let later = now + std::time::Duration::from_secs(130);
+        assert!(c.poll_timeout().is_some());
+        if c.handle_timeout(later).is_ok() {
+            while c.poll_transmit().is_some() {}
+        }
+    }
+    run
+}
+
+/// `lt-tracker`'s BEP 12 tier logic (`TrackerList`) driven by an operation sequence: announces
+/// falling due, replies parsed by `parse_announce` from the input (or failing to parse),
+/// hand-built replies with arbitrary intervals up to `Duration::MAX`, failures, scrapes, new
+/// trackers, fail limits, forced re-announces, and time advancing by arbitrary steps up to
+/// the largest `Instant` (where an `interval` of `i64::MAX` once overflowed).
+///
+/// - nothing panics;
+/// - at most one tracker is updating, and `next_announce` hands out nothing while one is;
+///   what it hands out is due, and every tracker before it in order has failed (BEP 12);
+/// - trackers stay in tier order and within `MAX_TRACKERS`; one that answered moves to the
+///   front of its tier with its failures cleared;
+/// - every `next_announce` and `min_announce` lies within `MAX_ANNOUNCE_INTERVAL` (or the one
+///   hour failure back-off, if longer) of the current time; `poll_timeout` is the earliest
+///   of them over the trackers that can announce, and `None` while one is updating.
+pub fn tracker_tiers(data: &[u8]) {
+    use std::time::{Duration, Instant};
+
+    use lt_tracker::http::{HttpConfig, parse_announce};
+    use lt_tracker::limits::MAX_ANNOUNCE_INTERVAL;
+    use lt_tracker::{
+        AnnounceResponse, Error, Event, MAX_TRACKERS, ScrapeEntry, TrackerIndex, TrackerList,
+        TrackerSource,
+    };
+
+    let [shape, seed, rest @ ..] = data else {
+        return;
+    };
+    let url = |i: u8| format!("udp://tracker{i}.example:6969/announce");
+    // One to four tiers of one to four trackers.
+    let tiers: Vec<Vec<String>> = (0..=(shape & 3))
+        .map(|t| {
+            (0..=(shape >> (2 + t) & 3))
+                .map(|i| url(t * 4 + i))
+                .collect()
+        })
+        .collect();
+    let mut list = TrackerList::new(&tiers, [*seed; 32])
+        .with_retry_base(Duration::from_secs(u64::from(seed % 16)));
+    let base = Instant::now();
+    let latest = latest_instant(base);
+    let mut now = base;
+    let http = HttpConfig::default();
+    let event_of = |b: u8| {
+        [
+            Event::None,
+            Event::Started,
+            Event::Completed,
+            Event::Stopped,
+        ][usize::from(b % 4)]
+    };
+    let horizon_span = MAX_ANNOUNCE_INTERVAL.max(Duration::from_secs(3600));
+
+    let mut ops = rest;
+    let mut steps = 0usize;
+    while let [code, a, rest @ ..] = ops {
+        ops = rest;
+        steps += 1;
+        if steps > 2_000 {
+            break;
+        }
+        let updating = list.entries().iter().position(|e| e.updating);
+        // The tracker an answer is for: the one updating, or (API misuse) any index.
+        let target = updating.map_or_else(|| TrackerIndex(usize::from(*a) % 20), TrackerIndex);
+        match code % 10 {
+            0 | 1 => {
+                let got = list.next_announce(now);
+                if let Some(TrackerIndex(i)) = got {
+                    assert!(
+                        updating.is_none(),
+                        "handed out {i} while {updating:?} updates"
+                    );
+                    let e = &list.entries()[i];
+                    assert!(e.updating && e.can_announce());
+                    assert!(e.next_announce.is_none_or(|t| t <= now), "not due");
+                    for (j, before) in list.entries()[..i].iter().enumerate() {
+                        assert!(
+                            before.fails > 0 || !before.can_announce(),
+                            "skipped {j}, which never failed, for {i}"
+                        );
+                    }
+                }
+            }
+            2 | 3 => {
+                // A reply body from the input: a length byte, then that many bytes.
+                let n = usize::from(*a).min(ops.len());
+                let (body, tail) = ops.split_at(n);
+                ops = tail;
+                match parse_announce(body, &http) {
+                    Ok(resp) => answered(&mut list, now, target, event_of(code >> 4), &resp),
+                    Err(e) => failed(&mut list, now, target, e),
+                }
+            }
+            4 => {
+                // A hand-built reply: intervals of 8 bytes of seconds each, any size.
+                let take = |ops: &mut &[u8]| {
+                    let (head, rest) = ops.split_at(ops.len().min(8));
+                    *ops = rest;
+                    let mut secs = [0u8; 8];
+                    secs[..head.len()].copy_from_slice(head);
+                    u64::from_le_bytes(secs)
+                };
+                let interval = take(&mut ops);
+                let min = take(&mut ops);
+                let resp = AnnounceResponse {
+                    interval: if a & 1 == 0 {
+                        Duration::from_secs(interval)
+                    } else {
+                        Duration::MAX
+                    },
+                    min_interval: (a & 2 != 0).then(|| Duration::new(min, u32::from(*a) * 1_000)),
+                    complete: (a & 4 != 0).then_some(u32::from(*a)),
+                    tracker_id: (a & 8 != 0).then(|| vec![*a; 4]),
+                    warning: (a & 16 != 0).then(|| "slow down".to_owned()),
+                    ..AnnounceResponse::default()
+                };
+                answered(&mut list, now, target, event_of(a >> 5), &resp);
+            }
+            5 => {
+                let error = if a & 1 == 0 {
+                    Error::TrackerFailure {
+                        message: format!("failure {a}"),
+                    }
+                } else {
+                    Error::MalformedPacket
+                };
+                failed(&mut list, now, target, error);
+            }
+            6 => {
+                // Time passes: up to 2^(a % 64) seconds, the top ones past any Instant.
+                let secs = 1u64.checked_shl(u32::from(a % 64)).unwrap_or(u64::MAX);
+                let step = Duration::from_secs(secs.saturating_mul(u64::from(code >> 4) + 1) / 16);
+                now = now.checked_add(step).unwrap_or(latest);
+            }
+            7 => {
+                // Time passes to the next deadline.
+                if let Some(t) = list.poll_timeout() {
+                    now = now.max(t);
+                }
+            }
+            8 => match a % 4 {
+                0 => list.force_announce(now),
+                1 => {
+                    list.set_fail_limit(TrackerIndex(usize::from(code >> 4)), u32::from(a >> 2) % 4)
+                }
+                2 => list.on_scrape(
+                    TrackerIndex(usize::from(code >> 4)),
+                    &ScrapeEntry {
+                        complete: u32::from(*a),
+                        ..ScrapeEntry::default()
+                    },
+                ),
+                _ => {
+                    let source = [
+                        TrackerSource::Client,
+                        TrackerSource::MagnetLink,
+                        TrackerSource::Tex,
+                    ][usize::from(a >> 2) % 3];
+                    let _ = list.add_tracker(&url(code >> 4), a >> 4, source);
+                }
+            },
+            _ => {
+                // A huge jump: to the latest Instant, where nothing can be added.
+                if a & 1 == 0 {
+                    now = latest;
+                }
+            }
+        }
+        check(&list, now, latest, horizon_span);
+    }
+
+    fn answered(
+        list: &mut TrackerList,
+        now: Instant,
+        i: TrackerIndex,
+        event: Event,
+        resp: &AnnounceResponse,
+    ) {
+        let url = list.entry(i).map(|e| e.url.clone());
+        let at = list.on_success(now, i, event, resp);
+        if let Some(url) = url {
+            let e = list
+                .entry(at)
+                .unwrap_or_else(|| panic!("on_success lost {url}"));
+            assert_eq!(e.url, url, "on_success returned another tracker's index");
+            assert!(!e.updating && e.fails == 0 && e.verified);
+            assert!(
+                list.entries()[..at.0].iter().all(|x| x.tier < e.tier),
+                "the tracker that answered is not first in its tier"
+            );
+        }
+    }
+
+    fn failed(list: &mut TrackerList, now: Instant, i: TrackerIndex, error: Error) {
+        let fails = list.entry(i).map(|e| e.fails);
+        list.on_failure(now, i, error);
+        if let Some(fails) = fails {
+            let e = list
+                .entry(i)
+                .unwrap_or_else(|| panic!("on_failure lost {i:?}"));
+            assert_eq!(e.fails, fails.saturating_add(1));
+            assert!(!e.updating && e.last_error.is_some());
+        }
+    }
+
+    fn check(list: &TrackerList, now: Instant, latest: Instant, span: Duration) {
+        let entries = list.entries();
+        assert!(entries.len() <= MAX_TRACKERS);
+        assert!(
+            entries.windows(2).all(|w| w[0].tier <= w[1].tier),
+            "tiers out of order"
+        );
+        let updating = entries.iter().filter(|e| e.updating).count();
+        assert!(updating <= 1, "{updating} trackers updating");
+        let horizon = now.checked_add(span).unwrap_or(latest);
+        for e in entries {
+            for t in [e.next_announce, e.min_announce].into_iter().flatten() {
+                assert!(t <= horizon, "{} scheduled past the clamp", e.url);
+            }
+            let _ = (e.next_announce_in(now), e.min_announce_in(now));
+        }
+        let earliest = entries
+            .iter()
+            .filter(|e| e.can_announce())
+            .filter_map(|e| e.next_announce)
+            .min();
+        let expected = if updating > 0 { None } else { earliest };
+        assert_eq!(list.poll_timeout(), expected);
+    }
+}
+
+/// The latest `Instant` reachable from `from` by `checked_add`.
+fn latest_instant(from: std::time::Instant) -> std::time::Instant {
+    let mut t = from;
+    let mut step = std::time::Duration::MAX;
+    while !step.is_zero() {
+        while let Some(next) = t.checked_add(step) {
+            t = next;
+        }
+        step /= 2;
+    }
+    t
+}
+
+/// `lt-engine`'s IP and port filters driven by `add_rule` / lookup sequences (IPv4 and IPv6,
+/// v4-mapped addresses, reversed and overlapping ranges), against a naive model of what the
+/// filter documents: rules kept in the order added, the last rule containing an address
+/// decides, and a v4-mapped IPv6 address is its IPv4 address, in lookups and in rules alike
+/// (a range between two of them is an IPv4 range); a range whose ends are of different
+/// families or reversed is refused; an IPv6 range covers only the other IPv6 addresses.
+///
+/// - nothing panics;
+/// - `add_rule` accepts exactly what the model does, and every lookup (`access`, `is_empty`)
+///   agrees with the model.
+pub fn ip_filter(data: &[u8]) {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    use lt_engine::{IpAccess, IpFilter, PortFilter};
+
+    /// An address from a selector byte and four bytes: IPv4, or IPv6 in one of a few
+    /// neighbourhoods (v4-mapped, v4-compatible, documentation, the top of the space).
+    fn addr(sel: u8, b: [u8; 4]) -> IpAddr {
+        let v4 = Ipv4Addr::from(b);
+        let [h0, h1] = [
+            u16::from_be_bytes([b[0], b[1]]),
+            u16::from_be_bytes([b[2], b[3]]),
+        ];
+        match sel % 6 {
+            0 | 1 => IpAddr::V4(v4),
+            2 => IpAddr::V6(v4.to_ipv6_mapped()),
+            3 => IpAddr::V6(Ipv6Addr::new(0, 0, 0, 0, 0, 0, h0, h1)),
+            4 => IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, h0, h1)),
+            _ => IpAddr::V6(Ipv6Addr::new(
+                0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, h0, h1,
+            )),
+        }
+    }
+
+    /// The model's form of an address: (is IPv4, value), a v4-mapped address as IPv4 (by
+    /// its bytes, not through the standard library's conversions).
+    fn key(ip: IpAddr) -> (bool, u128) {
+        match ip {
+            IpAddr::V4(a) => (true, u128::from(u32::from(a))),
+            IpAddr::V6(a) => {
+                let n = u128::from(a);
+                if n >> 32 == 0xffff {
+                    (true, n & 0xffff_ffff)
+                } else {
+                    (false, n)
+                }
+            }
+        }
+    }
+
+    let mut filter = IpFilter::new();
+    let mut ports = PortFilter::new();
+    // The model: (is IPv4, first, last, flags) in the order added.
+    let mut rules: Vec<(bool, u128, u128, u32)> = Vec::new();
+    let mut port_rules: Vec<(u16, u16, u32)> = Vec::new();
+    let mut seen: Vec<IpAddr> = Vec::new();
+
+    let mut ops = data;
+    let mut steps = 0usize;
+    while let [code, rest @ ..] = ops {
+        ops = rest;
+        steps += 1;
+        if steps > 4_000 {
+            break;
+        }
+        match code % 4 {
+            0 | 1 => {
+                // add_rule: two addresses (selector + 4 bytes each) and the flags.
+                let [s1, a0, a1, a2, a3, s2, b0, b1, b2, b3, flags, tail @ ..] = ops else {
+                    break;
+                };
+                ops = tail;
+                let first = addr(*s1, [*a0, *a1, *a2, *a3]);
+                // Often a range near the first address, so that ranges overlap.
+                let last = if code & 0x10 != 0 {
+                    addr(*s1, [*a0, *a1, a2.wrapping_add(*b2), a3.wrapping_add(*b3)])
+                } else {
+                    addr(*s2, [*b0, *b1, *b2, *b3])
+                };
+                let access = IpAccess(u32::from(*flags % 4));
+                let (kf, kl) = (key(first), key(last));
+                let ok = kf.0 == kl.0 && kf.1 <= kl.1;
+                assert_eq!(
+                    filter.add_rule(first, last, access),
+                    ok,
+                    "add_rule({first}, {last})"
+                );
+                if ok {
+                    rules.push((kf.0, kf.1, kl.1, access.0));
+                }
+                seen.extend([first, last]);
+            }
+            2 => {
+                // Lookup: a new address, or one seen in a rule (and its neighbours).
+                let [s, a0, a1, a2, a3, tail @ ..] = ops else {
+                    break;
+                };
+                ops = tail;
+                let mut probes = vec![addr(*s, [*a0, *a1, *a2, *a3])];
+                if let Some(&ip) = seen.get(usize::from(*a0) % seen.len().max(1)) {
+                    // The address, its neighbours, and its other form.
+                    let (v4, n) = key(ip);
+                    for m in [n.wrapping_sub(1), n, n.wrapping_add(1)] {
+                        probes.push(match u32::try_from(m) {
+                            Ok(m) if v4 => IpAddr::V4(Ipv4Addr::from(m)),
+                            _ => IpAddr::V6(Ipv6Addr::from(m)),
+                        });
+                    }
+                    if let IpAddr::V4(a) = ip {
+                        probes.push(IpAddr::V6(a.to_ipv6_mapped()));
+                    }
+                }
+                for ip in probes {
+                    let model = rules
+                        .iter()
+                        .rev()
+                        .find(|&&(v4, lo, hi, _)| {
+                            let (f, x) = key(ip);
+                            f == v4 && lo <= x && x <= hi
+                        })
+                        .map_or(0, |r| r.3);
+                    assert_eq!(filter.access(ip).0, model, "access({ip})");
+                    assert_eq!(filter.access(ip).is_blocked(), model & 1 != 0);
+                }
+                assert_eq!(filter.is_empty(), rules.is_empty());
+            }
+            _ => {
+                // The port filter: a rule (or a lookup) from two ports and the flags.
+                let [p0, p1, q0, q1, flags, tail @ ..] = ops else {
+                    break;
+                };
+                ops = tail;
+                let (p, q) = (
+                    u16::from_be_bytes([*p0, *p1]),
+                    u16::from_be_bytes([*q0, *q1]),
+                );
+                if flags & 0x80 == 0 {
+                    let access = IpAccess(u32::from(*flags % 4));
+                    assert_eq!(ports.add_rule(p, q, access), p <= q, "port rule {p}-{q}");
+                    if p <= q {
+                        port_rules.push((p, q, access.0));
+                    }
+                }
+                for port in [p, q, p.wrapping_sub(1), q.wrapping_add(1)] {
+                    let model = port_rules
+                        .iter()
+                        .rev()
+                        .find(|&&(lo, hi, _)| lo <= port && port <= hi)
+                        .map_or(0, |r| r.2);
+                    assert_eq!(ports.access(port).0, model, "port {port}");
+                }
+            }
+        }
+    }
+}

@@ -30,6 +30,12 @@ const TARGETS: &[&str] = &[
     "upnp_xml",
     "natpmp_packet",
     "engine_inputs",
+    "resume_data",
+    "lsd_message",
+    "utp_endpoint",
+    "peer_incoming",
+    "tracker_tiers",
+    "ip_filter",
 ];
 
 #[test]
@@ -95,6 +101,36 @@ fn upnp_xml() {
 #[test]
 fn natpmp_packet() {
     replay("natpmp_packet", bodies::natpmp_packet);
+}
+
+#[test]
+fn resume_data() {
+    replay("resume_data", bodies::resume_data);
+}
+
+#[test]
+fn lsd_message() {
+    replay("lsd_message", bodies::lsd_message);
+}
+
+#[test]
+fn utp_endpoint() {
+    replay("utp_endpoint", bodies::utp_endpoint);
+}
+
+#[test]
+fn peer_incoming() {
+    replay("peer_incoming", bodies::peer_incoming);
+}
+
+#[test]
+fn tracker_tiers() {
+    replay("tracker_tiers", bodies::tracker_tiers);
+}
+
+#[test]
+fn ip_filter() {
+    replay("ip_filter", bodies::ip_filter);
 }
 
 #[test]
