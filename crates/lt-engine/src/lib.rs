@@ -37,8 +37,9 @@
 //! while seeding with an optimistic unchoke every 30 s; disk errors that mean "no space"
 //! or "not allowed" put the torrent in upload mode until `optimistic_disk_retry`.
 //!
-//! Whole swarms run in-process on a virtual clock (`tests/swarm.rs`); `tests/peer_io.rs`
-//! drives the engine against one lt-wire peer. `docs/architecture.md` maps every behaviour
+//! Whole swarms run in-process on a virtual clock with the `sim` feature (module `sim`: loss,
+//! reordering, MSE links, seeded by `LT_SIM_SEED`); `tests/peer_io.rs` drives the engine
+//! against one lt-wire peer. `docs/architecture.md` maps every behaviour
 //! to its module.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -31,10 +31,6 @@ fn a_leecher_unchokes_the_peers_it_downloads_fastest_from() {
             if i == TESTED {
                 s.unchoke_slots_limit = 3;
             }
-            // The slow seed uploads twice the torrent before the leechers finish; the
-            // engine pauses an auto-managed seed at share_ratio_limit even when it is the
-            // only source left.
-            s.share_ratio_limit = 0.0;
         })
         .build(Instant::now())
         .unwrap();

@@ -91,7 +91,7 @@ impl Engine {
 
     /// The auto-manager (the manual's queuing): starts auto-managed downloads in queue
     /// order up to `active_downloads` and seeds by seed rank up to `active_seeds`, at most
-    /// `active_limit` in all; pauses the rest and seeds past their ratio or time limits.
+    /// `active_limit` in all, seeds past their ratio or time limits last; pauses the rest.
     /// Slow downloads do not count with `dont_count_slow_torrents`. A paused session starts
     /// nothing.
     pub(super) fn auto_manage(&mut self, now: Instant) {
@@ -157,8 +157,11 @@ impl Engine {
             }
         }
         let mut seeding = 0;
-        for (done, _, _, id) in seeds {
-            if !done && seeding < max_seed && all < max_all {
+        // Seeds that met their ratio or time goal sort last, but are not paused for it:
+        // the manual only lowers their priority, and a lone seed past its ratio may hold
+        // the swarm's only copy of a piece.
+        for (_, _, _, id) in seeds {
+            if seeding < max_seed && all < max_all {
                 start.push(id);
                 seeding += 1;
                 all += 1;
