@@ -1178,7 +1178,7 @@ pub fn engine_inputs(data: &[u8]) {
 ///   peers grouped IPv4 first (they are written as `peers` and `peers6`); and writing that
 ///   again gives the same bytes.
 pub fn resume_data(data: &[u8]) {
-    use lt_storage::{Limits, ResumeData};
+    use lt_storage::{ResumeData, ResumeLimits as Limits};
 
     let defaults = Limits::default();
     assert_eq!(

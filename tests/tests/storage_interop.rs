@@ -152,7 +152,7 @@ fn libtorrent_download_and_resume_load_without_recheck() {
     assert_eq!(resume.info_hash2, info.info_hash().v2_hash());
     let storage = FsStorage::new(info.files().clone(), &leech, FsOptions::default()).unwrap();
     // Accepted as is: no recheck needed.
-    let have = resume.verify(&info, &storage).unwrap();
+    let have = lt_storage::verify_resume(&resume, &info, &storage).unwrap();
     assert!(have.all(), "{have:?}");
     // And every piece it vouches for really verifies.
     let mut buf = Vec::new();
@@ -193,7 +193,7 @@ fn our_resume_data_is_accepted_by_libtorrent() {
     for p in (0..info.num_pieces() as usize).step_by(2) {
         resume.pieces.set(p);
     }
-    resume.record_file_sizes(&dst).unwrap();
+    lt_storage::record_file_sizes(&mut resume, &dst).unwrap();
     resume.save_path = Some(save.to_string_lossy().into_owned());
     let resume_path = dir.path().join("ours.resume");
     std::fs::write(&resume_path, resume.to_bytes()).unwrap();

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::ops::{BitOr, BitOrAssign};
 
 use lt_core::{InfoHash, PieceIndex};
-use lt_storage::ResumeData;
+use lt_metainfo::ResumeData;
 
 use crate::{DisconnectReason, DiskError, TorrentId, TorrentState};
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use lt_core::{Bitfield, InfoHash, PeerId, PieceIndex, Sha1Hash};
+use lt_metainfo::ResumeData;
 use lt_metainfo::TorrentInfo;
-use lt_storage::ResumeData;
 use lt_tracker::{AnnounceRequest, TrackerIndex};
 use lt_wire::BlockRequest;
 
@@ -138,7 +138,7 @@ pub enum Action {
 #[derive(Debug)]
 pub enum DiskJob {
     /// Decide which pieces are on disk: from `resume` when it fits the files
-    /// ([`ResumeData::verify`]), otherwise by hashing every piece. Report
+    /// (lt-storage's `verify_resume`), otherwise by hashing every piece. Report
     /// [`DiskDone::Checked`].
     Check {
         /// The torrent.

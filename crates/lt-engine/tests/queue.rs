@@ -137,7 +137,7 @@ fn a_magnet_with_resumed_metadata_needs_no_fetch() {
     let other = info(2);
     for (resumed, has_metadata) in [(&wanted, true), (&other, false)] {
         let mut add = AddTorrent::from_magnet(&wanted.magnet_link()).unwrap();
-        let mut resume = lt_storage::ResumeData::new(resumed);
+        let mut resume = lt_metainfo::ResumeData::new(resumed);
         resume.info = Some(resumed.info_bytes().to_vec());
         add.resume = Some(resume);
         let id = engine.add_torrent(t0, add).unwrap();

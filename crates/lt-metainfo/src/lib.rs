@@ -50,6 +50,7 @@ mod file_storage;
 mod limits;
 pub mod magnet;
 mod merkle;
+mod resume;
 mod sanitize;
 mod torrent_info;
 
@@ -60,5 +61,6 @@ pub use file_storage::{FileAttr, FileEntry, FileSlice, FileStorage, PeerRequest}
 pub use limits::{LoadLimits, MIN_PATH_BYTES};
 pub use magnet::MagnetLink;
 pub use merkle::{merkle_root, pad_hash};
+pub use resume::{Allocation, FILE_FORMAT, ResumeData, ResumeError, ResumeLimits, UnfinishedPiece};
 pub use sanitize::sanitize_path_component;
 pub use torrent_info::{AnnounceEntry, TorrentInfo, WebSeed, WebSeedKind};

@@ -179,7 +179,7 @@ impl ReadCache {
 #[non_exhaustive]
 pub enum Job {
     /// Which pieces are on disk: from `resume` when it fits the files
-    /// ([`ResumeData::verify`]), otherwise by hashing every piece. [`Output::Checked`].
+    /// ([`crate::verify_resume`]), otherwise by hashing every piece. [`Output::Checked`].
     Check {
         /// Resume data to trust if it fits.
         resume: Option<Box<ResumeData>>,
@@ -466,7 +466,7 @@ pub fn run_job(store: &TorrentStore, job: Job, check_threads: usize) -> Output {
         Job::Check { resume } => {
             let storage = store.storage();
             if let Some(r) = resume
-                && let Ok(have) = r.verify(info, &**storage)
+                && let Ok(have) = crate::verify_resume(&r, info, &**storage)
             {
                 return Output::Checked(Ok(have));
             }
@@ -537,7 +537,7 @@ pub fn run_job(store: &TorrentStore, job: Job, check_threads: usize) -> Output {
             data.save_path = Some(store.save_path().to_string_lossy().into_owned());
             let result = storage
                 .flush()
-                .and_then(|()| data.record_file_sizes(&**storage))
+                .and_then(|()| crate::record_file_sizes(&mut data, &**storage))
                 .map(|()| data);
             Output::ResumeSaved(result)
         }

@@ -11,24 +11,7 @@ use lt_metainfo::{FileEntry, FileStorage};
 
 use crate::pool::{FilePool, Key};
 use crate::storage::{Slices, check_block, check_component, safe_join, split_user_path};
-use crate::{Error, FileInfo, MoveFlags, Operation, Storage};
-
-/// How files are allocated on disk (the manual's "storage allocation").
-///
-/// The manual's third mode, *compact* allocation, was deprecated in libtorrent 0.16 and is
-/// gone from libtorrent 2; it is not supported here, and resume data that names it is read
-/// as sparse.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Allocation {
-    /// Files are created at their full length without allocating blocks (`ftruncate`); the
-    /// file system allocates as pieces arrive. The default.
-    #[default]
-    Sparse,
-    /// Every wanted file is allocated up front by [`initialize`](Storage::initialize), so a
-    /// full disk shows up before the download starts and files are less fragmented: with
-    /// `fallocate` where the file system has it, else by writing zeros.
-    Full,
-}
+use crate::{Allocation, Error, FileInfo, MoveFlags, Operation, Storage};
 
 /// Options of an [`FsStorage`].
 #[derive(Debug, Clone, PartialEq, Eq)]

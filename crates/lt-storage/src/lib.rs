@@ -10,7 +10,7 @@
 //!    └────────── done(Completion { ctx, output }) ◀────┘  for priority 0)
 //!
 //!  TorrentInfo + Storage ──check_files(threads)──▶ Bitfield   (SHA-1 v1 / SHA-256 merkle v2)
-//!  resume bytes ──ResumeData::from_bytes──▶ ResumeData ──verify(info, storage)──▶ Bitfield
+//!  resume bytes ──ResumeData::from_bytes──▶ ResumeData ──verify_resume(info, storage)──▶ Bitfield
 //!                                                   └─ Err(ResumeError) ⇒ check_files
 //!  ResumeData ──to_bytes──▶ resume bytes  (libtorrent's write_resume_data_buf format)
 //! ```
@@ -25,9 +25,9 @@
 //!   not offered.
 //! - [`check_files`] rechecks a torrent on every core, reading each byte once;
 //!   [`verify_piece_data`] checks a piece from memory (v1 SHA-1 or v2 merkle leaves).
-//! - [`ResumeData`] reads and writes libtorrent's resume files (libtorrent 2.0's and this
-//!   crate's are accepted by both) and [`ResumeData::verify`] decides whether the files on
-//!   disk still fit them, with a typed [`ResumeError`] when not.
+//! - [`ResumeData`] (lt-metainfo's, re-exported) reads and writes libtorrent's resume files
+//!   (libtorrent 2.0's and lt's are accepted by both); [`verify_resume`] decides whether the
+//!   files on disk still fit them, with a typed [`ResumeError`] when not.
 //! - [`DiskIo`] is a session's disk threads: one bounded queue of the engine's jobs for
 //!   every torrent's [`TorrentStore`] (hash from memory then write, write blocks and hash
 //!   back, reads through a read cache of whole pieces, check, resume, move, rename).
@@ -47,7 +47,9 @@
 //! ```
 //! use lt_core::PieceIndex;
 //! use lt_metainfo::{CreateTorrent, TorrentInfo};
-//! use lt_storage::{FsOptions, FsStorage, ResumeData, Storage, check_files};
+//! use lt_storage::{
+//!     FsOptions, FsStorage, ResumeData, Storage, check_files, record_file_sizes, verify_resume,
+//! };
 //!
 //! let data = vec![7u8; 100_000];
 //! let bytes = CreateTorrent::from_memory("payload.bin", data.clone()).piece_size(32768).generate()?;
@@ -66,9 +68,9 @@
 //! storage.flush()?;
 //! let mut resume = ResumeData::new(&info);
 //! resume.pieces = have;
-//! resume.record_file_sizes(&storage)?;
+//! record_file_sizes(&mut resume, &storage)?;
 //! let loaded = ResumeData::from_bytes(&resume.to_bytes())?;
-//! assert!(loaded.verify(&info, &storage)?.all());
+//! assert!(verify_resume(&loaded, &info, &storage)?.all());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![forbid(unsafe_code)]
@@ -86,9 +88,14 @@ mod storage;
 
 pub use check::{check_files, check_pieces, verify_piece, verify_piece_data, verify_v2_leaves};
 pub use disk_io::{Completion, DiskIo, Job, Output, SubmitError, TorrentStore, run_job};
-pub use error::{Error, Operation, ResumeError};
-pub use fs::{Allocation, FsOptions, FsStorage};
-pub use limits::{DEFAULT_MAX_OPEN_FILES, Limits};
+pub use error::{Error, Operation};
+pub use fs::{FsOptions, FsStorage};
+pub use limits::DEFAULT_MAX_OPEN_FILES;
+/// The resume data type and its format live in lt-metainfo (sans-IO); re-exported here
+/// beside the functions that check it against the files.
+pub use lt_metainfo::{
+    Allocation, FILE_FORMAT, ResumeData, ResumeError, ResumeLimits, UnfinishedPiece,
+};
 pub use mem::MemStorage;
-pub use resume::{FILE_FORMAT, ResumeData, UnfinishedPiece};
+pub use resume::{record_file_sizes, verify_resume};
 pub use storage::{FileInfo, MoveFlags, Storage, read_piece, write_blocks};

@@ -34,7 +34,7 @@ pub struct FileInfo {
 ///
 /// Offsets are *piece space*: a piece index and a byte offset inside that piece. The
 /// implementation maps them onto files ([`FileStorage::map_block`]). Every method is
-/// synchronous and may block on disk I/O: call it from a disk thread ([`crate::DiskPool`])
+/// synchronous and may block on disk I/O: call it from a disk thread ([`crate::DiskIo`])
 /// or [`crate::check_files`], never from a network thread.
 ///
 /// Reads and writes take `&self` so one storage can serve several disk threads at once;

@@ -142,7 +142,7 @@ fn child(dir: &Path) {
         }
         if n % 10 == 9 {
             s.flush().unwrap();
-            resume.record_file_sizes(&s).unwrap();
+            lt_storage::record_file_sizes(&mut resume, &s).unwrap();
             let tmp = dir.join("resume.tmp");
             std::fs::write(&tmp, resume.to_bytes()).unwrap();
             std::fs::rename(&tmp, dir.join("resume")).unwrap();
@@ -193,7 +193,7 @@ fn kill_9_mid_download_then_resume() {
     .unwrap();
     let resume =
         ResumeData::from_bytes(&std::fs::read(dir.path().join("resume")).unwrap()).unwrap();
-    let claimed = match resume.verify(&info, &s) {
+    let claimed = match lt_storage::verify_resume(&resume, &info, &s) {
         Ok(claimed) => claimed,
         // The child wrote again in a later second than its last save (mtimes are whole
         // seconds, as in libtorrent's resume data): the resume data is not trusted and

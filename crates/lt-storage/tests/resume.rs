@@ -72,18 +72,16 @@ fn verify_accepts_and_rejects() {
     let mut r = ResumeData::new(&info);
     r.pieces = check_files(&s, &info, 2).unwrap();
     assert!(r.pieces.all());
-    r.record_file_sizes(&s).unwrap();
+    lt_storage::record_file_sizes(&mut r, &s).unwrap();
     let ok = |r: &ResumeData| {
-        ResumeData::from_bytes(&r.to_bytes())
-            .unwrap()
-            .verify(&info, &s)
+        lt_storage::verify_resume(&ResumeData::from_bytes(&r.to_bytes()).unwrap(), &info, &s)
     };
     assert!(ok(&r).unwrap().all());
 
     // Another torrent's resume data.
     let other_src = tempfile::tempdir().unwrap();
     let (other, _) = make_torrent(other_src.path(), &[("q", 5)], 16384, TorrentVersion::V1);
-    let err = ResumeData::new(&other).verify(&info, &s).unwrap_err();
+    let err = lt_storage::verify_resume(&ResumeData::new(&other), &info, &s).unwrap_err();
     assert!(matches!(err, ResumeError::MismatchingInfoHash), "{err:?}");
     // Wrong number of pieces.
     let mut bad = r.clone();

@@ -330,8 +330,8 @@ fn priority_zero_files_go_to_the_part_file() {
     s.flush().unwrap();
     let mut r = lt_storage::ResumeData::new(&info);
     r.pieces = check_files(&s, &info, 2).unwrap();
-    r.record_file_sizes(&s).unwrap();
-    assert!(r.verify(&info, &s).unwrap().all());
+    lt_storage::record_file_sizes(&mut r, &s).unwrap();
+    assert!(lt_storage::verify_resume(&r, &info, &s).unwrap().all());
     // v2-style leaf hashes from storage agree with the data.
     let mut buf = Vec::new();
     let leaves = s.hash_piece_v2(PieceIndex::new(1), &mut buf).unwrap();

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use lt_core::PieceIndex;
-use lt_storage::ResumeData;
+use lt_metainfo::ResumeData;
 
 use crate::torrent::PeerSource;
 use crate::{PeerInfo, TorrentId, TorrentStatus};

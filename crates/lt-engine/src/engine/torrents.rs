@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use lt_core::{Bitfield, PieceIndex, Sha1Hash};
+use lt_metainfo::ResumeData;
 use lt_picker::{Layout, PiecePicker, Priority};
-use lt_storage::ResumeData;
 use lt_tracker::TrackerList;
 use lt_wire::PieceLayout;
 use rand_core::RngCore as _;
