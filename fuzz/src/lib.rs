@@ -875,7 +875,9 @@ pub fn natpmp_packet(data: &[u8]) {
 /// - bytes handed to the driver and not reported written stay within the high send buffer
 ///   watermark plus one piece of slack for each connection (back-pressure);
 /// - every `Send` and `Close` names a connection the engine opened, and nothing is sent
-///   to a connection after its `Close`.
+///   to a connection after its `Close`;
+/// - a partial piece hands the disk at most `max_held_piece_bytes` (one block here) per
+///   `WriteBlocks` job.
 pub fn engine_inputs(data: &[u8]) {
     use std::collections::BTreeMap;
     use std::net::{Ipv4Addr, SocketAddr};
@@ -893,16 +895,18 @@ pub fn engine_inputs(data: &[u8]) {
     fn torrents() -> &'static (Arc<TorrentInfo>, Vec<u8>, Arc<TorrentInfo>) {
         static T: OnceLock<(Arc<TorrentInfo>, Vec<u8>, Arc<TorrentInfo>)> = OnceLock::new();
         T.get_or_init(|| {
-            let make = |name: &str, data: Vec<u8>| {
+            let make = |name: &str, data: Vec<u8>, piece: u32| {
                 let bytes = CreateTorrent::from_memory(name, data)
-                    .piece_size(16 * 1024)
+                    .piece_size(piece)
                     .generate()
                     .unwrap_or_default();
                 Arc::new(TorrentInfo::from_bytes(&bytes).unwrap_or_else(|e| panic!("{e}")))
             };
             let payload: Vec<u8> = (0..65_536u32).map(|i| (i % 251) as u8).collect();
-            let seeded = make("seeded.bin", payload.clone());
-            let magnet = make("magnet.bin", vec![7; 40_000]);
+            let seeded = make("seeded.bin", payload.clone(), 16 * 1024);
+            // Two-block pieces: with max_held_piece_bytes at one block, the first block of
+            // a piece goes out as WriteBlocks and the second completes it.
+            let magnet = make("magnet.bin", vec![7; 40_000], 32 * 1024);
             (seeded, payload, magnet)
         })
     }
@@ -910,6 +914,7 @@ pub fn engine_inputs(data: &[u8]) {
     let (info, payload, magnet_info) = torrents();
     let settings = Settings {
         connections_limit: 8,
+        max_held_piece_bytes: 16 * 1024,
         ..Settings::default()
     };
     let limit = settings.connections_limit;
@@ -1021,10 +1026,21 @@ pub fn engine_inputs(data: &[u8]) {
                             Ok(lt_core::Bitfield::full(info.num_pieces() as usize))
                         },
                     }),
-                    DiskJob::WritePiece { torrent, piece, .. } => Some(DiskDone::PieceWritten {
+                    DiskJob::WritePiece { torrent, piece, .. }
+                    | DiskJob::WriteBlocks {
+                        torrent,
+                        piece,
+                        last: true,
+                        ..
+                    } => Some(DiskDone::PieceWritten {
                         torrent,
                         piece,
                         passed: b & 2 == 0,
+                        error: fail.then(err),
+                    }),
+                    DiskJob::WriteBlocks { torrent, piece, .. } => Some(DiskDone::BlocksWritten {
+                        torrent,
+                        piece,
                         error: fail.then(err),
                     }),
                     DiskJob::Read {
@@ -1143,7 +1159,13 @@ pub fn engine_inputs(data: &[u8]) {
                     assert!(open.remove(&conn).is_some(), "a Close of {conn}, not open");
                     dialled.retain(|c| *c != conn);
                 }
-                Action::Disk(job) if pending_disk.len() < 256 => pending_disk.push(job),
+                Action::Disk(job) if pending_disk.len() < 256 => {
+                    if let DiskJob::WriteBlocks { blocks, .. } = &job {
+                        let held: usize = blocks.iter().map(|(_, b)| b.len()).sum();
+                        assert!(held <= 16 * 1024, "a WriteBlocks job carried {held} bytes");
+                    }
+                    pending_disk.push(job);
+                }
                 _ => {}
             }
         }
