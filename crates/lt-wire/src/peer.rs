@@ -31,6 +31,7 @@ use crate::limits::{
     DEFAULT_REQUEST_TIMEOUT,
 };
 use crate::message::{BlockRequest, HashRequest, Message, MessageDecoder, id, piece_header};
+use crate::metadata::MetadataMessage;
 use crate::mse::Rc4Stream;
 use crate::pex::PexRateLimiter;
 use crate::{Error, Limits, TimeoutKind};
@@ -333,6 +334,8 @@ pub struct PeerConnection {
     peer_id: Option<PeerId>,
     ext_ids: ExtensionIds,
     peer_reqq: Option<u32>,
+    /// The `metadata_size` of the peer's latest extended handshake that had one.
+    peer_metadata_size: Option<u32>,
 
     am_choking: bool,
     am_interested: bool,
@@ -413,6 +416,7 @@ impl PeerConnection {
             peer_info_hash: None,
             peer_id: None,
             peer_reqq: None,
+            peer_metadata_size: None,
             am_choking: true,
             am_interested: false,
             peer_choking: true,
@@ -1221,8 +1225,21 @@ impl PeerConnection {
                 if hs.reqq.is_some() {
                     self.peer_reqq = hs.reqq;
                 }
+                if hs.metadata_size.is_some() {
+                    self.peer_metadata_size = hs.metadata_size;
+                }
                 self.events
                     .push_back(PeerEvent::ExtendedHandshake(Box::new(hs)));
+            }
+            ExtensionMessage::Metadata(MetadataMessage::Data { total_size, .. })
+                if self.peer_metadata_size.is_some_and(|s| s != total_size) =>
+            {
+                // BEP 9: `total_size` is the size of the metadata, which the peer announced
+                // as `metadata_size`; a peer that contradicts itself lies about one of them
+                // (issue 18: such pieces were dropped and asked for again, for ever).
+                return Err(Error::BadMetadataMessage(
+                    "total_size differs from the announced metadata_size",
+                ));
             }
             ExtensionMessage::Pex(p) => {
                 self.pex_limiter.check(now)?;

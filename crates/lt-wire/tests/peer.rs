@@ -354,6 +354,54 @@ fn hostile_extension_messages() {
     feed(&mut c, t0, &extended(77, b"garbage".to_vec())).unwrap();
 }
 
+/// A ut_metadata data piece whose `total_size` is not the `metadata_size` the peer
+/// announced is a lie (hostile-peer suite, issue 18); one that agrees is delivered.
+#[test]
+fn metadata_total_size_must_match_the_announced_size() {
+    let md_id = ExtensionIds::default()
+        .local(lt_wire::Extension::Metadata)
+        .unwrap();
+    let data = |total_size: u32| {
+        let mut payload = BytesMut::new();
+        MetadataMessage::Data {
+            piece: 0,
+            total_size,
+            data: Bytes::from(vec![7u8; total_size.min(16384) as usize]),
+        }
+        .encode(&mut payload);
+        extended(md_id, payload.to_vec())
+    };
+    let announce = |size: i64| {
+        let hs = Value::dict([
+            ("m", Value::dict([("ut_metadata", Value::Int(3))])),
+            ("metadata_size", Value::Int(size)),
+        ]);
+        extended(0, hs.to_bytes())
+    };
+    let (mut c, t0) = connected(fast());
+    feed(&mut c, t0, &announce(1000)).unwrap();
+    assert_eq!(
+        feed(&mut c, t0, &data(21_000)),
+        Err(Error::BadMetadataMessage(
+            "total_size differs from the announced metadata_size"
+        ))
+    );
+    let (mut c, t0) = connected(fast());
+    feed(&mut c, t0, &announce(1000)).unwrap();
+    feed(&mut c, t0, &data(1000)).unwrap();
+    let (events, _) = drain(&mut c);
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            PeerEvent::Extension(ExtensionMessage::Metadata(MetadataMessage::Data {
+                total_size: 1000,
+                ..
+            }))
+        )),
+        "{events:?}"
+    );
+}
+
 #[test]
 fn request_timeout_snubs() {
     let (mut c, t0) = connected(fast());
@@ -676,10 +724,11 @@ fn two_peers_exchange_blocks_and_metadata() {
         assert!(b.send_block(t0, req.piece, req.begin, data.clone()));
         b.send_extension(
             t0,
+            // The whole metadata of the size `b` announced (`torrent()`'s 1234 bytes).
             &ExtensionMessage::Metadata(MetadataMessage::Data {
                 piece: 0,
-                total_size: 5,
-                data: Bytes::from_static(b"hello"),
+                total_size: 1234,
+                data: Bytes::from(vec![b'h'; 1234]),
             }),
         )
         .unwrap();
