@@ -8,8 +8,8 @@ use std::time::Instant;
 use bytes::Bytes;
 use lt_core::{InfoHash, Sha1Hash};
 use lt_engine::{
-    Action, Alert, ConnId, DiskDone, DiskError, DiskErrorKind, DiskJob, Handshake, Input,
-    TorrentId, Transport,
+    Action, Alert, ConnId, DiskDone, DiskError, DiskErrorKind, DiskJob, Engine, Handshake, Input,
+    IoError, TorrentId, Transport,
 };
 use lt_metainfo::TorrentInfo;
 use lt_storage::{FsStorage, TorrentStore};
@@ -30,7 +30,7 @@ pub(crate) enum Event {
     /// A dialled connection is up: the loop keeps its writer, then tells the engine.
     Connected {
         conn: ConnId,
-        writer: mpsc::UnboundedSender<Vec<Bytes>>,
+        writer: io::Writer,
         transport: Transport,
         handshake: Handshake,
     },
@@ -55,12 +55,13 @@ pub(crate) async fn engine_loop(
     dialer: io::Dialer,
     lsd: Option<Arc<Lsd>>,
 ) {
-    let http = {
+    let (http, max_unwritten) = {
         let e = shared.engine();
-        tracker::http_client(
+        let http = tracker::http_client(
             &e.settings().user_agent,
             e.settings().tracker_completion_timeout,
-        )
+        );
+        (http, io::max_unwritten(e.settings().send_buffer_watermark))
     };
     let mut driver = Driver {
         shared,
@@ -72,6 +73,8 @@ pub(crate) async fn engine_loop(
         writers: HashMap::new(),
         tasks: HashMap::new(),
         served: Vec::new(),
+        not_reading: Vec::new(),
+        max_unwritten,
     };
     let mut batch: Vec<Event> = Vec::with_capacity(256);
     let mut actions: Vec<Action> = Vec::new();
@@ -90,7 +93,8 @@ pub(crate) async fn engine_loop(
             }
             () = driver.shared.wake.notified() => {}
             () = tokio::time::sleep_until(deadline.into()) => {}
-            () = std::future::ready(()), if !driver.served.is_empty() => {}
+            () = std::future::ready(()),
+                if !driver.served.is_empty() || !driver.not_reading.is_empty() => {}
         }
         driver.step(&mut batch, &mut actions);
         for action in actions.drain(..) {
@@ -110,74 +114,45 @@ struct Driver {
     lsd: Option<Arc<Lsd>>,
     /// Disk jobs the full queue handed back, submitted again as jobs finish.
     disk_backlog: VecDeque<(Arc<TorrentStore>, lt_storage::Job, DiskCtx)>,
-    writers: HashMap<ConnId, mpsc::UnboundedSender<Vec<Bytes>>>,
+    writers: HashMap<ConnId, io::Writer>,
     tasks: HashMap<ConnId, tokio::task::AbortHandle>,
     /// Reads served from the read cache, handed in at the next step.
     served: Vec<DiskDone>,
+    /// Connections closed because their peer does not read what it is sent, for the engine
+    /// at the next step.
+    not_reading: Vec<(ConnId, usize)>,
+    /// Most that may wait in a writer ([`io::max_unwritten`] of the engine's send buffer
+    /// watermark, kept up to date at each step).
+    max_unwritten: usize,
 }
 
 impl Driver {
-    /// Hands a batch of events (and the timer, when due) to the engine and collects what it
-    /// asks for.
+    /// Hands a batch of events (and the timer, when due) to the engine, one at a time, and
+    /// carries out what the engine asks for after each; what the timer asks for is left in
+    /// `actions`. One event at a time bounds what waits in the engine's action queue by what
+    /// one event can cause: a 256 KiB read of a peer that toggles its interest makes 50,000
+    /// messages to send, which must reach the writer (and its [`io::max_unwritten`]) before
+    /// the next read is looked at, not after a whole batch of them.
     fn step(&mut self, batch: &mut Vec<Event>, actions: &mut Vec<Action>) {
         self.retry_disk();
         let shared = Arc::clone(&self.shared);
-        let mut engine = shared.engine();
-        let now = Instant::now();
-        for done in self.served.drain(..) {
-            let _ = engine.handle_input(now, Input::Disk(done));
-        }
         for event in batch.drain(..) {
-            match event {
-                Event::Connected {
-                    conn,
-                    writer,
-                    transport,
-                    handshake,
-                } => {
-                    self.writers.insert(conn, writer);
-                    let connected = Input::Connected {
-                        conn,
-                        transport,
-                        handshake,
-                    };
-                    let _ = engine.handle_input(now, connected);
+            {
+                let mut engine = shared.engine();
+                let now = Instant::now();
+                self.own_inputs(&mut engine, now);
+                self.hand_over(&mut engine, now, event);
+                while let Some(a) = engine.poll_action() {
+                    actions.push(a);
                 }
-                Event::Incoming {
-                    addr,
-                    stream,
-                    handshake,
-                } => {
-                    let incoming = Input::Incoming {
-                        addr,
-                        transport: stream.transport(),
-                        handshake,
-                    };
-                    // A refused connection is dropped here, which closes it.
-                    if let Some(conn) = engine.handle_input(now, incoming) {
-                        let (writer, reader) = stream.start(conn, &self.tx);
-                        self.writers.insert(conn, writer);
-                        let t = tokio::spawn(reader);
-                        self.tasks.insert(conn, t.abort_handle());
-                    }
-                }
-                Event::Engine(input) => {
-                    if let Input::ConnectFailed { conn, .. } | Input::Closed { conn, .. } = &input {
-                        self.writers.remove(conn);
-                        self.tasks.remove(conn);
-                    }
-                    let _ = engine.handle_input(now, input);
-                }
-                Event::Alert(a) => engine.post_alert(a),
-                Event::Disk(done) => match disk::report(done) {
-                    DiskOutput::Done(d) => {
-                        let _ = engine.handle_input(now, Input::Disk(d));
-                    }
-                    DiskOutput::Alert(a) => engine.post_alert(a),
-                    DiskOutput::Nothing => {}
-                },
+            }
+            for action in actions.drain(..) {
+                self.act(action);
             }
         }
+        let mut engine = shared.engine();
+        let now = Instant::now();
+        self.own_inputs(&mut engine, now);
         if engine.poll_timeout() <= now {
             let _ = engine.handle_input(now, Input::Timeout);
         }
@@ -185,6 +160,82 @@ impl Driver {
             actions.push(a);
         }
         shared.push_alerts(&mut engine);
+    }
+
+    /// Hands the engine what the driver found itself: reads served from the cache, and
+    /// connections closed because their peer does not read.
+    fn own_inputs(&mut self, engine: &mut Engine, now: Instant) {
+        self.max_unwritten = io::max_unwritten(engine.settings().send_buffer_watermark);
+        for done in self.served.drain(..) {
+            let _ = engine.handle_input(now, Input::Disk(done));
+        }
+        for (conn, unwritten) in self.not_reading.drain(..) {
+            tracing::debug!(%conn, unwritten, "the peer does not read what it is sent; closed");
+            let error = IoError::new(
+                std::io::ErrorKind::Other,
+                format!("the peer does not read: {unwritten} bytes wait to be written"),
+            );
+            let closed = Input::Closed {
+                conn,
+                error: Some(error),
+            };
+            let _ = engine.handle_input(now, closed);
+        }
+    }
+
+    /// Hands one event to the engine, keeping the socket or writer it carries.
+    fn hand_over(&mut self, engine: &mut Engine, now: Instant, event: Event) {
+        match event {
+            Event::Connected {
+                conn,
+                writer,
+                transport,
+                handshake,
+            } => {
+                self.writers.insert(conn, writer);
+                let connected = Input::Connected {
+                    conn,
+                    transport,
+                    handshake,
+                };
+                let _ = engine.handle_input(now, connected);
+            }
+            Event::Incoming {
+                addr,
+                stream,
+                handshake,
+            } => {
+                let incoming = Input::Incoming {
+                    addr,
+                    transport: stream.transport(),
+                    handshake,
+                };
+                // A refused connection is dropped here, which closes it.
+                if let Some(conn) = engine.handle_input(now, incoming) {
+                    let (writer, reader) = stream.start(conn, &self.tx);
+                    self.writers.insert(conn, writer);
+                    let t = tokio::spawn(reader);
+                    self.tasks.insert(conn, t.abort_handle());
+                }
+            }
+            Event::Engine(input) => {
+                if let Input::ConnectFailed { conn, .. } | Input::Closed { conn, .. } = &input {
+                    if let Some(w) = self.writers.remove(conn) {
+                        w.close();
+                    }
+                    self.tasks.remove(conn);
+                }
+                let _ = engine.handle_input(now, input);
+            }
+            Event::Alert(a) => engine.post_alert(a),
+            Event::Disk(done) => match disk::report(done) {
+                DiskOutput::Done(d) => {
+                    let _ = engine.handle_input(now, Input::Disk(d));
+                }
+                DiskOutput::Alert(a) => engine.post_alert(a),
+                DiskOutput::Nothing => {}
+            },
+        }
     }
 
     /// Carries out one action: one method per kind.
@@ -228,14 +279,28 @@ impl Driver {
         }
     }
 
-    fn send(&self, conn: ConnId, bufs: Vec<Bytes>) {
-        if let Some(w) = self.writers.get(&conn) {
-            let _ = w.send(bufs);
+    /// Hands `bufs` to the connection's writer; a peer with [`io::max_unwritten`] waiting
+    /// already does not read, and its connection is closed (the engine hears of it before
+    /// the next event).
+    fn send(&mut self, conn: ConnId, bufs: Vec<Bytes>) {
+        let Some(w) = self.writers.get(&conn) else {
+            return;
+        };
+        if let Err(e) = w.send(bufs, self.max_unwritten) {
+            if let Some(w) = self.writers.remove(&conn) {
+                w.abort();
+            }
+            if let Some(t) = self.tasks.remove(&conn) {
+                t.abort();
+            }
+            self.not_reading.push((conn, e.unwritten));
         }
     }
 
     fn close(&mut self, conn: ConnId) {
-        self.writers.remove(&conn);
+        if let Some(w) = self.writers.remove(&conn) {
+            w.close();
+        }
         if let Some(t) = self.tasks.remove(&conn) {
             t.abort();
         }

@@ -1,23 +1,31 @@
 //! Peer sockets: outgoing connects (one attempt each, over the transport and with the MSE
 //! choice the engine made), incoming connections (plaintext or MSE, told apart by their
 //! first bytes), and the reader and writer of each connection. The writer reports every
-//! write back to the engine ([`lt_engine::Input::Drained`]), which is what bounds the bytes
-//! queued for a peer.
+//! write back to the engine ([`lt_engine::Input::Drained`]), which is what bounds the
+//! blocks queued for a peer; [`Writer::send`] bounds everything queued for it
+//! ([`max_unwritten`]).
+//!
+//! Incoming connections in their handshake hold one of a fixed number of permits; at the
+//! cap the oldest of them makes room for the newcomer ([`start_accept`]), so connections
+//! that stall in their handshake cannot keep others out.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::{Buf as _, Bytes, BytesMut};
 use lt_core::Sha1Hash;
 use lt_engine::{ConnId, Handshake, Input, IoError, Transport};
 use lt_utp::tokio::{UtpSocket, UtpStream};
+use lt_wire::HANDSHAKE_LEN;
 use lt_wire::mse::{MseConfig, MseHandshake, MseStatus, classify_incoming};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::task::AbortHandle;
 
 use crate::{Event, Shared};
 
@@ -25,6 +33,31 @@ use crate::{Event, Shared};
 const READ_CHUNK: usize = 256 * 1024;
 /// Buffers written with one vectored write at most.
 const MAX_IOV: usize = 64;
+/// The least that may wait in one connection's writer, counted by [`send_cost`]: 4 MiB;
+/// see [`max_unwritten`].
+const MIN_UNWRITTEN: usize = 4 << 20;
+/// What a buffer handed to a writer costs besides its bytes (its `Bytes` handle), and what
+/// each hand-over costs (the `Vec` of up to four handles the engine makes, its allocation
+/// header and the channel's slot). Estimates, so that many tiny messages count for the
+/// memory they take: a peer toggling its interest makes 5-byte messages of about 200
+/// bytes each.
+const BUF_COST: usize = 16;
+const SEND_COST: usize = 192;
+
+/// Most that may wait in one connection's writer, counted by [`send_cost`]: four times the
+/// engine's send buffer watermark, at least [`MIN_UNWRITTEN`]. The engine keeps the blocks
+/// it sends a peer under the watermark, but not the small messages it answers with (choke
+/// and unchoke when a peer toggles its interest, rejects, ...): a peer that keeps asking
+/// and never reads would make those pile up without end. Past this its connection is
+/// closed as dead (issue 18, hostile-peer suite).
+pub(crate) fn max_unwritten(send_buffer_watermark: usize) -> usize {
+    send_buffer_watermark.saturating_mul(4).max(MIN_UNWRITTEN)
+}
+
+/// How long a closed connection's writer may go on writing what it was handed (a last
+/// reject or bitfield) before it is stopped; a peer that does not read cannot keep it, or
+/// the socket, any longer.
+const WRITER_LINGER: Duration = Duration::from_secs(5);
 
 /// A connection's read loop, to spawn.
 pub(crate) type ReadLoop = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -44,12 +77,8 @@ impl PeerStream {
         }
     }
 
-    /// Starts the writer and returns its sender and the read half's loop.
-    pub(crate) fn start(
-        self,
-        conn: ConnId,
-        events: &mpsc::Sender<Event>,
-    ) -> (mpsc::UnboundedSender<Vec<Bytes>>, ReadLoop) {
+    /// Starts the writer and returns it and the read half's loop.
+    pub(crate) fn start(self, conn: ConnId, events: &mpsc::Sender<Event>) -> (Writer, ReadLoop) {
         match self {
             Self::Tcp(s) => {
                 let (read, write) = s.into_split();
@@ -225,26 +254,100 @@ pub(crate) async fn connect(
 /// Starts the first-bytes task of an accepted connection, holding one of `handshakes`'
 /// permits until it ends (issue 18, finding 7: a flood of connections that never finish
 /// their handshake costs at most that many tasks, and no DH exponentiation past them).
-/// Without a free permit the connection is dropped, which closes it.
+///
+/// Without a free permit the oldest connection still in its first bytes is closed and the
+/// new one takes its place, as libtorrent disconnects the least useful peer at its
+/// connection limit: otherwise as many connections as there are permits, each sending a
+/// byte now and then (slowloris), would keep every other peer out for good. An honest
+/// handshake arrives in one packet and is through long before it is the oldest.
 pub(crate) fn start_accept(
     stream: PeerStream,
     addr: SocketAddr,
     shared: &Arc<Shared>,
-    handshakes: &Arc<tokio::sync::Semaphore>,
+    handshakes: &Arc<Semaphore>,
     timeout: Duration,
     events: &mpsc::Sender<Event>,
 ) {
-    let Ok(permit) = Arc::clone(handshakes).try_acquire_owned() else {
+    let slots = Arc::as_ptr(handshakes).addr();
+    let permit = Arc::clone(handshakes)
+        .try_acquire_owned()
+        .ok()
+        .or_else(|| evict_oldest_handshake(slots));
+    let Some(permit) = permit else {
         tracing::debug!(peer = %addr, "too many incoming handshakes; closed");
         return;
     };
+    let accepting = Accepting::register(slots, permit);
+    let evicted = Arc::clone(&accepting.evict);
     let config = shared.engine().mse_config();
     let shared = Arc::clone(shared);
     let events = events.clone();
     tokio::spawn(async move {
-        accept(stream, addr, config, &shared, timeout, events).await;
-        drop(permit);
+        let _accepting = accepting;
+        tokio::select! {
+            () = accept(stream, addr, config, &shared, timeout, events) => {}
+            () = evicted.notified() => {
+                tracing::debug!(peer = %addr, "oldest incoming handshake closed for a new one");
+            }
+        }
     });
+}
+
+/// Incoming connections in their first bytes, oldest first, of every session of the
+/// process (a session's are those of its handshake semaphore), each with the permit it
+/// holds.
+static ACCEPTING: Mutex<VecDeque<AcceptingEntry>> = Mutex::new(VecDeque::new());
+static NEXT_ACCEPTING: AtomicU64 = AtomicU64::new(0);
+
+struct AcceptingEntry {
+    slots: usize,
+    id: u64,
+    evict: Arc<Notify>,
+    permit: OwnedSemaphorePermit,
+}
+
+/// A connection's entry in [`ACCEPTING`]; its permit is given back when the entry goes,
+/// which is when the connection's task ends (or is dropped), or when a newer connection
+/// takes the permit over.
+struct Accepting {
+    id: u64,
+    evict: Arc<Notify>,
+}
+
+impl Accepting {
+    fn register(slots: usize, permit: OwnedSemaphorePermit) -> Self {
+        let id = NEXT_ACCEPTING.fetch_add(1, Ordering::Relaxed);
+        let evict = Arc::new(Notify::new());
+        ACCEPTING
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push_back(AcceptingEntry {
+                slots,
+                id,
+                evict: Arc::clone(&evict),
+                permit,
+            });
+        Self { id, evict }
+    }
+}
+
+impl Drop for Accepting {
+    fn drop(&mut self) {
+        let mut accepting = ACCEPTING.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(i) = accepting.iter().position(|e| e.id == self.id) {
+            accepting.remove(i);
+        }
+    }
+}
+
+/// Stops the oldest connection in its first bytes of the session whose semaphore is
+/// `slots` and hands its permit over; `None` when there is none.
+fn evict_oldest_handshake(slots: usize) -> Option<OwnedSemaphorePermit> {
+    let mut accepting = ACCEPTING.lock().unwrap_or_else(PoisonError::into_inner);
+    let i = accepting.iter().position(|e| e.slots == slots)?;
+    let entry = accepting.remove(i)?;
+    entry.evict.notify_one();
+    Some(entry.permit)
 }
 
 /// Reads the first bytes of an accepted connection: plaintext goes on as is, anything else
@@ -299,41 +402,134 @@ async fn first_bytes<S: AsyncRead + AsyncWrite + Unpin>(
             }
         };
         config.accept_incoming(plaintext).map_err(mse_error)?;
-        if plaintext {
-            return Ok(Handshake {
+        let mut handshake = if plaintext {
+            Handshake {
                 cipher: None,
                 received: prefix,
                 encrypted: false,
-            });
-        }
-        let mut seed = [0u8; 32];
-        crate::random_bytes(&mut seed);
-        let mut hs = MseHandshake::respond(&config, seed);
-        hs.handle_bytes(&prefix).map_err(mse_error)?;
-        mse(stream, hs, Some(shared)).await
+            }
+        } else {
+            let mut seed = [0u8; 32];
+            crate::random_bytes(&mut seed);
+            let mut hs = MseHandshake::respond(&config, seed);
+            hs.handle_bytes(&prefix).map_err(mse_error)?;
+            mse(stream, hs, Some(shared)).await?
+        };
+        read_bt_handshake(stream, &mut handshake).await?;
+        Ok(handshake)
     }
 }
 
-/// Starts the writer of a connection; dropping the sender closes the socket's write side.
-/// The channel is unbounded on purpose: the engine bounds what it sends to one peer by
-/// the send buffer watermark, counting down as each write is reported here.
+/// Reads (and decrypts) until the whole BitTorrent handshake is in `hs.received`, before
+/// the engine sees the connection: until then a peer that stalls in it holds only a
+/// handshake permit, which a newer connection can take from it (see [`start_accept`]), not
+/// one of the engine's connections, which it could keep from honest peers until the
+/// handshake timeout. An initiator sends its handshake at once (BEP 3).
+async fn read_bt_handshake<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    hs: &mut Handshake,
+) -> Result<(), IoError> {
+    while hs.received.len() < HANDSHAKE_LEN {
+        let start = hs.received.len();
+        if stream.read_buf(&mut hs.received).await? == 0 {
+            return Err(IoError::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "closed in the handshake",
+            ));
+        }
+        if let Some(c) = &mut hs.cipher {
+            c.decrypt(&mut hs.received[start..]);
+        }
+    }
+    Ok(())
+}
+
+/// A connection's writer as the engine loop holds it: the channel to its task and the cost
+/// ([`send_cost`]) of what was handed to it and not yet written.
+pub(crate) struct Writer {
+    tx: mpsc::UnboundedSender<Vec<Bytes>>,
+    unwritten: Arc<AtomicUsize>,
+    task: AbortHandle,
+}
+
+/// A peer that has [`max_unwritten`] waiting to be written already: it does not read.
+#[derive(Debug)]
+pub(crate) struct NotReading {
+    /// What was waiting.
+    pub(crate) unwritten: usize,
+}
+
+impl Writer {
+    /// Hands `bufs` to the writer.
+    ///
+    /// # Errors
+    /// [`NotReading`] when the peer would have more than `limit` ([`max_unwritten`])
+    /// waiting with these (they are not sent); the caller closes the connection.
+    pub(crate) fn send(&self, bufs: Vec<Bytes>, limit: usize) -> Result<(), NotReading> {
+        let cost = send_cost(&bufs);
+        let before = self.unwritten.fetch_add(cost, Ordering::Relaxed);
+        if before.saturating_add(cost) > limit {
+            self.unwritten.fetch_sub(cost, Ordering::Relaxed);
+            return Err(NotReading { unwritten: before });
+        }
+        // A closed channel means the writer failed; the read side reports the close.
+        let _ = self.tx.send(bufs);
+        Ok(())
+    }
+
+    /// Closes the connection's write side once what was handed over is written, or after
+    /// [`WRITER_LINGER`] if the peer does not read it.
+    pub(crate) fn close(self) {
+        drop(self.tx);
+        let task = self.task;
+        if !task.is_finished() {
+            tokio::spawn(async move {
+                tokio::time::sleep(WRITER_LINGER).await;
+                task.abort();
+            });
+        }
+    }
+
+    /// Stops the writer now, dropping what it holds.
+    pub(crate) fn abort(self) {
+        self.task.abort();
+    }
+}
+
+/// What `bufs` cost while they wait in a writer: their bytes, plus [`BUF_COST`] each and
+/// [`SEND_COST`].
+fn send_cost(bufs: &[Bytes]) -> usize {
+    bufs.iter()
+        .map(|b| b.len().saturating_add(BUF_COST))
+        .fold(SEND_COST, usize::saturating_add)
+}
+
+/// Starts the writer of a connection; closing it ([`Writer::close`]) closes the socket's
+/// write side. The channel is unbounded: the engine bounds the blocks it sends one peer by
+/// the send buffer watermark, counting down as each write is reported here, and
+/// [`Writer::send`] bounds everything else by [`max_unwritten`].
 pub(crate) fn spawn_writer<W: AsyncWrite + Unpin + Send + 'static>(
     mut write: W,
     conn: ConnId,
     events: mpsc::Sender<Event>,
-) -> mpsc::UnboundedSender<Vec<Bytes>> {
+) -> Writer {
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<Bytes>>();
-    tokio::spawn(async move {
+    let unwritten = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&unwritten);
+    let task = tokio::spawn(async move {
         let mut queue: VecDeque<Bytes> = VecDeque::new();
         while let Some(bufs) = rx.recv().await {
+            let mut cost = send_cost(&bufs);
             queue.extend(bufs);
             while let Ok(more) = rx.try_recv() {
+                cost = cost.saturating_add(send_cost(&more));
                 queue.extend(more);
             }
             let written = queue.iter().map(Bytes::len).sum();
             if write_all(&mut write, &mut queue).await.is_err() {
                 return;
             }
+            counter.fetch_sub(cost, Ordering::Relaxed);
             let drained = Input::Drained { conn, written };
             if events.send(Event::Engine(drained)).await.is_err() {
                 return;
@@ -341,7 +537,11 @@ pub(crate) fn spawn_writer<W: AsyncWrite + Unpin + Send + 'static>(
         }
         let _ = write.shutdown().await;
     });
-    tx
+    Writer {
+        tx,
+        unwritten,
+        task: task.abort_handle(),
+    }
 }
 
 async fn write_all<W: AsyncWrite + Unpin>(
@@ -410,5 +610,66 @@ pub(crate) async fn read_loop<R: AsyncRead + Unpin + Send + 'static>(
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_unwritten_limit_follows_the_watermark() {
+        assert_eq!(max_unwritten(500 << 10), MIN_UNWRITTEN);
+        assert_eq!(max_unwritten(3 << 20), 12 << 20);
+        assert_eq!(max_unwritten(usize::MAX), usize::MAX);
+        let five = Bytes::from_static(b"12345");
+        assert_eq!(send_cost(&[five]), SEND_COST + BUF_COST + 5);
+    }
+
+    /// A peer that never reads: the writer takes what the limit allows, then refuses.
+    #[tokio::test]
+    async fn a_writer_refuses_past_its_limit() {
+        let (ours, _theirs) = tokio::io::duplex(1024);
+        let (events, _rx) = mpsc::channel(16);
+        let writer = spawn_writer(ours, ConnId(1), events);
+        let limit = 64 << 10;
+        let msg = || vec![Bytes::from_static(b"\0\0\0\x01\x01")];
+        let mut sent = 0usize;
+        let refused = loop {
+            match writer.send(msg(), limit) {
+                Ok(()) => sent += 1,
+                Err(e) => break e,
+            }
+            assert!(sent < 10_000, "never refused");
+        };
+        // Every message costs far more than its 5 bytes.
+        assert_eq!(sent, limit / send_cost(&msg()));
+        assert!(refused.unwritten <= limit);
+        writer.abort();
+    }
+
+    /// At the cap the oldest handshake gives its permit to the newcomer and is told to stop.
+    #[tokio::test]
+    async fn the_oldest_handshake_makes_room() {
+        let slots = Arc::new(Semaphore::new(2));
+        let key = Arc::as_ptr(&slots).addr();
+        let first = Accepting::register(key, Arc::clone(&slots).try_acquire_owned().unwrap());
+        let second = Accepting::register(key, Arc::clone(&slots).try_acquire_owned().unwrap());
+        assert!(Arc::clone(&slots).try_acquire_owned().is_err());
+        let permit = evict_oldest_handshake(key).expect("an entry to evict");
+        // The first one is told to stop.
+        tokio::time::timeout(Duration::from_secs(5), first.evict.notified())
+            .await
+            .expect("the oldest was told");
+        let third = Accepting::register(key, permit);
+        drop(first);
+        assert!(Arc::clone(&slots).try_acquire_owned().is_err());
+        // A finished handshake gives its permit back.
+        drop(second);
+        assert!(Arc::clone(&slots).try_acquire_owned().is_ok());
+        drop(third);
+        assert_eq!(slots.available_permits(), 2);
+        // Another session's handshakes are not touched.
+        assert!(evict_oldest_handshake(key + 1).is_none());
     }
 }
