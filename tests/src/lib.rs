@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bad_peer;
+pub mod hostile;
 pub mod netns;
 pub mod swarm;
 pub mod tracker_driver;
