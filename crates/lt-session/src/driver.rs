@@ -130,7 +130,7 @@ impl Driver {
     /// Hands a batch of events (and the timer, when due) to the engine, one at a time, and
     /// carries out what the engine asks for after each; what the timer asks for is left in
     /// `actions`. One event at a time bounds what waits in the engine's action queue by what
-    /// one event can cause: a 256 KiB read of a peer that toggles its interest makes 50,000
+    /// one event can cause: a 64 KiB read of a peer that toggles its interest makes 13,000
     /// messages to send, which must reach the writer (and its [`io::max_unwritten`]) before
     /// the next read is looked at, not after a whole batch of them.
     fn step(&mut self, batch: &mut Vec<Event>, actions: &mut Vec<Action>) {

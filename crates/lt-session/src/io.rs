@@ -29,8 +29,12 @@ use tokio::task::AbortHandle;
 
 use crate::{Event, Shared};
 
-/// Bytes read from a socket at once.
-const READ_CHUNK: usize = 256 * 1024;
+/// Bytes read from a socket at once: 64 KiB. Each read is one input to the engine, and
+/// what one input can make the engine queue grows with it: 64 KiB of a peer toggling its
+/// interest are 13,000 messages that each make a choke or unchoke to send (256 KiB reads
+/// let such a peer grow lt seed by 50 MB, 64 KiB ones by 13 MB). Transfers on loopback
+/// ran as fast with 64 KiB reads as with 256 KiB ones.
+const READ_CHUNK: usize = 64 * 1024;
 /// Buffers written with one vectored write at most.
 const MAX_IOV: usize = 64;
 /// The least that may wait in one connection's writer, counted by [`send_cost`]: 4 MiB;
