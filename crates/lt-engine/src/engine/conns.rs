@@ -280,6 +280,14 @@ impl Engine {
             }
             t.conns.remove(&cid);
             t.pending_reads.retain(|(x, _)| *x != cid);
+            // Metadata pieces it was asked for go to someone else now, not at their timeout.
+            let mut meta_freed = false;
+            for r in &mut t.meta.requested {
+                if r.is_some_and(|(x, _)| x == cid) {
+                    *r = None;
+                    meta_freed = true;
+                }
+            }
             if let Some(e) = c.entry.and_then(|a| t.peers.get_mut(&a)) {
                 if e.conn == Some(cid) {
                     e.conn = None;
@@ -304,6 +312,11 @@ impl Engine {
                     addr: c.addr,
                     reason,
                 });
+            }
+            if let Some(tid) = c.torrent
+                && meta_freed
+            {
+                self.request_metadata(now, tid);
             }
             if let Some(tid) = c.torrent
                 && c.connected

@@ -303,7 +303,6 @@ impl Engine {
         let Some(t) = self.torrents.get_mut(&id) else {
             return;
         };
-        t.num_banned += 1;
         let entry = conn
             .and_then(|c| self.conns.get(&c))
             .and_then(|c| c.entry)
@@ -312,10 +311,13 @@ impl Engine {
             .entry(entry)
             .or_insert_with(|| PeerEntry::new(PeerSource::Incoming))
             .banned = true;
-        self.banned.insert(entry);
-        self.banned.insert(addr);
-        debug!(torrent = %id, peer = %addr, "banned for corrupt data");
-        self.alerts.push(Alert::PeerBanned { torrent: id, addr });
+        // A peer is counted (and announced) once, however many of its pieces failed.
+        let new_entry = self.banned.insert(entry);
+        if self.banned.insert(addr) || new_entry {
+            t.num_banned += 1;
+            debug!(torrent = %id, peer = %addr, "banned for corrupt data");
+            self.alerts.push(Alert::PeerBanned { torrent: id, addr });
+        }
         if let Some(c) = conn {
             self.close(now, c, DisconnectReason::Banned);
         }

@@ -68,10 +68,35 @@ impl Engine {
         })
     }
 
+    /// A peer that left a metadata request unanswered for `METADATA_REQUEST_TIMEOUT` is no
+    /// longer a source for this torrent's metadata (as if it had rejected it), and its
+    /// pieces go to others: a silent peer cannot hold a magnet up.
+    fn drop_silent_metadata_sources(&mut self, now: Instant, id: TorrentId) {
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        let mut silent = Vec::new();
+        for r in &mut t.meta.requested {
+            if let Some((cid, at)) = *r
+                && now.saturating_duration_since(at) >= METADATA_REQUEST_TIMEOUT
+            {
+                *r = None;
+                silent.push(cid);
+            }
+        }
+        for cid in silent {
+            if let Some(c) = self.conns.get_mut(&cid) {
+                debug!(conn = %cid, peer = %c.addr, "metadata request timed out; not asked again");
+                c.serves_metadata = false;
+            }
+        }
+    }
+
     /// Asks peers for the pieces nobody is fetching, two at a time each. After a failed
     /// round one peer at a time supplies every piece, so that the next failure names the
     /// peer that lied.
     pub(super) fn request_metadata(&mut self, now: Instant, id: TorrentId) {
+        self.drop_silent_metadata_sources(now, id);
         let Some(t) = self.torrents.get(&id) else {
             return;
         };
