@@ -7,9 +7,9 @@
 //!
 //!   listeners ─accept─▶ first bytes: plaintext or MSE (skey lookup) ─┐
 //!   Action::Connect ──▶ one TCP or uTP dial (+ MSE) ─────────────────┤ Event channel
-//!   per-connection reader (256 KiB reads) ───────── Received ────────┤ (bounded)
+//!   per-connection reader  (64 KiB reads) ───────── Received ────────┤ (bounded)
 //!   per-connection writer: bytes written ─────────── Drained ─────────┤
-//!   disk jobs on blocking threads ───────────────── Disk ────────────┤
+//!   disk jobs on lt-storage's DiskIo threads ─────── Disk ────────────┤
 //!   tracker, DHT announce tasks, LSD listener ────── Announced, ... ──┘
 //!                                                                    ▼
 //!          driver.rs: Mutex<Engine>::handle_input ▶ actions (one method each), alerts
@@ -22,9 +22,11 @@
 //! can be waited for both ways ([`Session::wait_for_alert`],
 //! [`Session::next_alerts`]).
 //!
-//! Storage is [`lt_storage::FsStorage`] under each torrent's save path (sparse files, part
-//! file for priority-0 files); pieces are hashed from the blocks in memory and written
-//! with one vectored write, so a piece that fails its hash check never touches the disk.
+//! Storage is [`lt_storage::FsStorage`] under each torrent's save path (sparse or full
+//! files, part file for priority-0 files), run by [`lt_storage::DiskIo`]; pieces are hashed
+//! from the blocks in memory and written with one vectored write, so a piece that fails its
+//! hash check never touches the disk (pieces over `max_held_piece_bytes` are written as they
+//! come and hashed back from the files).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
