@@ -391,12 +391,13 @@ pub(crate) fn download(args: &DownloadArgs) -> Result<()> {
             if let Alert::SaveResumeData { data, .. } = &alert {
                 write_resume(&rpath, data)?;
             }
+            // What the check found, before any piece downloaded after it.
+            if let Alert::TorrentChecked { pieces, .. } = &alert {
+                resumed.get_or_insert(*pieces);
+            }
             report(&alert);
         }
         let s = handle.status()?;
-        if resumed.is_none() && !s.is_checking() {
-            resumed = Some(s.num_pieces);
-        }
         if s.has_metadata
             && let Some(path) = torrent_to_save.take()
         {

@@ -169,6 +169,9 @@ pub enum Alert {
     TorrentChecked {
         /// The torrent.
         torrent: TorrentId,
+        /// Pieces found on disk (or vouched for by the resume data): what a download
+        /// resumed with.
+        pieces: u32,
     },
     /// A piece passed its hash check and is on disk.
     PieceFinished {
@@ -515,7 +518,7 @@ impl Alert {
             | Self::TorrentFinished { torrent }
             | Self::TorrentPaused { torrent }
             | Self::TorrentResumed { torrent }
-            | Self::TorrentChecked { torrent }
+            | Self::TorrentChecked { torrent, .. }
             | Self::MetadataReceived { torrent }
             | Self::MetadataFailed { torrent, .. }
             | Self::PieceFinished { torrent, .. }

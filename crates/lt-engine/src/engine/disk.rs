@@ -118,7 +118,11 @@ impl Engine {
                 state: t.state,
             });
         }
-        self.alerts.push(Alert::TorrentChecked { torrent: id });
+        let pieces = u32::try_from(t.have.count_ones()).unwrap_or(u32::MAX);
+        self.alerts.push(Alert::TorrentChecked {
+            torrent: id,
+            pieces,
+        });
         self.queue_dirty = true;
         self.timers.pull_all(now);
     }
