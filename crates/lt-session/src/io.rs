@@ -268,20 +268,14 @@ pub(crate) fn start_accept(
     stream: PeerStream,
     addr: SocketAddr,
     shared: &Arc<Shared>,
-    handshakes: &Arc<Semaphore>,
+    handshakes: &Arc<HandshakeSlots>,
     timeout: Duration,
     events: &mpsc::Sender<Event>,
 ) {
-    let slots = Arc::as_ptr(handshakes).addr();
-    let permit = Arc::clone(handshakes)
-        .try_acquire_owned()
-        .ok()
-        .or_else(|| evict_oldest_handshake(slots));
-    let Some(permit) = permit else {
+    let Some(accepting) = handshakes.enter() else {
         tracing::debug!(peer = %addr, "too many incoming handshakes; closed");
         return;
     };
-    let accepting = Accepting::register(slots, permit);
     let evicted = Arc::clone(&accepting.evict);
     let config = shared.engine().mse_config();
     let shared = Arc::clone(shared);
@@ -297,61 +291,85 @@ pub(crate) fn start_accept(
     });
 }
 
-/// Incoming connections in their first bytes, oldest first, of every session of the
-/// process (a session's are those of its handshake semaphore), each with the permit it
-/// holds.
-static ACCEPTING: Mutex<VecDeque<AcceptingEntry>> = Mutex::new(VecDeque::new());
-static NEXT_ACCEPTING: AtomicU64 = AtomicU64::new(0);
+/// A session's incoming connections in their first bytes: at most `max_incoming_handshakes`
+/// permits, and the connections holding them, oldest first.
+pub(crate) struct HandshakeSlots {
+    permits: Arc<Semaphore>,
+    accepting: Mutex<VecDeque<AcceptingEntry>>,
+    next_id: AtomicU64,
+}
 
 struct AcceptingEntry {
-    slots: usize,
     id: u64,
     evict: Arc<Notify>,
     permit: OwnedSemaphorePermit,
 }
 
-/// A connection's entry in [`ACCEPTING`]; its permit is given back when the entry goes,
-/// which is when the connection's task ends (or is dropped), or when a newer connection
-/// takes the permit over.
-struct Accepting {
+/// A connection's place in [`HandshakeSlots`]; its permit is given back when it goes, which
+/// is when the connection's task ends (or is dropped), or when a newer connection takes the
+/// permit over.
+pub(crate) struct Accepting {
+    slots: Arc<HandshakeSlots>,
     id: u64,
     evict: Arc<Notify>,
 }
 
-impl Accepting {
-    fn register(slots: usize, permit: OwnedSemaphorePermit) -> Self {
-        let id = NEXT_ACCEPTING.fetch_add(1, Ordering::Relaxed);
+impl HandshakeSlots {
+    pub(crate) fn new(max: usize) -> Arc<Self> {
+        Arc::new(Self {
+            permits: Arc::new(Semaphore::new(max.max(1))),
+            accepting: Mutex::new(VecDeque::new()),
+            next_id: AtomicU64::new(0),
+        })
+    }
+
+    /// A place for a new connection: a free permit, or the oldest connection's, which is
+    /// told to stop; `None` when there is neither.
+    fn enter(self: &Arc<Self>) -> Option<Accepting> {
+        let permit = Arc::clone(&self.permits)
+            .try_acquire_owned()
+            .ok()
+            .or_else(|| self.evict_oldest())?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let evict = Arc::new(Notify::new());
-        ACCEPTING
+        self.accepting
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push_back(AcceptingEntry {
-                slots,
                 id,
                 evict: Arc::clone(&evict),
                 permit,
             });
-        Self { id, evict }
+        Some(Accepting {
+            slots: Arc::clone(self),
+            id,
+            evict,
+        })
+    }
+
+    /// Stops the oldest connection in its first bytes and hands its permit over.
+    fn evict_oldest(&self) -> Option<OwnedSemaphorePermit> {
+        let entry = self
+            .accepting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop_front()?;
+        entry.evict.notify_one();
+        Some(entry.permit)
     }
 }
 
 impl Drop for Accepting {
     fn drop(&mut self) {
-        let mut accepting = ACCEPTING.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut accepting = self
+            .slots
+            .accepting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(i) = accepting.iter().position(|e| e.id == self.id) {
             accepting.remove(i);
         }
     }
-}
-
-/// Stops the oldest connection in its first bytes of the session whose semaphore is
-/// `slots` and hands its permit over; `None` when there is none.
-fn evict_oldest_handshake(slots: usize) -> Option<OwnedSemaphorePermit> {
-    let mut accepting = ACCEPTING.lock().unwrap_or_else(PoisonError::into_inner);
-    let i = accepting.iter().position(|e| e.slots == slots)?;
-    let entry = accepting.remove(i)?;
-    entry.evict.notify_one();
-    Some(entry.permit)
 }
 
 /// Reads the first bytes of an accepted connection: plaintext goes on as is, anything else
@@ -655,25 +673,26 @@ mod tests {
     /// At the cap the oldest handshake gives its permit to the newcomer and is told to stop.
     #[tokio::test]
     async fn the_oldest_handshake_makes_room() {
-        let slots = Arc::new(Semaphore::new(2));
-        let key = Arc::as_ptr(&slots).addr();
-        let first = Accepting::register(key, Arc::clone(&slots).try_acquire_owned().unwrap());
-        let second = Accepting::register(key, Arc::clone(&slots).try_acquire_owned().unwrap());
-        assert!(Arc::clone(&slots).try_acquire_owned().is_err());
-        let permit = evict_oldest_handshake(key).expect("an entry to evict");
-        // The first one is told to stop.
+        let slots = HandshakeSlots::new(2);
+        let first = slots.enter().unwrap();
+        let second = slots.enter().unwrap();
+        assert_eq!(slots.permits.available_permits(), 0);
+        // A third takes the first one's permit, and the first one is told to stop.
+        let third = slots.enter().expect("the oldest made room");
         tokio::time::timeout(Duration::from_secs(5), first.evict.notified())
             .await
             .expect("the oldest was told");
-        let third = Accepting::register(key, permit);
         drop(first);
-        assert!(Arc::clone(&slots).try_acquire_owned().is_err());
+        assert_eq!(slots.permits.available_permits(), 0);
         // A finished handshake gives its permit back.
         drop(second);
-        assert!(Arc::clone(&slots).try_acquire_owned().is_ok());
+        assert_eq!(slots.permits.available_permits(), 1);
         drop(third);
-        assert_eq!(slots.available_permits(), 2);
+        assert_eq!(slots.permits.available_permits(), 2);
         // Another session's handshakes are not touched.
-        assert!(evict_oldest_handshake(key + 1).is_none());
+        let other = HandshakeSlots::new(1);
+        let _held = other.enter().unwrap();
+        assert!(slots.accepting.lock().unwrap().is_empty());
+        assert_eq!(other.accepting.lock().unwrap().len(), 1);
     }
 }

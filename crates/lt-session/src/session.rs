@@ -690,9 +690,7 @@ fn spawn_accept_loops(
     let handshake_timeout = settings.engine.handshake_timeout;
     // Incoming connections in their first bytes (and MSE's key exchange) at once: past
     // the cap a new one is closed before any work is done for it.
-    let handshakes = Arc::new(tokio::sync::Semaphore::new(
-        settings.max_incoming_handshakes.max(1),
-    ));
+    let handshakes = io::HandshakeSlots::new(settings.max_incoming_handshakes);
     {
         let _guard = runtime.enter();
         for l in listeners {
