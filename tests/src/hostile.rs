@@ -411,6 +411,11 @@ fn is_timeout(e: &std::io::Error) -> bool {
 /// # Errors
 /// Describing what went wrong: no connection, no unchoke, a block missing, a hash mismatch,
 /// or `deadline` passing.
+///
+/// A connection the target closes before the pieces are in is made again while `deadline`
+/// allows, as a real client reconnects: at its connection limit lt closes the oldest idle
+/// connection, and a client whose handshake was taken in while a flood was still being let
+/// in (and whose INTERESTED is not read yet) looks idle. Wrong data fails at once.
 pub fn fetch_verified(
     addr: SocketAddr,
     torrent: &Torrent,
@@ -418,16 +423,53 @@ pub fn fetch_verified(
     salt: u32,
     deadline: Instant,
 ) -> Result<Vec<u32>, String> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match fetch_once(addr, torrent, count, salt, deadline) {
+            Ok(pieces) => return Ok(pieces),
+            Err(Fetch::Dropped(_)) if Instant::now() + RECONNECT_AFTER < deadline => {
+                std::thread::sleep(RECONNECT_AFTER);
+            }
+            Err(Fetch::Dropped(e) | Fetch::Bad(e)) => {
+                return Err(format!("{e} (connection {attempts})"));
+            }
+        }
+    }
+}
+
+/// How long the honest client waits before it connects again.
+const RECONNECT_AFTER: Duration = Duration::from_millis(100);
+
+/// Why one connection of [`fetch_verified`] failed.
+enum Fetch {
+    /// The connection went away (or never came up): worth another one.
+    Dropped(String),
+    /// The target sent something wrong.
+    Bad(String),
+}
+
+/// One connection of [`fetch_verified`].
+fn fetch_once(
+    addr: SocketAddr,
+    torrent: &Torrent,
+    count: usize,
+    salt: u32,
+    deadline: Instant,
+) -> Result<Vec<u32>, Fetch> {
     let n = torrent.num_pieces();
-    let mut peer = RawPeer::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+    let mut peer =
+        RawPeer::connect(addr).map_err(|e| Fetch::Dropped(format!("connect {addr}: {e}")))?;
     let hs = peer
         .handshake(torrent.info_hash(), Reserved::default(), deadline)
-        .map_err(|e| format!("handshake: {e}"))?;
+        .map_err(|e| Fetch::Dropped(format!("handshake: {e}")))?;
     if hs.info_hash != torrent.info_hash() {
-        return Err("the target answered with another info-hash".into());
+        return Err(Fetch::Bad(
+            "the target answered with another info-hash".into(),
+        ));
     }
     peer.send(&Message::Interested)
-        .map_err(|e| format!("interested: {e}"))?;
+        .map_err(|e| Fetch::Dropped(format!("interested: {e}")))?;
     let mut have = Bitfield::new(n as usize);
     let mut unchoked = false;
     // piece -> (buffer, blocks left)
@@ -441,7 +483,7 @@ pub fn fetch_verified(
                 let blocks = torrent.blocks(p);
                 for b in &blocks {
                     peer.send(&Message::Request(*b))
-                        .map_err(|e| format!("request: {e}"))?;
+                        .map_err(|e| Fetch::Dropped(format!("request: {e}")))?;
                 }
                 pending.push((p, vec![0u8; torrent.piece_size(p) as usize], blocks.len()));
             }
@@ -451,32 +493,35 @@ pub fn fetch_verified(
             return Ok(verified);
         }
         let msg = peer.recv(deadline).map_err(|e| {
-            format!(
+            Fetch::Dropped(format!(
                 "waiting for {} (unchoked: {unchoked}, pieces asked: {:?}, verified: {verified:?}): {e}",
                 if requested { "blocks" } else { "unchoke" },
                 pending.iter().map(|p| p.0).collect::<Vec<_>>()
-            )
+            ))
         })?;
         match msg {
             Message::Bitfield(b) => {
                 have = Bitfield::from_bytes(&b, n as usize)
-                    .map_err(|e| format!("bad bitfield from the target: {e}"))?;
+                    .map_err(|e| Fetch::Bad(format!("bad bitfield from the target: {e}")))?;
             }
             Message::HaveAll => have = Bitfield::full(n as usize),
             Message::Have(p) if p.get() < n => have.set(p.as_usize()),
             Message::Unchoke => unchoked = true,
             Message::Choke if requested => {
-                return Err("choked while blocks were outstanding".into());
+                return Err(Fetch::Bad("choked while blocks were outstanding".into()));
             }
             Message::Choke => unchoked = false,
             Message::Piece { piece, begin, data } => {
                 let Some(slot) = pending.iter().position(|(p, _, _)| *p == piece.get()) else {
-                    return Err(format!("unrequested block of piece {}", piece.get()));
+                    return Err(Fetch::Bad(format!(
+                        "unrequested block of piece {}",
+                        piece.get()
+                    )));
                 };
                 let (p, buf, left) = &mut pending[slot];
                 let start = begin as usize;
                 let Some(dst) = buf.get_mut(start..start + data.len()) else {
-                    return Err(format!("block past the end of piece {p}"));
+                    return Err(Fetch::Bad(format!("block past the end of piece {p}")));
                 };
                 dst.copy_from_slice(&data);
                 *left -= 1;
@@ -484,7 +529,7 @@ pub fn fetch_verified(
                     let p = *p;
                     let expected = torrent.info.piece_hash(PieceIndex::new(p));
                     if Some(Sha1Hash::digest(buf)) != expected {
-                        return Err(format!("piece {p} fails its SHA-1"));
+                        return Err(Fetch::Bad(format!("piece {p} fails its SHA-1")));
                     }
                     verified.push(p);
                     pending.remove(slot);

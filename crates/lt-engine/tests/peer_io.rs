@@ -954,3 +954,37 @@ fn the_engine_applies_the_incoming_encryption_policy() {
         );
     }
 }
+
+/// Issue 18, finding 17, at the torrent's limit too: when the torrent has
+/// `max_connections` connections and one is idle, a new peer for it gets in and the oldest
+/// idle one is closed (a flood that handshakes and goes quiet used to keep it out).
+#[test]
+fn idle_connections_make_room_at_the_torrents_limit() {
+    let settings = Settings {
+        connections_limit: 100,
+        max_connections_per_torrent: 3,
+        ..Settings::default()
+    };
+    let mut seed = Seed::new(settings, 1 << 20);
+    let mut peers = Vec::new();
+    for i in 0..3u8 {
+        let addr: SocketAddr = format!("10.0.4.{}:7000", i + 1).parse().unwrap();
+        seed.now += Duration::from_millis(10);
+        peers.push(seed.accept(addr, i + 10).unwrap());
+    }
+    assert_eq!(seed.closed(), []);
+    let newcomer: SocketAddr = "10.0.5.1:7000".parse().unwrap();
+    let (new_conn, _new_remote) = seed.accept(newcomer, 50).unwrap();
+    assert_eq!(
+        seed.closed(),
+        [peers[0].0],
+        "the oldest idle connection of the torrent made room"
+    );
+    assert!(
+        seed.engine
+            .peer_info(seed.torrent)
+            .iter()
+            .any(|p| p.addr == newcomer)
+    );
+    let _ = new_conn;
+}

@@ -124,7 +124,7 @@ impl Engine {
         hs: Handshake,
     ) -> Option<ConnId> {
         if !self.paused && self.conns.len() >= self.settings.connections_limit {
-            self.make_room(now);
+            self.make_room(now, None);
         }
         let refused = if self.paused || self.conns.len() >= self.settings.connections_limit {
             Some(DisconnectReason::TooManyConnections)
@@ -169,13 +169,15 @@ impl Engine {
     /// libtorrent does: of those past their handshake that exchanged no payload and where
     /// neither side is interested, the oldest. Without such a connection nothing is closed
     /// (and the newcomer is refused), so a flood of idle connections cannot keep real
-    /// peers out for longer than it takes them to arrive (issue 18, finding 17).
-    fn make_room(&mut self, now: Instant) {
+    /// peers out for longer than it takes them to arrive (issue 18, finding 17). With
+    /// `torrent`, only that torrent's connections are weighed (its own connection limit).
+    fn make_room(&mut self, now: Instant, torrent: Option<TorrentId>) {
         let idle = self
             .conns
             .iter()
             .filter(|(_, c)| {
-                c.connected
+                torrent.is_none_or(|id| c.torrent == Some(id))
+                    && c.connected
                     && c.down.total() == 0
                     && c.up.total() == 0
                     && c.wire
@@ -610,9 +612,22 @@ impl Engine {
             return;
         }
         if t.conns.len() >= t.max_connections {
-            self.close(now, cid, DisconnectReason::Duplicate);
-            return;
+            // At the torrent's limit, an idle connection of the torrent makes room, as at
+            // the session's limit: a flood that handshakes and goes quiet (or leaves before
+            // its close is seen) must not keep a real peer out.
+            self.make_room(now, Some(id));
+            if self
+                .torrents
+                .get(&id)
+                .is_none_or(|t| t.conns.len() >= t.max_connections)
+            {
+                self.close(now, cid, DisconnectReason::Duplicate);
+                return;
+            }
         }
+        let Some(t) = self.torrents.get(&id) else {
+            return;
+        };
         let params = t.wire_params();
         let Some(c) = self.conns.get_mut(&cid) else {
             return;
