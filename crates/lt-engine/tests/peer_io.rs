@@ -840,6 +840,72 @@ fn held_requests_go_on_after_a_cancelled_read() {
     assert_eq!(next, 1, "a held request is served");
 }
 
+/// Requests for an allowed-fast piece survive a choke: the wire keeps them pending (BEP 6),
+/// so the engine must still serve the ones it held for room in the send buffer. Seen as a
+/// leecher leaving upload mode stuck on its last piece: the seed had dropped the held
+/// requests, then rejected each re-request as a duplicate of one it would never answer.
+#[test]
+fn held_allowed_fast_requests_are_served_after_a_choke() {
+    let mut seed = Seed::new(Settings::default(), 1 << 20);
+    let addr: SocketAddr = "10.0.0.4:50000".parse().unwrap();
+    let (conn, mut remote) = seed.accept(addr, 4).unwrap();
+    let mut sent = 0usize;
+    remote.set_interested(seed.now, true);
+    seed.pump(conn, &mut remote, &mut sent);
+    seed.tick(Duration::from_secs(1));
+    seed.pump(conn, &mut remote, &mut sent);
+    assert!(!remote.peer_choking());
+    let _ = seed.engine.handle_input(
+        seed.now,
+        Input::Drained {
+            conn,
+            written: sent,
+        },
+    );
+    while remote.poll_event().is_some() {}
+    let piece = *remote
+        .allowed_fast()
+        .first()
+        .expect("the seed allows a piece fast");
+    let reqs: Vec<BlockRequest> = (0..3)
+        .map(|i| BlockRequest::new(piece, i * BLOCK, BLOCK))
+        .collect();
+    for r in &reqs {
+        remote.request(seed.now, *r).unwrap();
+    }
+    // The requests, then NOT INTERESTED, arrive together: the seed chokes the peer while
+    // two of the three requests wait for room.
+    remote.set_interested(seed.now, false);
+    while let Some(b) = remote.poll_transmit() {
+        let data = BytesMut::from(&b[..]);
+        let _ = seed
+            .engine
+            .handle_input(seed.now, Input::Received { conn, data });
+    }
+    seed.tick(Duration::from_secs(11));
+    let mut blocks = 0;
+    for _ in 0..10 {
+        let before = sent;
+        seed.pump(conn, &mut remote, &mut sent);
+        let _ = seed.engine.handle_input(
+            seed.now,
+            Input::Drained {
+                conn,
+                written: sent - before,
+            },
+        );
+        while let Some(e) = remote.poll_event() {
+            match e {
+                PeerEvent::Block { .. } => blocks += 1,
+                PeerEvent::Rejected(r) => panic!("{r:?} rejected"),
+                _ => {}
+            }
+        }
+    }
+    assert!(remote.peer_choking(), "the seed did not choke");
+    assert_eq!(blocks, 3, "every allowed-fast request is served");
+}
+
 /// A `Vec<u8>` behind a lock, as a tracing writer.
 #[derive(Clone, Default)]
 struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);

@@ -145,6 +145,9 @@ impl Driver {
                 while let Some(a) = engine.poll_action() {
                     actions.push(a);
                 }
+                // Before the engine is let go: whoever reads its status next sees the
+                // alerts of what led to it.
+                shared.push_alerts(&mut engine);
             }
             for action in actions.drain(..) {
                 self.act(action);

@@ -67,8 +67,12 @@ impl Shared {
     }
 
     /// Calls `f` on the engine and wakes the loop to carry out what it produced.
+    /// Its alerts are queued before the engine is let go, as the loop's are.
     pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Engine, Instant) -> R) -> R {
-        let r = f(&mut self.engine(), Instant::now());
+        let mut engine = self.engine();
+        let r = f(&mut engine, Instant::now());
+        self.push_alerts(&mut engine);
+        drop(engine);
         self.wake.notify_one();
         r
     }

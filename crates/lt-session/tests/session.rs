@@ -29,7 +29,16 @@ fn payload(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// Logs to the test's output when `RUST_LOG` is set (nextest shows it for a failed test).
+fn init_log() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
 fn settings() -> SessionSettings {
+    init_log();
     let mut s = SessionSettings {
         listen_interfaces: vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 0))],
         alert_mask: AlertCategory::ALL,
@@ -284,7 +293,12 @@ fn full_disk_enters_upload_mode_and_leaves_it() {
     wait(&leech, &h, 30, &mut alerts, |s| s.upload_mode);
     assert!(
         alerts.iter().any(|a| matches!(a, Alert::FileError { .. })),
-        "no file error alert"
+        "no file error alert among {} alerts: {:?}",
+        alerts.len(),
+        alerts
+            .iter()
+            .filter(|a| !matches!(a, Alert::PieceFinished { .. } | Alert::Stats { .. }))
+            .collect::<Vec<_>>()
     );
     let partial = h.status().unwrap().num_pieces;
     assert!(partial < info.num_pieces());

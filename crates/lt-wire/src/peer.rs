@@ -1198,9 +1198,15 @@ impl PeerConnection {
         if let Some(l) = self.layout() {
             l.check_block(&r, self.config.limits.max_request_len)?;
         }
+        if self.in_requests.contains(&r) {
+            // A duplicate (the peer timed its request out and asked again): the pending
+            // one is answered. Rejecting it would reject the peer's only copy.
+            tracing::trace!(piece = r.piece.get(), "duplicate request");
+            return Ok(());
+        }
         let allowed = !self.am_choking || self.allowed_fast_out.contains(&r.piece);
         let full = self.in_requests.len() >= self.config.max_in_requests;
-        if !allowed || full || self.in_requests.contains(&r) {
+        if !allowed || full {
             tracing::trace!(piece = r.piece.get(), allowed, full, "refusing request");
             // BEP 6: refused requests are rejected; BEP 3: silently dropped.
             if self.fast() {

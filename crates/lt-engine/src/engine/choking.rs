@@ -20,13 +20,18 @@ impl Engine {
         if let Some(c) = self.conns.get_mut(&cid) {
             c.unchoked_at = None;
             c.optimistic = false;
+            // The wire rejects (or, without the fast extension, forgets) the peer's
+            // requests; those for allowed-fast pieces stay pending and are still served.
+            let mut kept = Vec::new();
             if let Some(w) = c.wire.as_mut() {
                 w.choke(now);
+                kept.extend(w.pending_peer_requests().copied());
             }
             if let Some(t) = c.torrent.and_then(|id| self.torrents.get_mut(&id)) {
-                t.pending_reads.retain(|(x, _)| *x != cid);
+                t.pending_reads
+                    .retain(|(x, r)| *x != cid || kept.contains(r));
             }
-            c.held.clear();
+            c.held.retain(|r| kept.contains(r));
         }
         self.flush(cid);
     }
