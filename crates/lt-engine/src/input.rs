@@ -60,6 +60,15 @@ pub enum Input {
         /// Why.
         error: IoError,
     },
+    /// A connection we asked for was made, but its encryption handshake failed (the peer
+    /// closed it, or answered with something that is not MSE): a peer that does not speak
+    /// MSE is dialled again in plaintext at once, when the policy allows it.
+    HandshakeFailed {
+        /// The engine's id for it.
+        conn: ConnId,
+        /// Why.
+        error: IoError,
+    },
     /// A peer connected to us. [`Engine::handle_input`](crate::Engine::handle_input) returns
     /// the id it gets, or `None` when it is refused (full, banned, blocked).
     Incoming {

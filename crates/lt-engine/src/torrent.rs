@@ -39,6 +39,12 @@ pub(crate) struct PeerEntry {
     pub(crate) is_self: bool,
     /// Connections from it that completed a handshake (to re-dial user peers forever).
     pub(crate) seed: bool,
+    /// Whether it speaks uTP: `Some(true)` when a uTP connection to it worked or PEX said
+    /// so, `Some(false)` when a uTP dial failed; `None` until known.
+    pub(crate) utp: Option<bool>,
+    /// An encrypted dial to it failed in the MSE handshake: it is dialled in plaintext
+    /// (libtorrent's `pe_support` turned off).
+    pub(crate) plaintext: bool,
 }
 
 impl PeerEntry {
@@ -51,6 +57,8 @@ impl PeerEntry {
             banned: false,
             is_self: false,
             seed: false,
+            utp: None,
+            plaintext: false,
         }
     }
 }

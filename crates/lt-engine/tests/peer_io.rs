@@ -274,16 +274,11 @@ fn a_peer_that_does_not_read_gets_at_most_the_watermark() {
     );
 }
 
-/// The engine chooses how to dial: TCP first, uTP when TCP fails, then both again in
-/// plaintext when encryption is only "enabled"; then the peer counts as failed.
-#[test]
-fn dial_falls_back_from_tcp_to_utp_to_plaintext() {
-    let mut seed = Seed::new(Settings::default(), 1 << 20);
-    let peer: SocketAddr = "10.0.0.9:6881".parse().unwrap();
-    seed.engine.connect_peer(seed.now, seed.torrent, peer);
-    seed.tick(Duration::from_secs(1));
+/// Drives the engine's dials to `peer`, failing each as `fail` says (`true`: the MSE
+/// handshake failed, `false`: the connect), until it stops dialling; returns the attempts.
+fn dial_attempts(seed: &mut Seed, peer: SocketAddr, fail: &[bool]) -> Vec<(Transport, bool)> {
     let mut attempts = Vec::new();
-    for _ in 0..6 {
+    for &mse in fail {
         let mut dial = None;
         while let Some(a) = seed.engine.poll_action() {
             if let Action::Connect {
@@ -300,54 +295,58 @@ fn dial_falls_back_from_tcp_to_utp_to_plaintext() {
             }
         }
         let Some(conn) = dial else { break };
-        let error = IoError::new(std::io::ErrorKind::ConnectionRefused, "refused");
-        let _ = seed
-            .engine
-            .handle_input(seed.now, Input::ConnectFailed { conn, error });
+        let input = if mse {
+            let error = IoError::new(std::io::ErrorKind::UnexpectedEof, "closed during MSE");
+            Input::HandshakeFailed { conn, error }
+        } else {
+            let error = IoError::new(std::io::ErrorKind::ConnectionRefused, "refused");
+            Input::ConnectFailed { conn, error }
+        };
+        let _ = seed.engine.handle_input(seed.now, input);
     }
-    assert_eq!(
-        attempts,
-        [
-            (Transport::Tcp, true),
-            (Transport::Utp, true),
-            (Transport::Tcp, false),
-            (Transport::Utp, false),
-        ]
-    );
+    attempts
+}
+
+/// The engine chooses how to dial from what failed, as libtorrent does: a connect that
+/// fails tries the other transport; an MSE handshake that fails (a peer without MSE, like
+/// rqbit or aria2, closes it) tries plaintext over the same transport at once, and the
+/// peer is dialled in plaintext from then on. Forced encryption never falls back to
+/// plaintext; uTP alone is dialled alone.
+#[test]
+fn dial_falls_back_by_what_failed() {
+    let settings = Settings {
+        min_reconnect_time: Duration::from_secs(1),
+        ..Settings::default()
+    };
+    let mut seed = Seed::new(settings, 1 << 20);
+    let peer: SocketAddr = "10.0.0.9:6881".parse().unwrap();
+    seed.engine.connect_peer(seed.now, seed.torrent, peer);
+    seed.tick(Duration::from_secs(1));
+    let refused = dial_attempts(&mut seed, peer, &[false; 4]);
+    assert_eq!(refused, [(Transport::Tcp, true), (Transport::Utp, true)]);
     assert_eq!(seed.engine.num_connections(), 0);
 
-    // Forced encryption never falls back to plaintext; uTP alone is dialled alone.
-    let mut settings = Settings {
+    seed.tick(Duration::from_secs(30));
+    let no_mse = dial_attempts(&mut seed, peer, &[true, true]);
+    assert_eq!(no_mse, [(Transport::Tcp, true), (Transport::Tcp, false)]);
+    seed.tick(Duration::from_secs(60));
+    let again = dial_attempts(&mut seed, peer, &[false]);
+    assert_eq!(
+        again,
+        [(Transport::Tcp, false)],
+        "dialled in plaintext from then on"
+    );
+
+    let settings = Settings {
         out_enc_policy: EncPolicy::Forced,
         enable_outgoing_tcp: false,
         ..Settings::default()
     };
-    settings.min_reconnect_time = Duration::from_secs(1);
     let mut seed = Seed::new(settings, 1 << 20);
     seed.engine.connect_peer(seed.now, seed.torrent, peer);
     seed.tick(Duration::from_secs(1));
-    let mut attempts = Vec::new();
-    for _ in 0..3 {
-        let mut dial = None;
-        while let Some(a) = seed.engine.poll_action() {
-            if let Action::Connect {
-                conn,
-                transport,
-                encrypt,
-                ..
-            } = a
-            {
-                dial = Some(conn);
-                attempts.push((transport, encrypt));
-            }
-        }
-        let Some(conn) = dial else { break };
-        let error = IoError::new(std::io::ErrorKind::ConnectionRefused, "refused");
-        let _ = seed
-            .engine
-            .handle_input(seed.now, Input::ConnectFailed { conn, error });
-    }
-    assert_eq!(attempts, [(Transport::Utp, true)]);
+    let forced = dial_attempts(&mut seed, peer, &[true, true]);
+    assert_eq!(forced, [(Transport::Utp, true)]);
 }
 
 /// The engine schedules DHT and LSD announces (the driver only runs them): a DHT announce

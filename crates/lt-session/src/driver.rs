@@ -222,7 +222,10 @@ impl Driver {
                 }
             }
             Event::Engine(input) => {
-                if let Input::ConnectFailed { conn, .. } | Input::Closed { conn, .. } = &input {
+                if let Input::ConnectFailed { conn, .. }
+                | Input::HandshakeFailed { conn, .. }
+                | Input::Closed { conn, .. } = &input
+                {
                     if let Some(w) = self.writers.remove(conn) {
                         w.close();
                     }

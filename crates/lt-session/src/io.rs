@@ -188,18 +188,24 @@ async fn handshake(
 }
 
 /// One dial over `transport` (the engine chose it and chooses the next after a failure).
+/// A failure is the engine's input: [`Input::ConnectFailed`] when the transport did not
+/// connect, [`Input::HandshakeFailed`] when the encryption handshake after it failed.
 async fn dial(
+    conn: ConnId,
     addr: SocketAddr,
     transport: Transport,
     info_hash: Sha1Hash,
     encrypt: bool,
     dialer: &Dialer,
-) -> Result<(PeerStream, Handshake), IoError> {
+) -> Result<(PeerStream, Handshake), Input> {
+    let connect_failed = |error| Input::ConnectFailed { conn, error };
     let mut stream = match transport {
         Transport::Tcp => {
             let stream = tokio::time::timeout(dialer.timeout, TcpStream::connect(addr))
                 .await
-                .map_err(|_| IoError::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+                .map_err(|_| IoError::new(std::io::ErrorKind::TimedOut, "connect timed out"))
+                .map_err(connect_failed)?
+                .map_err(|e| connect_failed(e.into()))?;
             let _ = stream.set_nodelay(true);
             PeerStream::Tcp(stream)
         }
@@ -209,15 +215,21 @@ async fn dial(
                 .iter()
                 .find(|u| u.local_addr().is_ipv4() == addr.is_ipv4())
                 .ok_or_else(|| {
-                    IoError::new(
+                    connect_failed(IoError::new(
                         std::io::ErrorKind::AddrNotAvailable,
                         "no uTP socket for this address family",
-                    )
+                    ))
                 })?;
-            PeerStream::Utp(utp.connect(addr).await?)
+            PeerStream::Utp(
+                utp.connect(addr)
+                    .await
+                    .map_err(|e| connect_failed(e.into()))?,
+            )
         }
     };
-    let hs = handshake(&mut stream, info_hash, encrypt, dialer).await?;
+    let hs = handshake(&mut stream, info_hash, encrypt, dialer)
+        .await
+        .map_err(|error| Input::HandshakeFailed { conn, error })?;
     Ok((stream, hs))
 }
 
@@ -231,7 +243,7 @@ pub(crate) async fn connect(
     dialer: Dialer,
     events: mpsc::Sender<Event>,
 ) {
-    match dial(addr, transport, info_hash, encrypt, &dialer).await {
+    match dial(conn, addr, transport, info_hash, encrypt, &dialer).await {
         Ok((stream, handshake)) => {
             let (writer, reader) = stream.start(conn, &events);
             if events
@@ -247,10 +259,8 @@ pub(crate) async fn connect(
                 reader.await;
             }
         }
-        Err(error) => {
-            let _ = events
-                .send(Event::Engine(Input::ConnectFailed { conn, error }))
-                .await;
+        Err(failed) => {
+            let _ = events.send(Event::Engine(failed)).await;
         }
     }
 }

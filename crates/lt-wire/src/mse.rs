@@ -666,6 +666,10 @@ impl MseHandshake {
                 State::ReadPadC(n) => match self.take_decrypted(n + 2) {
                     Some(b) => {
                         let ia_len = usize::from(u16::from_be_bytes([b[n], b[n + 1]]));
+                        // The answer goes out now, not after IA: an initiator that writes
+                        // IA on its own (libtorrent) would otherwise wait for its Nagle
+                        // timer, as nothing we send acknowledges the step before it.
+                        self.send_step4()?;
                         self.state = State::ReadIa(ia_len);
                         true
                     }
@@ -674,7 +678,6 @@ impl MseHandshake {
                 State::ReadIa(n) => match self.take_decrypted(n) {
                     Some(ia) => {
                         self.ia = ia;
-                        self.send_step4()?;
                         self.state = State::Done;
                         false
                     }
@@ -720,7 +723,7 @@ impl MseHandshake {
         self.dec = Some(dec);
     }
 
-    /// B, after IA: E(VC, crypto_select, len(PadD), PadD).
+    /// B, after len(IA): E(VC, crypto_select, len(PadD), PadD).
     fn send_step4(&mut self) -> Result<(), Error> {
         let select = self
             .config
@@ -812,6 +815,34 @@ mod tests {
             run(&only_plain, &only_rc4).unwrap_err(),
             Error::Mse(MseError::NoCommonMethod)
         );
+    }
+
+    /// The responder answers as soon as it has read len(IA), before IA itself arrives: an
+    /// initiator that writes IA on its own (libtorrent) is otherwise held back by Nagle's
+    /// algorithm until a delayed ACK, some 40 ms.
+    #[test]
+    fn responder_answers_before_the_initial_payload() {
+        let cfg = MseConfig::default();
+        let ih = Sha1Hash::new([7; 20]);
+        let mut a = MseHandshake::initiate(&cfg, ih, [1; 32]);
+        let mut b = MseHandshake::respond(&cfg, [2; 32]);
+        b.handle_bytes(&a.poll_transmit().unwrap()).unwrap();
+        a.handle_bytes(&b.poll_transmit().unwrap()).unwrap();
+        // Step 3 ends with E(len(IA)), 0 in plaintext: make it 68 by flipping keystream bits.
+        let mut step3 = a.poll_transmit().unwrap().to_vec();
+        let n = step3.len();
+        step3[n - 1] ^= 68;
+        b.handle_bytes(&step3).unwrap();
+        if let MseStatus::NeedSkey(_) = b.status() {
+            b.provide_skey(Some(ih)).unwrap();
+        }
+        assert!(b.poll_transmit().is_some(), "step 4 waited for IA");
+        assert_eq!(b.status(), MseStatus::InProgress);
+        let mut ia = [0x13u8; 68];
+        a.enc.as_mut().unwrap().apply_keystream(&mut ia);
+        b.handle_bytes(&ia).unwrap();
+        assert_eq!(b.status(), MseStatus::Done);
+        assert_eq!(&b.finish().unwrap().received[..], &[0x13u8; 68][..]);
     }
 
     #[test]

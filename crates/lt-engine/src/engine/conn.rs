@@ -23,6 +23,8 @@ pub(super) struct Conn {
     /// How the current (or last) dial goes: transport and MSE.
     pub(super) transport: crate::Transport,
     pub(super) encrypt: bool,
+    /// The transports dialled so far: [TCP, uTP].
+    pub(super) dialled: [bool; 2],
     /// `None` while the TCP connect (and MSE) runs.
     pub(super) wire: Option<PeerConnection>,
     pub(super) connected: bool,
@@ -190,6 +192,7 @@ impl Conn {
             outgoing,
             transport: crate::Transport::Tcp,
             encrypt: false,
+            dialled: [false; 2],
             wire: None,
             connected: false,
             encrypted,

@@ -9,7 +9,7 @@ use lt_wire::{ExtendedHandshake, ExtensionMessage, PeerConfig, PeerConnection, P
 use tracing::{debug, trace};
 
 use crate::alert::Alert;
-use crate::torrent::PeerSource;
+use crate::torrent::{PeerEntry, PeerSource};
 use crate::{Action, ConnId, DisconnectReason, Handshake, IoError, TorrentId, Transport};
 
 use super::Engine;
@@ -35,10 +35,15 @@ impl Engine {
         }
         self.half_open = self.half_open.saturating_sub(1);
         c.utp = transport == Transport::Utp;
-        let Some(t) = c.torrent.and_then(|id| self.torrents.get(&id)) else {
+        let Some(t) = c.torrent.and_then(|id| self.torrents.get_mut(&id)) else {
             self.close(now, cid, DisconnectReason::Closed);
             return;
         };
+        if c.utp
+            && let Some(e) = c.entry.and_then(|a| t.peers.get_mut(&a))
+        {
+            e.utp = Some(true);
+        }
         let params = t.wire_params();
         c.encrypted = hs.encrypted;
         debug!(conn = %cid, peer = %c.addr, ?transport, encrypted = hs.encrypted, "connected");
@@ -51,21 +56,48 @@ impl Engine {
         }
     }
 
-    /// [`Input::ConnectFailed`]: the dial failed; the next transport (uTP after TCP) or,
-    /// with encryption only "enabled", plaintext is tried before the peer counts as failed.
-    pub(super) fn dial_failed(&mut self, now: Instant, cid: ConnId, error: IoError) {
+    /// [`Input::ConnectFailed`] and [`Input::HandshakeFailed`]: the dial failed. What the
+    /// failure says about the peer is remembered in its entry (no uTP; no MSE), and the
+    /// next way to reach it is tried at once, as libtorrent does: plaintext over the same
+    /// transport after a failed MSE handshake (with the outgoing policy only "enabled"),
+    /// the other transport after a failed connect.
+    pub(super) fn dial_failed(&mut self, now: Instant, cid: ConnId, error: IoError, mse: bool) {
         let Some(c) = self.conns.get(&cid).filter(|c| c.wire.is_none()) else {
             self.close(now, cid, DisconnectReason::Io(error));
             return;
         };
-        let info_hash = c
-            .torrent
-            .and_then(|id| self.torrents.get(&id))
-            .map(|t| t.wire_hash);
-        if let (Some((transport, encrypt)), Some(info_hash)) =
-            (self.next_attempt(c.transport, c.encrypt), info_hash)
-        {
-            debug!(conn = %cid, peer = %c.addr, %error, ?transport, encrypt, "dial failed, trying again");
+        let (transport, encrypt, dialled, entry) = (c.transport, c.encrypt, c.dialled, c.entry);
+        let torrent = c.torrent;
+        let enabled = self.settings.out_enc_policy == lt_wire::mse::EncPolicy::Enabled;
+        let next = if mse && encrypt && enabled {
+            Some((transport, false))
+        } else if mse {
+            None
+        } else {
+            let other = match transport {
+                Transport::Tcp => Transport::Utp,
+                Transport::Utp => Transport::Tcp,
+            };
+            self.transport_enabled(other)
+                .then_some((other, encrypt))
+                .filter(|_| !dialled[other as usize])
+        };
+        let Some(t) = torrent.and_then(|id| self.torrents.get_mut(&id)) else {
+            self.half_open = self.half_open.saturating_sub(1);
+            self.close(now, cid, DisconnectReason::Io(error));
+            return;
+        };
+        if let Some(e) = entry.and_then(|a| t.peers.get_mut(&a)) {
+            if mse && encrypt && enabled {
+                e.plaintext = true;
+            }
+            if !mse && transport == Transport::Utp && e.utp != Some(true) {
+                e.utp = Some(false);
+            }
+        }
+        let info_hash = t.wire_hash;
+        if let Some((transport, encrypt)) = next {
+            debug!(conn = %cid, %error, ?transport, encrypt, "dial failed, trying again");
             self.dial(cid, info_hash, transport, encrypt);
             return;
         }
@@ -81,6 +113,7 @@ impl Engine {
         };
         c.transport = transport;
         c.encrypt = encrypt;
+        c.dialled[transport as usize] = true;
         self.actions.push_back(Action::Connect {
             conn: cid,
             addr: c.addr,
@@ -90,28 +123,32 @@ impl Engine {
         });
     }
 
-    /// The first dial's transport: TCP when it is on (a peer without uTP would cost a uTP
-    /// connect timeout), else uTP; `None` when outgoing connections are off.
-    pub(super) const fn first_transport(&self) -> Option<Transport> {
-        if self.settings.enable_outgoing_tcp {
-            Some(Transport::Tcp)
-        } else if self.settings.enable_outgoing_utp {
-            Some(Transport::Utp)
-        } else {
-            None
+    const fn transport_enabled(&self, transport: Transport) -> bool {
+        match transport {
+            Transport::Tcp => self.settings.enable_outgoing_tcp,
+            Transport::Utp => self.settings.enable_outgoing_utp,
         }
     }
 
-    /// What to try after a failed dial over `transport`: uTP after TCP, then (with the
-    /// outgoing policy only "enabled") the same again in plaintext.
-    fn next_attempt(&self, transport: Transport, encrypt: bool) -> Option<(Transport, bool)> {
-        if transport == Transport::Tcp && self.settings.enable_outgoing_utp {
-            return Some((Transport::Utp, encrypt));
-        }
-        if encrypt && self.settings.out_enc_policy == lt_wire::mse::EncPolicy::Enabled {
-            return self.first_transport().map(|t| (t, false));
-        }
-        None
+    /// How to dial a peer first, from what its entry knows: TCP when it is on (a peer
+    /// without uTP would cost a uTP connect timeout), uTP when TCP is off or the peer is
+    /// known to speak uTP; with MSE as the outgoing policy says, unless an MSE handshake
+    /// with it failed. `None` when no outgoing transport is on.
+    pub(super) fn first_dial(&self, entry: Option<&PeerEntry>) -> Option<(Transport, bool)> {
+        let utp = entry.and_then(|e| e.utp);
+        let transport = if self.settings.enable_outgoing_utp
+            && (!self.settings.enable_outgoing_tcp || utp == Some(true))
+        {
+            Transport::Utp
+        } else if self.settings.enable_outgoing_tcp {
+            Transport::Tcp
+        } else {
+            return None;
+        };
+        let plaintext_ok = self.settings.out_enc_policy != lt_wire::mse::EncPolicy::Forced;
+        let encrypt = self.mse_config().encrypt_outgoing()
+            && !(plaintext_ok && entry.is_some_and(|e| e.plaintext));
+        Some((transport, encrypt))
     }
 
     /// [`Input::Incoming`]: a peer connected to us. Returns the connection's id, or `None`
@@ -788,11 +825,10 @@ impl Engine {
                     .min_by_key(|(_, e)| (e.source != PeerSource::User, e.failcount))
                     .map(|(&a, _)| a);
                 let Some(addr) = candidate else { break };
-                let Some(transport) = self.first_transport() else {
+                let Some((transport, encrypt)) = self.first_dial(t.peers.get(&addr)) else {
                     return;
                 };
                 let cid = self.new_conn_id();
-                let encrypt = self.mse_config().encrypt_outgoing();
                 let Some(t) = self.torrents.get_mut(&id) else {
                     break;
                 };

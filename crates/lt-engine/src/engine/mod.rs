@@ -288,7 +288,8 @@ impl Engine {
                 transport,
                 handshake,
             } => self.dial_done(now, conn, transport, handshake),
-            Input::ConnectFailed { conn, error } => self.dial_failed(now, conn, error),
+            Input::ConnectFailed { conn, error } => self.dial_failed(now, conn, error, false),
+            Input::HandshakeFailed { conn, error } => self.dial_failed(now, conn, error, true),
             Input::Incoming {
                 addr,
                 transport,
@@ -322,6 +323,7 @@ impl Engine {
         let (conn, addr) = match input {
             Input::Connected { conn, .. }
             | Input::ConnectFailed { conn, .. }
+            | Input::HandshakeFailed { conn, .. }
             | Input::Received { conn, .. }
             | Input::Closed { conn, .. }
             | Input::Drained { conn, .. } => (Some(*conn), self.conns.get(conn).map(|c| c.addr)),
@@ -344,6 +346,7 @@ impl Engine {
         match input {
             Input::Connected { conn, .. }
             | Input::ConnectFailed { conn, .. }
+            | Input::HandshakeFailed { conn, .. }
             | Input::Received { conn, .. }
             | Input::Closed { conn, .. }
             | Input::Drained { conn, .. } => of_conn(conn),

@@ -49,6 +49,9 @@ impl Engine {
             if p.flags.has(lt_wire::PexFlags::SEED) {
                 e.seed = true;
             }
+            if p.flags.has(lt_wire::PexFlags::UTP) {
+                e.utp.get_or_insert(true);
+            }
         }
     }
 
@@ -64,12 +67,17 @@ impl Engine {
             if !t.has_metadata || t.info.is_private() || !t.is_active() {
                 continue;
             }
-            let mut current: BTreeMap<SocketAddr, bool> = BTreeMap::new();
+            let mut current: BTreeMap<SocketAddr, u8> = BTreeMap::new();
             for c in t.conns.iter().filter_map(|c| self.conns.get(c)) {
                 if c.connected
                     && let Some(a) = Self::listen_addr(c)
                 {
-                    current.insert(a, c.seed);
+                    let flag = |on: bool, f: u8| if on { f } else { 0 };
+                    let flags = flag(c.seed, lt_wire::PexFlags::SEED)
+                        | flag(c.utp, lt_wire::PexFlags::UTP)
+                        | flag(c.encrypted, lt_wire::PexFlags::ENCRYPTION)
+                        | flag(c.outgoing, lt_wire::PexFlags::REACHABLE);
+                    current.insert(a, flags);
                 }
             }
             let conns: Vec<ConnId> = t.conns.iter().copied().collect();
@@ -92,9 +100,9 @@ impl Engine {
                     .iter()
                     .filter(|&(a, _)| Some(*a) != own && !c.pex_sent.contains(a))
                     .take(50)
-                    .map(|(&addr, &seed)| lt_wire::PexPeer {
+                    .map(|(&addr, &flags)| lt_wire::PexPeer {
                         addr,
-                        flags: lt_wire::PexFlags(if seed { lt_wire::PexFlags::SEED } else { 0 }),
+                        flags: lt_wire::PexFlags(flags),
                     })
                     .collect();
                 let dropped: Vec<SocketAddr> = c

@@ -410,10 +410,15 @@ impl Sim {
                 self.forget(i, conn, s);
                 self.input(i, Input::Closed { conn, error: None });
             }
-            State::Dialing { conn, .. } | State::MseOut { conn, .. } => {
+            State::Dialing { conn, .. } => {
                 self.forget(i, conn, s);
                 let error = IoError::new(std::io::ErrorKind::ConnectionReset, "reset");
                 self.input(i, Input::ConnectFailed { conn, error });
+            }
+            State::MseOut { conn, .. } => {
+                self.forget(i, conn, s);
+                let error = IoError::new(std::io::ErrorKind::ConnectionReset, "reset");
+                self.input(i, Input::HandshakeFailed { conn, error });
             }
             State::Accepting { .. } | State::MseIn { .. } | State::Busy => {}
         }
@@ -607,7 +612,7 @@ impl Sim {
         if let Some(conn) = conn {
             self.forget(i, conn, s);
             let error = IoError::new(std::io::ErrorKind::InvalidData, format!("MSE: {e}"));
-            self.input(i, Input::ConnectFailed { conn, error });
+            self.input(i, Input::HandshakeFailed { conn, error });
         }
     }
 
