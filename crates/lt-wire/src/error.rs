@@ -56,9 +56,6 @@ pub enum Error {
     /// A BITFIELD of the wrong length or with spare bits set (BEP 3).
     #[error("invalid bitfield: {0}")]
     Bitfield(#[from] lt_core::Error),
-    /// A second BITFIELD, HAVE ALL or HAVE NONE, or one after other messages (BEP 3, BEP 6).
-    #[error("bitfield, have-all or have-none sent twice or too late")]
-    UnexpectedBitfield,
     /// A BEP 6 message from a peer that did not set the fast-extension bit.
     #[error("fast-extension message {0} without the fast extension")]
     FastNotNegotiated(u8),

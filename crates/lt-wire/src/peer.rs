@@ -1010,13 +1010,14 @@ impl PeerConnection {
         }
     }
 
-    fn on_bitfield_class(&mut self) -> Result<(), Error> {
-        // BEP 3: bitfield only first; BEP 6: have all / have none replace it.
+    /// BEP 3 sends a bitfield only first, and BEP 6's HAVE ALL / HAVE NONE replace it; a
+    /// later or second one replaces what we knew of the peer's pieces, as libtorrent takes
+    /// it. aria2 sends its bitfield twice (a HAVE NONE or a BITFIELD, then a BITFIELD).
+    fn on_bitfield_class(&mut self) {
         if self.got_bitfield || self.got_have {
-            return Err(Error::UnexpectedBitfield);
+            tracing::trace!("a later bitfield replaces the peer's pieces");
         }
         self.got_bitfield = true;
-        Ok(())
     }
 
     fn on_message(&mut self, now: Instant, msg: Message) -> Result<(), Error> {
@@ -1064,7 +1065,7 @@ impl PeerConnection {
                 self.events.push_back(PeerEvent::Have(p));
             }
             Message::Bitfield(bytes) => {
-                self.on_bitfield_class()?;
+                self.on_bitfield_class();
                 match self.layout() {
                     Some(l) => {
                         let n = usize::try_from(l.num_pieces).unwrap_or(0);
@@ -1078,7 +1079,7 @@ impl PeerConnection {
             Message::HaveAll | Message::HaveNone => {
                 let all = matches!(msg, Message::HaveAll);
                 self.require_fast(if all { id::HAVE_ALL } else { id::HAVE_NONE })?;
-                self.on_bitfield_class()?;
+                self.on_bitfield_class();
                 match self.layout() {
                     Some(l) => {
                         let n = usize::try_from(l.num_pieces).unwrap_or(0);

@@ -241,19 +241,6 @@ fn hostile_core_messages() {
         ),
         (
             fast(),
-            vec![
-                Message::Bitfield(Bytes::from_static(&[0xff, 0xc0])),
-                Message::HaveAll,
-            ],
-            Error::UnexpectedBitfield,
-        ),
-        (
-            fast(),
-            vec![Message::Have(PieceIndex(1)), Message::HaveNone],
-            Error::UnexpectedBitfield,
-        ),
-        (
-            fast(),
             vec![Message::Unknown {
                 id: 99,
                 payload: Bytes::new(),
@@ -285,6 +272,34 @@ fn hostile_core_messages() {
         }
         assert_eq!(result, Err(expected), "{msgs:?}");
     }
+}
+
+/// A later BITFIELD, HAVE ALL or HAVE NONE replaces what we knew of the peer's pieces, as
+/// libtorrent takes it: aria2 sends HAVE NONE then a BITFIELD (or two BITFIELDs), and was
+/// dropped for it.
+#[test]
+fn a_later_bitfield_replaces_the_first() {
+    let (mut c, now) = connected(fast());
+    feed(&mut c, now, &Message::HaveNone).unwrap();
+    feed(&mut c, now, &Message::Have(PieceIndex(1))).unwrap();
+    feed(
+        &mut c,
+        now,
+        &Message::Bitfield(Bytes::from_static(&[0x80, 0x40])),
+    )
+    .unwrap();
+    let (events, _) = drain(&mut c);
+    let mut last = None;
+    for e in events {
+        if let PeerEvent::Bitfield(b) = e {
+            last = Some(b);
+        }
+    }
+    let last = last.unwrap();
+    assert_eq!((last.get(0), last.get(1), last.get(9)), (true, false, true));
+    assert_eq!(c.peer_pieces(), Some(&last));
+    feed(&mut c, now, &Message::HaveAll).unwrap();
+    assert!(c.peer_pieces().unwrap().all());
 }
 
 #[test]
