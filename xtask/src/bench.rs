@@ -1,26 +1,32 @@
 //! `cargo xtask bench transfer | tracker`.
 //!
-//! `transfer`: a single-file torrent (default 1 GiB, 1 MiB pieces, v1) whose payload is on
-//! /dev/shm, moved over TCP on loopback between one seeder and one leecher process, for each
-//! pair of clients: libtorrent seeder -> lt leecher, libtorrent -> libtorrent, and lt seeder
-//! -> libtorrent leecher, and lt -> lt (`--pairs`), `--runs` times each, the pairs
-//! interleaved within each run. With `--baseline PATH` (an `lt` binary built from another
-//! commit), every pair with lt in it also runs with that binary, interleaved the same way,
-//! and the report adds this build's ratios to the baseline's. libtorrent is
-//! `tests/python/lt_peer.py` on python3-libtorrent 2.0; lt is `lt seed` / `lt download` built
-//! in release mode. Per pair it reports the median rate the leecher reports (payload bytes
-//! over its time from adding the torrent to completion), the leecher's CPU seconds
-//! (utime + stime of the exited process, read from `/proc/PID/stat` of the zombie before it is
-//! reaped), its peak anonymous memory (`RssAnon` of `/proc/PID/status` polled every 50 ms:
-//! RSS would count the page cache of the memory-mapped file libtorrent uses), the seeder's
-//! CPU seconds during the transfer, and the ratios lt/libtorrent. Each leecher's file is
-//! checked byte for byte, and everything is deleted afterwards.
+//! `transfer`: a torrent (default one 1 GiB file, 1 MiB pieces, v1; `--files N` splits the
+//! payload into N files) whose payload is on /dev/shm, moved over loopback (TCP, or uTP with
+//! `--transport utp`) between one seeder and one leecher process, for each pair of clients in
+//! `--pairs`, `--runs` times each, the pairs interleaved within each run. The clients are lt
+//! (`lt seed` / `lt download` built in release mode), libtorrent
+//! (`tests/python/lt_peer.py` on python3-libtorrent 2.0) and, when it is installed
+//! (`cargo install rqbit`), rqbit. With `--baseline PATH` (an `lt` binary built from another
+//! commit), every pair with lt in it also runs with that binary, interleaved the same way.
+//!
+//! Per pair it reports the median of: the rate the leecher reports (payload bytes over its
+//! time from adding the torrent to completion; rqbit reports none, so for an rqbit leecher it
+//! is payload over the process's whole run, start and exit included, the same for every
+//! seeder it is paired with); the leecher's CPU seconds (utime + stime of the exited process,
+//! read from `/proc/PID/stat` of the zombie before it is reaped); its peak anonymous memory
+//! (`RssAnon` of `/proc/PID/status` polled every 50 ms: RSS would count the page cache of the
+//! memory-mapped files libtorrent uses); the seeder's CPU seconds during the transfer and its
+//! peak anonymous memory. Each pair with lt in it is then set beside the same pair with
+//! libtorrent in lt's place, measured in the same run. Each leecher's files are checked byte
+//! for byte, and everything is deleted afterwards.
 //!
 //! `tracker`: the UDP announce benchmark of lt-tracker's server against opentracker (also
 //! `cargo xtask bench-tracker`).
 
-use std::path::Path;
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
@@ -32,6 +38,7 @@ use crate::swarm::{
     DEBIAN_PYTHON, Proc, Scratch, Stream, build_release, files_equal, json_event, lt_peer_script,
     require_python_libtorrent, secs, write_random_file,
 };
+use crate::system_deps::find_program;
 
 /// `cargo xtask bench <what>`.
 #[derive(Debug, Clone, clap::Args)]
@@ -42,7 +49,7 @@ pub(crate) struct BenchArgs {
 
 #[derive(Debug, Clone, clap::Subcommand)]
 enum BenchCommand {
-    /// Whole transfers over loopback: lt and libtorrent as seeder and leecher.
+    /// Whole transfers over loopback between lt, libtorrent and rqbit as seeder and leecher.
     Transfer(TransferArgs),
     /// UDP announces/s of lt-tracker's server and of opentracker (same as `bench-tracker`).
     Tracker(BenchTrackerArgs),
@@ -57,16 +64,19 @@ pub(crate) struct TransferArgs {
     /// Piece size in KiB.
     #[arg(long, default_value_t = 1024)]
     piece_kib: u32,
+    /// Files in the torrent (the payload split evenly; 1: a single-file torrent).
+    #[arg(long, default_value_t = 1)]
+    files: u32,
+    /// TCP or uTP.
+    #[arg(long, value_enum, default_value_t = Transport::Tcp)]
+    transport: Transport,
     /// Runs per pair (the median is reported).
     #[arg(long, default_value_t = 3)]
     runs: usize,
-    /// Seeder-leecher pairs to run, comma-separated.
-    #[arg(
-        long,
-        value_enum,
-        value_delimiter = ',',
-        default_value = "libtorrent-lt,libtorrent-libtorrent,lt-libtorrent,lt-lt"
-    )]
+    /// Seeder-leecher pairs to run, comma-separated, each `SEEDER-LEECHER` of lt,
+    /// libtorrent and rqbit. Default: lt and libtorrent both ways and each with itself, and,
+    /// when rqbit is installed, rqbit with each of them both ways.
+    #[arg(long, value_delimiter = ',')]
     pairs: Vec<Pair>,
     /// Seconds one transfer may take.
     #[arg(long, default_value_t = 300)]
@@ -74,7 +84,7 @@ pub(crate) struct TransferArgs {
     /// An `lt` binary of another build (say, the commit before a change): each pair with lt
     /// in it runs with it too, in the same loop, and the report compares the two.
     #[arg(long, value_name = "PATH")]
-    baseline: Option<std::path::PathBuf>,
+    baseline: Option<PathBuf>,
     /// The leecher's download limit in bytes per second (0: none); the report then gives
     /// each leecher's rate as a fraction of it. lt is passed `--limit-local`, as loopback
     /// peers are exempt otherwise.
@@ -82,48 +92,120 @@ pub(crate) struct TransferArgs {
     download_limit: u64,
 }
 
-/// A seeder and a leecher.
+/// How the peers connect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum Pair {
-    /// libtorrent seeds, lt downloads.
-    LibtorrentLt,
-    /// libtorrent on both sides (the reference).
-    LibtorrentLibtorrent,
-    /// lt seeds, libtorrent downloads.
-    LtLibtorrent,
-    /// lt on both sides.
-    LtLt,
+enum Transport {
+    Tcp,
+    Utp,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Client {
     Lt,
     Libtorrent,
+    Rqbit,
+}
+
+impl Client {
+    const fn name(self) -> &'static str {
+        match self {
+            Self::Lt => "lt",
+            Self::Libtorrent => "libtorrent",
+            Self::Rqbit => "rqbit",
+        }
+    }
+}
+
+impl FromStr for Client {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "lt" => Ok(Self::Lt),
+            "libtorrent" => Ok(Self::Libtorrent),
+            "rqbit" => Ok(Self::Rqbit),
+            _ => Err(format!("unknown client {s:?}: lt, libtorrent or rqbit")),
+        }
+    }
+}
+
+/// A seeder and a leecher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Pair {
+    seeder: Client,
+    leecher: Client,
+}
+
+impl FromStr for Pair {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (a, b) = s
+            .split_once('-')
+            .ok_or_else(|| format!("{s:?} is not SEEDER-LEECHER"))?;
+        Ok(Self {
+            seeder: a.parse()?,
+            leecher: b.parse()?,
+        })
+    }
+}
+
+impl fmt::Display for Pair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} -> {}", self.seeder.name(), self.leecher.name())
+    }
 }
 
 impl Pair {
-    fn clients(self) -> (Client, Client) {
-        match self {
-            Self::LibtorrentLt => (Client::Libtorrent, Client::Lt),
-            Self::LibtorrentLibtorrent => (Client::Libtorrent, Client::Libtorrent),
-            Self::LtLibtorrent => (Client::Lt, Client::Libtorrent),
-            Self::LtLt => (Client::Lt, Client::Lt),
-        }
+    const fn new(seeder: Client, leecher: Client) -> Self {
+        Self { seeder, leecher }
     }
 
-    fn name(self) -> &'static str {
-        match self {
-            Self::LibtorrentLt => "libtorrent -> lt",
-            Self::LibtorrentLibtorrent => "libtorrent -> libtorrent",
-            Self::LtLibtorrent => "lt -> libtorrent",
-            Self::LtLt => "lt -> lt",
-        }
+    fn has(self, c: Client) -> bool {
+        self.seeder == c || self.leecher == c
     }
 
-    fn has_lt(self) -> bool {
-        self != Self::LibtorrentLibtorrent
+    /// The same pair with libtorrent in lt's place: what this pair is measured against.
+    fn reference(self) -> Option<Self> {
+        let swap = |c| if c == Client::Lt { Client::Libtorrent } else { c };
+        self.has(Client::Lt)
+            .then(|| Self::new(swap(self.seeder), swap(self.leecher)))
     }
 }
+
+/// The pairs run when `--pairs` is not given.
+fn default_pairs(rqbit: bool) -> Vec<Pair> {
+    use Client::{Libtorrent, Lt, Rqbit};
+    let mut pairs = vec![
+        Pair::new(Libtorrent, Lt),
+        Pair::new(Libtorrent, Libtorrent),
+        Pair::new(Lt, Libtorrent),
+        Pair::new(Lt, Lt),
+    ];
+    if rqbit {
+        pairs.extend([
+            Pair::new(Rqbit, Lt),
+            Pair::new(Rqbit, Libtorrent),
+            Pair::new(Lt, Rqbit),
+            Pair::new(Libtorrent, Rqbit),
+        ]);
+    }
+    pairs
+}
+
+/// The rqbit binary: on `PATH`, or where `cargo install` puts it.
+fn find_rqbit() -> Option<PathBuf> {
+    find_program("rqbit").or_else(|| {
+        let home = std::env::var_os("CARGO_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))?;
+        let p = home.join("bin").join("rqbit");
+        p.is_file().then_some(p)
+    })
+}
+
+const RQBIT_INSTALL: &str =
+    "cargo install rqbit --locked --no-default-features --features rust-tls (about 15 minutes)";
 
 /// What one transfer measured.
 #[derive(Debug, Clone, Copy)]
@@ -132,6 +214,19 @@ struct Run {
     leecher_cpu: f64,
     leecher_anon_kib: f64,
     seeder_cpu: f64,
+    seeder_anon_kib: f64,
+}
+
+impl Run {
+    fn median(runs: &[Self]) -> Self {
+        Self {
+            mb_per_s: median(runs.iter().map(|r| r.mb_per_s)),
+            leecher_cpu: median(runs.iter().map(|r| r.leecher_cpu)),
+            leecher_anon_kib: median(runs.iter().map(|r| r.leecher_anon_kib)),
+            seeder_cpu: median(runs.iter().map(|r| r.seeder_cpu)),
+            seeder_anon_kib: median(runs.iter().map(|r| r.seeder_anon_kib)),
+        }
+    }
 }
 
 pub(crate) fn run(args: &BenchArgs) -> Result<()> {
@@ -141,42 +236,57 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
     }
 }
 
+/// The programs a transfer runs.
+struct Programs {
+    lt: PathBuf,
+    rqbit: Option<PathBuf>,
+}
+
+/// Where a transfer's payload and torrent are.
+struct Payload {
+    torrent: PathBuf,
+    /// The torrent's file or directory.
+    source: PathBuf,
+    bytes: u64,
+}
+
 fn transfer(args: &TransferArgs) -> Result<()> {
-    if args.runs == 0 || args.pairs.is_empty() {
+    if args.runs == 0 || args.files == 0 {
         bail!("nothing to run");
     }
     require_python_libtorrent()?;
-    let lt = build_release(&[("lt-cli", "lt")])?.remove(0);
+    let rqbit = find_rqbit();
+    let pairs = if args.pairs.is_empty() {
+        if rqbit.is_none() {
+            println!(
+                "bench transfer: rqbit is not installed, so its pairs are left out; to add \
+                 them: {RQBIT_INSTALL}"
+            );
+        }
+        default_pairs(rqbit.is_some())
+    } else {
+        args.pairs.clone()
+    };
+    if rqbit.is_none() && pairs.iter().any(|p| p.has(Client::Rqbit)) {
+        bail!("rqbit is not installed: {RQBIT_INSTALL}");
+    }
+    let programs = Programs {
+        lt: build_release(&[("lt-cli", "lt")])?.remove(0),
+        rqbit,
+    };
     let scratch = Scratch::new("lt-bench-transfer", false)?;
     let dir = &scratch.path;
-    let source = dir.join("seed").join("payload.bin");
-    let size = args.size_mib * 1024 * 1024;
-    println!(
-        "bench transfer: writing {} MiB to {}",
-        args.size_mib,
-        source.display()
-    );
-    write_random_file(&source, size, 0xbe4c_0001)?;
-    let torrent = dir.join("bench.torrent");
-    cmd::output(
-        Command::new(&lt)
-            .arg("create")
-            .arg(&source)
-            .arg("-o")
-            .arg(&torrent)
-            .arg("--v1")
-            .args(["--piece-size", &format!("{}K", args.piece_kib)]),
-    )?;
+    let payload = make_payload(&programs.lt, dir, args)?;
 
     // Every variant once per run, so a slow spell of the machine hits them all alike.
     let mut variants: Vec<Variant<'_>> = Vec::new();
-    for &pair in &args.pairs {
+    for &pair in &pairs {
         variants.push(Variant {
             pair,
-            lt: &lt,
+            lt: &programs.lt,
             baseline: false,
         });
-        if let Some(b) = args.baseline.as_deref().filter(|_| pair.has_lt()) {
+        if let Some(b) = args.baseline.as_deref().filter(|_| pair.has(Client::Lt)) {
             variants.push(Variant {
                 pair,
                 lt: b,
@@ -187,54 +297,122 @@ fn transfer(args: &TransferArgs) -> Result<()> {
     let mut results: Vec<Vec<Run>> = vec![Vec::new(); variants.len()];
     for i in 0..args.runs {
         for (v, runs) in variants.iter().zip(&mut results) {
-            let r = one_transfer(v.pair, v.lt, &torrent, &source, dir, args)
+            let r = one_transfer(v, &programs, &payload, dir, args)
                 .with_context(|| format!("{} run {}", v.label(), i + 1))?;
             println!(
                 "  {:<37} run {}: {:>7.1} MB/s, leecher {:.2} CPU s, {:.1} MiB peak anon, \
-                 seeder {:.2} CPU s",
+                 seeder {:.2} CPU s, {:.1} MiB peak anon",
                 v.label(),
                 i + 1,
                 r.mb_per_s,
                 r.leecher_cpu,
                 r.leecher_anon_kib / 1024.0,
-                r.seeder_cpu
+                r.seeder_cpu,
+                r.seeder_anon_kib / 1024.0,
             );
             runs.push(r);
         }
     }
+    report(args, &variants, &results, &payload);
+    Ok(())
+}
 
+/// Writes the payload (one file, or `--files` files in a directory) and its torrent.
+fn make_payload(lt: &Path, dir: &Path, args: &TransferArgs) -> Result<Payload> {
+    let bytes = args.size_mib * 1024 * 1024;
+    let seed = dir.join("seed");
+    let source = if args.files == 1 {
+        let f = seed.join("payload.bin");
+        write_random_file(&f, bytes, 0xbe4c_0001)?;
+        f
+    } else {
+        let d = seed.join("payload");
+        let each = bytes / u64::from(args.files);
+        for i in 0..args.files {
+            let f = d.join(format!("f{i:05}.bin"));
+            write_random_file(&f, each, 0xbe4c_0001 + u64::from(i))?;
+        }
+        d
+    };
+    println!(
+        "bench transfer: wrote {} MiB in {} file(s) to {}",
+        args.size_mib,
+        args.files,
+        source.display()
+    );
+    let torrent = dir.join("bench.torrent");
+    cmd::output(
+        Command::new(lt)
+            .arg("create")
+            .arg(&source)
+            .arg("-o")
+            .arg(&torrent)
+            .arg("--v1")
+            .args(["--piece-size", &format!("{}K", args.piece_kib)]),
+    )?;
+    let bytes = if args.files == 1 {
+        bytes
+    } else {
+        bytes / u64::from(args.files) * u64::from(args.files)
+    };
+    Ok(Payload {
+        torrent,
+        source,
+        bytes,
+    })
+}
+
+fn report(args: &TransferArgs, variants: &[Variant<'_>], results: &[Vec<Run>], payload: &Payload) {
     println!();
     println!(
-        "bench transfer: {} MiB single file, {} KiB pieces, TCP on loopback, payload on {}, \
+        "bench transfer: {} MiB in {} file(s), {} KiB pieces, {} on loopback, payload on {}, \
          {} run(s) per pair (medians)",
         args.size_mib,
+        args.files,
         args.piece_kib,
-        dir.parent().unwrap_or(dir).display(),
+        match args.transport {
+            Transport::Tcp => "TCP",
+            Transport::Utp => "uTP",
+        },
+        payload
+            .source
+            .parent()
+            .and_then(Path::parent)
+            .and_then(Path::parent)
+            .unwrap_or(&payload.source)
+            .display(),
         args.runs
     );
     println!(
-        "{:<37} {:>9} {:>13} {:>15} {:>13}   runs (MB/s)",
-        "seeder -> leecher", "MB/s", "leecher CPU s", "leecher anon MiB", "seeder CPU s"
+        "{:<37} {:>8} {:>10} {:>10} {:>10} {:>10} {:>12}   runs (MB/s)",
+        "seeder -> leecher",
+        "MB/s",
+        "leech CPU",
+        "leech MiB",
+        "seed CPU",
+        "seed MiB",
+        "seed CPU/GiB"
     );
-    let mut medians = Vec::new();
-    for (v, runs) in variants.iter().zip(&results) {
-        let m = Run {
-            mb_per_s: median(runs.iter().map(|r| r.mb_per_s)),
-            leecher_cpu: median(runs.iter().map(|r| r.leecher_cpu)),
-            leecher_anon_kib: median(runs.iter().map(|r| r.leecher_anon_kib)),
-            seeder_cpu: median(runs.iter().map(|r| r.seeder_cpu)),
-        };
+    #[allow(clippy::cast_precision_loss)]
+    let gib = payload.bytes as f64 / f64::from(1u32 << 30);
+    let medians: Vec<(Pair, bool, Run)> = variants
+        .iter()
+        .zip(results)
+        .map(|(v, runs)| (v.pair, v.baseline, Run::median(runs)))
+        .collect();
+    for ((v, runs), (_, _, m)) in variants.iter().zip(results).zip(&medians) {
         let each: Vec<String> = runs.iter().map(|r| format!("{:.1}", r.mb_per_s)).collect();
         println!(
-            "{:<37} {:>9.1} {:>13.2} {:>15.1} {:>13.2}   {}",
+            "{:<37} {:>8.1} {:>10.2} {:>10.1} {:>10.2} {:>10.1} {:>12.2}   {}",
             v.label(),
             m.mb_per_s,
             m.leecher_cpu,
             m.leecher_anon_kib / 1024.0,
             m.seeder_cpu,
+            m.seeder_anon_kib / 1024.0,
+            m.seeder_cpu / gib,
             each.join(" ")
         );
-        medians.push((v.pair, v.baseline, m));
     }
     let get = |p: Pair, baseline: bool| {
         medians
@@ -242,42 +420,46 @@ fn transfer(args: &TransferArgs) -> Result<()> {
             .find(|(q, b, _)| *q == p && *b == baseline)
             .map(|(_, _, m)| *m)
     };
-    if let Some(reference) = get(Pair::LibtorrentLibtorrent, false) {
-        for baseline in [false, true] {
-            let which = if baseline { " (baseline)" } else { "" };
-            if let Some(ours) = get(Pair::LibtorrentLt, baseline) {
-                println!(
-                    "lt{which}/libtorrent as leecher: rate x{:.2}, CPU x{:.2}, peak anon memory x{:.2}",
-                    ours.mb_per_s / reference.mb_per_s,
-                    ours.leecher_cpu / reference.leecher_cpu,
-                    ours.leecher_anon_kib / reference.leecher_anon_kib.max(1.0)
-                );
-            }
-            if let Some(ours) = get(Pair::LtLibtorrent, baseline) {
-                println!(
-                    "lt{which}/libtorrent as seeder:  rate x{:.2}, seeder CPU x{:.2}",
-                    ours.mb_per_s / reference.mb_per_s,
-                    ours.seeder_cpu / reference.seeder_cpu
-                );
-            }
-            if let Some(ours) = get(Pair::LtLt, baseline) {
-                println!(
-                    "lt{which} -> lt{which} against libtorrent -> libtorrent: rate x{:.2}",
-                    ours.mb_per_s / reference.mb_per_s
-                );
-            }
+    println!();
+    for &(pair, baseline, ours) in &medians {
+        let Some(theirs) = pair.reference().and_then(|r| get(r, false)) else {
+            continue;
+        };
+        let which = if baseline { " (baseline)" } else { "" };
+        let mut line = format!(
+            "{pair}{which} against {}: rate x{:.2}",
+            pair.reference().map_or_else(String::new, |r| r.to_string()),
+            ours.mb_per_s / theirs.mb_per_s
+        );
+        if pair.leecher == Client::Lt {
+            line += &format!(
+                ", leecher CPU x{:.2}, leecher anon x{:.2}",
+                ours.leecher_cpu / theirs.leecher_cpu,
+                ours.leecher_anon_kib / theirs.leecher_anon_kib.max(1.0)
+            );
         }
+        if pair.seeder == Client::Lt {
+            line += &format!(
+                ", seeder CPU x{:.2}, seeder anon x{:.2}",
+                ours.seeder_cpu / theirs.seeder_cpu,
+                ours.seeder_anon_kib / theirs.seeder_anon_kib.max(1.0)
+            );
+        }
+        println!("{line}");
     }
-    for &pair in &args.pairs {
-        if let (Some(now), Some(before)) = (get(pair, false), get(pair, true)) {
+    for &(pair, baseline, now) in &medians {
+        if baseline {
+            continue;
+        }
+        if let Some(before) = get(pair, true) {
             println!(
-                "{}: this build / baseline: rate x{:.2}, leecher CPU x{:.2}, seeder CPU x{:.2}, \
-                 leecher anon x{:.2}",
-                pair.name(),
+                "{pair}: this build / baseline: rate x{:.2}, leecher CPU x{:.2}, seeder CPU \
+                 x{:.2}, leecher anon x{:.2}, seeder anon x{:.2}",
                 now.mb_per_s / before.mb_per_s,
                 now.leecher_cpu / before.leecher_cpu,
                 now.seeder_cpu / before.seeder_cpu,
-                now.leecher_anon_kib / before.leecher_anon_kib.max(1.0)
+                now.leecher_anon_kib / before.leecher_anon_kib.max(1.0),
+                now.seeder_anon_kib / before.seeder_anon_kib.max(1.0)
             );
         }
     }
@@ -286,8 +468,7 @@ fn transfer(args: &TransferArgs) -> Result<()> {
         let limit = args.download_limit as f64 / 1e6;
         for (pair, _, m) in medians.iter().filter(|(_, b, _)| !b) {
             println!(
-                "{} at a {limit:.2} MB/s download limit: {:.3} MB/s = x{:.3} of the limit",
-                pair.name(),
+                "{pair} at a {limit:.2} MB/s download limit: {:.3} MB/s = x{:.3} of the limit",
                 m.mb_per_s,
                 m.mb_per_s / limit
             );
@@ -295,9 +476,8 @@ fn transfer(args: &TransferArgs) -> Result<()> {
     }
     println!(
         "(libtorrent's CPU and memory include its Python interpreter; MB/s is payload over \
-         the leecher's own time from start to completion)"
+         the leecher's own time from start to completion, for rqbit over its whole run)"
     );
-    Ok(())
 }
 
 /// A pair run with one `lt` binary.
@@ -310,9 +490,9 @@ struct Variant<'a> {
 impl Variant<'_> {
     fn label(&self) -> String {
         if self.baseline {
-            format!("{} (baseline)", self.pair.name())
+            format!("{} (baseline)", self.pair)
         } else {
-            self.pair.name().to_owned()
+            self.pair.to_string()
         }
     }
 }
@@ -327,19 +507,52 @@ fn median(values: impl Iterator<Item = f64>) -> f64 {
     }
 }
 
-fn one_transfer(
-    pair: Pair,
-    lt: &Path,
-    torrent: &Path,
-    source: &Path,
-    dir: &Path,
+/// rqbit's options for a quiet, stateless, loopback-only process listening on `port`.
+fn rqbit_command(rqbit: &Path, port: u16, transport: Transport) -> Command {
+    let mut c = Command::new(rqbit);
+    c.args([
+        "--disable-dht",
+        "--disable-dht-persistence",
+        "--disable-upnp-port-forward",
+        "--disable-lsd",
+        "--disable-trackers",
+        "--listen-ip",
+        "127.0.0.1",
+        "--listen-port",
+        &port.to_string(),
+    ]);
+    if transport == Transport::Utp {
+        c.args([
+            "--experimental-enable-utp-listen",
+            "--disable-tcp-listen",
+            "--disable-tcp-connect",
+        ]);
+    }
+    c
+}
+
+/// A free loopback port (TCP and UDP both free when it is returned).
+fn free_port() -> Result<u16> {
+    for _ in 0..100 {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = tcp.local_addr()?.port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("no free port")
+}
+
+/// Starts the seeder; returns it and its port once it serves.
+fn start_seeder(
+    v: &Variant<'_>,
+    programs: &Programs,
+    payload: &Payload,
     args: &TransferArgs,
-) -> Result<Run> {
-    let timeout = args.timeout;
-    let limit = args.download_limit.to_string();
-    let (seeder_kind, leecher_kind) = pair.clients();
-    let seed_dir = source.parent().unwrap_or(dir);
-    let (mut seeder, port) = match seeder_kind {
+) -> Result<(Proc, u16)> {
+    let seed_dir = payload.source.parent().context("payload without a parent")?;
+    let utp = args.transport == Transport::Utp;
+    match v.pair.seeder {
         Client::Libtorrent => {
             let mut p = Proc::spawn(
                 "libtorrent seed",
@@ -347,33 +560,66 @@ fn one_transfer(
                     .arg(lt_peer_script())
                     .arg("seed")
                     .arg("--torrent")
-                    .arg(torrent)
+                    .arg(&payload.torrent)
                     .arg("--save")
                     .arg(seed_dir)
+                    .args(["--transport", if utp { "utp" } else { "tcp" }])
                     .args(["--seed-mode", "--progress-interval", "3600"]),
             )?;
             let port = libtorrent_port(&mut p)?;
             p.wait_line(Stream::Stdout, secs(60), |l| {
                 json_event(l).is_some_and(|v| v["event"] == "ready")
             })?;
-            (p, port)
+            Ok((p, port))
         }
         Client::Lt => {
-            let mut p = Proc::spawn(
-                "lt seed",
-                Command::new(lt)
-                    .arg("seed")
-                    .arg(torrent)
-                    .arg("--data")
-                    .arg(seed_dir),
-            )?;
+            let mut c = Command::new(v.lt);
+            c.arg("seed")
+                .arg(&payload.torrent)
+                .arg("--data")
+                .arg(seed_dir)
+                .arg("--no-dht");
+            if utp {
+                c.arg("--utp-only");
+            }
+            let mut p = Proc::spawn("lt seed", &mut c)?;
             let line = p.wait_line(Stream::Stderr, secs(60), |l| l.contains("listening on "))?;
             let port = listen_port(&line).with_context(|| format!("cannot parse {line:?}"))?;
             // Checking 1 GiB takes a moment.
             p.wait_line(Stream::Stderr, secs(120), |l| l.contains("seeding "))?;
-            (p, port)
+            Ok((p, port))
         }
-    };
+        Client::Rqbit => {
+            let rqbit = programs.rqbit.as_deref().context("rqbit is not installed")?;
+            let port = free_port()?;
+            let mut p = Proc::spawn(
+                "rqbit seed",
+                rqbit_command(rqbit, port, args.transport)
+                    .arg("download")
+                    .arg("-o")
+                    .arg(seed_dir)
+                    .args(["--overwrite", "--disable-http-api"])
+                    .arg(&payload.torrent),
+            )?;
+            // It checks the data first, then prints its progress every second.
+            p.wait_line(Stream::Stdout, secs(180), |l| l.contains("100.00%"))
+                .or_else(|_| p.wait_line(Stream::Stderr, secs(5), |l| l.contains("100.00%")))?;
+            Ok((p, port))
+        }
+    }
+}
+
+fn one_transfer(
+    v: &Variant<'_>,
+    programs: &Programs,
+    payload: &Payload,
+    dir: &Path,
+    args: &TransferArgs,
+) -> Result<Run> {
+    let timeout = args.timeout;
+    let limit = args.download_limit.to_string();
+    let utp = args.transport == Transport::Utp;
+    let (mut seeder, port) = start_seeder(v, programs, payload, args)?;
     let peer = format!("127.0.0.1:{port}");
     let out = dir.join("leech");
     if out.exists() {
@@ -381,31 +627,52 @@ fn one_transfer(
     }
     std::fs::create_dir_all(&out)?;
     let seeder_cpu_before = proc_cpu(seeder.pid()).map_or(0.0, |(_, cpu)| cpu);
-    let mut leecher = match leecher_kind {
+    let started = Instant::now();
+    let mut leecher = match v.pair.leecher {
         Client::Libtorrent => Proc::spawn(
             "libtorrent download",
             Command::new(DEBIAN_PYTHON)
                 .arg(lt_peer_script())
                 .arg("download")
                 .arg("--torrent")
-                .arg(torrent)
+                .arg(&payload.torrent)
                 .arg("--save")
                 .arg(&out)
                 .args(["--peer", &peer, "--max-time", &timeout.to_string()])
+                .args(["--transport", if utp { "utp" } else { "tcp" }])
                 .args(["--download-limit", &limit]),
         )?,
-        Client::Lt => Proc::spawn(
-            "lt download",
-            Command::new(lt)
-                .arg("download")
-                .arg(torrent)
+        Client::Lt => {
+            let mut c = Command::new(v.lt);
+            c.arg("download")
+                .arg(&payload.torrent)
                 .arg("-o")
                 .arg(&out)
-                .args(["--peer", &peer, "--json"])
-                .args(["--download-limit", &limit, "--limit-local"]),
-        )?,
+                .args(["--peer", &peer, "--json", "--no-dht"])
+                .args(["--download-limit", &limit, "--limit-local"]);
+            if utp {
+                c.arg("--utp-only");
+            }
+            Proc::spawn("lt download", &mut c)?
+        }
+        Client::Rqbit => {
+            if args.download_limit > 0 {
+                bail!("--download-limit is not passed to rqbit");
+            }
+            let rqbit = programs.rqbit.as_deref().context("rqbit is not installed")?;
+            Proc::spawn(
+                "rqbit download",
+                rqbit_command(rqbit, free_port()?, args.transport)
+                    .arg("download")
+                    .arg("-o")
+                    .arg(&out)
+                    .args(["--initial-peers", &peer, "-e", "--disable-http-api"])
+                    .arg(&payload.torrent),
+            )?
+        }
     };
-    let (leecher_cpu, leecher_anon_kib) = watch_until_exit(&leecher, secs(timeout))?;
+    let watched = watch_until_exit(&leecher, seeder.pid(), secs(timeout))?;
+    let wall = started.elapsed();
     let seeder_cpu = proc_cpu(seeder.pid()).map_or(0.0, |(_, cpu)| cpu) - seeder_cpu_before;
     let status = leecher.reap()?;
     if !status.success() {
@@ -414,7 +681,7 @@ fn one_transfer(
             leecher.transcript(30)
         );
     }
-    let mb_per_s = match leecher_kind {
+    let mb_per_s = match v.pair.leecher {
         Client::Lt => {
             let line = leecher.wait_line(Stream::Stdout, secs(5), |l| {
                 serde_json::from_str::<Value>(l).is_ok_and(|v| v["complete"] == true)
@@ -433,14 +700,17 @@ fn one_transfer(
                 .as_f64()
                 .context("no mb_per_s in lt_peer.py's line")?
         }
+        #[allow(clippy::cast_precision_loss)]
+        Client::Rqbit => payload.bytes as f64 / 1e6 / wall.as_secs_f64(),
     };
-    let name = source.file_name().context("payload without a name")?;
-    files_equal(source, &out.join(name))?;
+    let name = payload.source.file_name().context("payload without a name")?;
+    trees_equal(&payload.source, &out.join(name))?;
     std::fs::remove_dir_all(&out)?;
 
     seeder.signal("TERM");
     let status = seeder.wait_exit(secs(30))?;
-    if !status.success() {
+    // rqbit exits on SIGTERM with the signal's status.
+    if !status.success() && v.pair.seeder != Client::Rqbit {
         bail!(
             "the seeder exited with {status} on SIGTERM; last lines:\n{}",
             seeder.transcript(30)
@@ -448,10 +718,24 @@ fn one_transfer(
     }
     Ok(Run {
         mb_per_s,
-        leecher_cpu,
-        leecher_anon_kib: leecher_anon_kib as f64,
+        leecher_cpu: watched.leecher_cpu,
+        leecher_anon_kib: watched.leecher_anon_kib as f64,
         seeder_cpu,
+        seeder_anon_kib: watched.seeder_anon_kib as f64,
     })
+}
+
+/// Compares a file, or a directory's files, byte for byte.
+fn trees_equal(expected: &Path, actual: &Path) -> Result<()> {
+    if expected.is_dir() {
+        for entry in std::fs::read_dir(expected)? {
+            let entry = entry?;
+            trees_equal(&entry.path(), &actual.join(entry.file_name()))?;
+        }
+        Ok(())
+    } else {
+        files_equal(expected, actual)
+    }
 }
 
 /// The port of lt_peer.py's `{"event":"listening"}` line.
@@ -476,16 +760,31 @@ fn listen_port(line: &str) -> Option<u16> {
     addr.rsplit(':').next()?.trim_end_matches(']').parse().ok()
 }
 
-/// Polls `/proc/PID` every 50 ms until the process has exited (a zombie, not yet reaped):
-/// returns its CPU seconds (utime + stime, all threads) and its peak `RssAnon` in KiB.
-fn watch_until_exit(p: &Proc, deadline: Instant) -> Result<(f64, u64)> {
+/// What [`watch_until_exit`] saw.
+struct Watched {
+    leecher_cpu: f64,
+    leecher_anon_kib: u64,
+    seeder_anon_kib: u64,
+}
+
+/// Polls `/proc/PID` every 50 ms until the leecher has exited (a zombie, not yet reaped):
+/// returns its CPU seconds (utime + stime, all threads) and the peak `RssAnon` in KiB of it
+/// and of the seeder.
+fn watch_until_exit(p: &Proc, seeder: u32, deadline: Instant) -> Result<Watched> {
     let pid = p.pid();
-    let mut peak = 0u64;
+    let (mut peak, mut seeder_peak) = (0u64, 0u64);
     loop {
         let (state, cpu) =
             proc_cpu(pid).with_context(|| format!("cannot read /proc/{pid}/stat"))?;
+        if let Some(kib) = rss_anon_kib(seeder) {
+            seeder_peak = seeder_peak.max(kib);
+        }
         if state == 'Z' || state == 'X' {
-            return Ok((cpu, peak));
+            return Ok(Watched {
+                leecher_cpu: cpu,
+                leecher_anon_kib: peak,
+                seeder_anon_kib: seeder_peak,
+            });
         }
         if let Some(kib) = rss_anon_kib(pid) {
             peak = peak.max(kib);
@@ -540,6 +839,20 @@ mod tests {
     fn medians() {
         assert_eq!(median([3.0, 1.0, 2.0].into_iter()), 2.0);
         assert_eq!(median([4.0, 1.0].into_iter()), 2.5);
+    }
+
+    #[test]
+    fn pairs_and_their_references() {
+        let p: Pair = "lt-rqbit".parse().unwrap();
+        assert_eq!(p.to_string(), "lt -> rqbit");
+        assert_eq!(p.reference(), Some("libtorrent-rqbit".parse().unwrap()));
+        let p: Pair = "lt-lt".parse().unwrap();
+        assert_eq!(p.reference(), Some("libtorrent-libtorrent".parse().unwrap()));
+        assert_eq!("rqbit-libtorrent".parse::<Pair>().unwrap().reference(), None);
+        assert!("lt".parse::<Pair>().is_err());
+        assert!("lt-aria2".parse::<Pair>().is_err());
+        assert_eq!(default_pairs(false).len(), 4);
+        assert_eq!(default_pairs(true).len(), 8);
     }
 
     #[test]
