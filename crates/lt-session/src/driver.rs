@@ -441,7 +441,12 @@ impl Driver {
         match FsStorage::new(info.files().clone(), &path, old.options.clone()) {
             Ok(storage) => {
                 let io = Arc::new(TorrentIo {
-                    store: Arc::new(TorrentStore::new(Box::new(storage), info, path)),
+                    store: Arc::new(TorrentStore::with_cache(
+                        Box::new(storage),
+                        info,
+                        path,
+                        Arc::clone(&shared.read_cache),
+                    )),
                     options: old.options.clone(),
                 });
                 shared

@@ -46,6 +46,8 @@ pub(crate) struct Shared {
     pub(crate) torrents: RwLock<BTreeMap<TorrentId, Arc<TorrentIo>>>,
     /// The disk threads (lt-storage's), for every torrent.
     pub(crate) disk: crate::disk::Disk,
+    /// The read cache every torrent's store reads through.
+    pub(crate) read_cache: Arc<lt_storage::ReadCache>,
     pub(crate) listen: Vec<SocketAddr>,
     pub(crate) closed: AtomicBool,
     /// The DHT node while it runs (the manual's `start_dht`/`stop_dht`).
@@ -202,6 +204,7 @@ impl Session {
         };
         let shared = Arc::new(Shared {
             disk,
+            read_cache: Arc::new(lt_storage::ReadCache::new(settings.read_cache_size)),
             engine: Mutex::new(engine),
             wake: Notify::new(),
             alerts: Mutex::new(VecDeque::new()),
@@ -371,7 +374,12 @@ impl Session {
         // The storage is registered before the loop runs the engine's first disk job: the
         // engine lock is held until then.
         let io = Arc::new(TorrentIo {
-            store: Arc::new(TorrentStore::new(Box::new(storage), info, params.save_path)),
+            store: Arc::new(TorrentStore::with_cache(
+                Box::new(storage),
+                info,
+                params.save_path,
+                Arc::clone(&self.shared.read_cache),
+            )),
             options,
         });
         self.shared

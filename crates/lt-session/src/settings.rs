@@ -33,6 +33,10 @@ pub struct SessionSettings {
     /// The manual's `aio_threads`: disk threads running the engine's disk jobs (hashing,
     /// writing, reading for peers) for every torrent. Default: twice the cores, at least 4.
     pub aio_threads: usize,
+    /// Bytes of the read cache every torrent shares: windows of 256 KiB of pieces read for
+    /// peers, so a peer's next requests in a piece are served from memory (libtorrent 1.x's
+    /// `cache_size`, in bytes; 2.x has no cache of its own). 0 turns it off. Default 8 MiB.
+    pub read_cache_size: usize,
     /// Alerts let through. Default [`AlertCategory::default_mask`].
     pub alert_mask: AlertCategory,
     /// Tokio worker threads of the session's runtime. Default 2.
@@ -79,6 +83,7 @@ impl Default for SessionSettings {
             aio_threads: std::thread::available_parallelism()
                 .map_or(4, |n| n.get().saturating_mul(2))
                 .max(4),
+            read_cache_size: lt_storage::DEFAULT_READ_CACHE_BYTES,
             alert_mask: AlertCategory::default_mask(),
             worker_threads: 2,
             enable_upnp: false,

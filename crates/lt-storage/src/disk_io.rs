@@ -13,9 +13,18 @@
 //! of whole pieces, check, verify, save resume data, move, rename, set file priorities
 //! and remove. `ctx` is the caller's and comes back untouched, so a driver keeps what it
 //! needs to report a job (a connection, a request) without a map.
+//!
+//! The read cache ([`ReadCache`]) is one budget of bytes for every torrent of a session
+//! (libtorrent 1.x's `cache_size`; 2.x maps the files and leaves caching to the page cache,
+//! which files read with `pread` get too). A block request reads its 256 KiB-aligned window
+//! of the piece, 16 blocks, and keeps it: a peer asks for a piece's blocks in order, so the
+//! next 15 are served from memory (the session's driver serves them without a disk job). A
+//! window, not the whole piece, so that a miss costs at most 256 KiB of reading whatever
+//! the piece size, and a small budget holds the windows of many peers.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
@@ -27,21 +36,27 @@ use lt_metainfo::TorrentInfo;
 use crate::check::verify_piece_data;
 use crate::{Error, MoveFlags, ResumeData, Storage, check_files, verify_piece, write_blocks};
 
-/// Most bytes of whole pieces one torrent's read cache keeps.
-const READ_CACHE_BYTES: usize = 32 << 20;
-/// Pieces larger than this are read block by block, not cached.
-const MAX_CACHED_PIECE: usize = 8 << 20;
+/// The read-ahead unit: a block request reads (and caches) the aligned window of this
+/// many bytes of its piece that holds it.
+const WINDOW: u32 = 256 << 10;
+
+/// The read cache's default budget: 8 MiB, 32 windows.
+pub const DEFAULT_READ_CACHE_BYTES: usize = 8 << 20;
+
+/// Distinct ids of stores, keying their windows in a shared cache.
+static NEXT_STORE: AtomicU64 = AtomicU64::new(1);
 
 /// One torrent's files as the disk threads see them: the storage, the metadata, the save
-/// path, and a read cache of whole pieces.
+/// path, and the read cache it shares with the session's other torrents.
 pub struct TorrentStore {
+    id: u64,
     storage: RwLock<Box<dyn Storage>>,
     info: Arc<TorrentInfo>,
     save_path: RwLock<PathBuf>,
     /// Writes of one torrent go one at a time (hashing runs in parallel): concurrent
     /// writes to one file only contend for its inode lock.
     write_lock: Mutex<()>,
-    cache: Mutex<ReadCache>,
+    cache: Arc<ReadCache>,
 }
 
 impl std::fmt::Debug for TorrentStore {
@@ -54,15 +69,30 @@ impl std::fmt::Debug for TorrentStore {
 }
 
 impl TorrentStore {
-    /// A torrent's files in `storage`, saved under `save_path`.
+    /// A torrent's files in `storage`, saved under `save_path`, with a read cache of its
+    /// own of [`DEFAULT_READ_CACHE_BYTES`].
     #[must_use]
     pub fn new(storage: Box<dyn Storage>, info: Arc<TorrentInfo>, save_path: PathBuf) -> Self {
+        let cache = Arc::new(ReadCache::new(DEFAULT_READ_CACHE_BYTES));
+        Self::with_cache(storage, info, save_path, cache)
+    }
+
+    /// A torrent's files in `storage`, saved under `save_path`, reading through `cache`
+    /// (a session's, shared by its torrents).
+    #[must_use]
+    pub fn with_cache(
+        storage: Box<dyn Storage>,
+        info: Arc<TorrentInfo>,
+        save_path: PathBuf,
+        cache: Arc<ReadCache>,
+    ) -> Self {
         Self {
+            id: NEXT_STORE.fetch_add(1, Ordering::Relaxed),
             storage: RwLock::new(storage),
             info,
             save_path: RwLock::new(save_path),
             write_lock: Mutex::new(()),
-            cache: Mutex::default(),
+            cache,
         }
     }
 
@@ -81,14 +111,15 @@ impl TorrentStore {
             .clone()
     }
 
-    /// The block `begin..begin + len` of `piece` if the piece is in the read cache: a
-    /// driver serves it without a job.
+    /// The block `begin..begin + len` of `piece` if its window is in the read cache: the
+    /// session's driver serves it without a disk job.
     #[must_use]
     pub fn cached_block(&self, piece: PieceIndex, begin: u32, len: u32) -> Option<Bytes> {
-        self.cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .block(piece.get(), begin, len)
+        let w = begin / WINDOW;
+        let offset = (begin - w * WINDOW) as usize;
+        let data = self.cache.get((self.id, piece.get(), w))?;
+        let end = offset.checked_add(len as usize)?;
+        (end <= data.len()).then(|| data.slice(offset..end))
     }
 
     /// Calls `f` with the storage (for a quick look from outside the disk threads, such as
@@ -117,59 +148,143 @@ impl TorrentStore {
         if let Some(b) = self.cached_block(piece, begin, len) {
             return Ok(b);
         }
-        let piece_len = self.info.files().piece_size(piece) as usize;
+        let piece_len = self.info.files().piece_size(piece);
+        let out_of_range = || Error::BlockOutOfRange {
+            piece,
+            offset: begin,
+            len: len as usize,
+            piece_size: piece_len,
+        };
+        let end = begin.checked_add(len).ok_or_else(out_of_range)?;
+        if end > piece_len {
+            return Err(out_of_range());
+        }
+        let w = begin / WINDOW;
+        let start = w * WINDOW;
+        let window_end = piece_len.min(start.saturating_add(WINDOW));
         let storage = self.storage();
-        if piece_len > MAX_CACHED_PIECE {
+        if end > window_end || !self.cache.enabled() {
+            // Across two windows (no client asks so), or no cache: the block alone.
             let mut buf = vec![0u8; len as usize];
             storage.read(piece, begin, &mut buf)?;
             return Ok(Bytes::from(buf));
         }
-        let mut buf = vec![0u8; piece_len];
-        storage.read(piece, 0, &mut buf)?;
-        let whole = Bytes::from(buf);
-        self.cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(piece.get(), whole.clone());
-        let (b, e) = (begin as usize, begin as usize + len as usize);
-        whole
-            .get(b..e)
-            .map(|_| whole.slice(b..e))
-            .ok_or_else(|| Error::BlockOutOfRange {
-                piece,
-                offset: begin,
-                len: len as usize,
-                piece_size: u32::try_from(piece_len).unwrap_or(u32::MAX),
-            })
+        let mut buf = vec![0u8; (window_end - start) as usize];
+        storage.read(piece, start, &mut buf)?;
+        let window = Bytes::from(buf);
+        self.cache.insert((self.id, piece.get(), w), window.clone());
+        let offset = (begin - start) as usize;
+        Ok(window.slice(offset..offset + len as usize))
     }
 }
 
-/// Pieces read for uploading, kept whole: a peer asks for a piece's blocks one after the
-/// other, so one read of the piece serves them all. Bounded by bytes; oldest out first.
+impl Drop for TorrentStore {
+    fn drop(&mut self) {
+        self.cache.forget(self.id);
+    }
+}
+
+/// Windows of pieces read for uploading (see the module docs), for every torrent that
+/// shares it; at most its budget of bytes, the oldest out first. A budget of 0 turns it
+/// off: every block is read on its own.
+#[derive(Debug)]
+pub struct ReadCache {
+    inner: Mutex<CacheInner>,
+}
+
+/// A window: the store, the piece, the window's index in the piece.
+type WindowKey = (u64, u32, u32);
+
 #[derive(Debug, Default)]
-struct ReadCache {
-    pieces: VecDeque<(u32, Bytes)>,
+struct CacheInner {
+    windows: HashMap<WindowKey, Bytes>,
+    order: VecDeque<WindowKey>,
     bytes: usize,
+    limit: usize,
 }
 
 impl ReadCache {
-    fn block(&self, piece: u32, begin: u32, len: u32) -> Option<Bytes> {
-        let (_, data) = self.pieces.iter().find(|(p, _)| *p == piece)?;
-        let (b, e) = (begin as usize, begin as usize + len as usize);
-        (e <= data.len()).then(|| data.slice(b..e))
+    /// A cache of at most `limit` bytes.
+    #[must_use]
+    pub fn new(limit: usize) -> Self {
+        Self {
+            inner: Mutex::new(CacheInner {
+                limit,
+                ..CacheInner::default()
+            }),
+        }
     }
 
-    fn insert(&mut self, piece: u32, data: Bytes) {
-        if self.pieces.iter().any(|(p, _)| *p == piece) {
-            return;
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheInner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Its budget in bytes.
+    #[must_use]
+    pub fn limit(&self) -> usize {
+        self.lock().limit
+    }
+
+    /// Changes its budget, dropping the oldest windows past it.
+    pub fn set_limit(&self, limit: usize) {
+        let mut c = self.lock();
+        c.limit = limit;
+        c.shrink();
+    }
+
+    /// Bytes it holds now.
+    #[must_use]
+    pub fn bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
+    fn enabled(&self) -> bool {
+        self.lock().limit >= WINDOW as usize
+    }
+
+    fn get(&self, key: WindowKey) -> Option<Bytes> {
+        self.lock().windows.get(&key).cloned()
+    }
+
+    fn insert(&self, key: WindowKey, data: Bytes) {
+        let mut c = self.lock();
+        let len = data.len();
+        if c.windows.insert(key, data).is_none() {
+            c.bytes += len;
+            c.order.push_back(key);
         }
-        self.bytes += data.len();
-        self.pieces.push_back((piece, data));
-        while self.bytes > READ_CACHE_BYTES {
-            let Some((_, old)) = self.pieces.pop_front() else {
+        c.shrink();
+    }
+
+    /// Drops a store's windows (it is gone).
+    fn forget(&self, store: u64) {
+        let mut c = self.lock();
+        let CacheInner {
+            windows,
+            order,
+            bytes,
+            ..
+        } = &mut *c;
+        windows.retain(|k, v| {
+            let keep = k.0 != store;
+            if !keep {
+                *bytes -= v.len();
+            }
+            keep
+        });
+        order.retain(|k| k.0 != store);
+    }
+}
+
+impl CacheInner {
+    fn shrink(&mut self) {
+        while self.bytes > self.limit {
+            let Some(key) = self.order.pop_front() else {
                 break;
             };
-            self.bytes -= old.len();
+            if let Some(old) = self.windows.remove(&key) {
+                self.bytes -= old.len();
+            }
         }
     }
 }

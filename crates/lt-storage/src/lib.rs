@@ -87,7 +87,10 @@ mod resume;
 mod storage;
 
 pub use check::{check_files, check_pieces, verify_piece, verify_piece_data, verify_v2_leaves};
-pub use disk_io::{Completion, DiskIo, Job, Output, SubmitError, TorrentStore, run_job};
+pub use disk_io::{
+    Completion, DEFAULT_READ_CACHE_BYTES, DiskIo, Job, Output, ReadCache, SubmitError,
+    TorrentStore, run_job,
+};
 pub use error::{Error, Operation};
 pub use fs::{FsOptions, FsStorage};
 pub use limits::DEFAULT_MAX_OPEN_FILES;

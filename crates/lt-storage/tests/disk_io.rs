@@ -12,7 +12,8 @@ use common::{make_torrent, shuffled};
 use lt_core::PieceIndex;
 use lt_metainfo::TorrentVersion;
 use lt_storage::{
-    Completion, DiskIo, FsOptions, FsStorage, Job, Output, SubmitError, TorrentStore, check_files,
+    Completion, DiskIo, FsOptions, FsStorage, Job, Output, ReadCache, SubmitError, TorrentStore,
+    check_files,
 };
 
 const FILES: &[(&str, usize)] = &[("a.bin", 70_000), ("b.bin", 3), ("c.bin", 90_000)];
@@ -142,7 +143,7 @@ fn the_engines_jobs_reach_the_files() {
             "the corrupt piece reached the disk"
         );
 
-        // Reads: the first fills the read cache with the whole piece.
+        // Reads: the first fills the read cache with the block's window of the piece.
         let piece = PieceIndex::new(1);
         let out = lt_storage::run_job(
             &store,
@@ -234,4 +235,85 @@ fn a_full_queue_hands_the_job_back() {
         disk.try_submit(store, verify(0), 3),
         Err(SubmitError::Stopped(..))
     ));
+}
+
+/// The read cache is one budget for every store that shares it: a read keeps the 256 KiB
+/// window of its block, the oldest windows go past the budget, a store's windows go with
+/// it, and a budget of 0 keeps nothing.
+#[test]
+fn the_read_cache_is_one_budget_of_windows() {
+    const PIECE: u32 = 1 << 20;
+    let src = tempfile::tempdir().unwrap();
+    let (info, stream) = make_torrent(
+        src.path(),
+        &[("big.bin", 4 << 20)],
+        PIECE,
+        TorrentVersion::V1,
+    );
+    let info = Arc::new(info);
+    let cache = Arc::new(ReadCache::new(3 * 256 * 1024));
+    let store = |cache: &Arc<ReadCache>| {
+        let storage =
+            FsStorage::new(info.files().clone(), src.path(), FsOptions::default()).unwrap();
+        TorrentStore::with_cache(
+            Box::new(storage),
+            Arc::clone(&info),
+            src.path().to_path_buf(),
+            Arc::clone(cache),
+        )
+    };
+    let (a, b) = (store(&cache), store(&cache));
+    let read = |s: &TorrentStore, piece: u32, begin: u32| {
+        let out = lt_storage::run_job(
+            s,
+            Job::Read {
+                piece: PieceIndex::new(piece),
+                begin,
+                len: 16384,
+            },
+            1,
+        );
+        let Output::Read(Ok(block)) = out else {
+            panic!("{out:?}")
+        };
+        let start = (piece * PIECE + begin) as usize;
+        assert_eq!(&block[..], &stream[start..start + 16384]);
+    };
+    read(&a, 0, 0);
+    assert_eq!(cache.bytes(), 256 * 1024, "one window, not the whole piece");
+    // The window's other blocks are there; the next window's are not.
+    assert!(
+        a.cached_block(PieceIndex::new(0), 240 * 1024, 16384)
+            .is_some()
+    );
+    assert!(
+        a.cached_block(PieceIndex::new(0), 256 * 1024, 16384)
+            .is_none()
+    );
+    assert!(
+        b.cached_block(PieceIndex::new(0), 0, 16384).is_none(),
+        "b has its own keys"
+    );
+    read(&b, 1, 300 * 1024);
+    read(&a, 2, 0);
+    read(&a, 3, 0);
+    assert_eq!(cache.bytes(), 3 * 256 * 1024, "the budget holds");
+    assert!(
+        a.cached_block(PieceIndex::new(0), 0, 16384).is_none(),
+        "the oldest window went"
+    );
+    assert!(
+        b.cached_block(PieceIndex::new(1), 256 * 1024, 16384)
+            .is_some()
+    );
+    drop(b);
+    assert_eq!(
+        cache.bytes(),
+        2 * 256 * 1024,
+        "a dropped store's windows go with it"
+    );
+    cache.set_limit(0);
+    assert_eq!(cache.bytes(), 0);
+    read(&a, 1, 0);
+    assert_eq!(cache.bytes(), 0, "a budget of 0 keeps nothing");
 }
