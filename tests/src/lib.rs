@@ -1,9 +1,10 @@
 //! Shared helpers for the workspace-level tests in `tests/tests/`.
 //!
 //! Interop tests run against real clients from Debian's packages (libtorrent-rasterbar through
-//! `python3-libtorrent`, opentracker, ...). `cargo xtask ci` installs them; when one is missing a
-//! test must fail loudly and name the package, never skip. Every process a test starts is held
-//! in a [`ChildGuard`] so that it is killed and reaped even when the test panics.
+//! `python3-libtorrent`, opentracker, aria2, ...). `cargo xtask ci` installs them; when one is
+//! missing a test must fail loudly and name the package, never skip. Every process a test
+//! starts is held in a [`ChildGuard`] so that it is killed and reaped even when the test
+//! panics.
 #![forbid(unsafe_code)]
 
 pub mod bad_peer;

@@ -37,6 +37,11 @@ pub(crate) const CI_DEPS: &[SystemDep] = &[
         why: "interop tests against libtorrent-rasterbar",
     },
     SystemDep {
+        package: "aria2",
+        check: Check::Program("aria2c"),
+        why: "interop tests against aria2c, a second client besides libtorrent",
+    },
+    SystemDep {
         package: "opentracker",
         check: Check::Program("opentracker"),
         why: "interop tests against a real tracker",
