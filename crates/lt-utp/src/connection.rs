@@ -159,6 +159,9 @@ pub struct Stats {
     pub packets_dropped: u64,
     /// Path MTU probes sent.
     pub mtu_probes: u64,
+    /// Tail-loss probes: the oldest packet sent again when no ack came for two round
+    /// trips, before the retransmission timeout.
+    pub tail_probes: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,6 +240,10 @@ fn seq_lt(a: u16, b: u16) -> bool {
 
 /// Payload buffers kept for reuse per connection (about 24 KiB at most).
 const SPARE_BUFFERS: usize = 16;
+/// The shortest tail-loss probe timeout.
+const TLP_FLOOR: Duration = Duration::from_millis(10);
+/// The shortest wait before the first zero-window probe.
+const ZERO_WINDOW_FIRST_PROBE: Duration = Duration::from_millis(20);
 
 fn to_u16(n: usize) -> u16 {
     u16::try_from(n).unwrap_or(u16::MAX)
@@ -275,11 +282,17 @@ pub struct Connection {
     slow_start: bool,
     window_limited: bool,
     recovery: u16,
+    /// A loss cut the window and the cumulative ack has not reached `recovery` since.
+    in_recovery: bool,
+    /// The peer has sent a selective ack.
+    peer_sacks: bool,
     peer_wnd: usize,
     srtt_us: Option<u64>,
     rttvar_us: u64,
     rto: Duration,
     rto_deadline: Option<Instant>,
+    /// The tail-loss probe: two smoothed round trips after the last ack or new packet.
+    tlp_deadline: Option<Instant>,
     timeouts: u32,
     dup_acks: u32,
     close_requested: bool,
@@ -289,6 +302,9 @@ pub struct Connection {
     zero_window_since: Option<Instant>,
     probe_at: Option<Instant>,
     probe_due: bool,
+    /// The wait before the next zero-window probe: two round trips at first, doubling to
+    /// [`ZERO_WINDOW_PROBE`].
+    probe_interval: Duration,
     base_delay: BaseDelay,
     queuing_delay: Duration,
     mtu: Mtu,
@@ -360,7 +376,9 @@ impl Connection {
         let mut cfg = cfg;
         cfg.base_packet_size = cfg.base_packet_size.max(MIN_PACKET_SIZE);
         cfg.max_packet_size = cfg.max_packet_size.max(cfg.base_packet_size);
-        cfg.max_reorder = cfg.max_reorder.clamp(1, 8 * to_u16(MAX_SACK_BYTES) + 1);
+        // Past the 256 packets a SACK can name, packets are still held: dropping them made
+        // every loss in a large window cost the rest of the window, one hole per round trip.
+        cfg.max_reorder = cfg.max_reorder.clamp(1, DEFAULT_MAX_REORDER);
         cfg.max_in_flight = cfg.max_in_flight.clamp(2, 0x7fff);
         let mss = cfg.base_packet_size - HEADER_LEN - 2 - MAX_SACK_BYTES;
         Self {
@@ -378,11 +396,14 @@ impl Connection {
             slow_start: true,
             window_limited: false,
             recovery: seq_nr.wrapping_sub(1),
+            in_recovery: false,
+            peer_sacks: false,
             peer_wnd: mss,
             srtt_us: None,
             rttvar_us: 0,
             rto: INITIAL_RTO,
             rto_deadline: None,
+            tlp_deadline: None,
             timeouts: 0,
             dup_acks: 0,
             close_requested: false,
@@ -392,6 +413,7 @@ impl Connection {
             zero_window_since: None,
             probe_at: None,
             probe_due: false,
+            probe_interval: ZERO_WINDOW_PROBE,
             base_delay: BaseDelay {
                 minutes: [None; BASE_DELAY_HISTORY],
                 current: 0,
@@ -641,8 +663,13 @@ impl Connection {
             return;
         }
         if self.zero_window_since.is_some() && self.probe_at.is_some_and(|t| now >= t) {
-            self.probe_at = Some(now + ZERO_WINDOW_PROBE);
+            self.probe_interval = (self.probe_interval * 2).min(ZERO_WINDOW_PROBE);
+            self.probe_at = Some(now + self.probe_interval);
             self.probe_due = true;
+        }
+        if self.tlp_deadline.is_some_and(|d| now >= d) {
+            self.tlp_deadline = None;
+            self.tail_probe();
         }
         if self.rto_deadline.is_some_and(|d| now >= d) {
             self.on_rto(now);
@@ -716,6 +743,7 @@ impl Connection {
             Some(self.last_recv + self.cfg.idle_timeout),
             Some(self.last_send + self.cfg.keepalive_interval),
             self.rto_deadline,
+            self.tlp_deadline,
             self.ack_deadline,
             self.zero_window_since
                 .map(|s| s + self.cfg.zero_window_timeout),
@@ -832,6 +860,12 @@ impl Connection {
         let mut acked_bytes = 0usize;
         let mut progress = false;
         let mut rtt_sample = None;
+        // Karn's rule, for a whole ack: one that acknowledges a retransmitted packet says
+        // nothing of the round trip of the others it covers (they may have waited in the
+        // peer's reorder buffer for the hole to be filled).
+        let mut retransmitted = false;
+        // The last transmission of the newest retransmitted packet this ack covers.
+        let mut resent_at = None;
         // Cumulative ack.
         while let Some(front) = self.inflight.front() {
             if seq_lt(h.ack_nr, front.seq) || front.sent.is_none() {
@@ -850,6 +884,9 @@ impl Connection {
             self.inflight_bytes = self.inflight_bytes.saturating_sub(p.payload.len());
             if p.transmissions == 1 {
                 rtt_sample = p.sent.map(|s| now.saturating_duration_since(s));
+            } else if !p.sacked {
+                retransmitted = true;
+                resent_at = resent_at.max(p.sent);
             }
             if !p.sacked {
                 self.mtu.on_acked(p.seq, p.transmissions == 1);
@@ -866,6 +903,7 @@ impl Connection {
         }
         // Selective acks (bit i: ack_nr + 2 + i).
         if let Some(sack) = sack {
+            self.peer_sacks = true;
             let base = self.inflight.front().map_or(self.seq_nr, |p| p.seq);
             for i in sack.acked() {
                 let seq = h.ack_nr.wrapping_add(2).wrapping_add(to_u16(i));
@@ -893,12 +931,24 @@ impl Connection {
             self.dup_acks = 0;
             self.timeouts = 0;
             self.rto_deadline = (!self.inflight.is_empty()).then(|| now + self.rto);
+            self.arm_tail_probe(now);
+            if self.in_recovery && !seq_lt(h.ack_nr, self.recovery) {
+                self.in_recovery = false;
+            } else if self.in_recovery && sack.is_none() {
+                self.partial_ack(resent_at);
+            }
         } else if self.inflight.front().is_some_and(|p| p.sent.is_some())
             && h.ack_nr == self.inflight.front().map_or(0, |p| p.seq.wrapping_sub(1))
             && (h.ty == PacketType::State || self.front_overdue(now))
         {
             self.dup_acks += 1;
-            if self.dup_acks == DUPLICATE_ACKS
+            // An ack that still does not cover a packet sent 1.5 round trips ago counts as
+            // all three: a receiver that takes datagrams in batches acks once per batch,
+            // and a peer without SACK (rqbit) says nothing else of a hole.
+            if self.front_overdue(now) {
+                self.dup_acks = self.dup_acks.max(DUPLICATE_ACKS);
+            }
+            if self.dup_acks >= DUPLICATE_ACKS
                 && let Some(p) = self.inflight.front_mut()
                 && p.counted()
                 && !p.fast_resent
@@ -912,7 +962,7 @@ impl Connection {
                 }
             }
         }
-        if let Some(rtt) = rtt_sample {
+        if let Some(rtt) = rtt_sample.filter(|_| !retransmitted) {
             self.update_rtt(rtt);
         }
         if h.timestamp_diff_us != 0 && acked_bytes > 0 {
@@ -966,6 +1016,61 @@ impl Connection {
         }
     }
 
+    /// Arms the tail-loss probe two smoothed round trips (at least 10 ms) from now while
+    /// packets are in flight and the round trip is known.
+    fn arm_tail_probe(&mut self, now: Instant) {
+        self.tlp_deadline = match self.srtt_us {
+            Some(srtt) if !self.inflight.is_empty() => {
+                let pto = Duration::from_micros(srtt.saturating_mul(2)).max(TLP_FLOOR);
+                (pto < self.rto).then(|| now + pto)
+            }
+            _ => None,
+        };
+    }
+
+    /// The tail-loss probe fired: no ack for two round trips. The oldest packet goes
+    /// again, so that the ack it draws shows what is missing (the last packets of a burst
+    /// lost whole draw no duplicate acks) long before the retransmission timeout.
+    fn tail_probe(&mut self) {
+        let Some(p) = self.inflight.front_mut() else {
+            return;
+        };
+        if !p.counted() || p.fast_resent {
+            return;
+        }
+        self.cur_window = self.cur_window.saturating_sub(p.payload.len());
+        p.lost = true;
+        p.fast_resent = true;
+        self.stats.tail_probes += 1;
+    }
+
+    /// A partial ack in recovery, without a SACK (NewReno, RFC 6582): the packet after
+    /// the acknowledged ones was lost too, and goes again now. A peer that sends no SACK
+    /// (rqbit) tells of one hole per round trip this way; waiting for three more duplicate
+    /// acks instead would wait for the retransmission timeout whenever the loss emptied
+    /// the window, which a burst of losses (a full receive buffer) does.
+    ///
+    /// A peer that has never sent a SACK may not hold packets past a hole at all, and a
+    /// burst of losses (its receive buffer full) costs one round trip per packet this way:
+    /// for it, every packet sent before the retransmission this ack covers goes again too
+    /// (go-back-N from the hole, what such a receiver needs).
+    fn partial_ack(&mut self, resent_at: Option<Instant>) {
+        let back_n = if self.peer_sacks { None } else { resent_at };
+        for (i, p) in self.inflight.iter_mut().enumerate() {
+            let before = back_n.is_some_and(|t| p.sent.is_some_and(|s| s <= t));
+            if i > 0 && !before {
+                break;
+            }
+            if !p.counted() || p.fast_resent {
+                continue;
+            }
+            self.cur_window = self.cur_window.saturating_sub(p.payload.len());
+            p.lost = true;
+            p.fast_resent = true;
+            self.stats.fast_retransmits += 1;
+        }
+    }
+
     /// Multiplicative decrease, at most once per window of data (libutp).
     fn on_loss(&mut self, seq: u16) {
         self.stats.fast_retransmits += 1;
@@ -974,6 +1079,7 @@ impl Connection {
             self.ssthresh = self.cwnd;
             self.slow_start = false;
             self.recovery = self.seq_nr.wrapping_sub(1);
+            self.in_recovery = true;
             trace!(cwnd = self.cwnd, "uTP loss: window halved");
         }
     }
@@ -996,6 +1102,7 @@ impl Connection {
         self.cwnd = self.max_payload();
         self.slow_start = true;
         self.recovery = self.seq_nr.wrapping_sub(1);
+        self.in_recovery = false;
         // Go back N: everything unacknowledged is sent again as the window allows.
         for p in &mut self.inflight {
             if p.sent.is_some() && !p.sacked {
@@ -1061,7 +1168,11 @@ impl Connection {
         if self.peer_wnd == 0 && waiting {
             if self.zero_window_since.is_none() {
                 self.zero_window_since = Some(now);
-                self.probe_at = Some(now + ZERO_WINDOW_PROBE);
+                // A peer that sends no window update when it reads (rqbit waits seconds)
+                // is asked soon, then less and less often.
+                let rtt2 = Duration::from_micros(self.srtt_us.unwrap_or(0).saturating_mul(2));
+                self.probe_interval = rtt2.clamp(ZERO_WINDOW_FIRST_PROBE, ZERO_WINDOW_PROBE);
+                self.probe_at = Some(now + self.probe_interval);
             }
         } else {
             self.zero_window_since = None;
@@ -1176,6 +1287,9 @@ impl Connection {
         if self.rto_deadline.is_none() {
             self.rto_deadline = Some(now + self.rto);
         }
+        if first {
+            self.arm_tail_probe(now);
+        }
         self.sent(now);
         true
     }
@@ -1217,8 +1331,9 @@ impl Connection {
         if self.reorder.len() < 2 {
             return None;
         }
-        let mut sack = SelectiveAck::new((self.reorder.len() - 1).div_ceil(8));
-        for (i, slot) in self.reorder.iter().enumerate().skip(1) {
+        let bits = (self.reorder.len() - 1).min(8 * MAX_SACK_BYTES);
+        let mut sack = SelectiveAck::new(bits.div_ceil(8));
+        for (i, slot) in self.reorder.iter().enumerate().skip(1).take(bits) {
             if slot.is_some() {
                 sack.set(i - 1);
             }

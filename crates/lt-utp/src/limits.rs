@@ -62,7 +62,8 @@ pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(29);
 pub const DEFAULT_DELAYED_ACK: Duration = Duration::from_millis(100);
 /// A peer that advertises a zero window for this long while we have data is reset.
 pub const DEFAULT_ZERO_WINDOW_TIMEOUT: Duration = Duration::from_secs(60);
-/// While the peer's window is zero we probe with one packet this often (libutp: 15 s).
+/// While the peer's window is zero we probe with one packet at most this often (libutp
+/// probes every 15 s; we start at two round trips and double up to this).
 pub const ZERO_WINDOW_PROBE: Duration = Duration::from_secs(15);
 /// Duplicate ACKs (or packets SACKed past a hole) that trigger a fast retransmit.
 pub const DUPLICATE_ACKS: u32 = 3;

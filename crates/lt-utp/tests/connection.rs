@@ -301,6 +301,52 @@ fn bogus_ack_and_wrong_id_are_dropped_a_huge_sack_is_cut() {
     assert!(events(&mut client).is_empty());
 }
 
+/// A peer that closes its window and sends no update when it reads (rqbit waits seconds)
+/// is probed soon, then less and less often: the first probe goes within 20 ms here (no
+/// round trip measured yet), not after libutp's 15 s. (Stalled 4 s at a time sending to
+/// rqbit 9.1 over uTP.)
+#[test]
+fn zero_window_probes_start_soon_and_back_off() {
+    let start = Instant::now();
+    let (mut client, _server) = connected(start);
+    let id = client.recv_id();
+    let zero = encode(forge(PacketType::State, id, 0, 1, 0), None, &[]);
+    client.handle_datagram(start, &zero).expect("zero window");
+    client.write(&[5; 5000]);
+    assert!(transmits(&mut client, start).is_empty(), "window is zero");
+    let mut probes = Vec::new();
+    while let Some(now) = client.poll_timeout() {
+        if now > start + Duration::from_secs(20) {
+            break;
+        }
+        client.handle_timeout(now);
+        for d in transmits(&mut client, now) {
+            if decode(&d).header.ty == PacketType::Data {
+                probes.push(now - start);
+            }
+        }
+        let _ = client.handle_datagram(now, &zero);
+    }
+    assert!(
+        probes
+            .first()
+            .is_some_and(|&t| t <= Duration::from_millis(20)),
+        "{probes:?}"
+    );
+    // Probes and the retransmissions of a probe in flight, backing off: a few dozen in
+    // 20 s at most, the last ones seconds apart.
+    assert!((5..=30).contains(&probes.len()), "{probes:?}");
+    let gaps: Vec<Duration> = probes.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        gaps.last().is_some_and(|&g| g >= Duration::from_secs(1)),
+        "{gaps:?}"
+    );
+    assert!(
+        gaps.iter().all(|&g| g <= Duration::from_secs(15)),
+        "{gaps:?}"
+    );
+}
+
 #[test]
 fn zero_window_forever_resets() {
     let now = Instant::now();

@@ -31,6 +31,12 @@ struct LinkSpec {
     queue: usize,
     /// Largest datagram the link carries; larger ones are dropped (no fragmentation).
     mtu: usize,
+    /// Of every `.0` datagrams, the last `.1` are dropped (a full receive buffer, a router's
+    /// queue overflowing).
+    burst_loss: Option<(u64, u64)>,
+    /// Selective acks are cut out of every datagram, as from a peer that sends none
+    /// (rqbit's uTP).
+    strip_sack: bool,
 }
 
 impl LinkSpec {
@@ -42,6 +48,22 @@ impl LinkSpec {
             rate: None,
             queue: usize::MAX,
             mtu: usize::MAX,
+            burst_loss: None,
+            strip_sack: false,
+        }
+    }
+
+    fn with_burst_loss(self, every: u64, len: u64) -> Self {
+        Self {
+            burst_loss: Some((every, len)),
+            ..self
+        }
+    }
+
+    fn without_sack(self) -> Self {
+        Self {
+            strip_sack: true,
+            ..self
         }
     }
 
@@ -60,6 +82,22 @@ struct Link {
     dropped: u64,
     /// Datagrams dropped for exceeding the MTU.
     too_big: u64,
+    /// Datagrams offered to the link.
+    offered: u64,
+}
+
+/// Cuts the selective ack extension (type 1), the first in the chain, out of a uTP datagram
+/// (the link's own TCP-like datagrams are left alone).
+fn strip_sack(pkt: &mut Vec<u8>) {
+    if pkt.len() < 22 || pkt[0] >> 4 > 4 || pkt[1] != 1 {
+        return;
+    }
+    let (next, len) = (pkt[20], usize::from(pkt[21]));
+    if pkt.len() < 22 + len {
+        return;
+    }
+    pkt[1] = next;
+    pkt.drain(20..22 + len);
 }
 
 impl Link {
@@ -72,13 +110,24 @@ impl Link {
             waits: Vec::new(),
             dropped: 0,
             too_big: 0,
+            offered: 0,
         }
     }
 
-    fn send(&mut self, now: Instant, rng: &mut ChaCha8Rng, pkt: Vec<u8>) {
+    fn send(&mut self, now: Instant, rng: &mut ChaCha8Rng, mut pkt: Vec<u8>) {
         if pkt.len() > self.spec.mtu {
             self.too_big += 1;
             return;
+        }
+        self.offered += 1;
+        if let Some((every, len)) = self.spec.burst_loss
+            && self.offered % every >= every - len
+        {
+            self.dropped += 1;
+            return;
+        }
+        if self.spec.strip_sack {
+            strip_sack(&mut pkt);
         }
         if rng.next_u32() % 1000 < self.spec.loss_permille {
             self.dropped += 1;
@@ -459,6 +508,31 @@ fn transfer_seeded(name: &str, seed: u64, len: usize, up: LinkSpec, down: LinkSp
         pair.to_client.dropped,
     );
     pair
+}
+
+/// A peer without SACK (rqbit) and bursts of 20 lost datagrams (a full receive buffer):
+/// each hole after the first is resent on the partial ack that shows it, not after a
+/// retransmission timeout (500 ms at least).
+#[test]
+fn burst_loss_without_sack_recovers_without_timeouts() {
+    let up = LinkSpec::simple(10, 0, 0).with_burst_loss(400, 20);
+    let down = LinkSpec::simple(10, 0, 0).without_sack();
+    let p = transfer("burst loss, no SACK", 4 << 20, up, down);
+    let st = p.client.stats();
+    assert!(
+        p.to_server.dropped >= 20,
+        "the bursts hit: {}",
+        p.to_server.dropped
+    );
+    assert_eq!(
+        st.timeouts, 0,
+        "a hole waited for the retransmission timeout"
+    );
+    assert!(
+        p.elapsed() < Duration::from_secs(4),
+        "4 MiB over a 20 ms RTT took {:?}",
+        p.elapsed()
+    );
 }
 
 #[test]
