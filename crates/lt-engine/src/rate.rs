@@ -6,6 +6,12 @@ use std::time::{Duration, Instant};
 /// How far back a rate looks.
 const WINDOW: Duration = Duration::from_secs(3);
 
+/// Samples closer together than this are merged (the newest moves forward), so a rate holds
+/// at most `WINDOW / MIN_SPACING + 2` samples however often it is ticked: housekeeping runs
+/// at every tick interval, and also whenever an added torrent or a finished piece pulls
+/// every timer in.
+const MIN_SPACING: Duration = Duration::from_millis(100);
+
 /// A byte counter with a rate over the last few seconds, sampled at every tick.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Rate {
@@ -24,7 +30,17 @@ impl Rate {
 
     /// Records a sample; call at every tick.
     pub(crate) fn tick(&mut self, now: Instant) {
-        self.samples.push_back((now, self.total));
+        let n = self.samples.len();
+        let merge = n >= 2
+            && self
+                .samples
+                .get(n - 2)
+                .is_some_and(|&(t, _)| now.saturating_duration_since(t) < MIN_SPACING);
+        if merge && let Some(newest) = self.samples.back_mut() {
+            *newest = (now, self.total);
+        } else {
+            self.samples.push_back((now, self.total));
+        }
         while self
             .samples
             .front()
@@ -168,6 +184,28 @@ mod tests {
         for ip in ["8.8.8.8", "172.32.0.1", "2001:db8::1", "::ffff:1.2.3.4"] {
             assert!(!is_local_network(ip.parse().unwrap()), "{ip}");
         }
+    }
+
+    #[test]
+    fn a_rate_ticked_often_keeps_few_samples() {
+        let start = Instant::now();
+        let mut r = Rate::default();
+        // Ten thousand ticks within one second (an engine adding ten thousand torrents runs
+        // its housekeeping at each), 1 KB a tick.
+        for i in 0..10_000u64 {
+            r.add(1000);
+            r.tick(start + Duration::from_micros(i * 100));
+        }
+        let bound = usize::try_from(WINDOW.as_millis() / MIN_SPACING.as_millis()).unwrap() + 2;
+        assert!(r.samples.len() <= bound, "{} samples", r.samples.len());
+        // 10 MB over 0.9999 s.
+        assert!((9_990_000..=10_010_000).contains(&r.rate()), "{}", r.rate());
+        // Later, the window slides on as before.
+        for s in 1..=10u64 {
+            r.tick(start + Duration::from_secs(s));
+        }
+        assert!(r.samples.len() <= bound, "{} samples", r.samples.len());
+        assert_eq!(r.rate(), 0);
     }
 
     #[test]
