@@ -148,3 +148,47 @@ fn a_magnet_with_resumed_metadata_needs_no_fetch() {
         while engine.poll_action().is_some() {}
     }
 }
+
+/// Torrents added one after another (a client loading ten thousand at start-up) are queued
+/// together: each add brings the auto-manager forward to at most once per 50 ms, and runs
+/// no housekeeping over every torrent, so adding stays linear in the number of torrents.
+/// Every torrent is still managed within that time.
+#[test]
+fn torrents_added_in_a_row_are_queued_together() {
+    let t0 = Instant::now();
+    let settings = Settings {
+        active_seeds: 2,
+        ..Settings::default()
+    };
+    let mut engine = Engine::new(settings, PeerId::new([1; 20]), [9; 32], t0);
+    let mut ids = Vec::new();
+    let mut passes = 0;
+    for i in 0..40u8 {
+        // One torrent every 0.1 ms, each followed by the timeout the driver hands in.
+        let now = t0 + Duration::from_micros(100 * u64::from(i));
+        let mut add = AddTorrent::new(info(i));
+        add.flags.seed_mode = true;
+        ids.push(engine.add_torrent(now, add).unwrap());
+        if i > 0 {
+            assert!(
+                engine.poll_timeout() > now,
+                "adding torrent {i} made work due at once"
+            );
+        }
+        if engine.poll_timeout() <= now {
+            let _ = engine.handle_input(now, Input::Timeout);
+        }
+        while engine.poll_action().is_some() {}
+        let mut paused = false;
+        while let Some(a) = engine.poll_alert() {
+            paused |= matches!(a, lt_engine::Alert::TorrentPaused { .. });
+        }
+        passes += usize::from(paused);
+    }
+    assert!(passes <= 1, "the queue paused torrents in {passes} passes");
+    // At the next pass every torrent is managed: two seeds active, the rest paused.
+    let now = engine.poll_timeout();
+    assert!(now <= t0 + Duration::from_millis(60));
+    let _ = engine.handle_input(now, Input::Timeout);
+    assert_eq!(active(&engine, now, &ids).len(), 2);
+}

@@ -124,7 +124,7 @@ impl Engine {
             pieces,
         });
         self.queue_dirty = true;
-        self.timers.pull_all(now);
+        self.pull_for_torrent(now, id);
     }
 
     pub(super) fn piece_written(

@@ -417,10 +417,14 @@ impl Engine {
     /// The torrent with this info-hash.
     #[must_use]
     pub fn find_torrent(&self, info_hash: &InfoHash) -> Option<TorrentId> {
-        self.torrents
-            .iter()
-            .find(|(_, t)| t.info_hash == *info_hash)
-            .map(|(&id, _)| id)
+        // Every torrent's wire hashes are indexed, and no two torrents share one.
+        info_hash.wire_hashes().find_map(|h| {
+            let &id = self.by_wire_hash.get(&h)?;
+            self.torrents
+                .get(&id)
+                .is_some_and(|t| t.info_hash == *info_hash)
+                .then_some(id)
+        })
     }
 
     /// The torrent whose v1 (or truncated v2) info-hash is `hash`, as in a handshake.

@@ -3,7 +3,7 @@
 //! the next [`crate::Input::Timeout`] instead of the whole housekeeping over every torrent
 //! and connection.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A kind of timed work.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -39,25 +39,39 @@ impl Timer {
     }
 }
 
-/// When each kind of work is next due.
+/// When each kind of work is next due, and when it last ran.
 #[derive(Debug)]
-pub(super) struct TimerTable([Option<Instant>; 4]);
+pub(super) struct TimerTable {
+    due: [Option<Instant>; 4],
+    ran: [Option<Instant>; 4],
+}
 
 impl TimerTable {
     /// Everything due at `now`.
     pub(super) const fn new(now: Instant) -> Self {
-        Self([Some(now); 4])
+        Self {
+            due: [Some(now); 4],
+            ran: [None; 4],
+        }
     }
 
     /// Makes `timer` due at `at`.
     pub(super) const fn set(&mut self, timer: Timer, at: Instant) {
-        self.0[timer.slot()] = Some(at);
+        self.due[timer.slot()] = Some(at);
     }
 
     /// Makes `timer` due at `at` at the latest.
     pub(super) fn pull(&mut self, timer: Timer, at: Instant) {
-        let slot = &mut self.0[timer.slot()];
+        let slot = &mut self.due[timer.slot()];
         *slot = Some(slot.map_or(at, |t| t.min(at)));
+    }
+
+    /// Makes `timer` due at `now` at the latest, or `gap` after it last ran if that is
+    /// later: many pulls in a row (ten thousand torrents added one after another) run the
+    /// work once per `gap`, not once each.
+    pub(super) fn pull_spaced(&mut self, timer: Timer, now: Instant, gap: Duration) {
+        let at = self.ran[timer.slot()].map_or(now, |r| now.max(r + gap));
+        self.pull(timer, at);
     }
 
     /// Makes every timer due at `at` at the latest.
@@ -69,9 +83,10 @@ impl TimerTable {
 
     /// Whether `timer` is due at `now`; a due timer is disarmed (the work sets it again).
     pub(super) fn take(&mut self, timer: Timer, now: Instant) -> bool {
-        let slot = &mut self.0[timer.slot()];
+        let slot = &mut self.due[timer.slot()];
         if slot.is_some_and(|t| t <= now) {
             *slot = None;
+            self.ran[timer.slot()] = Some(now);
             return true;
         }
         false
@@ -79,6 +94,6 @@ impl TimerTable {
 
     /// The earliest deadline.
     pub(super) fn next(&self) -> Option<Instant> {
-        self.0.iter().flatten().min().copied()
+        self.due.iter().flatten().min().copied()
     }
 }

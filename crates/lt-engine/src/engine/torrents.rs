@@ -23,6 +23,10 @@ use crate::{
 use super::Engine;
 use super::timers::Timer;
 
+/// Least time between two runs of the queue, announces or dialling that added or checked
+/// torrents bring forward.
+const PULL_SPACING: Duration = Duration::from_millis(50);
+
 impl Engine {
     /// Adds peers a DHT lookup found to a torrent's list.
     pub(super) fn add_peers(&mut self, now: Instant, id: TorrentId, peers: &[SocketAddr]) {
@@ -237,8 +241,22 @@ impl Engine {
             }));
         }
         self.queue_dirty = true;
-        self.timers.pull_all(now);
+        self.pull_for_torrent(now, id);
         Ok(id)
+    }
+
+    /// Makes the queue, announces and dialling due after a torrent changed (added, checked):
+    /// at `now`, or [`PULL_SPACING`] after they last ran when that is later, since each
+    /// runs over every torrent and adding ten thousand torrents in a row would run them ten
+    /// thousand times. The housekeeping too when the torrent has connections whose
+    /// interest may have changed (not otherwise: it runs over every torrent and connection).
+    pub(super) fn pull_for_torrent(&mut self, now: Instant, id: TorrentId) {
+        for timer in [Timer::Queue, Timer::Announce, Timer::Connect] {
+            self.timers.pull_spaced(timer, now, PULL_SPACING);
+        }
+        if self.torrents.get(&id).is_some_and(|t| !t.conns.is_empty()) {
+            self.timers.pull(Timer::Housekeeping, now);
+        }
     }
 
     /// Removes a torrent: its connections close, `stopped` is announced, and the driver
