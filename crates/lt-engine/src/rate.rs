@@ -28,7 +28,14 @@ impl Rate {
         self.total
     }
 
-    /// Records a sample; call at every tick.
+    /// Whether nothing was counted since the oldest sample: the rate is zero and ticking
+    /// would only add samples of the same total. A rate whose ticks stop while idle and
+    /// start again later measures from at most one window back (see [`Rate::tick`]).
+    pub(crate) fn is_idle(&self) -> bool {
+        matches!(self.samples.front(), Some(&(_, b)) if b == self.total)
+    }
+
+    /// Records a sample; call at every tick (or, while [`Rate::is_idle`], not).
     pub(crate) fn tick(&mut self, now: Instant) {
         let n = self.samples.len();
         let merge = n >= 2
@@ -49,6 +56,21 @@ impl Rate {
         {
             self.samples.pop_front();
         }
+        // After ticks skipped while idle the oldest sample may lie before the window: what
+        // came since is counted from the window's start, not spread over the whole gap.
+        if self.samples.len() >= 2
+            && let Some(start) = now.checked_sub(WINDOW)
+            && let Some(front) = self.samples.front_mut()
+            && front.0 < start
+        {
+            front.0 = start;
+        }
+    }
+
+    /// Samples held (for tests of who ticks a rate how often).
+    #[cfg(test)]
+    pub(crate) fn samples_len(&self) -> usize {
+        self.samples.len()
     }
 
     /// Bytes per second over the window.
@@ -56,6 +78,9 @@ impl Rate {
         let (Some(&(t0, b0)), Some(&(t1, b1))) = (self.samples.front(), self.samples.back()) else {
             return 0;
         };
+        if b1 == b0 {
+            return 0;
+        }
         let secs = t1.saturating_duration_since(t0).as_secs_f64();
         if secs <= 0.0 {
             return 0;
@@ -206,6 +231,20 @@ mod tests {
         }
         assert!(r.samples.len() <= bound, "{} samples", r.samples.len());
         assert_eq!(r.rate(), 0);
+    }
+
+    #[test]
+    fn a_rate_not_ticked_while_idle_measures_from_the_window_start() {
+        let start = Instant::now();
+        let mut r = Rate::default();
+        r.tick(start);
+        assert!(r.is_idle());
+        // An hour without ticks (and without bytes), then 3 MB counted and one tick: 1 MB/s
+        // over the window, not 3 MB over the hour.
+        r.add(3_000_000);
+        assert!(!r.is_idle());
+        r.tick(start + Duration::from_secs(3600));
+        assert_eq!(r.rate(), 1_000_000);
     }
 
     #[test]

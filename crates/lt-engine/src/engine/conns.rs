@@ -786,7 +786,13 @@ impl Engine {
             * self.settings.tick_interval.as_secs_f64())
         .ceil()
         .max(1.0) as usize;
-        let ids: Vec<TorrentId> = self.torrents.keys().copied().collect();
+        // Only active torrents dial.
+        let ids: Vec<TorrentId> = self
+            .torrents
+            .iter()
+            .filter(|(_, t)| t.is_active())
+            .map(|(&id, _)| id)
+            .collect();
         for id in ids {
             loop {
                 if budget == 0

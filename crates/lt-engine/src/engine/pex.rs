@@ -59,7 +59,13 @@ impl Engine {
     /// at most once per `pex_interval` (BEP 11: at most 50 of each).
     pub(super) fn send_pex(&mut self, now: Instant) {
         let interval = self.settings.pex_interval;
-        let ids: Vec<TorrentId> = self.torrents.keys().copied().collect();
+        // Only active torrents have peers to tell about.
+        let ids: Vec<TorrentId> = self
+            .torrents
+            .iter()
+            .filter(|(_, t)| t.is_active() && !t.conns.is_empty())
+            .map(|(&id, _)| id)
+            .collect();
         for id in ids {
             let Some(t) = self.torrents.get(&id) else {
                 continue;

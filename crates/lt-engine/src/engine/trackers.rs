@@ -198,7 +198,16 @@ impl Engine {
     }
 
     pub(super) fn tick_trackers(&mut self, now: Instant) {
-        let ids: Vec<TorrentId> = self.torrents.keys().copied().collect();
+        if self.paused {
+            return;
+        }
+        // Paused (queued) torrents do not announce: only the active ones are looked at.
+        let ids: Vec<TorrentId> = self
+            .torrents
+            .iter()
+            .filter(|(_, t)| t.is_active())
+            .map(|(&id, _)| id)
+            .collect();
         for id in ids {
             let Some(t) = self.torrents.get_mut(&id) else {
                 continue;
