@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
 
+use crate::bench_scale::{self, ScaleArgs};
 use crate::bench_tracker::{self, BenchTrackerArgs};
 use crate::cmd;
 use crate::swarm::{
@@ -53,6 +54,8 @@ enum BenchCommand {
     Transfer(TransferArgs),
     /// UDP announces/s of lt-tracker's server and of opentracker (same as `bench-tracker`).
     Tracker(BenchTrackerArgs),
+    /// A session with many torrents, and a seeder with many peers, lt beside libtorrent.
+    Scale(ScaleArgs),
 }
 
 /// Options of `cargo xtask bench transfer`.
@@ -233,6 +236,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
     match &args.what {
         BenchCommand::Transfer(t) => transfer(t),
         BenchCommand::Tracker(t) => bench_tracker::run(t),
+        BenchCommand::Scale(s) => bench_scale::run(s),
     }
 }
 
