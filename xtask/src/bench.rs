@@ -170,7 +170,13 @@ impl Pair {
 
     /// The same pair with libtorrent in lt's place: what this pair is measured against.
     fn reference(self) -> Option<Self> {
-        let swap = |c| if c == Client::Lt { Client::Libtorrent } else { c };
+        let swap = |c| {
+            if c == Client::Lt {
+                Client::Libtorrent
+            } else {
+                c
+            }
+        };
         self.has(Client::Lt)
             .then(|| Self::new(swap(self.seeder), swap(self.leecher)))
     }
@@ -554,7 +560,10 @@ fn start_seeder(
     payload: &Payload,
     args: &TransferArgs,
 ) -> Result<(Proc, u16)> {
-    let seed_dir = payload.source.parent().context("payload without a parent")?;
+    let seed_dir = payload
+        .source
+        .parent()
+        .context("payload without a parent")?;
     let utp = args.transport == Transport::Utp;
     match v.pair.seeder {
         Client::Libtorrent => {
@@ -594,7 +603,10 @@ fn start_seeder(
             Ok((p, port))
         }
         Client::Rqbit => {
-            let rqbit = programs.rqbit.as_deref().context("rqbit is not installed")?;
+            let rqbit = programs
+                .rqbit
+                .as_deref()
+                .context("rqbit is not installed")?;
             let port = free_port()?;
             let mut p = Proc::spawn(
                 "rqbit seed",
@@ -663,7 +675,10 @@ fn one_transfer(
             if args.download_limit > 0 {
                 bail!("--download-limit is not passed to rqbit");
             }
-            let rqbit = programs.rqbit.as_deref().context("rqbit is not installed")?;
+            let rqbit = programs
+                .rqbit
+                .as_deref()
+                .context("rqbit is not installed")?;
             Proc::spawn(
                 "rqbit download",
                 rqbit_command(rqbit, free_port()?, args.transport)
@@ -707,7 +722,10 @@ fn one_transfer(
         #[allow(clippy::cast_precision_loss)]
         Client::Rqbit => payload.bytes as f64 / 1e6 / wall.as_secs_f64(),
     };
-    let name = payload.source.file_name().context("payload without a name")?;
+    let name = payload
+        .source
+        .file_name()
+        .context("payload without a name")?;
     trees_equal(&payload.source, &out.join(name))?;
     std::fs::remove_dir_all(&out)?;
 
@@ -851,8 +869,14 @@ mod tests {
         assert_eq!(p.to_string(), "lt -> rqbit");
         assert_eq!(p.reference(), Some("libtorrent-rqbit".parse().unwrap()));
         let p: Pair = "lt-lt".parse().unwrap();
-        assert_eq!(p.reference(), Some("libtorrent-libtorrent".parse().unwrap()));
-        assert_eq!("rqbit-libtorrent".parse::<Pair>().unwrap().reference(), None);
+        assert_eq!(
+            p.reference(),
+            Some("libtorrent-libtorrent".parse().unwrap())
+        );
+        assert_eq!(
+            "rqbit-libtorrent".parse::<Pair>().unwrap().reference(),
+            None
+        );
         assert!("lt".parse::<Pair>().is_err());
         assert!("lt-aria2".parse::<Pair>().is_err());
         assert_eq!(default_pairs(false).len(), 4);
