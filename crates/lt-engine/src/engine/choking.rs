@@ -8,7 +8,6 @@ use lt_wire::PeerConnection;
 use rand_core::RngCore as _;
 use tracing::debug;
 
-use crate::torrent::Torrent;
 use crate::{ConnId, TorrentId};
 
 use super::Engine;
@@ -78,7 +77,7 @@ impl Engine {
                     && c.wire.as_ref().is_some_and(PeerConnection::peer_interested)
                     && c.torrent
                         .and_then(|id| self.torrents.get(&id))
-                        .is_some_and(Torrent::is_active)
+                        .is_some_and(|t| t.is_active())
             })
             .map(|(&k, _)| k)
             .collect()

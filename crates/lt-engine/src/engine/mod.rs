@@ -63,7 +63,9 @@ pub struct Engine {
     peer_id: PeerId,
     rng: ChaCha8Rng,
     listen_port: u16,
-    torrents: BTreeMap<TorrentId, Torrent>,
+    /// Boxed: a `Torrent` is 1.5 KiB, and inline in half-full B-tree nodes it cost 2.7 KiB
+    /// a torrent (10,000 idle torrents: 12 MiB more than boxed).
+    torrents: BTreeMap<TorrentId, Box<Torrent>>,
     conns: BTreeMap<ConnId, Conn>,
     next_conn: u32,
     next_torrent: u64,

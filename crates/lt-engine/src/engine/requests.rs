@@ -553,6 +553,13 @@ impl Engine {
                 }
             }
         }
+        if up[1] == 0 && down[1] == 0 {
+            // No uTP peer transfers: TCP is not held back, and the rates of every torrent
+            // need not be added up (10,000 idle torrents made this a quarter of a tick).
+            self.tcp_up_bucket.set_rate(0);
+            self.tcp_down_bucket.set_rate(0);
+            return;
+        }
         let (up_rate, down_rate) = self.torrents.values().fold((0u64, 0u64), |(u, d), t| {
             (u + t.up.rate(), d + t.down.rate())
         });

@@ -219,7 +219,7 @@ impl Engine {
             params.name.unwrap_or_else(|| info_hash.best().to_hex())
         };
         self.index_torrent(id, &info_hash);
-        self.torrents.insert(id, t);
+        self.torrents.insert(id, Box::new(t));
         self.alerts.push(Alert::TorrentAdded {
             torrent: id,
             name,
