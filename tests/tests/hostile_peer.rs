@@ -3,7 +3,8 @@
 //!
 //! - bad framing: length prefixes of 4 GiB and just over the 1 MiB limit, lengths too short
 //!   for their message id, messages and handshakes cut short (then closed, or held open),
-//!   a wrong protocol string, an unknown info-hash, a second bitfield;
+//!   a wrong protocol string, an unknown info-hash, 10,000 bitfields (kept: a later
+//!   one replaces the first, as aria2 needs);
 //! - bad lengths and indexes: requests past a piece's or the torrent's end, piece indexes
 //!   out of range, blocks of 0 bytes, 32 KiB, 128 KiB + 1 and 4 GiB, an offset that
 //!   overflows, bitfields of the wrong length or with spare bits set, HAVE past the end,
@@ -534,11 +535,15 @@ const FRAMING: &[Case] = &[
         },
     },
     Case {
-        name: "a second BITFIELD",
+        name: "10,000 BITFIELDs",
         run: |c| {
+            // A later bitfield replaces the first, as libtorrent takes it (aria2 sends two):
+            // the peer is kept, and a flood of them leaves nothing behind.
             let n = c.torrent.num_pieces().div_ceil(8) as usize;
-            let bf = Message::Bitfield(Bytes::from(vec![0u8; n]));
-            send_then_closes(c.joined()?, &enc(&[bf.clone(), bf]), "a second bitfield")
+            let bf = enc(&[Message::Bitfield(Bytes::from(vec![0u8; n]))]);
+            let mut p = c.joined()?;
+            flood(&mut p, 10_000, |_| bf.clone());
+            Ok(Held::peer(p))
         },
     },
     Case {
@@ -1343,7 +1348,7 @@ fn leecher_survives_hostile_incoming_peers() {
         "length prefix 1 MiB + 1 (a PIECE)",
         "message cut short, held open",
         "handshake cut short (50 bytes), held open",
-        "a second BITFIELD",
+        "10,000 BITFIELDs",
         "REQUEST past the end of the torrent",
         "REQUEST of piece index num_pieces",
         "REQUEST of 0 bytes",
