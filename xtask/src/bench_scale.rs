@@ -42,6 +42,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
 
+use crate::bench::median;
 use crate::cmd;
 use crate::swarm::{
     DEBIAN_PYTHON, Proc, Scratch, Stream, build_release, json_event, require_python_libtorrent,
@@ -793,16 +794,6 @@ fn mib(kib: f64) -> f64 {
 
 fn fmt_mib(kib: f64) -> String {
     format!("{:.1}", mib(kib))
-}
-
-fn median(values: impl Iterator<Item = f64>) -> f64 {
-    let mut v: Vec<f64> = values.collect();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
 }
 
 #[cfg(test)]
