@@ -787,12 +787,7 @@ impl Engine {
         .ceil()
         .max(1.0) as usize;
         // Only active torrents dial.
-        let ids: Vec<TorrentId> = self
-            .torrents
-            .iter()
-            .filter(|(_, t)| t.is_active())
-            .map(|(&id, _)| id)
-            .collect();
+        let ids = self.active_torrents();
         for id in ids {
             loop {
                 if budget == 0

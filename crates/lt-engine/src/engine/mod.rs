@@ -166,6 +166,16 @@ impl Engine {
         self.settings = settings;
     }
 
+    /// The torrents that transfer now (checked, not paused), for the passes that skip
+    /// queued ones.
+    fn active_torrents(&self) -> Vec<TorrentId> {
+        self.torrents
+            .iter()
+            .filter(|(_, t)| t.is_active())
+            .map(|(&id, _)| id)
+            .collect()
+    }
+
     /// The MSE settings for the driver's handshakes.
     #[must_use]
     pub const fn mse_config(&self) -> MseConfig {

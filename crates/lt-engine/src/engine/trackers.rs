@@ -202,12 +202,7 @@ impl Engine {
             return;
         }
         // Paused (queued) torrents do not announce: only the active ones are looked at.
-        let ids: Vec<TorrentId> = self
-            .torrents
-            .iter()
-            .filter(|(_, t)| t.is_active())
-            .map(|(&id, _)| id)
-            .collect();
+        let ids = self.active_torrents();
         for id in ids {
             let Some(t) = self.torrents.get_mut(&id) else {
                 continue;
