@@ -67,6 +67,16 @@ impl Rate {
         }
     }
 
+    /// While idle, drops all but the newest sample and the spare room: a torrent asleep
+    /// in a session of ten thousand keeps one sample a rate, not a window's worth.
+    pub(crate) fn compact(&mut self) {
+        if self.is_idle() {
+            let keep = self.samples.len().saturating_sub(1);
+            self.samples.drain(..keep);
+            self.samples.shrink_to_fit();
+        }
+    }
+
     /// Samples held (for tests of who ticks a rate how often).
     #[cfg(test)]
     pub(crate) fn samples_len(&self) -> usize {
@@ -231,6 +241,30 @@ mod tests {
         }
         assert!(r.samples.len() <= bound, "{} samples", r.samples.len());
         assert_eq!(r.rate(), 0);
+    }
+
+    /// A compacted idle rate keeps one sample, stays idle, and measures again from there.
+    #[test]
+    fn an_idle_rate_compacts_to_one_sample() {
+        let t0 = Instant::now();
+        let mut r = Rate::default();
+        r.tick(t0);
+        r.add(1000);
+        r.tick(t0 + Duration::from_millis(100));
+        r.compact();
+        assert_eq!(r.samples_len(), 2, "a rate that is not idle is left alone");
+        assert!(!r.is_idle());
+        let t1 = t0 + Duration::from_secs(10);
+        r.tick(t1);
+        r.tick(t1 + Duration::from_millis(200));
+        assert!(r.is_idle());
+        r.compact();
+        assert_eq!(r.samples_len(), 1);
+        assert!(r.is_idle());
+        assert_eq!(r.rate(), 0);
+        r.add(3000);
+        r.tick(t1 + Duration::from_secs(1));
+        assert!(r.rate() > 0);
     }
 
     #[test]

@@ -333,6 +333,22 @@ impl Torrent {
         !self.paused && !self.is_checking()
     }
 
+    /// Whether the engine's tick has nothing to do for it until something changes it: not
+    /// active, no connections, reads or disk bytes waiting, rates down to zero, stats
+    /// reported, no upload-mode timer, not in share mode and not fetching metadata.
+    pub(crate) fn is_dormant(&self) -> bool {
+        !self.is_active()
+            && self.conns.is_empty()
+            && self.pending_reads.is_empty()
+            && self.disk_bytes == 0
+            && self.down.is_idle()
+            && self.up.is_idle()
+            && self.stats_reported == (self.total_download, self.total_upload)
+            && self.disk_upload_mode_until.is_none()
+            && !self.share_mode
+            && (self.has_metadata || self.meta.size.is_none())
+    }
+
     pub(crate) fn piece_size(&self, piece: u32) -> u64 {
         u64::from(
             self.wire_layout

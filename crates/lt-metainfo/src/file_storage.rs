@@ -7,6 +7,7 @@
 
 use std::ops::Range;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use lt_core::{FileIndex, PieceIndex, Sha256Hash};
 
@@ -137,7 +138,9 @@ pub struct FileStorage {
     piece_length: u32,
     total_size: u64,
     num_pieces: u32,
-    files: Vec<FileEntry>,
+    /// Shared: a storage and its torrent's metadata each keep a layout, and a session may
+    /// keep ten thousand of each. A change (`set_name`, `remap_files`) copies.
+    files: Arc<[FileEntry]>,
 }
 
 impl FileStorage {
@@ -173,7 +176,7 @@ impl FileStorage {
             piece_length,
             total_size: total,
             num_pieces,
-            files,
+            files: files.into(),
         })
     }
 
@@ -314,13 +317,22 @@ impl FileStorage {
         self.files.partition_point(|f| f.offset + f.size <= offset)
     }
 
+    /// The files, to change: copied first while another layout shares them (once; the
+    /// copy is this layout's own).
+    fn files_mut(&mut self) -> &mut [FileEntry] {
+        if Arc::get_mut(&mut self.files).is_none() {
+            self.files = self.files.to_vec().into();
+        }
+        Arc::get_mut(&mut self.files).map_or(&mut [], |f| f)
+    }
+
     /// Renames a file (the manual's `rename_file`); the new path is sanitised.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] when the index is out of range.
     pub fn rename_file(&mut self, file: FileIndex, new_path: &str) -> Result<(), Error> {
         let entry = self
-            .files
+            .files_mut()
             .get_mut(file.as_usize())
             .ok_or(Error::InvalidArgument("file index out of range"))?;
         entry.path = FilePath::new(crate::sanitize::sanitize_path(
@@ -352,11 +364,11 @@ impl FileStorage {
         if multi {
             // Rebuild the paths under the new name, still sharing their directories.
             let mut interner = PathInterner::default();
-            for f in &mut self.files {
+            for f in self.files_mut() {
                 let rest: Vec<String> = f.path.iter().skip(1).cloned().collect();
                 f.path = interner.path(None, std::iter::once(name.clone()).chain(rest));
             }
-        } else if let [f] = self.files.as_mut_slice() {
+        } else if let [f] = self.files_mut() {
             f.path = FilePath::new([name.clone()]);
         }
         self.name = name;
@@ -482,6 +494,26 @@ mod tests {
         assert_eq!(fs.num_files(), 1);
         fs.set_name("renamed");
         assert_eq!(fs.files()[0].path, ["renamed", "one"]);
+    }
+
+    /// A copy shares the file list until one of them changes it; the other keeps its own.
+    #[test]
+    fn copies_share_files_until_changed() {
+        let original = storage();
+        let mut copy = original.clone();
+        assert!(std::ptr::eq(original.files(), copy.files()));
+        copy.rename_file(FileIndex::new(0), "elsewhere").unwrap();
+        assert_eq!(copy.files()[0].path, ["elsewhere"]);
+        assert_ne!(original.files()[0].path, ["elsewhere"]);
+        let before = copy.files().as_ptr();
+        copy.rename_file(FileIndex::new(1), "again").unwrap();
+        assert_eq!(
+            copy.files().as_ptr(),
+            before,
+            "its own list is changed in place"
+        );
+        copy.set_name("n");
+        assert_eq!(original, storage());
     }
 
     #[test]

@@ -480,6 +480,10 @@ impl TorrentInfo {
                     .or_insert_with(|| v.raw().to_vec());
             }
         }
+        // A session may hold ten thousand of these: no spare capacity from the pushes.
+        self.trackers.shrink_to_fit();
+        self.web_seeds.shrink_to_fit();
+        self.nodes.shrink_to_fit();
         Ok(())
     }
 

@@ -40,7 +40,11 @@ impl Engine {
         let dht_every = self.settings.dht_announce_interval;
         let lsd_every = self.settings.lsd_announce_interval;
         let mut lsd = Vec::new();
-        for (&id, t) in &mut self.torrents {
+        // Only active torrents announce, and they are awake.
+        for id in self.torrents.awake() {
+            let Some(t) = self.torrents.get_mut(&id) else {
+                continue;
+            };
             if !t.is_active() || (t.has_metadata && t.info.is_private()) {
                 continue;
             }

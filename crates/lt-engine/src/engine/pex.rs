@@ -62,9 +62,9 @@ impl Engine {
         // Only active torrents have peers to tell about.
         let ids: Vec<TorrentId> = self
             .torrents
-            .iter()
+            .awake_iter()
             .filter(|(_, t)| t.is_active() && !t.conns.is_empty())
-            .map(|(&id, _)| id)
+            .map(|(id, _)| id)
             .collect();
         for id in ids {
             let Some(t) = self.torrents.get(&id) else {

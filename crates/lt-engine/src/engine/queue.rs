@@ -108,7 +108,7 @@ impl Engine {
         let seed_time_limit = s.seed_time_limit;
         let mut downloads = Vec::new();
         let mut seeds = Vec::new();
-        for (&id, t) in &self.torrents {
+        for (&id, t) in self.torrents.iter() {
             if !t.auto_managed || t.is_checking() {
                 continue;
             }

@@ -494,7 +494,8 @@ impl Engine {
     }
 
     pub(super) fn serve_pending_reads(&mut self) {
-        let ids: Vec<TorrentId> = self.torrents.keys().copied().collect();
+        // A torrent with reads waiting is awake.
+        let ids = self.torrents.awake();
         for id in ids {
             // TCP requests held back by mixed mode wait without blocking uTP ones.
             let mut held = VecDeque::new();
@@ -560,9 +561,13 @@ impl Engine {
             self.tcp_down_bucket.set_rate(0);
             return;
         }
-        let (up_rate, down_rate) = self.torrents.values().fold((0u64, 0u64), |(u, d), t| {
-            (u + t.up.rate(), d + t.down.rate())
-        });
+        // A dormant torrent's rates are zero.
+        let (up_rate, down_rate) = self
+            .torrents
+            .awake_iter()
+            .fold((0u64, 0u64), |(u, d), (_, t)| {
+                (u + t.up.rate(), d + t.down.rate())
+            });
         for (bucket, peers, rate, floor) in [
             (&mut self.tcp_up_bucket, up, up_rate, 5_000),
             (&mut self.tcp_down_bucket, down, down_rate, 30_000),

@@ -33,7 +33,12 @@ impl Engine {
         }
         // Reads wait only in torrents with connections; most of ten thousand torrents have
         // none.
-        if house && self.torrents.values().any(|t| !t.pending_reads.is_empty()) {
+        if house
+            && self
+                .torrents
+                .awake_iter()
+                .any(|(_, t)| !t.pending_reads.is_empty())
+        {
             self.serve_pending_reads();
         }
         if house {
@@ -59,9 +64,9 @@ impl Engine {
         if house {
             let fetching: Vec<TorrentId> = self
                 .torrents
-                .iter()
+                .awake_iter()
                 .filter(|(_, t)| !t.has_metadata && t.meta.size.is_some())
-                .map(|(&id, _)| id)
+                .map(|(id, _)| id)
                 .collect();
             for id in fetching {
                 self.request_metadata(now, id);
@@ -70,14 +75,15 @@ impl Engine {
             // unless it is in share mode.
             let busy: Vec<TorrentId> = self
                 .torrents
-                .iter()
+                .awake_iter()
                 .filter(|(_, t)| t.share_mode || !t.conns.is_empty())
-                .map(|(&id, _)| id)
+                .map(|(id, _)| id)
                 .collect();
             for id in busy {
                 self.recalc_share_mode(now, id);
                 self.update_all_interest(now, id);
             }
+            self.torrents.sweep();
         }
     }
 
@@ -87,11 +93,15 @@ impl Engine {
         self.up_bucket.refill(now);
         self.down_bucket.refill(now);
         self.balance_mixed_mode(now);
-        for (&id, t) in &mut self.torrents {
+        // A dormant torrent (`torrent_map.rs`) has nothing here to do: ten thousand queued
+        // torrents cost nothing a tick.
+        for id in self.torrents.awake() {
+            let Some(t) = self.torrents.get_mut(&id) else {
+                continue;
+            };
             // A torrent without connections moves no bytes: once its rates are down to zero
             // they and its buckets wait for the next connection (a bucket refilled after a
-            // gap comes to the same tokens, capped at one second's worth). Ten thousand
-            // idle torrents then cost a few field reads a tick each.
+            // gap comes to the same tokens, capped at one second's worth).
             if !(t.conns.is_empty() && t.down.is_idle() && t.up.is_idle()) {
                 t.down.tick(now);
                 t.up.tick(now);
@@ -153,7 +163,79 @@ mod tests {
     use lt_core::PeerId;
     use lt_metainfo::{CreateTorrent, TorrentInfo};
 
-    use crate::{AddTorrent, Engine, Input, Settings};
+    use crate::{AddTorrent, Engine, Input, Settings, TorrentId};
+
+    /// Queued torrents fall asleep after a tick and are not walked again; pausing or
+    /// resuming one through the API wakes it, and the auto-manager's swap is seen at once.
+    #[test]
+    fn queued_torrents_sleep_until_changed() {
+        let t0 = Instant::now();
+        let settings = Settings {
+            active_seeds: 2,
+            ..Settings::default()
+        };
+        let mut e = Engine::new(settings, PeerId::new([1; 20]), [9; 32], t0);
+        let mut ids = Vec::new();
+        for i in 0..6u8 {
+            let bytes = CreateTorrent::from_memory(format!("q{i}.bin"), vec![i; 20_000])
+                .generate()
+                .unwrap();
+            let mut add = AddTorrent::new(Arc::new(TorrentInfo::from_bytes(&bytes).unwrap()));
+            add.flags.seed_mode = true;
+            add.flags.auto_managed = true;
+            ids.push(e.add_torrent(t0, add).unwrap());
+        }
+        let mut now = t0;
+        let mut run = |e: &mut Engine, ticks: u32| {
+            for _ in 0..ticks {
+                now += Duration::from_millis(500);
+                let _ = e.handle_input(now, Input::Timeout);
+                while e.poll_action().is_some() {}
+            }
+            now
+        };
+        let now1 = run(&mut e, 4);
+        assert_eq!(
+            e.torrents.awake_len(),
+            2,
+            "only the two active seeds stay awake"
+        );
+        let active: Vec<TorrentId> = e.torrents.awake();
+        assert!(active.iter().all(|id| e.torrents[id].is_active()));
+        // Pausing an active one (no longer auto-managed) wakes it and lets the queue start
+        // a sleeping one at its next pass.
+        e.set_auto_managed(now1, active[0], false);
+        e.pause_torrent(now1, active[0]);
+        run(&mut e, 2);
+        let now2 = run(&mut e, 2);
+        let running: Vec<TorrentId> = ids
+            .iter()
+            .copied()
+            .filter(|id| e.torrents[id].is_active())
+            .collect();
+        assert_eq!(
+            running.len(),
+            2,
+            "the queue filled the freed slot: {running:?}"
+        );
+        assert!(!running.contains(&active[0]));
+        assert_eq!(
+            e.torrents.awake(),
+            running,
+            "the paused one fell asleep again"
+        );
+        // A queued torrent taken out of the queue and resumed wakes and runs.
+        let sleeper = ids
+            .iter()
+            .copied()
+            .find(|id| !running.contains(id) && *id != active[0])
+            .unwrap();
+        e.set_auto_managed(now2, sleeper, false);
+        e.resume_torrent(now2, sleeper);
+        run(&mut e, 2);
+        assert!(e.torrents[&sleeper].is_active());
+        assert!(e.torrents.awake().contains(&sleeper));
+    }
 
     /// Torrents without connections whose rates are down to zero are not ticked: a session
     /// of ten thousand idle torrents must not work through each one's rates twice a second.
