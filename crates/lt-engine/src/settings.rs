@@ -152,11 +152,17 @@ pub struct Settings {
     /// `local_service_announce_interval`: how often each public torrent is announced by
     /// local service discovery (BEP 14). Default 5 min.
     pub lsd_announce_interval: Duration,
-    /// `enable_outgoing_tcp`: dial peers over TCP. With uTP also on, TCP is tried first
-    /// and uTP when it fails. Default `true`.
+    /// `enable_outgoing_tcp`: dial peers over TCP. With uTP also on, a peer is dialled
+    /// over TCP only once a uTP connect to it failed (or PEX or a failed connect said it
+    /// has no uTP), as libtorrent does. Default `true`.
     pub enable_outgoing_tcp: bool,
-    /// `enable_outgoing_utp`: dial peers over uTP. Default `true`.
+    /// `enable_outgoing_utp`: dial peers over uTP, first (LEDBAT yields to the user's
+    /// other traffic). Default `true`.
     pub enable_outgoing_utp: bool,
+    /// `utp_connect_timeout`: how long a uTP connect waits for the answer to its SYN
+    /// before the peer is tried over TCP. A port nobody listens on is known sooner, from
+    /// the ICMP error it sends back. Default 3 s.
+    pub utp_connect_timeout: Duration,
     /// `enable_incoming_tcp`: accept TCP connections (the driver's listeners). Default `true`.
     pub enable_incoming_tcp: bool,
     /// `enable_incoming_utp`: accept uTP connections. Default `true`.
@@ -239,6 +245,7 @@ impl Default for Settings {
             lsd_announce_interval: Duration::from_secs(5 * 60),
             enable_outgoing_tcp: true,
             enable_outgoing_utp: true,
+            utp_connect_timeout: Duration::from_secs(3),
             enable_incoming_tcp: true,
             enable_incoming_utp: true,
             active_downloads: 3,

@@ -307,8 +307,8 @@ fn dial_attempts(seed: &mut Seed, peer: SocketAddr, fail: &[bool]) -> Vec<(Trans
     attempts
 }
 
-/// The engine chooses how to dial from what failed, as libtorrent does: a connect that
-/// fails tries the other transport; an MSE handshake that fails (a peer without MSE, like
+/// The engine chooses how to dial from what failed, as libtorrent does: uTP first, and a
+/// connect that fails tries the other transport; an MSE handshake that fails (a peer without MSE, like
 /// rqbit or aria2, closes it) tries plaintext over the same transport at once, and the
 /// peer is dialled in plaintext from then on. Forced encryption never falls back to
 /// plaintext; uTP alone is dialled alone.
@@ -323,12 +323,20 @@ fn dial_falls_back_by_what_failed() {
     seed.engine.connect_peer(seed.now, seed.torrent, peer);
     seed.tick(Duration::from_secs(1));
     let refused = dial_attempts(&mut seed, peer, &[false; 4]);
-    assert_eq!(refused, [(Transport::Tcp, true), (Transport::Utp, true)]);
+    assert_eq!(
+        refused,
+        [(Transport::Utp, true), (Transport::Tcp, true)],
+        "uTP first, TCP when it fails"
+    );
     assert_eq!(seed.engine.num_connections(), 0);
 
     seed.tick(Duration::from_secs(30));
     let no_mse = dial_attempts(&mut seed, peer, &[true, true]);
-    assert_eq!(no_mse, [(Transport::Tcp, true), (Transport::Tcp, false)]);
+    assert_eq!(
+        no_mse,
+        [(Transport::Tcp, true), (Transport::Tcp, false)],
+        "no uTP to a peer whose uTP connect failed"
+    );
     seed.tick(Duration::from_secs(60));
     let again = dial_attempts(&mut seed, peer, &[false]);
     assert_eq!(

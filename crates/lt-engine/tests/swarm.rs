@@ -345,10 +345,11 @@ fn share_mode_downloads_only_what_it_can_upload_again() {
 /// follows the measured rate, which takes a few seconds to settle).
 fn mixed_mode_downloads(mode: MixedMode) -> (u64, u64) {
     let mut sim = swarm(21, 2, 0, 32 << 20, 256 << 10)
-        // Leecher 1 reaches the others over uTP only: its TCP dials fail and the engine
-        // falls back.
+        // Leecher 1 reaches the others over uTP only, leecher 2 over TCP only: its uTP
+        // dials fail and the engine falls back.
         .links(|a, b| Link {
             tcp: a != 1 && b != 1,
+            utp: a != 2 && b != 2,
             ..Link::default()
         })
         .settings(move |i, _, s| {

@@ -169,7 +169,13 @@ impl Session {
         if settings.engine.enable_incoming_utp || settings.engine.enable_outgoing_utp {
             let _guard = runtime.enter();
             for &addr in &listen {
-                match bind_udp(addr).and_then(lt_utp::tokio::UtpSocket::from_std) {
+                let cfg = lt_utp::tokio::SocketConfig {
+                    connect_timeout: settings.engine.utp_connect_timeout,
+                    ..lt_utp::tokio::SocketConfig::default()
+                };
+                match bind_udp(addr)
+                    .and_then(|socket| lt_utp::tokio::UtpSocket::from_std_with(socket, cfg))
+                {
                     Ok(u) => utp.push(u),
                     Err(e) => tracing::warn!("uTP on {addr}: {e}"),
                 }

@@ -133,6 +133,9 @@ pub enum CloseReason {
     ZeroWindow,
     /// [`Connection::abort`] was called (we send ST_RESET).
     Aborted,
+    /// The peer's host answered our SYN with an ICMP error (port unreachable: nothing
+    /// listens for uTP there). See [`Endpoint::handle_unreachable`](crate::Endpoint::handle_unreachable).
+    Unreachable,
 }
 
 /// A datagram to send to the connection's peer.
@@ -547,6 +550,19 @@ impl Connection {
     /// ([`CloseReason::Done`]) once our FIN is acknowledged and the peer's FIN received.
     pub fn close(&mut self) {
         self.close_requested = true;
+    }
+
+    /// The peer's address answered with an ICMP error: a connection still waiting for the
+    /// answer to its SYN ends at once with [`CloseReason::Unreachable`] (nothing listens
+    /// there); any other is left alone, since an ICMP error is easily forged and an
+    /// established connection has heard from its peer. Returns whether it ended.
+    pub fn handle_unreachable(&mut self) -> bool {
+        if self.state == State::SynSent {
+            self.fail(CloseReason::Unreachable, false);
+            true
+        } else {
+            false
+        }
     }
 
     /// Forceful close: sends ST_RESET and ends at once with [`CloseReason::Aborted`].

@@ -270,6 +270,19 @@ impl Endpoint {
         DatagramOutcome::Accepted(h)
     }
 
+    /// An ICMP error (port or host unreachable) came back for a datagram sent to `addr`:
+    /// our connections to it still waiting for the answer to their SYN end with
+    /// [`CloseReason::Unreachable`](crate::CloseReason::Unreachable), as libtorrent fails a
+    /// uTP connect on one, so the caller can try TCP at once instead of after the connect
+    /// timeout. Returns how many ended.
+    pub fn handle_unreachable(&mut self, addr: SocketAddr) -> usize {
+        self.conns
+            .values_mut()
+            .filter(|e| e.addr == addr)
+            .map(|e| usize::from(e.conn.handle_unreachable()))
+            .sum()
+    }
+
     /// Runs due timers of every connection and expires half-open ones.
     pub fn handle_timeout(&mut self, now: Instant) {
         let mut expired = Vec::new();

@@ -220,6 +220,10 @@ impl UtpSocket {
         // Best effort: small kernel buffers only cost throughput.
         let _ = io_state.set_recv_buffer_size(UdpSockRef::from(&*udp), cfg.socket_buffer);
         let _ = io_state.set_send_buffer_size(UdpSockRef::from(&*udp), cfg.socket_buffer);
+        // Best effort too: without the ICMP errors a connect to a port nobody listens on
+        // waits for its timeout.
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        let _ = icmp::enable(&udp);
         let mut ep_cfg = cfg.endpoint;
         if ep_cfg.rng_seed == [0; 32] {
             ep_cfg.rng_seed = os_seed();
@@ -583,6 +587,11 @@ impl Driver {
                         }
                     } => {}
                     () = ::tokio::time::sleep(LINGER), if orphaned_since.is_some() => {}
+                    r = self.udp.ready(Interest::ERROR), if cfg!(any(target_os = "linux", target_os = "android")) => {
+                        if r.is_ok() {
+                            self.drain_icmp();
+                        }
+                    }
                 }
             }
             for _ in 0..RECV_ROUNDS {
@@ -600,6 +609,29 @@ impl Driver {
             wake(&mut slot.write);
             if let Some(tx) = slot.connect.take() {
                 let _ = tx.send(Err(dead()));
+            }
+        }
+    }
+
+    /// Reads the ICMP errors queued for the socket: a connect to an address that answered
+    /// "unreachable" fails at once ([`Endpoint::handle_unreachable`]).
+    fn drain_icmp(&self) {
+        // At most a batch at a time: the readiness stays set until the queue is empty, so
+        // the rest is read at the next turn of the loop, after the datagrams.
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        for _ in 0..BATCH_SIZE.max(32) {
+            match self.udp.try_io(Interest::ERROR, || icmp::recv(&self.udp)) {
+                Ok(Some(addr)) => {
+                    let mut st = self.shared.lock();
+                    if st.endpoint.handle_unreachable(addr) > 0 {
+                        tracing::debug!(%addr, "uTP connect answered by ICMP unreachable");
+                        self.process_events(&mut st);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                // One message lost (too long for the buffer, say); the next may be read.
+                Err(e) => tracing::debug!("reading the ICMP error queue: {e}"),
             }
         }
     }
@@ -805,6 +837,7 @@ fn close_error(reason: Option<CloseReason>, default: io::ErrorKind) -> io::Error
         Some(CloseReason::Reset) => io::ErrorKind::ConnectionReset,
         Some(CloseReason::TimedOut) => io::ErrorKind::TimedOut,
         Some(CloseReason::Aborted | CloseReason::ZeroWindow) => io::ErrorKind::ConnectionAborted,
+        Some(CloseReason::Unreachable) => io::ErrorKind::ConnectionRefused,
         _ => default,
     };
     let what = match reason {
@@ -812,6 +845,7 @@ fn close_error(reason: Option<CloseReason>, default: io::ErrorKind) -> io::Error
         Some(CloseReason::TimedOut) => "uTP connection timed out",
         Some(CloseReason::ZeroWindow) => "uTP peer kept a zero window too long",
         Some(CloseReason::Aborted) => "uTP connection aborted",
+        Some(CloseReason::Unreachable) => "uTP connect answered by ICMP unreachable",
         _ => "uTP connection closed",
     };
     io::Error::new(kind, what)
@@ -837,4 +871,81 @@ fn os_seed() -> [u8; 32] {
         chunk.copy_from_slice(&h.finish().to_le_bytes());
     }
     seed
+}
+
+/// ICMP errors for the socket's datagrams (`IP_RECVERR`, read with `MSG_ERRQUEUE`), through
+/// nix's safe wrappers: the kernel queues one for each "port unreachable" and the like, with
+/// the destination of the datagram that caused it.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod icmp {
+    use std::io::{self, IoSliceMut};
+    use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
+    use std::os::fd::AsRawFd;
+
+    use ::tokio::net::UdpSocket;
+    use nix::libc;
+    use nix::sys::socket::{
+        self, ControlMessageOwned, MsgFlags, SockaddrLike as _, SockaddrStorage, sockopt,
+    };
+
+    /// Asks the kernel to queue the ICMP errors that come back for the socket's datagrams.
+    pub(super) fn enable(udp: &UdpSocket) -> io::Result<()> {
+        if udp.local_addr()?.is_ipv6() {
+            socket::setsockopt(udp, sockopt::Ipv6RecvErr, &true)?;
+            // A dual-stack socket hears of IPv4 peers' errors as IPv4 ones.
+            let _ = socket::setsockopt(udp, sockopt::Ipv4RecvErr, &true);
+        } else {
+            socket::setsockopt(udp, sockopt::Ipv4RecvErr, &true)?;
+        }
+        Ok(())
+    }
+
+    /// Reads one queued error: `Some(addr)` when a datagram sent to `addr` came back
+    /// unreachable (port, host or network), `None` for any other error (a path MTU report,
+    /// say). `Err(WouldBlock)` when the queue is empty.
+    pub(super) fn recv(udp: &UdpSocket) -> io::Result<Option<SocketAddr>> {
+        let mut payload = [0u8; 64];
+        let mut iov = [IoSliceMut::new(&mut payload)];
+        // The error and its offender's address, and beside them the control messages
+        // quinn-udp turned on for every datagram (packet info, ECN, GRO).
+        let mut cmsg = [0u8; 512];
+        let msg = socket::recvmsg::<SockaddrStorage>(
+            udp.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT,
+        )?;
+        let dest = msg.address.as_ref().and_then(to_std);
+        let unreachable = msg.cmsgs()?.any(|c| match c {
+            ControlMessageOwned::Ipv4RecvErr(e, _) => {
+                e.ee_origin == libc::SO_EE_ORIGIN_ICMP && is_unreachable(e.ee_errno)
+            }
+            ControlMessageOwned::Ipv6RecvErr(e, _) => {
+                e.ee_origin == libc::SO_EE_ORIGIN_ICMP6 && is_unreachable(e.ee_errno)
+            }
+            _ => false,
+        });
+        Ok(dest.filter(|_| unreachable))
+    }
+
+    fn is_unreachable(errno: u32) -> bool {
+        i32::try_from(errno).is_ok_and(|e| {
+            matches!(
+                e,
+                libc::ECONNREFUSED | libc::EHOSTUNREACH | libc::ENETUNREACH
+            )
+        })
+    }
+
+    fn to_std(a: &SockaddrStorage) -> Option<SocketAddr> {
+        match a.family()? {
+            socket::AddressFamily::Inet => a
+                .as_sockaddr_in()
+                .map(|s| SocketAddr::V4(SocketAddrV4::from(*s))),
+            socket::AddressFamily::Inet6 => a
+                .as_sockaddr_in6()
+                .map(|s| SocketAddr::V6(SocketAddrV6::from(*s))),
+            _ => None,
+        }
+    }
 }

@@ -181,11 +181,12 @@ async fn many_concurrent_streams() {
     assert_eq!(total.load(Ordering::SeqCst), STREAMS as usize);
 }
 
+/// A port that is bound but never answers: the connect times out, and its half-open
+/// connection is removed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connect_to_a_dead_port_times_out() {
-    let dead = std::net::UdpSocket::bind(localhost()).expect("bind");
-    let addr = dead.local_addr().expect("addr");
-    drop(dead);
+async fn connect_to_a_silent_port_times_out() {
+    let silent = std::net::UdpSocket::bind(localhost()).expect("bind");
+    let addr = silent.local_addr().expect("addr");
     let client = UtpSocket::bind_with(
         localhost(),
         SocketConfig {
@@ -201,6 +202,41 @@ async fn connect_to_a_dead_port_times_out() {
     // The half-open connection was aborted and removed.
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(client.connections(), (0, 0));
+    drop(silent);
+}
+
+/// A port nobody listens on: the host answers the SYN with ICMP port unreachable, and the
+/// connect fails at once with `ConnectionRefused` instead of waiting for its timeout (so
+/// the session can try TCP), on IPv4 and IPv6 loopback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_to_a_closed_port_is_refused_at_once() {
+    for local in ["127.0.0.1:0", "[::1]:0"] {
+        let local: SocketAddr = local.parse().expect("address");
+        let Ok(dead) = std::net::UdpSocket::bind(local) else {
+            assert!(local.is_ipv6(), "IPv4 loopback must bind");
+            continue;
+        };
+        let addr = dead.local_addr().expect("addr");
+        drop(dead);
+        let client = UtpSocket::bind_with(
+            local,
+            SocketConfig {
+                connect_timeout: Duration::from_secs(20),
+                ..SocketConfig::default()
+            },
+        )
+        .expect("bind");
+        let start = Instant::now();
+        let err = client.connect(addr).await.expect_err("nobody listens");
+        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "refused after {:?}",
+            start.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(client.connections(), (0, 0));
+    }
 }
 
 /// A peer that accepts and never reads: the writer stalls once the receive window and its

@@ -378,3 +378,51 @@ fn only_a_valid_ack_confirms_a_half_open_connection() {
     assert!(!ep.is_half_open(h));
     assert_eq!(ep.len(), (1, 0));
 }
+
+/// An ICMP error for the peer's address ends a connection that waits for the SYN's answer
+/// (nothing listens there), and leaves an established one and other addresses alone.
+#[test]
+fn unreachable_ends_only_connects_in_progress() {
+    let now = Instant::now();
+    let (a_addr, b_addr, c_addr) = (addr(1000), addr(2000), addr(3000));
+    let mut a = Endpoint::new(EndpointConfig {
+        rng_seed: [1; 32],
+        ..EndpointConfig::default()
+    });
+    let mut b = Endpoint::new(EndpointConfig {
+        rng_seed: [2; 32],
+        ..EndpointConfig::default()
+    });
+    // An established connection to b.
+    let up = a.connect(now, b_addr).expect("room");
+    for _ in 0..4 {
+        while let Some((_, d)) = a.poll_transmit(now) {
+            b.handle_datagram(now, a_addr, &d.contents);
+        }
+        while let Some((_, d)) = b.poll_transmit(now) {
+            a.handle_datagram(now, b_addr, &d.contents);
+        }
+    }
+    assert_eq!(a.poll_event(), Some((up, Event::Connected)));
+    // Two connects in progress: one to b (a second connection), one to c.
+    let to_b = a.connect(now, b_addr).expect("room");
+    let to_c = a.connect(now, c_addr).expect("room");
+    while a.poll_transmit(now).is_some() {}
+    assert_eq!(a.handle_unreachable(c_addr), 1);
+    assert_eq!(
+        a.poll_event(),
+        Some((to_c, Event::Closed(lt_utp::CloseReason::Unreachable)))
+    );
+    assert_eq!(
+        a.handle_unreachable(b_addr),
+        1,
+        "only the connect in progress"
+    );
+    assert_eq!(
+        a.poll_event(),
+        Some((to_b, Event::Closed(lt_utp::CloseReason::Unreachable)))
+    );
+    assert_eq!(a.poll_event(), None);
+    assert!(a.connection(up).is_some_and(|c| !c.is_closed()));
+    assert_eq!(a.len().0, 1);
+}

@@ -130,14 +130,15 @@ impl Engine {
         }
     }
 
-    /// How to dial a peer first, from what its entry knows: TCP when it is on (a peer
-    /// without uTP would cost a uTP connect timeout), uTP when TCP is off or the peer is
-    /// known to speak uTP; with MSE as the outgoing policy says, unless an MSE handshake
-    /// with it failed. `None` when no outgoing transport is on.
+    /// How to dial a peer first, from what its entry knows: uTP unless it is known not to
+    /// speak it (a uTP connect to it failed), as libtorrent assumes every peer does until
+    /// then; TCP otherwise, or when uTP is off. With MSE as the outgoing
+    /// policy says, unless an MSE handshake with it failed. `None` when no outgoing
+    /// transport is on.
     pub(super) fn first_dial(&self, entry: Option<&PeerEntry>) -> Option<(Transport, bool)> {
         let utp = entry.and_then(|e| e.utp);
         let transport = if self.settings.enable_outgoing_utp
-            && (!self.settings.enable_outgoing_tcp || utp == Some(true))
+            && (!self.settings.enable_outgoing_tcp || utp != Some(false))
         {
             Transport::Utp
         } else if self.settings.enable_outgoing_tcp {
