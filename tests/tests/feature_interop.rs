@@ -349,8 +349,9 @@ fn pex_spreads_a_seed_that_one_peer_knows() {
     a.signal("INT").unwrap();
 }
 
-#[test]
-fn download_limit_holds_over_a_transfer() {
+/// lt downloads 64 MiB from libtorrent at a 4 MiB/s download limit over `transport`
+/// (`--tcp-only` or `--utp-only`); returns the seconds it took and the ideal.
+fn limited_download(transport: &str) -> (f64, f64) {
     lt_binary();
     let dir = tempfile::tempdir().unwrap();
     let payload = Payload::create(dir.path(), "limited.bin", 64 << 20, 256 << 10, &[]);
@@ -362,6 +363,8 @@ fn download_limit_holds_over_a_transfer() {
             s(&payload.torrent),
             "--save".into(),
             s(&payload.data_dir),
+            "--transport".into(),
+            "both".into(),
         ],
     );
     let limit: u64 = 4 << 20;
@@ -379,6 +382,7 @@ fn download_limit_holds_over_a_transfer() {
             "--download-limit",
             &limit.to_string(),
             "--limit-local",
+            transport,
         ],
     );
     let summary = wait_summary(&mut leech, deadline_in(60)).unwrap_or_else(|e| panic!("{e}"));
@@ -386,13 +390,30 @@ fn download_limit_holds_over_a_transfer() {
     #[allow(clippy::cast_precision_loss)]
     let ideal = (64u64 << 20) as f64 / limit as f64;
     eprintln!(
-        "64 MiB at a 4 MiB/s limit: {:.2} s (ideal {ideal:.1} s), {:.2} MB/s",
+        "64 MiB at a 4 MiB/s limit ({transport}): {:.2} s (ideal {ideal:.1} s), {:.2} MB/s",
         summary.seconds, summary.mb_per_s
     );
+    (summary.seconds, ideal)
+}
+
+/// Over TCP the limit holds within 10 %: never faster, and not much slower.
+#[test]
+fn download_limit_holds_over_a_transfer() {
+    let (took, ideal) = limited_download("--tcp-only");
     assert!(
-        (ideal * 0.9..ideal * 1.1).contains(&summary.seconds),
-        "took {:.2} s, the limit allows {ideal:.1} s",
-        summary.seconds
+        (ideal * 0.9..ideal * 1.1).contains(&took),
+        "took {took:.2} s, the limit allows {ideal:.1} s"
+    );
+}
+
+/// Over uTP the limit holds as tightly: lt stops reading, the receive window closes and
+/// the seed waits, and the window update when lt reads again restarts it.
+#[test]
+fn download_limit_holds_over_utp() {
+    let (took, ideal) = limited_download("--utp-only");
+    assert!(
+        (ideal * 0.9..ideal * 1.1).contains(&took),
+        "took {took:.2} s, the limit allows {ideal:.1} s"
     );
 }
 

@@ -20,6 +20,11 @@
 //! libtorrent in lt's place, measured in the same run. Each leecher's files are checked byte
 //! for byte, and everything is deleted afterwards.
 //!
+//! With `--relay-delay-ms` and `--relay-loss-permille` (uTP only) the leecher reaches the
+//! seeder through `lt-udp-relay` (tests/src/bin), a user-space UDP relay that delays and
+//! drops datagrams (this kernel has no netem); the relay's figures give each run's longest
+//! stall, and a run whose payload did not all cross the relay fails.
+//!
 //! `tracker`: the UDP announce benchmark of lt-tracker's server against opentracker (also
 //! `cargo xtask bench-tracker`).
 
@@ -93,6 +98,13 @@ pub(crate) struct TransferArgs {
     /// peers are exempt otherwise.
     #[arg(long, value_name = "BYTES", default_value_t = 0)]
     download_limit: u64,
+    /// Route uTP through a UDP relay (`lt-udp-relay`) that delays every datagram this many
+    /// milliseconds each way (0: no relay). The leecher is given the relay's address.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    relay_delay_ms: u64,
+    /// The relay drops this many datagrams in 1000, each way, at random (seeded).
+    #[arg(long, value_name = "PERMILLE", default_value_t = 0)]
+    relay_loss_permille: u64,
 }
 
 /// How the peers connect.
@@ -224,6 +236,8 @@ struct Run {
     leecher_anon_kib: f64,
     seeder_cpu: f64,
     seeder_anon_kib: f64,
+    /// Through the relay: the longest time the seeder sent nothing, in seconds.
+    longest_stall: f64,
 }
 
 impl Run {
@@ -234,6 +248,7 @@ impl Run {
             leecher_anon_kib: median(runs.iter().map(|r| r.leecher_anon_kib)),
             seeder_cpu: median(runs.iter().map(|r| r.seeder_cpu)),
             seeder_anon_kib: median(runs.iter().map(|r| r.seeder_anon_kib)),
+            longest_stall: runs.iter().map(|r| r.longest_stall).fold(0.0, f64::max),
         }
     }
 }
@@ -250,6 +265,8 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
 struct Programs {
     lt: PathBuf,
     rqbit: Option<PathBuf>,
+    /// `lt-udp-relay`, when the transfer goes through the relay.
+    relay: Option<PathBuf>,
 }
 
 /// Where a transfer's payload and torrent are.
@@ -263,6 +280,10 @@ struct Payload {
 fn transfer(args: &TransferArgs) -> Result<()> {
     if args.runs == 0 || args.files == 0 {
         bail!("nothing to run");
+    }
+    let relayed = args.relay_delay_ms > 0 || args.relay_loss_permille > 0;
+    if relayed && args.transport != Transport::Utp {
+        bail!("the relay carries UDP: add --transport utp");
     }
     require_python_libtorrent()?;
     let rqbit = find_rqbit();
@@ -280,8 +301,14 @@ fn transfer(args: &TransferArgs) -> Result<()> {
     if rqbit.is_none() && pairs.iter().any(|p| p.has(Client::Rqbit)) {
         bail!("rqbit is not installed: {RQBIT_INSTALL}");
     }
+    let mut bins = if relayed {
+        build_release(&[("lt-cli", "lt"), ("lt-tests", "lt-udp-relay")])?
+    } else {
+        build_release(&[("lt-cli", "lt")])?
+    };
     let programs = Programs {
-        lt: build_release(&[("lt-cli", "lt")])?.remove(0),
+        relay: (bins.len() > 1).then(|| bins.remove(1)),
+        lt: bins.remove(0),
         rqbit,
     };
     let scratch = Scratch::new("lt-bench-transfer", false)?;
@@ -311,7 +338,7 @@ fn transfer(args: &TransferArgs) -> Result<()> {
                 .with_context(|| format!("{} run {}", v.label(), i + 1))?;
             println!(
                 "  {:<37} run {}: {:>7.1} MB/s, leecher {:.2} CPU s, {:.1} MiB peak anon, \
-                 seeder {:.2} CPU s, {:.1} MiB peak anon",
+                 seeder {:.2} CPU s, {:.1} MiB peak anon{}",
                 v.label(),
                 i + 1,
                 r.mb_per_s,
@@ -319,6 +346,11 @@ fn transfer(args: &TransferArgs) -> Result<()> {
                 r.leecher_anon_kib / 1024.0,
                 r.seeder_cpu,
                 r.seeder_anon_kib / 1024.0,
+                if relayed {
+                    format!(", longest stall {:.2} s", r.longest_stall)
+                } else {
+                    String::new()
+                },
             );
             runs.push(r);
         }
@@ -393,15 +425,24 @@ fn report(args: &TransferArgs, variants: &[Variant<'_>], results: &[Vec<Run>], p
             .display(),
         args.runs
     );
+    let relayed = args.relay_delay_ms > 0 || args.relay_loss_permille > 0;
+    if relayed {
+        println!(
+            "through lt-udp-relay: {} ms each way, {} in 1000 datagrams dropped each way; \
+             stall: the longest the seeder sent nothing, the worst of the runs",
+            args.relay_delay_ms, args.relay_loss_permille
+        );
+    }
     println!(
-        "{:<37} {:>8} {:>10} {:>10} {:>10} {:>10} {:>12}   runs (MB/s)",
+        "{:<37} {:>8} {:>10} {:>10} {:>10} {:>10} {:>12}{}   runs (MB/s)",
         "seeder -> leecher",
         "MB/s",
         "leech CPU",
         "leech MiB",
         "seed CPU",
         "seed MiB",
-        "seed CPU/GiB"
+        "seed CPU/GiB",
+        if relayed { "    stall s" } else { "" }
     );
     #[allow(clippy::cast_precision_loss)]
     let gib = payload.bytes as f64 / f64::from(1u32 << 30);
@@ -413,7 +454,7 @@ fn report(args: &TransferArgs, variants: &[Variant<'_>], results: &[Vec<Run>], p
     for ((v, runs), (_, _, m)) in variants.iter().zip(results).zip(&medians) {
         let each: Vec<String> = runs.iter().map(|r| format!("{:.1}", r.mb_per_s)).collect();
         println!(
-            "{:<37} {:>8.1} {:>10.2} {:>10.1} {:>10.2} {:>10.1} {:>12.2}   {}",
+            "{:<37} {:>8.1} {:>10.2} {:>10.1} {:>10.2} {:>10.1} {:>12.2}{}   {}",
             v.label(),
             m.mb_per_s,
             m.leecher_cpu,
@@ -421,6 +462,11 @@ fn report(args: &TransferArgs, variants: &[Variant<'_>], results: &[Vec<Run>], p
             m.seeder_cpu,
             m.seeder_anon_kib / 1024.0,
             m.seeder_cpu / gib,
+            if relayed {
+                format!(" {:>10.2}", m.longest_stall)
+            } else {
+                String::new()
+            },
             each.join(" ")
         );
     }
@@ -636,7 +682,28 @@ fn one_transfer(
     let limit = args.download_limit.to_string();
     let utp = args.transport == Transport::Utp;
     let (mut seeder, port) = start_seeder(v, programs, payload, args)?;
-    let peer = format!("127.0.0.1:{port}");
+    let mut relay = match &programs.relay {
+        Some(relay) => {
+            let mut p = Proc::spawn(
+                "lt-udp-relay",
+                Command::new(relay)
+                    .arg(format!("127.0.0.1:{port}"))
+                    .arg(args.relay_delay_ms.to_string())
+                    .arg(args.relay_loss_permille.to_string()),
+            )?;
+            let line = p.wait_line(Stream::Stdout, secs(10), |l| {
+                json_event(l).is_some_and(|v| v["event"] == "listening")
+            })?;
+            let port: Value = serde_json::from_str(&line)?;
+            let port = port["port"].as_u64().context("no port from the relay")?;
+            Some((p, port))
+        }
+        None => None,
+    };
+    let peer = match &relay {
+        Some((_, relay_port)) => format!("127.0.0.1:{relay_port}"),
+        None => format!("127.0.0.1:{port}"),
+    };
     let out = dir.join("leech");
     if out.exists() {
         std::fs::remove_dir_all(&out)?;
@@ -728,6 +795,10 @@ fn one_transfer(
         .context("payload without a name")?;
     trees_equal(&payload.source, &out.join(name))?;
     std::fs::remove_dir_all(&out)?;
+    let longest_stall = match relay.as_mut() {
+        Some((p, _)) => relay_stall(p, payload.bytes)?,
+        None => 0.0,
+    };
 
     seeder.signal("TERM");
     let status = seeder.wait_exit(secs(30))?;
@@ -744,7 +815,31 @@ fn one_transfer(
         leecher_anon_kib: watched.leecher_anon_kib as f64,
         seeder_cpu,
         seeder_anon_kib: watched.seeder_anon_kib as f64,
+        longest_stall,
     })
+}
+
+/// The relay's next statistics line (printed every second, so it counts the whole
+/// transfer): the longest the seeder was silent, in seconds. Fails when the relay carried
+/// less than the payload to the leecher: the peers found a way around it.
+fn relay_stall(relay: &mut Proc, payload: u64) -> Result<f64> {
+    let deadline = secs(5);
+    let mut carried = 0;
+    loop {
+        let Ok(line) = relay.wait_line(Stream::Stdout, deadline, |l| {
+            json_event(l).is_some_and(|v| v["event"] == "stats")
+        }) else {
+            bail!("the relay carried {carried} bytes of a {payload}-byte payload to the leecher");
+        };
+        let v: Value = serde_json::from_str(&line)?;
+        carried = v["to_client"].as_u64().context("no to_client")?;
+        if carried >= payload {
+            return Ok(v["longest_silence_ms"]
+                .as_f64()
+                .context("no longest_silence_ms")?
+                / 1000.0);
+        }
+    }
 }
 
 /// Compares a file, or a directory's files, byte for byte.

@@ -163,6 +163,12 @@ pub struct Settings {
     /// before the peer is tried over TCP. A port nobody listens on is known sooner, from
     /// the ICMP error it sends back. Default 3 s.
     pub utp_connect_timeout: Duration,
+    /// When a peer is dialled over uTP first and TCP is on: how long the uTP connect has
+    /// before TCP is dialled beside it, the first to connect kept (happy eyeballs, RFC 8305;
+    /// libtorrent waits for the uTP connect to fail). A peer without uTP whose UDP port
+    /// stays silent (no ICMP error) then costs this, not `utp_connect_timeout`. `None`:
+    /// TCP only after the uTP connect failed. Default 500 ms.
+    pub utp_tcp_race_delay: Option<Duration>,
     /// `enable_incoming_tcp`: accept TCP connections (the driver's listeners). Default `true`.
     pub enable_incoming_tcp: bool,
     /// `enable_incoming_utp`: accept uTP connections. Default `true`.
@@ -246,6 +252,7 @@ impl Default for Settings {
             enable_outgoing_tcp: true,
             enable_outgoing_utp: true,
             utp_connect_timeout: Duration::from_secs(3),
+            utp_tcp_race_delay: Some(Duration::from_millis(500)),
             enable_incoming_tcp: true,
             enable_incoming_utp: true,
             active_downloads: 3,

@@ -490,6 +490,14 @@ enum Event {
     Established { sock: net::SockId },
     /// A connect was refused.
     Refused { node: usize, conn: ConnId },
+    /// A raced uTP connect was refused: the driver dials TCP at once.
+    RaceTcp {
+        node: usize,
+        conn: ConnId,
+        addr: SocketAddr,
+        info_hash: lt_core::Sha1Hash,
+        encrypt: bool,
+    },
     /// Bytes arrive at a socket.
     Frame { sock: net::SockId, bytes: BytesMut },
     /// The other end closed.
@@ -819,6 +827,24 @@ impl Sim {
                 let error = crate::IoError::new(std::io::ErrorKind::ConnectionRefused, "refused");
                 self.input(node, Input::ConnectFailed { conn, error });
             }
+            Event::RaceTcp {
+                node,
+                conn,
+                addr,
+                info_hash,
+                encrypt,
+            } => {
+                self.connect(
+                    node,
+                    conn,
+                    addr,
+                    crate::Transport::Tcp,
+                    info_hash,
+                    encrypt,
+                    false,
+                );
+                self.drain(node);
+            }
             Event::Frame { sock, bytes } => self.frame(sock, bytes),
             Event::Fin { sock } => self.fin(sock),
             Event::Drained {
@@ -845,7 +871,16 @@ impl Sim {
                     transport,
                     info_hash,
                     encrypt,
-                } => self.connect(i, conn, addr, transport, info_hash, encrypt),
+                    race_tcp_after,
+                } => self.connect(
+                    i,
+                    conn,
+                    addr,
+                    transport,
+                    info_hash,
+                    encrypt,
+                    race_tcp_after.is_some(),
+                ),
                 Action::Send { conn, bufs } => self.send(i, conn, &bufs),
                 Action::Close { conn } => self.close(i, conn),
                 Action::Disk(job) => {

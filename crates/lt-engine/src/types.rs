@@ -57,6 +57,10 @@ pub enum Action {
         info_hash: Sha1Hash,
         /// Start with MSE.
         encrypt: bool,
+        /// With `transport` uTP: when it has not connected after this long, dial TCP beside
+        /// it and keep the first of the two to connect (report its transport in
+        /// [`crate::Input::Connected`]; fail only when both do). `None`: `transport` alone.
+        race_tcp_after: Option<Duration>,
     },
     /// Write these buffers to the connection, in order (one vectored write when possible).
     Send {

@@ -275,8 +275,9 @@ fn a_peer_that_does_not_read_gets_at_most_the_watermark() {
 }
 
 /// Drives the engine's dials to `peer`, failing each as `fail` says (`true`: the MSE
-/// handshake failed, `false`: the connect), until it stops dialling; returns the attempts.
-fn dial_attempts(seed: &mut Seed, peer: SocketAddr, fail: &[bool]) -> Vec<(Transport, bool)> {
+/// handshake failed, `false`: the connect), until it stops dialling; returns the attempts
+/// (transport, encrypted, raced with TCP).
+fn dial_attempts(seed: &mut Seed, peer: SocketAddr, fail: &[bool]) -> Vec<(Transport, bool, bool)> {
     let mut attempts = Vec::new();
     for &mse in fail {
         let mut dial = None;
@@ -286,12 +287,13 @@ fn dial_attempts(seed: &mut Seed, peer: SocketAddr, fail: &[bool]) -> Vec<(Trans
                 addr,
                 transport,
                 encrypt,
+                race_tcp_after,
                 ..
             } = a
             {
                 assert_eq!(addr, peer);
                 dial = Some(conn);
-                attempts.push((transport, encrypt));
+                attempts.push((transport, encrypt, race_tcp_after.is_some()));
             }
         }
         let Some(conn) = dial else { break };
@@ -314,18 +316,29 @@ fn dial_attempts(seed: &mut Seed, peer: SocketAddr, fail: &[bool]) -> Vec<(Trans
 /// plaintext; uTP alone is dialled alone.
 #[test]
 fn dial_falls_back_by_what_failed() {
+    let peer: SocketAddr = "10.0.0.9:6881".parse().unwrap();
+    // By default a uTP dial races TCP in the driver: one action, failed only when both
+    // transports failed, and then nothing more to try.
+    let mut seed = Seed::new(Settings::default(), 1 << 20);
+    seed.engine.connect_peer(seed.now, seed.torrent, peer);
+    seed.tick(Duration::from_secs(1));
+    let raced = dial_attempts(&mut seed, peer, &[false, false]);
+    assert_eq!(raced, [(Transport::Utp, true, true)]);
+    assert_eq!(seed.engine.num_connections(), 0);
+
+    // Without the race: uTP first, TCP after it failed, as libtorrent does.
     let settings = Settings {
         min_reconnect_time: Duration::from_secs(1),
+        utp_tcp_race_delay: None,
         ..Settings::default()
     };
     let mut seed = Seed::new(settings, 1 << 20);
-    let peer: SocketAddr = "10.0.0.9:6881".parse().unwrap();
     seed.engine.connect_peer(seed.now, seed.torrent, peer);
     seed.tick(Duration::from_secs(1));
     let refused = dial_attempts(&mut seed, peer, &[false; 4]);
     assert_eq!(
         refused,
-        [(Transport::Utp, true), (Transport::Tcp, true)],
+        [(Transport::Utp, true, false), (Transport::Tcp, true, false)],
         "uTP first, TCP when it fails"
     );
     assert_eq!(seed.engine.num_connections(), 0);
@@ -334,14 +347,17 @@ fn dial_falls_back_by_what_failed() {
     let no_mse = dial_attempts(&mut seed, peer, &[true, true]);
     assert_eq!(
         no_mse,
-        [(Transport::Tcp, true), (Transport::Tcp, false)],
+        [
+            (Transport::Tcp, true, false),
+            (Transport::Tcp, false, false)
+        ],
         "no uTP to a peer whose uTP connect failed"
     );
     seed.tick(Duration::from_secs(60));
     let again = dial_attempts(&mut seed, peer, &[false]);
     assert_eq!(
         again,
-        [(Transport::Tcp, false)],
+        [(Transport::Tcp, false, false)],
         "dialled in plaintext from then on"
     );
 
@@ -354,7 +370,11 @@ fn dial_falls_back_by_what_failed() {
     seed.engine.connect_peer(seed.now, seed.torrent, peer);
     seed.tick(Duration::from_secs(1));
     let forced = dial_attempts(&mut seed, peer, &[true, true]);
-    assert_eq!(forced, [(Transport::Utp, true)]);
+    assert_eq!(
+        forced,
+        [(Transport::Utp, true, false)],
+        "no race without TCP"
+    );
 }
 
 /// The engine schedules DHT and LSD announces (the driver only runs them): a DHT announce

@@ -255,7 +255,15 @@ impl Driver {
                 transport,
                 info_hash,
                 encrypt,
-            } => self.connect(conn, addr, transport, info_hash, encrypt),
+                race_tcp_after,
+            } => self.connect(io::DialRequest {
+                conn,
+                addr,
+                transport,
+                info_hash,
+                encrypt,
+                race_tcp_after,
+            }),
             Action::Disk(job) => self.disk(job),
             Action::Announce {
                 torrent,
@@ -312,25 +320,11 @@ impl Driver {
         }
     }
 
-    fn connect(
-        &mut self,
-        conn: ConnId,
-        addr: SocketAddr,
-        transport: Transport,
-        info_hash: Sha1Hash,
-        encrypt: bool,
-    ) {
+    fn connect(&mut self, req: io::DialRequest) {
         let mut dialer = self.dialer.clone();
         dialer.config = self.shared.engine().mse_config();
-        let t = tokio::spawn(io::connect(
-            conn,
-            addr,
-            transport,
-            info_hash,
-            encrypt,
-            dialer,
-            self.tx.clone(),
-        ));
+        let conn = req.conn;
+        let t = tokio::spawn(io::connect(req, dialer, self.tx.clone()));
         self.tasks.insert(conn, t.abort_handle());
     }
 

@@ -187,27 +187,30 @@ async fn handshake(
     }
 }
 
-/// One dial over `transport` (the engine chose it and chooses the next after a failure).
-/// A failure is the engine's input: [`Input::ConnectFailed`] when the transport did not
-/// connect, [`Input::HandshakeFailed`] when the encryption handshake after it failed.
-async fn dial(
-    conn: ConnId,
+/// What the engine asked to dial ([`lt_engine::Action::Connect`]).
+pub(crate) struct DialRequest {
+    pub(crate) conn: ConnId,
+    pub(crate) addr: SocketAddr,
+    pub(crate) transport: Transport,
+    pub(crate) info_hash: Sha1Hash,
+    pub(crate) encrypt: bool,
+    pub(crate) race_tcp_after: Option<Duration>,
+}
+
+/// Opens the transport: a TCP connect, or a uTP connect on the socket of the address's
+/// family.
+async fn open(
     addr: SocketAddr,
     transport: Transport,
-    info_hash: Sha1Hash,
-    encrypt: bool,
     dialer: &Dialer,
-) -> Result<(PeerStream, Handshake), Input> {
-    let connect_failed = |error| Input::ConnectFailed { conn, error };
-    let mut stream = match transport {
+) -> Result<PeerStream, IoError> {
+    match transport {
         Transport::Tcp => {
             let stream = tokio::time::timeout(dialer.timeout, TcpStream::connect(addr))
                 .await
-                .map_err(|_| IoError::new(std::io::ErrorKind::TimedOut, "connect timed out"))
-                .map_err(connect_failed)?
-                .map_err(|e| connect_failed(e.into()))?;
+                .map_err(|_| IoError::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
             let _ = stream.set_nodelay(true);
-            PeerStream::Tcp(stream)
+            Ok(PeerStream::Tcp(stream))
         }
         Transport::Utp => {
             let utp = dialer
@@ -215,36 +218,73 @@ async fn dial(
                 .iter()
                 .find(|u| u.local_addr().is_ipv4() == addr.is_ipv4())
                 .ok_or_else(|| {
-                    connect_failed(IoError::new(
+                    IoError::new(
                         std::io::ErrorKind::AddrNotAvailable,
                         "no uTP socket for this address family",
-                    ))
+                    )
                 })?;
-            PeerStream::Utp(
-                utp.connect(addr)
-                    .await
-                    .map_err(|e| connect_failed(e.into()))?,
-            )
+            Ok(PeerStream::Utp(utp.connect(addr).await?))
         }
-    };
-    let hs = handshake(&mut stream, info_hash, encrypt, dialer)
-        .await
-        .map_err(|error| Input::HandshakeFailed { conn, error })?;
-    Ok((stream, hs))
+    }
 }
 
-/// Dials `addr` once as the engine asked, then runs the connection.
-pub(crate) async fn connect(
-    conn: ConnId,
-    addr: SocketAddr,
-    transport: Transport,
-    info_hash: Sha1Hash,
-    encrypt: bool,
-    dialer: Dialer,
-    events: mpsc::Sender<Event>,
-) {
-    match dial(conn, addr, transport, info_hash, encrypt, &dialer).await {
-        Ok((stream, handshake)) => {
+/// uTP first; when it has not connected after `after`, TCP beside it, the first to connect
+/// kept and the other dropped (a dropped uTP connect is aborted). A uTP connect that fails
+/// before then (an ICMP port unreachable) is followed by TCP at once. Fails when both do,
+/// with the TCP error.
+async fn race(addr: SocketAddr, after: Duration, dialer: &Dialer) -> Result<PeerStream, IoError> {
+    let utp = open(addr, Transport::Utp, dialer);
+    tokio::pin!(utp);
+    tokio::select! {
+        r = &mut utp => return match r {
+            Ok(s) => Ok(s),
+            Err(_) => open(addr, Transport::Tcp, dialer).await,
+        },
+        () = tokio::time::sleep(after) => {}
+    }
+    let tcp = open(addr, Transport::Tcp, dialer);
+    tokio::pin!(tcp);
+    tokio::select! {
+        r = &mut utp => match r {
+            Ok(s) => Ok(s),
+            Err(_) => tcp.await,
+        },
+        r = &mut tcp => match r {
+            Ok(s) => Ok(s),
+            Err(e) => utp.await.map_err(|_| e),
+        },
+    }
+}
+
+/// One dial as the engine asked (it chose the transport, and chooses the next after a
+/// failure). A failure is the engine's input: [`Input::ConnectFailed`] when the transport
+/// did not connect, [`Input::HandshakeFailed`] when the encryption handshake after it
+/// failed. Returns the stream and the transport it is on (a raced dial may end on TCP).
+async fn dial(
+    req: &DialRequest,
+    dialer: &Dialer,
+) -> Result<(PeerStream, Transport, Handshake), Input> {
+    let conn = req.conn;
+    let opened = match (req.transport, req.race_tcp_after) {
+        (Transport::Utp, Some(after)) => race(req.addr, after, dialer).await,
+        (transport, _) => open(req.addr, transport, dialer).await,
+    };
+    let mut stream = opened.map_err(|error| Input::ConnectFailed { conn, error })?;
+    let transport = match stream {
+        PeerStream::Tcp(_) => Transport::Tcp,
+        PeerStream::Utp(_) => Transport::Utp,
+    };
+    let hs = handshake(&mut stream, req.info_hash, req.encrypt, dialer)
+        .await
+        .map_err(|error| Input::HandshakeFailed { conn, error })?;
+    Ok((stream, transport, hs))
+}
+
+/// Dials as the engine asked, then runs the connection.
+pub(crate) async fn connect(req: DialRequest, dialer: Dialer, events: mpsc::Sender<Event>) {
+    let conn = req.conn;
+    match dial(&req, &dialer).await {
+        Ok((stream, transport, handshake)) => {
             let (writer, reader) = stream.start(conn, &events);
             if events
                 .send(Event::Connected {

@@ -753,3 +753,49 @@ fn incoming_tcp_follows_apply_settings() {
     handshake(true);
     seed.shutdown();
 }
+
+/// A leecher dials uTP first. Against a seed without uTP it reaches the seed over TCP
+/// without waiting for the uTP connect timeout (set to 60 s here): when the seed's UDP port
+/// is closed, the ICMP port unreachable fails the uTP connect at once; when something holds
+/// the port and never answers (a peer with the DHT on its listen port but no uTP), TCP is
+/// dialled beside uTP after `utp_tcp_race_delay` and wins.
+#[test]
+fn a_peer_without_utp_is_reached_over_tcp_at_once() {
+    let data = payload(1 << 20, 11);
+    let info = torrent(&data, 64 << 10);
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("payload.bin"), &data).unwrap();
+    for silent_udp in [false, true] {
+        let mut seed_settings = settings();
+        seed_settings.engine.enable_incoming_utp = false;
+        seed_settings.engine.enable_outgoing_utp = false;
+        seed_settings.enable_dht = false;
+        let seed = Session::new(seed_settings).unwrap();
+        let sh = seed
+            .add_torrent(AddTorrentParams::new(Arc::clone(&info), src.path()))
+            .unwrap();
+        wait(&seed, &sh, 20, &mut Vec::new(), |s| {
+            s.state == TorrentState::Seeding
+        });
+        let seed_addr = seed.listen_addrs()[0];
+        // The seed has no UDP socket; in the silent case the test holds its port.
+        let _udp = silent_udp.then(|| std::net::UdpSocket::bind(seed_addr).unwrap());
+
+        let mut s = settings();
+        s.engine.utp_connect_timeout = Duration::from_secs(60);
+        let leech = Session::new(s).unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        let mut params = AddTorrentParams::new(Arc::clone(&info), dst.path());
+        params.peers.push(seed_addr);
+        let started = Instant::now();
+        let h = leech.add_torrent(params).unwrap();
+        wait(&leech, &h, 30, &mut Vec::new(), |s| s.is_seeding);
+        let took = started.elapsed();
+        eprintln!("silent UDP port {silent_udp}: downloaded in {took:?}");
+        assert!(
+            took < Duration::from_secs(10),
+            "silent UDP port {silent_udp}: {took:?}"
+        );
+        assert_eq!(std::fs::read(dst.path().join("payload.bin")).unwrap(), data);
+    }
+}

@@ -25,6 +25,8 @@ pub(super) struct Conn {
     pub(super) encrypt: bool,
     /// The transports dialled so far: [TCP, uTP].
     pub(super) dialled: [bool; 2],
+    /// The last dial raced TCP beside uTP ([`crate::Action::Connect`]'s `race_tcp_after`).
+    pub(super) raced: bool,
     /// `None` while the TCP connect (and MSE) runs.
     pub(super) wire: Option<PeerConnection>,
     pub(super) connected: bool,
@@ -193,6 +195,7 @@ impl Conn {
             transport: crate::Transport::Tcp,
             encrypt: false,
             dialled: [false; 2],
+            raced: false,
             wire: None,
             connected: false,
             encrypted,

@@ -67,6 +67,7 @@ impl Engine {
             return;
         };
         let (transport, encrypt, dialled, entry) = (c.transport, c.encrypt, c.dialled, c.entry);
+        let raced = c.raced;
         let torrent = c.torrent;
         let enabled = self.settings.out_enc_policy == lt_wire::mse::EncPolicy::Enabled;
         let next = if mse && encrypt && enabled {
@@ -91,7 +92,8 @@ impl Engine {
             if mse && encrypt && enabled {
                 e.plaintext = true;
             }
-            if !mse && transport == Transport::Utp && e.utp != Some(true) {
+            // A raced dial failed both ways: which transport the peer lacks is not known.
+            if !mse && !raced && transport == Transport::Utp && e.utp != Some(true) {
                 e.utp = Some(false);
             }
         }
@@ -107,19 +109,31 @@ impl Engine {
 
     /// Asks the driver to dial a connection's peer over `transport` (with MSE when
     /// `encrypt`), and records the attempt for the fallback.
+    /// A uTP dial races TCP (`utp_tcp_race_delay`) when TCP is on and was not dialled for
+    /// this connection yet (a plaintext retry after MSE failed may race again).
     fn dial(&mut self, cid: ConnId, info_hash: Sha1Hash, transport: Transport, encrypt: bool) {
+        let race = self
+            .settings
+            .utp_tcp_race_delay
+            .filter(|_| transport == Transport::Utp && self.settings.enable_outgoing_tcp);
         let Some(c) = self.conns.get_mut(&cid) else {
             return;
         };
+        let race = race.filter(|_| !c.dialled[Transport::Tcp as usize] || c.raced);
         c.transport = transport;
         c.encrypt = encrypt;
         c.dialled[transport as usize] = true;
+        if race.is_some() {
+            c.dialled[Transport::Tcp as usize] = true;
+            c.raced = true;
+        }
         self.actions.push_back(Action::Connect {
             conn: cid,
             addr: c.addr,
             transport,
             info_hash,
             encrypt,
+            race_tcp_after: race,
         });
     }
 

@@ -256,6 +256,10 @@ impl Net {
 impl Sim {
     /// [`crate::Action::Connect`]: a socket pair on the link, established after a round
     /// trip, or refused after one.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the fields of Action::Connect, as the driver gets them"
+    )]
     pub(super) fn connect(
         &mut self,
         i: usize,
@@ -264,6 +268,7 @@ impl Sim {
         transport: Transport,
         info_hash: Sha1Hash,
         encrypt: bool,
+        race_tcp: bool,
     ) {
         let now = self.now;
         let Some(j) = self.node_of(addr).filter(|&j| j != i) else {
@@ -287,7 +292,20 @@ impl Sim {
         };
         if !carried {
             link.stats.refused += 1;
-            self.schedule(now + rtt, Event::Refused { node: i, conn });
+            // A refusal comes back after a round trip, like an ICMP error, so a raced uTP
+            // dial goes on to TCP then; the race's timer never runs out in the simulation.
+            let event = if race_tcp && transport == Transport::Utp {
+                Event::RaceTcp {
+                    node: i,
+                    conn,
+                    addr,
+                    info_hash,
+                    encrypt,
+                }
+            } else {
+                Event::Refused { node: i, conn }
+            };
+            self.schedule(now + rtt, event);
             return;
         }
         let port = self.net.ephemeral_port();
