@@ -638,9 +638,8 @@ fn start_seeder(
                 .arg("--data")
                 .arg(seed_dir)
                 .arg("--no-dht");
-            if utp {
-                c.arg("--utp-only");
-            }
+            // One transport, as the other clients are given: lt dials uTP first otherwise.
+            c.arg(if utp { "--utp-only" } else { "--tcp-only" });
             let mut p = Proc::spawn("lt seed", &mut c)?;
             let line = p.wait_line(Stream::Stderr, secs(60), |l| l.contains("listening on "))?;
             let port = listen_port(&line).with_context(|| format!("cannot parse {line:?}"))?;
@@ -733,9 +732,7 @@ fn one_transfer(
                 .arg(&out)
                 .args(["--peer", &peer, "--json", "--no-dht"])
                 .args(["--download-limit", &limit, "--limit-local"]);
-            if utp {
-                c.arg("--utp-only");
-            }
+            c.arg(if utp { "--utp-only" } else { "--tcp-only" });
             Proc::spawn("lt download", &mut c)?
         }
         Client::Rqbit => {
