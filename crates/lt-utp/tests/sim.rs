@@ -191,6 +191,10 @@ struct Pair {
     to_write: Vec<u8>,
     written: usize,
     received: Vec<u8>,
+    /// When the receiver last read new bytes, and the longest it went without any once
+    /// the first arrived (a stall).
+    last_read: Option<Instant>,
+    longest_stall: Duration,
     close_when_done: bool,
     /// A competing TCP-like (loss-based AIMD) flow over the same links.
     tcp: Option<Tcp>,
@@ -311,6 +315,8 @@ impl Pair {
             to_write: data,
             written: 0,
             received: Vec::new(),
+            last_read: None,
+            longest_stall: Duration::ZERO,
             close_when_done: true,
             tcp: None,
         }
@@ -335,6 +341,10 @@ impl Pair {
                     break;
                 }
                 self.received.extend_from_slice(&buf[..n]);
+                if let Some(last) = self.last_read {
+                    self.longest_stall = self.longest_stall.max(now - last);
+                }
+                self.last_read = Some(now);
             }
         }
         // Transmits.
@@ -494,7 +504,7 @@ fn transfer_seeded(name: &str, seed: u64, len: usize, up: LinkSpec, down: LinkSp
     let st = pair.client.stats();
     println!(
         "{name}: {} KiB in {:.2} s virtual = {:.0} KiB/s; rtt {:?}; cwnd {} B; {} packets, \
-         {} retransmits, {} timeouts, {} fast; link drops {}/{}",
+         {} retransmits, {} timeouts, {} fast; link drops {}/{}; longest stall {:?}",
         len / 1024,
         secs,
         len as f64 / 1024.0 / secs,
@@ -506,6 +516,7 @@ fn transfer_seeded(name: &str, seed: u64, len: usize, up: LinkSpec, down: LinkSp
         st.fast_retransmits,
         pair.to_server.dropped,
         pair.to_client.dropped,
+        pair.longest_stall,
     );
     pair
 }
@@ -533,6 +544,40 @@ fn burst_loss_without_sack_recovers_without_timeouts() {
         "4 MiB over a 20 ms RTT took {:?}",
         p.elapsed()
     );
+}
+
+/// Random loss on a 50 ms round trip (25 ms each way, the relay benchmark's path): 4 MiB
+/// at 0.1 %, 1 % and 5 % loss both ways. Each case keeps to a floor of throughput, about
+/// half of the least it measured over the seeds 1-5 and the default when written (1138,
+/// 392 and 157 KiB/s virtual), so a regression in recovery shows. At 0.1 % the rate hangs
+/// on when the first loss comes: one during slow start leaves a small window that LEDBAT
+/// then grows by 3000 bytes a round trip (1138 KiB/s with seed 4, 4312 with the default). At 0.1 % and 1 % the receiver never waits more than two minimum
+/// retransmission timeouts (1 s) for new data (550 ms measured at 1 %). At 5 % a
+/// retransmission is itself lost now and then, and the backed-off timeout (0.5 s, then
+/// 1 s) made a 1.55 s stall; that case is held to 2 s. #20 asks for no stall over 2 RTO
+/// there too.
+#[test]
+fn random_loss_on_a_50ms_path_keeps_moving() {
+    let min_rto = lt_utp::limits::MIN_RTO;
+    for (permille, floor_kib_s, max_stall) in [
+        (1, 550.0, min_rto * 2),
+        (10, 200.0, min_rto * 2),
+        (50, 75.0, min_rto * 4),
+    ] {
+        let l = LinkSpec::simple(25, 0, permille);
+        let name = format!("{permille} in 1000 lost, 25 ms each way");
+        let p = transfer(&name, 4 << 20, l, l);
+        let rate = f64::from(4u32 << 10) / p.elapsed().as_secs_f64();
+        assert!(
+            rate >= floor_kib_s,
+            "{name}: {rate:.0} KiB/s, below {floor_kib_s} KiB/s"
+        );
+        assert!(
+            p.longest_stall <= max_stall,
+            "{name}: no new data for {:?}",
+            p.longest_stall
+        );
+    }
 }
 
 #[test]
