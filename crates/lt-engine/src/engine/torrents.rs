@@ -211,6 +211,7 @@ impl Engine {
             next_dht: None,
             dht_in_flight: false,
             next_lsd: None,
+            awake: false,
             info,
         };
         let name = if has_metadata {
