@@ -244,8 +244,6 @@ pub(crate) struct Torrent {
     pub(crate) dht_in_flight: bool,
     /// When the next local service discovery announce is due (`None`: at once).
     pub(crate) next_lsd: Option<Instant>,
-    /// In the engine's awake set (`engine/torrent_map.rs`): lets `get_mut` skip the set.
-    pub(crate) awake: bool,
 }
 
 /// Whether an address a tracker, a peer (PEX), the DHT or LSD named may go into a peer list

@@ -36,17 +36,12 @@ impl TorrentMap {
     /// The torrent, woken: the next tick looks at it.
     pub(super) fn get_mut(&mut self, id: &TorrentId) -> Option<&mut Torrent> {
         let t = self.map.get_mut(id)?;
-        // Every input that touches a torrent comes here: the flag spares the set lookup.
-        if !t.awake {
-            t.awake = true;
-            self.awake.insert(*id);
-        }
+        self.awake.insert(*id);
         Some(t)
     }
 
     /// Adds a torrent, awake.
-    pub(super) fn insert(&mut self, id: TorrentId, mut torrent: Box<Torrent>) {
-        torrent.awake = true;
+    pub(super) fn insert(&mut self, id: TorrentId, torrent: Box<Torrent>) {
         self.awake.insert(id);
         self.map.insert(id, torrent);
     }
@@ -59,10 +54,7 @@ impl TorrentMap {
     /// Every torrent, each woken (for the few commands that change them all).
     pub(super) fn values_mut(&mut self) -> impl Iterator<Item = &mut Torrent> {
         self.awake.extend(self.map.keys().copied());
-        self.map.values_mut().map(|t| {
-            t.awake = true;
-            &mut **t
-        })
+        self.map.values_mut().map(|t| &mut **t)
     }
 
     /// The awake torrents' ids, in id order.
@@ -85,7 +77,6 @@ impl TorrentMap {
             Some(t) if t.is_dormant() => {
                 t.down.compact();
                 t.up.compact();
-                t.awake = false;
                 false
             }
             Some(_) => true,

@@ -211,7 +211,6 @@ impl Engine {
             next_dht: None,
             dht_in_flight: false,
             next_lsd: None,
-            awake: false,
             info,
         };
         let name = if has_metadata {
