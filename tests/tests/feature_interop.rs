@@ -14,7 +14,7 @@ use std::process::Command;
 
 use lt_tests::require_python_libtorrent;
 use lt_tests::swarm::{
-    Payload, Peer, deadline_in, free_port, lt_binary, start_lt, start_lt_seed, wait_summary,
+    Payload, Peer, Stream, deadline_in, free_port, lt_binary, start_lt, start_lt_seed, wait_summary,
 };
 
 fn node_script() -> PathBuf {
@@ -285,7 +285,7 @@ fn pex_spreads_a_seed_that_one_peer_knows() {
     );
     // A knows the seed but downloads at 100 kB/s: it needs 40 s, so whoever finishes well
     // before that got the data from the seed, whose address only A's PEX carried.
-    let (a, a_addr) = start_lt(
+    let (mut a, a_addr) = start_lt(
         "lt A",
         [
             "download",
@@ -301,6 +301,12 @@ fn pex_spreads_a_seed_that_one_peer_knows() {
             "--limit-local",
         ],
     );
+    // A's first PEX message to each peer carries the peers A is connected to then, and the
+    // next comes a minute later (BEP 11): the others may only meet A once A has the seed.
+    a.wait_line(Stream::Stderr, deadline_in(20), |l| {
+        l.starts_with("progress") && !l.contains(" 0 peers")
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
     let a_peer = format!("127.0.0.1:{}", a_addr.port());
     let start = std::time::Instant::now();
     let mut lts = Vec::new();
