@@ -16,6 +16,7 @@
 )]
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::BufRead as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -30,7 +31,6 @@ use lt_tests::swarm::spawn_lt_peer;
 use lt_utp::tokio::{UtpSocket, UtpStream};
 use lt_wire::{BlockRequest, PeerConfig, PeerConnection, PeerEvent, PieceLayout, TorrentParams};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::UdpSocket;
 
 const PIECE: u32 = 64 * 1024;
 const BLOCK: u32 = 16 * 1024;
@@ -310,15 +310,13 @@ fn download_from_libtorrent(via_relay: bool) {
     let f = fixture();
     let (child, port) = libtorrent_seeder(&f);
     let seeder: SocketAddr = ([127, 0, 0, 1], port).into();
+    let relay = via_relay.then(|| relay(seeder, 50, 10));
+    let relay_addr = relay.as_ref().map(|r| r.1);
     let rt = runtime();
     let start = Instant::now();
     let (file, client) = rt.block_on(async {
         let sock = UtpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let to = if via_relay {
-            relay(seeder, Duration::from_millis(50), 10).await
-        } else {
-            seeder
-        };
+        let to = relay_addr.unwrap_or(seeder);
         let limit = if via_relay {
             3 * TEST_TIMEOUT
         } else {
@@ -400,48 +398,21 @@ fn libtorrent_downloads_from_lt_over_utp() {
     drop(rt);
 }
 
-/// A UDP relay between one client and `server`: every datagram is delayed by `delay` and
-/// dropped with probability `loss_permille`/1000 (seeded, so runs repeat).
-async fn relay(server: SocketAddr, delay: Duration, loss_permille: u64) -> SocketAddr {
-    let sock = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
-    let addr = sock.local_addr().unwrap();
-    let (tx, mut rx) =
-        tokio::sync::mpsc::channel::<(tokio::time::Instant, Vec<u8>, SocketAddr)>(100_000);
-    let out = Arc::clone(&sock);
-    tokio::spawn(async move {
-        while let Some((at, d, to)) = rx.recv().await {
-            tokio::time::sleep_until(at).await;
-            let _ = out.send_to(&d, to).await;
-        }
-    });
-    tokio::spawn(async move {
-        let mut client = None;
-        let mut rng = 0x2545_f491_4f6c_dd1du64;
-        let mut buf = vec![0u8; 65536];
-        loop {
-            let Ok((n, from)) = sock.recv_from(&mut buf).await else {
-                return;
-            };
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            if rng % 1000 < loss_permille {
-                continue;
-            }
-            let to = if from == server {
-                match client {
-                    Some(c) => c,
-                    None => continue,
-                }
-            } else {
-                client = Some(from);
-                server
-            };
-            let at = tokio::time::Instant::now() + delay;
-            if tx.send((at, buf[..n].to_vec(), to)).await.is_err() {
-                return;
-            }
-        }
-    });
-    addr
+/// Starts `lt-udp-relay` (this package's binary) between one client and `server`: every
+/// datagram is delayed by `delay_ms` and dropped with probability `loss_permille`/1000
+/// (seeded, so runs repeat). Returns the guard and the relay's address.
+fn relay(server: SocketAddr, delay_ms: u64, loss_permille: u64) -> (ChildGuard, SocketAddr) {
+    let mut child = ChildGuard::spawn(
+        std::process::Command::new(env!("CARGO_BIN_EXE_lt-udp-relay"))
+            .args([server.to_string(), delay_ms.to_string(), loss_permille.to_string()])
+            .stdout(Stdio::piped()),
+    )
+    .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let v: serde_json::Value = serde_json::from_str(&first).unwrap();
+    let port = u16::try_from(v["port"].as_u64().unwrap()).unwrap();
+    // Keep draining its statistics.
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+    (child, ([127, 0, 0, 1], port).into())
 }

@@ -2,7 +2,9 @@
 //!
 //! `transfer`: a torrent (default one 1 GiB file, 1 MiB pieces, v1; `--files N` splits the
 //! payload into N files) whose payload is on /dev/shm, moved over loopback (TCP, or uTP with
-//! `--transport utp`) between one seeder and one leecher process, for each pair of clients in
+//! `--transport utp`, or each pair over both with `--transport both`, which also sets each
+//! pair's uTP figures beside its TCP ones) between one seeder and one leecher process, for
+//! each pair of clients in
 //! `--pairs`, `--runs` times each, the pairs interleaved within each run. The clients are lt
 //! (`lt seed` / `lt download` built in release mode), libtorrent
 //! (`tests/python/lt_peer.py` on python3-libtorrent 2.0) and, when it is installed
@@ -75,7 +77,7 @@ pub(crate) struct TransferArgs {
     /// Files in the torrent (the payload split evenly; 1: a single-file torrent).
     #[arg(long, default_value_t = 1)]
     files: u32,
-    /// TCP or uTP.
+    /// TCP, uTP, or both (each pair over each, interleaved, and uTP set against TCP).
     #[arg(long, value_enum, default_value_t = Transport::Tcp)]
     transport: Transport,
     /// Runs per pair (the median is reported).
@@ -112,6 +114,26 @@ pub(crate) struct TransferArgs {
 enum Transport {
     Tcp,
     Utp,
+    Both,
+}
+
+impl Transport {
+    /// The transports a run covers.
+    fn each(self) -> &'static [Self] {
+        match self {
+            Self::Tcp => &[Self::Tcp],
+            Self::Utp => &[Self::Utp],
+            Self::Both => &[Self::Tcp, Self::Utp],
+        }
+    }
+
+    const fn name(self) -> &'static str {
+        match self {
+            Self::Tcp => "TCP",
+            Self::Utp => "uTP",
+            Self::Both => "TCP and uTP",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -317,18 +339,25 @@ fn transfer(args: &TransferArgs) -> Result<()> {
 
     // Every variant once per run, so a slow spell of the machine hits them all alike.
     let mut variants: Vec<Variant<'_>> = Vec::new();
+    let both = args.transport == Transport::Both;
     for &pair in &pairs {
-        variants.push(Variant {
-            pair,
-            lt: &programs.lt,
-            baseline: false,
-        });
-        if let Some(b) = args.baseline.as_deref().filter(|_| pair.has(Client::Lt)) {
+        for &transport in args.transport.each() {
             variants.push(Variant {
                 pair,
-                lt: b,
-                baseline: true,
+                lt: &programs.lt,
+                baseline: false,
+                transport,
+                both,
             });
+            if let Some(b) = args.baseline.as_deref().filter(|_| pair.has(Client::Lt)) {
+                variants.push(Variant {
+                    pair,
+                    lt: b,
+                    baseline: true,
+                    transport,
+                    both,
+                });
+            }
         }
     }
     let mut results: Vec<Vec<Run>> = vec![Vec::new(); variants.len()];
@@ -412,10 +441,7 @@ fn report(args: &TransferArgs, variants: &[Variant<'_>], results: &[Vec<Run>], p
         args.size_mib,
         args.files,
         args.piece_kib,
-        match args.transport {
-            Transport::Tcp => "TCP",
-            Transport::Utp => "uTP",
-        },
+        args.transport.name(),
         payload
             .source
             .parent()
@@ -426,6 +452,7 @@ fn report(args: &TransferArgs, variants: &[Variant<'_>], results: &[Vec<Run>], p
         args.runs
     );
     let relayed = args.relay_delay_ms > 0 || args.relay_loss_permille > 0;
+    let both = args.transport == Transport::Both;
     if relayed {
         println!(
             "through lt-udp-relay: {} ms each way, {} in 1000 datagrams dropped each way; \
@@ -446,12 +473,12 @@ fn report(args: &TransferArgs, variants: &[Variant<'_>], results: &[Vec<Run>], p
     );
     #[allow(clippy::cast_precision_loss)]
     let gib = payload.bytes as f64 / f64::from(1u32 << 30);
-    let medians: Vec<(Pair, bool, Run)> = variants
+    let medians: Vec<(&Variant<'_>, Run)> = variants
         .iter()
         .zip(results)
-        .map(|(v, runs)| (v.pair, v.baseline, Run::median(runs)))
+        .map(|(v, runs)| (v, Run::median(runs)))
         .collect();
-    for ((v, runs), (_, _, m)) in variants.iter().zip(results).zip(&medians) {
+    for ((v, runs), (_, m)) in variants.iter().zip(results).zip(&medians) {
         let each: Vec<String> = runs.iter().map(|r| format!("{:.1}", r.mb_per_s)).collect();
         println!(
             "{:<37} {:>8.1} {:>10.2} {:>10.1} {:>10.2} {:>10.1} {:>12.2}{}   {}",
@@ -470,21 +497,23 @@ fn report(args: &TransferArgs, variants: &[Variant<'_>], results: &[Vec<Run>], p
             each.join(" ")
         );
     }
-    let get = |p: Pair, baseline: bool| {
+    let get = |p: Pair, baseline: bool, transport: Transport| {
         medians
             .iter()
-            .find(|(q, b, _)| *q == p && *b == baseline)
-            .map(|(_, _, m)| *m)
+            .find(|(v, _)| v.pair == p && v.baseline == baseline && v.transport == transport)
+            .map(|(_, m)| *m)
     };
     println!();
-    for &(pair, baseline, ours) in &medians {
-        let Some(theirs) = pair.reference().and_then(|r| get(r, false)) else {
+    for &(v, ours) in &medians {
+        let pair = v.pair;
+        let Some(theirs) = pair.reference().and_then(|r| get(r, false, v.transport)) else {
             continue;
         };
-        let which = if baseline { " (baseline)" } else { "" };
         let mut line = format!(
-            "{pair}{which} against {}: rate x{:.2}",
+            "{} against {}{}: rate x{:.2}",
+            v.label(),
             pair.reference().map_or_else(String::new, |r| r.to_string()),
+            v.suffix(),
             ours.mb_per_s / theirs.mb_per_s
         );
         if pair.leecher == Client::Lt {
@@ -503,14 +532,27 @@ fn report(args: &TransferArgs, variants: &[Variant<'_>], results: &[Vec<Run>], p
         }
         println!("{line}");
     }
-    for &(pair, baseline, now) in &medians {
-        if baseline {
+    for &(v, now) in &medians {
+        if v.baseline {
             continue;
         }
-        if let Some(before) = get(pair, true) {
+        if both
+            && v.transport == Transport::Utp
+            && let Some(tcp) = get(v.pair, false, Transport::Tcp)
+        {
             println!(
-                "{pair}: this build / baseline: rate x{:.2}, leecher CPU x{:.2}, seeder CPU \
+                "{}: uTP / TCP: rate x{:.2}, leecher CPU x{:.2}, seeder CPU x{:.2}",
+                v.pair,
+                now.mb_per_s / tcp.mb_per_s,
+                now.leecher_cpu / tcp.leecher_cpu,
+                now.seeder_cpu / tcp.seeder_cpu
+            );
+        }
+        if let Some(before) = get(v.pair, true, v.transport) {
+            println!(
+                "{}: this build / baseline: rate x{:.2}, leecher CPU x{:.2}, seeder CPU \
                  x{:.2}, leecher anon x{:.2}, seeder anon x{:.2}",
+                v.label(),
                 now.mb_per_s / before.mb_per_s,
                 now.leecher_cpu / before.leecher_cpu,
                 now.seeder_cpu / before.seeder_cpu,
@@ -522,9 +564,10 @@ fn report(args: &TransferArgs, variants: &[Variant<'_>], results: &[Vec<Run>], p
     if args.download_limit > 0 {
         #[allow(clippy::cast_precision_loss)]
         let limit = args.download_limit as f64 / 1e6;
-        for (pair, _, m) in medians.iter().filter(|(_, b, _)| !b) {
+        for (v, m) in medians.iter().filter(|(v, _)| !v.baseline) {
             println!(
-                "{pair} at a {limit:.2} MB/s download limit: {:.3} MB/s = x{:.3} of the limit",
+                "{} at a {limit:.2} MB/s download limit: {:.3} MB/s = x{:.3} of the limit",
+                v.label(),
                 m.mb_per_s,
                 m.mb_per_s / limit
             );
@@ -541,14 +584,23 @@ struct Variant<'a> {
     pair: Pair,
     lt: &'a Path,
     baseline: bool,
+    transport: Transport,
+    /// The run covers both transports, so labels say which.
+    both: bool,
 }
 
 impl Variant<'_> {
     fn label(&self) -> String {
-        if self.baseline {
-            format!("{} (baseline)", self.pair)
+        let base = if self.baseline { " (baseline)" } else { "" };
+        format!("{}{base}{}", self.pair, self.suffix())
+    }
+
+    /// ` over TCP` or ` over uTP` when the run covers both.
+    fn suffix(&self) -> String {
+        if self.both {
+            format!(" over {}", self.transport.name())
         } else {
-            self.pair.to_string()
+            String::new()
         }
     }
 }
@@ -604,13 +656,12 @@ fn start_seeder(
     v: &Variant<'_>,
     programs: &Programs,
     payload: &Payload,
-    args: &TransferArgs,
 ) -> Result<(Proc, u16)> {
     let seed_dir = payload
         .source
         .parent()
         .context("payload without a parent")?;
-    let utp = args.transport == Transport::Utp;
+    let utp = v.transport == Transport::Utp;
     match v.pair.seeder {
         Client::Libtorrent => {
             let mut p = Proc::spawn(
@@ -655,7 +706,7 @@ fn start_seeder(
             let port = free_port()?;
             let mut p = Proc::spawn(
                 "rqbit seed",
-                rqbit_command(rqbit, port, args.transport)
+                rqbit_command(rqbit, port, v.transport)
                     .arg("download")
                     .arg("-o")
                     .arg(seed_dir)
@@ -679,8 +730,8 @@ fn one_transfer(
 ) -> Result<Run> {
     let timeout = args.timeout;
     let limit = args.download_limit.to_string();
-    let utp = args.transport == Transport::Utp;
-    let (mut seeder, port) = start_seeder(v, programs, payload, args)?;
+    let utp = v.transport == Transport::Utp;
+    let (mut seeder, port) = start_seeder(v, programs, payload)?;
     let mut relay = match &programs.relay {
         Some(relay) => {
             let mut p = Proc::spawn(
@@ -745,7 +796,7 @@ fn one_transfer(
                 .context("rqbit is not installed")?;
             Proc::spawn(
                 "rqbit download",
-                rqbit_command(rqbit, free_port()?, args.transport)
+                rqbit_command(rqbit, free_port()?, v.transport)
                     .arg("download")
                     .arg("-o")
                     .arg(&out)
