@@ -64,9 +64,29 @@ impl NetNs {
     /// # Panics
     /// When a command fails.
     pub fn link(&self, addr: &str, other: &Self, other_addr: &str) {
+        let (a, b) = self.link_named("a", addr, other, "b", other_addr);
+        self.ip(&["route", "add", "224.0.0.0/4", "dev", &a]);
+        other.ip(&["route", "add", "224.0.0.0/4", "dev", &b]);
+    }
+
+    /// Links `self` and `other` with a veth pair named `v<pid><tag>` and `v<pid><other_tag>`
+    /// (tags of a few characters: a device name has at most 15), each end with its address
+    /// and up, without the multicast route of [`NetNs::link`] (a namespace may have several
+    /// such links). Returns the two device names.
+    ///
+    /// # Panics
+    /// When a command fails.
+    pub fn link_named(
+        &self,
+        tag: &str,
+        addr: &str,
+        other: &Self,
+        other_tag: &str,
+        other_addr: &str,
+    ) -> (String, String) {
         let (a, b) = (
-            format!("v{}a", std::process::id()),
-            format!("v{}b", std::process::id()),
+            format!("v{}{tag}", std::process::id()),
+            format!("v{}{other_tag}", std::process::id()),
         );
         run(Command::new(&self.ip).args(["link", "add", &a, "type", "veth", "peer", "name", &b]));
         run(Command::new(&self.ip).args(["link", "set", &a, "netns", &self.name]));
@@ -74,8 +94,16 @@ impl NetNs {
         for (ns, dev, address) in [(self, &a, addr), (other, &b, other_addr)] {
             ns.ip(&["addr", "add", address, "dev", dev]);
             ns.ip(&["link", "set", dev, "up"]);
-            ns.ip(&["route", "add", "224.0.0.0/4", "dev", dev]);
         }
+        (a, b)
+    }
+
+    /// Runs `args` (a program and its arguments) in the namespace.
+    ///
+    /// # Panics
+    /// When the command fails.
+    pub fn run(&self, args: &[&str]) {
+        run(self.exec().args(args));
     }
 }
 

@@ -404,7 +404,11 @@ fn libtorrent_downloads_from_lt_over_utp() {
 fn relay(server: SocketAddr, delay_ms: u64, loss_permille: u64) -> (ChildGuard, SocketAddr) {
     let mut child = ChildGuard::spawn(
         std::process::Command::new(env!("CARGO_BIN_EXE_lt-udp-relay"))
-            .args([server.to_string(), delay_ms.to_string(), loss_permille.to_string()])
+            .args([
+                server.to_string(),
+                delay_ms.to_string(),
+                loss_permille.to_string(),
+            ])
             .stdout(Stdio::piped()),
     )
     .unwrap();

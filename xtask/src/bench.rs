@@ -652,11 +652,7 @@ fn free_port() -> Result<u16> {
 }
 
 /// Starts the seeder; returns it and its port once it serves.
-fn start_seeder(
-    v: &Variant<'_>,
-    programs: &Programs,
-    payload: &Payload,
-) -> Result<(Proc, u16)> {
+fn start_seeder(v: &Variant<'_>, programs: &Programs, payload: &Payload) -> Result<(Proc, u16)> {
     let seed_dir = payload
         .source
         .parent()
