@@ -253,6 +253,9 @@ const SPARE_BUFFERS: usize = 16;
 const TLP_FLOOR: Duration = Duration::from_millis(10);
 /// The shortest wait before the first zero-window probe.
 const ZERO_WINDOW_FIRST_PROBE: Duration = Duration::from_millis(20);
+/// A window update after a closed window is repeated at most this many times while the
+/// peer sends nothing (20 ms, 40 ms, ... at a short round trip: about 5 s in all).
+const WINDOW_UPDATE_REPEATS: u32 = 8;
 
 fn to_u16(n: usize) -> u16 {
     u16::try_from(n).unwrap_or(u16::MAX)
@@ -334,6 +337,13 @@ pub struct Connection {
     last_send: Instant,
     /// The receive window advertised in the last packet sent.
     last_adv_wnd: usize,
+    /// The window reopened from below one packet; the next packet sent is a window update
+    /// to repeat until the peer sends again.
+    window_reopened: bool,
+    /// When the last window update goes again if no data came since.
+    window_update_at: Option<Instant>,
+    /// Window updates sent since the window reopened.
+    window_updates: u32,
     // ---- out ----
     reset_pending: bool,
     final_ack: bool,
@@ -447,6 +457,9 @@ impl Connection {
             last_recv: now,
             last_send: now,
             last_adv_wnd: 0,
+            window_reopened: false,
+            window_update_at: None,
+            window_updates: 0,
             reset_pending: false,
             final_ack: false,
             done: false,
@@ -537,9 +550,13 @@ impl Connection {
         // does not probe (libtorrent), so a stale small window would stall it for good.
         let after = self.advertised_window();
         let half = self.cfg.recv_buffer_size / 2;
-        if (before < self.max_payload() && after >= self.max_payload())
-            || (self.last_adv_wnd < half && after >= half)
-        {
+        if before < self.max_payload() && after >= self.max_payload() {
+            // libtorrent's sender never probes a closed window: a lost update would stall
+            // it for good, so the update goes again until data arrives.
+            self.ack_now = true;
+            self.window_reopened = true;
+            self.window_updates = 0;
+        } else if self.last_adv_wnd < half && after >= half {
             self.ack_now = true;
         }
         self.check_done();
@@ -654,6 +671,11 @@ impl Connection {
             self.events.push_back(Event::Connected);
         }
         self.process_ack(now, &h, p.sack.as_ref());
+        if matches!(h.ty, PacketType::Data | PacketType::Fin) {
+            // The peer is sending again: our window update reached it.
+            self.window_update_at = None;
+            self.window_reopened = false;
+        }
         match h.ty {
             PacketType::Data if !p.payload.is_empty() => {
                 self.receive(now, h.seq_nr, Some(p.payload));
@@ -697,6 +719,16 @@ impl Connection {
             self.on_rto(now);
             if self.state == State::Closed {
                 return;
+            }
+        }
+        if self.window_update_at.is_some_and(|t| now >= t) {
+            self.window_update_at = None;
+            if self.window_updates < WINDOW_UPDATE_REPEATS
+                && !self.eof
+                && self.advertised_window() >= self.max_payload()
+            {
+                self.ack_now = true;
+                self.window_reopened = true;
             }
         }
         if self.ack_deadline.is_some_and(|d| now >= d)
@@ -770,6 +802,7 @@ impl Connection {
             self.zero_window_since
                 .map(|s| s + self.cfg.zero_window_timeout),
             self.probe_at.filter(|_| self.zero_window_since.is_some()),
+            self.window_update_at,
         ]
         .into_iter()
         .flatten()
@@ -1415,6 +1448,14 @@ impl Connection {
 
     fn sent(&mut self, now: Instant) {
         self.last_adv_wnd = self.advertised_window();
+        if self.window_reopened {
+            // Two round trips (at least 20 ms), doubling with each repeat.
+            self.window_reopened = false;
+            let rtt2 = Duration::from_micros(self.srtt_us.unwrap_or(0).saturating_mul(2));
+            let wait = rtt2.max(ZERO_WINDOW_FIRST_PROBE) * (1 << self.window_updates.min(16));
+            self.window_update_at = Some(now + wait.min(ZERO_WINDOW_PROBE));
+            self.window_updates += 1;
+        }
         self.stats.packets_sent += 1;
         self.last_send = now;
         self.ack_now = false;

@@ -580,6 +580,61 @@ fn reopened_window_is_announced() {
     );
 }
 
+/// A window that closed (under one packet free) and reopens is announced again and again
+/// while the peer sends nothing: libtorrent's sender never probes a closed window, so one
+/// lost update would stall it for good. The repeats back off, and stop once data comes.
+#[test]
+fn a_lost_window_update_is_repeated_until_data_comes() {
+    let now = Instant::now();
+    let (mut client, mut server) = connected(now);
+    let total = lt_utp::limits::DEFAULT_RECV_BUFFER - 500;
+    let data = vec![7u8; total];
+    let mut written = 0;
+    for _ in 0..10_000 {
+        if written < total {
+            written += client.write(&data[written..]);
+        }
+        exchange(&mut client, &mut server, now + Duration::from_millis(1));
+        if server.readable_len() >= total {
+            break;
+        }
+    }
+    assert_eq!(server.readable_len(), total);
+    let t0 = now + Duration::from_secs(1);
+    exchange(&mut client, &mut server, t0);
+    let mut buf = vec![0u8; total];
+    assert_eq!(server.read(&mut buf), total);
+    // The update and its repeats are all lost; each comes later than the one before.
+    let mut at = t0;
+    let mut gaps = Vec::new();
+    for _ in 0..4 {
+        let sent = transmits(&mut server, at);
+        assert_eq!(sent.len(), 1, "a window update at {:?}", at - t0);
+        let p = decode(&sent[0]);
+        assert_eq!(p.header.ty, PacketType::State);
+        assert!(p.header.wnd_size as usize >= total);
+        let next = server.poll_timeout().expect("a timer");
+        assert!(next > at, "the repeat is scheduled later");
+        gaps.push(next - at);
+        server.handle_timeout(next);
+        at = next;
+    }
+    assert!(gaps.windows(2).all(|w| w[1] > w[0]), "backs off: {gaps:?}");
+    // The last one arrives: the client sends again, and the repeats stop.
+    client.write(b"more");
+    exchange(&mut client, &mut server, at);
+    let acked = at + Duration::from_millis(200);
+    server.handle_timeout(acked);
+    exchange(&mut client, &mut server, acked);
+    let quiet_until = acked + Duration::from_secs(10);
+    let mut after = Vec::new();
+    while let Some(next) = server.poll_timeout().filter(|&t| t < quiet_until) {
+        server.handle_timeout(next);
+        after.extend(transmits(&mut server, next));
+    }
+    assert!(after.is_empty(), "{} packets after data came", after.len());
+}
+
 /// In a transfer towards us the peer sends data, not ST_STATE: once our oldest packet is
 /// overdue (1.5 RTT), three of its data packets still not acknowledging it trigger a fast
 /// retransmit instead of a wait for the retransmission timeout.
