@@ -563,6 +563,13 @@ impl Connection {
         n
     }
 
+    /// An ack is to go out at the next [`poll_transmit`](Self::poll_transmit), not later:
+    /// after a [`read`](Self::read), a window update. A driver wakes for it.
+    #[must_use]
+    pub fn ack_due(&self) -> bool {
+        self.ack_now
+    }
+
     /// Bytes ready for [`read`](Self::read).
     #[must_use]
     pub fn readable_len(&self) -> usize {

@@ -27,6 +27,25 @@
 //! [`limits::DEFAULT_BASE_PACKET_SIZE`] and [`limits::DEFAULT_MAX_PACKET_SIZE`] with padded
 //! probes.
 //!
+//! # Loss recovery
+//!
+//! A packet is lost after three duplicate acks, when three packets past it are SACKed, or
+//! when an ack still does not cover it 1.5 round trips after it was sent; it goes again at
+//! once (fast retransmit). A peer without SACK (rqbit) shows one hole per partial ack
+//! (NewReno). A retransmission is lost when a packet sent a quarter of a round trip after
+//! it has been delivered (RACK, RFC 8985). The tail-loss probe resends the oldest packet
+//! after two round trips without an ack. The retransmission timeout (RFC 6298, at least
+//! 500 ms) backs off until new data is acknowledged.
+//!
+//! The window halves on a loss in slow start or with a queue on the path, and shrinks by a
+//! fifth when the queuing delay at the loss is under a tenth of LEDBAT's target (TCP Veno's
+//! rule): then the loss was random, not a full buffer. Alone on a link LEDBAT keeps the
+//! queue near its 100 ms target; beside TCP its delay rule yields the link
+//! (`tests/tests/ledbat_netns.rs` measures both through `tc tbf`).
+//!
+//! A window update after a closed receive window is repeated, backing off, until the peer
+//! sends again: libtorrent's sender does not probe a closed window.
+//!
 //! # Example: a run loop over `std::net`
 //!
 //! ```no_run

@@ -420,9 +420,12 @@ impl AsyncRead for UtpStream {
         let n = conn.read(buf.initialize_unfilled());
         if n > 0 {
             buf.advance(n);
+            let ack = conn.ack_due();
             drop(guard);
-            // Reading may reopen the window: the driver sends the ack.
-            this.shared.notify.notify_one();
+            if ack {
+                // The read reopened the window: the driver sends the update now.
+                this.shared.notify.notify_one();
+            }
             return Poll::Ready(Ok(()));
         }
         if slot.eof {
@@ -596,9 +599,8 @@ impl Driver {
             }
             for _ in 0..RECV_ROUNDS {
                 match self.recv(&mut recv_buf, &mut metas) {
-                    Ok(0) => break,
+                    Ok(0) | Err(_) => break,
                     Ok(_) => {}
-                    Err(_) => break,
                 }
             }
         }
