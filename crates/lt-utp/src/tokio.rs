@@ -114,6 +114,11 @@ pub struct SocketConfig {
     pub other_datagram_queue: usize,
     /// Kernel socket buffers requested (best effort). Default: [`DEFAULT_SOCKET_BUFFER`].
     pub socket_buffer: usize,
+    /// Runs of datagrams to one peer go out in one `sendmsg` (UDP GSO), and up to
+    /// quinn-udp's batch come in with one `recvmmsg`, coalesced by UDP GRO. `false`: one
+    /// datagram per system call each way and GRO off, to measure what batching saves
+    /// (`utp_batch_bench` in lt-tests). Default: `true`.
+    pub batching: bool,
 }
 
 impl Default for SocketConfig {
@@ -124,6 +129,7 @@ impl Default for SocketConfig {
             accept_backlog: DEFAULT_ACCEPT_BACKLOG,
             other_datagram_queue: DEFAULT_OTHER_DATAGRAM_QUEUE,
             socket_buffer: DEFAULT_SOCKET_BUFFER,
+            batching: true,
         }
     }
 }
@@ -224,6 +230,12 @@ impl UtpSocket {
         // waits for its timeout.
         #[cfg(any(target_os = "linux", target_os = "android"))]
         let _ = icmp::enable(&udp);
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if !cfg.batching {
+            // quinn-udp turned GRO on; a datagram per read means it off.
+            nix::sys::socket::setsockopt(&*udp, nix::sys::socket::sockopt::UdpGroSegment, &false)
+                .map_err(io::Error::from)?;
+        }
         let mut ep_cfg = cfg.endpoint;
         if ep_cfg.rng_seed == [0; 32] {
             ep_cfg.rng_seed = os_seed();
@@ -243,6 +255,7 @@ impl UtpSocket {
             shared: Arc::clone(&shared),
             udp: Arc::clone(&udp),
             io: io_state,
+            batching: cfg.batching,
             accept_tx,
             other_tx,
         };
@@ -526,6 +539,7 @@ struct Driver {
     shared: Arc<Shared>,
     udp: Arc<UdpSocket>,
     io: UdpSocketState,
+    batching: bool,
     accept_tx: mpsc::Sender<(ConnectionHandle, SocketAddr)>,
     other_tx: mpsc::Sender<(Bytes, SocketAddr)>,
 }
@@ -644,8 +658,13 @@ impl Driver {
         let mut chunks = recv_buf.chunks_mut(RECV_SLOT);
         let mut iovs: [IoSliceMut<'_>; BATCH_SIZE] =
             std::array::from_fn(|_| IoSliceMut::new(chunks.next().unwrap_or_default()));
+        let slots = if self.batching { BATCH_SIZE } else { 1 };
         let n = match self.udp.try_io(Interest::READABLE, || {
-            self.io.recv(UdpSockRef::from(&*self.udp), &mut iovs, metas)
+            self.io.recv(
+                UdpSockRef::from(&*self.udp),
+                &mut iovs[..slots],
+                &mut metas[..slots],
+            )
         }) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
@@ -757,7 +776,11 @@ impl Driver {
 
     /// Sends the encoded datagrams, runs of equal-sized ones to one peer as one GSO send.
     async fn send(&self, out: &[u8], segs: &[(SocketAddr, usize)]) {
-        let max_segments = self.io.max_gso_segments().max(1);
+        let max_segments = if self.batching {
+            self.io.max_gso_segments().max(1)
+        } else {
+            1
+        };
         let mut i = 0;
         let mut off = 0;
         while i < segs.len() {
