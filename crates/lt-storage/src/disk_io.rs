@@ -604,16 +604,17 @@ pub fn run_job(store: &TorrentStore, job: Job, check_threads: usize) -> Output {
     match job {
         Job::Check { resume } => {
             let storage = store.storage();
-            if let Some(r) = resume
-                && let Ok(have) = crate::verify_resume(&r, info, &**storage)
-            {
-                return Output::Checked(Ok(have));
-            }
-            Output::Checked(match storage.has_any_file() {
-                Ok(false) => Ok(Bitfield::new(info.num_pieces() as usize)),
-                Ok(true) => check_files(&**storage, info, check_threads),
-                Err(e) => Err(e),
-            })
+            let have = match resume.map(|r| crate::verify_resume(&r, info, &**storage)) {
+                Some(Ok(have)) => Ok(have),
+                _ => match storage.has_any_file() {
+                    Ok(false) => Ok(Bitfield::new(info.num_pieces() as usize)),
+                    Ok(true) => check_files(&**storage, info, check_threads),
+                    Err(e) => Err(e),
+                },
+            };
+            // After the check: the directories, the empty files (no piece ever writes
+            // them) and, with full allocation, every file at its size.
+            Output::Checked(have.and_then(|have| storage.initialize().map(|()| have)))
         }
         Job::WritePiece { piece, blocks } => {
             let passed = verify_blocks(info, piece, &blocks);
