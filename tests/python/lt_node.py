@@ -52,6 +52,7 @@ def main(argv):
     p.add_argument("--dht-node", action="append", default=[], type=parse_addr)
     p.add_argument("--max-time", type=float, default=120.0)
     p.add_argument("--super-seed", action="store_true", help="seed with BEP 16 super seeding")
+    p.add_argument("--upload-limit", type=int, default=0, help="the torrent's upload limit, bytes/s")
     args = p.parse_args(argv)
 
     stop = {"signal": None}
@@ -99,6 +100,8 @@ def main(argv):
     if args.super_seed:
         atp.flags |= lt.torrent_flags.super_seeding
     h = ses.add_torrent(atp)
+    if args.upload_limit:
+        h.set_upload_limit(args.upload_limit)
     started = time.monotonic()
     deadline = started + args.max_time
     emit(event="listening", port=ses.listen_port())

@@ -10,6 +10,7 @@
 pub mod bad_peer;
 pub mod hostile;
 pub mod netns;
+pub mod nginx;
 pub mod swarm;
 pub mod tracker_driver;
 

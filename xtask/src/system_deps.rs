@@ -57,6 +57,11 @@ pub(crate) const CI_DEPS: &[SystemDep] = &[
         why: "a CA and certificate for the HTTPS tracker test",
     },
     SystemDep {
+        package: "nginx-light",
+        check: Check::Program("nginx"),
+        why: "web seed tests (BEP 19) against a real HTTP server",
+    },
+    SystemDep {
         package: "miniupnpd",
         check: Check::Program("miniupnpd"),
         why: "lt-nat interop tests against a real UPnP IGD / NAT-PMP / PCP gateway",

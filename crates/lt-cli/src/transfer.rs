@@ -15,6 +15,8 @@ use lt_session::{
     SessionSettings, TorrentHandle, TorrentStatus,
 };
 
+use lt_metainfo::{WebSeed, WebSeedKind};
+
 use crate::{load_torrent, print_stdout};
 
 /// The encryption policy for both directions (the manual's `pe_settings`).
@@ -90,6 +92,13 @@ pub(crate) struct DownloadArgs {
     /// Only uTP connections, in and out.
     #[arg(long)]
     utp_only: bool,
+    /// A BEP 19 web seed (an HTTP server holding the torrent's files) besides the
+    /// torrent's own (repeatable).
+    #[arg(long = "web-seed", value_name = "URL")]
+    web_seeds: Vec<String>,
+    /// A BEP 17 HTTP seed (a script answering `?info_hash=&piece=&ranges=`; repeatable).
+    #[arg(long = "http-seed", value_name = "URL")]
+    http_seeds: Vec<String>,
 }
 
 /// `lt seed`.
@@ -275,6 +284,7 @@ fn report(alert: &Alert) {
         Alert::UploadMode { enabled: true, .. } => {
             eprintln!("lt: disk errors: upload mode until writes work again");
         }
+        Alert::UrlSeed { url, error, .. } => eprintln!("lt: web seed {url}: {error}"),
         _ => {}
     }
 }
@@ -307,9 +317,10 @@ impl Progress {
             bar.set_length(s.total_wanted);
             bar.set_position(s.total_wanted_done);
             bar.set_message(format!(
-                "{:.1} MB/s {} peers",
+                "{:.1} MB/s {} peers{}",
                 rate as f64 / 1e6,
-                s.num_peers
+                s.num_peers,
+                web_seeds(s)
             ));
         } else if self.last_line.elapsed() >= Duration::from_secs(1) && !s.has_metadata {
             self.last_line = Instant::now();
@@ -321,10 +332,11 @@ impl Progress {
                 .checked_div(rate)
                 .map_or_else(|| "?".to_owned(), |secs| format!("{secs}s"));
             eprintln!(
-                "progress {:.1}% {:.1} MB/s {} peers eta {eta}",
+                "progress {:.1}% {:.1} MB/s {} peers{} eta {eta}",
                 f64::from(s.progress) * 100.0,
                 rate as f64 / 1e6,
-                s.num_peers
+                s.num_peers,
+                web_seeds(s)
             );
         }
     }
@@ -333,6 +345,15 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+    }
+}
+
+/// ` + N web seeds` while web seeds are in use.
+fn web_seeds(s: &TorrentStatus) -> String {
+    if s.num_web_seeds == 0 {
+        String::new()
+    } else {
+        format!(" + {} web seeds", s.num_web_seeds)
     }
 }
 
@@ -360,6 +381,16 @@ pub(crate) fn download(args: &DownloadArgs) -> Result<()> {
     let session = session(&args.net, transports, dht, Some(&state_path))?;
     let start = Instant::now();
     params.peers.extend(args.net.peers.iter().copied());
+    let kinds = [
+        (&args.web_seeds, WebSeedKind::Url),
+        (&args.http_seeds, WebSeedKind::Http),
+    ];
+    for (urls, kind) in kinds {
+        params.web_seeds.extend(urls.iter().map(|url| WebSeed {
+            url: url.clone(),
+            kind,
+        }));
+    }
     params.upload_limit = args.net.upload_limit;
     params.download_limit = args.net.download_limit;
     let hex = ih.v1_hash().map_or_else(
@@ -450,6 +481,8 @@ pub(crate) fn download(args: &DownloadArgs) -> Result<()> {
         "seconds": seconds,
         "mb_per_s": payload as f64 / 1e6 / seconds.max(1e-9),
         "peers_banned": status.num_banned,
+        "web_seed_bytes": status.total_web_seed_download,
+        "web_seeds_banned": status.web_seeds_banned,
         "complete": true,
     });
     if args.net.json {

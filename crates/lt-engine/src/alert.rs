@@ -180,6 +180,17 @@ pub enum Alert {
         /// The piece.
         piece: PieceIndex,
     },
+    /// A web seed failed (an HTTP error, a timeout, a short reply) and waits before it is
+    /// asked again, or was banned for sending data that failed the hash check (the manual's
+    /// `url_seed_alert`).
+    UrlSeed {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The web seed's URL.
+        url: String,
+        /// What went wrong.
+        error: String,
+    },
     /// A piece failed its hash check; it will be downloaded again.
     HashFailed {
         /// The torrent.
@@ -469,6 +480,7 @@ impl Alert {
             | Self::ListenFailed { .. }
             | Self::PortMapError { .. }
             | Self::TrackerError { .. }
+            | Self::UrlSeed { .. }
             | Self::ScrapeFailed { .. } => AlertCategory::ERROR,
             Self::TorrentAdded { .. }
             | Self::TorrentRemoved { .. }
@@ -523,6 +535,7 @@ impl Alert {
             | Self::MetadataFailed { torrent, .. }
             | Self::PieceFinished { torrent, .. }
             | Self::HashFailed { torrent, .. }
+            | Self::UrlSeed { torrent, .. }
             | Self::TrackerAnnounce { torrent, .. }
             | Self::TrackerReply { torrent, .. }
             | Self::TrackerError { torrent, .. }

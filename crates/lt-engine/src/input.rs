@@ -104,6 +104,25 @@ pub enum Input {
     },
     /// A disk job finished.
     Disk(DiskDone),
+    /// Bytes of a web request ([`Action::WebRequest`](crate::Action::WebRequest)), in
+    /// order.
+    WebData {
+        /// The web seed.
+        seed: ConnId,
+        /// The request.
+        request: u64,
+        /// The next bytes.
+        data: bytes::Bytes,
+    },
+    /// A web request ended: `Ok` once every byte was handed in, else why it failed.
+    WebDone {
+        /// The web seed.
+        seed: ConnId,
+        /// The request.
+        request: u64,
+        /// How it ended.
+        result: Result<(), crate::web::WebError>,
+    },
     /// A tracker answered (or failed) an announce.
     Announced {
         /// The torrent.

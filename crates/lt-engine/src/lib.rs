@@ -56,6 +56,7 @@ mod settings;
 pub mod sim;
 mod torrent;
 mod types;
+pub mod web;
 
 pub use alert::{Alert, AlertCategory, AlertQueue, PerformanceWarning};
 pub use engine::Engine;
@@ -65,6 +66,6 @@ pub use ip_filter::{IpAccess, IpFilter, MAX_IP_FILTER_RULES, PortFilter};
 pub use lt_picker::PartialPiece;
 pub use settings::{MixedMode, SeedChoking, Settings};
 pub use types::{
-    Action, AddTorrent, ConnId, DiskDone, DiskJob, PeerInfo, TorrentFlags, TorrentId, TorrentState,
-    TorrentStatus,
+    Action, AddTorrent, ConnId, DiskDone, DiskJob, PeerInfo, PeerKind, TorrentFlags, TorrentId,
+    TorrentState, TorrentStatus,
 };

@@ -114,6 +114,20 @@ pub struct Settings {
     /// in memory writes them out. Default 32 MiB (libtorrent 2.0 counts only write buffers,
     /// 1 MiB; here a piece waits in memory until hashed and written whole).
     pub max_queued_disk_bytes: u64,
+    /// `urlseed_pipeline_size`: requests in flight to one web seed. Default 5.
+    pub urlseed_pipeline_size: usize,
+    /// `urlseed_max_request_bytes`: bytes one web request covers at most (a contiguous
+    /// run of whole pieces; one piece when pieces are larger). Default 4 MiB (libtorrent
+    /// 2.0: 16 MiB; five of them in flight would be 80 MiB waiting in memory here).
+    pub urlseed_max_request_bytes: u64,
+    /// `urlseed_timeout`: a web request with no byte for this long fails. Default 20 s.
+    pub urlseed_timeout: Duration,
+    /// `urlseed_wait_retry`: how long a web seed that failed waits before it is asked
+    /// again, doubling with each failure in a row (at most 10 minutes), unless the server
+    /// said how long (`Retry-After`). Default 30 s.
+    pub urlseed_wait_retry: Duration,
+    /// `max_web_seed_connections`: web seeds of one torrent used at once. Default 3.
+    pub max_web_seed_connections: usize,
     /// Most bytes of received blocks one partial piece holds in memory; past it they are
     /// written and the piece is hashed back from the files once complete, so a torrent with
     /// huge pieces costs memory by blocks in flight, not by piece length. Not in
@@ -236,6 +250,11 @@ impl Default for Settings {
             share_mode_target: 3,
             max_queued_disk_bytes: 32 << 20,
             max_held_piece_bytes: 4 << 20,
+            urlseed_pipeline_size: 5,
+            urlseed_max_request_bytes: 4 << 20,
+            urlseed_timeout: Duration::from_secs(20),
+            urlseed_wait_retry: Duration::from_secs(30),
+            max_web_seed_connections: 3,
             optimistic_disk_retry: Duration::from_secs(600),
             use_parole_mode: true,
             smart_ban: true,

@@ -969,6 +969,8 @@ impl Sim {
                 }
                 // No local network to multicast on and no DHT routing table.
                 Action::LsdAnnounce { .. } | Action::DhtNode { .. } => {}
+                // The simulation has no HTTP servers.
+                Action::WebRequest(_) | Action::WebCancel { .. } => {}
             }
         }
         let elapsed = self.elapsed();

@@ -244,6 +244,8 @@ pub(crate) struct Torrent {
     pub(crate) dht_in_flight: bool,
     /// When the next local service discovery announce is due (`None`: at once).
     pub(crate) next_lsd: Option<Instant>,
+    /// Web seeds (BEP 19, BEP 17).
+    pub(crate) web: Vec<crate::engine::web::WebSource>,
 }
 
 /// Whether an address a tracker, a peer (PEX), the DHT or LSD named may go into a peer list

@@ -126,6 +126,15 @@ pub enum Action {
         /// The node.
         addr: SocketAddr,
     },
+    /// Fetch a run of a torrent's bytes from a web seed: each part in order, handing the
+    /// bytes in as they come with [`crate::Input::WebData`] (any chunk sizes, in order),
+    /// then [`crate::Input::WebDone`].
+    WebRequest(crate::web::WebRequest),
+    /// Stop every request of this web seed; the engine forgot them.
+    WebCancel {
+        /// The web seed.
+        seed: ConnId,
+    },
     /// Drop the torrent's storage (after its last disk job): it was removed.
     RemoveStorage {
         /// The torrent.
@@ -424,6 +433,17 @@ impl Default for TorrentFlags {
     }
 }
 
+/// What kind of source a [`PeerInfo`] is (the manual's `peer_info::connection_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerKind {
+    /// A BitTorrent peer.
+    BitTorrent,
+    /// A BEP 19 url seed.
+    UrlSeed,
+    /// A BEP 17 HTTP seed.
+    HttpSeed,
+}
+
 /// What the engine needs to add a torrent (the session's `AddTorrentParams` adds the save
 /// path and storage options).
 #[derive(Clone, Debug)]
@@ -441,6 +461,8 @@ pub struct AddTorrent {
     pub trackers: Vec<Vec<String>>,
     /// Peers to connect to.
     pub peers: Vec<SocketAddr>,
+    /// Web seeds besides the torrent's own (BEP 19 and BEP 17).
+    pub web_seeds: Vec<lt_metainfo::WebSeed>,
     /// File priorities (0 to 7), one per file; missing files get 1 (normal).
     pub file_priorities: Vec<u8>,
     /// Flags.
@@ -469,6 +491,14 @@ impl AddTorrent {
         add.name.clone_from(&link.name);
         add.trackers = link.trackers.iter().map(|t| vec![t.clone()]).collect();
         add.peers = link.peer_addrs();
+        add.web_seeds = link
+            .web_seeds
+            .iter()
+            .map(|url| lt_metainfo::WebSeed {
+                url: url.clone(),
+                kind: lt_metainfo::WebSeedKind::Url,
+            })
+            .collect();
         Ok(add)
     }
 
@@ -513,6 +543,7 @@ impl AddTorrent {
             resume: None,
             trackers: Vec::new(),
             peers: Vec::new(),
+            web_seeds: Vec::new(),
             file_priorities: Vec::new(),
             flags: TorrentFlags::default(),
             max_connections: None,
@@ -584,6 +615,12 @@ pub struct TorrentStatus {
     pub upload_payload_rate: u64,
     /// Connected peers.
     pub num_peers: usize,
+    /// Web seeds with a request in flight.
+    pub num_web_seeds: usize,
+    /// Payload bytes received from web seeds this session.
+    pub total_web_seed_download: u64,
+    /// Web seeds banned for data that failed the hash check.
+    pub web_seeds_banned: usize,
     /// Connected seeds.
     pub num_seeds: usize,
     /// Unchoked peers.
@@ -639,8 +676,12 @@ impl TorrentStatus {
 #[derive(Clone, Debug)]
 #[allow(clippy::struct_excessive_bools)]
 pub struct PeerInfo {
-    /// Its address.
+    /// Its address (unspecified for a web seed: see `url`).
     pub addr: SocketAddr,
+    /// A BitTorrent peer, or a web seed (the manual's `connection_type`).
+    pub kind: PeerKind,
+    /// A web seed's URL.
+    pub url: Option<String>,
     /// Its peer id.
     pub peer_id: Option<PeerId>,
     /// Its client, from the peer id.

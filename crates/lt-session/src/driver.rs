@@ -21,6 +21,7 @@ use crate::disk::{self, DiskCtx, DiskOutput, TorrentIo};
 use crate::io;
 use crate::lsd::Lsd;
 use crate::tracker;
+use crate::web;
 
 /// What reaches the engine loop: events for the engine as they are, and the few that
 /// carry a socket or writer the loop keeps before the engine hears of them.
@@ -55,19 +56,26 @@ pub(crate) async fn engine_loop(
     dialer: io::Dialer,
     lsd: Option<Arc<Lsd>>,
 ) {
-    let (http, max_unwritten) = {
+    let (http, web_http, max_unwritten) = {
         let e = shared.engine();
         let http = tracker::http_client(
             &e.settings().user_agent,
             e.settings().tracker_completion_timeout,
         );
-        (http, io::max_unwritten(e.settings().send_buffer_watermark))
+        let web_http = web::client(&e.settings().user_agent, e.settings().urlseed_timeout);
+        (
+            http,
+            web_http,
+            io::max_unwritten(e.settings().send_buffer_watermark),
+        )
     };
     let mut driver = Driver {
         shared,
         tx,
         dialer,
         http,
+        web_http,
+        web_tasks: HashMap::new(),
         lsd,
         disk_backlog: VecDeque::new(),
         writers: HashMap::new(),
@@ -110,6 +118,10 @@ struct Driver {
     tx: mpsc::Sender<Event>,
     dialer: io::Dialer,
     http: reqwest::Client,
+    /// The web seeds' client (keep-alive, no compression).
+    web_http: reqwest::Client,
+    /// Each web seed's requests in flight.
+    web_tasks: HashMap<ConnId, Vec<(u64, tokio::task::AbortHandle)>>,
     /// The local service discovery socket, when LSD is on.
     lsd: Option<Arc<Lsd>>,
     /// Disk jobs the full queue handed back, submitted again as jobs finish.
@@ -222,6 +234,14 @@ impl Driver {
                 }
             }
             Event::Engine(input) => {
+                if let Input::WebDone { seed, request, .. } = &input
+                    && let Some(tasks) = self.web_tasks.get_mut(seed)
+                {
+                    tasks.retain(|(r, _)| r != request);
+                    if tasks.is_empty() {
+                        self.web_tasks.remove(seed);
+                    }
+                }
                 if let Input::ConnectFailed { conn, .. }
                 | Input::HandshakeFailed { conn, .. }
                 | Input::Closed { conn, .. } = &input
@@ -290,7 +310,36 @@ impl Driver {
                 delete_files,
                 info_hash,
             } => self.remove_storage(torrent, delete_files, info_hash),
+            Action::WebRequest(req) => self.web_request(req),
+            Action::WebCancel { seed } => {
+                for (_, task) in self.web_tasks.remove(&seed).unwrap_or_default() {
+                    task.abort();
+                }
+            }
         }
+    }
+
+    /// Runs a web seed request in its own task.
+    fn web_request(&mut self, req: lt_engine::web::WebRequest) {
+        let (timeout, filter) = {
+            let e = self.shared.engine();
+            (
+                e.settings().urlseed_timeout,
+                Arc::new(e.ip_filter().clone()),
+            )
+        };
+        let (seed, request) = (req.seed, req.request);
+        let task = tokio::spawn(web::fetch(
+            self.web_http.clone(),
+            req,
+            timeout,
+            filter,
+            self.tx.clone(),
+        ));
+        self.web_tasks
+            .entry(seed)
+            .or_default()
+            .push((request, task.abort_handle()));
     }
 
     /// Hands `bufs` to the connection's writer; a peer with [`io::max_unwritten`] waiting

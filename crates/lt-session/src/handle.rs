@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use lt_core::{InfoHash, PieceIndex};
 pub(crate) use lt_engine::{PartialPiece, PeerInfo, TorrentId, TorrentStatus};
-use lt_metainfo::TorrentInfo;
+use lt_metainfo::{TorrentInfo, WebSeed, WebSeedKind};
 
 use crate::Error;
 use crate::Shared;
@@ -303,5 +303,55 @@ impl TorrentHandle {
     pub fn add_tracker(&self, url: &str, tier: u8) {
         self.shared
             .with(|e, now| e.add_tracker(now, self.id, url, tier));
+    }
+
+    /// Adds a BEP 19 url seed (the manual's `add_url_seed`): an HTTP(S) server holding the
+    /// torrent's files.
+    pub fn add_url_seed(&self, url: &str) {
+        self.add_web_seed(url, WebSeedKind::Url);
+    }
+
+    /// Removes a url seed (the manual's `remove_url_seed`).
+    pub fn remove_url_seed(&self, url: &str) {
+        self.remove_web_seed(url, WebSeedKind::Url);
+    }
+
+    /// The url seeds (the manual's `url_seeds`), banned ones included.
+    #[must_use]
+    pub fn url_seeds(&self) -> Vec<String> {
+        self.shared.engine().web_seeds(self.id, WebSeedKind::Url)
+    }
+
+    /// Adds a BEP 17 HTTP seed (the manual's `add_http_seed`).
+    pub fn add_http_seed(&self, url: &str) {
+        self.add_web_seed(url, WebSeedKind::Http);
+    }
+
+    /// Removes an HTTP seed (the manual's `remove_http_seed`).
+    pub fn remove_http_seed(&self, url: &str) {
+        self.remove_web_seed(url, WebSeedKind::Http);
+    }
+
+    /// The HTTP seeds (the manual's `http_seeds`).
+    #[must_use]
+    pub fn http_seeds(&self) -> Vec<String> {
+        self.shared.engine().web_seeds(self.id, WebSeedKind::Http)
+    }
+
+    fn add_web_seed(&self, url: &str, kind: WebSeedKind) {
+        let seed = WebSeed {
+            url: url.to_owned(),
+            kind,
+        };
+        self.shared
+            .with(|e, now| e.add_web_seed(now, self.id, seed));
+    }
+
+    fn remove_web_seed(&self, url: &str, kind: WebSeedKind) {
+        let seed = WebSeed {
+            url: url.to_owned(),
+            kind,
+        };
+        self.shared.with(|e, _| e.remove_web_seed(self.id, &seed));
     }
 }

@@ -42,6 +42,7 @@ mod nat;
 mod session;
 mod settings;
 mod tracker;
+mod web;
 
 pub use lt_dht::DhtState;
 pub use lt_engine::{

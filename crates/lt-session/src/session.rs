@@ -358,6 +358,7 @@ impl Session {
         };
         add.resume = params.resume;
         add.trackers.extend(params.trackers);
+        add.web_seeds.extend(params.web_seeds);
         add.peers.extend(params.peers);
         add.file_priorities = params.file_priorities;
         add.flags = params.flags;

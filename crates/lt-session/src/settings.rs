@@ -166,6 +166,8 @@ pub struct AddTorrentParams {
     pub trackers: Vec<Vec<String>>,
     /// Peers to connect to.
     pub peers: Vec<SocketAddr>,
+    /// Web seeds besides the torrent's own (the manual's `url_seeds` / `http_seeds`).
+    pub web_seeds: Vec<lt_metainfo::WebSeed>,
     /// Flags.
     pub flags: TorrentFlags,
     /// Per-torrent connection limit.
@@ -200,6 +202,7 @@ impl AddTorrentParams {
             file_priorities: Vec::new(),
             trackers: Vec::new(),
             peers: Vec::new(),
+            web_seeds: Vec::new(),
             flags: TorrentFlags::default(),
             max_connections: None,
             max_uploads: None,

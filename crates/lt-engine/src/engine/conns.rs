@@ -281,7 +281,7 @@ impl Engine {
         loop {
             let id = ConnId(u64::from(self.next_conn));
             self.next_conn = self.next_conn.wrapping_add(1).max(1);
-            if !self.conns.contains_key(&id) {
+            if !self.conns.contains_key(&id) && !self.web_ids.contains_key(&id) {
                 return id;
             }
         }
@@ -398,6 +398,7 @@ impl Engine {
         for c in conns {
             self.close(now, c, reason.clone());
         }
+        self.stop_web(id);
     }
 
     pub(super) fn flush(&mut self, cid: ConnId) {

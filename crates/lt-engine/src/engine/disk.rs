@@ -148,12 +148,17 @@ impl Engine {
             t.total_failed += size;
             let _ = t.picker.piece_failed(piece);
             self.alerts.push(Alert::HashFailed { torrent: id, piece });
+            let (web, contributors): (Vec<_>, Vec<_>) =
+                contributors.into_iter().partition(|c| self.is_web(c.0));
             let alone = {
                 let mut addrs: Vec<SocketAddr> = contributors.iter().map(|c| c.1).collect();
                 addrs.sort_unstable();
                 addrs.dedup();
-                addrs.len() == 1
+                addrs.len() + web.len() == 1
             };
+            for &(seed, _) in &web {
+                self.web_hash_failed(id, seed, alone);
+            }
             let mut to_ban = Vec::new();
             for &(cid, addr) in &contributors {
                 if let Some(c) = self.conns.get_mut(&cid) {
@@ -294,6 +299,7 @@ impl Engine {
                 self.close(now, c, DisconnectReason::Redundant);
             }
         }
+        self.stop_web(id);
         self.timers.pull_all(now);
     }
 

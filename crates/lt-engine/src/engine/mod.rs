@@ -35,6 +35,7 @@ mod timers;
 mod torrent_map;
 mod torrents;
 mod trackers;
+pub(crate) mod web;
 
 use conn::Conn;
 use timers::TimerTable;
@@ -100,6 +101,9 @@ pub struct Engine {
     dht_port: Option<u16>,
     /// Local service discovery is on (the driver has the multicast socket).
     lsd: bool,
+    /// Each web seed's torrent, by the seed's id.
+    web_ids: BTreeMap<ConnId, TorrentId>,
+    next_web_request: u64,
 }
 
 impl Engine {
@@ -143,6 +147,8 @@ impl Engine {
             last_auto_manage: now,
             dht_port: None,
             lsd: false,
+            web_ids: BTreeMap::new(),
+            next_web_request: 1,
         }
     }
 
@@ -324,6 +330,16 @@ impl Engine {
             } => self.scrape_done(torrent, tracker, result),
             Input::DhtPeers { torrent, peers } => self.dht_done(now, torrent, &peers),
             Input::LsdPeer { info_hash, addr } => self.add_lsd_peer(now, &info_hash, addr),
+            Input::WebData {
+                seed,
+                request,
+                data,
+            } => self.web_data(now, seed, request, data),
+            Input::WebDone {
+                seed,
+                request,
+                result,
+            } => self.web_done(now, seed, request, result),
         }
         None
     }
@@ -368,6 +384,9 @@ impl Engine {
             | Input::Scraped { torrent, .. }
             | Input::DhtPeers { torrent, .. } => Some(*torrent),
             Input::LsdPeer { info_hash, .. } => self.find_by_wire_hash(info_hash),
+            Input::WebData { seed, .. } | Input::WebDone { seed, .. } => {
+                self.web_ids.get(seed).copied()
+            }
             Input::Timeout | Input::Incoming { .. } => None,
         }
     }

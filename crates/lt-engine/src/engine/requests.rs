@@ -72,6 +72,7 @@ impl Engine {
         for c in self.torrent_conns(id) {
             self.fill_requests(now, c);
         }
+        self.fill_web(now, id);
     }
 
     /// Sends as many requests to the peer as its rate calls for.
@@ -215,13 +216,32 @@ impl Engine {
             t.total_redundant += len;
             return;
         }
-        let received = match t.picker.block_received(key, block) {
-            Ok(r) => r,
-            Err(e) => {
-                self.close(now, cid, DisconnectReason::BadPieces(e));
-                return;
-            }
+        if let Err(e) = self.store_block(now, id, key, cid, addr, block, data) {
+            self.close(now, cid, DisconnectReason::BadPieces(e));
+            return;
+        }
+        self.fill_requests(now, cid);
+    }
+
+    /// Keeps a block that arrived from `cid` (a peer or a web seed) in its partial piece,
+    /// hands the piece to the disk when it is complete, and cancels the block at the other
+    /// peers it was asked of (end game).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn store_block(
+        &mut self,
+        now: Instant,
+        id: TorrentId,
+        key: lt_picker::PeerKey,
+        cid: ConnId,
+        addr: std::net::SocketAddr,
+        block: lt_picker::Block,
+        data: Bytes,
+    ) -> Result<(), lt_picker::Error> {
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return Ok(());
         };
+        let len = data.len() as u64;
+        let received = t.picker.block_received(key, block)?;
         if received.redundant {
             t.total_redundant += len;
         } else {
@@ -242,6 +262,11 @@ impl Engine {
                 self.write_held(id, block.piece);
             }
         }
+        let Some((begin, len)) = self.torrents.get(&id).and_then(|t| t.layout.request(block))
+        else {
+            return Ok(());
+        };
+        let req = BlockRequest::new(block.piece, begin, len);
         for other in received.cancel {
             let ocid = ConnId(u64::from(other.0));
             if let Some(w) = self.conns.get_mut(&ocid).and_then(|c| c.wire.as_mut()) {
@@ -249,7 +274,7 @@ impl Engine {
                 self.flush(ocid);
             }
         }
-        self.fill_requests(now, cid);
+        Ok(())
     }
 
     /// Every block of `piece` is here: hash and write it. A piece held whole in memory

@@ -49,6 +49,8 @@ impl Engine {
         let (active, seeding) = t.times(now);
         r.active_time = i64::try_from(active.as_secs()).unwrap_or(i64::MAX);
         r.seeding_time = i64::try_from(seeding.as_secs()).unwrap_or(i64::MAX);
+        r.url_list = self.web_seeds(id, lt_metainfo::WebSeedKind::Url);
+        r.httpseeds = self.web_seeds(id, lt_metainfo::WebSeedKind::Http);
         r.paused = t.paused;
         r.auto_managed = t.auto_managed;
         r.sequential_download = t.sequential;
@@ -141,6 +143,9 @@ impl Engine {
             download_payload_rate: t.down.rate(),
             upload_payload_rate: t.up.rate(),
             num_peers,
+            num_web_seeds: t.web.iter().filter(|w| !w.requests.is_empty()).count(),
+            total_web_seed_download: t.web.iter().map(|w| w.down.total()).sum(),
+            web_seeds_banned: t.web.iter().filter(|w| w.banned).count(),
             num_seeds,
             num_uploads,
             list_peers: t.peers.len(),
@@ -183,6 +188,8 @@ impl Engine {
                     .map_or(0.0, |b| b.count_ones() as f32 / n.max(1) as f32);
                 Some(PeerInfo {
                     addr: c.addr,
+                    kind: crate::types::PeerKind::BitTorrent,
+                    url: None,
                     peer_id: w.peer_id(),
                     client: w
                         .peer_id()
@@ -210,6 +217,41 @@ impl Engine {
                     progress,
                 })
             })
+            .chain(
+                t.web
+                    .iter()
+                    .filter(|w| !w.requests.is_empty())
+                    .map(|w| PeerInfo {
+                        addr: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+                        kind: match w.seed.kind {
+                            lt_metainfo::WebSeedKind::Url => crate::types::PeerKind::UrlSeed,
+                            lt_metainfo::WebSeedKind::Http => crate::types::PeerKind::HttpSeed,
+                        },
+                        url: Some(w.seed.url.clone()),
+                        peer_id: None,
+                        client: String::new(),
+                        outgoing: true,
+                        encrypted: w.seed.url.starts_with("https:"),
+                        utp: false,
+                        choked: true,
+                        remote_choked: false,
+                        interesting: true,
+                        remote_interested: false,
+                        seed: true,
+                        snubbed: false,
+                        on_parole: false,
+                        optimistic_unchoke: false,
+                        payload_down_speed: w.down.rate(),
+                        payload_up_speed: 0,
+                        total_download: w.down.total(),
+                        total_upload: 0,
+                        download_queue_length: w.requests.iter().map(|r| r.blocks.len()).sum(),
+                        upload_queue_length: 0,
+                        pieces: None,
+                        hashfails: w.hashfails,
+                        progress: 1.0,
+                    }),
+            )
             .collect()
     }
 

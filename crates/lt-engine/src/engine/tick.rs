@@ -56,6 +56,7 @@ impl Engine {
         }
         if house {
             self.send_pex(now);
+            self.tick_web(now);
         }
         if self.timers.take(Timer::Connect, now) || house {
             self.timers.set(Timer::Connect, now + every);

@@ -211,6 +211,7 @@ impl Engine {
             next_dht: None,
             dht_in_flight: false,
             next_lsd: None,
+            web: Vec::new(),
             info,
         };
         let name = if has_metadata {
@@ -220,6 +221,20 @@ impl Engine {
         };
         self.index_torrent(id, &info_hash);
         self.torrents.insert(id, Box::new(t));
+        let mut web = params.web_seeds.clone();
+        if let Some(r) = &params.resume {
+            let kinds = [
+                (&r.url_list, lt_metainfo::WebSeedKind::Url),
+                (&r.httpseeds, lt_metainfo::WebSeedKind::Http),
+            ];
+            for (urls, kind) in kinds {
+                web.extend(urls.iter().map(|url| lt_metainfo::WebSeed {
+                    url: url.clone(),
+                    kind,
+                }));
+            }
+        }
+        self.add_web_seeds(now, id, web);
         self.alerts.push(Alert::TorrentAdded {
             torrent: id,
             name,
@@ -267,9 +282,13 @@ impl Engine {
         }
         self.announce_stopped(now, id);
         self.close_torrent_conns(now, id, &DisconnectReason::Closed);
+        self.stop_web(id);
         let Some(t) = self.torrents.remove(&id) else {
             return;
         };
+        for w in &t.web {
+            self.web_ids.remove(&w.id);
+        }
         self.unindex_torrent(&t.info_hash);
         let order = self.queue_order();
         self.set_queue(now, &order);
