@@ -217,6 +217,83 @@ impl Drop for ChildGuard {
     }
 }
 
+/// Makes a CA and a leaf certificate for 127.0.0.1 with the `openssl` tool; returns the CA
+/// certificate, the leaf certificate and the leaf key, all PEM (also written to `dir` as
+/// `ca.pem`, `leaf.pem` and `leaf.key`).
+///
+/// # Panics
+/// When `openssl` is missing or fails.
+pub fn test_certificates(dir: &Path) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    let openssl = require_program("openssl", "openssl");
+    let run = |args: &[&str]| {
+        let out = output_with_timeout(
+            Command::new(&openssl).current_dir(dir).args(args),
+            Duration::from_secs(20),
+        )
+        .unwrap_or_else(|e| panic!("openssl {args:?}: {e}"));
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-subj",
+        "/CN=lt test CA",
+        "-days",
+        "2",
+    ]);
+    run(&ca);
+    let mut csr = vec!["req"];
+    csr.extend(ec);
+    csr.extend([
+        "-keyout",
+        "leaf.key",
+        "-out",
+        "leaf.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    run(&csr);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap_or_else(|e| panic!("ext.cnf: {e}"));
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "leaf.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    let read = |name: &str| std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    (read("ca.pem"), read("leaf.pem"), read("leaf.key"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,7 @@ pub struct Nginx {
     /// Where it listens.
     pub addr: SocketAddr,
     dir: PathBuf,
+    tls: bool,
 }
 
 impl Nginx {
@@ -25,18 +26,35 @@ impl Nginx {
     /// When nginx is missing (install `nginx-light`) or does not start within 10 s.
     #[must_use]
     pub fn start(work: &Path, root: &Path, extra: &str) -> Self {
+        Self::start_with(work, root, extra, None)
+    }
+
+    /// As [`Nginx::start`], over TLS with `(certificate, key)` (PEM files) when given.
+    ///
+    /// # Panics
+    /// As [`Nginx::start`].
+    #[must_use]
+    pub fn start_with(work: &Path, root: &Path, extra: &str, tls: Option<(&Path, &Path)>) -> Self {
         let nginx = require_program("nginx", "nginx-light");
         let dir = work.join("nginx");
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("nginx dir: {e}"));
         let port = crate::swarm::free_port();
         let d = dir.display();
+        let listen = match tls {
+            Some((cert, key)) => format!(
+                "127.0.0.1:{port} ssl;\n    ssl_certificate {};\n    ssl_certificate_key {}",
+                cert.display(),
+                key.display()
+            ),
+            None => format!("127.0.0.1:{port}"),
+        };
         let conf = format!(
             "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\n\
              error_log {d}/error.log warn;\nevents {{ worker_connections 256; }}\n\
              http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n\
              proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n\
              uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  gzip off;\n\
-             server {{\n    listen 127.0.0.1:{port};\n    root {root};\n    {extra}\n  }}\n}}\n",
+             server {{\n    listen {listen};\n    root {root};\n    {extra}\n  }}\n}}\n",
             root = root.display()
         );
         let conf_path = dir.join("nginx.conf");
@@ -65,13 +83,15 @@ impl Nginx {
             _child: child,
             addr,
             dir,
+            tls: tls.is_some(),
         }
     }
 
-    /// `http://127.0.0.1:port/` followed by `path`.
+    /// `http://127.0.0.1:port/` (or `https://`) followed by `path`.
     #[must_use]
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}/{path}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}/{path}", self.addr)
     }
 
     /// The access log so far (to check which requests were made).

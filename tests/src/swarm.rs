@@ -656,6 +656,30 @@ pub fn start_lt_seed(torrent: &Path, data: &Path, extra: &[String]) -> (Peer, So
     (peer, addr)
 }
 
+/// Starts a libtorrent node (`tests/python/lt_node.py` with `args`) and waits until it is
+/// ready; returns it with its listen port.
+///
+/// # Panics
+/// When python3-libtorrent is missing or the node does not get ready within 30 s.
+#[must_use]
+pub fn start_libtorrent_node(label: &str, args: &[String]) -> (Peer, u16) {
+    let mut cmd = Command::new(require_python_libtorrent());
+    cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("python/lt_node.py"))
+        .args(args);
+    let mut peer = Peer::spawn(label, &mut cmd).unwrap_or_else(|e| panic!("start {label}: {e}"));
+    let deadline = deadline_in(30);
+    let listening = peer
+        .wait_event("listening", deadline)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let port = listening["port"]
+        .as_u64()
+        .and_then(|p| u16::try_from(p).ok())
+        .unwrap_or_else(|| panic!("{}", peer.failure("no port in the listening event")));
+    peer.wait_event("ready", deadline)
+        .unwrap_or_else(|e| panic!("{e}"));
+    (peer, port)
+}
+
 /// The `--json` summary of `lt download`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Summary {

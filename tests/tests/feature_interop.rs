@@ -9,30 +9,12 @@
 )]
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-use lt_tests::require_python_libtorrent;
 use lt_tests::swarm::{
-    Payload, Peer, Stream, deadline_in, free_port, lt_binary, start_lt, start_lt_seed, wait_summary,
+    Payload, Peer, Stream, deadline_in, free_port, lt_binary, start_libtorrent_node, start_lt,
+    start_lt_seed, wait_summary,
 };
-
-fn node_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("python/lt_node.py")
-}
-
-/// Starts a libtorrent node and waits until it is ready; returns it with its port.
-fn start_node(label: &str, args: &[String]) -> (Peer, u16) {
-    let python = require_python_libtorrent();
-    let mut cmd = Command::new(python);
-    cmd.arg(node_script()).args(args);
-    let mut peer = Peer::spawn(label, &mut cmd).unwrap();
-    let deadline = deadline_in(30);
-    let listening = peer.wait_event("listening", deadline).unwrap();
-    let port = u16::try_from(listening["port"].as_u64().unwrap()).unwrap();
-    peer.wait_event("ready", deadline).unwrap();
-    (peer, port)
-}
 
 fn s(x: impl AsRef<std::ffi::OsStr>) -> String {
     x.as_ref().to_string_lossy().into_owned()
@@ -66,7 +48,7 @@ fn lt_download(payload: &Payload, source: &str, out: &Path, extra: &[String]) {
 
 /// A libtorrent download; checks every byte.
 fn libtorrent_download(payload: &Payload, args: &[String], out: &Path) {
-    let (mut leech, _) = start_node("libtorrent download", args);
+    let (mut leech, _) = start_libtorrent_node("libtorrent download", args);
     leech
         .wait_event("finished", deadline_in(90))
         .unwrap_or_else(|e| panic!("{e}"));
@@ -81,7 +63,7 @@ fn utp_only_both_ways() {
     let dir = tempfile::tempdir().unwrap();
     let payload = Payload::create(dir.path(), "utp.bin", 6 << 20, 64 << 10, &[]);
     // libtorrent -> lt over uTP only.
-    let (_seed, port) = start_node(
+    let (_seed, port) = start_libtorrent_node(
         "libtorrent seed",
         &[
             "seed".into(),
@@ -144,7 +126,7 @@ fn magnets_both_ways() {
         ]
     };
     // lt fetches a magnet from one libtorrent seeder, then from three.
-    let (_one, p1) = start_node("libtorrent seed 1", &seed_args(0));
+    let (_one, p1) = start_libtorrent_node("libtorrent seed 1", &seed_args(0));
     lt_download(
         &payload,
         &uri,
@@ -156,8 +138,8 @@ fn magnets_both_ways() {
     let saved = std::fs::read(dir.path().join(format!("one/.lt/{hex}.torrent"))).unwrap();
     let saved = lt_metainfo::TorrentInfo::from_bytes(&saved).unwrap();
     assert_eq!(saved.info_hash(), payload.info.info_hash());
-    let (_two, p2) = start_node("libtorrent seed 2", &seed_args(1));
-    let (_three, p3) = start_node("libtorrent seed 3", &seed_args(2));
+    let (_two, p2) = start_libtorrent_node("libtorrent seed 2", &seed_args(1));
+    let (_three, p3) = start_libtorrent_node("libtorrent seed 3", &seed_args(2));
     lt_download(
         &payload,
         &uri,
@@ -212,7 +194,7 @@ fn magnet_through_a_dht_of_libtorrent_nodes() {
             args.push("--dht-node".into());
             args.push(a.to_string());
         }
-        let (peer, port) = start_node(&format!("libtorrent dht seed {i}"), &args);
+        let (peer, port) = start_libtorrent_node(&format!("libtorrent dht seed {i}"), &args);
         nodes.push((peer, SocketAddr::from(([127, 0, 0, 21 + i], port))));
     }
     // lt finds them from the magnet alone, with one DHT node to start from.
@@ -227,7 +209,7 @@ fn magnet_through_a_dht_of_libtorrent_nodes() {
     // only that node finds the lt seeder.
     drop(nodes);
     let other = format!("magnet:?xt=urn:btih:{}", "ab".repeat(20));
-    let (_node, node_port) = start_node(
+    let (_node, node_port) = start_libtorrent_node(
         "libtorrent dht node",
         &[
             "download".into(),
@@ -271,7 +253,7 @@ fn pex_spreads_a_seed_that_one_peer_knows() {
     let dir = tempfile::tempdir().unwrap();
     let payload = Payload::create(dir.path(), "pex.bin", 4 << 20, 32 << 10, &[]);
     let torrent = s(&payload.torrent);
-    let (_seed, seed_port) = start_node(
+    let (_seed, seed_port) = start_libtorrent_node(
         "libtorrent seed",
         &[
             "seed".into(),
@@ -326,7 +308,7 @@ fn pex_spreads_a_seed_that_one_peer_knows() {
         lts.push(p);
     }
     let out = dir.path().join("d");
-    let (mut d, _) = start_node(
+    let (mut d, _) = start_libtorrent_node(
         "libtorrent D",
         &[
             "download".into(),
@@ -361,7 +343,7 @@ fn limited_download(transport: &str) -> (f64, f64) {
     lt_binary();
     let dir = tempfile::tempdir().unwrap();
     let payload = Payload::create(dir.path(), "limited.bin", 64 << 20, 256 << 10, &[]);
-    let (_seed, port) = start_node(
+    let (_seed, port) = start_libtorrent_node(
         "libtorrent seed",
         &[
             "seed".into(),
@@ -444,7 +426,7 @@ fn lt_seed_to_three(payload: &Payload, dir: &Path, super_seed: bool) -> u64 {
         for p in &peers {
             args.extend(["--peer".into(), p.clone()]);
         }
-        let (leech, port) = start_node("libtorrent download", &args);
+        let (leech, port) = start_libtorrent_node("libtorrent download", &args);
         peers.push(format!("127.0.0.{}:{port}", 61 + i));
         leechers.push((leech, out));
     }
@@ -489,7 +471,7 @@ fn super_seeding_both_ways() {
     assert!(superseed >= size && copies(superseed) < 1.5, "{superseed}");
 
     // lt downloads from a libtorrent super seed.
-    let (_lt_seed, port) = start_node(
+    let (_lt_seed, port) = start_libtorrent_node(
         "libtorrent super seed",
         &[
             "seed".into(),

@@ -15,9 +15,10 @@ use std::process::Command;
 use lt_metainfo::{CreateTorrent, TorrentInfo, TorrentVersion};
 use lt_tests::nginx::Nginx;
 use lt_tests::swarm::{
-    Payload, Peer, Stream, Summary, deadline_in, files_equal, lt_binary, start_lt, wait_summary,
+    Payload, Peer, Stream, Summary, deadline_in, files_equal, lt_binary, start_libtorrent_node,
+    start_lt, wait_summary,
 };
-use lt_tests::{DEBIAN_PYTHON, require_python_libtorrent};
+use lt_tests::{DEBIAN_PYTHON, test_certificates};
 
 fn s(x: impl AsRef<std::ffi::OsStr>) -> String {
     x.as_ref().to_string_lossy().into_owned()
@@ -51,19 +52,6 @@ fn lt_download(torrent: &Path, out: &Path, extra: &[String]) -> (Summary, String
     let status = leech.wait_exit(deadline_in(30)).unwrap();
     assert!(status.success(), "{}", leech.failure("exit status"));
     (summary, leech.transcript())
-}
-
-/// Starts a libtorrent node (`tests/python/lt_node.py`) and waits until it is ready.
-fn start_node(label: &str, args: &[String]) -> (Peer, u16) {
-    let python = require_python_libtorrent();
-    let mut cmd = Command::new(python);
-    cmd.arg(python_script("lt_node.py")).args(args);
-    let mut peer = Peer::spawn(label, &mut cmd).unwrap();
-    let deadline = deadline_in(30);
-    let listening = peer.wait_event("listening", deadline).unwrap();
-    let port = u16::try_from(listening["port"].as_u64().unwrap()).unwrap();
-    peer.wait_event("ready", deadline).unwrap();
-    (peer, port)
 }
 
 /// Writes `len` bytes of a pattern that differs per file and offset.
@@ -132,6 +120,79 @@ fn single_file_from_the_web_seed_alone() {
     );
 }
 
+/// An HTTPS web seed: trusted through the system's roots (`SSL_CERT_FILE` names the test
+/// CA), the download completes; with the CA not trusted, the certificate check refuses the
+/// server and the alert says so.
+#[test]
+fn https_web_seed_with_certificate_checks() {
+    lt_binary();
+    let dir = tempfile::tempdir().unwrap();
+    let payload = Payload::create(dir.path(), "secure.bin", 1 << 20, 32 << 10, &[]);
+    let certs = dir.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    test_certificates(&certs);
+    let nginx = Nginx::start_with(
+        dir.path(),
+        &payload.data_dir,
+        "",
+        Some((&certs.join("leaf.pem"), &certs.join("leaf.key"))),
+    );
+    let download = |out: &Path, ca: &Path| {
+        let mut cmd = Command::new(lt_binary());
+        cmd.arg("download")
+            .arg(&payload.torrent)
+            .arg("-o")
+            .arg(out)
+            .args(["--json", "--no-dht", "--web-seed", &nginx.url("")])
+            .env("SSL_CERT_FILE", ca)
+            .env_remove("SSL_CERT_DIR");
+        Peer::spawn("lt download", &mut cmd).unwrap()
+    };
+    let out = dir.path().join("trusted");
+    let mut leech = download(&out, &certs.join("ca.pem"));
+    let summary = wait_summary(&mut leech, deadline_in(60)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(summary.json["web_seed_bytes"], summary.total_bytes);
+    payload
+        .verify_download(&out)
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Another CA's certificate file: the server is not trusted.
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    test_certificates(&other);
+    let mut refused = download(&dir.path().join("untrusted"), &other.join("ca.pem"));
+    let line = refused
+        .wait_line(Stream::Stderr, deadline_in(30), |l| l.contains("web seed"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(line.to_ascii_lowercase().contains("certificate"), "{line}");
+}
+
+/// A download limit holds for a web seed: 2 MiB at 1 MB/s takes about two seconds.
+#[test]
+fn the_download_limit_holds_for_a_web_seed() {
+    lt_binary();
+    let dir = tempfile::tempdir().unwrap();
+    let payload = Payload::create(dir.path(), "slow.bin", 2 << 20, 32 << 10, &[]);
+    let nginx = Nginx::start(dir.path(), &payload.data_dir, "");
+    let out = dir.path().join("out");
+    let (summary, _) = lt_download(
+        &payload.torrent,
+        &out,
+        &[
+            "--web-seed".into(),
+            nginx.url(""),
+            "--download-limit".into(),
+            "1000000".into(),
+            "--limit-local".into(),
+        ],
+    );
+    payload
+        .verify_download(&out)
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The bucket starts with a second's worth, so at least a second more.
+    assert!(summary.seconds >= 1.0, "{} s", summary.seconds);
+    assert!(summary.mb_per_s <= 1.6, "{} MB/s", summary.mb_per_s);
+}
+
 /// A multi-file torrent with pad files and an empty file, its web seed in the torrent, and
 /// the same through a web seed URL that redirects: the pad files are never asked for.
 #[test]
@@ -190,7 +251,7 @@ fn a_corrupt_web_seed_is_banned_and_a_libtorrent_peer_fills_in() {
     std::fs::write(bad_root.join("first.bin"), first).unwrap();
     std::fs::copy(root.join("second.bin"), bad_root.join("second.bin")).unwrap();
     let nginx = Nginx::start(dir.path(), &bad, "");
-    let (_seed, port) = start_node(
+    let (_seed, port) = start_libtorrent_node(
         "libtorrent seed",
         &[
             "seed".into(),
@@ -231,7 +292,7 @@ fn a_web_seed_and_a_partial_libtorrent_peer_are_both_used() {
     let mut data = std::fs::read(&payload.file).unwrap();
     data.truncate(4 << 20);
     std::fs::write(half.join("mixed.bin"), data).unwrap();
-    let (_peer, port) = start_node(
+    let (_peer, port) = start_libtorrent_node(
         "libtorrent with half",
         &[
             "download".into(),
@@ -326,7 +387,7 @@ fn libtorrent_downloads_from_the_web_seed_of_an_lt_torrent() {
     assert!(status.success());
     let info = TorrentInfo::from_bytes(&std::fs::read(&torrent).unwrap()).unwrap();
     let out = dir.path().join("libtorrent");
-    let (mut leech, _) = start_node(
+    let (mut leech, _) = start_libtorrent_node(
         "libtorrent download",
         &[
             "download".into(),

@@ -1,4 +1,4 @@
-//! `cargo xtask bench transfer | tracker`.
+//! `cargo xtask bench transfer | tracker | scale | webseed` (`webseed`: `bench_webseed.rs`).
 //!
 //! `transfer`: a torrent (default one 1 GiB file, 1 MiB pieces, v1; `--files N` splits the
 //! payload into N files) whose payload is on /dev/shm, moved over loopback (TCP, or uTP with
@@ -41,6 +41,7 @@ use serde_json::Value;
 
 use crate::bench_scale::{self, ScaleArgs};
 use crate::bench_tracker::{self, BenchTrackerArgs};
+use crate::bench_webseed::{self, WebseedArgs};
 use crate::cmd;
 use crate::swarm::{
     DEBIAN_PYTHON, Proc, Scratch, Stream, build_release, files_equal, json_event, lt_peer_script,
@@ -63,6 +64,8 @@ enum BenchCommand {
     Tracker(BenchTrackerArgs),
     /// A session with many torrents, and a seeder with many peers, lt beside libtorrent.
     Scale(ScaleArgs),
+    /// One file from nginx as a web seed: lt, libtorrent and curl.
+    Webseed(WebseedArgs),
 }
 
 /// Options of `cargo xtask bench transfer`.
@@ -280,6 +283,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
         BenchCommand::Transfer(t) => transfer(t),
         BenchCommand::Tracker(t) => bench_tracker::run(t),
         BenchCommand::Scale(s) => bench_scale::run(s),
+        BenchCommand::Webseed(w) => bench_webseed::run(w),
     }
 }
 
@@ -922,8 +926,8 @@ fn listen_port(line: &str) -> Option<u16> {
 }
 
 /// What [`watch_until_exit`] saw.
-struct Watched {
-    leecher_cpu: f64,
+pub(crate) struct Watched {
+    pub(crate) leecher_cpu: f64,
     leecher_anon_kib: u64,
     seeder_anon_kib: u64,
 }
@@ -931,7 +935,7 @@ struct Watched {
 /// Polls `/proc/PID` every 50 ms until the leecher has exited (a zombie, not yet reaped):
 /// returns its CPU seconds (utime + stime, all threads) and the peak `RssAnon` in KiB of it
 /// and of the seeder.
-fn watch_until_exit(p: &Proc, seeder: u32, deadline: Instant) -> Result<Watched> {
+pub(crate) fn watch_until_exit(p: &Proc, seeder: u32, deadline: Instant) -> Result<Watched> {
     let pid = p.pid();
     let (mut peak, mut seeder_peak) = (0u64, 0u64);
     loop {

@@ -8,11 +8,13 @@
 //! - `bench transfer`: 1 GiB over loopback, lt and libtorrent as seeder and leecher (MB/s, CPU,
 //!   memory). `bench tracker` (or `bench-tracker`): UDP announces/s of lt-tracker's server and
 //!   of opentracker, same generator. `bench scale`: 10,000 torrents in one session and one
-//!   seeder with 10 and 1000 peers, lt beside libtorrent (issue 19).
+//!   seeder with 10 and 1000 peers, lt beside libtorrent (issue 19). `bench webseed`: 1 GiB
+//!   from nginx as a web seed, lt beside libtorrent and curl (issue 21).
 
 mod bench;
 mod bench_scale;
 mod bench_tracker;
+mod bench_webseed;
 mod ci;
 mod cmd;
 mod deps;

@@ -265,20 +265,35 @@ pub(crate) fn listable(addr: SocketAddr, listen_port: u16, loopback_ok: bool) ->
     !unusable && !ourselves && (loopback_ok || !ip.is_loopback())
 }
 
-/// Whether a tracker URL names this machine (`localhost` or a loopback address).
-pub(crate) fn url_is_loopback(url: &str) -> bool {
+/// The host of a URL (brackets of an IPv6 address removed).
+fn url_host(url: &str) -> &str {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let authority = rest.split(['/', '?']).next().unwrap_or("");
     let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = if let Some(v6) = host_port.strip_prefix('[') {
+    if let Some(v6) = host_port.strip_prefix('[') {
         v6.split(']').next().unwrap_or("")
     } else {
         host_port.split(':').next().unwrap_or("")
-    };
+    }
+}
+
+/// Whether a tracker URL names this machine (`localhost` or a loopback address).
+pub(crate) fn url_is_loopback(url: &str) -> bool {
+    let host = url_host(url);
     host.eq_ignore_ascii_case("localhost")
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Whether a URL names a host on the local network (`localhost`, a loopback, private or
+/// link-local address), for `ignore_limits_on_local_network`.
+pub(crate) fn url_is_local(url: &str) -> bool {
+    let host = url_host(url);
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(crate::rate::is_local_network)
 }
 
 /// Sets the picker's piece priorities from file priorities (0 to 7; past 7 is 7).

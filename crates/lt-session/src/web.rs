@@ -31,6 +31,19 @@ pub(crate) fn client(user_agent: &str, timeout: Duration) -> reqwest::Client {
         .unwrap_or_default()
 }
 
+/// An error with its causes (reqwest's own message leaves out why a request failed, such
+/// as the certificate check).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
 fn error(status: Option<u16>, message: impl Into<String>) -> WebError {
     WebError {
         status,
@@ -158,7 +171,7 @@ where
     let mut resp = tokio::time::timeout(timeout, rb.send())
         .await
         .map_err(|_| error(None, format!("{url}: no answer in {timeout:?}")))?
-        .map_err(|e| error(None, format!("{url}: {e}")))?;
+        .map_err(|e| error(None, format!("{url}: {}", chain(&e))))?;
     let status = resp.status();
     let ok = if range_header {
         status == StatusCode::PARTIAL_CONTENT || (status == StatusCode::OK && start == 0)
@@ -190,7 +203,7 @@ where
         let chunk = tokio::time::timeout(timeout, resp.chunk())
             .await
             .map_err(|_| error(None, format!("{url}: no data for {timeout:?}")))?
-            .map_err(|e| error(None, format!("{url}: {e}")))?;
+            .map_err(|e| error(None, format!("{url}: {}", chain(&e))))?;
         let Some(mut chunk) = chunk else {
             return Err(error(
                 Some(status.as_u16()),

@@ -45,6 +45,9 @@ pub(crate) struct WebSource {
     pub(crate) banned: bool,
     pub(crate) down: Rate,
     pub(crate) last_error: Option<String>,
+    /// The server is on the local network (exempt from the rate limits while
+    /// `ignore_limits_on_local_network`).
+    pub(crate) local: bool,
 }
 
 /// A request in flight: the blocks it covers, in order, and the bytes of the block being
@@ -59,6 +62,7 @@ pub(crate) struct WebReq {
 impl WebSource {
     pub(crate) fn new(seed: WebSeed, id: ConnId) -> Self {
         Self {
+            local: crate::torrent::url_is_local(&seed.url),
             seed,
             id,
             requests: VecDeque::new(),
@@ -178,6 +182,7 @@ impl Engine {
         let pipeline = self.settings.urlseed_pipeline_size.max(1);
         let max_bytes = self.settings.urlseed_max_request_bytes.max(1);
         let max_seeds = self.settings.max_web_seed_connections;
+        let ignore_local = self.settings.ignore_limits_on_local_network;
         let session_limited = self.down_bucket.rate() > 0;
         let session_ok = self.down_bucket.available();
         let Some(t) = self.torrents.get_mut(&id) else {
@@ -192,23 +197,23 @@ impl Engine {
         {
             return;
         }
-        let limited = session_limited || t.down_bucket.rate() > 0;
-        if limited && (!session_ok || !t.down_bucket.available()) {
-            return;
-        }
-        // Under a rate limit one piece at a time, so that the limit holds.
-        let (pipeline, max_bytes) = if limited {
-            (1, 1)
-        } else {
-            (pipeline, max_bytes)
-        };
+        let any_limit = session_limited || t.down_bucket.rate() > 0;
+        let limits_ok = session_ok && t.down_bucket.available();
         let piece_len = u64::from(t.layout.piece_len());
         let mut busy = t.web.iter().filter(|w| !w.requests.is_empty()).count();
         let mut out = Vec::new();
         for wi in 0..t.web.len() {
             let w = &t.web[wi];
             let idle = w.requests.is_empty();
-            if w.banned
+            // Under a rate limit one piece at a time, so that the limit holds.
+            let limited = any_limit && !(ignore_local && w.local);
+            let (pipeline, max_bytes) = if limited {
+                (1, 1)
+            } else {
+                (pipeline, max_bytes)
+            };
+            if (limited && !limits_ok)
+                || w.banned
                 || w.retry_at.is_some_and(|r| now < r)
                 || w.requests.len() >= pipeline
                 || (idle && busy >= max_seeds)
@@ -329,8 +334,10 @@ impl Engine {
             w.down.add(len);
             t.total_download += len;
             t.down.add(len);
-            t.down_bucket.spend(len);
-            self.down_bucket.spend(len);
+            if !(self.settings.ignore_limits_on_local_network && w.local) {
+                t.down_bucket.spend(len);
+                self.down_bucket.spend(len);
+            }
             while !data.is_empty() {
                 let Some(&(block, len)) = r.blocks.front() else {
                     // More than was asked for: the rest is dropped.
