@@ -1342,7 +1342,7 @@ impl Connection {
             return false;
         }
         let probe = self.peer_wnd == 0 && self.cur_window == 0 && self.probe_due;
-        if !probe && self.cur_window + len > self.cwnd.min(self.peer_wnd) {
+        if !probe && self.cur_window + len > self.send_window().min(self.peer_wnd) {
             self.window_limited = true;
             return false;
         }
@@ -1366,13 +1366,23 @@ impl Connection {
         self.send_inflight(now, i, out)
     }
 
+    /// The congestion window, never below one packet. The window is floored at a packet
+    /// when it shrinks, but a path MTU probe acknowledged later makes packets larger: a
+    /// window of one old packet with nothing in flight would then never let the next one
+    /// go, and no ack would ever come to grow it (libtorrent raises its window to the new
+    /// packet size in `update_mtu_limits` for the same reason).
+    fn send_window(&self) -> usize {
+        self.cwnd.max(self.max_payload())
+    }
+
     fn send_inflight(&mut self, now: Instant, i: usize, out: &mut Vec<u8>) -> bool {
         let Some(p) = self.inflight.get(i) else {
             return false;
         };
         let (len, first) = (p.payload.len(), p.transmissions == 0);
         // Retransmissions respect the congestion window too, except the oldest packet.
-        if !first && i > 0 && self.cur_window + len > self.cwnd.min(self.peer_wnd.max(len)) {
+        if !first && i > 0 && self.cur_window + len > self.send_window().min(self.peer_wnd.max(len))
+        {
             return false;
         }
         let header = self.header(now, PacketType::Data, 0);
@@ -1566,3 +1576,7 @@ impl Connection {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "connection_tests.rs"]
+mod tests;
