@@ -592,6 +592,13 @@ pub fn start_libtorrent(
     }
     let mut peer = Peer::spawn(format!("libtorrent {role}"), &mut cmd)
         .unwrap_or_else(|e| panic!("start {DEBIAN_PYTHON}: {e}"));
+    let port = wait_ready(&mut peer);
+    (peer, SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+}
+
+/// Waits (30 s at most) for a libtorrent script's `listening` event and then its `ready`
+/// one; returns the port it listens on.
+fn wait_ready(peer: &mut Peer) -> u16 {
     let deadline = deadline_in(30);
     let listening = peer
         .wait_event("listening", deadline)
@@ -599,10 +606,10 @@ pub fn start_libtorrent(
     let port = listening["port"]
         .as_u64()
         .and_then(|p| u16::try_from(p).ok())
-        .unwrap_or_else(|| panic!("{}", peer.failure("no port in the listening line")));
+        .unwrap_or_else(|| panic!("{}", peer.failure("no port in the listening event")));
     peer.wait_event("ready", deadline)
         .unwrap_or_else(|e| panic!("{e}"));
-    (peer, SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+    port
 }
 
 /// Starts `lt` with `args` and waits for `listening on <addr>` on stderr; returns the peer
@@ -667,16 +674,7 @@ pub fn start_libtorrent_node(label: &str, args: &[String]) -> (Peer, u16) {
     cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("python/lt_node.py"))
         .args(args);
     let mut peer = Peer::spawn(label, &mut cmd).unwrap_or_else(|e| panic!("start {label}: {e}"));
-    let deadline = deadline_in(30);
-    let listening = peer
-        .wait_event("listening", deadline)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let port = listening["port"]
-        .as_u64()
-        .and_then(|p| u16::try_from(p).ok())
-        .unwrap_or_else(|| panic!("{}", peer.failure("no port in the listening event")));
-    peer.wait_event("ready", deadline)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let port = wait_ready(&mut peer);
     (peer, port)
 }
 

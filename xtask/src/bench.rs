@@ -816,24 +816,8 @@ fn one_transfer(
         );
     }
     let mb_per_s = match v.pair.leecher {
-        Client::Lt => {
-            let line = leecher.wait_line(Stream::Stdout, secs(5), |l| {
-                serde_json::from_str::<Value>(l).is_ok_and(|v| v["complete"] == true)
-            })?;
-            let v: Value = serde_json::from_str(&line)?;
-            v["mb_per_s"]
-                .as_f64()
-                .context("no mb_per_s in lt's summary")?
-        }
-        Client::Libtorrent => {
-            let line = leecher.wait_line(Stream::Stdout, secs(5), |l| {
-                json_event(l).is_some_and(|v| v["event"] == "finished")
-            })?;
-            let v: Value = serde_json::from_str(&line)?;
-            v["mb_per_s"]
-                .as_f64()
-                .context("no mb_per_s in lt_peer.py's line")?
-        }
+        Client::Lt => lt_rate(&mut leecher)?,
+        Client::Libtorrent => libtorrent_rate(&mut leecher)?,
         #[allow(clippy::cast_precision_loss)]
         Client::Rqbit => payload.bytes as f64 / 1e6 / wall.as_secs_f64(),
     };
@@ -865,6 +849,28 @@ fn one_transfer(
         seeder_anon_kib: watched.seeder_anon_kib as f64,
         longest_stall,
     })
+}
+
+/// The rate an exited `lt download --json` reports in its summary (`mb_per_s`).
+pub(crate) fn lt_rate(p: &mut Proc) -> Result<f64> {
+    let line = p.wait_line(Stream::Stdout, secs(5), |l| {
+        serde_json::from_str::<Value>(l).is_ok_and(|v| v["complete"] == true)
+    })?;
+    let v: Value = serde_json::from_str(&line)?;
+    v["mb_per_s"]
+        .as_f64()
+        .context("no mb_per_s in lt's summary")
+}
+
+/// The rate a `lt_peer.py download` reports in its `finished` event (`mb_per_s`).
+pub(crate) fn libtorrent_rate(p: &mut Proc) -> Result<f64> {
+    let line = p.wait_line(Stream::Stdout, secs(5), |l| {
+        json_event(l).is_some_and(|v| v["event"] == "finished")
+    })?;
+    let v: Value = serde_json::from_str(&line)?;
+    v["mb_per_s"]
+        .as_f64()
+        .context("no mb_per_s in lt_peer.py's line")
 }
 
 /// The relay's next statistics line (printed every second, so it counts the whole

@@ -13,11 +13,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
-use serde_json::Value;
 
-use crate::bench::{median, watch_until_exit};
+use crate::bench::{libtorrent_rate, lt_rate, median, watch_until_exit};
 use crate::swarm::{
-    DEBIAN_PYTHON, Proc, Scratch, Stream, build_release, files_equal, json_event, lt_peer_script,
+    DEBIAN_PYTHON, Proc, Scratch, build_release, files_equal, lt_peer_script,
     require_python_libtorrent, secs, write_random_file,
 };
 use crate::system_deps::find_program;
@@ -187,22 +186,8 @@ pub(crate) fn run(args: &WebseedArgs) -> Result<()> {
             #[allow(clippy::cast_precision_loss)]
             let whole = bytes as f64 / 1e6 / wall;
             let rate = match client {
-                Client::Lt => {
-                    let line = p.wait_line(Stream::Stdout, secs(5), |l| {
-                        serde_json::from_str::<Value>(l).is_ok_and(|v| v["complete"] == true)
-                    })?;
-                    let v: Value = serde_json::from_str(&line)?;
-                    v["mb_per_s"].as_f64().context("no mb_per_s from lt")?
-                }
-                Client::Libtorrent => {
-                    let line = p.wait_line(Stream::Stdout, secs(5), |l| {
-                        json_event(l).is_some_and(|v| v["event"] == "finished")
-                    })?;
-                    let v: Value = serde_json::from_str(&line)?;
-                    v["mb_per_s"]
-                        .as_f64()
-                        .context("no mb_per_s from lt_peer.py")?
-                }
+                Client::Lt => lt_rate(&mut p)?,
+                Client::Libtorrent => libtorrent_rate(&mut p)?,
                 Client::Curl => whole,
             };
             files_equal(&file, &out.join("payload.bin"))?;
