@@ -125,6 +125,8 @@ impl Engine {
         });
         self.queue_dirty = true;
         self.pull_for_torrent(now, id);
+        // Web seeds (and peers that connected while it checked) start now, not a tick later.
+        self.fill_torrent(now, id);
     }
 
     pub(super) fn piece_written(
