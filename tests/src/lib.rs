@@ -11,6 +11,7 @@ pub mod bad_peer;
 pub mod hostile;
 pub mod netns;
 pub mod nginx;
+pub mod proxies;
 pub mod swarm;
 pub mod tracker_driver;
 

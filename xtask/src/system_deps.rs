@@ -62,6 +62,16 @@ pub(crate) const CI_DEPS: &[SystemDep] = &[
         why: "web seed tests (BEP 19) against a real HTTP server",
     },
     SystemDep {
+        package: "dante-server",
+        check: Check::Program("danted"),
+        why: "proxy tests: SOCKS4 and SOCKS5 (with and without a password)",
+    },
+    SystemDep {
+        package: "tinyproxy",
+        check: Check::Program("tinyproxy"),
+        why: "proxy tests: HTTP CONNECT and proxied HTTP requests (with and without a password)",
+    },
+    SystemDep {
         package: "miniupnpd",
         check: Check::Program("miniupnpd"),
         why: "lt-nat interop tests against a real UPnP IGD / NAT-PMP / PCP gateway",
@@ -126,12 +136,24 @@ pub(crate) fn ensure(deps: &[SystemDep], install: bool) -> Result<()> {
             .arg("update")
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )?;
-    cmd::run(
+    // Packages such as dante-server, tinyproxy and nginx start their daemon when installed
+    // unless policy-rc.d says no (exit 101); each test starts its own instead.
+    let policy = Path::new("/usr/sbin/policy-rc.d");
+    let made_policy = !policy.exists();
+    if made_policy {
+        std::fs::write(policy, "#!/bin/sh\nexit 101\n")?;
+        std::fs::set_permissions(policy, std::fs::Permissions::from_mode(0o755))?;
+    }
+    let installed = cmd::run(
         Command::new("apt-get")
             .args(["install", "-y", "--no-install-recommends"])
             .args(missing.iter().map(|d| d.package))
             .env("DEBIAN_FRONTEND", "noninteractive"),
-    )?;
+    );
+    if made_policy {
+        let _ = std::fs::remove_file(policy);
+    }
+    installed?;
     let still = self::missing(&missing);
     if !still.is_empty() {
         bail!(

@@ -1,6 +1,7 @@
 //! `lt download` and `lt seed`: a session with one torrent, progress on stderr, a summary
 //! on stdout, resume data next to the download, and a clean stop on SIGINT/SIGTERM.
 
+use std::collections::BTreeSet;
 use std::io::IsTerminal as _;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -11,8 +12,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use lt_session::{
-    AddTorrentParams, Alert, AlertCategory, EncPolicy, MagnetLink, ResumeData, Session,
-    SessionSettings, TorrentHandle, TorrentStatus,
+    AddTorrentParams, Alert, AlertCategory, DisconnectReason, EncPolicy, MagnetLink, ProxySettings,
+    ResumeData, Session, SessionSettings, TorrentHandle, TorrentStatus,
 };
 
 use lt_metainfo::{WebSeed, WebSeedKind};
@@ -61,6 +62,11 @@ pub(crate) struct NetArgs {
     /// link-local addresses are exempt otherwise, as in libtorrent).
     #[arg(long)]
     limit_local: bool,
+    /// Make every connection through this proxy: socks5://[user:password@]host:port,
+    /// socks4://host:port or http://[user:password@]host:port. Nothing then goes around it:
+    /// no listening, no uTP, DHT, local service discovery, port mapping or UDP trackers.
+    #[arg(long, value_name = "URL")]
+    proxy: Option<ProxySettings>,
 }
 
 /// `lt download`.
@@ -174,7 +180,9 @@ fn session(
         enable_lsd: net.lsd,
         alert_mask: AlertCategory::default_mask()
             | AlertCategory::TRACKER
-            | AlertCategory::PORT_MAPPING,
+            | AlertCategory::PORT_MAPPING
+            // Failed dials, for the proxy's errors.
+            | AlertCategory::PEER,
         ..SessionSettings::default()
     };
     let policy = match net.encryption {
@@ -204,6 +212,7 @@ fn session(
     // Local swarms run every peer on one address.
     settings.engine.allow_multiple_connections_per_ip = true;
     settings.engine.tick_interval = Duration::from_millis(200);
+    settings.proxy.clone_from(&net.proxy);
     let session = Session::new(settings).context("cannot start the session")?;
     for addr in session.listen_addrs() {
         eprintln!("listening on {addr}");
@@ -285,6 +294,22 @@ fn report(alert: &Alert) {
             eprintln!("lt: disk errors: upload mode until writes work again");
         }
         Alert::UrlSeed { url, error, .. } => eprintln!("lt: web seed {url}: {error}"),
+        Alert::AnonymousMode { message } => eprintln!("lt: {message}"),
+        // A peer the proxy could not reach, or a proxy that refuses us: each error once,
+        // not at every redial.
+        Alert::PeerDisconnected {
+            reason: DisconnectReason::Io(e),
+            ..
+        } if e.message.starts_with("proxy ") => {
+            static SEEN: std::sync::Mutex<BTreeSet<String>> =
+                std::sync::Mutex::new(BTreeSet::new());
+            let mut seen = SEEN
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if seen.insert(e.message.clone()) {
+                eprintln!("lt: {e}");
+            }
+        }
         _ => {}
     }
 }

@@ -457,6 +457,13 @@ pub enum Alert {
         /// The peer.
         addr: SocketAddr,
     },
+    /// Something was not done because it would have gone around the proxy (the manual's
+    /// `anonymous_mode_alert`): with a proxy set, a UDP tracker, the DHT, local service
+    /// discovery, port mapping, listening, and uTP are off until they can go through it.
+    AnonymousMode {
+        /// What was not done, and why.
+        message: String,
+    },
     /// Alerts were dropped because the queue was full.
     AlertsDropped {
         /// How many.
@@ -481,6 +488,7 @@ impl Alert {
             | Self::PortMapError { .. }
             | Self::TrackerError { .. }
             | Self::UrlSeed { .. }
+            | Self::AnonymousMode { .. }
             | Self::ScrapeFailed { .. } => AlertCategory::ERROR,
             Self::TorrentAdded { .. }
             | Self::TorrentRemoved { .. }

@@ -44,6 +44,8 @@ pub(crate) enum Event {
     },
     /// An alert from the shell (DHT, port mapping).
     Alert(Alert),
+    /// The proxy changed ([`crate::Session::set_proxy`]): the HTTP clients are made again.
+    ProxyChanged,
     /// A disk job finished.
     Disk(lt_storage::Completion<DiskCtx>),
 }
@@ -56,25 +58,14 @@ pub(crate) async fn engine_loop(
     dialer: io::Dialer,
     lsd: Option<Arc<Lsd>>,
 ) {
-    let (http, web_http, max_unwritten) = {
-        let e = shared.engine();
-        let http = tracker::http_client(
-            &e.settings().user_agent,
-            e.settings().tracker_completion_timeout,
-        );
-        let web_http = web::client(&e.settings().user_agent, e.settings().urlseed_timeout);
-        (
-            http,
-            web_http,
-            io::max_unwritten(e.settings().send_buffer_watermark),
-        )
-    };
+    let max_unwritten = io::max_unwritten(shared.engine().settings().send_buffer_watermark);
     let mut driver = Driver {
         shared,
         tx,
         dialer,
-        http,
-        web_http,
+        http: None,
+        web_http: None,
+        udp_trackers: true,
         web_tasks: HashMap::new(),
         lsd,
         disk_backlog: VecDeque::new(),
@@ -84,6 +75,11 @@ pub(crate) async fn engine_loop(
         not_reading: Vec::new(),
         max_unwritten,
     };
+    {
+        let shared = Arc::clone(&driver.shared);
+        let engine = shared.engine();
+        driver.route(&engine);
+    }
     let mut batch: Vec<Event> = Vec::with_capacity(256);
     let mut actions: Vec<Action> = Vec::new();
     loop {
@@ -117,9 +113,12 @@ struct Driver {
     shared: Arc<Shared>,
     tx: mpsc::Sender<Event>,
     dialer: io::Dialer,
-    http: reqwest::Client,
-    /// The web seeds' client (keep-alive, no compression).
-    web_http: reqwest::Client,
+    /// The trackers' client; none when the proxy settings cannot be made into one.
+    http: Option<reqwest::Client>,
+    /// The web seeds' client (keep-alive, no compression); none as `http`.
+    web_http: Option<reqwest::Client>,
+    /// Whether UDP trackers may be asked (not while a proxy carries tracker connections).
+    udp_trackers: bool,
     /// Each web seed's requests in flight.
     web_tasks: HashMap<ConnId, Vec<(u64, tokio::task::AbortHandle)>>,
     /// The local service discovery socket, when LSD is on.
@@ -139,6 +138,19 @@ struct Driver {
 }
 
 impl Driver {
+    /// Makes the tracker and web seed clients for the session's proxy (through it, or
+    /// direct when there is none). The proxy was checked when it was set; should a client
+    /// still fail to build, there is none, and nothing is fetched rather than fetched
+    /// around the proxy.
+    fn route(&mut self, engine: &Engine) {
+        let proxy = self.shared.proxy();
+        let s = engine.settings();
+        self.http =
+            tracker::http_client(&s.user_agent, s.tracker_completion_timeout, proxy.as_ref()).ok();
+        self.web_http = web::client(&s.user_agent, s.urlseed_timeout, proxy.as_ref()).ok();
+        self.udp_trackers = !proxy.is_some_and(|p| p.proxy_tracker_connections);
+    }
+
     /// Hands a batch of events (and the timer, when due) to the engine, one at a time, and
     /// carries out what the engine asks for after each; what the timer asks for is left in
     /// `actions`. One event at a time bounds what waits in the engine's action queue by what
@@ -254,6 +266,7 @@ impl Driver {
                 let _ = engine.handle_input(now, input);
             }
             Event::Alert(a) => engine.post_alert(a),
+            Event::ProxyChanged => self.route(engine),
             Event::Disk(done) => match disk::report(done) {
                 DiskOutput::Done(d) => {
                     let _ = engine.handle_input(now, Input::Disk(d));
@@ -443,9 +456,13 @@ impl Driver {
     ) {
         let tx = self.tx.clone();
         let http = self.http.clone();
+        let udp = self.udp_trackers;
         let timeout = self.shared.engine().settings().tracker_completion_timeout;
         tokio::spawn(async move {
-            let result = tracker::announce(&http, &url, &request, timeout).await;
+            let result = match http {
+                Some(http) => tracker::announce(&http, &url, &request, timeout, udp).await,
+                None => Err(tracker::unusable()),
+            };
             let announced = Input::Announced {
                 torrent,
                 tracker,
@@ -458,9 +475,13 @@ impl Driver {
     fn scrape(&self, torrent: TorrentId, tracker: TrackerIndex, url: String, info_hash: Sha1Hash) {
         let tx = self.tx.clone();
         let http = self.http.clone();
+        let udp = self.udp_trackers;
         let timeout = self.shared.engine().settings().tracker_completion_timeout;
         tokio::spawn(async move {
-            let result = tracker::scrape(&http, &url, info_hash, timeout).await;
+            let result = match http {
+                Some(http) => tracker::scrape(&http, &url, info_hash, timeout, udp).await,
+                None => Err(tracker::unusable()),
+            };
             let scraped = Input::Scraped {
                 torrent,
                 tracker,

@@ -29,6 +29,9 @@ pub enum Error {
     /// Metadata that cannot be used.
     #[error("metadata: {0}")]
     Metadata(lt_metainfo::Error),
+    /// Proxy settings that cannot be used (a host name that is not one).
+    #[error("proxy: {0}")]
+    Proxy(String),
     /// The torrent is no longer in the session.
     #[error("invalid torrent handle")]
     InvalidHandle,

@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use bytes::{Buf as _, Bytes, BytesMut};
@@ -27,7 +27,8 @@ use tokio::net::TcpStream;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::AbortHandle;
 
-use crate::{Event, Shared};
+use crate::proxy::{Command, ProxyError};
+use crate::{Event, ProxySettings, Shared};
 
 /// Bytes read from a socket at once: 64 KiB. Each read is one input to the engine, and
 /// what one input can make the engine queue grows with it: 64 KiB of a peer toggling its
@@ -109,6 +110,9 @@ pub(crate) struct Dialer {
     pub(crate) utp: Vec<UtpSocket>,
     pub(crate) config: MseConfig,
     pub(crate) timeout: Duration,
+    /// The session's proxy: TCP connections go through it when it carries peer
+    /// connections, and uTP is not dialled then.
+    pub(crate) proxy: Arc<RwLock<Option<ProxySettings>>>,
 }
 
 /// An MSE failure as an I/O error (the peer sent something that is not a handshake we accept).
@@ -204,15 +208,31 @@ async fn open(
     transport: Transport,
     dialer: &Dialer,
 ) -> Result<PeerStream, IoError> {
-    match transport {
-        Transport::Tcp => {
+    let proxy = dialer
+        .proxy
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+        .filter(|p| p.proxy_peer_connections);
+    match (transport, proxy) {
+        (Transport::Tcp, Some(p)) => {
+            let (stream, _) = crate::proxy::open(&p, Command::Connect(addr), dialer.timeout)
+                .await
+                .map_err(ProxyError::into_io)?;
+            Ok(PeerStream::Tcp(stream))
+        }
+        (Transport::Utp, Some(_)) => Err(IoError::new(
+            std::io::ErrorKind::Unsupported,
+            "uTP does not go through the proxy",
+        )),
+        (Transport::Tcp, None) => {
             let stream = tokio::time::timeout(dialer.timeout, TcpStream::connect(addr))
                 .await
                 .map_err(|_| IoError::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
             let _ = stream.set_nodelay(true);
             Ok(PeerStream::Tcp(stream))
         }
-        Transport::Utp => {
+        (Transport::Utp, None) => {
             let utp = dialer
                 .utp
                 .iter()

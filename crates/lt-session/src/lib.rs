@@ -39,6 +39,7 @@ mod io;
 mod listen;
 mod lsd;
 mod nat;
+mod proxy;
 mod session;
 mod settings;
 mod tracker;
@@ -72,6 +73,7 @@ pub(crate) fn random_bytes(buf: &mut [u8]) {
 
 pub use error::Error;
 pub use handle::TorrentHandle;
+pub use proxy::{ProxyAuth, ProxyError, ProxyErrorKind, ProxyKind, ProxySettings};
 pub use session::Session;
 pub use settings::{AddTorrentParams, SessionSettings, StorageMode, TorrentSource};
 

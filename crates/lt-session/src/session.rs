@@ -19,6 +19,7 @@ use tokio::sync::{Notify, mpsc};
 use crate::AddTorrentParams;
 use crate::Error;
 use crate::Event;
+use crate::ProxySettings;
 use crate::SessionSettings;
 use crate::TorrentHandle;
 use crate::TorrentSource;
@@ -54,9 +55,18 @@ pub(crate) struct Shared {
     pub(crate) dht: Mutex<Option<lt_dht::tokio::DhtHandle>>,
     /// The state of the last node stopped, for the next start.
     pub(crate) dht_saved: Mutex<Option<DhtState>>,
+    /// The proxy outgoing connections go through (shared with the dialer).
+    pub(crate) proxy: Arc<RwLock<Option<ProxySettings>>>,
 }
 
 impl Shared {
+    pub(crate) fn proxy(&self) -> Option<ProxySettings> {
+        self.proxy
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     pub(crate) fn dht(&self) -> Option<lt_dht::tokio::DhtHandle> {
         self.dht
             .lock()
@@ -153,6 +163,10 @@ impl Session {
     /// [`Error::Listen`] when the first interface cannot be bound on any port of the range,
     /// [`Error::Runtime`].
     pub fn new(settings: SessionSettings) -> Result<Self, Error> {
+        if let Some(p) = &settings.proxy {
+            check_proxy(p)?;
+        }
+        let (settings, not_proxied) = without_bypass(settings);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(settings.worker_threads.max(1))
             .thread_name("lt-session")
@@ -193,6 +207,9 @@ impl Session {
         for &addr in &listen {
             engine.post_alert(Alert::ListenSucceeded { addr });
         }
+        for message in not_proxied {
+            engine.post_alert(Alert::AnonymousMode { message });
+        }
         let (tx, rx) = mpsc::channel::<Event>(1024);
         let check_threads = settings.check_threads.max(1);
         let disk = {
@@ -221,12 +238,14 @@ impl Session {
             closed: AtomicBool::new(false),
             dht: Mutex::new(None),
             dht_saved: Mutex::new(None),
+            proxy: Arc::new(RwLock::new(settings.proxy.clone())),
         });
         spawn_accept_loops(&runtime, listeners, &utp, &shared, &tx, &settings);
         let dialer = io::Dialer {
             utp: utp.clone(),
             config: shared.engine().mse_config(),
             timeout: settings.engine.peer_connect_timeout,
+            proxy: Arc::clone(&shared.proxy),
         };
         let dht = dht::DhtStarter::new(
             &runtime,
@@ -278,6 +297,15 @@ impl Session {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if running.is_some() {
+            return;
+        }
+        if self.shared.proxy().is_some() {
+            drop(running);
+            self.shared.with(|e, _| {
+                e.post_alert(Alert::AnonymousMode {
+                    message: NO_DHT.into(),
+                });
+            });
             return;
         }
         let state = self
@@ -557,6 +585,57 @@ impl Session {
         Value::Dict(root).to_bytes()
     }
 
+    /// Sets the proxy every new outgoing connection goes through (the manual's
+    /// `set_proxy`), or none. From now on peer connections, trackers and web seeds go
+    /// through it as its settings say; the DHT is stopped, uTP is not dialled, and incoming
+    /// connections are refused, since none of them can go through a TCP proxy (each posts
+    /// [`Alert::AnonymousMode`]). Connections already open stay open. Give the proxy in
+    /// [`SessionSettings::proxy`] instead to never listen or send anything directly.
+    ///
+    /// # Errors
+    /// [`Error::Proxy`] when the settings cannot be used; then nothing changes.
+    pub fn set_proxy(&self, proxy: Option<ProxySettings>) -> Result<(), Error> {
+        if let Some(p) = &proxy {
+            check_proxy(p)?;
+        }
+        let peers = proxy.as_ref().is_some_and(|p| p.proxy_peer_connections);
+        *self
+            .shared
+            .proxy
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = proxy.clone();
+        if proxy.is_some() && self.is_dht_running() {
+            self.stop_dht();
+            self.shared.with(|e, _| {
+                e.post_alert(Alert::AnonymousMode {
+                    message: NO_DHT.into(),
+                });
+            });
+        }
+        if peers {
+            let mut s = self.settings();
+            if s.enable_outgoing_utp || s.enable_incoming_utp || s.enable_incoming_tcp {
+                s.enable_outgoing_utp = false;
+                s.enable_incoming_utp = false;
+                s.enable_incoming_tcp = false;
+                self.apply_settings(s);
+                self.shared.with(|e, _| {
+                    e.post_alert(Alert::AnonymousMode {
+                        message: NO_INCOMING.into(),
+                    });
+                });
+            }
+        }
+        let _ = self.inputs.try_send(Event::ProxyChanged);
+        Ok(())
+    }
+
+    /// The proxy outgoing connections go through, if any (the manual's `proxy`).
+    #[must_use]
+    pub fn proxy(&self) -> Option<ProxySettings> {
+        self.shared.proxy()
+    }
+
     /// Whether the DHT runs.
     #[must_use]
     pub fn is_dht_running(&self) -> bool {
@@ -698,6 +777,52 @@ impl Drop for Session {
 
 /// Accepts connections on every TCP listener and uTP socket: each new one goes through
 /// `io::start_accept` (plaintext or MSE, at most `max_incoming_handshakes` at once).
+const NO_DHT: &str = "the DHT is off: a proxy is set and UDP does not go through it";
+const NO_INCOMING: &str =
+    "not listening and no uTP: a proxy carries peer connections and these cannot go through it";
+
+/// Refuses proxy settings that reqwest cannot use (a host that is not a host name).
+fn check_proxy(p: &ProxySettings) -> Result<(), Error> {
+    if p.host.is_empty() || p.port == 0 {
+        return Err(Error::Proxy(format!("{}: no host or port", p.endpoint())));
+    }
+    p.reqwest()
+        .map(|_| ())
+        .map_err(|e| Error::Proxy(format!("{}: {e}", p.endpoint())))
+}
+
+/// The settings with everything a proxy cannot carry turned off (listening, uTP, the DHT,
+/// local service discovery, port mapping), and a message for each that had been asked for.
+fn without_bypass(mut s: SessionSettings) -> (SessionSettings, Vec<String>) {
+    let mut off = Vec::new();
+    let Some(proxy) = &s.proxy else {
+        return (s, off);
+    };
+    if proxy.proxy_peer_connections {
+        let e = &mut s.engine;
+        if !s.listen_interfaces.is_empty() || e.enable_outgoing_utp {
+            off.push(NO_INCOMING.to_owned());
+        }
+        s.listen_interfaces.clear();
+        e.enable_outgoing_utp = false;
+        e.enable_incoming_utp = false;
+        e.enable_incoming_tcp = false;
+    }
+    if std::mem::take(&mut s.enable_dht) {
+        off.push(NO_DHT.to_owned());
+    }
+    if std::mem::take(&mut s.enable_lsd) {
+        off.push(
+            "local service discovery is off: a proxy is set and multicast does not go through it"
+                .to_owned(),
+        );
+    }
+    if std::mem::take(&mut s.enable_upnp) | std::mem::take(&mut s.enable_natpmp) {
+        off.push("port mapping is off: a proxy is set".to_owned());
+    }
+    (s, off)
+}
+
 fn spawn_accept_loops(
     runtime: &tokio::runtime::Runtime,
     listeners: Vec<std::net::TcpListener>,

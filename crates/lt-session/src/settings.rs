@@ -67,6 +67,12 @@ pub struct SessionSettings {
     /// Local service discovery (BEP 14, the manual's `start_lsd`): multicast announces on
     /// the LAN. Default `false`: lt sends nothing to the LAN unless asked.
     pub enable_lsd: bool,
+    /// The proxy every outgoing connection goes through (the manual's `set_proxy`), or
+    /// none. With a proxy that carries peer connections the session does not listen (no
+    /// incoming connections), and the DHT, local service discovery, port mapping, uTP and
+    /// UDP trackers are off: none of them can go through a TCP proxy. Each that was asked
+    /// for posts [`Alert::AnonymousMode`](lt_engine::Alert::AnonymousMode).
+    pub proxy: Option<crate::ProxySettings>,
 }
 
 impl Default for SessionSettings {
@@ -96,6 +102,7 @@ impl Default for SessionSettings {
             dht_settings: lt_dht::Config::default(),
             max_incoming_handshakes: 64,
             enable_lsd: false,
+            proxy: None,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Tracker I/O: HTTP(S) announces and scrapes with reqwest (rustls, gzip, redirects, a
 //! size-limited body), and UDP (BEP 15) with lt-tracker's state machine on a tokio socket.
 
+use crate::ProxySettings;
 use std::time::{Duration, Instant};
 
 use lt_core::Sha1Hash;
@@ -10,8 +11,12 @@ use lt_tracker::{
 };
 
 /// The HTTP client trackers are fetched with.
-pub(crate) fn http_client(user_agent: &str, timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
+pub(crate) fn http_client(
+    user_agent: &str,
+    timeout: Duration,
+    proxy: Option<&ProxySettings>,
+) -> reqwest::Result<reqwest::Client> {
+    let builder = reqwest::Client::builder()
         .use_rustls_tls()
         .gzip(true)
         .redirect(reqwest::redirect::Policy::limited(5))
@@ -20,9 +25,13 @@ pub(crate) fn http_client(user_agent: &str, timeout: Duration) -> reqwest::Clien
         // a pooled connection races the tracker's close (opentracker closes after every
         // reply, and a reused socket then fails with ECONNRESET).
         .pool_max_idle_per_host(0)
-        .user_agent(user_agent)
-        .build()
-        .unwrap_or_default()
+        .user_agent(user_agent);
+    crate::proxy::route(builder, proxy.filter(|p| p.proxy_tracker_connections))?.build()
+}
+
+/// The error of a tracker request made without a client ([`crate::proxy::UNUSABLE`]).
+pub(crate) fn unusable() -> lt_tracker::Error {
+    transport(crate::proxy::UNUSABLE)
 }
 
 fn transport(e: impl std::fmt::Display) -> lt_tracker::Error {
@@ -111,14 +120,22 @@ where
         .unwrap_or(Err(lt_tracker::Error::Timeout))
 }
 
-/// One announce to `url` (http, https or udp).
+/// Why a UDP tracker is not asked while a proxy carries tracker connections.
+const UDP_NOT_PROXIED: &str =
+    "UDP trackers are not used while a proxy is set: UDP cannot go through it";
+
+/// One announce to `url` (http, https or udp; udp only when `udp` is allowed).
 pub(crate) async fn announce(
     client: &reqwest::Client,
     url: &str,
     req: &AnnounceRequest,
     timeout: Duration,
+    udp: bool,
 ) -> Result<AnnounceResponse, lt_tracker::Error> {
     if url.starts_with("udp://") {
+        if !udp {
+            return Err(transport(UDP_NOT_PROXIED));
+        }
         let now = Instant::now();
         match udp_exchange(url, timeout, |t| t.announce(now, req)).await? {
             UdpEvent::Announced(r) => Ok(r),
@@ -140,8 +157,12 @@ pub(crate) async fn scrape(
     url: &str,
     hash: Sha1Hash,
     timeout: Duration,
+    udp: bool,
 ) -> Result<ScrapeEntry, lt_tracker::Error> {
     let entries = if url.starts_with("udp://") {
+        if !udp {
+            return Err(transport(UDP_NOT_PROXIED));
+        }
         let now = Instant::now();
         match udp_exchange(url, timeout, |t| t.scrape(now, &[hash])).await? {
             UdpEvent::Scraped(r) => r,

@@ -20,15 +20,18 @@ static ZEROS: [u8; 16384] = [0; 16384];
 
 /// The HTTP client web seeds are fetched with: connections kept alive between requests,
 /// no `Accept-Encoding` (a compressed body is not the file's bytes), up to 5 redirects.
-pub(crate) fn client(user_agent: &str, timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
+pub(crate) fn client(
+    user_agent: &str,
+    timeout: Duration,
+    proxy: Option<&crate::ProxySettings>,
+) -> reqwest::Result<reqwest::Client> {
+    let builder = reqwest::Client::builder()
         .use_rustls_tls()
         .gzip(false)
         .redirect(reqwest::redirect::Policy::limited(5))
         .connect_timeout(timeout)
-        .user_agent(user_agent)
-        .build()
-        .unwrap_or_default()
+        .user_agent(user_agent);
+    crate::proxy::route(builder, proxy)?.build()
 }
 
 /// An error with its causes (reqwest's own message leaves out why a request failed, such
@@ -53,14 +56,18 @@ fn error(status: Option<u16>, message: impl Into<String>) -> WebError {
 }
 
 /// Runs one request and reports how it ended.
+/// Without a client (the proxy settings could not be made into one) nothing is fetched.
 pub(crate) async fn fetch(
-    client: reqwest::Client,
+    client: Option<reqwest::Client>,
     req: WebRequest,
     timeout: Duration,
     filter: Arc<IpFilter>,
     tx: mpsc::Sender<Event>,
 ) {
-    let result = run(&client, &req, timeout, &filter, &tx).await;
+    let result = match &client {
+        Some(client) => run(client, &req, timeout, &filter, &tx).await,
+        None => Err(error(None, crate::proxy::UNUSABLE)),
+    };
     let done = Input::WebDone {
         seed: req.seed,
         request: req.request,

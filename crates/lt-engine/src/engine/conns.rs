@@ -360,7 +360,10 @@ impl Engine {
                     _ => e.next_try = Some(now + min_reconnect),
                 }
             }
-            if c.connected || matches!(reason, DisconnectReason::Banned) {
+            // A dial that failed is posted too (with the socket's or the proxy's error), as
+            // libtorrent posts a connect failure: it is how a user learns that a proxy
+            // refuses us.
+            if c.connected || matches!(reason, DisconnectReason::Banned | DisconnectReason::Io(_)) {
                 self.alerts.push(Alert::PeerDisconnected {
                     torrent: c.torrent,
                     addr: c.addr,

@@ -75,7 +75,14 @@ impl Engine {
     }
 
     pub(super) fn announce_request(&self, t: &Torrent, event: Event, left: u64) -> AnnounceRequest {
-        let mut req = AnnounceRequest::new(t.wire_hash, self.peer_id, self.listen_port);
+        // Not listening (behind a proxy, or no interface): port 1, as libtorrent announces
+        // for I2P, since trackers refuse port 0 and no port reaches us anyway.
+        let port = if self.listen_port == 0 {
+            1
+        } else {
+            self.listen_port
+        };
+        let mut req = AnnounceRequest::new(t.wire_hash, self.peer_id, port);
         req.uploaded = t.total_upload;
         req.downloaded = t.total_download;
         req.left = left;
