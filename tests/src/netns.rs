@@ -98,6 +98,32 @@ impl NetNs {
         (a, b)
     }
 
+    /// Links `self` to the host's own namespace with a veth pair named `v<pid><tag>` (in
+    /// `self`) and `v<pid><host_tag>` (on the host), each end with its address and up.
+    /// Deleting the namespace deletes the pair. Returns the two device names.
+    ///
+    /// # Panics
+    /// When a command fails.
+    pub fn link_to_host(
+        &self,
+        tag: &str,
+        addr: &str,
+        host_tag: &str,
+        host_addr: &str,
+    ) -> (String, String) {
+        let (a, b) = (
+            format!("v{}{tag}", std::process::id()),
+            format!("v{}{host_tag}", std::process::id()),
+        );
+        run(Command::new(&self.ip).args(["link", "add", &a, "type", "veth", "peer", "name", &b]));
+        run(Command::new(&self.ip).args(["link", "set", &a, "netns", &self.name]));
+        self.ip(&["addr", "add", addr, "dev", &a]);
+        self.ip(&["link", "set", &a, "up"]);
+        run(Command::new(&self.ip).args(["addr", "add", host_addr, "dev", &b]));
+        run(Command::new(&self.ip).args(["link", "set", &b, "up"]));
+        (a, b)
+    }
+
     /// Runs `args` (a program and its arguments) in the namespace.
     ///
     /// # Panics

@@ -35,21 +35,31 @@ impl Proxy {
     /// Dante does not start within 10 s.
     #[must_use]
     pub fn dante(work: &Path, auth: bool) -> Self {
+        Self::dante_on(work, auth, Ipv4Addr::LOCALHOST, "127.0.0.0/8")
+    }
+
+    /// As [`Proxy::dante`], listening on `listen` for clients of the network `clients`
+    /// (`10.0.0.0/24` style); it connects out from 127.0.0.1.
+    ///
+    /// # Panics
+    /// As [`Proxy::dante`].
+    #[must_use]
+    pub fn dante_on(work: &Path, auth: bool, listen: Ipv4Addr, clients: &str) -> Self {
         let danted = require_program("danted", "dante-server");
         if auth {
             ensure_socks_user();
         }
         let dir = work.join(if auth { "dante-auth" } else { "dante" });
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("dante dir: {e}"));
-        let port = crate::swarm::free_port();
+        let port = free_port(listen);
         let log = dir.join("danted.log");
         let method = if auth { "username" } else { "none" };
         let conf = format!(
-            "logoutput: {log}\ninternal: 127.0.0.1 port = {port}\nexternal: 127.0.0.1\n\
+            "logoutput: {log}\ninternal: {listen} port = {port}\nexternal: 127.0.0.1\n\
              socksmethod: {method}\nclientmethod: none\nuser.privileged: root\n\
              user.unprivileged: nobody\n\
-             client pass {{\n  from: 127.0.0.0/8 to: 0.0.0.0/0\n}}\n\
-             socks pass {{\n  from: 127.0.0.0/8 to: 0.0.0.0/0\n  command: connect\n  \
+             client pass {{\n  from: {clients} to: 0.0.0.0/0\n}}\n\
+             socks pass {{\n  from: {clients} to: 0.0.0.0/0\n  command: connect\n  \
              log: connect disconnect error\n}}\n",
             log = log.display()
         );
@@ -67,7 +77,7 @@ impl Proxy {
                 .stderr(Stdio::inherit()),
         )
         .unwrap_or_else(|e| panic!("start danted: {e}"));
-        Self::started(child, port, log)
+        Self::started(child, SocketAddr::from((listen, port)), log)
     }
 
     /// tinyproxy on a free loopback port, with basic authentication when `auth` is given.
@@ -76,6 +86,21 @@ impl Proxy {
     /// When tinyproxy is missing (install `tinyproxy`) or does not start within 10 s.
     #[must_use]
     pub fn tinyproxy(work: &Path, auth: Option<(&str, &str)>) -> Self {
+        Self::tinyproxy_on(work, auth, Ipv4Addr::LOCALHOST, "127.0.0.1")
+    }
+
+    /// As [`Proxy::tinyproxy`], listening on `listen` for clients of `clients` (an address
+    /// or a network).
+    ///
+    /// # Panics
+    /// As [`Proxy::tinyproxy`].
+    #[must_use]
+    pub fn tinyproxy_on(
+        work: &Path,
+        auth: Option<(&str, &str)>,
+        listen: Ipv4Addr,
+        clients: &str,
+    ) -> Self {
         let tinyproxy = require_program("tinyproxy", "tinyproxy");
         let dir = work.join(if auth.is_some() {
             "tinyproxy-auth"
@@ -83,11 +108,11 @@ impl Proxy {
             "tinyproxy"
         });
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("tinyproxy dir: {e}"));
-        let port = crate::swarm::free_port();
+        let port = free_port(listen);
         let log = dir.join("tinyproxy.log");
         let mut conf = format!(
-            "Port {port}\nListen 127.0.0.1\nTimeout 60\nPidFile \"{pid}\"\nLogFile \"{log}\"\n\
-             LogLevel Connect\nMaxClients 100\nAllow 127.0.0.1\n",
+            "Port {port}\nListen {listen}\nTimeout 60\nPidFile \"{pid}\"\nLogFile \"{log}\"\n\
+             LogLevel Connect\nMaxClients 100\nAllow {clients}\n",
             pid = dir.join("tinyproxy.pid").display(),
             log = log.display()
         );
@@ -105,11 +130,10 @@ impl Proxy {
                 .stderr(Stdio::null()),
         )
         .unwrap_or_else(|e| panic!("start tinyproxy: {e}"));
-        Self::started(child, port, log)
+        Self::started(child, SocketAddr::from((listen, port)), log)
     }
 
-    fn started(child: ChildGuard, port: u16, log: PathBuf) -> Self {
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    fn started(child: ChildGuard, addr: SocketAddr, log: PathBuf) -> Self {
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
             assert!(
@@ -139,6 +163,14 @@ impl Proxy {
         let log = self.log();
         log.contains(&format!("127.0.0.1.{port} ")) || log.contains(&format!("127.0.0.1:{port}"))
     }
+}
+
+/// A TCP port free on `ip`.
+fn free_port(ip: Ipv4Addr) -> u16 {
+    std::net::TcpListener::bind((ip, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("free port on {ip}: {e}"))
 }
 
 /// Makes the [`SOCKS_USER`] account with [`SOCKS_PASSWORD`] unless it exists (no home, no

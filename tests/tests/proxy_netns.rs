@@ -1,0 +1,187 @@
+//! Nothing leaks around the proxy (issue 22). `lt download` runs in a network namespace
+//! whose only link leads to the host, where the proxy listens; the seed (libtorrent), the
+//! HTTP tracker (with a UDP tracker listed ahead of it) and the web seed (nginx) listen on
+//! the host's loopback, which only the proxy can reach. An nftables counter on the
+//! namespace's output counts every packet to the proxy's port and every other packet. For
+//! each proxy type (SOCKS5 without and with a password, SOCKS4, HTTP without and with a
+//! password) the download completes, every byte checked, with packets to the proxy and
+//! none to anything else. lt runs with its defaults otherwise: the DHT is not turned off
+//! on its command line, the proxy turns it off. Needs root (CI runs as root), `ip` and `nft`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers outside #[test] fns; a panic is a test failure"
+)]
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use lt_tests::netns::NetNs;
+use lt_tests::nginx::Nginx;
+use lt_tests::proxies::{Proxy, SOCKS_PASSWORD, SOCKS_USER};
+use lt_tests::swarm::{Payload, Peer, deadline_in, lt_binary, start_libtorrent_node, wait_summary};
+use lt_tests::tracker_driver::TrackerThreads;
+use lt_tests::{output_with_timeout, require_program};
+use lt_tracker::server::{ServerConfig, TrackerServer};
+
+const NS_ADDR: &str = "10.83.1.1";
+const HOST_ADDR: Ipv4Addr = Ipv4Addr::new(10, 83, 1, 2);
+const CLIENTS: &str = "10.83.1.0/24";
+
+/// Replaces the namespace's counting table: packets to the proxy, the kernel's own IPv6
+/// neighbour discovery and multicast listener reports (ICMPv6, which lt never sends), and
+/// all others.
+fn count_from(ns: &NetNs, proxy: SocketAddr) {
+    let nft = require_program("nft", "nftables");
+    let _ = output_with_timeout(
+        ns.exec()
+            .arg(&nft)
+            .args(["delete", "table", "inet", "ltleak"]),
+        Duration::from_secs(10),
+    );
+    let rules = format!(
+        "table inet ltleak {{\n  counter proxied {{ }}\n  counter kernel {{ }}\n  \
+         counter leaked {{ }}\n  \
+         chain out {{\n    type filter hook output priority 0; policy accept;\n    \
+         ip daddr {ip} tcp dport {port} counter name proxied accept\n    \
+         meta l4proto ipv6-icmp counter name kernel accept\n    \
+         counter name leaked\n  }}\n}}\n",
+        ip = proxy.ip(),
+        port = proxy.port()
+    );
+    let file = std::env::temp_dir().join(format!("ltleak-{}.nft", std::process::id()));
+    std::fs::write(&file, rules).unwrap();
+    ns.run(&[nft.to_str().unwrap(), "-f", file.to_str().unwrap()]);
+    let _ = std::fs::remove_file(file);
+}
+
+/// The packets a named counter of the table counted.
+fn packets(ns: &NetNs, counter: &str) -> u64 {
+    let nft = require_program("nft", "nftables");
+    let out = output_with_timeout(
+        ns.exec()
+            .arg(&nft)
+            .args(["list", "counter", "inet", "ltleak", counter]),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let n = text
+        .split("packets ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok());
+    n.unwrap_or_else(|| panic!("no packet count in {text:?}"))
+}
+
+#[test]
+fn nothing_leaves_the_namespace_but_through_the_proxy() {
+    lt_binary();
+    let dir = tempfile::tempdir().unwrap();
+    let tracker = TrackerThreads::start(
+        TrackerServer::new(ServerConfig::default()),
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+    )
+    .unwrap();
+    let trackers = [
+        format!("udp://127.0.0.1:{}", tracker.port),
+        format!("http://127.0.0.1:{}/announce", tracker.port),
+    ];
+    let payload = Payload::create(dir.path(), "leak.bin", 2 << 20, 32 << 10, &trackers);
+    let nginx = Nginx::start(dir.path(), &payload.data_dir, "limit_rate 400k;");
+    let (_seed, seed_port) = start_libtorrent_node(
+        "libtorrent seed",
+        &[
+            "seed".into(),
+            "--torrent".into(),
+            payload.torrent.display().to_string(),
+            "--save".into(),
+            payload.data_dir.display().to_string(),
+            "--upload-limit".into(),
+            "800000".into(),
+        ],
+    );
+    let ns = NetNs::create("ltpx");
+    ns.link_to_host(
+        "n",
+        &format!("{NS_ADDR}/24"),
+        "h",
+        &format!("{HOST_ADDR}/24"),
+    );
+
+    // (scheme, Dante's username method, credentials in the URL)
+    type Kind<'a> = (&'a str, bool, Option<(&'a str, &'a str)>);
+    let kinds: [Kind<'_>; 5] = [
+        ("socks5", false, None),
+        ("socks5", true, Some((SOCKS_USER, SOCKS_PASSWORD))),
+        ("socks4", false, None),
+        ("http", false, None),
+        ("http", true, Some(("ann", "pw"))),
+    ];
+    let mut report = Vec::new();
+    for (i, (scheme, auth, creds)) in kinds.into_iter().enumerate() {
+        let work = dir.path().join(format!("run{i}"));
+        std::fs::create_dir_all(&work).unwrap();
+        let proxy = if scheme == "http" {
+            Proxy::tinyproxy_on(&work, creds, HOST_ADDR, CLIENTS)
+        } else {
+            Proxy::dante_on(&work, auth, HOST_ADDR, CLIENTS)
+        };
+        count_from(&ns, proxy.addr);
+        let userinfo = creds.map_or_else(String::new, |(u, p)| format!("{u}:{p}@"));
+        let url = format!("{scheme}://{userinfo}{}", proxy.addr);
+        let out = work.join("out");
+        let mut cmd = ns.exec();
+        cmd.arg(lt_binary())
+            .arg("download")
+            .arg(&payload.torrent)
+            .arg("-o")
+            .arg(&out)
+            .args(["--json", "--web-seed", &nginx.url("")])
+            .args(["--peer", &format!("127.0.0.1:{seed_port}")])
+            .args(["--proxy", &url]);
+        let label = format!("lt download --proxy {url}");
+        let mut leech = Peer::spawn(label.clone(), &mut cmd).unwrap();
+        let summary = wait_summary(&mut leech, deadline_in(90)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            summary.pieces_verified,
+            summary.pieces,
+            "{}",
+            leech.transcript()
+        );
+        payload
+            .verify_download(&out)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let status = leech.wait_exit(deadline_in(30)).unwrap();
+        assert!(status.success(), "{}", leech.failure("exit status"));
+        let (proxied, leaked) = (packets(&ns, "proxied"), packets(&ns, "leaked"));
+        let stderr = leech.transcript();
+        assert_eq!(
+            leaked, 0,
+            "{label}: {leaked} packets went around the proxy\n{stderr}"
+        );
+        assert!(proxied > 0, "{label}: no packet to the proxy");
+        let log = proxy.log();
+        for (what, port) in [
+            ("the seed", seed_port),
+            ("the tracker", tracker.port),
+            ("the web seed", nginx.addr.port()),
+        ] {
+            assert!(
+                proxy.connected_to(port),
+                "{label}: {what} not reached through the proxy\n{log}"
+            );
+        }
+        assert!(
+            stderr.contains("the DHT is off") && stderr.contains("not listening"),
+            "{stderr}"
+        );
+        report.push(format!(
+            "{label}: {proxied} packets to the proxy, {leaked} to anything else, web seed {} bytes of {}",
+            summary.json["web_seed_bytes"], summary.total_bytes
+        ));
+    }
+    for line in report {
+        eprintln!("{line}");
+    }
+}
