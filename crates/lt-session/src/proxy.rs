@@ -141,6 +141,58 @@ impl ProxySettings {
 pub(crate) const UNUSABLE: &str =
     "the proxy settings cannot be used for HTTP; nothing is fetched around the proxy";
 
+impl ProxySettings {
+    /// The settings as a bencoded dictionary, for the session state.
+    pub(crate) fn to_bencode(&self) -> lt_bencode::Value {
+        use lt_bencode::Value;
+        let mut d = std::collections::BTreeMap::new();
+        let text = |s: &str| Value::Bytes(s.as_bytes().to_vec());
+        let flag = |b: bool| Value::Int(i64::from(b));
+        d.insert(b"type".to_vec(), text(self.kind.scheme()));
+        d.insert(b"hostname".to_vec(), text(&self.host));
+        d.insert(b"port".to_vec(), Value::Int(i64::from(self.port)));
+        if let Some(a) = &self.auth {
+            d.insert(b"username".to_vec(), text(&a.username));
+            d.insert(b"password".to_vec(), text(&a.password));
+        }
+        d.insert(b"proxy_hostnames".to_vec(), flag(self.proxy_hostnames));
+        d.insert(
+            b"proxy_peer_connections".to_vec(),
+            flag(self.proxy_peer_connections),
+        );
+        d.insert(
+            b"proxy_tracker_connections".to_vec(),
+            flag(self.proxy_tracker_connections),
+        );
+        Value::Dict(d)
+    }
+
+    /// The settings from the dictionary [`ProxySettings::to_bencode`] writes.
+    pub(crate) fn from_bencode(d: &lt_bencode::Dict<'_>) -> Result<Self, String> {
+        let kind = match d.get_str("type") {
+            Some("socks4") => ProxyKind::Socks4,
+            Some("socks5") => ProxyKind::Socks5,
+            Some("http") => ProxyKind::Http,
+            other => return Err(format!("unknown proxy type {other:?}")),
+        };
+        let host = d.get_str("hostname").ok_or("proxy without a hostname")?;
+        let port = d
+            .get_int("port")
+            .and_then(|p| u16::try_from(p).ok())
+            .filter(|&p| p != 0)
+            .ok_or("proxy without a valid port")?;
+        let mut p = Self::new(kind, host, port);
+        if let (Some(u), Some(pw)) = (d.get_str("username"), d.get_str("password")) {
+            p = p.with_auth(u, pw);
+        }
+        let flag = |k: &str, default: bool| d.get_int(k).map_or(default, |v| v != 0);
+        p.proxy_hostnames = flag("proxy_hostnames", true);
+        p.proxy_peer_connections = flag("proxy_peer_connections", true);
+        p.proxy_tracker_connections = flag("proxy_tracker_connections", true);
+        Ok(p)
+    }
+}
+
 /// Sends a reqwest client's requests through `proxy` (and only through it), or directly
 /// when there is none: environment variables such as `HTTP_PROXY` are not read, as
 /// libtorrent does not read them.

@@ -550,7 +550,8 @@ impl Session {
     }
 
     /// The session's state to keep across runs (the manual's `save_state`): rate,
-    /// connection and queue limits and the DHT's node id and nodes, bencoded. Give it to
+    /// connection and queue limits, the proxy (its password included, as libtorrent saves
+    /// it) and the DHT's node id and nodes, bencoded. Give it to
     /// [`SessionSettings::load_state`] next time.
     #[must_use]
     pub fn save_state(&self) -> Vec<u8> {
@@ -579,6 +580,9 @@ impl Session {
         }
         let mut root = BTreeMap::new();
         root.insert(b"settings".to_vec(), Value::Dict(settings));
+        if let Some(p) = self.proxy() {
+            root.insert(b"proxy".to_vec(), p.to_bencode());
+        }
         if let Some(d) = self.dht_state() {
             root.insert(b"dht state".to_vec(), Value::Bytes(d.to_bencode()));
         }

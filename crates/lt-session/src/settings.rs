@@ -135,6 +135,9 @@ impl SessionSettings {
             e.ignore_limits_on_local_network =
                 b("ignore_limits_on_local_network").unwrap_or(e.ignore_limits_on_local_network);
         }
+        if let Some(p) = root.get_dict("proxy") {
+            self.proxy = Some(crate::ProxySettings::from_bencode(&p).map_err(Error::State)?);
+        }
         if let Some(d) = root.get_bytes("dht state") {
             self.dht_state =
                 Some(DhtState::from_bencode(d).map_err(|e| Error::State(e.to_string()))?);

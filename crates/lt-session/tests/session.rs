@@ -561,6 +561,38 @@ fn session_state_round_trip() {
 }
 
 #[test]
+fn the_proxy_is_kept_in_the_session_state() {
+    use lt_session::{ProxyKind, ProxySettings};
+    let proxy = ProxySettings {
+        proxy_tracker_connections: false,
+        ..ProxySettings::new(ProxyKind::Socks5, "127.0.0.1", 1080).with_auth("ann", "p:w")
+    };
+    let session = Session::new(settings()).unwrap();
+    assert_eq!(session.proxy(), None);
+    session.set_proxy(Some(proxy.clone())).unwrap();
+    assert_eq!(session.proxy(), Some(proxy.clone()));
+    // The DHT and incoming connections stop, and alerts say why.
+    assert!(!session.is_dht_running());
+    let s = session.settings();
+    assert!(!s.enable_incoming_tcp && !s.enable_outgoing_utp);
+    let alerts = session.pop_alerts();
+    let said = |what: &str| {
+        alerts
+            .iter()
+            .any(|a| matches!(a, Alert::AnonymousMode { message } if message.contains(what)))
+    };
+    assert!(said("DHT") && said("not listening"), "{alerts:?}");
+    let mut loaded = SessionSettings::default();
+    loaded.load_state(&session.save_state()).unwrap();
+    assert_eq!(loaded.proxy, Some(proxy));
+    // Settings that cannot be a proxy are refused and change nothing.
+    let bad = ProxySettings::new(ProxyKind::Http, "no host/here", 8080);
+    assert!(session.set_proxy(Some(bad)).is_err());
+    session.set_proxy(None).unwrap();
+    assert_eq!(session.proxy(), None);
+}
+
+#[test]
 fn seed_mode_hashes_each_piece_when_first_asked() {
     let data = payload(1 << 20, 31);
     let info = torrent(&data, 64 << 10);
