@@ -27,8 +27,9 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// Dante on a free loopback port: SOCKS4 and SOCKS5 without authentication, or with
-    /// SOCKS5 username/password ([`SOCKS_USER`], made if missing) when `auth`.
+    /// Dante on a free loopback port: SOCKS4 and SOCKS5 (`CONNECT` and `UDP ASSOCIATE`)
+    /// without authentication, or with SOCKS5 username/password ([`SOCKS_USER`], made if
+    /// missing) when `auth`.
     ///
     /// # Panics
     /// When `danted` is missing (install `dante-server`), the account cannot be made, or
@@ -59,7 +60,9 @@ impl Proxy {
              socksmethod: {method}\nclientmethod: none\nuser.privileged: root\n\
              user.unprivileged: nobody\n\
              client pass {{\n  from: {clients} to: 0.0.0.0/0\n}}\n\
-             socks pass {{\n  from: {clients} to: 0.0.0.0/0\n  command: connect\n  \
+             socks pass {{\n  from: {clients} to: 0.0.0.0/0\n  command: connect udpassociate\n  \
+             log: connect disconnect error\n}}\n\
+             socks pass {{\n  from: 0.0.0.0/0 to: {clients}\n  command: udpreply\n  \
              log: connect disconnect error\n}}\n",
             log = log.display()
         );

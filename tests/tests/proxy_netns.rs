@@ -4,9 +4,11 @@
 //! the host's loopback, which only the proxy can reach. An nftables counter on the
 //! namespace's output counts every packet to the proxy's port and every other packet. For
 //! each proxy type (SOCKS5 without and with a password, SOCKS4, HTTP without and with a
-//! password) the download completes, every byte checked, with packets to the proxy and
-//! none to anything else. lt runs with its defaults otherwise: the DHT is not turned off
-//! on its command line, the proxy turns it off. Needs root (CI runs as root), `ip` and `nft`.
+//! password, and SOCKS5 with uTP only) the download completes, every byte checked, with
+//! packets to the proxy and none to anything else. Through SOCKS5, the UDP tracker, uTP
+//! and the DHT go through its UDP relay; through the others they are off. lt runs with
+//! its defaults otherwise: the DHT is not turned off on its command line. Needs root (CI
+//! runs as root), `ip` and `nft`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -28,7 +30,8 @@ const NS_ADDR: &str = "10.83.1.1";
 const HOST_ADDR: Ipv4Addr = Ipv4Addr::new(10, 83, 1, 2);
 const CLIENTS: &str = "10.83.1.0/24";
 
-/// Replaces the namespace's counting table: packets to the proxy, the kernel's own IPv6
+/// Replaces the namespace's counting table: packets to the proxy's address (its port, and
+/// for SOCKS5 the UDP relay's port it gives), the kernel's own IPv6
 /// neighbour discovery and multicast listener reports (ICMPv6, which lt never sends), and
 /// all others.
 fn count_from(ns: &NetNs, proxy: SocketAddr) {
@@ -40,14 +43,15 @@ fn count_from(ns: &NetNs, proxy: SocketAddr) {
         Duration::from_secs(10),
     );
     let rules = format!(
-        "table inet ltleak {{\n  counter proxied {{ }}\n  counter kernel {{ }}\n  \
+        "table inet ltleak {{\n  counter relayed {{ }}\n  counter proxied {{ }}\n  \
+         counter kernel {{ }}\n  \
          counter leaked {{ }}\n  \
          chain out {{\n    type filter hook output priority 0; policy accept;\n    \
-         ip daddr {ip} tcp dport {port} counter name proxied accept\n    \
+         ip daddr {ip} meta l4proto udp counter name relayed accept\n    \
+         ip daddr {ip} counter name proxied accept\n    \
          meta l4proto ipv6-icmp counter name kernel accept\n    \
          counter name leaked\n  }}\n}}\n",
-        ip = proxy.ip(),
-        port = proxy.port()
+        ip = proxy.ip()
     );
     let file = std::env::temp_dir().join(format!("ltleak-{}.nft", std::process::id()));
     std::fs::write(&file, rules).unwrap();
@@ -99,6 +103,8 @@ fn nothing_leaves_the_namespace_but_through_the_proxy() {
             payload.data_dir.display().to_string(),
             "--upload-limit".into(),
             "800000".into(),
+            "--transport".into(),
+            "both".into(),
         ],
     );
     let ns = NetNs::create("ltpx");
@@ -109,17 +115,18 @@ fn nothing_leaves_the_namespace_but_through_the_proxy() {
         &format!("{HOST_ADDR}/24"),
     );
 
-    // (scheme, Dante's username method, credentials in the URL)
-    type Kind<'a> = (&'a str, bool, Option<(&'a str, &'a str)>);
-    let kinds: [Kind<'_>; 5] = [
-        ("socks5", false, None),
-        ("socks5", true, Some((SOCKS_USER, SOCKS_PASSWORD))),
-        ("socks4", false, None),
-        ("http", false, None),
-        ("http", true, Some(("ann", "pw"))),
+    // (scheme, Dante's username method, credentials in the URL, uTP only)
+    type Kind<'a> = (&'a str, bool, Option<(&'a str, &'a str)>, bool);
+    let kinds: [Kind<'_>; 6] = [
+        ("socks5", false, None, false),
+        ("socks5", true, Some((SOCKS_USER, SOCKS_PASSWORD)), false),
+        ("socks5", false, None, true),
+        ("socks4", false, None, false),
+        ("http", false, None, false),
+        ("http", true, Some(("ann", "pw")), false),
     ];
     let mut report = Vec::new();
-    for (i, (scheme, auth, creds)) in kinds.into_iter().enumerate() {
+    for (i, (scheme, auth, creds, utp_only)) in kinds.into_iter().enumerate() {
         let work = dir.path().join(format!("run{i}"));
         std::fs::create_dir_all(&work).unwrap();
         let proxy = if scheme == "http" {
@@ -140,7 +147,13 @@ fn nothing_leaves_the_namespace_but_through_the_proxy() {
             .args(["--json", "--web-seed", &nginx.url("")])
             .args(["--peer", &format!("127.0.0.1:{seed_port}")])
             .args(["--proxy", &url]);
-        let label = format!("lt download --proxy {url}");
+        if utp_only {
+            cmd.arg("--utp-only");
+        }
+        let label = format!(
+            "lt download --proxy {url}{}",
+            if utp_only { " --utp-only" } else { "" }
+        );
         let mut leech = Peer::spawn(label.clone(), &mut cmd).unwrap();
         let summary = wait_summary(&mut leech, deadline_in(90)).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
@@ -154,13 +167,28 @@ fn nothing_leaves_the_namespace_but_through_the_proxy() {
             .unwrap_or_else(|e| panic!("{e}"));
         let status = leech.wait_exit(deadline_in(30)).unwrap();
         assert!(status.success(), "{}", leech.failure("exit status"));
-        let (proxied, leaked) = (packets(&ns, "proxied"), packets(&ns, "leaked"));
+        let (relayed, proxied, leaked) = (
+            packets(&ns, "relayed"),
+            packets(&ns, "proxied"),
+            packets(&ns, "leaked"),
+        );
         let stderr = leech.transcript();
         assert_eq!(
             leaked, 0,
             "{label}: {leaked} packets went around the proxy\n{stderr}"
         );
         assert!(proxied > 0, "{label}: no packet to the proxy");
+        // UDP (the UDP tracker ahead of the HTTP one, uTP) goes to SOCKS5's relay only.
+        assert_eq!(
+            relayed > 0,
+            scheme == "socks5",
+            "{label}: {relayed} UDP packets"
+        );
+        let web = summary.json["web_seed_bytes"].as_u64().unwrap();
+        assert!(
+            summary.payload_downloaded > web,
+            "{label}: nothing from the seed\n{stderr}"
+        );
         let log = proxy.log();
         for (what, port) in [
             ("the seed", seed_port),
@@ -172,13 +200,17 @@ fn nothing_leaves_the_namespace_but_through_the_proxy() {
                 "{label}: {what} not reached through the proxy\n{log}"
             );
         }
-        assert!(
-            stderr.contains("the DHT is off") && stderr.contains("not listening"),
+        // SOCKS5 carries the DHT and uTP through its UDP relay; the others cannot.
+        assert!(stderr.contains("not listening"), "{stderr}");
+        assert_eq!(
+            stderr.contains("the DHT is off"),
+            scheme != "socks5",
             "{stderr}"
         );
         report.push(format!(
-            "{label}: {proxied} packets to the proxy, {leaked} to anything else, web seed {} bytes of {}",
-            summary.json["web_seed_bytes"], summary.total_bytes
+            "{label}: {proxied} TCP and {relayed} UDP packets to the proxy, {leaked} to anything \
+             else; of the {} bytes received, {web} from the web seed",
+            summary.payload_downloaded
         ));
     }
     for line in report {

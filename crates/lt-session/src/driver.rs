@@ -65,7 +65,7 @@ pub(crate) async fn engine_loop(
         dialer,
         http: None,
         web_http: None,
-        udp_trackers: true,
+        udp_trackers: tracker::UdpRoute::Direct,
         web_tasks: HashMap::new(),
         lsd,
         disk_backlog: VecDeque::new(),
@@ -117,8 +117,9 @@ struct Driver {
     http: Option<reqwest::Client>,
     /// The web seeds' client (keep-alive, no compression); none as `http`.
     web_http: Option<reqwest::Client>,
-    /// Whether UDP trackers may be asked (not while a proxy carries tracker connections).
-    udp_trackers: bool,
+    /// How UDP trackers are reached (through a SOCKS5 proxy's relay, or not at all
+    /// behind another proxy).
+    udp_trackers: tracker::UdpRoute,
     /// Each web seed's requests in flight.
     web_tasks: HashMap<ConnId, Vec<(u64, tokio::task::AbortHandle)>>,
     /// The local service discovery socket, when LSD is on.
@@ -148,7 +149,11 @@ impl Driver {
         self.http =
             tracker::http_client(&s.user_agent, s.tracker_completion_timeout, proxy.as_ref()).ok();
         self.web_http = web::client(&s.user_agent, s.urlseed_timeout, proxy.as_ref()).ok();
-        self.udp_trackers = !proxy.is_some_and(|p| p.proxy_tracker_connections);
+        self.udp_trackers = match proxy.filter(|p| p.proxy_tracker_connections) {
+            None => tracker::UdpRoute::Direct,
+            Some(p) if p.kind == crate::ProxyKind::Socks5 => tracker::UdpRoute::Relay(p),
+            Some(_) => tracker::UdpRoute::Refused,
+        };
     }
 
     /// Hands a batch of events (and the timer, when due) to the engine, one at a time, and
@@ -456,11 +461,11 @@ impl Driver {
     ) {
         let tx = self.tx.clone();
         let http = self.http.clone();
-        let udp = self.udp_trackers;
+        let udp = self.udp_trackers.clone();
         let timeout = self.shared.engine().settings().tracker_completion_timeout;
         tokio::spawn(async move {
             let result = match http {
-                Some(http) => tracker::announce(&http, &url, &request, timeout, udp).await,
+                Some(http) => tracker::announce(&http, &url, &request, timeout, &udp).await,
                 None => Err(tracker::unusable()),
             };
             let announced = Input::Announced {
@@ -475,11 +480,11 @@ impl Driver {
     fn scrape(&self, torrent: TorrentId, tracker: TrackerIndex, url: String, info_hash: Sha1Hash) {
         let tx = self.tx.clone();
         let http = self.http.clone();
-        let udp = self.udp_trackers;
+        let udp = self.udp_trackers.clone();
         let timeout = self.shared.engine().settings().tracker_completion_timeout;
         tokio::spawn(async move {
             let result = match http {
-                Some(http) => tracker::scrape(&http, &url, info_hash, timeout, udp).await,
+                Some(http) => tracker::scrape(&http, &url, info_hash, timeout, &udp).await,
                 None => Err(tracker::unusable()),
             };
             let scraped = Input::Scraped {

@@ -221,10 +221,6 @@ async fn open(
                 .map_err(ProxyError::into_io)?;
             Ok(PeerStream::Tcp(stream))
         }
-        (Transport::Utp, Some(_)) => Err(IoError::new(
-            std::io::ErrorKind::Unsupported,
-            "uTP does not go through the proxy",
-        )),
         (Transport::Tcp, None) => {
             let stream = tokio::time::timeout(dialer.timeout, TcpStream::connect(addr))
                 .await
@@ -232,15 +228,22 @@ async fn open(
             let _ = stream.set_nodelay(true);
             Ok(PeerStream::Tcp(stream))
         }
-        (Transport::Utp, None) => {
+        (Transport::Utp, proxy) => {
+            // Behind a proxy only a socket whose datagrams go through its relay is used.
+            let proxied = proxy.is_some();
             let utp = dialer
                 .utp
                 .iter()
-                .find(|u| u.local_addr().is_ipv4() == addr.is_ipv4())
+                .filter(|u| !proxied || u.relay().is_some())
+                .find(|u| proxied || u.local_addr().is_ipv4() == addr.is_ipv4())
                 .ok_or_else(|| {
                     IoError::new(
                         std::io::ErrorKind::AddrNotAvailable,
-                        "no uTP socket for this address family",
+                        if proxied {
+                            "uTP does not go through this proxy"
+                        } else {
+                            "no uTP socket for this address family"
+                        },
                     )
                 })?;
             Ok(PeerStream::Utp(utp.connect(addr).await?))

@@ -5,10 +5,10 @@
 //! Peer connections are tunnelled here; trackers and web seeds go through reqwest's own
 //! proxy support with the same settings ([`ProxySettings::reqwest`]). The handshakes are
 //! written by hand rather than taken from tokio-socks or hyper-util's connectors because
-//! those do `CONNECT` only, while SOCKS5's `UDP ASSOCIATE` (for uTP, the DHT and UDP
-//! trackers through the proxy, not done yet) needs the same negotiation, and because every
-//! answer of the proxy is input to bound: each read here has a fixed or a capped length,
-//! and the whole exchange runs under the peer connect timeout.
+//! those do `CONNECT` only, while SOCKS5's `UDP ASSOCIATE` (uTP, the DHT and UDP trackers
+//! through the proxy, with lt-utp's [`relay`](lt_utp::relay) framing) needs the same
+//! negotiation, and because every answer of the proxy is input to bound: each read here
+//! has a fixed or a capped length, and the whole exchange runs under a timeout.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -349,20 +349,50 @@ impl ProxyError {
     }
 }
 
-/// What the handshake asks the proxy for. (SOCKS5's `UDP ASSOCIATE`, for uTP and the DHT,
-/// is the next command to come.)
+/// What the handshake asks the proxy for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Command {
     /// A TCP connection to the address.
     Connect(SocketAddr),
+    /// A UDP relay (SOCKS5 only) for datagrams from the address (its IP unspecified when
+    /// not known).
+    UdpAssociate(SocketAddr),
 }
 
 impl fmt::Display for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Connect(a) => write!(f, "connect to {a}"),
+            Self::UdpAssociate(_) => f.write_str("UDP associate"),
         }
     }
+}
+
+/// A SOCKS5 UDP association: where to send datagrams, and the TCP connection that keeps
+/// it (the proxy ends the association when that connection closes).
+#[derive(Debug)]
+pub(crate) struct UdpAssociation {
+    /// The relay's address.
+    pub(crate) relay: SocketAddr,
+    /// The connection to keep open while the relay is used.
+    pub(crate) control: TcpStream,
+}
+
+/// Asks a SOCKS5 proxy for a UDP relay for datagrams from `local` (RFC 1928 `UDP
+/// ASSOCIATE`). A relay the proxy names as an unspecified address is at the proxy's own.
+pub(crate) async fn associate(
+    proxy: &ProxySettings,
+    local: SocketAddr,
+    timeout: Duration,
+) -> Result<UdpAssociation, ProxyError> {
+    let (control, bound) = open(proxy, Command::UdpAssociate(local), timeout).await?;
+    let relay = if bound.ip().is_unspecified() {
+        let ip = control.peer_addr().map_or_else(|_| bound.ip(), |a| a.ip());
+        SocketAddr::new(ip, bound.port())
+    } else {
+        bound
+    };
+    Ok(UdpAssociation { relay, control })
 }
 
 /// Opens a TCP connection to the proxy and runs the handshake for `command`, all within
@@ -425,7 +455,9 @@ async fn socks4<S: AsyncRead + AsyncWrite + Unpin>(
     s: &mut S,
     command: Command,
 ) -> Result<SocketAddr, ProxyErrorKind> {
-    let Command::Connect(addr) = command;
+    let Command::Connect(addr) = command else {
+        return Err(ProxyErrorKind::Unsupported("UDP through SOCKS4"));
+    };
     let SocketAddr::V4(v4) = addr else {
         return Err(ProxyErrorKind::Unsupported("IPv6 through SOCKS4"));
     };
@@ -510,6 +542,7 @@ async fn socks5<S: AsyncRead + AsyncWrite + Unpin>(
     }
     let (cmd, addr) = match command {
         Command::Connect(a) => (1, a),
+        Command::UdpAssociate(a) => (3, a),
     };
     let mut req = vec![5, cmd, 0];
     match addr {
@@ -566,7 +599,9 @@ async fn http_connect<S: AsyncRead + AsyncWrite + Unpin>(
     command: Command,
 ) -> Result<SocketAddr, ProxyErrorKind> {
     use base64::Engine as _;
-    let Command::Connect(addr) = command;
+    let Command::Connect(addr) = command else {
+        return Err(ProxyErrorKind::Unsupported("UDP through an HTTP proxy"));
+    };
     let mut req = format!("CONNECT {addr} HTTP/1.1\r\nHost: {addr}\r\n");
     if let Some(a) = auth {
         let token = base64::engine::general_purpose::STANDARD

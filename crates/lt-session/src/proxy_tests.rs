@@ -145,6 +145,24 @@ async fn socks4_grants_refuses_and_has_no_ipv6() {
     let v6: SocketAddr = "[::1]:6881".parse().unwrap();
     let (r, _) = run(&p, Command::Connect(v6), |_| async {}).await;
     assert!(matches!(r, Err(ProxyErrorKind::Unsupported(_))));
+    let (r, _) = run(&p, Command::UdpAssociate(peer()), |_| async {}).await;
+    assert!(matches!(r, Err(ProxyErrorKind::Unsupported(_))));
+}
+
+#[tokio::test]
+async fn socks5_udp_associate_names_the_relay() {
+    let p = ProxySettings::new(ProxyKind::Socks5, "h", 1);
+    let local: SocketAddr = "0.0.0.0:40000".parse().unwrap();
+    let (r, _) = run(&p, Command::UdpAssociate(local), |mut s| async move {
+        expect(&mut s, &[5, 1, 0]).await;
+        s.write_all(&[5, 0]).await.unwrap();
+        expect(&mut s, &[5, 3, 0, 1, 0, 0, 0, 0, 0x9c, 0x40]).await;
+        s.write_all(&[5, 0, 0, 1, 10, 0, 0, 1, 0x1f, 0x90])
+            .await
+            .unwrap();
+    })
+    .await;
+    assert_eq!(r, Ok("10.0.0.1:8080".parse().unwrap()));
 }
 
 #[tokio::test]

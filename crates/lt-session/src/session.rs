@@ -19,7 +19,6 @@ use tokio::sync::{Notify, mpsc};
 use crate::AddTorrentParams;
 use crate::Error;
 use crate::Event;
-use crate::ProxySettings;
 use crate::SessionSettings;
 use crate::TorrentHandle;
 use crate::TorrentSource;
@@ -32,6 +31,7 @@ use crate::listen::listen_all;
 use crate::lsd;
 use crate::nat;
 use crate::random_bytes;
+use crate::{ProxyKind, ProxySettings};
 
 /// Disk jobs queued at most; past it the loop keeps further jobs until one finishes (the
 /// engine bounds the bytes in flight per torrent by `max_queued_disk_bytes`).
@@ -145,6 +145,8 @@ pub struct Session {
     dht: dht::DhtStarter,
     /// Where the DHT's peers and alerts go.
     inputs: mpsc::Sender<Event>,
+    /// The SOCKS5 proxy whose UDP relay uTP and the DHT use, if any.
+    relay_proxy: Option<ProxySettings>,
 }
 
 impl std::fmt::Debug for Session {
@@ -166,7 +168,7 @@ impl Session {
         if let Some(p) = &settings.proxy {
             check_proxy(p)?;
         }
-        let (settings, not_proxied) = without_bypass(settings);
+        let (mut settings, mut not_proxied) = without_bypass(settings);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(settings.worker_threads.max(1))
             .thread_name("lt-session")
@@ -195,6 +197,31 @@ impl Session {
                 }
             }
         }
+        // Behind a SOCKS5 proxy, uTP and the DHT share one socket whose datagrams all go
+        // through the proxy's UDP relay.
+        let mut udp_control = None;
+        let relay_proxy = settings
+            .proxy
+            .clone()
+            .filter(|p| p.kind == ProxyKind::Socks5 && p.proxy_peer_connections);
+        if let Some(p) = &relay_proxy
+            && (settings.engine.enable_outgoing_utp || settings.enable_dht)
+        {
+            match relayed_utp(&runtime, p, &settings) {
+                Ok((socket, control)) => {
+                    utp.push(socket);
+                    udp_control = Some(control);
+                }
+                Err(e) => {
+                    settings.engine.enable_outgoing_utp = false;
+                    settings.enable_dht = false;
+                    not_proxied.push(format!(
+                        "uTP and the DHT are off: no UDP relay from the proxy: {e}"
+                    ));
+                }
+            }
+        }
+        let relay_proxy = relay_proxy.filter(|_| udp_control.is_some());
         let mut random = [0u8; 12];
         random_bytes(&mut random);
         let peer_id = PeerId::generate(&settings.fingerprint, random);
@@ -241,6 +268,9 @@ impl Session {
             proxy: Arc::new(RwLock::new(settings.proxy.clone())),
         });
         spawn_accept_loops(&runtime, listeners, &utp, &shared, &tx, &settings);
+        if let Some(control) = udp_control {
+            runtime.spawn(keep_association(control, tx.clone()));
+        }
         let dialer = io::Dialer {
             utp: utp.clone(),
             config: shared.engine().mse_config(),
@@ -275,6 +305,7 @@ impl Session {
             lsd,
         ));
         let session = Self {
+            relay_proxy,
             shared,
             runtime: Some(runtime),
             nat,
@@ -299,7 +330,7 @@ impl Session {
         if running.is_some() {
             return;
         }
-        if self.shared.proxy().is_some() {
+        if self.shared.proxy().is_some() && self.shared.proxy() != self.relay_proxy {
             drop(running);
             self.shared.with(|e, _| {
                 e.post_alert(Alert::AnonymousMode {
@@ -608,7 +639,7 @@ impl Session {
             .proxy
             .write()
             .unwrap_or_else(PoisonError::into_inner) = proxy.clone();
-        if proxy.is_some() && self.is_dht_running() {
+        if proxy.is_some() && proxy != self.relay_proxy && self.is_dht_running() {
             self.stop_dht();
             self.shared.with(|e, _| {
                 e.post_alert(Alert::AnonymousMode {
@@ -618,8 +649,10 @@ impl Session {
         }
         if peers {
             let mut s = self.settings();
-            if s.enable_outgoing_utp || s.enable_incoming_utp || s.enable_incoming_tcp {
-                s.enable_outgoing_utp = false;
+            let relayed = proxy == self.relay_proxy;
+            if (s.enable_outgoing_utp && !relayed) || s.enable_incoming_utp || s.enable_incoming_tcp
+            {
+                s.enable_outgoing_utp &= relayed;
                 s.enable_incoming_utp = false;
                 s.enable_incoming_tcp = false;
                 self.apply_settings(s);
@@ -782,8 +815,50 @@ impl Drop for Session {
 /// Accepts connections on every TCP listener and uTP socket: each new one goes through
 /// `io::start_accept` (plaintext or MSE, at most `max_incoming_handshakes` at once).
 const NO_DHT: &str = "the DHT is off: a proxy is set and UDP does not go through it";
+
+/// A UDP socket for uTP and the DHT whose datagrams go through `proxy`'s UDP relay, and
+/// the connection that keeps the association.
+fn relayed_utp(
+    runtime: &tokio::runtime::Runtime,
+    proxy: &ProxySettings,
+    settings: &SessionSettings,
+) -> Result<(lt_utp::tokio::UtpSocket, tokio::net::TcpStream), String> {
+    let socket = bind_udp(SocketAddr::from(([0, 0, 0, 0], 0))).map_err(|e| e.to_string())?;
+    let local = socket.local_addr().map_err(|e| e.to_string())?;
+    let timeout = settings.engine.peer_connect_timeout;
+    // On a thread of its own: `Session::new` may be called from inside another runtime.
+    let assoc = std::thread::scope(|s| {
+        s.spawn(|| runtime.block_on(crate::proxy::associate(proxy, local, timeout)))
+            .join()
+    })
+    .map_err(|_| "the UDP associate thread panicked".to_owned())?
+    .map_err(|e| e.to_string())?;
+    let _guard = runtime.enter();
+    let cfg = lt_utp::tokio::SocketConfig {
+        connect_timeout: settings.engine.utp_connect_timeout,
+        relay: Some(assoc.relay),
+        ..lt_utp::tokio::SocketConfig::default()
+    };
+    let utp = lt_utp::tokio::UtpSocket::from_std_with(socket, cfg).map_err(|e| e.to_string())?;
+    Ok((utp, assoc.control))
+}
+
+/// Holds a UDP association's connection open until the proxy closes it, then says so.
+async fn keep_association(mut control: tokio::net::TcpStream, tx: mpsc::Sender<Event>) {
+    use tokio::io::AsyncReadExt as _;
+    let mut buf = [0u8; 64];
+    while matches!(control.read(&mut buf).await, Ok(n) if n > 0) {}
+    let message = "the proxy ended the UDP association: uTP and the DHT get no more datagrams";
+    let _ = tx
+        .send(Event::Alert(Alert::AnonymousMode {
+            message: message.to_owned(),
+        }))
+        .await;
+}
 const NO_INCOMING: &str =
     "not listening and no uTP: a proxy carries peer connections and these cannot go through it";
+const NO_LISTEN: &str = "not listening: a proxy carries peer connections (uTP and the DHT go \
+                         through its UDP relay)";
 
 /// Refuses proxy settings that reqwest cannot use (a host that is not a host name).
 fn check_proxy(p: &ProxySettings) -> Result<(), Error> {
@@ -802,17 +877,19 @@ fn without_bypass(mut s: SessionSettings) -> (SessionSettings, Vec<String>) {
     let Some(proxy) = &s.proxy else {
         return (s, off);
     };
+    // SOCKS5 carries UDP too: uTP and the DHT then go through its relay.
+    let udp = proxy.kind == ProxyKind::Socks5 && proxy.proxy_peer_connections;
     if proxy.proxy_peer_connections {
         let e = &mut s.engine;
-        if !s.listen_interfaces.is_empty() || e.enable_outgoing_utp {
-            off.push(NO_INCOMING.to_owned());
+        if !s.listen_interfaces.is_empty() || (e.enable_outgoing_utp && !udp) {
+            off.push(if udp { NO_LISTEN } else { NO_INCOMING }.to_owned());
         }
         s.listen_interfaces.clear();
-        e.enable_outgoing_utp = false;
+        e.enable_outgoing_utp &= udp;
         e.enable_incoming_utp = false;
         e.enable_incoming_tcp = false;
     }
-    if std::mem::take(&mut s.enable_dht) {
+    if !udp && std::mem::take(&mut s.enable_dht) {
         off.push(NO_DHT.to_owned());
     }
     if std::mem::take(&mut s.enable_lsd) {

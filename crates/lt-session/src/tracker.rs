@@ -1,8 +1,12 @@
 //! Tracker I/O: HTTP(S) announces and scrapes with reqwest (rustls, gzip, redirects, a
 //! size-limited body), and UDP (BEP 15) with lt-tracker's state machine on a tokio socket.
 
-use crate::ProxySettings;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+
+use tokio::net::TcpStream;
+
+use crate::ProxySettings;
 
 use lt_core::Sha1Hash;
 use lt_tracker::http::{self, HttpConfig};
@@ -62,27 +66,88 @@ async fn http_get(
     Ok(body)
 }
 
+/// How UDP tracker datagrams travel.
+#[derive(Clone, Debug)]
+pub(crate) enum UdpRoute {
+    /// Straight to the tracker.
+    Direct,
+    /// Through the SOCKS5 proxy's UDP relay (one association per exchange).
+    Relay(ProxySettings),
+    /// Not at all: the proxy cannot carry UDP.
+    Refused,
+}
+
+/// The tracker's address, resolved here.
+async fn resolve(host: &str, port: u16) -> Result<SocketAddr, lt_tracker::Error> {
+    tokio::net::lookup_host((host, port))
+        .await
+        .map_err(transport)?
+        .next()
+        .ok_or_else(|| transport("tracker host has no address"))
+}
+
+/// A UDP socket connected to the tracker, or to the proxy's relay with the header every
+/// datagram to the tracker starts with.
+async fn udp_socket(
+    host: &str,
+    port: u16,
+    route: &UdpRoute,
+    timeout: Duration,
+) -> Result<(tokio::net::UdpSocket, Option<(Vec<u8>, TcpStream)>), lt_tracker::Error> {
+    let unspecified = |v4: bool| -> SocketAddr {
+        if v4 {
+            ([0, 0, 0, 0], 0).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        }
+    };
+    match route {
+        UdpRoute::Refused => Err(transport(UDP_NOT_PROXIED)),
+        UdpRoute::Direct => {
+            let addr = resolve(host, port).await?;
+            let socket = tokio::net::UdpSocket::bind(unspecified(addr.is_ipv4()))
+                .await
+                .map_err(transport)?;
+            socket.connect(addr).await.map_err(transport)?;
+            Ok((socket, None))
+        }
+        UdpRoute::Relay(proxy) => {
+            let socket = tokio::net::UdpSocket::bind(unspecified(true))
+                .await
+                .map_err(transport)?;
+            let local = socket.local_addr().map_err(transport)?;
+            let assoc = crate::proxy::associate(proxy, local, timeout)
+                .await
+                .map_err(transport)?;
+            socket.connect(assoc.relay).await.map_err(transport)?;
+            let mut header = Vec::new();
+            let named = proxy.proxy_hostnames
+                && host.parse::<std::net::IpAddr>().is_err()
+                && lt_utp::relay::encode_name_header(host, port, &mut header);
+            if !named {
+                lt_utp::relay::encode_header(resolve(host, port).await?, &mut header);
+            }
+            Ok((socket, Some((header, assoc.control))))
+        }
+    }
+}
+
 async fn udp_exchange<F>(
     url: &str,
     timeout: Duration,
+    route: &UdpRoute,
     start: F,
 ) -> Result<UdpEvent, lt_tracker::Error>
 where
     F: FnOnce(&mut UdpTracker) -> Result<(), lt_tracker::Error>,
 {
     let parsed = UdpUrl::parse(url)?;
-    let addr = tokio::net::lookup_host((parsed.host.as_str(), parsed.port))
-        .await
-        .map_err(transport)?
-        .next()
-        .ok_or_else(|| transport("tracker host has no address"))?;
-    let bind: std::net::SocketAddr = if addr.is_ipv4() {
-        ([0, 0, 0, 0], 0).into()
-    } else {
-        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    let (socket, relay) = udp_socket(&parsed.host, parsed.port, route, timeout).await?;
+    // The association lasts while its TCP connection is open: to the end of the exchange.
+    let (header, _control) = match relay {
+        Some((h, c)) => (Some(h), Some(c)),
+        None => (None, None),
     };
-    let socket = tokio::net::UdpSocket::bind(bind).await.map_err(transport)?;
-    socket.connect(addr).await.map_err(transport)?;
     let mut seed = [0u8; 32];
     crate::random_bytes(&mut seed);
     let mut tracker = UdpTracker::new(
@@ -94,10 +159,20 @@ where
     );
     start(&mut tracker)?;
     let run = async {
-        let mut buf = vec![0u8; lt_tracker::limits::MAX_DATAGRAM_LEN];
+        let mut buf = vec![0u8; lt_tracker::limits::MAX_DATAGRAM_LEN + 300];
+        let mut framed = Vec::new();
         loop {
             while let Some(d) = tracker.poll_transmit() {
-                socket.send(&d).await.map_err(transport)?;
+                let out = match &header {
+                    Some(h) => {
+                        framed.clear();
+                        framed.extend_from_slice(h);
+                        framed.extend_from_slice(&d);
+                        &framed[..]
+                    }
+                    None => &d[..],
+                };
+                socket.send(out).await.map_err(transport)?;
             }
             if let Some(event) = tracker.poll_event() {
                 return Ok(event);
@@ -108,7 +183,15 @@ where
             tokio::select! {
                 r = socket.recv(&mut buf) => {
                     if let Ok(n) = r {
-                        tracker.handle_datagram(Instant::now(), buf.get(..n).unwrap_or_default());
+                        let d = buf.get(..n).unwrap_or_default();
+                        let d = if header.is_some() {
+                            lt_utp::relay::decode(d).map_or(&[][..], |(_, payload)| payload)
+                        } else {
+                            d
+                        };
+                        if !d.is_empty() {
+                            tracker.handle_datagram(Instant::now(), d);
+                        }
                     }
                 }
                 () = tokio::time::sleep_until(deadline.into()) => tracker.handle_timeout(Instant::now()),
@@ -122,22 +205,19 @@ where
 
 /// Why a UDP tracker is not asked while a proxy carries tracker connections.
 const UDP_NOT_PROXIED: &str =
-    "UDP trackers are not used while a proxy is set: UDP cannot go through it";
+    "UDP trackers are not used while this proxy is set: only SOCKS5 carries UDP";
 
-/// One announce to `url` (http, https or udp; udp only when `udp` is allowed).
+/// One announce to `url` (http, https or udp, the last as `udp` says).
 pub(crate) async fn announce(
     client: &reqwest::Client,
     url: &str,
     req: &AnnounceRequest,
     timeout: Duration,
-    udp: bool,
+    udp: &UdpRoute,
 ) -> Result<AnnounceResponse, lt_tracker::Error> {
     if url.starts_with("udp://") {
-        if !udp {
-            return Err(transport(UDP_NOT_PROXIED));
-        }
         let now = Instant::now();
-        match udp_exchange(url, timeout, |t| t.announce(now, req)).await? {
+        match udp_exchange(url, timeout, udp, |t| t.announce(now, req)).await? {
             UdpEvent::Announced(r) => Ok(r),
             UdpEvent::Failed(e) => Err(e),
             _ => Err(transport("unexpected UDP tracker reply")),
@@ -157,14 +237,11 @@ pub(crate) async fn scrape(
     url: &str,
     hash: Sha1Hash,
     timeout: Duration,
-    udp: bool,
+    udp: &UdpRoute,
 ) -> Result<ScrapeEntry, lt_tracker::Error> {
     let entries = if url.starts_with("udp://") {
-        if !udp {
-            return Err(transport(UDP_NOT_PROXIED));
-        }
         let now = Instant::now();
-        match udp_exchange(url, timeout, |t| t.scrape(now, &[hash])).await? {
+        match udp_exchange(url, timeout, udp, |t| t.scrape(now, &[hash])).await? {
             UdpEvent::Scraped(r) => r,
             UdpEvent::Failed(e) => return Err(e),
             _ => return Err(transport("unexpected UDP tracker reply")),

@@ -107,6 +107,7 @@ mod error;
 pub mod limits;
 mod mtu;
 mod packet;
+pub mod relay;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 

@@ -119,6 +119,11 @@ pub struct SocketConfig {
     /// datagram per system call each way and GRO off, to measure what batching saves
     /// (`utp_batch_bench` in lt-tests). Default: `true`.
     pub batching: bool,
+    /// A SOCKS5 UDP relay (the address a proxy gave for `UDP ASSOCIATE`): every datagram,
+    /// uTP's and [`UtpSocket::send_to`]'s, goes to it with the [`relay`](crate::relay)
+    /// header naming its destination, and only datagrams from it are read (the header
+    /// names their source). One datagram per system call then. Default: none.
+    pub relay: Option<SocketAddr>,
 }
 
 impl Default for SocketConfig {
@@ -130,6 +135,7 @@ impl Default for SocketConfig {
             other_datagram_queue: DEFAULT_OTHER_DATAGRAM_QUEUE,
             socket_buffer: DEFAULT_SOCKET_BUFFER,
             batching: true,
+            relay: None,
         }
     }
 }
@@ -147,6 +153,7 @@ struct SocketInner {
     shared: Arc<Shared>,
     udp: Arc<UdpSocket>,
     local: SocketAddr,
+    relay: Option<SocketAddr>,
     connect_timeout: Duration,
     accept_rx: ::tokio::sync::Mutex<mpsc::Receiver<(ConnectionHandle, SocketAddr)>>,
     other_rx: Mutex<Option<mpsc::Receiver<(Bytes, SocketAddr)>>>,
@@ -230,8 +237,9 @@ impl UtpSocket {
         // waits for its timeout.
         #[cfg(any(target_os = "linux", target_os = "android"))]
         let _ = icmp::enable(&udp);
+        let batching = cfg.batching && cfg.relay.is_none();
         #[cfg(any(target_os = "linux", target_os = "android"))]
-        if !cfg.batching {
+        if !batching {
             // quinn-udp turned GRO on; a datagram per read means it off.
             nix::sys::socket::setsockopt(&*udp, nix::sys::socket::sockopt::UdpGroSegment, &false)
                 .map_err(io::Error::from)?;
@@ -255,7 +263,8 @@ impl UtpSocket {
             shared: Arc::clone(&shared),
             udp: Arc::clone(&udp),
             io: io_state,
-            batching: cfg.batching,
+            batching,
+            relay: cfg.relay,
             accept_tx,
             other_tx,
         };
@@ -265,6 +274,7 @@ impl UtpSocket {
                 shared,
                 udp,
                 local,
+                relay: cfg.relay,
                 connect_timeout: cfg.connect_timeout,
                 accept_rx: ::tokio::sync::Mutex::new(accept_rx),
                 other_rx: Mutex::new(Some(other_rx)),
@@ -276,6 +286,12 @@ impl UtpSocket {
     #[must_use]
     pub fn local_addr(&self) -> SocketAddr {
         self.inner.local
+    }
+
+    /// The relay every datagram goes through ([`SocketConfig::relay`]), if any.
+    #[must_use]
+    pub fn relay(&self) -> Option<SocketAddr> {
+        self.inner.relay
     }
 
     /// Opens a uTP connection to `addr`, waiting at most the configured connect timeout
@@ -354,9 +370,18 @@ impl UtpSocket {
         rx
     }
 
-    /// Sends one datagram from this socket (for the DHT).
+    /// Sends one datagram from this socket (for the DHT), through the relay when there is
+    /// one.
     pub async fn send_to(&self, buf: &[u8], addr: SocketAddr) -> io::Result<usize> {
-        self.inner.udp.send_to(buf, addr).await
+        match self.inner.relay {
+            Some(relay) => {
+                let mut d = Vec::with_capacity(crate::relay::MAX_ADDR_HEADER + buf.len());
+                crate::relay::encode_header(addr, &mut d);
+                d.extend_from_slice(buf);
+                self.inner.udp.send_to(&d, relay).await.map(|_| buf.len())
+            }
+            None => self.inner.udp.send_to(buf, addr).await,
+        }
     }
 
     /// Number of uTP connections, and how many of them are half-open.
@@ -540,6 +565,7 @@ struct Driver {
     udp: Arc<UdpSocket>,
     io: UdpSocketState,
     batching: bool,
+    relay: Option<SocketAddr>,
     accept_tx: mpsc::Sender<(ConnectionHandle, SocketAddr)>,
     other_tx: mpsc::Sender<(Bytes, SocketAddr)>,
 }
@@ -679,20 +705,27 @@ impl Driver {
             let data = iov.get(..meta.len).unwrap_or_default();
             for d in data.chunks(meta.stride.max(1)) {
                 count += 1;
+                // Through a relay: only its datagrams, each from the source it names.
+                let (from, d) = match self.relay {
+                    None => (meta.addr, d),
+                    Some(relay) if meta.addr == relay => match crate::relay::decode(d) {
+                        Some(inner) => inner,
+                        None => continue,
+                    },
+                    Some(_) => continue,
+                };
                 if !is_utp(d) {
                     if self.shared.other_taken.load(Ordering::Acquire) {
-                        let _ = self
-                            .other_tx
-                            .try_send((Bytes::copy_from_slice(d), meta.addr));
+                        let _ = self.other_tx.try_send((Bytes::copy_from_slice(d), from));
                     }
                     continue;
                 }
-                match st.endpoint.handle_datagram(now, meta.addr, d) {
+                match st.endpoint.handle_datagram(now, from, d) {
                     DatagramOutcome::Accepted(h) => {
                         st.streams.insert(
                             h,
                             Slot {
-                                unconfirmed: Some(meta.addr),
+                                unconfirmed: Some(from),
                                 ..Slot::default()
                             },
                         );
@@ -774,8 +807,29 @@ impl Driver {
         }
     }
 
+    /// Sends the encoded datagrams one by one to the relay, each behind its header. Lost
+    /// ones (the socket's buffer full) are retransmitted by uTP.
+    async fn send_relayed(&self, relay: SocketAddr, out: &[u8], segs: &[(SocketAddr, usize)]) {
+        let mut d = Vec::with_capacity(crate::relay::MAX_ADDR_HEADER + 1500);
+        let mut off = 0;
+        for &(addr, size) in segs {
+            let Some(contents) = out.get(off..off + size) else {
+                return;
+            };
+            off += size;
+            d.clear();
+            crate::relay::encode_header(addr, &mut d);
+            d.extend_from_slice(contents);
+            let _ = self.udp.send_to(&d, relay).await;
+        }
+    }
+
     /// Sends the encoded datagrams, runs of equal-sized ones to one peer as one GSO send.
     async fn send(&self, out: &[u8], segs: &[(SocketAddr, usize)]) {
+        if let Some(relay) = self.relay {
+            self.send_relayed(relay, out, segs).await;
+            return;
+        }
         let max_segments = if self.batching {
             self.io.max_gso_segments().max(1)
         } else {

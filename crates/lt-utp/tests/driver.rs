@@ -384,3 +384,81 @@ async fn a_syn_flood_is_not_accepted() {
         "a bare SYN was offered to accept"
     );
 }
+
+/// A SOCKS5 UDP relay as a proxy runs one (RFC 1928 section 7): datagrams from `client`
+/// are unwrapped and sent on to the destination their header names; datagrams from
+/// anyone else are wrapped with their source and sent to `client`.
+async fn socks5_udp_relay(client: SocketAddr) -> SocketAddr {
+    let sock = UdpSocket::bind(localhost()).await.expect("bind relay");
+    let addr = sock.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65_536];
+        let mut out = Vec::with_capacity(65_600);
+        loop {
+            let Ok((n, from)) = sock.recv_from(&mut buf).await else {
+                return;
+            };
+            if from == client {
+                if let Some((dst, payload)) = lt_utp::relay::decode(&buf[..n]) {
+                    let _ = sock.send_to(payload, dst).await;
+                }
+            } else {
+                out.clear();
+                lt_utp::relay::encode_header(from, &mut out);
+                out.extend_from_slice(&buf[..n]);
+                let _ = sock.send_to(&out, client).await;
+            }
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_a_socks5_udp_relay_both_ways() {
+    // The client's socket is bound first: the relay needs its address.
+    let std_sock = std::net::UdpSocket::bind(localhost()).expect("bind");
+    let relay = socks5_udp_relay(std_sock.local_addr().expect("addr")).await;
+    let client = UtpSocket::from_std_with(
+        std_sock,
+        SocketConfig {
+            relay: Some(relay),
+            ..SocketConfig::default()
+        },
+    )
+    .expect("client");
+    assert_eq!(client.relay(), Some(relay));
+    let server = UtpSocket::bind(localhost()).expect("server");
+    let mut server_other = server.take_other_datagrams().expect("take");
+    let mut client_other = client.take_other_datagrams().expect("take");
+    // uTP both ways: the server sees the relay's address as the peer's.
+    transfer(&server, &client, server.local_addr(), 2 << 20).await;
+    // Other datagrams (the DHT's) go through the relay too, and come back named by their
+    // real source.
+    client
+        .send_to(b"d1:y1:qe", server.local_addr())
+        .await
+        .expect("send_to");
+    let (d, from) = tokio::time::timeout(Duration::from_secs(5), server_other.recv())
+        .await
+        .expect("in time")
+        .expect("datagram");
+    assert_eq!((&d[..], from), (&b"d1:y1:qe"[..], relay));
+    server.send_to(b"d1:y1:re", relay).await.expect("reply");
+    let (d, from) = tokio::time::timeout(Duration::from_secs(5), client_other.recv())
+        .await
+        .expect("in time")
+        .expect("datagram");
+    assert_eq!((&d[..], from), (&b"d1:y1:re"[..], server.local_addr()));
+    // A datagram sent straight to the client, not through its relay, is not read.
+    let stranger = UdpSocket::bind(localhost()).await.expect("bind");
+    stranger
+        .send_to(b"d1:y1:xe", client.local_addr())
+        .await
+        .expect("send");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), client_other.recv())
+            .await
+            .is_err(),
+        "a datagram around the relay was read"
+    );
+}
