@@ -372,11 +372,13 @@ fn bad_proxies_are_typed_errors_and_nothing_goes_around_them() {
         ),
     ];
     let (peer_port, direct, stop_peer) = counting_listener();
+    let (tracker_port, direct_tracker, stop_tracker) = counting_listener();
     let data = payload(256 << 10);
     let info = Arc::new(
         TorrentInfo::from_bytes(
             &CreateTorrent::from_memory("p.bin", data)
                 .piece_size(64 << 10)
+                .tracker(format!("http://127.0.0.1:{tracker_port}/announce"))
                 .generate()
                 .unwrap(),
         )
@@ -394,20 +396,25 @@ fn bad_proxies_are_typed_errors_and_nothing_goes_around_them() {
         params.peers = vec![SocketAddr::from((Ipv4Addr::LOCALHOST, peer_port))];
         let _h = leech.add_torrent(params).unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
+        let (mut error, mut tracker_error) = (None, None);
         let error = loop {
-            let found = leech.pop_alerts().into_iter().find_map(|a| match a {
-                Alert::PeerDisconnected {
-                    reason: DisconnectReason::Io(e),
-                    ..
-                } => Some(e.message),
-                _ => None,
-            });
-            if let Some(e) = found {
-                break e;
+            for a in leech.pop_alerts() {
+                match a {
+                    Alert::PeerDisconnected {
+                        reason: DisconnectReason::Io(e),
+                        ..
+                    } => error = Some(e.message),
+                    Alert::TrackerError { error: e, .. } => tracker_error = Some(e.to_string()),
+                    _ => {}
+                }
+            }
+            if let (Some(e), Some(t)) = (&error, &tracker_error) {
+                eprintln!("{endpoint}: peer: {e}\n{endpoint}: tracker: {t}");
+                break e.clone();
             }
             assert!(
                 Instant::now() < deadline,
-                "no proxy error for {endpoint} ({want})"
+                "no proxy error for {endpoint} ({want}): {error:?} {tracker_error:?}"
             );
             leech.wait_for_alert(Duration::from_millis(200));
         };
@@ -420,6 +427,8 @@ fn bad_proxies_are_typed_errors_and_nothing_goes_around_them() {
             error.contains(want),
             "{endpoint}: {error:?} should say {want:?}"
         );
+        let tracker_error = tracker_error.unwrap_or_default();
+        assert!(tracker_error.contains(&endpoint), "{tracker_error}");
         leech.shutdown();
     }
     assert_eq!(
@@ -427,7 +436,12 @@ fn bad_proxies_are_typed_errors_and_nothing_goes_around_them() {
         0,
         "the peer was dialled around the proxy"
     );
-    for s in [stop_closing, stop_garbage, stop_peer] {
+    assert_eq!(
+        direct_tracker.load(Ordering::Relaxed),
+        0,
+        "the tracker was asked around the proxy"
+    );
+    for s in [stop_closing, stop_garbage, stop_peer, stop_tracker] {
         s.store(true, Ordering::Relaxed);
     }
 }
@@ -582,6 +596,103 @@ fn utp_dht_and_udp_trackers_through_a_socks5_udp_relay() {
         log.contains("udpassociate") || log.contains("udpreply"),
         "{log}"
     );
+    leech.shutdown();
+    seed.shutdown();
+}
+
+/// Anonymous mode: no fingerprint in the peer id, no listening, no tracker without a
+/// proxy; behind a proxy the download works and the seed learns no client name.
+#[test]
+fn anonymous_mode_hides_the_client_and_needs_a_proxy_for_trackers() {
+    let dir = tempfile::tempdir().unwrap();
+    let tracker = TrackerThreads::start(
+        TrackerServer::new(ServerConfig::default()),
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+    )
+    .unwrap();
+    let data = payload(1 << 20);
+    let info = Arc::new(
+        TorrentInfo::from_bytes(
+            &CreateTorrent::from_memory("payload.bin", data.clone())
+                .piece_size(64 << 10)
+                .tracker(format!("http://127.0.0.1:{}/announce", tracker.port))
+                .generate()
+                .unwrap(),
+        )
+        .unwrap(),
+    );
+    // Without a proxy: not listening, and the tracker is not asked.
+    let alone = Session::new(SessionSettings {
+        anonymous_mode: true,
+        ..settings()
+    })
+    .unwrap();
+    assert!(alone.listen_addrs().is_empty());
+    let id = alone.peer_id();
+    assert!(!id.as_bytes().starts_with(b"-RL"), "{id:?}");
+    let out = tempfile::tempdir().unwrap();
+    let h = alone
+        .add_torrent(AddTorrentParams::new(Arc::clone(&info), out.path()))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let errors: Vec<String> = h
+            .trackers()
+            .iter()
+            .filter_map(|t| t.last_error.as_ref().map(ToString::to_string))
+            .collect();
+        if errors.iter().any(|e| e.contains("anonymous mode")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{:?}", h.trackers());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    alone.shutdown();
+    assert_eq!(
+        tracker.server.lock().unwrap().torrent_count(),
+        0,
+        "the tracker was asked"
+    );
+
+    // Through a proxy it downloads, and the seed sees no client name.
+    let proxy = Proxy::dante(dir.path(), false);
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("payload.bin"), &data).unwrap();
+    let seed = Session::new(settings()).unwrap();
+    let sh = seed
+        .add_torrent(AddTorrentParams::new(Arc::clone(&info), src.path()))
+        .unwrap();
+    wait_for(&sh, 20, "the seed's check", |s| s.is_seeding);
+    let mut s = SessionSettings {
+        anonymous_mode: true,
+        proxy: Some(ProxySettings::new(
+            ProxyKind::Socks5,
+            proxy.addr.ip().to_string(),
+            proxy.addr.port(),
+        )),
+        ..settings()
+    };
+    // Slow enough for the seed to see the peer's extension handshake.
+    s.engine.download_rate_limit = 400_000;
+    s.engine.ignore_limits_on_local_network = false;
+    let leech = Session::new(s).unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let lh = leech
+        .add_torrent(AddTorrentParams::new(info, dst.path()))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = None;
+    while !lh.status().unwrap().is_seeding {
+        if let Some(p) = sh.peer_info().into_iter().find(|p| p.peer_id.is_some()) {
+            seen = Some(p);
+        }
+        assert!(Instant::now() < deadline, "{:?}", lh.trackers());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(std::fs::read(dst.path().join("payload.bin")).unwrap(), data);
+    let p = seen.expect("the seed saw the leecher");
+    assert_eq!(p.peer_id, Some(leech.peer_id()));
+    assert!(!p.client.starts_with("lt "), "{:?}", p.client);
     leech.shutdown();
     seed.shutdown();
 }

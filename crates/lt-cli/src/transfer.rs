@@ -62,11 +62,16 @@ pub(crate) struct NetArgs {
     /// link-local addresses are exempt otherwise, as in libtorrent).
     #[arg(long)]
     limit_local: bool,
-    /// Make every connection through this proxy: socks5://[user:password@]host:port,
-    /// socks4://host:port or http://[user:password@]host:port. Nothing then goes around it:
-    /// no listening, no uTP, DHT, local service discovery, port mapping or UDP trackers.
+    /// Make every connection through this proxy: socks5://host:port, socks4://host:port or
+    /// http://host:port, with user:password@ before the host when it asks for them.
+    /// Nothing then goes around it: no listening, local service discovery or port mapping,
+    /// and uTP, the DHT and UDP trackers only through a SOCKS5 proxy's UDP relay.
     #[arg(long, value_name = "URL")]
     proxy: Option<ProxySettings>,
+    /// Anonymous mode: no client name in the peer id or anywhere else, no listening, no
+    /// DHT, local service discovery or port mapping, and trackers only through --proxy.
+    #[arg(long)]
+    anonymous: bool,
 }
 
 /// `lt download`.
@@ -213,6 +218,7 @@ fn session(
     settings.engine.allow_multiple_connections_per_ip = true;
     settings.engine.tick_interval = Duration::from_millis(200);
     settings.proxy.clone_from(&net.proxy);
+    settings.anonymous_mode = net.anonymous;
     let session = Session::new(settings).context("cannot start the session")?;
     for addr in session.listen_addrs() {
         eprintln!("listening on {addr}");

@@ -51,6 +51,13 @@ impl PeerId {
         Self(bytes)
     }
 
+    /// An id with no client fingerprint: 20 random URL-safe characters (the manual's
+    /// anonymous mode).
+    #[must_use]
+    pub fn anonymous(random: [u8; 20]) -> Self {
+        Self(random.map(|r| URL_SAFE[usize::from(r % 64)]))
+    }
+
     /// The client that sent this id, if recognised; see [`identify_client`].
     #[must_use]
     pub fn client(&self) -> Option<ClientInfo> {

@@ -66,6 +66,8 @@ pub(crate) async fn engine_loop(
         http: None,
         web_http: None,
         udp_trackers: tracker::UdpRoute::Direct,
+        trackers_refused: false,
+        tracker_proxy: None,
         web_tasks: HashMap::new(),
         lsd,
         disk_backlog: VecDeque::new(),
@@ -117,6 +119,10 @@ struct Driver {
     http: Option<reqwest::Client>,
     /// The web seeds' client (keep-alive, no compression); none as `http`.
     web_http: Option<reqwest::Client>,
+    /// Anonymous mode without a proxy for trackers: no tracker is asked.
+    trackers_refused: bool,
+    /// The proxy trackers are asked through, to name in their errors.
+    tracker_proxy: Option<String>,
     /// How UDP trackers are reached (through a SOCKS5 proxy's relay, or not at all
     /// behind another proxy).
     udp_trackers: tracker::UdpRoute,
@@ -149,6 +155,12 @@ impl Driver {
         self.http =
             tracker::http_client(&s.user_agent, s.tracker_completion_timeout, proxy.as_ref()).ok();
         self.web_http = web::client(&s.user_agent, s.urlseed_timeout, proxy.as_ref()).ok();
+        self.trackers_refused =
+            self.shared.anonymous && !proxy.as_ref().is_some_and(|p| p.proxy_tracker_connections);
+        self.tracker_proxy = proxy
+            .as_ref()
+            .filter(|p| p.proxy_tracker_connections)
+            .map(crate::ProxySettings::label);
         self.udp_trackers = match proxy.filter(|p| p.proxy_tracker_connections) {
             None => tracker::UdpRoute::Direct,
             Some(p) if p.kind == crate::ProxyKind::Socks5 => tracker::UdpRoute::Relay(p),
@@ -460,14 +472,18 @@ impl Driver {
         request: AnnounceRequest,
     ) {
         let tx = self.tx.clone();
-        let http = self.http.clone();
+        let http = self.http.clone().filter(|_| !self.trackers_refused);
+        let refused = self.trackers_refused;
+        let via = self.tracker_proxy.clone();
         let udp = self.udp_trackers.clone();
         let timeout = self.shared.engine().settings().tracker_completion_timeout;
         tokio::spawn(async move {
             let result = match http {
                 Some(http) => tracker::announce(&http, &url, &request, timeout, &udp).await,
+                None if refused => Err(tracker::anonymous_refused()),
                 None => Err(tracker::unusable()),
-            };
+            }
+            .map_err(|e| tracker::through(e, via.as_deref()));
             let announced = Input::Announced {
                 torrent,
                 tracker,
@@ -479,14 +495,18 @@ impl Driver {
 
     fn scrape(&self, torrent: TorrentId, tracker: TrackerIndex, url: String, info_hash: Sha1Hash) {
         let tx = self.tx.clone();
-        let http = self.http.clone();
+        let http = self.http.clone().filter(|_| !self.trackers_refused);
+        let refused = self.trackers_refused;
+        let via = self.tracker_proxy.clone();
         let udp = self.udp_trackers.clone();
         let timeout = self.shared.engine().settings().tracker_completion_timeout;
         tokio::spawn(async move {
             let result = match http {
                 Some(http) => tracker::scrape(&http, &url, info_hash, timeout, &udp).await,
+                None if refused => Err(tracker::anonymous_refused()),
                 None => Err(tracker::unusable()),
-            };
+            }
+            .map_err(|e| tracker::through(e, via.as_deref()));
             let scraped = Input::Scraped {
                 torrent,
                 tracker,

@@ -27,6 +27,10 @@
 //! from the blocks in memory and written with one vectored write, so a piece that fails its
 //! hash check never touches the disk (pieces over `max_held_piece_bytes` are written as they
 //! come and hashed back from the files).
+//!
+//! With a proxy ([`SessionSettings::proxy`], [`Session::set_proxy`]) every outgoing
+//! connection goes through it (SOCKS4, SOCKS5 with or without a password, HTTP `CONNECT`),
+//! and what cannot go through it is not done (see [`ProxySettings`]).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -55,6 +59,19 @@ pub use lt_metainfo::MagnetLink;
 pub use lt_nat::Protocol as PortProtocol;
 pub use lt_storage::ResumeData;
 pub use lt_wire::mse::{EncLevel, EncPolicy};
+
+/// An error with its causes (reqwest's own message leaves out why a request failed, such
+/// as the certificate check or the proxy's answer).
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
 
 /// Fills `buf` from the operating system's random source (or, if it fails, from the clock
 /// and the process id, which is only used for peer ids and protocol nonces).

@@ -31,7 +31,7 @@ pub enum ProxyKind {
 }
 
 impl ProxyKind {
-    const fn scheme(self) -> &'static str {
+    pub(crate) const fn scheme(self) -> &'static str {
         match self {
             Self::Socks4 => "socks4",
             Self::Socks5 => "socks5",
@@ -101,6 +101,12 @@ impl ProxySettings {
             password: password.into(),
         });
         self
+    }
+
+    /// `scheme://host:port`, naming the proxy in errors.
+    #[must_use]
+    pub fn label(&self) -> String {
+        format!("{}://{}", self.kind.scheme(), self.endpoint())
     }
 
     /// `host:port`, with brackets around an IPv6 address.
@@ -404,7 +410,7 @@ pub(crate) async fn open(
     timeout: Duration,
 ) -> Result<(TcpStream, SocketAddr), ProxyError> {
     let fail = |kind| ProxyError {
-        proxy: format!("{}://{}", proxy.kind.scheme(), proxy.endpoint()),
+        proxy: proxy.label(),
         operation: command.to_string(),
         kind,
     };

@@ -57,6 +57,8 @@ pub(crate) struct Shared {
     pub(crate) dht_saved: Mutex<Option<DhtState>>,
     /// The proxy outgoing connections go through (shared with the dialer).
     pub(crate) proxy: Arc<RwLock<Option<ProxySettings>>>,
+    /// Anonymous mode: trackers only through a proxy.
+    pub(crate) anonymous: bool,
 }
 
 impl Shared {
@@ -224,7 +226,13 @@ impl Session {
         let relay_proxy = relay_proxy.filter(|_| udp_control.is_some());
         let mut random = [0u8; 12];
         random_bytes(&mut random);
-        let peer_id = PeerId::generate(&settings.fingerprint, random);
+        let peer_id = if settings.anonymous_mode {
+            let mut random = [0u8; 20];
+            random_bytes(&mut random);
+            PeerId::anonymous(random)
+        } else {
+            PeerId::generate(&settings.fingerprint, random)
+        };
         let mut seed = [0u8; 32];
         random_bytes(&mut seed);
         let now = Instant::now();
@@ -266,6 +274,7 @@ impl Session {
             dht: Mutex::new(None),
             dht_saved: Mutex::new(None),
             proxy: Arc::new(RwLock::new(settings.proxy.clone())),
+            anonymous: settings.anonymous_mode,
         });
         spawn_accept_loops(&runtime, listeners, &utp, &shared, &tx, &settings);
         if let Some(control) = udp_control {
@@ -870,10 +879,50 @@ fn check_proxy(p: &ProxySettings) -> Result<(), Error> {
         .map_err(|e| Error::Proxy(format!("{}: {e}", p.endpoint())))
 }
 
+/// Anonymous mode (the manual's `anonymous_mode`): no user agent, no listening, no DHT,
+/// local service discovery or port mapping, and no trackers without a proxy for them.
+fn anonymize(s: &mut SessionSettings, off: &mut Vec<String>) {
+    s.engine.user_agent.clear();
+    let socks5 = s
+        .proxy
+        .as_ref()
+        .is_some_and(|p| p.kind == ProxyKind::Socks5 && p.proxy_peer_connections);
+    if !s.listen_interfaces.is_empty() {
+        off.push("anonymous mode: not listening".to_owned());
+    }
+    s.listen_interfaces.clear();
+    s.engine.enable_incoming_tcp = false;
+    s.engine.enable_incoming_utp = false;
+    // uTP needs a socket, which only a SOCKS5 relay gives without listening.
+    s.engine.enable_outgoing_utp &= socks5;
+    for (on, what) in [
+        (std::mem::take(&mut s.enable_dht), "the DHT"),
+        (std::mem::take(&mut s.enable_lsd), "local service discovery"),
+        (
+            std::mem::take(&mut s.enable_upnp) | std::mem::take(&mut s.enable_natpmp),
+            "port mapping",
+        ),
+    ] {
+        if on {
+            off.push(format!("anonymous mode: {what} is off"));
+        }
+    }
+    if !s
+        .proxy
+        .as_ref()
+        .is_some_and(|p| p.proxy_tracker_connections)
+    {
+        off.push(crate::tracker::ANONYMOUS_NO_PROXY.to_owned());
+    }
+}
+
 /// The settings with everything a proxy cannot carry turned off (listening, uTP, the DHT,
 /// local service discovery, port mapping), and a message for each that had been asked for.
 fn without_bypass(mut s: SessionSettings) -> (SessionSettings, Vec<String>) {
     let mut off = Vec::new();
+    if s.anonymous_mode {
+        anonymize(&mut s, &mut off);
+    }
     let Some(proxy) = &s.proxy else {
         return (s, off);
     };

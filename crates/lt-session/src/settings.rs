@@ -73,6 +73,12 @@ pub struct SessionSettings {
     /// UDP trackers are off: none of them can go through a TCP proxy. Each that was asked
     /// for posts [`Alert::AnonymousMode`](lt_engine::Alert::AnonymousMode).
     pub proxy: Option<crate::ProxySettings>,
+    /// The manual's `anonymous_mode`: the peer id carries no client fingerprint, no user
+    /// agent is sent (HTTP or the extension handshake's `v`), the session does not listen,
+    /// the DHT, local service discovery and port mapping are off, and trackers are used
+    /// only through a proxy. Each refusal posts
+    /// [`Alert::AnonymousMode`](lt_engine::Alert::AnonymousMode). Default `false`.
+    pub anonymous_mode: bool,
 }
 
 impl Default for SessionSettings {
@@ -103,6 +109,7 @@ impl Default for SessionSettings {
             max_incoming_handshakes: 64,
             enable_lsd: false,
             proxy: None,
+            anonymous_mode: false,
         }
     }
 }

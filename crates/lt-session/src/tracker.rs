@@ -28,14 +28,29 @@ pub(crate) fn http_client(
         // One connection per request, as libtorrent does: announces are minutes apart, and
         // a pooled connection races the tracker's close (opentracker closes after every
         // reply, and a reused socket then fails with ECONNRESET).
-        .pool_max_idle_per_host(0)
-        .user_agent(user_agent);
+        .pool_max_idle_per_host(0);
+    // An empty user agent (anonymous mode) sends no User-Agent header at all.
+    let builder = if user_agent.is_empty() {
+        builder
+    } else {
+        builder.user_agent(user_agent)
+    };
     crate::proxy::route(builder, proxy.filter(|p| p.proxy_tracker_connections))?.build()
 }
 
 /// The error of a tracker request made without a client ([`crate::proxy::UNUSABLE`]).
 pub(crate) fn unusable() -> lt_tracker::Error {
     transport(crate::proxy::UNUSABLE)
+}
+
+/// A transport error names the proxy the request went through, if any.
+pub(crate) fn through(e: lt_tracker::Error, proxy: Option<&str>) -> lt_tracker::Error {
+    match (e, proxy) {
+        (lt_tracker::Error::Transport(m), Some(p)) => {
+            lt_tracker::Error::Transport(format!("through proxy {p}: {m}"))
+        }
+        (e, _) => e,
+    }
 }
 
 fn transport(e: impl std::fmt::Display) -> lt_tracker::Error {
@@ -52,9 +67,13 @@ async fn http_get(
         .send()
         .await
         .and_then(reqwest::Response::error_for_status)
-        .map_err(transport)?;
+        .map_err(|e| transport(crate::error_chain(&e)))?;
     let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(transport)? {
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| transport(crate::error_chain(&e)))?
+    {
         if body.len() + chunk.len() > max_len {
             return Err(lt_tracker::Error::ReplyTooLarge {
                 len: body.len() + chunk.len(),
@@ -201,6 +220,15 @@ where
     tokio::time::timeout(timeout, run)
         .await
         .unwrap_or(Err(lt_tracker::Error::Timeout))
+}
+
+/// Why no tracker is asked in anonymous mode without a proxy for trackers.
+pub(crate) const ANONYMOUS_NO_PROXY: &str =
+    "anonymous mode: trackers are used only through a proxy, and none is set for them";
+
+/// The error of an announce refused by anonymous mode.
+pub(crate) fn anonymous_refused() -> lt_tracker::Error {
+    transport(ANONYMOUS_NO_PROXY)
 }
 
 /// Why a UDP tracker is not asked while a proxy carries tracker connections.

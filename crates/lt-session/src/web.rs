@@ -29,22 +29,14 @@ pub(crate) fn client(
         .use_rustls_tls()
         .gzip(false)
         .redirect(reqwest::redirect::Policy::limited(5))
-        .connect_timeout(timeout)
-        .user_agent(user_agent);
+        .connect_timeout(timeout);
+    // An empty user agent (anonymous mode) sends no User-Agent header at all.
+    let builder = if user_agent.is_empty() {
+        builder
+    } else {
+        builder.user_agent(user_agent)
+    };
     crate::proxy::route(builder, proxy)?.build()
-}
-
-/// An error with its causes (reqwest's own message leaves out why a request failed, such
-/// as the certificate check).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 fn error(status: Option<u16>, message: impl Into<String>) -> WebError {
@@ -178,7 +170,7 @@ where
     let mut resp = tokio::time::timeout(timeout, rb.send())
         .await
         .map_err(|_| error(None, format!("{url}: no answer in {timeout:?}")))?
-        .map_err(|e| error(None, format!("{url}: {}", chain(&e))))?;
+        .map_err(|e| error(None, format!("{url}: {}", crate::error_chain(&e))))?;
     let status = resp.status();
     let ok = if range_header {
         status == StatusCode::PARTIAL_CONTENT || (status == StatusCode::OK && start == 0)
@@ -210,7 +202,7 @@ where
         let chunk = tokio::time::timeout(timeout, resp.chunk())
             .await
             .map_err(|_| error(None, format!("{url}: no data for {timeout:?}")))?
-            .map_err(|e| error(None, format!("{url}: {}", chain(&e))))?;
+            .map_err(|e| error(None, format!("{url}: {}", crate::error_chain(&e))))?;
         let Some(mut chunk) = chunk else {
             return Err(error(
                 Some(status.as_u16()),

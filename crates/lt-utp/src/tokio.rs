@@ -51,6 +51,9 @@
 //! # }
 //! ```
 //!
+//! With [`SocketConfig::relay`] every datagram goes through a proxy's SOCKS5 UDP relay,
+//! framed by [`crate::relay`], one per system call, and only the relay's datagrams are read.
+//!
 //! An incoming connection is offered to [`UtpSocket::accept`] once the peer has sent a
 //! second packet after its SYN (in BitTorrent, the handshake), so SYNs from spoofed
 //! addresses only occupy the endpoint's bounded half-open table until they expire.

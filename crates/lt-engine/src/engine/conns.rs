@@ -298,7 +298,8 @@ impl Engine {
             c.reserved = c.reserved.with_dht(true);
         }
         c.ext_handshake = ExtendedHandshake {
-            v: Some(self.settings.user_agent.clone()),
+            // No client name at all when it is empty (anonymous mode).
+            v: (!self.settings.user_agent.is_empty()).then(|| self.settings.user_agent.clone()),
             p: (self.listen_port != 0).then_some(self.listen_port),
             ..ExtendedHandshake::default()
         };
