@@ -2,7 +2,8 @@
 //! and multi-file torrents with pad files, a redirect, one corrupt file beside a libtorrent
 //! peer, a rate-limited web seed beside a libtorrent peer with half the pieces; a BEP 17
 //! HTTP seed (`tests/python/http_seed.py`) that first answers 503; libtorrent downloading
-//! from nginx what `lt create --web-seed` made. Every byte is checked.
+//! from nginx what `lt create --web-seed` made; a web seed the IP filter blocks. Every byte
+//! is checked.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -401,4 +402,66 @@ fn libtorrent_downloads_from_the_web_seed_of_an_lt_torrent() {
         .wait_event("finished", deadline_in(60))
         .unwrap_or_else(|e| panic!("{e}"));
     verify_files(&info, &www, &out);
+}
+
+/// A web seed whose host the IP filter blocks is not fetched (nginx's log stays empty) and
+/// the alert says why; once the filter allows it, the download completes from it.
+#[test]
+fn the_ip_filter_blocks_a_web_seed() {
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use lt_metainfo::{WebSeed, WebSeedKind};
+    use lt_session::{AddTorrentParams, Alert, IpAccess, IpFilter, Session, SessionSettings};
+
+    let dir = tempfile::tempdir().unwrap();
+    let payload = Payload::create(dir.path(), "filtered.bin", 1 << 20, 32 << 10, &[]);
+    let nginx = Nginx::start(dir.path(), &payload.data_dir, "");
+    let info =
+        Arc::new(TorrentInfo::from_bytes(&std::fs::read(&payload.torrent).unwrap()).unwrap());
+    let mut settings = SessionSettings {
+        listen_interfaces: vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 0))],
+        enable_dht: false,
+        ..SessionSettings::default()
+    };
+    settings.engine.urlseed_wait_retry = Duration::from_secs(1);
+    let session = Session::new(settings).unwrap();
+    let mut filter = IpFilter::new();
+    assert!(filter.add_rule(
+        IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)),
+        IpAddr::V4(Ipv4Addr::new(127, 255, 255, 255)),
+        IpAccess::BLOCKED,
+    ));
+    session.set_ip_filter(filter);
+    let out = dir.path().join("out");
+    let mut params = AddTorrentParams::new(info, &out);
+    params.web_seeds = vec![WebSeed {
+        url: nginx.url(""),
+        kind: WebSeedKind::Url,
+    }];
+    let h = session.add_torrent(params).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let error = 'found: loop {
+        for a in session.pop_alerts() {
+            if let Alert::UrlSeed { error, .. } = a {
+                break 'found error;
+            }
+        }
+        assert!(Instant::now() < deadline, "no url seed alert");
+        session.wait_for_alert(Duration::from_millis(200));
+    };
+    assert!(error.contains("blocked by the IP filter"), "{error}");
+    assert!(nginx.access_log().is_empty(), "{}", nginx.access_log());
+    // Allowed again: the next retry downloads everything from it.
+    session.set_ip_filter(IpFilter::new());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !h.status().unwrap().is_seeding {
+        assert!(Instant::now() < deadline, "{:?}", h.status());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    payload
+        .verify_download(&out)
+        .unwrap_or_else(|e| panic!("{e}"));
+    session.shutdown();
 }
