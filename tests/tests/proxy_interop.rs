@@ -394,9 +394,13 @@ fn bad_proxies_are_typed_errors_and_nothing_goes_around_them() {
         .unwrap();
         let mut params = AddTorrentParams::new(Arc::clone(&info), out.path());
         params.peers = vec![SocketAddr::from((Ipv4Addr::LOCALHOST, peer_port))];
+        params.web_seeds = vec![lt_metainfo::WebSeed {
+            url: format!("http://127.0.0.1:{tracker_port}/p.bin"),
+            kind: lt_metainfo::WebSeedKind::Url,
+        }];
         let _h = leech.add_torrent(params).unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
-        let (mut error, mut tracker_error) = (None, None);
+        let (mut error, mut tracker_error, mut web_error) = (None, None, None);
         let error = loop {
             for a in leech.pop_alerts() {
                 match a {
@@ -405,16 +409,17 @@ fn bad_proxies_are_typed_errors_and_nothing_goes_around_them() {
                         ..
                     } => error = Some(e.message),
                     Alert::TrackerError { error: e, .. } => tracker_error = Some(e.to_string()),
+                    Alert::UrlSeed { error: e, .. } => web_error = Some(e),
                     _ => {}
                 }
             }
-            if let (Some(e), Some(t)) = (&error, &tracker_error) {
-                eprintln!("{endpoint}: peer: {e}\n{endpoint}: tracker: {t}");
+            if let (Some(e), Some(t), Some(w)) = (&error, &tracker_error, &web_error) {
+                eprintln!("{endpoint}: peer: {e}\n{endpoint}: tracker: {t}\n{endpoint}: web: {w}");
                 break e.clone();
             }
             assert!(
                 Instant::now() < deadline,
-                "no proxy error for {endpoint} ({want}): {error:?} {tracker_error:?}"
+                "no proxy error for {endpoint} ({want}): {error:?} {tracker_error:?} {web_error:?}"
             );
             leech.wait_for_alert(Duration::from_millis(200));
         };
@@ -429,6 +434,8 @@ fn bad_proxies_are_typed_errors_and_nothing_goes_around_them() {
         );
         let tracker_error = tracker_error.unwrap_or_default();
         assert!(tracker_error.contains(&endpoint), "{tracker_error}");
+        let web_error = web_error.unwrap_or_default();
+        assert!(web_error.contains(&endpoint), "{web_error}");
         leech.shutdown();
     }
     assert_eq!(
@@ -439,7 +446,7 @@ fn bad_proxies_are_typed_errors_and_nothing_goes_around_them() {
     assert_eq!(
         direct_tracker.load(Ordering::Relaxed),
         0,
-        "the tracker was asked around the proxy"
+        "the tracker or the web seed was asked around the proxy"
     );
     for s in [stop_closing, stop_garbage, stop_peer, stop_tracker] {
         s.store(true, Ordering::Relaxed);

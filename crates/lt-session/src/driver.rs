@@ -359,11 +359,13 @@ impl Driver {
             )
         };
         let (seed, request) = (req.seed, req.request);
+        let via = self.shared.proxy().map(|p| p.label());
         let task = tokio::spawn(web::fetch(
             self.web_http.clone(),
             req,
             timeout,
             filter,
+            via,
             self.tx.clone(),
         ));
         self.web_tasks

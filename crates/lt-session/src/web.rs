@@ -49,17 +49,26 @@ fn error(status: Option<u16>, message: impl Into<String>) -> WebError {
 
 /// Runs one request and reports how it ended.
 /// Without a client (the proxy settings could not be made into one) nothing is fetched.
+/// An error names the proxy `via` when the request went through one (an HTTP status may be
+/// the proxy's own: tinyproxy refuses a password with 401).
 pub(crate) async fn fetch(
     client: Option<reqwest::Client>,
     req: WebRequest,
     timeout: Duration,
     filter: Arc<IpFilter>,
+    via: Option<String>,
     tx: mpsc::Sender<Event>,
 ) {
     let result = match &client {
         Some(client) => run(client, &req, timeout, &filter, &tx).await,
         None => Err(error(None, crate::proxy::UNUSABLE)),
-    };
+    }
+    .map_err(|mut e| {
+        if let Some(p) = &via {
+            e.message = format!("through proxy {p}: {}", e.message);
+        }
+        e
+    });
     let done = Input::WebDone {
         seed: req.seed,
         request: req.request,
