@@ -66,6 +66,6 @@ pub use ip_filter::{IpAccess, IpFilter, MAX_IP_FILTER_RULES, PortFilter};
 pub use lt_picker::PartialPiece;
 pub use settings::{MixedMode, SeedChoking, Settings};
 pub use types::{
-    Action, AddTorrent, ConnId, DiskDone, DiskJob, PeerInfo, PeerKind, TorrentFlags, TorrentId,
-    TorrentState, TorrentStatus,
+    Action, AddTorrent, ConnId, DiskDone, DiskJob, PeerInfo, PeerKind, SessionStatus, TorrentFlags,
+    TorrentId, TorrentState, TorrentStatus,
 };

@@ -562,6 +562,50 @@ pub(crate) fn placeholder_info() -> Result<TorrentInfo, lt_metainfo::Error> {
     TorrentInfo::from_info_bytes(&info, &lt_metainfo::LoadLimits::default())
 }
 
+/// The session's status (the manual's `session_status`): totals since the session
+/// started, removed torrents and closed connections included, and what is open now.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SessionStatus {
+    /// An incoming connection has been accepted since the session started (a hint that
+    /// the listen port is reachable).
+    pub has_incoming_connections: bool,
+    /// Payload bytes per second, down and up, over every torrent.
+    pub payload_download_rate: u64,
+    /// See `payload_download_rate`.
+    pub payload_upload_rate: u64,
+    /// Payload bytes received (verified or not) and sent.
+    pub total_payload_download: u64,
+    /// See `total_payload_download`.
+    pub total_payload_upload: u64,
+    /// Bytes of the peer protocol received and sent (messages and payload, after
+    /// decryption).
+    pub total_download: u64,
+    /// See `total_download`.
+    pub total_upload: u64,
+    /// Bytes of pieces that failed their hash check.
+    pub total_failed_bytes: u64,
+    /// Bytes received twice (end game, a block from a second peer).
+    pub total_redundant_bytes: u64,
+    /// Connected peers (past the handshake).
+    pub num_peers: usize,
+    /// Peers we unchoke.
+    pub num_unchoked: usize,
+    /// The unchoke slots (`unchoke_slots_limit`).
+    pub allowed_upload_slots: usize,
+    /// Peers known in every torrent's peer list.
+    pub peerlist_size: usize,
+    /// Torrents in the session.
+    pub num_torrents: usize,
+    /// Received bytes waiting for the disk, over every torrent.
+    pub disk_queued_bytes: u64,
+    /// Nodes in the DHT routing table (filled by the session; 0 from the engine).
+    pub dht_nodes: usize,
+    /// uTP connections, and how many of them are half-open (filled by the session).
+    pub utp_connections: usize,
+    /// See `utp_connections`.
+    pub utp_half_open: usize,
+}
+
 /// A torrent's status (the manual's `torrent_status`).
 #[derive(Clone, Debug)]
 pub struct TorrentStatus {

@@ -52,8 +52,8 @@ mod web;
 pub use lt_dht::DhtState;
 pub use lt_engine::{
     Alert, AlertCategory, DisconnectReason, IpAccess, IpFilter, MixedMode, PartialPiece, PeerInfo,
-    PerformanceWarning, PortFilter, SeedChoking, Settings, TorrentFlags, TorrentId, TorrentState,
-    TorrentStatus,
+    PerformanceWarning, PortFilter, SeedChoking, SessionStatus, Settings, TorrentFlags, TorrentId,
+    TorrentState, TorrentStatus,
 };
 pub use lt_metainfo::MagnetLink;
 pub use lt_nat::Protocol as PortProtocol;

@@ -10,7 +10,7 @@ use lt_core::{InfoHash, PeerId};
 pub(crate) use lt_dht::DhtState;
 use lt_engine::{AddTorrent, Engine};
 pub(crate) use lt_engine::{
-    Alert, AlertCategory, IpFilter, PortFilter, Settings, TorrentId, TorrentStatus,
+    Alert, AlertCategory, IpFilter, PortFilter, SessionStatus, Settings, TorrentId, TorrentStatus,
 };
 pub(crate) use lt_nat::Protocol as PortProtocol;
 use lt_storage::{FsOptions, FsStorage, TorrentStore};
@@ -149,6 +149,8 @@ pub struct Session {
     inputs: mpsc::Sender<Event>,
     /// The SOCKS5 proxy whose UDP relay uTP and the DHT use, if any.
     relay_proxy: Option<ProxySettings>,
+    /// The uTP sockets, for their counts.
+    utp: Vec<lt_utp::tokio::UtpSocket>,
 }
 
 impl std::fmt::Debug for Session {
@@ -315,6 +317,7 @@ impl Session {
         ));
         let session = Self {
             relay_proxy,
+            utp: utp.clone(),
             shared,
             runtime: Some(runtime),
             nat,
@@ -680,6 +683,20 @@ impl Session {
     #[must_use]
     pub fn proxy(&self) -> Option<ProxySettings> {
         self.shared.proxy()
+    }
+
+    /// The session's status (the manual's `status()`): totals since the session started,
+    /// payload rates, peers, and the DHT's and uTP's counts.
+    #[must_use]
+    pub fn status(&self) -> SessionStatus {
+        let mut s = self.shared.engine().session_status();
+        s.dht_nodes = self.dht_nodes();
+        for u in &self.utp {
+            let (n, half_open) = u.connections();
+            s.utp_connections += n;
+            s.utp_half_open += half_open;
+        }
+        s
     }
 
     /// Whether the DHT runs.

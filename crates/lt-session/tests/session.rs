@@ -831,3 +831,54 @@ fn a_peer_without_utp_is_reached_over_tcp_at_once() {
         assert_eq!(std::fs::read(dst.path().join("payload.bin")).unwrap(), data);
     }
 }
+
+#[test]
+fn session_status_counts_across_connections_and_removed_torrents() {
+    let data = payload(1 << 20, 47);
+    let info = torrent(&data, 64 << 10);
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("payload.bin"), &data).unwrap();
+    let (seed, seed_addr) = seed_session(&info, src.path());
+    let before = seed.status();
+    assert!(!before.has_incoming_connections);
+    assert_eq!((before.num_torrents, before.num_peers), (1, 0));
+    assert_eq!(
+        before.allowed_upload_slots,
+        seed.settings().unchoke_slots_limit
+    );
+
+    let leech = Session::new(settings()).unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let mut params = AddTorrentParams::new(Arc::clone(&info), dst.path());
+    params.peers = vec![seed_addr];
+    let lh = leech.add_torrent(params).unwrap();
+    wait(&leech, &lh, 30, &mut Vec::new(), |s| s.is_seeding);
+    let size = data.len() as u64;
+    let l = leech.status();
+    assert!(l.total_payload_download >= size, "{l:?}");
+    assert!(l.total_download > l.total_payload_download, "{l:?}");
+    assert!(!l.has_incoming_connections, "{l:?}");
+    assert!(l.peerlist_size >= 1, "{l:?}");
+    let s = seed.status();
+    assert!(s.has_incoming_connections, "{s:?}");
+    assert!(s.total_payload_upload >= size, "{s:?}");
+    assert!(s.total_upload > s.total_payload_upload, "{s:?}");
+    // Totals outlive the connections and the torrent.
+    leech.remove_torrent(&lh, false);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while leech.status().num_torrents != 0 || seed.status().num_peers != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "{:?} {:?}",
+            leech.status(),
+            seed.status()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let l2 = leech.status();
+    assert_eq!(l2.total_payload_download, l.total_payload_download);
+    assert!(l2.total_download >= l.total_download);
+    let s2 = seed.status();
+    assert!(s2.total_upload >= s.total_upload && s2.total_payload_upload >= size);
+    assert_eq!((s2.num_peers, s2.num_unchoked), (0, 0));
+}

@@ -320,6 +320,10 @@ impl Engine {
         let Some(mut c) = self.conns.remove(&cid) else {
             return;
         };
+        if let Some(w) = &c.wire {
+            self.gone.wire_down += w.stats().received.total_bytes();
+            self.gone.wire_up += w.stats().sent.total_bytes();
+        }
         debug!(conn = %cid, peer = %c.addr, %reason, fault = ?reason.fault(), "disconnected");
         if tell_driver {
             // Flush what is queued (a reject, a bitfield) before closing.

@@ -104,6 +104,10 @@ pub struct Engine {
     /// Each web seed's torrent, by the seed's id.
     web_ids: BTreeMap<ConnId, TorrentId>,
     next_web_request: u64,
+    /// An incoming connection was accepted since the engine started.
+    had_incoming: bool,
+    /// What closed connections and removed torrents counted, for the session totals.
+    gone: status::Totals,
 }
 
 impl Engine {
@@ -149,6 +153,8 @@ impl Engine {
             lsd: false,
             web_ids: BTreeMap::new(),
             next_web_request: 1,
+            had_incoming: false,
+            gone: status::Totals::default(),
         }
     }
 
@@ -313,7 +319,11 @@ impl Engine {
                 addr,
                 transport,
                 handshake,
-            } => return self.accept(now, addr, transport, handshake),
+            } => {
+                let conn = self.accept(now, addr, transport, handshake);
+                self.had_incoming |= conn.is_some();
+                return conn;
+            }
             Input::Received { conn, data } => self.receive(now, conn, data),
             Input::Closed { conn, error } => self.closed(now, conn, error),
             Input::Drained { conn, written } => self.drained(conn, written),

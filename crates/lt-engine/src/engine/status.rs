@@ -6,11 +6,62 @@ use lt_core::PieceIndex;
 use lt_metainfo::ResumeData;
 
 use crate::torrent::PeerSource;
-use crate::{PeerInfo, TorrentId, TorrentStatus};
+use crate::{PeerInfo, SessionStatus, TorrentId, TorrentStatus};
 
 use super::Engine;
 
+/// What closed connections and removed torrents had counted, kept for the session's
+/// totals.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Totals {
+    pub(super) wire_down: u64,
+    pub(super) wire_up: u64,
+    pub(super) payload_down: u64,
+    pub(super) payload_up: u64,
+    pub(super) failed: u64,
+    pub(super) redundant: u64,
+}
+
 impl Engine {
+    /// The session's status (the manual's `session_status`), without the DHT and uTP
+    /// counts, which the session adds.
+    #[must_use]
+    pub fn session_status(&self) -> SessionStatus {
+        let g = self.gone;
+        let mut s = SessionStatus {
+            has_incoming_connections: self.had_incoming,
+            total_download: g.wire_down,
+            total_upload: g.wire_up,
+            total_payload_download: g.payload_down,
+            total_payload_upload: g.payload_up,
+            total_failed_bytes: g.failed,
+            total_redundant_bytes: g.redundant,
+            allowed_upload_slots: self.settings.unchoke_slots_limit,
+            num_torrents: self.torrents.len(),
+            ..SessionStatus::default()
+        };
+        for (_, t) in self.torrents.iter() {
+            s.payload_download_rate += t.down.rate();
+            s.payload_upload_rate += t.up.rate();
+            s.total_payload_download += t.total_download;
+            s.total_payload_upload += t.total_upload;
+            s.total_failed_bytes += t.total_failed;
+            s.total_redundant_bytes += t.total_redundant;
+            s.peerlist_size += t.peers.len();
+            s.disk_queued_bytes += t.disk_bytes;
+        }
+        for c in self.conns.values() {
+            let Some(w) = &c.wire else {
+                continue;
+            };
+            s.total_download += w.stats().received.total_bytes();
+            s.total_upload += w.stats().sent.total_bytes();
+            s.num_peers += 1;
+            s.num_unchoked += usize::from(!w.am_choking());
+        }
+        s
+    }
+
     /// The torrent's resume data now (without file sizes, which the driver adds).
     #[must_use]
     pub fn resume_data(&self, now: Instant, id: TorrentId) -> Option<ResumeData> {

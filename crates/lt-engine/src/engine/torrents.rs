@@ -286,6 +286,10 @@ impl Engine {
         let Some(t) = self.torrents.remove(&id) else {
             return;
         };
+        self.gone.payload_down += t.total_download;
+        self.gone.payload_up += t.total_upload;
+        self.gone.failed += t.total_failed;
+        self.gone.redundant += t.total_redundant;
         for w in &t.web {
             self.web_ids.remove(&w.id);
         }
