@@ -12,6 +12,7 @@ pub mod hostile;
 pub mod netns;
 pub mod nginx;
 pub mod proxies;
+pub mod session;
 pub mod swarm;
 pub mod tracker_driver;
 

@@ -725,6 +725,36 @@ impl Summary {
     }
 }
 
+/// Runs an `lt download … --json` set up in `cmd` to its end: its summary must count every
+/// piece verified, the files under `out` must match `payload`, and lt must exit 0. Returns
+/// the summary and lt's transcript.
+///
+/// # Panics
+/// When any of that fails, with lt's transcript.
+pub fn run_download(
+    label: &str,
+    cmd: &mut Command,
+    payload: &Payload,
+    out: &Path,
+) -> (Summary, String) {
+    let mut leech = Peer::spawn(label, cmd).unwrap_or_else(|e| panic!("start {label}: {e}"));
+    let summary = wait_summary(&mut leech, deadline_in(90)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        summary.pieces_verified,
+        summary.pieces,
+        "{}",
+        leech.transcript()
+    );
+    payload
+        .verify_download(out)
+        .unwrap_or_else(|e| panic!("{label}: {e}"));
+    let status = leech
+        .wait_exit(deadline_in(30))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(status.success(), "{}", leech.failure("exit status"));
+    (summary, leech.transcript())
+}
+
 /// Waits for an `lt download --json` peer's summary line.
 ///
 /// # Errors

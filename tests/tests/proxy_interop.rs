@@ -20,59 +20,14 @@ use std::time::{Duration, Instant};
 
 use lt_metainfo::{CreateTorrent, TorrentInfo};
 use lt_session::{
-    AddTorrentParams, Alert, AlertCategory, DisconnectReason, ProxyKind, ProxySettings, Session,
-    SessionSettings, TorrentHandle,
+    AddTorrentParams, Alert, DisconnectReason, ProxyKind, ProxySettings, Session, SessionSettings,
 };
 use lt_tests::nginx::Nginx;
 use lt_tests::proxies::{Proxy, SOCKS_PASSWORD, SOCKS_USER};
-use lt_tests::swarm::{Payload, Peer, deadline_in, lt_binary, start_libtorrent_node, wait_summary};
+use lt_tests::session::{loopback_settings as settings, payload, wait_for};
+use lt_tests::swarm::{Payload, lt_binary, run_download, start_libtorrent_node};
 use lt_tests::tracker_driver::TrackerThreads;
 use lt_tracker::server::{ServerConfig, TrackerServer};
-
-fn payload(len: usize) -> Vec<u8> {
-    let mut x = 0x2545_f491_4f6c_dd1d_u64;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
-fn settings() -> SessionSettings {
-    let mut s = SessionSettings {
-        listen_interfaces: vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 0))],
-        alert_mask: AlertCategory::ALL,
-        enable_dht: false,
-        ..SessionSettings::default()
-    };
-    s.engine.allow_multiple_connections_per_ip = true;
-    s.engine.tick_interval = Duration::from_millis(100);
-    s.engine.stop_tracker_timeout = Duration::from_secs(2);
-    s
-}
-
-fn wait_for(
-    handle: &TorrentHandle,
-    secs: u64,
-    what: &str,
-    done: impl Fn(&lt_session::TorrentStatus) -> bool,
-) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let s = handle.status().unwrap();
-        if done(&s) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {s:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// A UDP socket that counts the datagrams it receives, standing for a UDP tracker nobody
 /// behind a proxy may reach.
@@ -141,7 +96,7 @@ fn download_through(proxy: &Proxy, settings_for_proxy: ProxySettings) {
     .unwrap();
     let http = format!("http://127.0.0.1:{}/announce", tracker.port);
     let trap = UdpTrap::start();
-    let data = payload(2 << 20);
+    let data = payload(2 << 20, 0x2545_f491_4f6c_dd1d);
     let torrent = |trackers: &[(&str, u8)]| {
         let mut c = CreateTorrent::from_memory("payload.bin", data.clone()).piece_size(64 << 10);
         for &(url, tier) in trackers {
@@ -373,7 +328,7 @@ fn bad_proxies_are_typed_errors_and_nothing_goes_around_them() {
     ];
     let (peer_port, direct, stop_peer) = counting_listener();
     let (tracker_port, direct_tracker, stop_tracker) = counting_listener();
-    let data = payload(256 << 10);
+    let data = payload(256 << 10, 0x2545_f491_4f6c_dd1d);
     let info = Arc::new(
         TorrentInfo::from_bytes(
             &CreateTorrent::from_memory("p.bin", data)
@@ -483,20 +438,7 @@ fn lt_download_through_an_http_proxy_from_libtorrent_and_a_web_seed() {
         .args(["--json", "--no-dht", "--web-seed", &nginx.url("")])
         .args(["--peer", &format!("127.0.0.1:{port}")])
         .args(["--proxy", &format!("http://ann:pw@{}", proxy.addr)]);
-    let mut leech = Peer::spawn("lt download --proxy", &mut cmd).unwrap();
-    let summary = wait_summary(&mut leech, deadline_in(90)).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        summary.pieces_verified,
-        summary.pieces,
-        "{}",
-        leech.transcript()
-    );
-    payload
-        .verify_download(&out)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let status = leech.wait_exit(deadline_in(30)).unwrap();
-    assert!(status.success(), "{}", leech.failure("exit status"));
-    let stderr = leech.transcript();
+    let (summary, stderr) = run_download("lt download --proxy", &mut cmd, &payload, &out);
     assert!(!stderr.contains("listening on"), "{stderr}");
     assert!(
         summary.json["web_seed_bytes"].as_u64().unwrap() > 0,
@@ -531,7 +473,7 @@ fn utp_dht_and_udp_trackers_through_a_socks5_udp_relay() {
         IpAddr::V4(Ipv4Addr::LOCALHOST),
     )
     .unwrap();
-    let data = payload(2 << 20);
+    let data = payload(2 << 20, 0x2545_f491_4f6c_dd1d);
     let info = Arc::new(
         TorrentInfo::from_bytes(
             &CreateTorrent::from_memory("payload.bin", data.clone())
@@ -617,7 +559,7 @@ fn anonymous_mode_hides_the_client_and_needs_a_proxy_for_trackers() {
         IpAddr::V4(Ipv4Addr::LOCALHOST),
     )
     .unwrap();
-    let data = payload(1 << 20);
+    let data = payload(1 << 20, 0x2545_f491_4f6c_dd1d);
     let info = Arc::new(
         TorrentInfo::from_bytes(
             &CreateTorrent::from_memory("payload.bin", data.clone())

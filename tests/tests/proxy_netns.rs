@@ -21,7 +21,7 @@ use std::time::Duration;
 use lt_tests::netns::NetNs;
 use lt_tests::nginx::Nginx;
 use lt_tests::proxies::{Proxy, SOCKS_PASSWORD, SOCKS_USER};
-use lt_tests::swarm::{Payload, Peer, deadline_in, lt_binary, start_libtorrent_node, wait_summary};
+use lt_tests::swarm::{Payload, lt_binary, run_download, start_libtorrent_node};
 use lt_tests::tracker_driver::TrackerThreads;
 use lt_tests::{output_with_timeout, require_program};
 use lt_tracker::server::{ServerConfig, TrackerServer};
@@ -154,25 +154,12 @@ fn nothing_leaves_the_namespace_but_through_the_proxy() {
             "lt download --proxy {url}{}",
             if utp_only { " --utp-only" } else { "" }
         );
-        let mut leech = Peer::spawn(label.clone(), &mut cmd).unwrap();
-        let summary = wait_summary(&mut leech, deadline_in(90)).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            summary.pieces_verified,
-            summary.pieces,
-            "{}",
-            leech.transcript()
-        );
-        payload
-            .verify_download(&out)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let status = leech.wait_exit(deadline_in(30)).unwrap();
-        assert!(status.success(), "{}", leech.failure("exit status"));
+        let (summary, stderr) = run_download(&label, &mut cmd, &payload, &out);
         let (relayed, proxied, leaked) = (
             packets(&ns, "relayed"),
             packets(&ns, "proxied"),
             packets(&ns, "leaked"),
         );
-        let stderr = leech.transcript();
         assert_eq!(
             leaked, 0,
             "{label}: {leaked} packets went around the proxy\n{stderr}"

@@ -12,21 +12,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lt_metainfo::{CreateTorrent, TorrentInfo};
-use lt_session::{AddTorrentParams, AlertCategory, Session, SessionSettings, TorrentHandle};
+use lt_session::{AddTorrentParams, AlertCategory, Session, SessionSettings};
+use lt_tests::session::{payload, wait_for};
 use lt_tests::tracker_driver::TrackerThreads;
 use lt_tracker::server::{ServerConfig, TrackerServer};
-
-fn payload(len: usize) -> Vec<u8> {
-    let mut x = 0x9e37_79b9_7f4a_7c15_u64;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 fn settings() -> SessionSettings {
     let mut s = SessionSettings {
@@ -38,26 +27,6 @@ fn settings() -> SessionSettings {
     s.engine.tick_interval = Duration::from_millis(100);
     s.engine.stop_tracker_timeout = Duration::from_secs(3);
     s
-}
-
-fn wait_for(
-    handle: &TorrentHandle,
-    secs: u64,
-    what: &str,
-    done: impl Fn(&lt_session::TorrentStatus) -> bool,
-) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let s = handle.status().unwrap();
-        if done(&s) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {s:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn swarm_through(scheme: &str) {
@@ -75,7 +44,7 @@ fn swarm_through(scheme: &str) {
         "udp" => format!("udp://127.0.0.1:{}", tracker.port),
         _ => format!("http://127.0.0.1:{}/announce", tracker.port),
     };
-    let data = payload(3 << 20);
+    let data = payload(3 << 20, 0x9e37_79b9_7f4a_7c15);
     let bytes = CreateTorrent::from_memory("payload.bin", data.clone())
         .piece_size(64 << 10)
         .tracker(url)
