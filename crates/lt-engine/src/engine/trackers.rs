@@ -75,8 +75,8 @@ impl Engine {
     }
 
     pub(super) fn announce_request(&self, t: &Torrent, event: Event, left: u64) -> AnnounceRequest {
-        // Not listening (behind a proxy, or no interface): port 1, as libtorrent announces
-        // for I2P, since trackers refuse port 0 and no port reaches us anyway.
+        // Not listening (behind a proxy, or no interface): port 1, since trackers refuse
+        // port 0 and no port reaches us anyway.
         let port = if self.listen_port == 0 {
             1
         } else {
