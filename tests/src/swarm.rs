@@ -442,6 +442,24 @@ impl Payload {
             .unwrap_or_else(|| panic!("v1 torrent without a v1 info-hash"))
     }
 
+    /// A libtorrent seed of this payload (`tests/python/lt_node.py seed`) with `extra`
+    /// options; returns it and its listen port.
+    ///
+    /// # Panics
+    /// As [`start_libtorrent_node`].
+    #[must_use]
+    pub fn start_libtorrent_seed(&self, extra: &[&str]) -> (Peer, u16) {
+        let mut args = vec![
+            "seed".to_owned(),
+            "--torrent".to_owned(),
+            self.torrent.display().to_string(),
+            "--save".to_owned(),
+            self.data_dir.display().to_string(),
+        ];
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        start_libtorrent_node("libtorrent seed", &args)
+    }
+
     /// Checks that `save_dir/<name>` equals the source byte for byte.
     ///
     /// # Errors

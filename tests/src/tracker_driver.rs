@@ -169,6 +169,22 @@ impl TrackerThreads {
         Self::bind(server, SocketAddr::new(ip, 0))
     }
 
+    /// A server on 127.0.0.1 (a free port) that asks for announces every 2 s (at least
+    /// 1 s apart), its peer lists shuffled from `rng_seed`: what a loopback test waits on.
+    ///
+    /// # Errors
+    /// As [`TrackerThreads::bind`].
+    pub fn loopback(rng_seed: [u8; 32]) -> std::io::Result<Self> {
+        use lt_tracker::server::ServerConfig;
+        let server = TrackerServer::new(ServerConfig {
+            announce_interval: Duration::from_secs(2),
+            min_interval: Duration::from_secs(1),
+            rng_seed: Some(rng_seed),
+            ..ServerConfig::default()
+        });
+        Self::start(server, IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+    }
+
     /// Binds UDP and TCP on `addr` (port 0: a free port, the same for both) and starts
     /// serving.
     pub fn bind(server: TrackerServer, addr: SocketAddr) -> std::io::Result<Self> {

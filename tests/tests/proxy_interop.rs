@@ -25,7 +25,7 @@ use lt_session::{
 use lt_tests::nginx::Nginx;
 use lt_tests::proxies::{Proxy, SOCKS_PASSWORD, SOCKS_USER};
 use lt_tests::session::{loopback_settings as settings, payload, wait_for};
-use lt_tests::swarm::{Payload, lt_binary, run_download, start_libtorrent_node};
+use lt_tests::swarm::{Payload, lt_binary, run_download};
 use lt_tests::tracker_driver::TrackerThreads;
 use lt_tracker::server::{ServerConfig, TrackerServer};
 
@@ -84,16 +84,7 @@ impl Drop for UdpTrap {
 /// which must receive nothing (SOCKS5's UDP relay has a test of its own).
 fn download_through(proxy: &Proxy, settings_for_proxy: ProxySettings) {
     let udp_refused = settings_for_proxy.kind != ProxyKind::Socks5;
-    let tracker = TrackerThreads::start(
-        TrackerServer::new(ServerConfig {
-            announce_interval: Duration::from_secs(2),
-            min_interval: Duration::from_secs(1),
-            rng_seed: Some([5; 32]),
-            ..ServerConfig::default()
-        }),
-        IpAddr::V4(Ipv4Addr::LOCALHOST),
-    )
-    .unwrap();
+    let tracker = TrackerThreads::loopback([5; 32]).unwrap();
     let http = format!("http://127.0.0.1:{}/announce", tracker.port);
     let trap = UdpTrap::start();
     let data = payload(2 << 20, 0x2545_f491_4f6c_dd1d);
@@ -417,18 +408,7 @@ fn lt_download_through_an_http_proxy_from_libtorrent_and_a_web_seed() {
     let payload = Payload::create(dir.path(), "through.bin", 3 << 20, 32 << 10, &[]);
     let nginx = Nginx::start(dir.path(), &payload.data_dir, "limit_rate 500k;");
     let proxy = Proxy::tinyproxy(dir.path(), Some(("ann", "pw")));
-    let (_seed, port) = start_libtorrent_node(
-        "libtorrent seed",
-        &[
-            "seed".into(),
-            "--torrent".into(),
-            payload.torrent.display().to_string(),
-            "--save".into(),
-            payload.data_dir.display().to_string(),
-            "--upload-limit".into(),
-            "600000".into(),
-        ],
-    );
+    let (_seed, port) = payload.start_libtorrent_seed(&["--upload-limit", "600000"]);
     let out = dir.path().join("out");
     let mut cmd = std::process::Command::new(lt_binary());
     cmd.arg("download")
@@ -463,16 +443,7 @@ fn lt_download_through_an_http_proxy_from_libtorrent_and_a_web_seed() {
 fn utp_dht_and_udp_trackers_through_a_socks5_udp_relay() {
     let dir = tempfile::tempdir().unwrap();
     let proxy = Proxy::dante(dir.path(), false);
-    let tracker = TrackerThreads::start(
-        TrackerServer::new(ServerConfig {
-            announce_interval: Duration::from_secs(2),
-            min_interval: Duration::from_secs(1),
-            rng_seed: Some([9; 32]),
-            ..ServerConfig::default()
-        }),
-        IpAddr::V4(Ipv4Addr::LOCALHOST),
-    )
-    .unwrap();
+    let tracker = TrackerThreads::loopback([9; 32]).unwrap();
     let data = payload(2 << 20, 0x2545_f491_4f6c_dd1d);
     let info = Arc::new(
         TorrentInfo::from_bytes(

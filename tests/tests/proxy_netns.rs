@@ -21,7 +21,7 @@ use std::time::Duration;
 use lt_tests::netns::NetNs;
 use lt_tests::nginx::Nginx;
 use lt_tests::proxies::{Proxy, SOCKS_PASSWORD, SOCKS_USER};
-use lt_tests::swarm::{Payload, lt_binary, run_download, start_libtorrent_node};
+use lt_tests::swarm::{Payload, lt_binary, run_download};
 use lt_tests::tracker_driver::TrackerThreads;
 use lt_tests::{output_with_timeout, require_program};
 use lt_tracker::server::{ServerConfig, TrackerServer};
@@ -93,20 +93,8 @@ fn nothing_leaves_the_namespace_but_through_the_proxy() {
     ];
     let payload = Payload::create(dir.path(), "leak.bin", 2 << 20, 32 << 10, &trackers);
     let nginx = Nginx::start(dir.path(), &payload.data_dir, "limit_rate 400k;");
-    let (_seed, seed_port) = start_libtorrent_node(
-        "libtorrent seed",
-        &[
-            "seed".into(),
-            "--torrent".into(),
-            payload.torrent.display().to_string(),
-            "--save".into(),
-            payload.data_dir.display().to_string(),
-            "--upload-limit".into(),
-            "800000".into(),
-            "--transport".into(),
-            "both".into(),
-        ],
-    );
+    let (_seed, seed_port) =
+        payload.start_libtorrent_seed(&["--upload-limit", "800000", "--transport", "both"]);
     let ns = NetNs::create("ltpx");
     ns.link_to_host(
         "n",

@@ -7,7 +7,7 @@
     clippy::cast_possible_truncation
 )]
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,6 @@ use lt_metainfo::{CreateTorrent, TorrentInfo};
 use lt_session::{AddTorrentParams, AlertCategory, Session, SessionSettings};
 use lt_tests::session::{payload, wait_for};
 use lt_tests::tracker_driver::TrackerThreads;
-use lt_tracker::server::{ServerConfig, TrackerServer};
 
 fn settings() -> SessionSettings {
     let mut s = SessionSettings {
@@ -30,16 +29,7 @@ fn settings() -> SessionSettings {
 }
 
 fn swarm_through(scheme: &str) {
-    let tracker = TrackerThreads::start(
-        TrackerServer::new(ServerConfig {
-            announce_interval: Duration::from_secs(2),
-            min_interval: Duration::from_secs(1),
-            rng_seed: Some([3; 32]),
-            ..ServerConfig::default()
-        }),
-        IpAddr::V4(Ipv4Addr::LOCALHOST),
-    )
-    .unwrap();
+    let tracker = TrackerThreads::loopback([3; 32]).unwrap();
     let url = match scheme {
         "udp" => format!("udp://127.0.0.1:{}", tracker.port),
         _ => format!("http://127.0.0.1:{}/announce", tracker.port),
