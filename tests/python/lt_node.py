@@ -8,11 +8,13 @@ Options: --listen IP:PORT (default 127.0.0.1:0), --peer IP:PORT (repeatable, re-
 until connected), --transport tcp|utp|both (default tcp), --dht (run a DHT node on the
 listen address; loopback settings from shared/INTEROP.md), --dht-node IP:PORT (repeatable:
 nodes to add), --max-time SECONDS (exit 2 when it passes), --super-seed (a seed offers one
-piece at a time, BEP 16).
+piece at a time, BEP 16), --ssl-cert FILE --ssl-key FILE (an SSL torrent's certificate and
+key; with them the node also listens for SSL on a free port, TCP and uTP, and its
+"listening" line carries "ssl_port").
 
 One JSON object a line on stdout:
 
-    {"event":"listening","port":N}
+    {"event":"listening","port":N[,"ssl_port":M]}
     {"event":"ready"}                       (a seed: checked and seeding; a download: added)
     {"event":"metadata"}                    (a magnet's metadata arrived)
     {"event":"finished","seconds":S}
@@ -53,6 +55,9 @@ def main(argv):
     p.add_argument("--max-time", type=float, default=120.0)
     p.add_argument("--super-seed", action="store_true", help="seed with BEP 16 super seeding")
     p.add_argument("--upload-limit", type=int, default=0, help="the torrent's upload limit, bytes/s")
+    p.add_argument("--ssl-cert", help="our certificate for an SSL torrent (PEM)")
+    p.add_argument("--ssl-key", help="its private key (PEM)")
+    p.add_argument("--ssl-dh", help="Diffie-Hellman parameters (PEM) libtorrent 2.0 asks for")
     args = p.parse_args(argv)
 
     stop = {"signal": None}
@@ -64,7 +69,8 @@ def main(argv):
     ip, port = args.listen
     s = lt.default_settings()
     s.update({
-        "listen_interfaces": "%s:%d" % (ip, port),
+        "listen_interfaces": "%s:%d" % (ip, port)
+        + (",%s:0s" % ip if args.ssl_cert else ""),
         "enable_upnp": False, "enable_natpmp": False, "enable_lsd": False,
         "enable_dht": args.dht,
         "dht_bootstrap_nodes": "",
@@ -76,6 +82,8 @@ def main(argv):
         "alert_mask": lt.alert.category_t.error_notification
         | lt.alert.category_t.status_notification,
     })
+    if args.ssl_cert:
+        s["alert_mask"] |= lt.alert.category_t.peer_notification
     if args.dht:
         s.update({
             "dht_restrict_routing_ips": False, "dht_restrict_search_ips": False,
@@ -100,11 +108,25 @@ def main(argv):
     if args.super_seed:
         atp.flags |= lt.torrent_flags.super_seeding
     h = ses.add_torrent(atp)
+    if args.ssl_cert:
+        h.set_ssl_certificate(args.ssl_cert, args.ssl_key, args.ssl_dh or "")
     if args.upload_limit:
         h.set_upload_limit(args.upload_limit)
     started = time.monotonic()
     deadline = started + args.max_time
-    emit(event="listening", port=ses.listen_port())
+    ssl_port = None
+    while args.ssl_cert and ssl_port is None:
+        ses.wait_for_alert(100)
+        for a in ses.pop_alerts():
+            if isinstance(a, lt.listen_succeeded_alert) and "ssl" in str(a.socket_type):
+                ssl_port = a.port
+        if time.monotonic() > deadline:
+            emit(event="error", message="no SSL listen socket")
+            return 2
+    if ssl_port is None:
+        emit(event="listening", port=ses.listen_port())
+    else:
+        emit(event="listening", port=ses.listen_port(), ssl_port=ssl_port)
     ready = False
     metadata = False
     last_dial = 0.0
@@ -116,6 +138,8 @@ def main(argv):
         for a in ses.pop_alerts():
             if isinstance(a, (lt.torrent_error_alert, lt.file_error_alert)):
                 emit(event="error", message=a.message())
+            if isinstance(a, lt.peer_disconnected_alert) and args.ssl_cert:
+                emit(event="peer_error", message=a.message())
         st = h.status()
         if not ready and (args.role == "download" or st.is_seeding):
             ready = True

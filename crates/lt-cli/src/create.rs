@@ -37,6 +37,10 @@ pub(crate) struct CreateArgs {
     /// Mark the torrent private (BEP 27): peers only from its trackers.
     #[arg(long)]
     private: bool,
+    /// Make it an SSL torrent: embed this root (CA) certificate, PEM. Its peers then talk
+    /// only TLS, each with a certificate this root signed.
+    #[arg(long, value_name = "FILE")]
+    ssl_cert: Option<PathBuf>,
     /// A web seed URL (BEP 19); may be repeated.
     #[arg(long, value_name = "URL")]
     web_seed: Vec<String>,
@@ -90,6 +94,13 @@ pub(crate) fn run(args: &CreateArgs) -> Result<()> {
     }
     if let Some(comment) = &args.comment {
         builder = builder.comment(comment);
+    }
+    if let Some(path) = &args.ssl_cert {
+        let pem = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+            bail!("{} holds no PEM certificate", path.display());
+        }
+        builder = builder.ssl_cert(pem);
     }
     if let Some(size) = args.piece_size {
         builder = builder.piece_size(size);

@@ -51,6 +51,7 @@ pub(crate) fn to_json(t: &TorrentInfo) -> Value {
         "total_size": t.total_size(),
         "num_files": t.files().num_files(),
         "private": t.is_private(),
+        "ssl": t.ssl_cert().is_some(),
         "trackers": t
             .trackers()
             .iter()
@@ -112,6 +113,12 @@ fn to_text(t: &TorrentInfo) -> String {
         &format!("{} ({})", t.total_size(), human_size(t.total_size())),
     );
     line("private:", &if t.is_private() { "yes" } else { "no" });
+    let ssl = if t.ssl_cert().is_some() {
+        "yes (peers only over TLS, with a certificate its root signed)"
+    } else {
+        "no"
+    };
+    line("SSL torrent:", &ssl);
     line(
         "created by:",
         &t.created_by().map_or_else(|| none.clone(), str::to_owned),

@@ -72,6 +72,33 @@ pub(crate) struct NetArgs {
     /// DHT, local service discovery or port mapping, and trackers only through --proxy.
     #[arg(long)]
     anonymous: bool,
+    /// Our certificate for an SSL torrent (PEM, signed by the torrent's root certificate
+    /// and naming the torrent or `*`); with --ssl-key.
+    #[arg(long, value_name = "FILE", requires = "ssl_key")]
+    ssl_cert: Option<PathBuf>,
+    /// The private key of --ssl-cert (PEM, not encrypted).
+    #[arg(long, value_name = "FILE", requires = "ssl_cert")]
+    ssl_key: Option<PathBuf>,
+    /// Port SSL torrents' peers connect to, TCP and uTP (0: any free port).
+    #[arg(long, value_name = "PORT", default_value_t = 0)]
+    ssl_listen: u16,
+}
+
+impl NetArgs {
+    /// Gives an SSL torrent our certificate (when it asks: [`Alert::TorrentNeedCert`]).
+    fn give_certificate(&self, handle: &TorrentHandle) -> Result<()> {
+        let (Some(cert), Some(key)) = (&self.ssl_cert, &self.ssl_key) else {
+            bail!(
+                "this is an SSL torrent: give --ssl-cert and --ssl-key (a certificate its \
+                 root certificate signed, and its key)"
+            );
+        };
+        handle
+            .set_ssl_certificate(cert, key)
+            .with_context(|| format!("cannot use {}", cert.display()))?;
+        eprintln!("SSL torrent: peers over TLS with {}", cert.display());
+        Ok(())
+    }
 }
 
 /// `lt download`.
@@ -219,9 +246,13 @@ fn session(
     settings.engine.tick_interval = Duration::from_millis(200);
     settings.proxy.clone_from(&net.proxy);
     settings.anonymous_mode = net.anonymous;
+    settings.ssl_listen = Some(net.ssl_listen);
     let session = Session::new(settings).context("cannot start the session")?;
     for addr in session.listen_addrs() {
         eprintln!("listening on {addr}");
+    }
+    if session.ssl_listen_port() != 0 {
+        eprintln!("listening for SSL torrents on port {}", session.ssl_listen_port());
     }
     Ok(session)
 }
@@ -453,6 +484,9 @@ pub(crate) fn download(args: &DownloadArgs) -> Result<()> {
             if let Alert::SaveResumeData { data, .. } = &alert {
                 write_resume(&rpath, data)?;
             }
+            if let Alert::TorrentNeedCert { .. } = &alert {
+                args.net.give_certificate(&handle)?;
+            }
             // What the check found, before any piece downloaded after it.
             if let Alert::TorrentChecked { pieces, .. } = &alert {
                 resumed.get_or_insert(*pieces);
@@ -578,6 +612,9 @@ pub(crate) fn seed(args: &SeedArgs) -> Result<()> {
     let status = loop {
         session.wait_for_alert(Duration::from_millis(100));
         for alert in session.pop_alerts() {
+            if let Alert::TorrentNeedCert { .. } = &alert {
+                args.net.give_certificate(&handle)?;
+            }
             report(&alert);
         }
         let s = handle.status()?;

@@ -125,6 +125,14 @@ pub enum Alert {
         /// The torrent.
         torrent: TorrentId,
     },
+    /// An SSL torrent (its info dictionary has a root certificate) was added, or a magnet
+    /// link's metadata made it one (the manual's `torrent_need_cert_alert`): it connects
+    /// to no one, and accepts no one, until it has a certificate signed by that root
+    /// (`TorrentHandle::set_ssl_certificate`).
+    TorrentNeedCert {
+        /// The torrent.
+        torrent: TorrentId,
+    },
     /// The engine hit a bug (a panic) while handling an input and contained it: the
     /// torrent the input concerned, if any, is paused with this error; the session goes on.
     InternalError {
@@ -489,6 +497,7 @@ impl Alert {
             | Self::TrackerError { .. }
             | Self::UrlSeed { .. }
             | Self::AnonymousMode { .. }
+            | Self::TorrentNeedCert { .. }
             | Self::ScrapeFailed { .. } => AlertCategory::ERROR,
             Self::TorrentAdded { .. }
             | Self::TorrentRemoved { .. }
@@ -540,6 +549,7 @@ impl Alert {
             | Self::TorrentResumed { torrent }
             | Self::TorrentChecked { torrent, .. }
             | Self::MetadataReceived { torrent }
+            | Self::TorrentNeedCert { torrent }
             | Self::MetadataFailed { torrent, .. }
             | Self::PieceFinished { torrent, .. }
             | Self::HashFailed { torrent, .. }

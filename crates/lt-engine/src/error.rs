@@ -91,6 +91,11 @@ pub enum DisconnectReason {
     TooManyConnections,
     /// The peer named a torrent we do not have (incoming).
     UnknownTorrent,
+    /// The peer's connection does not fit the torrent's SSL rule (the manual's
+    /// `requires_ssl_connection` and `invalid_ssl_cert`): plaintext or MSE to an SSL
+    /// torrent, TLS to a torrent that is not one, a TLS session made for another torrent
+    /// (its SNI) than the handshake names, or an SSL torrent without our certificate.
+    SslMismatch,
 }
 
 impl DisconnectReason {
@@ -98,9 +103,11 @@ impl DisconnectReason {
     #[must_use]
     pub const fn fault(&self) -> Fault {
         match self {
-            Self::Protocol(_) | Self::BadPieces(_) | Self::Banned | Self::UnknownTorrent => {
-                Fault::Peer
-            }
+            Self::Protocol(_)
+            | Self::BadPieces(_)
+            | Self::Banned
+            | Self::UnknownTorrent
+            | Self::SslMismatch => Fault::Peer,
             Self::Io(_) | Self::PeerClosed | Self::Timeout => Fault::Network,
             Self::Closed
             | Self::Redundant
@@ -126,6 +133,9 @@ impl fmt::Display for DisconnectReason {
             Self::Duplicate => f.write_str("duplicate or over the torrent's limit"),
             Self::TooManyConnections => f.write_str("over the session's connection limit"),
             Self::UnknownTorrent => f.write_str("unknown torrent"),
+            Self::SslMismatch => {
+                f.write_str("the connection's TLS (or lack of it) does not fit the torrent")
+            }
         }
     }
 }

@@ -34,6 +34,11 @@ pub struct Handshake {
     pub received: BytesMut,
     /// Whether MSE ran (even if it settled on plaintext).
     pub encrypted: bool,
+    /// The connection runs TLS for the SSL torrent with this v1 (or truncated v2)
+    /// info-hash: the one an incoming connection named in its SNI, or the one we dialled
+    /// for. `None` on a plaintext or MSE connection. The engine accepts an SSL torrent's
+    /// peers only with its own hash here, and no TLS connection for another torrent.
+    pub ssl: Option<Sha1Hash>,
 }
 
 /// One event from the driver.

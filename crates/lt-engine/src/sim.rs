@@ -871,6 +871,7 @@ impl Sim {
                     transport,
                     info_hash,
                     encrypt,
+                    ssl: false,
                     race_tcp_after,
                 } => self.connect(
                     i,
@@ -881,6 +882,13 @@ impl Sim {
                     encrypt,
                     race_tcp_after.is_some(),
                 ),
+                // The simulation has no TLS: an SSL torrent's dial fails.
+                Action::Connect { conn, .. } => {
+                    let error = crate::IoError::new(std::io::ErrorKind::Unsupported, "no TLS in the sim");
+                    let _ = self.nodes[i]
+                        .engine
+                        .handle_input(self.now, Input::ConnectFailed { conn, error });
+                }
                 Action::Send { conn, bufs } => self.send(i, conn, &bufs),
                 Action::Close { conn } => self.close(i, conn),
                 Action::Disk(job) => {

@@ -246,6 +246,8 @@ pub(crate) struct Torrent {
     pub(crate) next_lsd: Option<Instant>,
     /// Web seeds (BEP 19, BEP 17).
     pub(crate) web: Vec<crate::engine::web::WebSource>,
+    /// An SSL torrent's certificate is set: it may connect and accept peers.
+    pub(crate) ssl_cert_set: bool,
 }
 
 /// Whether an address a tracker, a peer (PEX), the DHT or LSD named may go into a peer list
@@ -317,6 +319,17 @@ impl Torrent {
             }
         }
         self.held_bytes = 0;
+    }
+
+    /// Whether it is an SSL torrent: its info dictionary has a root certificate, and its
+    /// peers talk TLS with certificates signed by it.
+    pub(crate) fn is_ssl(&self) -> bool {
+        self.has_metadata && self.info.ssl_cert().is_some()
+    }
+
+    /// An SSL torrent without our certificate yet: it dials and accepts no one.
+    pub(crate) fn ssl_waits(&self) -> bool {
+        self.is_ssl() && !self.ssl_cert_set
     }
 
     /// Whether we have every piece.

@@ -57,6 +57,9 @@ pub enum Action {
         info_hash: Sha1Hash,
         /// Start with MSE.
         encrypt: bool,
+        /// An SSL torrent's connection: TLS on the transport, SNI the hex `info_hash`,
+        /// with the torrent's certificate (never with MSE: `encrypt` is false then).
+        ssl: bool,
         /// With `transport` uTP: when it has not connected after this long, dial TCP beside
         /// it and keep the first of the two to connect (report its transport in
         /// [`crate::Input::Connected`]; fail only when both do). `None`: `transport` alone.
@@ -115,11 +118,17 @@ pub enum Action {
         info_hash: Sha1Hash,
         /// We are a seed.
         seed: bool,
+        /// The port to announce: the listen port, or the SSL listen port for an SSL
+        /// torrent.
+        port: u16,
     },
     /// Announce these torrents on the local network (BEP 14).
     LsdAnnounce {
         /// Their v1 (or truncated v2) info-hashes.
         info_hashes: Vec<Sha1Hash>,
+        /// The port to announce: the listen port, or the SSL listen port for SSL torrents
+        /// (which are announced in an action of their own).
+        port: u16,
     },
     /// A peer told us its DHT node (BEP 5 PORT): add it to the DHT's routing table.
     DhtNode {
@@ -736,6 +745,8 @@ pub struct PeerInfo {
     pub encrypted: bool,
     /// The connection runs over uTP (else TCP).
     pub utp: bool,
+    /// The connection runs TLS (an SSL torrent's peer).
+    pub ssl: bool,
     /// We choke it.
     pub choked: bool,
     /// It chokes us.

@@ -388,7 +388,7 @@ fn dht_and_lsd_announces_are_scheduled_by_the_engine() {
         while let Some(a) = seed.engine.poll_action() {
             match a {
                 Action::DhtAnnounce { seed: s, .. } => dht.push(s),
-                Action::LsdAnnounce { info_hashes } => lsd += info_hashes.len(),
+                Action::LsdAnnounce { info_hashes, .. } => lsd += info_hashes.len(),
                 _ => {}
             }
         }

@@ -305,6 +305,7 @@ impl Driver {
                 transport,
                 info_hash,
                 encrypt,
+                ssl,
                 race_tcp_after,
             } => self.connect(io::DialRequest {
                 conn,
@@ -312,6 +313,7 @@ impl Driver {
                 transport,
                 info_hash,
                 encrypt,
+                ssl,
                 race_tcp_after,
             }),
             Action::Disk(job) => self.disk(job),
@@ -332,8 +334,9 @@ impl Driver {
                 torrent,
                 info_hash,
                 seed,
-            } => self.dht_announce(torrent, info_hash, seed),
-            Action::LsdAnnounce { info_hashes } => self.lsd_announce(info_hashes),
+                port,
+            } => self.dht_announce(torrent, info_hash, seed, port),
+            Action::LsdAnnounce { info_hashes, port } => self.lsd_announce(info_hashes, port),
             Action::DhtNode { addr } => self.dht_node(addr),
             Action::RemoveStorage {
                 torrent,
@@ -558,10 +561,9 @@ impl Driver {
     }
 
     /// Runs a DHT announce; what it finds (nothing, without a node) goes back to the engine.
-    fn dht_announce(&self, torrent: TorrentId, info_hash: Sha1Hash, seed: bool) {
+    fn dht_announce(&self, torrent: TorrentId, info_hash: Sha1Hash, seed: bool, port: u16) {
         let tx = self.tx.clone();
         let dht = self.shared.dht();
-        let port = self.shared.listen.first().map_or(0, SocketAddr::port);
         tokio::spawn(async move {
             let peers = match dht {
                 Some(dht) => dht
@@ -577,9 +579,9 @@ impl Driver {
         });
     }
 
-    fn lsd_announce(&self, info_hashes: Vec<Sha1Hash>) {
+    fn lsd_announce(&self, info_hashes: Vec<Sha1Hash>, port: u16) {
         if let Some(lsd) = self.lsd.clone() {
-            tokio::spawn(async move { lsd.announce(&info_hashes).await });
+            tokio::spawn(async move { lsd.announce(&info_hashes, port).await });
         }
     }
 
@@ -590,6 +592,9 @@ impl Driver {
     }
 
     fn remove_storage(&mut self, torrent: TorrentId, delete_files: bool, info_hash: InfoHash) {
+        for h in info_hash.wire_hashes() {
+            self.shared.ssl.remove(&h);
+        }
         let io = self
             .shared
             .torrents

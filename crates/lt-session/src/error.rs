@@ -35,4 +35,7 @@ pub enum Error {
     /// The torrent is no longer in the session.
     #[error("invalid torrent handle")]
     InvalidHandle,
+    /// An SSL torrent's certificate that cannot be used.
+    #[error("SSL: {0}")]
+    Ssl(#[from] crate::SslError),
 }

@@ -56,6 +56,66 @@ impl TorrentHandle {
             .ok_or(Error::InvalidHandle)
     }
 
+    /// Gives an SSL torrent our certificate (the manual's `set_ssl_certificate`): `cert` is
+    /// a PEM file with our certificate (then any intermediates), signed by the torrent's
+    /// root certificate and naming the torrent (or `*`); `key` the PEM file of its private
+    /// key (PKCS#8, PKCS#1 or SEC1, not encrypted). From then on the torrent dials its peers
+    /// over TLS and accepts theirs on the SSL listen port; until then it connects to no
+    /// one ([`Alert::TorrentNeedCert`](lt_engine::Alert::TorrentNeedCert)). Setting it again
+    /// replaces it for new connections.
+    ///
+    /// libtorrent's `dh_params` has no counterpart (rustls uses ECDHE only), nor its
+    /// passphrase: decrypt the key first (`openssl pkey -in key.pem -out plain.pem`).
+    ///
+    /// # Errors
+    /// [`Error::Ssl`] when a file cannot be read, the torrent is not an SSL torrent, or the
+    /// certificate would be refused by its peers (see [`Self::set_ssl_certificate_pem`]);
+    /// [`Error::InvalidHandle`].
+    pub fn set_ssl_certificate(
+        &self,
+        cert: impl AsRef<std::path::Path>,
+        key: impl AsRef<std::path::Path>,
+    ) -> Result<(), Error> {
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).map_err(|source| crate::SslError::Io {
+                path: p.to_owned(),
+                source,
+            })
+        };
+        let cert = read(cert.as_ref())?;
+        let key = read(key.as_ref())?;
+        self.set_ssl_certificate_pem(&cert, &key)
+    }
+
+    /// [`Self::set_ssl_certificate`] from PEM text in memory (libtorrent 2.x's
+    /// `set_ssl_certificate_buffer`).
+    ///
+    /// # Errors
+    /// [`Error::Ssl`]: [`SslError::NotSslTorrent`](crate::SslError::NotSslTorrent) without a
+    /// root certificate in the metadata (or before a magnet's metadata arrived);
+    /// [`SslError::Refused`](crate::SslError::Refused) when our certificate is not signed by
+    /// the torrent's root, has expired or does not name the torrent, which every peer would
+    /// check; or an unreadable certificate or key, or a key that is not the
+    /// certificate's. [`Error::InvalidHandle`].
+    pub fn set_ssl_certificate_pem(&self, cert: &[u8], key: &[u8]) -> Result<(), Error> {
+        let info = self.torrent_file()?;
+        let root = info.ssl_cert().ok_or(crate::SslError::NotSslTorrent)?;
+        let ih = info.info_hash();
+        let best = ih.best();
+        for hash in ih.wire_hashes() {
+            let tls = crate::ssl::TorrentTls::new(root, info.name(), &best, cert, key)?;
+            self.shared.ssl.insert(hash, tls);
+        }
+        if self.shared.with(|e, now| e.set_ssl_certificate(now, self.id)) {
+            Ok(())
+        } else {
+            for hash in ih.wire_hashes() {
+                self.shared.ssl.remove(&hash);
+            }
+            Err(crate::SslError::NotSslTorrent.into())
+        }
+    }
+
     /// Its info-hashes.
     ///
     /// # Errors

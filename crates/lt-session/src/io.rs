@@ -8,12 +8,18 @@
 //! Incoming connections in their handshake hold one of a fixed number of permits; at the
 //! cap the oldest of them makes room for the newcomer ([`start_accept`]), so connections
 //! that stall in their handshake cannot keep others out.
+//!
+//! An SSL torrent's connections run TLS on the transport ([`crate::ssl`]): dialled with
+//! the torrent's setup and its info-hash as SNI, accepted on the SSL listen port with the
+//! setup of the torrent the SNI names. They never run MSE.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf as _, Bytes, BytesMut};
@@ -22,12 +28,13 @@ use lt_engine::{ConnId, Handshake, Input, IoError, Transport};
 use lt_utp::tokio::{UtpSocket, UtpStream};
 use lt_wire::HANDSHAKE_LEN;
 use lt_wire::mse::{MseConfig, MseHandshake, MseStatus, classify_incoming};
-use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::AbortHandle;
 
 use crate::proxy::{Command, ProxyError};
+use crate::ssl::{SslContexts, sni_hash};
 use crate::{Event, ProxySettings, Shared};
 
 /// Bytes read from a socket at once: 64 KiB. Each read is one input to the engine, and
@@ -65,20 +72,22 @@ pub(crate) fn max_unwritten(send_buffer_watermark: usize) -> usize {
 const WRITER_LINGER: Duration = Duration::from_secs(5);
 
 /// A connection's read loop, to spawn.
-pub(crate) type ReadLoop = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+pub(crate) type ReadLoop = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// A peer connection's socket: TCP or uTP.
+/// A peer connection's socket: TCP or uTP, or TLS on either (an SSL torrent's).
 pub(crate) enum PeerStream {
     Tcp(TcpStream),
     Utp(UtpStream),
+    Tls(Box<tokio_rustls::TlsStream<PeerStream>>),
 }
 
 impl PeerStream {
-    /// The transport.
-    pub(crate) const fn transport(&self) -> Transport {
+    /// The transport (under TLS, the one TLS runs on).
+    pub(crate) fn transport(&self) -> Transport {
         match self {
             Self::Tcp(_) => Transport::Tcp,
             Self::Utp(_) => Transport::Utp,
+            Self::Tls(s) => s.get_ref().0.transport(),
         }
     }
 
@@ -99,6 +108,77 @@ impl PeerStream {
                     Box::pin(read_loop(conn, read, events.clone())),
                 )
             }
+            Self::Tls(s) => {
+                let (read, write) = tokio::io::split(s);
+                (
+                    spawn_writer(write, conn, events.clone()),
+                    Box::pin(read_loop(conn, read, events.clone())),
+                )
+            }
+        }
+    }
+}
+
+impl AsyncRead for PeerStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Self::Utp(s) => Pin::new(s).poll_read(cx, buf),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for PeerStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Self::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Self::Utp(s) => Pin::new(s).poll_write(cx, buf),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Self::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Self::Utp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Self::Tcp(s) => s.is_write_vectored(),
+            Self::Utp(s) => s.is_write_vectored(),
+            Self::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Self::Utp(s) => Pin::new(s).poll_flush(cx),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Self::Utp(s) => Pin::new(s).poll_shutdown(cx),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }
@@ -113,6 +193,11 @@ pub(crate) struct Dialer {
     /// The session's proxy: TCP connections go through it when it carries peer
     /// connections, and uTP is not dialled then.
     pub(crate) proxy: Arc<RwLock<Option<ProxySettings>>>,
+    /// uTP sockets on the SSL listen port, which SSL torrents dial from (as libtorrent's
+    /// SSL uTP socket manager does).
+    pub(crate) ssl_utp: Vec<UtpSocket>,
+    /// The SSL torrents' TLS setups.
+    pub(crate) ssl: Arc<SslContexts>,
 }
 
 /// An MSE failure as an I/O error (the peer sent something that is not a handshake we accept).
@@ -155,6 +240,7 @@ async fn mse<S: AsyncRead + AsyncWrite + Unpin>(
         cipher: out.cipher,
         received: out.received,
         encrypted: true,
+        ssl: None,
     })
 }
 
@@ -184,11 +270,7 @@ async fn handshake(
     encrypt: bool,
     dialer: &Dialer,
 ) -> Result<Handshake, IoError> {
-    let (config, timeout) = (&dialer.config, dialer.timeout);
-    match stream {
-        PeerStream::Tcp(s) => negotiate(s, info_hash, encrypt, config, timeout).await,
-        PeerStream::Utp(s) => negotiate(s, info_hash, encrypt, config, timeout).await,
-    }
+    negotiate(stream, info_hash, encrypt, &dialer.config, dialer.timeout).await
 }
 
 /// What the engine asked to dial ([`lt_engine::Action::Connect`]).
@@ -198,15 +280,18 @@ pub(crate) struct DialRequest {
     pub(crate) transport: Transport,
     pub(crate) info_hash: Sha1Hash,
     pub(crate) encrypt: bool,
+    /// TLS for an SSL torrent.
+    pub(crate) ssl: bool,
     pub(crate) race_tcp_after: Option<Duration>,
 }
 
 /// Opens the transport: a TCP connect, or a uTP connect on the socket of the address's
-/// family.
+/// family (for an SSL torrent, `ssl`, the one on the SSL listen port).
 async fn open(
     addr: SocketAddr,
     transport: Transport,
     dialer: &Dialer,
+    ssl: bool,
 ) -> Result<PeerStream, IoError> {
     let proxy = dialer
         .proxy
@@ -231,8 +316,8 @@ async fn open(
         (Transport::Utp, proxy) => {
             // Behind a proxy only a socket whose datagrams go through its relay is used.
             let proxied = proxy.is_some();
-            let utp = dialer
-                .utp
+            let sockets = if ssl { &dialer.ssl_utp } else { &dialer.utp };
+            let utp = sockets
                 .iter()
                 .filter(|u| !proxied || u.relay().is_some())
                 .find(|u| proxied || u.local_addr().is_ipv4() == addr.is_ipv4())
@@ -255,17 +340,22 @@ async fn open(
 /// kept and the other dropped (a dropped uTP connect is aborted). A uTP connect that fails
 /// before then (an ICMP port unreachable) is followed by TCP at once. Fails when both do,
 /// with the TCP error.
-async fn race(addr: SocketAddr, after: Duration, dialer: &Dialer) -> Result<PeerStream, IoError> {
-    let utp = open(addr, Transport::Utp, dialer);
+async fn race(
+    addr: SocketAddr,
+    after: Duration,
+    dialer: &Dialer,
+    ssl: bool,
+) -> Result<PeerStream, IoError> {
+    let utp = open(addr, Transport::Utp, dialer, ssl);
     tokio::pin!(utp);
     tokio::select! {
         r = &mut utp => return match r {
             Ok(s) => Ok(s),
-            Err(_) => open(addr, Transport::Tcp, dialer).await,
+            Err(_) => open(addr, Transport::Tcp, dialer, ssl).await,
         },
         () = tokio::time::sleep(after) => {}
     }
-    let tcp = open(addr, Transport::Tcp, dialer);
+    let tcp = open(addr, Transport::Tcp, dialer, ssl);
     tokio::pin!(tcp);
     tokio::select! {
         r = &mut utp => match r {
@@ -289,18 +379,75 @@ async fn dial(
 ) -> Result<(PeerStream, Transport, Handshake), Input> {
     let conn = req.conn;
     let opened = match (req.transport, req.race_tcp_after) {
-        (Transport::Utp, Some(after)) => race(req.addr, after, dialer).await,
-        (transport, _) => open(req.addr, transport, dialer).await,
+        (Transport::Utp, Some(after)) => race(req.addr, after, dialer, req.ssl).await,
+        (transport, _) => open(req.addr, transport, dialer, req.ssl).await,
     };
     let mut stream = opened.map_err(|error| Input::ConnectFailed { conn, error })?;
-    let transport = match stream {
-        PeerStream::Tcp(_) => Transport::Tcp,
-        PeerStream::Utp(_) => Transport::Utp,
-    };
+    let transport = stream.transport();
+    if req.ssl {
+        let tls = tls_connect(stream, &req.info_hash, dialer)
+            .await
+            .map_err(|error| Input::HandshakeFailed { conn, error })?;
+        let hs = Handshake {
+            ssl: Some(req.info_hash),
+            ..Handshake::default()
+        };
+        return Ok((tls, transport, hs));
+    }
     let hs = handshake(&mut stream, req.info_hash, req.encrypt, dialer)
         .await
         .map_err(|error| Input::HandshakeFailed { conn, error })?;
     Ok((stream, transport, hs))
+}
+
+/// A TLS failure as an I/O error.
+fn tls_error(e: impl std::fmt::Display) -> IoError {
+    IoError::new(std::io::ErrorKind::InvalidData, format!("TLS: {e}"))
+}
+
+/// Runs TLS as the client of an SSL torrent's peer: the torrent's setup, its info-hash as
+/// SNI, within the connect timeout.
+async fn tls_connect(
+    stream: PeerStream,
+    info_hash: &Sha1Hash,
+    dialer: &Dialer,
+) -> Result<PeerStream, IoError> {
+    let tls = dialer
+        .ssl
+        .get(info_hash)
+        .ok_or_else(|| tls_error("the torrent has no certificate"))?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::clone(&tls.client));
+    let s = tokio::time::timeout(dialer.timeout, connector.connect(tls.sni.clone(), stream))
+        .await
+        .map_err(|_| IoError::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out"))?
+        .map_err(tls_error)?;
+    Ok(PeerStream::Tls(Box::new(s.into())))
+}
+
+/// Runs TLS as the server of a connection to the SSL listen port: its SNI picks the
+/// torrent, whose setup shows our certificate and checks the peer's. Returns the stream
+/// and the torrent's hash. A connection without SNI, or naming a torrent without a TLS
+/// setup here, fails before anything is sent back.
+async fn tls_accept(
+    stream: PeerStream,
+    ssl: &SslContexts,
+) -> Result<(PeerStream, Sha1Hash), IoError> {
+    let acceptor =
+        tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
+    let start = acceptor.await.map_err(tls_error)?;
+    let hash = start
+        .client_hello()
+        .server_name()
+        .and_then(sni_hash)
+        .ok_or_else(|| tls_error("no SNI naming a torrent"))?;
+    let tls = ssl
+        .get(&hash)
+        .ok_or_else(|| tls_error("the SNI names no SSL torrent with a certificate here"))?;
+    let s = start
+        .into_stream(Arc::clone(&tls.server))
+        .await
+        .map_err(tls_error)?;
+    Ok((PeerStream::Tls(Box::new(s.into())), hash))
 }
 
 /// Dials as the engine asked, then runs the connection.
@@ -337,9 +484,12 @@ pub(crate) async fn connect(req: DialRequest, dialer: Dialer, events: mpsc::Send
 /// connection limit: otherwise as many connections as there are permits, each sending a
 /// byte now and then (slowloris), would keep every other peer out for good. An honest
 /// handshake arrives in one packet and is through long before it is the oldest.
+///
+/// `ssl`: the connection came to the SSL listen port, and runs TLS before anything else.
 pub(crate) fn start_accept(
     stream: PeerStream,
     addr: SocketAddr,
+    ssl: bool,
     shared: &Arc<Shared>,
     handshakes: &Arc<HandshakeSlots>,
     timeout: Duration,
@@ -356,7 +506,7 @@ pub(crate) fn start_accept(
     tokio::spawn(async move {
         let _accepting = accepting;
         tokio::select! {
-            () = accept(stream, addr, config, &shared, timeout, events) => {}
+            () = accept(stream, addr, ssl, config, &shared, timeout, events) => {}
             () = evicted.notified() => {
                 tracing::debug!(peer = %addr, "oldest incoming handshake closed for a new one");
             }
@@ -446,10 +596,12 @@ impl Drop for Accepting {
 }
 
 /// Reads the first bytes of an accepted connection: plaintext goes on as is, anything else
-/// must be an MSE handshake for a torrent we have.
+/// must be an MSE handshake for a torrent we have. On the SSL port (`ssl`), TLS for an
+/// SSL torrent first, then the BitTorrent handshake inside it.
 async fn accept(
     mut stream: PeerStream,
     addr: SocketAddr,
+    ssl: bool,
     config: MseConfig,
     shared: &Shared,
     timeout: Duration,
@@ -459,12 +611,19 @@ async fn accept(
         let _ = s.set_nodelay(true);
     }
     let work = async {
-        match &mut stream {
-            PeerStream::Tcp(s) => first_bytes(s, config, shared).await,
-            PeerStream::Utp(s) => first_bytes(s, config, shared).await,
+        if ssl {
+            let (mut tls, hash) = tls_accept(stream, &shared.ssl).await?;
+            let mut handshake = Handshake {
+                ssl: Some(hash),
+                ..Handshake::default()
+            };
+            read_bt_handshake(&mut tls, &mut handshake).await?;
+            return Ok((tls, handshake));
         }
+        let handshake = first_bytes(&mut stream, config, shared).await?;
+        Ok::<_, IoError>((stream, handshake))
     };
-    let Ok(Ok(handshake)) = tokio::time::timeout(timeout, work).await else {
+    let Ok(Ok((stream, handshake))) = tokio::time::timeout(timeout, work).await else {
         return;
     };
     let _ = events
@@ -502,6 +661,7 @@ async fn first_bytes<S: AsyncRead + AsyncWrite + Unpin>(
                 cipher: None,
                 received: prefix,
                 encrypted: false,
+                ssl: None,
             }
         } else {
             let mut seed = [0u8; 32];

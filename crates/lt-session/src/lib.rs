@@ -46,6 +46,7 @@ mod nat;
 mod proxy;
 mod session;
 mod settings;
+mod ssl;
 mod tracker;
 mod web;
 
@@ -92,6 +93,7 @@ pub use error::Error;
 pub use handle::TorrentHandle;
 pub use proxy::{ProxyAuth, ProxyError, ProxyErrorKind, ProxyKind, ProxySettings};
 pub use session::Session;
+pub use ssl::SslError;
 pub use settings::{AddTorrentParams, SessionSettings, StorageMode, TorrentSource};
 
 pub(crate) use driver::Event;

@@ -38,13 +38,22 @@ pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     Ok(s.into())
 }
 
-/// Binds every interface on one port, trying the following ports when it is taken.
+/// Binds every listen interface on one port, trying the following ports when it is taken.
 pub(crate) fn listen_all(settings: &SessionSettings) -> Result<Vec<std::net::TcpListener>, Error> {
-    let Some(first) = settings.listen_interfaces.first().copied() else {
+    listen_on(&settings.listen_interfaces, settings.listen_port_retries)
+}
+
+/// Binds every interface on one port, trying up to `retries` following ports when it is
+/// taken (only the first interface must bind).
+pub(crate) fn listen_on(
+    interfaces: &[SocketAddr],
+    retries: u16,
+) -> Result<Vec<std::net::TcpListener>, Error> {
+    let Some(first) = interfaces.first().copied() else {
         return Ok(Vec::new());
     };
     let mut last_err = None;
-    for k in 0..=settings.listen_port_retries {
+    for k in 0..=retries {
         let port = if first.port() == 0 {
             0
         } else {
@@ -53,7 +62,7 @@ pub(crate) fn listen_all(settings: &SessionSettings) -> Result<Vec<std::net::Tcp
         let mut out = Vec::new();
         let mut chosen = port;
         let mut failed = false;
-        for (i, a) in settings.listen_interfaces.iter().enumerate() {
+        for (i, a) in interfaces.iter().enumerate() {
             let addr = SocketAddr::new(a.ip(), chosen);
             match bind(addr) {
                 Ok(l) => {

@@ -45,8 +45,6 @@ pub(crate) struct Lsd {
     socket: tokio::net::UdpSocket,
     /// Ours, to tell our own multicasts apart.
     cookie: String,
-    /// The listen port we announce.
-    port: u16,
 }
 
 impl Lsd {
@@ -55,27 +53,23 @@ impl Lsd {
     pub(crate) fn start(
         shared: &Arc<Shared>,
         events: mpsc::Sender<Event>,
-        port: u16,
     ) -> Option<Arc<Self>> {
         let socket = bind()?;
         let mut raw = [0u8; 8];
         random_bytes(&mut raw);
         let cookie: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-        let lsd = Arc::new(Self {
-            socket,
-            cookie,
-            port,
-        });
+        let lsd = Arc::new(Self { socket, cookie });
         tokio::spawn(listen(Arc::clone(&lsd), Arc::clone(shared), events));
         Some(lsd)
     }
 
-    /// Multicasts one announce per torrent.
-    pub(crate) async fn announce(&self, info_hashes: &[Sha1Hash]) {
+    /// Multicasts one announce per torrent, with the port the engine chose (the listen
+    /// port, or the SSL listen port for SSL torrents).
+    pub(crate) async fn announce(&self, info_hashes: &[Sha1Hash], port: u16) {
         let group = SocketAddr::V4(SocketAddrV4::new(lsd::LSD_GROUP_V4, lsd::LSD_PORT));
         let host = group.to_string();
         for h in info_hashes {
-            let msg = lsd::encode(&host, self.port, &[*h], &self.cookie);
+            let msg = lsd::encode(&host, port, &[*h], &self.cookie);
             let _ = self.socket.send_to(&msg, group).await;
         }
     }

@@ -59,6 +59,10 @@ pub(crate) struct Shared {
     pub(crate) proxy: Arc<RwLock<Option<ProxySettings>>>,
     /// Anonymous mode: trackers only through a proxy.
     pub(crate) anonymous: bool,
+    /// The SSL listen addresses (none when not listening for SSL).
+    pub(crate) ssl_listen: Vec<SocketAddr>,
+    /// The SSL torrents' TLS setups, by info-hash (shared with the dialer).
+    pub(crate) ssl: Arc<crate::ssl::SslContexts>,
 }
 
 impl Shared {
@@ -226,6 +230,15 @@ impl Session {
             }
         }
         let relay_proxy = relay_proxy.filter(|_| udp_control.is_some());
+        let mut listen_failed = Vec::new();
+        let (ssl_listeners, ssl_utp) = {
+            let _guard = runtime.enter();
+            listen_ssl(&settings, &listen, &mut listen_failed)
+        };
+        let ssl_listen: Vec<SocketAddr> = ssl_listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect();
         let mut random = [0u8; 12];
         random_bytes(&mut random);
         let peer_id = if settings.anonymous_mode {
@@ -241,8 +254,12 @@ impl Session {
         let mut engine = Engine::new(settings.engine.clone(), peer_id, seed, now);
         engine.set_alert_mask(settings.alert_mask);
         engine.set_listen_port(listen.first().map_or(0, SocketAddr::port));
-        for &addr in &listen {
+        engine.set_ssl_listen_port(ssl_listen.first().map_or(0, SocketAddr::port));
+        for &addr in listen.iter().chain(&ssl_listen) {
             engine.post_alert(Alert::ListenSucceeded { addr });
+        }
+        for (addr, error) in listen_failed {
+            engine.post_alert(Alert::ListenFailed { addr, error });
         }
         for message in not_proxied {
             engine.post_alert(Alert::AnonymousMode { message });
@@ -277,8 +294,19 @@ impl Session {
             dht_saved: Mutex::new(None),
             proxy: Arc::new(RwLock::new(settings.proxy.clone())),
             anonymous: settings.anonymous_mode,
+            ssl_listen,
+            ssl: Arc::default(),
         });
-        spawn_accept_loops(&runtime, listeners, &utp, &shared, &tx, &settings);
+        spawn_accept_loops(&runtime, listeners, &utp, false, &shared, &tx, &settings);
+        spawn_accept_loops(
+            &runtime,
+            ssl_listeners,
+            &ssl_utp,
+            true,
+            &shared,
+            &tx,
+            &settings,
+        );
         if let Some(control) = udp_control {
             runtime.spawn(keep_association(control, tx.clone()));
         }
@@ -287,6 +315,8 @@ impl Session {
             config: shared.engine().mse_config(),
             timeout: settings.engine.peer_connect_timeout,
             proxy: Arc::clone(&shared.proxy),
+            ssl_utp,
+            ssl: Arc::clone(&shared.ssl),
         };
         let dht = dht::DhtStarter::new(
             &runtime,
@@ -295,8 +325,7 @@ impl Session {
         );
         let lsd = if settings.enable_lsd {
             let _guard = runtime.enter();
-            let port = shared.listen.first().map_or(0, SocketAddr::port);
-            let lsd = lsd::Lsd::start(&shared, tx.clone(), port);
+            let lsd = lsd::Lsd::start(&shared, tx.clone());
             if lsd.is_some() {
                 shared.engine().set_lsd(true, Instant::now());
             }
@@ -401,6 +430,13 @@ impl Session {
     #[must_use]
     pub fn listen_port(&self) -> u16 {
         self.shared.listen.first().map_or(0, SocketAddr::port)
+    }
+
+    /// The port SSL torrents' peers connect to, TCP and uTP (the manual's
+    /// `ssl_listen_port`; 0 when not listening for SSL).
+    #[must_use]
+    pub fn ssl_listen_port(&self) -> u16 {
+        self.shared.ssl_listen.first().map_or(0, SocketAddr::port)
     }
 
     /// Our peer id.
@@ -838,8 +874,6 @@ impl Drop for Session {
     }
 }
 
-/// Accepts connections on every TCP listener and uTP socket: each new one goes through
-/// `io::start_accept` (plaintext or MSE, at most `max_incoming_handshakes` at once).
 const NO_DHT: &str = "the DHT is off: a proxy is set and UDP does not go through it";
 
 /// A UDP socket for uTP and the DHT whose datagrams go through `proxy`'s UDP relay, and
@@ -970,10 +1004,50 @@ fn without_bypass(mut s: SessionSettings) -> (SessionSettings, Vec<String>) {
     (s, off)
 }
 
+/// The SSL listen sockets: TCP listeners and uTP sockets on the SSL port, on the addresses
+/// of the listen sockets (`listen`). None when SSL listening is off, when the session
+/// does not listen, or when no port is free (then `failed` says why).
+fn listen_ssl(
+    settings: &SessionSettings,
+    listen: &[SocketAddr],
+    failed: &mut Vec<(SocketAddr, String)>,
+) -> (Vec<std::net::TcpListener>, Vec<lt_utp::tokio::UtpSocket>) {
+    let Some(port) = settings.ssl_listen else {
+        return (Vec::new(), Vec::new());
+    };
+    let interfaces: Vec<SocketAddr> = listen.iter().map(|a| SocketAddr::new(a.ip(), port)).collect();
+    let listeners = match crate::listen::listen_on(&interfaces, settings.listen_port_retries) {
+        Ok(l) => l,
+        Err(e) => {
+            let addr = interfaces.first().copied().unwrap_or(SocketAddr::from(([0, 0, 0, 0], port)));
+            failed.push((addr, format!("SSL listen port: {e}")));
+            return (Vec::new(), Vec::new());
+        }
+    };
+    let mut utp = Vec::new();
+    if settings.engine.enable_incoming_utp || settings.engine.enable_outgoing_utp {
+        for addr in listeners.iter().filter_map(|l| l.local_addr().ok()) {
+            let cfg = lt_utp::tokio::SocketConfig {
+                connect_timeout: settings.engine.utp_connect_timeout,
+                ..lt_utp::tokio::SocketConfig::default()
+            };
+            match bind_udp(addr).and_then(|s| lt_utp::tokio::UtpSocket::from_std_with(s, cfg)) {
+                Ok(u) => utp.push(u),
+                Err(e) => failed.push((addr, format!("SSL uTP: {e}"))),
+            }
+        }
+    }
+    (listeners, utp)
+}
+
+/// Accepts connections on every TCP listener and uTP socket given: each new one goes
+/// through `io::start_accept` (plaintext or MSE, or TLS first on the SSL ones, `ssl`), at
+/// most `max_incoming_handshakes` at once.
 fn spawn_accept_loops(
     runtime: &tokio::runtime::Runtime,
     listeners: Vec<std::net::TcpListener>,
     utp: &[lt_utp::tokio::UtpSocket],
+    ssl: bool,
     shared: &Arc<Shared>,
     tx: &mpsc::Sender<Event>,
     settings: &SessionSettings,
@@ -1005,7 +1079,15 @@ fn spawn_accept_loops(
                         continue;
                     }
                     let stream = io::PeerStream::Tcp(stream);
-                    io::start_accept(stream, addr, &shared, &handshakes, handshake_timeout, &tx);
+                    io::start_accept(
+                        stream,
+                        addr,
+                        ssl,
+                        &shared,
+                        &handshakes,
+                        handshake_timeout,
+                        &tx,
+                    );
                 }
             });
         }
@@ -1024,7 +1106,15 @@ fn spawn_accept_loops(
                     continue;
                 }
                 let stream = io::PeerStream::Utp(stream);
-                io::start_accept(stream, addr, &shared, &handshakes, handshake_timeout, &tx);
+                io::start_accept(
+                        stream,
+                        addr,
+                        ssl,
+                        &shared,
+                        &handshakes,
+                        handshake_timeout,
+                        &tx,
+                    );
             }
         });
     }

@@ -26,6 +26,12 @@ pub struct SessionSettings {
     /// When a port is taken, try this many following ports (`listen_on`'s port range).
     /// Default 10.
     pub listen_port_retries: u16,
+    /// The port SSL torrents' peers connect to (the manual's `ssl_listen`), TCP and uTP,
+    /// on the listen interfaces' addresses: `Some(4433)` by default; `None` does not listen
+    /// for SSL (the manual's 0); `Some(0)` picks a free port. A taken port tries the
+    /// following ones like the listen port; when none is free the session runs without
+    /// (an [`Alert::ListenFailed`](lt_engine::Alert::ListenFailed) says so).
+    pub ssl_listen: Option<u16>,
     /// The fingerprint at the start of our peer id. Default `-RL0100-` (lt 0.1: "LT" is libtorrent-rasterbar's and "LR" LibreTorrent's).
     pub fingerprint: Fingerprint,
     /// Threads hashing files during a recheck. Default: every core.
@@ -90,6 +96,7 @@ impl Default for SessionSettings {
                 SocketAddr::from((Ipv6Addr::UNSPECIFIED, 6881)),
             ],
             listen_port_retries: 10,
+            ssl_listen: Some(4433),
             fingerprint: Fingerprint::new(*b"RL", 0, 1, 0, 0),
             check_threads: std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
             aio_threads: std::thread::available_parallelism()

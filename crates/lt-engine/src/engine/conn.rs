@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use lt_core::{Bitfield, PieceIndex};
+use lt_core::{Bitfield, PieceIndex, Sha1Hash};
 use lt_picker::PeerKey;
 use lt_wire::{BlockRequest, PeerConnection};
 
@@ -31,6 +31,8 @@ pub(super) struct Conn {
     pub(super) wire: Option<PeerConnection>,
     pub(super) connected: bool,
     pub(super) encrypted: bool,
+    /// TLS for this SSL torrent's hash ([`crate::Handshake::ssl`]).
+    pub(super) ssl: Option<Sha1Hash>,
     pub(super) seed: bool,
     pub(super) hashfails: u32,
     pub(super) on_parole: bool,
@@ -199,6 +201,7 @@ impl Conn {
             wire: None,
             connected: false,
             encrypted,
+            ssl: None,
             seed: false,
             hashfails: 0,
             on_parole: false,

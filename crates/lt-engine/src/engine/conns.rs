@@ -25,7 +25,8 @@ impl Engine {
         transport: Transport,
         hs: Handshake,
     ) {
-        let config = self.peer_config();
+        let ssl = self.conns.get(&cid).is_some_and(|c| c.ssl.is_some());
+        let config = self.peer_config(ssl);
         let Some(c) = self.conns.get_mut(&cid) else {
             self.actions.push_back(Action::Close { conn: cid });
             return;
@@ -133,6 +134,7 @@ impl Engine {
             transport,
             info_hash,
             encrypt,
+            ssl: c.ssl.is_some(),
             race_tcp_after: race,
         });
     }
@@ -147,9 +149,13 @@ impl Engine {
     /// How to dial a peer first, from what its entry knows: uTP unless it is known not to
     /// speak it (a uTP connect to it failed), as libtorrent assumes every peer does until
     /// then; TCP otherwise, or when uTP is off. With MSE as the outgoing
-    /// policy says, unless an MSE handshake with it failed. `None` when no outgoing
-    /// transport is on.
-    pub(super) fn first_dial(&self, entry: Option<&PeerEntry>) -> Option<(Transport, bool)> {
+    /// policy says, unless an MSE handshake with it failed; never with MSE for an SSL
+    /// torrent (`ssl`), whose connections are TLS. `None` when no outgoing transport is on.
+    pub(super) fn first_dial(
+        &self,
+        entry: Option<&PeerEntry>,
+        ssl: bool,
+    ) -> Option<(Transport, bool)> {
         let utp = entry.and_then(|e| e.utp);
         let transport = if self.settings.enable_outgoing_utp
             && (!self.settings.enable_outgoing_tcp || utp != Some(false))
@@ -161,7 +167,8 @@ impl Engine {
             return None;
         };
         let plaintext_ok = self.settings.out_enc_policy != lt_wire::mse::EncPolicy::Forced;
-        let encrypt = self.mse_config().encrypt_outgoing()
+        let encrypt = !ssl
+            && self.mse_config().encrypt_outgoing()
             && !(plaintext_ok && entry.is_some_and(|e| e.plaintext));
         Some((transport, encrypt))
     }
@@ -201,7 +208,9 @@ impl Engine {
         let cid = self.new_conn_id();
         let mut conn = Conn::new(now, addr, None, false, hs.encrypted, None);
         conn.utp = transport == Transport::Utp;
-        match PeerConnection::incoming(self.peer_config(), now, hs.cipher, hs.received) {
+        conn.ssl = hs.ssl;
+        let config = self.peer_config(hs.ssl.is_some());
+        match PeerConnection::incoming(config, now, hs.cipher, hs.received) {
             Ok(w) => {
                 conn.wire = Some(w);
                 self.conns.insert(cid, conn);
@@ -287,7 +296,15 @@ impl Engine {
         }
     }
 
-    pub(super) fn peer_config(&self) -> PeerConfig {
+    /// The wire settings of a new connection; `ssl`: an SSL torrent's, which tells peers
+    /// the SSL listen port in its extension handshake (as libtorrent does), so that PEX
+    /// spreads the port they can reach it on.
+    pub(super) fn peer_config(&self, ssl: bool) -> PeerConfig {
+        let port = if ssl {
+            self.ssl_listen_port
+        } else {
+            self.listen_port
+        };
         let mut c = PeerConfig::new(self.peer_id);
         c.max_out_requests = self.settings.max_out_request_queue;
         c.max_in_requests = self.settings.max_allowed_in_request_queue;
@@ -300,7 +317,7 @@ impl Engine {
         c.ext_handshake = ExtendedHandshake {
             // No client name at all when it is empty (anonymous mode).
             v: (!self.settings.user_agent.is_empty()).then(|| self.settings.user_agent.clone()),
-            p: (self.listen_port != 0).then_some(self.listen_port),
+            p: (port != 0).then_some(port),
             ..ExtendedHandshake::default()
         };
         c
@@ -662,6 +679,19 @@ impl Engine {
             self.close(now, cid, DisconnectReason::Closed);
             return;
         }
+        // An SSL torrent takes only TLS connections made for it (the SNI named it, so its
+        // certificate was shown and checked), and only once it has a certificate; a torrent
+        // that is not one takes no TLS connection (libtorrent's `attach_peer`).
+        let ssl = self.conns.get(&cid).and_then(|c| c.ssl);
+        let fits = if t.is_ssl() {
+            t.ssl_cert_set && ssl.and_then(|h| self.find_by_wire_hash(&h)) == Some(id)
+        } else {
+            ssl.is_none()
+        };
+        if !fits {
+            self.close(now, cid, DisconnectReason::SslMismatch);
+            return;
+        }
         let addr = self.conns.get(&cid).map(|c| c.addr);
         if !self.settings.allow_multiple_connections_per_ip
             && let Some(a) = addr
@@ -823,7 +853,7 @@ impl Engine {
                 let Some(t) = self.torrents.get(&id) else {
                     break;
                 };
-                if !t.is_active() || t.conns.len() >= t.max_connections {
+                if !t.is_active() || t.conns.len() >= t.max_connections || t.ssl_waits() {
                     break;
                 }
                 let seed = t.is_seed();
@@ -850,7 +880,9 @@ impl Engine {
                     .min_by_key(|(_, e)| (e.source != PeerSource::User, e.failcount))
                     .map(|(&a, _)| a);
                 let Some(addr) = candidate else { break };
-                let Some((transport, encrypt)) = self.first_dial(t.peers.get(&addr)) else {
+                let ssl = t.is_ssl().then_some(t.wire_hash);
+                let Some((transport, encrypt)) = self.first_dial(t.peers.get(&addr), ssl.is_some())
+                else {
                     return;
                 };
                 let cid = self.new_conn_id();
@@ -863,8 +895,9 @@ impl Engine {
                 }
                 t.conns.insert(cid);
                 let info_hash = t.wire_hash;
-                self.conns
-                    .insert(cid, Conn::new(now, addr, Some(id), true, false, Some(addr)));
+                let mut conn = Conn::new(now, addr, Some(id), true, false, Some(addr));
+                conn.ssl = ssl;
+                self.conns.insert(cid, conn);
                 self.half_open += 1;
                 budget -= 1;
                 debug!(conn = %cid, peer = %addr, torrent = %id, ?transport, encrypt, "dialling");

@@ -40,8 +40,13 @@ impl Engine {
         let dht_every = self.settings.dht_announce_interval;
         let lsd_every = self.settings.lsd_announce_interval;
         let mut lsd = Vec::new();
+        let mut lsd_ssl = Vec::new();
         // Only active torrents announce, and they are awake.
         for id in self.torrents.awake() {
+            let port = match self.torrents.get(&id) {
+                Some(t) => self.announce_port(t),
+                None => continue,
+            };
             let Some(t) = self.torrents.get_mut(&id) else {
                 continue;
             };
@@ -57,17 +62,24 @@ impl Engine {
                     torrent: id,
                     info_hash: t.wire_hash,
                     seed: t.is_seed(),
+                    port,
                 });
             }
             if self.lsd && t.next_lsd.is_none_or(|at| at <= now) {
                 t.next_lsd = Some(now + lsd_every);
-                lsd.push(t.wire_hash);
+                if t.is_ssl() {
+                    lsd_ssl.push(t.wire_hash);
+                } else {
+                    lsd.push(t.wire_hash);
+                }
             }
         }
-        if !lsd.is_empty() {
-            debug!(torrents = lsd.len(), "LSD announce");
-            self.actions
-                .push_back(Action::LsdAnnounce { info_hashes: lsd });
+        for (info_hashes, port) in [(lsd, self.listen_port), (lsd_ssl, self.ssl_listen_port)] {
+            if !info_hashes.is_empty() {
+                debug!(torrents = info_hashes.len(), port, "LSD announce");
+                self.actions
+                    .push_back(Action::LsdAnnounce { info_hashes, port });
+            }
         }
     }
 

@@ -21,7 +21,7 @@ use tracing::debug;
 
 use crate::alert::Alert;
 use crate::torrent::Torrent;
-use crate::{Action, ConnId, DiskJob, TorrentId, TorrentState};
+use crate::{Action, ConnId, DisconnectReason, DiskJob, TorrentId, TorrentState};
 
 use super::Engine;
 use super::conn::{Conn, METADATA_REQUEST_TIMEOUT};
@@ -404,6 +404,19 @@ impl Engine {
         }
         debug!(torrent = %id, size = bytes.len(), "metadata received");
         self.alerts.push(Alert::MetadataReceived { torrent: id });
+        if info.ssl_cert().is_some() {
+            // An SSL torrent: the connections that brought the metadata are not TLS, and
+            // it waits for a certificate.
+            self.alerts.push(Alert::TorrentNeedCert { torrent: id });
+            let conns: Vec<ConnId> = self
+                .torrents
+                .get(&id)
+                .map(|t| t.conns.iter().copied().collect())
+                .unwrap_or_default();
+            for cid in conns {
+                self.close(now, cid, DisconnectReason::SslMismatch);
+            }
+        }
         self.alerts.push(Alert::StateChanged {
             torrent: id,
             prev,

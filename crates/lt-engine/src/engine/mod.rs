@@ -65,6 +65,8 @@ pub struct Engine {
     peer_id: PeerId,
     rng: ChaCha8Rng,
     listen_port: u16,
+    /// The SSL listen port (0: none), announced for SSL torrents.
+    ssl_listen_port: u16,
     /// The torrents, and which of them the tick looks at (`torrent_map.rs`).
     torrents: TorrentMap,
     conns: BTreeMap<ConnId, Conn>,
@@ -123,6 +125,7 @@ impl Engine {
             peer_id,
             rng: ChaCha8Rng::from_seed(rng_seed),
             listen_port: 0,
+            ssl_listen_port: 0,
             torrents: TorrentMap::default(),
             conns: BTreeMap::new(),
             next_conn: 1,
@@ -203,6 +206,21 @@ impl Engine {
     /// The port we listen on, announced to trackers and peers.
     pub const fn set_listen_port(&mut self, port: u16) {
         self.listen_port = port;
+    }
+
+    /// The port SSL connections are accepted on (0: none): SSL torrents announce it to
+    /// trackers, the DHT and LSD instead of the listen port, and tell it their peers.
+    pub const fn set_ssl_listen_port(&mut self, port: u16) {
+        self.ssl_listen_port = port;
+    }
+
+    /// The port to announce for a torrent: the SSL listen port for an SSL torrent.
+    pub(crate) fn announce_port(&self, t: &crate::torrent::Torrent) -> u16 {
+        if t.is_ssl() {
+            self.ssl_listen_port
+        } else {
+            self.listen_port
+        }
     }
 
     /// The port of our DHT node (`None`: no DHT): peers that support the DHT are told it

@@ -212,6 +212,7 @@ impl Engine {
             dht_in_flight: false,
             next_lsd: None,
             web: Vec::new(),
+            ssl_cert_set: false,
             info,
         };
         let name = if has_metadata {
@@ -240,6 +241,9 @@ impl Engine {
             name,
             info_hash,
         });
+        if has_metadata && self.torrents.get(&id).is_some_and(|t| t.is_ssl()) {
+            self.alerts.push(Alert::TorrentNeedCert { torrent: id });
+        }
         if !has_metadata {
             // The metadata comes from peers first.
         } else if params.flags.seed_mode {
@@ -272,6 +276,19 @@ impl Engine {
         if self.torrents.get(&id).is_some_and(|t| !t.conns.is_empty()) {
             self.timers.pull(Timer::Housekeeping, now);
         }
+    }
+
+    /// An SSL torrent's certificate is in place (the driver holds it and the TLS
+    /// configuration built from it): from now on the torrent dials its peers, over TLS,
+    /// and takes the TLS connections that name it. Returns false when `id` is not an SSL
+    /// torrent (or not a torrent).
+    pub fn set_ssl_certificate(&mut self, now: Instant, id: TorrentId) -> bool {
+        let Some(t) = self.torrents.get_mut(&id).filter(|t| t.is_ssl()) else {
+            return false;
+        };
+        t.ssl_cert_set = true;
+        self.pull_for_torrent(now, id);
+        true
     }
 
     /// Removes a torrent: its connections close, `stopped` is announced, and the driver

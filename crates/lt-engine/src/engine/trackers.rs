@@ -77,10 +77,9 @@ impl Engine {
     pub(super) fn announce_request(&self, t: &Torrent, event: Event, left: u64) -> AnnounceRequest {
         // Not listening (behind a proxy, or no interface): port 1, since trackers refuse
         // port 0 and no port reaches us anyway.
-        let port = if self.listen_port == 0 {
-            1
-        } else {
-            self.listen_port
+        let port = match self.announce_port(t) {
+            0 => 1,
+            p => p,
         };
         let mut req = AnnounceRequest::new(t.wire_hash, self.peer_id, port);
         req.uploaded = t.total_upload;

@@ -497,6 +497,7 @@ impl Sim {
                 cipher: None,
                 received: prefix,
                 encrypted: false,
+                ssl: None,
             };
             self.incoming(s, handshake);
             return;
@@ -583,6 +584,7 @@ impl Sim {
             cipher: out.cipher,
             received: out.received,
             encrypted: true,
+            ssl: None,
         };
         match conn {
             Some(conn) => {
