@@ -11,6 +11,7 @@ pub mod bad_peer;
 pub mod hostile;
 pub mod netns;
 pub mod nginx;
+pub mod pki;
 pub mod proxies;
 pub mod session;
 pub mod swarm;

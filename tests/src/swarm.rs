@@ -43,6 +43,8 @@ pub struct Peer {
     transcript: Arc<Mutex<Vec<String>>>,
     /// Lines received from the channel but not yet matched by a wait.
     backlog: Vec<(Stream, String)>,
+    /// Its standard input, held open (see [`Peer::spawn_holding_stdin`]).
+    _stdin: Option<std::process::ChildStdin>,
 }
 
 impl Peer {
@@ -51,12 +53,24 @@ impl Peer {
     /// # Errors
     /// As [`Command::spawn`].
     pub fn spawn(label: impl Into<String>, command: &mut Command) -> std::io::Result<Self> {
-        let mut child = ChildGuard::spawn(
-            command
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped()),
-        )?;
+        Self::spawn_with(label, command.stdin(Stdio::null()))
+    }
+
+    /// As [`Peer::spawn`], with standard input a pipe held open until the peer is dropped,
+    /// for programs that stop at the end of their input (`openssl s_server`).
+    ///
+    /// # Errors
+    /// As [`Command::spawn`].
+    pub fn spawn_holding_stdin(
+        label: impl Into<String>,
+        command: &mut Command,
+    ) -> std::io::Result<Self> {
+        Self::spawn_with(label, command.stdin(Stdio::piped()))
+    }
+
+    fn spawn_with(label: impl Into<String>, command: &mut Command) -> std::io::Result<Self> {
+        let mut child = ChildGuard::spawn(command.stdout(Stdio::piped()).stderr(Stdio::piped()))?;
+        let stdin = child.stdin.take();
         let (tx, rx) = mpsc::channel();
         let transcript = Arc::new(Mutex::new(Vec::new()));
         let pipes: [(Stream, Option<Box<dyn Read + Send>>); 2] = [
@@ -102,6 +116,7 @@ impl Peer {
             lines: rx,
             transcript,
             backlog: Vec::new(),
+            _stdin: stdin,
         })
     }
 

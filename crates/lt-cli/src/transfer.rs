@@ -252,7 +252,10 @@ fn session(
         eprintln!("listening on {addr}");
     }
     if session.ssl_listen_port() != 0 {
-        eprintln!("listening for SSL torrents on port {}", session.ssl_listen_port());
+        eprintln!(
+            "listening for SSL torrents on port {}",
+            session.ssl_listen_port()
+        );
     }
     Ok(session)
 }

@@ -884,7 +884,8 @@ impl Sim {
                 ),
                 // The simulation has no TLS: an SSL torrent's dial fails.
                 Action::Connect { conn, .. } => {
-                    let error = crate::IoError::new(std::io::ErrorKind::Unsupported, "no TLS in the sim");
+                    let error =
+                        crate::IoError::new(std::io::ErrorKind::Unsupported, "no TLS in the sim");
                     let _ = self.nodes[i]
                         .engine
                         .handle_input(self.now, Input::ConnectFailed { conn, error });

@@ -1037,6 +1037,7 @@ fn the_engine_applies_the_incoming_encryption_policy() {
                     cipher: None,
                     received: BytesMut::new(),
                     encrypted,
+                    ssl: None,
                 },
             },
         );

@@ -106,7 +106,10 @@ impl TorrentHandle {
             let tls = crate::ssl::TorrentTls::new(root, info.name(), &best, cert, key)?;
             self.shared.ssl.insert(hash, tls);
         }
-        if self.shared.with(|e, now| e.set_ssl_certificate(now, self.id)) {
+        if self
+            .shared
+            .with(|e, now| e.set_ssl_certificate(now, self.id))
+        {
             Ok(())
         } else {
             for hash in ih.wire_hashes() {

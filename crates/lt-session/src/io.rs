@@ -16,8 +16,8 @@
 use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -78,7 +78,7 @@ pub(crate) type ReadLoop = Pin<Box<dyn Future<Output = ()> + Send>>;
 pub(crate) enum PeerStream {
     Tcp(TcpStream),
     Utp(UtpStream),
-    Tls(Box<tokio_rustls::TlsStream<PeerStream>>),
+    Tls(Box<tokio_rustls::TlsStream<Self>>),
 }
 
 impl PeerStream {

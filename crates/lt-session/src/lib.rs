@@ -93,8 +93,8 @@ pub use error::Error;
 pub use handle::TorrentHandle;
 pub use proxy::{ProxyAuth, ProxyError, ProxyErrorKind, ProxyKind, ProxySettings};
 pub use session::Session;
-pub use ssl::SslError;
 pub use settings::{AddTorrentParams, SessionSettings, StorageMode, TorrentSource};
+pub use ssl::SslError;
 
 pub(crate) use driver::Event;
 pub(crate) use session::Shared;

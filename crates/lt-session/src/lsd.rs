@@ -50,10 +50,7 @@ pub(crate) struct Lsd {
 impl Lsd {
     /// Binds the socket (`None`, with a warning, when it cannot) and starts the listener,
     /// whose announces reach the engine as [`Input::LsdPeer`]. Call inside the runtime.
-    pub(crate) fn start(
-        shared: &Arc<Shared>,
-        events: mpsc::Sender<Event>,
-    ) -> Option<Arc<Self>> {
+    pub(crate) fn start(shared: &Arc<Shared>, events: mpsc::Sender<Event>) -> Option<Arc<Self>> {
         let socket = bind()?;
         let mut raw = [0u8; 8];
         random_bytes(&mut raw);

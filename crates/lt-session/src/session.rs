@@ -1015,11 +1015,17 @@ fn listen_ssl(
     let Some(port) = settings.ssl_listen else {
         return (Vec::new(), Vec::new());
     };
-    let interfaces: Vec<SocketAddr> = listen.iter().map(|a| SocketAddr::new(a.ip(), port)).collect();
+    let interfaces: Vec<SocketAddr> = listen
+        .iter()
+        .map(|a| SocketAddr::new(a.ip(), port))
+        .collect();
     let listeners = match crate::listen::listen_on(&interfaces, settings.listen_port_retries) {
         Ok(l) => l,
         Err(e) => {
-            let addr = interfaces.first().copied().unwrap_or(SocketAddr::from(([0, 0, 0, 0], port)));
+            let addr = interfaces
+                .first()
+                .copied()
+                .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], port)));
             failed.push((addr, format!("SSL listen port: {e}")));
             return (Vec::new(), Vec::new());
         }
@@ -1107,14 +1113,14 @@ fn spawn_accept_loops(
                 }
                 let stream = io::PeerStream::Utp(stream);
                 io::start_accept(
-                        stream,
-                        addr,
-                        ssl,
-                        &shared,
-                        &handshakes,
-                        handshake_timeout,
-                        &tx,
-                    );
+                    stream,
+                    addr,
+                    ssl,
+                    &shared,
+                    &handshakes,
+                    handshake_timeout,
+                    &tx,
+                );
             }
         });
     }

@@ -312,13 +312,12 @@ impl TorrentTls {
         }
         let roots = Arc::new(roots);
         let chain = certificates(chain_pem).map_err(SslError::Certificate)?;
-        let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| SslError::Key(e.to_string()))?;
-        let client = WebPkiClientVerifier::builder_with_provider(
-            Arc::clone(&roots),
-            Arc::clone(&provider),
-        )
-        .build()
-        .map_err(|e| SslError::RootCertificate(e.to_string()))?;
+        let key =
+            PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| SslError::Key(e.to_string()))?;
+        let client =
+            WebPkiClientVerifier::builder_with_provider(Arc::clone(&roots), Arc::clone(&provider))
+                .build()
+                .map_err(|e| SslError::RootCertificate(e.to_string()))?;
         let verifier = Arc::new(PeerVerifier {
             roots,
             name: name.to_owned(),
@@ -326,9 +325,9 @@ impl TorrentTls {
             client,
         });
         // Our own certificate must pass what every peer checks, both ways.
-        let (ours, intermediates) = chain.split_first().ok_or_else(|| {
-            SslError::Certificate("no PEM certificate".into())
-        })?;
+        let (ours, intermediates) = chain
+            .split_first()
+            .ok_or_else(|| SslError::Certificate("no PEM certificate".into()))?;
         let now = UnixTime::now();
         verifier
             .verify_as_server(ours, intermediates, now)

@@ -4,9 +4,7 @@
 //! `tests/tests/ssl_torrents.rs`.
 #![allow(clippy::unwrap_used)]
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType,
-};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType};
 
 use super::*;
 
@@ -132,7 +130,7 @@ fn our_certificate_must_pass_the_rule_peers_check() {
         Err(SslError::RootCertificate(_))
     ));
     assert!(matches!(
-        ok((String::new(), key.clone())),
+        ok((String::new(), key)),
         Err(SslError::Certificate(_))
     ));
     assert!(matches!(ok((cert, "junk".into())), Err(SslError::Key(_))));

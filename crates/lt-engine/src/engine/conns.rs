@@ -384,8 +384,15 @@ impl Engine {
             }
             // A dial that failed is posted too (with the socket's or the proxy's error), as
             // libtorrent posts a connect failure: it is how a user learns that a proxy
-            // refuses us.
-            if c.connected || matches!(reason, DisconnectReason::Banned | DisconnectReason::Io(_)) {
+            // refuses us. So is a connection refused by the SSL torrent rule.
+            if c.connected
+                || matches!(
+                    reason,
+                    DisconnectReason::Banned
+                        | DisconnectReason::Io(_)
+                        | DisconnectReason::SslMismatch
+                )
+            {
                 self.alerts.push(Alert::PeerDisconnected {
                     torrent: c.torrent,
                     addr: c.addr,
@@ -689,6 +696,10 @@ impl Engine {
             ssl.is_none()
         };
         if !fits {
+            // Named, so that the alert says which torrent refused it.
+            if let Some(c) = self.conns.get_mut(&cid) {
+                c.torrent = Some(id);
+            }
             self.close(now, cid, DisconnectReason::SslMismatch);
             return;
         }
