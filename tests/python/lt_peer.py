@@ -11,11 +11,13 @@ until connected, as the other side may start later), --encryption forced|enabled
 (forced means RC4 on the whole stream), --transport tcp|utp|both (default tcp), --upload-limit BYTES/S, --download-limit BYTES/S,
 --seed-mode (a seeder skips the check of its data), --keep-seeding (a downloader keeps
 seeding after it finishes), --max-time SECONDS (give up with exit status 2),
---progress-interval SECONDS.
+--progress-interval SECONDS, --ssl-cert FILE --ssl-key FILE --ssl-dh FILE (an SSL torrent's
+certificate, key and Diffie-Hellman parameters: the peer also listens for SSL on a free
+port, and "listening" carries "ssl_port").
 
 Machine-readable lines go to stdout, one JSON object each:
 
-    {"event":"listening","port":N}
+    {"event":"listening","port":N[,"ssl_port":M]}
     {"event":"ready","state":"seeding"|"downloading","pieces":N,"have":N}
     {"event":"progress","progress":0.451,"rate":123456,"peers":3,"downloaded":N,"uploaded":N}
     {"event":"finished","seconds":S,"total_bytes":N,"downloaded":N,"mb_per_s":R}
@@ -76,6 +78,9 @@ def parse_args(argv):
     p.add_argument("--keep-seeding", action="store_true")
     p.add_argument("--max-time", type=float, default=600.0)
     p.add_argument("--progress-interval", type=float, default=0.5)
+    p.add_argument("--ssl-cert")
+    p.add_argument("--ssl-key")
+    p.add_argument("--ssl-dh", default="")
     return p.parse_args(argv)
 
 
@@ -84,7 +89,8 @@ def settings(args):
     ip, port = args.listen
     host = "[%s]" % ip if ":" in ip else ip
     s.update({
-        "listen_interfaces": "%s:%d" % (host, port),
+        "listen_interfaces": "%s:%d" % (host, port)
+        + (",%s:0s" % host if args.ssl_cert else ""),
         "enable_upnp": False,
         "enable_natpmp": False,
         "enable_lsd": False,
@@ -159,6 +165,8 @@ def main(argv):
     if args.seed_mode:
         p.flags |= lt.torrent_flags.seed_mode
     h = ses.add_torrent(p)
+    if args.ssl_cert:
+        h.set_ssl_certificate(args.ssl_cert, args.ssl_key, args.ssl_dh)
     added = time.monotonic()
     if args.upload_limit > 0:
         h.set_upload_limit(args.upload_limit)
@@ -167,6 +175,7 @@ def main(argv):
 
     targets = {addr: False for addr in args.peer}  # addr -> connected at least once
     listening = False
+    ssl_port = None
     ready = False
     finished = False
     has_trackers = any(True for _ in ti.trackers())
@@ -188,9 +197,14 @@ def main(argv):
 
         for a in ses.pop_alerts():
             if isinstance(a, lt.listen_succeeded_alert):
-                if a.socket_type == lt.socket_type_t.tcp and not listening:
+                if a.socket_type == lt.socket_type_t.tcp_ssl:
+                    ssl_port = a.port
+                if not listening and (ssl_port is not None or not args.ssl_cert):
                     listening = True
-                    emit(event="listening", port=ses.listen_port())
+                    if ssl_port is None:
+                        emit(event="listening", port=ses.listen_port())
+                    else:
+                        emit(event="listening", port=ses.listen_port(), ssl_port=ssl_port)
             elif isinstance(a, lt.listen_failed_alert):
                 emit(event="error", message=a.message())
                 log(a.message())

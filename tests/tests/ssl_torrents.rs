@@ -2,7 +2,8 @@
 //! certificate the torrent's root signed and that names the torrent.
 //!
 //! - Transfers, every byte verified: lt to lt over TCP and uTP, libtorrent 2.0 to lt and lt
-//!   to libtorrent over TCP, all with the `lt` command.
+//!   to libtorrent over TCP, all with the `lt` command; and an lt leecher that learns of an
+//!   lt seed and a libtorrent seed from a tracker only, where both announced their SSL port.
 //! - The certificate rules, on certificates the `openssl` command makes, checked on both
 //!   sides: lt accepting (`openssl s_client` as the peer, as the manual's "testing" section
 //!   does) and lt dialling (`openssl s_server` as the peer). Accepted: a dNSName naming the
@@ -38,15 +39,17 @@ struct SslTorrent {
 }
 
 impl SslTorrent {
-    fn new(dir: &Path, pki: &Pki, len: u64) -> Self {
+    fn new(dir: &Path, pki: &Pki, len: u64, trackers: &[String]) -> Self {
         let payload = Payload::create(dir, NAME, len, 64 << 10, &[]);
         let root = std::fs::read(&pki.root).unwrap();
-        let bytes = CreateTorrent::new(&payload.file)
+        let mut create = CreateTorrent::new(&payload.file)
             .version(TorrentVersion::V1)
             .piece_size(64 << 10)
-            .ssl_cert(root)
-            .generate()
-            .unwrap();
+            .ssl_cert(root);
+        for url in trackers {
+            create = create.tracker(url.clone());
+        }
+        let bytes = create.generate().unwrap();
         let torrent = dir.join("secret.torrent");
         std::fs::write(&torrent, &bytes).unwrap();
         let info = Arc::new(TorrentInfo::from_bytes(&bytes).unwrap());
@@ -157,7 +160,7 @@ fn libtorrent(
 fn lt_to_lt_over_tls_on_tcp_and_utp() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path(), "publisher");
-    let t = SslTorrent::new(dir.path(), &pki, 6 << 20);
+    let t = SslTorrent::new(dir.path(), &pki, 6 << 20, &[]);
     let seed_cert = pki.issue("seed", &[NAME], &[], false);
     let leech_cert = pki.issue("leech", &["*"], &[], false);
     let (_seed, port) = lt_seed(&t, &seed_cert, &[]);
@@ -198,7 +201,7 @@ fn libtorrent_and_lt_over_tls_both_ways() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path(), "publisher");
     let dh = pki.dh_params();
-    let t = SslTorrent::new(dir.path(), &pki, 6 << 20);
+    let t = SslTorrent::new(dir.path(), &pki, 6 << 20, &[]);
     let lt_cert = pki.issue("lt", &[NAME], &[], false);
     let libtorrent_cert = pki.issue("libtorrent", &[], &[NAME], false);
 
@@ -224,10 +227,13 @@ fn libtorrent_and_lt_over_tls_both_ways() {
     files_equal(&t.payload.file, &save.join(NAME)).unwrap();
 }
 
-/// An lt session seeding the torrent with `cert`, listening for SSL on a free port.
-fn lt_session_seed(t: &SslTorrent, cert: &PeerCert) -> (Session, TorrentHandle) {
+/// An lt session seeding the torrent with `cert`, listening for SSL on a free port, with
+/// `upload_limit` bytes/s (0: none) even to loopback peers.
+fn lt_session_seed(t: &SslTorrent, cert: &PeerCert, upload_limit: u64) -> (Session, TorrentHandle) {
     let mut settings = loopback_settings();
     settings.ssl_listen = Some(0);
+    settings.engine.ignore_limits_on_local_network = upload_limit == 0;
+    settings.engine.upload_rate_limit = upload_limit;
     let session = Session::new(settings).unwrap();
     let mut params = AddTorrentParams::new(Arc::clone(&t.info), &t.payload.data_dir);
     params.flags.seed_mode = true;
@@ -235,6 +241,76 @@ fn lt_session_seed(t: &SslTorrent, cert: &PeerCert) -> (Session, TorrentHandle) 
     handle.set_ssl_certificate(&cert.cert, &cert.key).unwrap();
     wait_for(&handle, 30, "seeding", |s| s.is_seeding);
     (session, handle)
+}
+
+/// An lt leecher given nothing but the torrent (its tracker) finds an lt seed and a
+/// libtorrent seed there, each announced with its SSL port, and downloads from both over
+/// TLS. The seeds are held to 1 MB/s each so that both are still wanted when the second
+/// connects.
+#[test]
+fn peers_from_a_tracker_are_dialled_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "publisher");
+    let dh = pki.dh_params();
+    let tracker = lt_tests::tracker_driver::TrackerThreads::loopback([7; 32]).unwrap();
+    let url = format!("http://127.0.0.1:{}/announce", tracker.port);
+    let t = SslTorrent::new(dir.path(), &pki, 3 << 20, &[url]);
+    let (lt_seed, _) = lt_session_seed(&t, &pki.issue("lt-seed", &[NAME], &[], false), 1_000_000);
+    let lt_seed_port = lt_seed.ssl_listen_port();
+    let libtorrent_cert = pki.issue("libtorrent-seed", &["*"], &[], false);
+    let (_libtorrent_seed, libtorrent_port) = {
+        let mut node = Command::new(require_python_libtorrent());
+        node.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("python/lt_node.py"))
+            .args(["seed", "--upload-limit", "1000000"])
+            .arg("--torrent")
+            .arg(&t.torrent)
+            .arg("--save")
+            .arg(&t.payload.data_dir)
+            .arg("--ssl-cert")
+            .arg(&libtorrent_cert.cert)
+            .arg("--ssl-key")
+            .arg(&libtorrent_cert.key)
+            .arg("--ssl-dh")
+            .arg(&dh);
+        let mut p = Peer::spawn("libtorrent seed", &mut node).unwrap();
+        let listening = p
+            .wait_event("listening", deadline_in(30))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let port = u16::try_from(listening["ssl_port"].as_u64().unwrap()).unwrap();
+        p.wait_event("ready", deadline_in(30))
+            .unwrap_or_else(|e| panic!("{e}"));
+        (p, port)
+    };
+    let leech_cert = pki.issue("lt-leech", &[NAME], &[], false);
+    let mut settings = loopback_settings();
+    settings.ssl_listen = Some(0);
+    let leech = Session::new(settings).unwrap();
+    let out = dir.path().join("from-tracker");
+    let handle = leech
+        .add_torrent(AddTorrentParams::new(Arc::clone(&t.info), &out))
+        .unwrap();
+    handle
+        .set_ssl_certificate(&leech_cert.cert, &leech_cert.key)
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut connected = Vec::new();
+    while !handle.status().unwrap().is_seeding {
+        assert!(Instant::now() < deadline, "{:?}", handle.status());
+        leech.wait_for_alert(Duration::from_millis(100));
+        for a in leech.pop_alerts() {
+            if let Alert::PeerConnected {
+                addr,
+                outgoing: true,
+                ..
+            } = a
+            {
+                connected.push(addr.port());
+            }
+        }
+    }
+    files_equal(&t.payload.file, &out.join(NAME)).unwrap();
+    assert!(connected.contains(&lt_seed_port), "{connected:?}");
+    assert!(connected.contains(&libtorrent_port), "{connected:?}");
 }
 
 /// A BitTorrent handshake for the torrent.
@@ -375,9 +451,9 @@ fn the_certificate_rules_on_both_sides() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path(), "publisher");
     let stranger = Pki::new(dir.path(), "stranger");
-    let t = SslTorrent::new(dir.path(), &pki, 1 << 20);
+    let t = SslTorrent::new(dir.path(), &pki, 1 << 20, &[]);
     let lt_cert = pki.issue("lt", &[NAME], &[], false);
-    let (session, handle) = lt_session_seed(&t, &lt_cert);
+    let (session, handle) = lt_session_seed(&t, &lt_cert, 0);
     let port = session.ssl_listen_port();
     assert_ne!(port, 0);
     let hex = t.hex();

@@ -1,4 +1,5 @@
-//! `cargo xtask bench transfer | tracker | scale | webseed` (`webseed`: `bench_webseed.rs`).
+//! `cargo xtask bench transfer | tracker | scale | webseed | ssl` (`webseed`:
+//! `bench_webseed.rs`; `ssl`: `bench_ssl.rs`).
 //!
 //! `transfer`: a torrent (default one 1 GiB file, 1 MiB pieces, v1; `--files N` splits the
 //! payload into N files) whose payload is on /dev/shm, moved over loopback (TCP, or uTP with
@@ -40,6 +41,7 @@ use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
 
 use crate::bench_scale::{self, ScaleArgs};
+use crate::bench_ssl::{self, SslArgs};
 use crate::bench_tracker::{self, BenchTrackerArgs};
 use crate::bench_webseed::{self, WebseedArgs};
 use crate::cmd;
@@ -66,6 +68,8 @@ enum BenchCommand {
     Scale(ScaleArgs),
     /// One file from nginx as a web seed: lt, libtorrent and curl.
     Webseed(WebseedArgs),
+    /// SSL torrents: lt over TLS against lt plaintext and libtorrent over TLS.
+    Ssl(SslArgs),
 }
 
 /// Options of `cargo xtask bench transfer`.
@@ -284,6 +288,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
         BenchCommand::Tracker(t) => bench_tracker::run(t),
         BenchCommand::Scale(s) => bench_scale::run(s),
         BenchCommand::Webseed(w) => bench_webseed::run(w),
+        BenchCommand::Ssl(a) => bench_ssl::run(a),
     }
 }
 

@@ -13,6 +13,7 @@
 
 mod bench;
 mod bench_scale;
+mod bench_ssl;
 mod bench_tracker;
 mod bench_webseed;
 mod ci;

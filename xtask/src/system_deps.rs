@@ -54,7 +54,7 @@ pub(crate) const CI_DEPS: &[SystemDep] = &[
     SystemDep {
         package: "openssl",
         check: Check::Program("openssl"),
-        why: "a CA and certificate for the HTTPS tracker test",
+        why: "certificates for the HTTPS tracker and SSL torrent tests, and s_client/s_server as TLS peers",
     },
     SystemDep {
         package: "nginx-light",
