@@ -22,8 +22,10 @@ pub struct Pki {
 pub struct PeerCert {
     /// The certificate.
     pub cert: PathBuf,
-    /// Its private key, unencrypted.
+    /// Its private key.
     pub key: PathBuf,
+    /// The key's passphrase, when it is encrypted.
+    pub passphrase: Option<String>,
 }
 
 fn openssl(args: &[&str]) {
@@ -140,7 +142,36 @@ impl Pki {
             "-copy_extensions",
             "copy",
         ]);
-        PeerCert { cert, key }
+        PeerCert {
+            cert,
+            key,
+            passphrase: None,
+        }
+    }
+
+    /// `cert` with its key encrypted with `passphrase` as OpenSSL 3 does by default (PKCS#8,
+    /// PBES2: PBKDF2-HMAC-SHA256 and AES-256-CBC) in a new file.
+    ///
+    /// # Panics
+    /// When `openssl` fails.
+    #[must_use]
+    pub fn encrypt_key(cert: &PeerCert, passphrase: &str) -> PeerCert {
+        let out = cert.key.with_extension("encrypted.key");
+        openssl(&[
+            "pkcs8",
+            "-topk8",
+            "-in",
+            path_str(&cert.key),
+            "-out",
+            path_str(&out),
+            "-passout",
+            &format!("pass:{passphrase}"),
+        ]);
+        PeerCert {
+            cert: cert.cert.clone(),
+            key: out,
+            passphrase: Some(passphrase.to_owned()),
+        }
     }
 
     /// Diffie-Hellman parameters, which libtorrent 2.0's `set_ssl_certificate` asks for.

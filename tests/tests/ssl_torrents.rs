@@ -113,6 +113,9 @@ fn lt_download(
         .arg("--ssl-key")
         .arg(&cert.key)
         .args(extra);
+    if let Some(p) = &cert.passphrase {
+        cmd.env("LT_SSL_KEY_PASSPHRASE", p);
+    }
     let (_, stderr) = run_download(label, &mut cmd, &t.payload, &out);
     assert!(stderr.contains("SSL torrent: peers over TLS"), "{stderr}");
 }
@@ -180,6 +183,21 @@ fn lt_to_lt_over_tls_on_tcp_and_utp() {
         port,
         &["--utp-only"],
     );
+    // A key encrypted with a passphrase, which lt reads from LT_SSL_KEY_PASSPHRASE.
+    let encrypted = Pki::encrypt_key(&leech_cert, "open sesame");
+    assert!(
+        std::fs::read_to_string(&encrypted.key)
+            .unwrap()
+            .contains("ENCRYPTED PRIVATE KEY")
+    );
+    lt_download(
+        &t,
+        dir.path(),
+        "lt with an encrypted key",
+        &encrypted,
+        port,
+        &["--tcp-only"],
+    );
     // Without a certificate lt says what it needs and downloads nothing.
     let out = lt_tests::output_with_timeout(
         Command::new(lt_binary())
@@ -238,7 +256,9 @@ fn lt_session_seed(t: &SslTorrent, cert: &PeerCert, upload_limit: u64) -> (Sessi
     let mut params = AddTorrentParams::new(Arc::clone(&t.info), &t.payload.data_dir);
     params.flags.seed_mode = true;
     let handle = session.add_torrent(params).unwrap();
-    handle.set_ssl_certificate(&cert.cert, &cert.key).unwrap();
+    handle
+        .set_ssl_certificate(&cert.cert, &cert.key, None)
+        .unwrap();
     wait_for(&handle, 30, "seeding", |s| s.is_seeding);
     (session, handle)
 }
@@ -290,7 +310,7 @@ fn peers_from_a_tracker_are_dialled_over_tls() {
         .add_torrent(AddTorrentParams::new(Arc::clone(&t.info), &out))
         .unwrap();
     handle
-        .set_ssl_certificate(&leech_cert.cert, &leech_cert.key)
+        .set_ssl_certificate(&leech_cert.cert, &leech_cert.key, None)
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut connected = Vec::new();
@@ -421,7 +441,7 @@ fn s_server(t: &SslTorrent, pki: &Pki, cert: &PeerCert, lt_cert: &PeerCert) -> (
     params.peers.push(addr);
     let handle = session.add_torrent(params).unwrap();
     handle
-        .set_ssl_certificate(&lt_cert.cert, &lt_cert.key)
+        .set_ssl_certificate(&lt_cert.cert, &lt_cert.key, None)
         .unwrap();
     let got = server
         .wait_line(Stream::Stdout, deadline_in(5), |l| {

@@ -76,7 +76,9 @@ pub(crate) struct NetArgs {
     /// and naming the torrent or `*`); with --ssl-key.
     #[arg(long, value_name = "FILE", requires = "ssl_key")]
     ssl_cert: Option<PathBuf>,
-    /// The private key of --ssl-cert (PEM, not encrypted).
+    /// The private key of --ssl-cert (PEM); when it is encrypted (PKCS#8, as OpenSSL 3
+    /// writes it) its passphrase is read from the environment variable
+    /// LT_SSL_KEY_PASSPHRASE.
     #[arg(long, value_name = "FILE", requires = "ssl_cert")]
     ssl_key: Option<PathBuf>,
     /// Port SSL torrents' peers connect to, TCP and uTP (0: any free port).
@@ -94,7 +96,11 @@ impl NetArgs {
             );
         };
         handle
-            .set_ssl_certificate(cert, key)
+            .set_ssl_certificate(
+                cert,
+                key,
+                std::env::var("LT_SSL_KEY_PASSPHRASE").ok().as_deref(),
+            )
             .with_context(|| format!("cannot use {}", cert.display()))?;
         eprintln!("SSL torrent: peers over TLS with {}", cert.display());
         Ok(())

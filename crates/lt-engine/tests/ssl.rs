@@ -82,6 +82,17 @@ impl Node {
         info: &TorrentInfo,
         ssl: Option<Sha1Hash>,
     ) -> (Option<ConnId>, Vec<Action>) {
+        let (conn, actions, _) = self.incoming_peer(info, ssl);
+        (conn, actions)
+    }
+
+    /// As [`Node::incoming`], with the remote peer, which has been handed what the engine
+    /// sent it.
+    fn incoming_peer(
+        &mut self,
+        info: &TorrentInfo,
+        ssl: Option<Sha1Hash>,
+    ) -> (Option<ConnId>, Vec<Action>, Option<PeerConnection>) {
         let addr: SocketAddr = "10.0.0.2:50000".parse().unwrap();
         let handshake = Handshake {
             ssl,
@@ -93,7 +104,7 @@ impl Node {
             handshake,
         };
         let Some(conn) = self.engine.handle_input(self.now, incoming) else {
-            return (None, Vec::new());
+            return (None, Vec::new(), None);
         };
         let mut remote = PeerConnection::outgoing(
             PeerConfig::new(PeerId::new([9; 20])),
@@ -113,10 +124,17 @@ impl Node {
                 .engine
                 .handle_input(self.now, Input::Received { conn, data });
         }
-        (
-            Some(conn),
-            std::iter::from_fn(|| self.engine.poll_action()).collect(),
-        )
+        let actions: Vec<Action> = std::iter::from_fn(|| self.engine.poll_action()).collect();
+        for a in &actions {
+            if let Action::Send { conn: c, bufs } = a
+                && *c == conn
+            {
+                for b in bufs {
+                    let _ = remote.handle_bytes(self.now, b);
+                }
+            }
+        }
+        (Some(conn), actions, Some(remote))
     }
 }
 
@@ -161,6 +179,20 @@ fn an_ssl_torrent_waits_for_its_certificate_then_dials_over_tls() {
         actions.extend(node.tick());
     }
     assert_eq!(connects(&actions), vec![], "dialled without a certificate");
+    // The DHT and LSD are told the SSL listen port.
+    node.engine.set_dht_port(Some(LISTEN));
+    node.engine.set_lsd(true, node.now);
+    for _ in 0..2 {
+        actions.extend(node.tick());
+    }
+    let announced: Vec<u16> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::DhtAnnounce { port, .. } | Action::LsdAnnounce { port, .. } => Some(*port),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(announced, vec![SSL_LISTEN, SSL_LISTEN]);
     // Trackers hear the SSL listen port.
     let ports: Vec<u16> = actions
         .iter()
@@ -216,9 +248,16 @@ fn an_ssl_torrent_takes_only_tls_connections_made_for_it() {
         closed_for(&mut node, conn.unwrap(), &actions),
         Some(DisconnectReason::SslMismatch)
     );
-    // TLS made for it: the engine answers with its handshake, told the SSL port.
-    let (conn, actions) = node.incoming(&secret, Some(hash(&secret)));
+    // TLS made for it: the engine answers with its handshake, and its extension handshake
+    // gives the SSL listen port (which PEX then spreads).
+    let (conn, actions, remote) = node.incoming_peer(&secret, Some(hash(&secret)));
     let conn = conn.unwrap();
+    let mut remote = remote.unwrap();
+    let p = std::iter::from_fn(|| remote.poll_event()).find_map(|e| match e {
+        lt_wire::PeerEvent::ExtendedHandshake(h) => Some(h.p),
+        _ => None,
+    });
+    assert_eq!(p, Some(Some(SSL_LISTEN)));
     assert_eq!(closed_for(&mut node, conn, &actions), None);
     let sent: usize = actions
         .iter()

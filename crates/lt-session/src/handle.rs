@@ -59,13 +59,13 @@ impl TorrentHandle {
     /// Gives an SSL torrent our certificate (the manual's `set_ssl_certificate`): `cert` is
     /// a PEM file with our certificate (then any intermediates), signed by the torrent's
     /// root certificate and naming the torrent (or `*`); `key` the PEM file of its private
-    /// key (PKCS#8, PKCS#1 or SEC1, not encrypted). From then on the torrent dials its peers
+    /// key (PKCS#8, PKCS#1 or SEC1), with `passphrase` when it is encrypted (PKCS#8 PBES2, as
+    /// OpenSSL 3 writes it). From then on the torrent dials its peers
     /// over TLS and accepts theirs on the SSL listen port; until then it connects to no
     /// one ([`Alert::TorrentNeedCert`](lt_engine::Alert::TorrentNeedCert)). Setting it again
     /// replaces it for new connections.
     ///
-    /// libtorrent's `dh_params` has no counterpart (rustls uses ECDHE only), nor its
-    /// passphrase: decrypt the key first (`openssl pkey -in key.pem -out plain.pem`).
+    /// libtorrent's `dh_params` has no counterpart: rustls uses ECDHE only.
     ///
     /// # Errors
     /// [`Error::Ssl`] when a file cannot be read, the torrent is not an SSL torrent, or the
@@ -75,6 +75,7 @@ impl TorrentHandle {
         &self,
         cert: impl AsRef<std::path::Path>,
         key: impl AsRef<std::path::Path>,
+        passphrase: Option<&str>,
     ) -> Result<(), Error> {
         let read = |p: &std::path::Path| {
             std::fs::read(p).map_err(|source| crate::SslError::Io {
@@ -84,7 +85,7 @@ impl TorrentHandle {
         };
         let cert = read(cert.as_ref())?;
         let key = read(key.as_ref())?;
-        self.set_ssl_certificate_pem(&cert, &key)
+        self.set_ssl_certificate_pem(&cert, &key, passphrase)
     }
 
     /// [`Self::set_ssl_certificate`] from PEM text in memory (libtorrent 2.x's
@@ -97,13 +98,18 @@ impl TorrentHandle {
     /// the torrent's root, has expired or does not name the torrent, which every peer would
     /// check; or an unreadable certificate or key, or a key that is not the
     /// certificate's. [`Error::InvalidHandle`].
-    pub fn set_ssl_certificate_pem(&self, cert: &[u8], key: &[u8]) -> Result<(), Error> {
+    pub fn set_ssl_certificate_pem(
+        &self,
+        cert: &[u8],
+        key: &[u8],
+        passphrase: Option<&str>,
+    ) -> Result<(), Error> {
         let info = self.torrent_file()?;
         let root = info.ssl_cert().ok_or(crate::SslError::NotSslTorrent)?;
         let ih = info.info_hash();
         let best = ih.best();
         for hash in ih.wire_hashes() {
-            let tls = crate::ssl::TorrentTls::new(root, info.name(), &best, cert, key)?;
+            let tls = crate::ssl::TorrentTls::new(root, info.name(), &best, cert, key, passphrase)?;
             self.shared.ssl.insert(hash, tls);
         }
         if self

@@ -17,7 +17,10 @@
 //! preferred, and uses AES-NI where the CPU has it). There is no session resumption: a
 //! resumed session skips the certificate check, and peer connections are few and long.
 //! libtorrent's `dh_params` argument has no counterpart: rustls offers only ECDHE key
-//! exchange, which needs no parameters.
+//! exchange, which needs no parameters. Its `passphrase` is: a key encrypted as PKCS#8
+//! (`ENCRYPTED PRIVATE KEY`, PBES2 with PBKDF2-HMAC-SHA2 or scrypt and AES-CBC, what
+//! OpenSSL 3 writes) is decrypted with it by the `pkcs8` crate; OpenSSL's older
+//! `Proc-Type: 4,ENCRYPTED` keys are refused with a note to convert them.
 
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -277,6 +280,32 @@ impl ClientCertVerifier for PeerVerifier {
     }
 }
 
+/// The private key in a PEM text, decrypted with `passphrase` when it is encrypted.
+fn private_key(pem: &[u8], passphrase: Option<&str>) -> Result<PrivateKeyDer<'static>, SslError> {
+    let text = String::from_utf8_lossy(pem);
+    if text.contains("Proc-Type: 4,ENCRYPTED") {
+        return Err(SslError::Key(
+            "an OpenSSL legacy encrypted key: convert it with \
+             `openssl pkcs8 -topk8 -in key.pem -out key8.pem`"
+                .into(),
+        ));
+    }
+    let Some(start) = text.find("-----BEGIN ENCRYPTED PRIVATE KEY-----") else {
+        return PrivateKeyDer::from_pem_slice(pem).map_err(|e| SslError::Key(e.to_string()));
+    };
+    let Some(passphrase) = passphrase else {
+        return Err(SslError::Key(
+            "the key is encrypted: give its passphrase".into(),
+        ));
+    };
+    let (_, doc) = pkcs8::der::Document::from_pem(&text[start..])
+        .map_err(|e| SslError::Key(format!("encrypted key: {e}")))?;
+    let decrypted = pkcs8::EncryptedPrivateKeyInfo::try_from(doc.as_bytes())
+        .and_then(|info| info.decrypt(passphrase))
+        .map_err(|e| SslError::Key(format!("cannot decrypt the key (wrong passphrase?): {e}")))?;
+    Ok(PrivateKeyDer::Pkcs8(decrypted.as_bytes().to_vec().into()))
+}
+
 /// Every certificate in a PEM text.
 fn certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs = CertificateDer::pem_slice_iter(pem)
@@ -302,6 +331,7 @@ impl TorrentTls {
         hash: &Sha1Hash,
         chain_pem: &[u8],
         key_pem: &[u8],
+        passphrase: Option<&str>,
     ) -> Result<Self, SslError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = RootCertStore::empty();
@@ -312,8 +342,7 @@ impl TorrentTls {
         }
         let roots = Arc::new(roots);
         let chain = certificates(chain_pem).map_err(SslError::Certificate)?;
-        let key =
-            PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| SslError::Key(e.to_string()))?;
+        let key = private_key(key_pem, passphrase)?;
         let client =
             WebPkiClientVerifier::builder_with_provider(Arc::clone(&roots), Arc::clone(&provider))
                 .build()

@@ -101,6 +101,7 @@ fn our_certificate_must_pass_the_rule_peers_check() {
             &HASH,
             cert.as_bytes(),
             key.as_bytes(),
+            None,
         )
     };
     let tls = ok(peer(&root, &["movie"], &[], false)).unwrap();
@@ -126,7 +127,7 @@ fn our_certificate_must_pass_the_rule_peers_check() {
     // Unreadable parts.
     let (cert, key) = peer(&root, &["movie"], &[], false);
     assert!(matches!(
-        TorrentTls::new(b"", "movie", &HASH, cert.as_bytes(), key.as_bytes()),
+        TorrentTls::new(b"", "movie", &HASH, cert.as_bytes(), key.as_bytes(), None),
         Err(SslError::RootCertificate(_))
     ));
     assert!(matches!(
@@ -134,4 +135,16 @@ fn our_certificate_must_pass_the_rule_peers_check() {
         Err(SslError::Certificate(_))
     ));
     assert!(matches!(ok((cert, "junk".into())), Err(SslError::Key(_))));
+}
+
+#[test]
+fn an_encrypted_key_needs_its_passphrase() {
+    let encrypted = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIGjMF8GCSqGSIb3DQEFDTBSMDEG\n-----END ENCRYPTED PRIVATE KEY-----\n";
+    let e = private_key(encrypted.as_bytes(), None).unwrap_err();
+    assert!(e.to_string().contains("give its passphrase"), "{e}");
+    let e = private_key(encrypted.as_bytes(), Some("pw")).unwrap_err();
+    assert!(matches!(e, SslError::Key(_)), "{e}");
+    let legacy = "-----BEGIN EC PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-256-CBC,00\n\nAAAA\n-----END EC PRIVATE KEY-----\n";
+    let e = private_key(legacy.as_bytes(), Some("pw")).unwrap_err();
+    assert!(e.to_string().contains("openssl pkcs8 -topk8"), "{e}");
 }
