@@ -125,6 +125,15 @@ pub enum Alert {
         /// The torrent.
         torrent: TorrentId,
     },
+    /// The resume data given with a torrent did not fit its files (the manual's
+    /// `fastresume_rejected_alert`): its pieces were not trusted and the files were
+    /// checked instead. The flags, priorities and limits it holds were still restored.
+    FastresumeRejected {
+        /// The torrent.
+        torrent: TorrentId,
+        /// Why.
+        error: String,
+    },
     /// An SSL torrent (its info dictionary has a root certificate) was added, or a magnet
     /// link's metadata made it one (the manual's `torrent_need_cert_alert`): it connects
     /// to no one, and accepts no one, until it has a certificate signed by that root
@@ -498,6 +507,7 @@ impl Alert {
             | Self::UrlSeed { .. }
             | Self::AnonymousMode { .. }
             | Self::TorrentNeedCert { .. }
+            | Self::FastresumeRejected { .. }
             | Self::ScrapeFailed { .. } => AlertCategory::ERROR,
             Self::TorrentAdded { .. }
             | Self::TorrentRemoved { .. }
@@ -550,6 +560,7 @@ impl Alert {
             | Self::TorrentChecked { torrent, .. }
             | Self::MetadataReceived { torrent }
             | Self::TorrentNeedCert { torrent }
+            | Self::FastresumeRejected { torrent, .. }
             | Self::MetadataFailed { torrent, .. }
             | Self::PieceFinished { torrent, .. }
             | Self::HashFailed { torrent, .. }

@@ -425,6 +425,9 @@ pub struct TorrentFlags {
     /// at `share_mode_target` times as much upload as download; never completes the
     /// torrent on its own.
     pub share_mode: bool,
+    /// The flags, priorities and limits given here win over those of the resume data (the
+    /// manual's `flag_override_resume_data`); without it the resume data's are restored.
+    pub override_resume_data: bool,
 }
 
 impl Default for TorrentFlags {
@@ -438,6 +441,7 @@ impl Default for TorrentFlags {
             sequential_download: false,
             super_seeding: false,
             share_mode: false,
+            override_resume_data: false,
         }
     }
 }
@@ -474,6 +478,11 @@ pub struct AddTorrent {
     pub web_seeds: Vec<lt_metainfo::WebSeed>,
     /// File priorities (0 to 7), one per file; missing files get 1 (normal).
     pub file_priorities: Vec<u8>,
+    /// Piece priorities (0 to 7), one per piece, applied after the file priorities
+    /// (libtorrent 2.x's `piece_priorities`); empty: from the files.
+    pub piece_priorities: Vec<u8>,
+    /// Whether the session's IP filter applies to this torrent's peers. Default true.
+    pub apply_ip_filter: bool,
     /// Flags.
     pub flags: TorrentFlags,
     /// Most connections of this torrent (`None`: the session's default).
@@ -542,6 +551,42 @@ impl AddTorrent {
         }
     }
 
+    /// Takes what the resume data restores (unless `flags.override_resume_data`): paused,
+    /// auto-managed, sequential, seed, super-seed, share and upload modes; file and piece
+    /// priorities; rate limits, connection and upload slot limits; whether the IP filter
+    /// applies. Trackers, peers, web seeds and totals are merged by
+    /// [`Engine::add_torrent`](crate::Engine::add_torrent) itself.
+    /// [`Engine::add_torrent`](crate::Engine::add_torrent) calls this.
+    pub fn apply_resume(&mut self) {
+        let Some(r) = self
+            .resume
+            .as_ref()
+            .filter(|_| !self.flags.override_resume_data)
+        else {
+            return;
+        };
+        let f = &mut self.flags;
+        f.paused = r.paused;
+        f.auto_managed = r.auto_managed;
+        f.sequential_download = r.sequential_download;
+        f.seed_mode = r.seed_mode;
+        f.super_seeding = r.super_seeding;
+        f.share_mode = r.share_mode;
+        f.upload_mode = r.upload_mode;
+        if !r.file_priority.is_empty() {
+            self.file_priorities.clone_from(&r.file_priority);
+        }
+        if !r.piece_priority.is_empty() {
+            self.piece_priorities.clone_from(&r.piece_priority);
+        }
+        self.upload_limit = r.upload_rate_limit;
+        self.download_limit = r.download_rate_limit;
+        let count = |v: Option<u64>| v.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+        self.max_connections = count(r.max_connections).or(self.max_connections);
+        self.max_uploads = count(r.max_uploads);
+        self.apply_ip_filter = r.apply_ip_filter;
+    }
+
     /// Defaults for `info`.
     #[must_use]
     pub fn new(info: Arc<TorrentInfo>) -> Self {
@@ -554,6 +599,8 @@ impl AddTorrent {
             peers: Vec::new(),
             web_seeds: Vec::new(),
             file_priorities: Vec::new(),
+            piece_priorities: Vec::new(),
+            apply_ip_filter: true,
             flags: TorrentFlags::default(),
             max_connections: None,
             max_uploads: None,
@@ -712,6 +759,15 @@ pub struct TorrentStatus {
     pub auto_managed: bool,
     /// Its place in the download queue (0 first); `None` once finished.
     pub queue_position: Option<u32>,
+    /// Its connection limit (the manual's `connections_limit`).
+    pub connections_limit: usize,
+    /// Its own limit of unchoked peers (`uploads_limit`; `None`: none of its own).
+    pub uploads_limit: Option<usize>,
+    /// Seed mode: pieces are trusted until a peer asks for one, then hashed
+    /// (`seed_mode`).
+    pub seed_mode: bool,
+    /// Whether the session's IP filter applies to its peers (`ip_filter_applies`).
+    pub ip_filter_applies: bool,
 }
 
 impl TorrentStatus {

@@ -219,6 +219,23 @@ pub struct ResumeData {
     pub auto_managed: bool,
     /// `sequential_download`.
     pub sequential_download: bool,
+    /// `super_seeding`.
+    pub super_seeding: bool,
+    /// `share_mode`.
+    pub share_mode: bool,
+    /// `upload_mode` (asked for by the user; not a disk error's).
+    pub upload_mode: bool,
+    /// `apply_ip_filter` (libtorrent writes it as a flag too; absent means true).
+    pub apply_ip_filter: bool,
+    /// `upload_rate_limit`, bytes per second (0: none).
+    pub upload_rate_limit: u64,
+    /// `download_rate_limit`, bytes per second (0: none).
+    pub download_rate_limit: u64,
+    /// `max_connections` (`None`: the session's default; libtorrent writes -1 or its own
+    /// default).
+    pub max_connections: Option<u64>,
+    /// `max_uploads` (`None`: unlimited, -1 in the file).
+    pub max_uploads: Option<u64>,
     /// Every other key, kept as it was.
     pub extra: BTreeMap<Vec<u8>, Value>,
 }
@@ -254,6 +271,14 @@ const KNOWN: &[&str] = &[
     "paused",
     "auto_managed",
     "sequential_download",
+    "super_seeding",
+    "share_mode",
+    "upload_mode",
+    "apply_ip_filter",
+    "upload_rate_limit",
+    "download_rate_limit",
+    "max_connections",
+    "max_uploads",
 ];
 
 impl ResumeData {
@@ -268,6 +293,7 @@ impl ResumeData {
             info: Some(info.info_bytes().to_vec()),
             pieces: Bitfield::new(info.num_pieces() as usize),
             auto_managed: true,
+            apply_ip_filter: true,
             ..Self::default()
         }
     }
@@ -392,6 +418,16 @@ impl ResumeData {
         r.paused = int("paused") != 0;
         r.auto_managed = int("auto_managed") != 0;
         r.sequential_download = int("sequential_download") != 0;
+        r.super_seeding = int("super_seeding") != 0;
+        r.share_mode = int("share_mode") != 0;
+        r.upload_mode = int("upload_mode") != 0;
+        r.apply_ip_filter = d.get_int("apply_ip_filter").is_none_or(|v| v != 0);
+        let limit = |k: &str| u64::try_from(int(k)).unwrap_or(0);
+        r.upload_rate_limit = limit("upload_rate_limit");
+        r.download_rate_limit = limit("download_rate_limit");
+        let count = |k: &str| d.get_int(k).and_then(|v| u64::try_from(v).ok());
+        r.max_connections = count("max_connections");
+        r.max_uploads = count("max_uploads");
         for (k, v) in d.iter() {
             if !KNOWN.iter().any(|n| n.as_bytes() == k) {
                 r.extra.insert(k.to_vec(), v.to_value());
@@ -525,6 +561,18 @@ impl ResumeData {
             "sequential_download",
             int(i64::from(self.sequential_download)),
         );
+        put("super_seeding", int(i64::from(self.super_seeding)));
+        put("share_mode", int(i64::from(self.share_mode)));
+        put("upload_mode", int(i64::from(self.upload_mode)));
+        put("apply_ip_filter", int(i64::from(self.apply_ip_filter)));
+        let n = |v: u64| int(i64::try_from(v).unwrap_or(i64::MAX));
+        put("upload_rate_limit", n(self.upload_rate_limit));
+        put("download_rate_limit", n(self.download_rate_limit));
+        put(
+            "max_connections",
+            self.max_connections.map_or_else(|| int(-1), n),
+        );
+        put("max_uploads", self.max_uploads.map_or_else(|| int(-1), n));
         let Some(info) = info else {
             return Value::Dict(m).to_bytes();
         };

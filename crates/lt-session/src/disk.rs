@@ -41,6 +41,8 @@ pub(crate) type Disk = lt_storage::DiskIo<DiskCtx>;
 pub(crate) enum DiskOutput {
     Done(DiskDone),
     Alert(Alert),
+    /// An alert to post first, then a result for the engine.
+    AlertAndDone(Alert, DiskDone),
     Nothing,
 }
 
@@ -168,10 +170,23 @@ pub(crate) fn report(done: Completion<DiskCtx>) -> DiskOutput {
         }
     };
     let done = match done.output {
-        Output::Checked(result) => DiskDone::Checked {
-            torrent,
-            result: result.map_err(|e| disk_error(&e)),
-        },
+        Output::Checked {
+            result,
+            resume_rejected,
+        } => {
+            let checked = DiskDone::Checked {
+                torrent,
+                result: result.map_err(|e| disk_error(&e)),
+            };
+            if let Some(e) = resume_rejected {
+                let alert = Alert::FastresumeRejected {
+                    torrent,
+                    error: e.to_string(),
+                };
+                return DiskOutput::AlertAndDone(alert, checked);
+            }
+            checked
+        }
         Output::PieceWritten {
             piece,
             passed,

@@ -289,6 +289,10 @@ impl Driver {
                     let _ = engine.handle_input(now, Input::Disk(d));
                 }
                 DiskOutput::Alert(a) => engine.post_alert(a),
+                DiskOutput::AlertAndDone(a, d) => {
+                    engine.post_alert(a);
+                    let _ = engine.handle_input(now, Input::Disk(d));
+                }
                 DiskOutput::Nothing => {}
             },
         }
@@ -412,18 +416,22 @@ impl Driver {
         self.tasks.insert(conn, t.abort_handle());
     }
 
-    fn disk(&mut self, job: DiskJob) {
+    fn disk(&mut self, mut job: DiskJob) {
         let torrent = job.torrent();
-        let Some(store) = self
+        let Some((store, allocation)) = self
             .shared
             .torrents
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&torrent)
-            .map(|io| Arc::clone(&io.store))
+            .map(|io| (Arc::clone(&io.store), io.options.allocation))
         else {
             return;
         };
+        // The storage's allocation goes into the resume data (the engine has no storage).
+        if let DiskJob::SaveResume { data, .. } = &mut job {
+            data.allocation = allocation;
+        }
         // Blocks of cached pieces are served here, without a disk job.
         if let DiskJob::Read {
             torrent,

@@ -458,24 +458,31 @@ impl Session {
                 AddTorrent::from_magnet(link).map_err(Error::Metadata)?
             }
         };
-        let options = FsOptions {
-            allocation: params.storage_mode,
-            file_priorities: params.file_priorities.clone(),
-            ..FsOptions::default()
+        let allocation = match &params.resume {
+            Some(r) if !params.flags.override_resume_data => r.allocation,
+            _ => params.storage_mode,
         };
         add.resume = params.resume;
         add.trackers.extend(params.trackers);
         add.web_seeds.extend(params.web_seeds);
         add.peers.extend(params.peers);
         add.file_priorities = params.file_priorities;
+        add.piece_priorities = params.piece_priorities;
+        add.apply_ip_filter = params.apply_ip_filter;
         add.flags = params.flags;
         add.max_connections = params.max_connections;
         add.max_uploads = params.max_uploads;
         add.upload_limit = params.upload_limit;
         add.download_limit = params.download_limit;
-        // The engine's rule, applied here first so that the storage is made for the
-        // metadata the engine will use.
+        // The engine's rules, applied here first so that the storage is made for the
+        // metadata and the file priorities the engine will use.
         add.reconcile_resume();
+        add.apply_resume();
+        let options = FsOptions {
+            allocation,
+            file_priorities: add.file_priorities.clone(),
+            ..FsOptions::default()
+        };
         let info = Arc::clone(&add.info);
         let ih = add.info_hash();
         let storage = FsStorage::new(info.files().clone(), &params.save_path, options.clone())?;

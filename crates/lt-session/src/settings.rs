@@ -183,9 +183,21 @@ pub struct AddTorrentParams {
     /// Sparse (default) or full allocation.
     pub storage_mode: StorageMode,
     /// Resume data from an earlier [`TorrentHandle::save_resume_data`](crate::TorrentHandle::save_resume_data).
+    /// Besides the pieces (trusted if the files match, else checked: then
+    /// [`Alert::FastresumeRejected`](lt_engine::Alert::FastresumeRejected)), it restores the
+    /// allocation, file and piece priorities, the flags (paused, auto-managed, sequential,
+    /// seed, super-seed, share and upload modes), the limits and whether the IP filter
+    /// applies, over what is set here, unless `flags.override_resume_data`; and adds its
+    /// trackers, web seeds and peers to these.
     pub resume: Option<ResumeData>,
     /// File priorities (0 to 7); files of priority 0 are not downloaded.
     pub file_priorities: Vec<u8>,
+    /// Piece priorities (0 to 7), after the file priorities (libtorrent 2.x's
+    /// `piece_priorities`).
+    pub piece_priorities: Vec<u8>,
+    /// Whether the session's IP filter applies (the manual's `apply_ip_filter` flag).
+    /// Default true.
+    pub apply_ip_filter: bool,
     /// More trackers, as tiers.
     pub trackers: Vec<Vec<String>>,
     /// Peers to connect to.
@@ -224,6 +236,8 @@ impl AddTorrentParams {
             storage_mode: Allocation::Sparse,
             resume: None,
             file_priorities: Vec::new(),
+            piece_priorities: Vec::new(),
+            apply_ip_filter: true,
             trackers: Vec::new(),
             peers: Vec::new(),
             web_seeds: Vec::new(),

@@ -400,8 +400,15 @@ pub enum Job {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Output {
-    /// The pieces found, or why checking failed.
-    Checked(Result<Bitfield, Error>),
+    /// The pieces found, or why checking failed; and why the resume data was not trusted
+    /// when it was given and the files were checked instead (the manual's
+    /// `fastresume_rejected_alert`).
+    Checked {
+        /// The pieces, or the error.
+        result: Result<Bitfield, Error>,
+        /// The resume data's rejection.
+        resume_rejected: Option<crate::ResumeError>,
+    },
     /// A piece was hashed and (when it matched) written.
     PieceWritten {
         /// The piece.
@@ -604,17 +611,24 @@ pub fn run_job(store: &TorrentStore, job: Job, check_threads: usize) -> Output {
     match job {
         Job::Check { resume } => {
             let storage = store.storage();
-            let have = match resume.map(|r| crate::verify_resume(&r, info, &**storage)) {
-                Some(Ok(have)) => Ok(have),
-                _ => match storage.has_any_file() {
-                    Ok(false) => Ok(Bitfield::new(info.num_pieces() as usize)),
-                    Ok(true) => check_files(&**storage, info, check_threads),
-                    Err(e) => Err(e),
-                },
-            };
+            let (have, resume_rejected) =
+                match resume.map(|r| crate::verify_resume(&r, info, &**storage)) {
+                    Some(Ok(have)) => (Ok(have), None),
+                    rejected => {
+                        let have = match storage.has_any_file() {
+                            Ok(false) => Ok(Bitfield::new(info.num_pieces() as usize)),
+                            Ok(true) => check_files(&**storage, info, check_threads),
+                            Err(e) => Err(e),
+                        };
+                        (have, rejected.and_then(Result::err))
+                    }
+                };
             // After the check: the directories, the empty files (no piece ever writes
             // them) and, with full allocation, every file at its size.
-            Output::Checked(have.and_then(|have| storage.initialize().map(|()| have)))
+            Output::Checked {
+                result: have.and_then(|have| storage.initialize().map(|()| have)),
+                resume_rejected,
+            }
         }
         Job::WritePiece { piece, blocks } => {
             let passed = verify_blocks(info, piece, &blocks);

@@ -106,6 +106,14 @@ impl Engine {
         r.auto_managed = t.auto_managed;
         r.sequential_download = t.sequential;
         r.seed_mode = t.unverified.is_some();
+        r.super_seeding = t.super_seeding;
+        r.share_mode = t.share_mode;
+        r.upload_mode = t.user_upload_mode;
+        r.apply_ip_filter = t.apply_ip_filter;
+        r.upload_rate_limit = t.up_bucket.rate();
+        r.download_rate_limit = t.down_bucket.rate();
+        r.max_connections = u64::try_from(t.max_connections).ok();
+        r.max_uploads = t.max_uploads.and_then(|n| u64::try_from(n).ok());
         Some(r)
     }
 
@@ -216,6 +224,10 @@ impl Engine {
             has_metadata: t.has_metadata,
             auto_managed: t.auto_managed,
             queue_position: (!t.is_finished()).then_some(t.queue_pos),
+            connections_limit: t.max_connections,
+            uploads_limit: t.max_uploads,
+            seed_mode: t.unverified.is_some(),
+            ip_filter_applies: t.apply_ip_filter,
         })
     }
 

@@ -91,6 +91,7 @@ impl Engine {
         mut params: AddTorrent,
     ) -> Result<TorrentId, AddError> {
         params.reconcile_resume();
+        params.apply_resume();
         let info_hash = params.info_hash();
         let has_metadata = params.metadata_for.is_none();
         if let Some(&id) = info_hash
@@ -121,6 +122,14 @@ impl Engine {
         if file_priorities.iter().any(|&p| p != 1) {
             apply_file_priorities(&mut picker, &info, &file_priorities);
         }
+        if has_metadata {
+            for (i, &p) in params.piece_priorities.iter().enumerate() {
+                let Ok(i) = u32::try_from(i) else { break };
+                if let Ok(p) = Priority::new(p.min(7)) {
+                    let _ = picker.set_piece_priority(PieceIndex::new(i), p);
+                }
+            }
+        }
         let tiers = tracker_tiers(&info, params.trackers, params.resume.as_ref());
         let mut seed2 = [0u8; 32];
         self.rng.fill_bytes(&mut seed2);
@@ -140,6 +149,14 @@ impl Engine {
                 u64::try_from(r.total_uploaded).unwrap_or(0),
             )
         });
+        // Times from the resume data go on counting from where they were.
+        let secs = |v: i64| Duration::from_secs(u64::try_from(v).unwrap_or(0));
+        let (active_time, seeding_time) = params
+            .resume
+            .as_ref()
+            .map_or((Duration::ZERO, Duration::ZERO), |r| {
+                (secs(r.active_time), secs(r.seeding_time))
+            });
         let state = if !has_metadata {
             TorrentState::DownloadingMetadata
         } else if params.flags.seed_mode {
@@ -197,11 +214,11 @@ impl Engine {
             auto_managed: params.flags.auto_managed,
             tracker_key: self.rng.next_u32(),
             active_since: (!params.flags.paused).then_some(now),
-            active_time: Duration::ZERO,
+            active_time,
             seeding_since: None,
-            seeding_time: Duration::ZERO,
+            seeding_time,
             num_banned: 0,
-            apply_ip_filter: true,
+            apply_ip_filter: params.apply_ip_filter,
             unverified: None,
             verify_wait: BTreeMap::new(),
             queue_pos: u32::try_from(self.torrents.len()).unwrap_or(u32::MAX),
