@@ -197,6 +197,32 @@ pub enum Alert {
         /// The piece.
         piece: PieceIndex,
     },
+    /// Every piece of a file is downloaded and checked (the manual's
+    /// `file_completed_alert`); posted once, when its last piece passes (not for files found
+    /// complete by a check). Pad files are not reported.
+    FileCompleted {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The file's index in the torrent.
+        file: lt_core::FileIndex,
+    },
+    /// A peer connected to us and the session took the connection (the manual's
+    /// `incoming_connection_alert`); which torrent it wants is known after its handshake.
+    IncomingConnection {
+        /// The peer.
+        addr: SocketAddr,
+        /// TCP or uTP.
+        transport: crate::Transport,
+        /// Over TLS, on the SSL listen port.
+        ssl: bool,
+    },
+    /// The torrents whose status changed since the last
+    /// [`Engine::torrent_updates`](crate::Engine::torrent_updates) (the manual's
+    /// `state_update_alert`, answering `post_torrent_updates`).
+    StateUpdate {
+        /// Their statuses.
+        statuses: Vec<crate::TorrentStatus>,
+    },
     /// A web seed failed (an HTTP error, a timeout, a short reply) and waits before it is
     /// asked again, or was banned for sending data that failed the hash check (the manual's
     /// `url_seed_alert`).
@@ -530,13 +556,15 @@ impl Alert {
             | Self::FileRenamed { .. }
             | Self::SaveResumeData { .. }
             | Self::ReadPiece { .. } => AlertCategory::STORAGE,
-            Self::PieceFinished { .. } => AlertCategory::PROGRESS,
+            Self::PieceFinished { .. } | Self::FileCompleted { .. } => AlertCategory::PROGRESS,
+            Self::StateUpdate { .. } => AlertCategory::STATUS,
             Self::HashFailed { .. } => AlertCategory::STATUS,
             Self::TrackerAnnounce { .. }
             | Self::TrackerReply { .. }
             | Self::TrackerWarning { .. }
             | Self::ScrapeReply { .. } => AlertCategory::TRACKER,
             Self::PeerConnected { .. }
+            | Self::IncomingConnection { .. }
             | Self::PeerDisconnected { .. }
             | Self::PeerSnubbed { .. }
             | Self::PeerUnsnubbed { .. }
@@ -563,6 +591,7 @@ impl Alert {
             | Self::FastresumeRejected { torrent, .. }
             | Self::MetadataFailed { torrent, .. }
             | Self::PieceFinished { torrent, .. }
+            | Self::FileCompleted { torrent, .. }
             | Self::HashFailed { torrent, .. }
             | Self::UrlSeed { torrent, .. }
             | Self::TrackerAnnounce { torrent, .. }

@@ -728,6 +728,17 @@ impl Session {
         self.shared.proxy()
     }
 
+    /// Posts [`Alert::StateUpdate`] with the status of every torrent that changed since the
+    /// last call (every torrent the first time): the manual's `post_torrent_updates`, for a
+    /// UI that redraws what changed once a second instead of asking each torrent. The
+    /// alert's category is `STATUS`.
+    pub fn post_torrent_updates(&self) {
+        self.shared.with(|e, now| {
+            let statuses = e.torrent_updates(now);
+            e.post_alert(Alert::StateUpdate { statuses });
+        });
+    }
+
     /// The session's status (the manual's `status()`): totals since the session started,
     /// payload rates, peers, and the DHT's and uTP's counts.
     #[must_use]

@@ -215,6 +215,11 @@ impl Engine {
                 conn.wire = Some(w);
                 self.conns.insert(cid, conn);
                 debug!(conn = %cid, peer = %addr, ?transport, encrypted = hs.encrypted, "accepted");
+                self.alerts.push(Alert::IncomingConnection {
+                    addr,
+                    transport,
+                    ssl: hs.ssl.is_some(),
+                });
                 self.process(now, cid);
                 // The first bytes may already have closed it.
                 self.conns.contains_key(&cid).then_some(cid)

@@ -194,6 +194,7 @@ impl Engine {
             }
             self.alerts
                 .push(Alert::PieceFinished { torrent: id, piece });
+            self.files_completed(id, piece);
             for cid in self.torrent_conns(id) {
                 if let Some(w) = self.conns.get_mut(&cid).and_then(|c| c.wire.as_mut()) {
                     w.have(now, piece);
@@ -204,6 +205,32 @@ impl Engine {
             self.update_all_interest(now, id);
         }
         self.fill_torrent(now, id);
+    }
+
+    /// Posts [`Alert::FileCompleted`] for each file of `piece` (just passed) whose pieces
+    /// are all here now.
+    fn files_completed(&mut self, id: TorrentId, piece: PieceIndex) {
+        let Some(t) = self.torrents.get(&id) else {
+            return;
+        };
+        let fs = t.info.files();
+        let size = fs.piece_size(piece);
+        let mut files: Vec<usize> = fs
+            .map_block(piece, 0, size)
+            .iter()
+            .map(|s| s.file.as_usize())
+            .collect();
+        files.dedup();
+        for f in files {
+            let file = lt_core::FileIndex::new(u32::try_from(f).unwrap_or(u32::MAX));
+            if fs.file(file).is_none_or(lt_metainfo::FileEntry::is_pad) {
+                continue;
+            }
+            let range = fs.file_piece_range(file);
+            if range.clone().all(|p| t.have.get(p as usize)) {
+                self.alerts.push(Alert::FileCompleted { torrent: id, file });
+            }
+        }
     }
 
     /// Writing failed: the torrent shows the error, and goes to upload mode for

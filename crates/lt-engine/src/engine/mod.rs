@@ -67,6 +67,8 @@ pub struct Engine {
     listen_port: u16,
     /// The SSL listen port (0: none), announced for SSL torrents.
     ssl_listen_port: u16,
+    /// What each torrent's status looked like at the last `torrent_updates`.
+    last_updates: BTreeMap<TorrentId, u64>,
     /// The torrents, and which of them the tick looks at (`torrent_map.rs`).
     torrents: TorrentMap,
     conns: BTreeMap<ConnId, Conn>,
@@ -126,6 +128,7 @@ impl Engine {
             rng: ChaCha8Rng::from_seed(rng_seed),
             listen_port: 0,
             ssl_listen_port: 0,
+            last_updates: BTreeMap::new(),
             torrents: TorrentMap::default(),
             conns: BTreeMap::new(),
             next_conn: 1,

@@ -117,6 +117,44 @@ impl Engine {
         Some(r)
     }
 
+    /// The statuses of the torrents whose status changed since the last call, every torrent
+    /// the first time (the manual's `post_torrent_updates`, whose `state_update_alert` the
+    /// session posts with them: [`Alert::StateUpdate`](crate::Alert::StateUpdate)). A
+    /// change is one in what a client shows: state, flags, progress, pieces, rates, peers,
+    /// totals, error, queue position, name; not the clocks.
+    pub fn torrent_updates(&mut self, now: Instant) -> Vec<TorrentStatus> {
+        use std::hash::{Hash as _, Hasher as _};
+        let mut out = Vec::new();
+        let mut seen = std::collections::BTreeMap::new();
+        for &id in self.torrents.keys() {
+            let Some(s) = self.status(now, id) else {
+                continue;
+            };
+            let mut h = std::hash::DefaultHasher::new();
+            format!("{:?}", s.state).hash(&mut h);
+            (
+                s.paused,
+                s.upload_mode,
+                s.sequential_download,
+                s.super_seeding,
+            )
+                .hash(&mut h);
+            (s.share_mode, s.auto_managed, s.has_metadata, s.is_seeding).hash(&mut h);
+            (s.progress.to_bits(), s.num_pieces, s.total_done).hash(&mut h);
+            (s.download_payload_rate, s.upload_payload_rate).hash(&mut h);
+            (s.num_peers, s.num_seeds, s.num_web_seeds).hash(&mut h);
+            (s.total_payload_download, s.total_payload_upload).hash(&mut h);
+            (&s.error, s.queue_position, &s.name).hash(&mut h);
+            let fp = h.finish();
+            if self.last_updates.get(&id) != Some(&fp) {
+                out.push(s);
+            }
+            seen.insert(id, fp);
+        }
+        self.last_updates = seen;
+        out
+    }
+
     /// The torrent's status.
     #[must_use]
     pub fn status(&self, now: Instant, id: TorrentId) -> Option<TorrentStatus> {
