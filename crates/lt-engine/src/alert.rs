@@ -3,6 +3,7 @@
 //! a bounded queue.
 
 use std::collections::VecDeque;
+use std::fmt;
 use std::net::SocketAddr;
 use std::ops::{BitOr, BitOrAssign};
 
@@ -514,7 +515,261 @@ pub enum Alert {
     },
 }
 
+impl fmt::Display for Alert {
+    /// The alert in words, as the manual's `alert::message()` gives it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let conn = |outgoing: bool| if outgoing { "outgoing" } else { "incoming" };
+        match self {
+            Self::TorrentAdded {
+                torrent,
+                name,
+                info_hash,
+            } => {
+                write!(f, "{torrent}: added {name} ({info_hash})")
+            }
+            Self::AddTorrentFailed { error } => write!(f, "adding a torrent failed: {error}"),
+            Self::TorrentRemoved { torrent, info_hash } => {
+                write!(f, "{torrent}: removed ({info_hash})")
+            }
+            Self::TorrentDeleted { info_hash } => write!(f, "{info_hash}: files deleted"),
+            Self::TorrentDeleteFailed { info_hash, error } => {
+                write!(f, "{info_hash}: deleting the files failed: {error}")
+            }
+            Self::MetadataReceived { torrent } => write!(f, "{torrent}: metadata received"),
+            Self::FastresumeRejected { torrent, error } => {
+                write!(
+                    f,
+                    "{torrent}: resume data rejected, checking the files: {error}"
+                )
+            }
+            Self::TorrentNeedCert { torrent } => {
+                write!(f, "{torrent}: an SSL torrent, waiting for a certificate")
+            }
+            Self::InternalError {
+                torrent: Some(t),
+                message,
+            } => {
+                write!(f, "{t}: internal error, paused: {message}")
+            }
+            Self::InternalError {
+                torrent: None,
+                message,
+            } => {
+                write!(f, "internal error: {message}")
+            }
+            Self::MetadataFailed { torrent, error } => {
+                write!(f, "{torrent}: metadata failed: {error}")
+            }
+            Self::StateChanged {
+                torrent,
+                prev,
+                state,
+            } => {
+                write!(f, "{torrent}: {prev} -> {state}")
+            }
+            Self::TorrentFinished { torrent } => write!(f, "{torrent}: finished"),
+            Self::TorrentPaused { torrent } => write!(f, "{torrent}: paused"),
+            Self::TorrentResumed { torrent } => write!(f, "{torrent}: resumed"),
+            Self::TorrentChecked { torrent, pieces } => {
+                write!(f, "{torrent}: checked, {pieces} pieces present")
+            }
+            Self::PieceFinished { torrent, piece } => {
+                write!(f, "{torrent}: piece {piece} finished")
+            }
+            Self::FileCompleted { torrent, file } => write!(f, "{torrent}: file {file} completed"),
+            Self::IncomingConnection {
+                addr,
+                transport,
+                ssl,
+            } => write!(
+                f,
+                "incoming connection from {addr} over {}{transport:?}",
+                if *ssl { "TLS on " } else { "" }
+            ),
+            Self::StateUpdate { statuses } => {
+                write!(f, "{} torrents changed", statuses.len())
+            }
+            Self::UrlSeed {
+                torrent,
+                url,
+                error,
+            } => write!(f, "{torrent}: web seed {url}: {error}"),
+            Self::HashFailed { torrent, piece } => {
+                write!(f, "{torrent}: piece {piece} failed its hash check")
+            }
+            Self::TrackerAnnounce {
+                torrent,
+                url,
+                event,
+            } => {
+                write!(f, "{torrent}: announcing {event:?} to {url}")
+            }
+            Self::TrackerReply {
+                torrent,
+                url,
+                num_peers,
+            } => {
+                write!(f, "{torrent}: {url} replied with {num_peers} peers")
+            }
+            Self::TrackerError {
+                torrent,
+                url,
+                times_in_row,
+                error,
+            } => {
+                write!(
+                    f,
+                    "{torrent}: {url} failed ({times_in_row} in a row): {error}"
+                )
+            }
+            Self::TrackerWarning {
+                torrent,
+                url,
+                message,
+            } => {
+                write!(f, "{torrent}: {url} warns: {message}")
+            }
+            Self::ScrapeReply {
+                torrent,
+                url,
+                complete,
+                incomplete,
+            } => write!(
+                f,
+                "{torrent}: {url} scrape: {complete} seeds, {incomplete} downloading"
+            ),
+            Self::ScrapeFailed {
+                torrent,
+                url,
+                error,
+            } => {
+                write!(f, "{torrent}: {url} scrape failed: {error}")
+            }
+            Self::PeerConnected {
+                torrent,
+                addr,
+                outgoing,
+            } => {
+                write!(f, "{torrent}: {} peer {addr} connected", conn(*outgoing))
+            }
+            Self::PeerDisconnected {
+                torrent: Some(t),
+                addr,
+                reason,
+            } => {
+                write!(f, "{t}: peer {addr} disconnected: {reason}")
+            }
+            Self::PeerDisconnected {
+                torrent: None,
+                addr,
+                reason,
+            } => {
+                write!(f, "peer {addr} disconnected: {reason}")
+            }
+            Self::PeerBanned { torrent, addr } => write!(f, "{torrent}: peer {addr} banned"),
+            Self::PeerSnubbed { torrent, addr } => write!(f, "{torrent}: peer {addr} snubbed"),
+            Self::PeerUnsnubbed { torrent, addr } => {
+                write!(f, "{torrent}: peer {addr} no longer snubbed")
+            }
+            Self::FileError { torrent, error } => write!(f, "{torrent}: file error: {error}"),
+            Self::UploadMode { torrent, enabled } => write!(
+                f,
+                "{torrent}: upload mode {}",
+                if *enabled { "on" } else { "off" }
+            ),
+            Self::StorageMoved { torrent, path } => write!(f, "{torrent}: storage moved to {path}"),
+            Self::StorageMovedFailed { torrent, error } => {
+                write!(f, "{torrent}: moving the storage failed: {error}")
+            }
+            Self::FileRenamed {
+                torrent,
+                file,
+                name,
+            } => {
+                write!(f, "{torrent}: file {file} renamed to {name}")
+            }
+            Self::FileRenameFailed {
+                torrent,
+                file,
+                error,
+            } => {
+                write!(f, "{torrent}: renaming file {file} failed: {error}")
+            }
+            Self::SaveResumeData { torrent, .. } => write!(f, "{torrent}: resume data saved"),
+            Self::SaveResumeDataFailed { torrent, error } => {
+                write!(f, "{torrent}: saving resume data failed: {error}")
+            }
+            Self::ReadPiece {
+                torrent,
+                piece,
+                data: Ok(d),
+            } => {
+                write!(f, "{torrent}: piece {piece} read ({} bytes)", d.len())
+            }
+            Self::ReadPiece {
+                torrent,
+                piece,
+                data: Err(e),
+            } => {
+                write!(f, "{torrent}: reading piece {piece} failed: {e}")
+            }
+            Self::Stats {
+                torrent,
+                downloaded,
+                uploaded,
+            } => write!(
+                f,
+                "{torrent}: {downloaded} bytes down, {uploaded} bytes up since the last stats"
+            ),
+            Self::Performance { torrent, warning } => {
+                write!(f, "{torrent}: performance warning: {warning:?}")
+            }
+            Self::ListenSucceeded { addr } => write!(f, "listening on {addr}"),
+            Self::ListenFailed { addr, error } => write!(f, "listening on {addr} failed: {error}"),
+            Self::PortMap {
+                transport,
+                protocol,
+                external_port,
+                ..
+            } => {
+                write!(
+                    f,
+                    "{transport}: {protocol} mapped to external port {external_port}"
+                )
+            }
+            Self::PortMapError {
+                transport, error, ..
+            } => {
+                write!(f, "{transport}: port mapping failed: {error}")
+            }
+            Self::PortMapLog { transport, message } => write!(f, "{transport}: {message}"),
+            Self::ExternalIp { address } => write!(f, "external address {address}"),
+            Self::DhtBootstrap { nodes } => write!(f, "DHT bootstrapped with {nodes} nodes"),
+            Self::DhtGetPeersReply { torrent, num_peers } => {
+                write!(f, "{torrent}: the DHT found {num_peers} peers")
+            }
+            Self::DhtAnnounce { info_hash, peer } => {
+                write!(f, "{peer} announced {info_hash} to our DHT node")
+            }
+            Self::PeerBlocked { addr, .. } => write!(f, "peer {addr} blocked by the IP filter"),
+            Self::LsdPeer { torrent, addr } => {
+                write!(f, "{torrent}: local service discovery found {addr}")
+            }
+            Self::AnonymousMode { message } => write!(f, "anonymous mode: {message}"),
+            Self::AlertsDropped { count } => {
+                write!(f, "{count} alerts dropped: the queue was full")
+            }
+        }
+    }
+}
+
 impl Alert {
+    /// The alert in words (the manual's `message()`); the same as its `Display`.
+    #[must_use]
+    pub fn message(&self) -> String {
+        self.to_string()
+    }
+
     /// The alert's category.
     #[must_use]
     pub const fn category(&self) -> AlertCategory {
@@ -704,6 +959,48 @@ impl AlertQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_alert_says_what_happened() {
+        let t = TorrentId(4);
+        let addr: SocketAddr = "10.0.0.1:6881".parse().unwrap();
+        let cases = [
+            (
+                Alert::TorrentNeedCert { torrent: t },
+                "t4: an SSL torrent, waiting for a certificate",
+            ),
+            (
+                Alert::FileCompleted {
+                    torrent: t,
+                    file: lt_core::FileIndex::new(2),
+                },
+                "t4: file 2 completed",
+            ),
+            (
+                Alert::PeerConnected {
+                    torrent: t,
+                    addr,
+                    outgoing: true,
+                },
+                "t4: outgoing peer 10.0.0.1:6881 connected",
+            ),
+            (
+                Alert::PeerDisconnected {
+                    torrent: None,
+                    addr,
+                    reason: DisconnectReason::SslMismatch,
+                },
+                "peer 10.0.0.1:6881 disconnected: the connection's TLS (or lack of it) does not fit the torrent",
+            ),
+            (
+                Alert::AlertsDropped { count: 3 },
+                "3 alerts dropped: the queue was full",
+            ),
+        ];
+        for (alert, text) in cases {
+            assert_eq!(alert.message(), text);
+        }
+    }
 
     #[test]
     fn mask_filters_and_limit_drops() {
