@@ -124,3 +124,30 @@ fn file_completed_incoming_connection_and_state_updates() {
     wait_for(&h, 10, "resumed", |s| !s.paused);
     assert_eq!(updates(&leech), vec![h.id()]);
 }
+
+/// Local service discovery starts and stops while the session runs (the manual's
+/// `start_lsd`/`stop_lsd`), and stays off behind a proxy; `is_listening` says whether the
+/// session takes connections.
+#[test]
+fn lsd_starts_and_stops_at_run_time() {
+    let s = session();
+    assert!(s.is_listening());
+    assert!(!s.is_lsd_running());
+    s.start_lsd();
+    assert!(s.is_lsd_running());
+    s.stop_lsd();
+    assert!(!s.is_lsd_running());
+    s.start_lsd();
+    assert!(s.is_lsd_running());
+    s.shutdown();
+
+    let mut settings = loopback_settings();
+    settings.proxy = Some("socks5://127.0.0.1:9".parse().unwrap());
+    let proxied = Session::new(settings).unwrap();
+    assert!(!proxied.is_listening());
+    proxied.start_lsd();
+    assert!(
+        !proxied.is_lsd_running(),
+        "multicast does not go through a proxy"
+    );
+}

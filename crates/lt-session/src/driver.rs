@@ -19,7 +19,6 @@ use tokio::sync::mpsc;
 use crate::Shared;
 use crate::disk::{self, DiskCtx, DiskOutput, TorrentIo};
 use crate::io;
-use crate::lsd::Lsd;
 use crate::tracker;
 use crate::web;
 
@@ -56,7 +55,6 @@ pub(crate) async fn engine_loop(
     mut rx: mpsc::Receiver<Event>,
     tx: mpsc::Sender<Event>,
     dialer: io::Dialer,
-    lsd: Option<Arc<Lsd>>,
 ) {
     let max_unwritten = io::max_unwritten(shared.engine().settings().send_buffer_watermark);
     let mut driver = Driver {
@@ -69,7 +67,6 @@ pub(crate) async fn engine_loop(
         trackers_refused: false,
         tracker_proxy: None,
         web_tasks: HashMap::new(),
-        lsd,
         disk_backlog: VecDeque::new(),
         writers: HashMap::new(),
         tasks: HashMap::new(),
@@ -128,8 +125,6 @@ struct Driver {
     udp_trackers: tracker::UdpRoute,
     /// Each web seed's requests in flight.
     web_tasks: HashMap<ConnId, Vec<(u64, tokio::task::AbortHandle)>>,
-    /// The local service discovery socket, when LSD is on.
-    lsd: Option<Arc<Lsd>>,
     /// Disk jobs the full queue handed back, submitted again as jobs finish.
     disk_backlog: VecDeque<(Arc<TorrentStore>, lt_storage::Job, DiskCtx)>,
     writers: HashMap<ConnId, io::Writer>,
@@ -588,7 +583,13 @@ impl Driver {
     }
 
     fn lsd_announce(&self, info_hashes: Vec<Sha1Hash>, port: u16) {
-        if let Some(lsd) = self.lsd.clone() {
+        let lsd = self
+            .shared
+            .lsd
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(lsd) = lsd {
             tokio::spawn(async move { lsd.announce(&info_hashes, port).await });
         }
     }

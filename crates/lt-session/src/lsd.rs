@@ -45,6 +45,8 @@ pub(crate) struct Lsd {
     socket: tokio::net::UdpSocket,
     /// Ours, to tell our own multicasts apart.
     cookie: String,
+    /// The listener's task, stopped by [`Lsd::stop`].
+    listener: std::sync::OnceLock<tokio::task::AbortHandle>,
 }
 
 impl Lsd {
@@ -55,9 +57,21 @@ impl Lsd {
         let mut raw = [0u8; 8];
         random_bytes(&mut raw);
         let cookie: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-        let lsd = Arc::new(Self { socket, cookie });
-        tokio::spawn(listen(Arc::clone(&lsd), Arc::clone(shared), events));
+        let lsd = Arc::new(Self {
+            socket,
+            cookie,
+            listener: std::sync::OnceLock::new(),
+        });
+        let task = tokio::spawn(listen(Arc::clone(&lsd), Arc::clone(shared), events));
+        let _ = lsd.listener.set(task.abort_handle());
         Some(lsd)
+    }
+
+    /// Stops listening (the manual's `stop_lsd`); announces already under way finish.
+    pub(crate) fn stop(&self) {
+        if let Some(task) = self.listener.get() {
+            task.abort();
+        }
     }
 
     /// Multicasts one announce per torrent, with the port the engine chose (the listen

@@ -75,11 +75,11 @@ fn alert(event: Event) -> Option<Alert> {
     })
 }
 
-/// Starts the port mapper and maps `port` for TCP (and UDP with `udp`) when it is not 0.
+/// Starts the port mapper and maps each of `ports` for TCP (and UDP with `udp`).
 pub(crate) fn start(
     runtime: &tokio::runtime::Runtime,
     settings: &SessionSettings,
-    port: u16,
+    ports: &[u16],
     udp: bool,
     inputs: mpsc::Sender<crate::Event>,
 ) -> NatHandle {
@@ -92,6 +92,7 @@ pub(crate) fn start(
     }
     config.gateway = settings.natpmp_gateway;
     let (tx, mut rx) = mpsc::unbounded_channel::<Command>();
+    let ports = ports.to_vec();
     runtime.spawn(async move {
         let (mapper, mut events) = match PortMapper::start(config).await {
             Ok(m) => m,
@@ -106,7 +107,7 @@ pub(crate) fn start(
                 return;
             }
         };
-        if port != 0 {
+        for port in ports {
             let _ = mapper.add_mapping(Protocol::Tcp, port, port).await;
             if udp {
                 let _ = mapper.add_mapping(Protocol::Udp, port, port).await;
@@ -152,6 +153,14 @@ impl NatHandle {
 
     pub(crate) fn delete(&self, mapping: usize) {
         let _ = self.commands.send(Command::Delete(mapping));
+    }
+
+    /// Deletes every mapping and stops the task, without waiting.
+    pub(crate) fn stop(self) {
+        let (done, _) = std_mpsc::channel();
+        let _ = self
+            .commands
+            .send(Command::Shutdown(Duration::from_secs(2), done));
     }
 
     /// Deletes every mapping (waiting at most `timeout`) and stops the task.

@@ -63,6 +63,8 @@ pub(crate) struct Shared {
     pub(crate) ssl_listen: Vec<SocketAddr>,
     /// The SSL torrents' TLS setups, by info-hash (shared with the dialer).
     pub(crate) ssl: Arc<crate::ssl::SslContexts>,
+    /// Local service discovery's socket while LSD runs (`start_lsd`, `stop_lsd`).
+    pub(crate) lsd: Mutex<Option<Arc<lsd::Lsd>>>,
 }
 
 impl Shared {
@@ -147,7 +149,9 @@ pub struct Session {
     shared: Arc<Shared>,
     runtime: Option<tokio::runtime::Runtime>,
     settings: SessionSettings,
-    nat: Option<nat::NatHandle>,
+    /// The port mapper while UPnP or NAT-PMP runs, and which of them are on.
+    nat: Mutex<Option<nat::NatHandle>>,
+    nat_on: Mutex<(bool, bool)>,
     dht: dht::DhtStarter,
     /// Where the DHT's peers and alerts go.
     inputs: mpsc::Sender<Event>,
@@ -296,6 +300,7 @@ impl Session {
             anonymous: settings.anonymous_mode,
             ssl_listen,
             ssl: Arc::default(),
+            lsd: Mutex::new(None),
         });
         spawn_accept_loops(&runtime, listeners, &utp, false, &shared, &tx, &settings);
         spawn_accept_loops(
@@ -323,33 +328,14 @@ impl Session {
             utp.iter().find(|u| u.local_addr().is_ipv4()),
             shared.listen.iter().copied().find(SocketAddr::is_ipv4),
         );
-        let lsd = if settings.enable_lsd {
-            let _guard = runtime.enter();
-            let lsd = lsd::Lsd::start(&shared, tx.clone());
-            if lsd.is_some() {
-                shared.engine().set_lsd(true, Instant::now());
-            }
-            lsd
-        } else {
-            None
-        };
-        let nat = (settings.enable_upnp || settings.enable_natpmp).then(|| {
-            let port = shared.listen.first().map_or(0, SocketAddr::port);
-            nat::start(&runtime, &settings, port, !utp.is_empty(), tx.clone())
-        });
-        runtime.spawn(engine_loop(
-            Arc::clone(&shared),
-            rx,
-            tx.clone(),
-            dialer,
-            lsd,
-        ));
+        runtime.spawn(engine_loop(Arc::clone(&shared), rx, tx.clone(), dialer));
         let session = Self {
             relay_proxy,
             utp: utp.clone(),
             shared,
             runtime: Some(runtime),
-            nat,
+            nat: Mutex::new(None),
+            nat_on: Mutex::new((false, false)),
             dht,
             inputs: tx,
             settings,
@@ -357,6 +343,11 @@ impl Session {
         if session.settings.enable_dht {
             session.start_dht();
         }
+        if session.settings.enable_lsd {
+            session.start_lsd();
+        }
+        let (upnp, natpmp) = (session.settings.enable_upnp, session.settings.enable_natpmp);
+        session.set_port_mapping(Some(upnp), Some(natpmp));
         Ok(session)
     }
 
@@ -418,6 +409,120 @@ impl Session {
         d.shutdown();
         self.dht.stopped();
         self.shared.engine().set_dht_port(None);
+    }
+
+    /// Starts local service discovery (the manual's `start_lsd`): BEP 14 multicast
+    /// announces of the torrents on the LAN, and peers from others'. Does nothing when it
+    /// runs already, or behind a proxy or in anonymous mode (which keep multicast off), or
+    /// when the multicast socket cannot be bound (a warning is logged).
+    pub fn start_lsd(&self) {
+        if self.shared.proxy().is_some() || self.shared.anonymous {
+            return;
+        }
+        let mut lsd = self
+            .shared
+            .lsd
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if lsd.is_some() {
+            return;
+        }
+        let Some(rt) = &self.runtime else { return };
+        let _guard = rt.enter();
+        *lsd = lsd::Lsd::start(&self.shared, self.inputs.clone());
+        let on = lsd.is_some();
+        drop(lsd);
+        if on {
+            self.shared.with(|e, now| e.set_lsd(true, now));
+        }
+    }
+
+    /// Stops local service discovery (the manual's `stop_lsd`).
+    pub fn stop_lsd(&self) {
+        let lsd = self
+            .shared
+            .lsd
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(l) = lsd {
+            l.stop();
+            self.shared.with(|e, now| e.set_lsd(false, now));
+        }
+    }
+
+    /// Whether local service discovery runs.
+    #[must_use]
+    pub fn is_lsd_running(&self) -> bool {
+        self.shared
+            .lsd
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    }
+
+    /// Starts UPnP IGD port mapping (the manual's `start_upnp`): the listen port (TCP, and
+    /// UDP for uTP and the DHT) and the SSL listen port are mapped on the gateway. Not
+    /// behind a proxy or in anonymous mode.
+    pub fn start_upnp(&self) {
+        self.set_port_mapping(Some(true), None);
+    }
+
+    /// Stops UPnP (the manual's `stop_upnp`): its mappings are removed from the gateway.
+    pub fn stop_upnp(&self) {
+        self.set_port_mapping(Some(false), None);
+    }
+
+    /// Starts NAT-PMP (or PCP where the gateway has it) port mapping (the manual's
+    /// `start_natpmp`), as [`Session::start_upnp`].
+    pub fn start_natpmp(&self) {
+        self.set_port_mapping(None, Some(true));
+    }
+
+    /// Stops NAT-PMP (the manual's `stop_natpmp`): its mappings are removed.
+    pub fn stop_natpmp(&self) {
+        self.set_port_mapping(None, Some(false));
+    }
+
+    /// Restarts the port mapper with UPnP and NAT-PMP on or off. Mappings added with
+    /// [`Session::add_port_mapping`] are removed with the old mapper.
+    fn set_port_mapping(&self, upnp: Option<bool>, natpmp: Option<bool>) {
+        if self.shared.proxy().is_some() || self.shared.anonymous {
+            return;
+        }
+        let Some(rt) = &self.runtime else { return };
+        let mut on = self.nat_on.lock().unwrap_or_else(PoisonError::into_inner);
+        let want = (upnp.unwrap_or(on.0), natpmp.unwrap_or(on.1));
+        if want == *on {
+            return;
+        }
+        *on = want;
+        let mut nat = self.nat.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(old) = nat.take() {
+            old.stop();
+        }
+        if want.0 || want.1 {
+            let mut settings = self.settings.clone();
+            settings.enable_upnp = want.0;
+            settings.enable_natpmp = want.1;
+            let mut ports = vec![self.listen_port()];
+            ports.push(self.ssl_listen_port());
+            ports.retain(|&p| p != 0);
+            *nat = Some(nat::start(
+                rt,
+                &settings,
+                &ports,
+                !self.utp.is_empty(),
+                self.inputs.clone(),
+            ));
+        }
+    }
+
+    /// Whether the session listens for incoming connections (the manual's
+    /// `is_listening`).
+    #[must_use]
+    pub fn is_listening(&self) -> bool {
+        !self.shared.listen.is_empty()
     }
 
     /// The addresses we listen on.
@@ -608,12 +713,16 @@ impl Session {
         external_port: u16,
         local_port: u16,
     ) -> Option<usize> {
-        self.nat.as_ref()?.add(protocol, external_port, local_port)
+        self.nat
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()?
+            .add(protocol, external_port, local_port)
     }
 
     /// Removes a port mapping (the manual's `delete_port_mapping`).
     pub fn delete_port_mapping(&self, mapping: usize) {
-        if let Some(n) = &self.nat {
+        if let Some(n) = &*self.nat.lock().unwrap_or_else(PoisonError::into_inner) {
             n.delete(mapping);
         }
     }
@@ -845,9 +954,15 @@ impl Session {
             return;
         }
         self.shared.with(Engine::shutdown);
-        if let Some(n) = self.nat.take() {
+        let nat = self
+            .nat
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(n) = nat {
             n.shutdown(Duration::from_secs(2));
         }
+        self.stop_lsd();
         if let Some(d) = self
             .shared
             .dht
