@@ -327,6 +327,54 @@ impl TorrentHandle {
             .with(|e, now| e.set_piece_priority(now, self.id, piece, priority));
     }
 
+    /// Sets every piece's priority (0 to 7; the manual's `prioritize_pieces`); pieces past
+    /// the list keep theirs.
+    pub fn prioritize_pieces(&self, priorities: &[u8]) {
+        self.shared
+            .with(|e, now| e.prioritize_pieces(now, self.id, priorities));
+    }
+
+    /// How many connected peers have each piece (the manual's `piece_availability`);
+    /// empty before the metadata.
+    #[must_use]
+    pub fn piece_availability(&self) -> Vec<u32> {
+        self.shared.engine().piece_availability(self.id)
+    }
+
+    /// Sets one file's priority (0 to 7; the manual's `file_priority(index, priority)`).
+    pub fn file_priority(&self, file: usize, priority: u8) {
+        self.shared
+            .with(|e, now| e.set_file_priority(now, self.id, file, priority));
+    }
+
+    /// Replaces the trackers with these tiers (the manual's `replace_trackers`).
+    pub fn replace_trackers(&self, tiers: &[Vec<String>]) {
+        self.shared
+            .with(|e, now| e.replace_trackers(now, self.id, tiers));
+    }
+
+    /// Announces on the DHT now (the manual's `force_dht_announce`).
+    pub fn force_dht_announce(&self) {
+        self.shared
+            .with(|e, now| e.force_dht_announce(now, self.id));
+    }
+
+    /// Clears the torrent's error and starts it again if the error paused it (the
+    /// manual's `clear_error`).
+    pub fn clear_error(&self) {
+        self.shared.with(|e, now| e.clear_error(now, self.id));
+    }
+
+    /// Whether resume data saved now would differ from the last saved (the manual's
+    /// `need_save_resume_data`): true until the first save, then after a piece, a priority,
+    /// a flag, a limit, a tracker or a web seed changes.
+    #[must_use]
+    pub fn need_save_resume_data(&self) -> bool {
+        self.shared
+            .engine()
+            .need_save_resume_data(Instant::now(), self.id)
+    }
+
     /// Every piece's priority.
     #[must_use]
     pub fn piece_priorities(&self) -> Vec<u8> {

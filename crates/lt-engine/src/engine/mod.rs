@@ -69,6 +69,8 @@ pub struct Engine {
     ssl_listen_port: u16,
     /// What each torrent's status looked like at the last `torrent_updates`.
     last_updates: BTreeMap<TorrentId, u64>,
+    /// What each torrent's resume data held when it was last saved (`need_save_resume_data`).
+    saved_resume: BTreeMap<TorrentId, u64>,
     /// The torrents, and which of them the tick looks at (`torrent_map.rs`).
     torrents: TorrentMap,
     conns: BTreeMap<ConnId, Conn>,
@@ -129,6 +131,7 @@ impl Engine {
             listen_port: 0,
             ssl_listen_port: 0,
             last_updates: BTreeMap::new(),
+            saved_resume: BTreeMap::new(),
             torrents: TorrentMap::default(),
             conns: BTreeMap::new(),
             next_conn: 1,

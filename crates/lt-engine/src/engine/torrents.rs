@@ -647,11 +647,109 @@ impl Engine {
             }
             return;
         };
+        self.saved_resume.insert(id, resume_fingerprint(&data));
         self.actions.push_back(Action::Disk(DiskJob::SaveResume {
             torrent: id,
             data: Box::new(data),
         }));
     }
+
+    /// Whether the torrent's resume data would say something new since it was last saved
+    /// (the manual's `need_save_resume_data`): pieces, priorities, flags, limits, trackers
+    /// or web seeds changed, or it was never saved. Peers found and bytes moved alone do
+    /// not count, as in libtorrent.
+    #[must_use]
+    pub fn need_save_resume_data(&self, now: Instant, id: TorrentId) -> bool {
+        self.resume_data(now, id)
+            .is_some_and(|d| self.saved_resume.get(&id) != Some(&resume_fingerprint(&d)))
+    }
+
+    /// Replaces the torrent's trackers with `tiers` (the manual's `replace_trackers`); an
+    /// announce in flight is forgotten and the new list is announced to at once.
+    pub fn replace_trackers(&mut self, now: Instant, id: TorrentId, tiers: &[Vec<String>]) {
+        let mut seed = [0u8; 32];
+        self.rng.fill_bytes(&mut seed);
+        if let Some(t) = self.torrents.get_mut(&id) {
+            t.trackers = TrackerList::new(tiers, seed);
+            t.announcing = None;
+            self.timers.pull(Timer::Announce, now);
+        }
+    }
+
+    /// Announces the torrent on the DHT now (the manual's `force_dht_announce`), when the
+    /// DHT runs and the torrent is active and public.
+    pub fn force_dht_announce(&mut self, now: Instant, id: TorrentId) {
+        if let Some(t) = self.torrents.get_mut(&id) {
+            t.next_dht = None;
+            self.timers.pull(Timer::Announce, now);
+        }
+    }
+
+    /// Clears the torrent's error and starts it again if the error had paused it (the
+    /// manual's `clear_error`).
+    pub fn clear_error(&mut self, now: Instant, id: TorrentId) {
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        if t.error.take().is_some() && t.paused {
+            self.resume_inner(now, id);
+        }
+    }
+
+    /// Sets one file's priority (0 to 7; the manual's `file_priority(index, priority)`).
+    pub fn set_file_priority(&mut self, now: Instant, id: TorrentId, file: usize, prio: u8) {
+        let Some(mut all) = self.torrents.get(&id).map(|t| t.file_priorities.clone()) else {
+            return;
+        };
+        if let Some(slot) = all.get_mut(file) {
+            *slot = prio.min(7);
+            self.prioritize_files(now, id, &all);
+        }
+    }
+
+    /// Sets every piece's priority (0 to 7; the manual's `prioritize_pieces`); pieces past
+    /// the list keep theirs.
+    pub fn prioritize_pieces(&mut self, now: Instant, id: TorrentId, priorities: &[u8]) {
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        for (i, &p) in priorities.iter().enumerate() {
+            let (Ok(i), Ok(p)) = (u32::try_from(i), Priority::new(p.min(7))) else {
+                break;
+            };
+            let _ = t.picker.set_piece_priority(PieceIndex::new(i), p);
+        }
+        self.after_priority_change(now, id);
+    }
+
+    /// How many connected peers have each piece (the manual's `piece_availability`).
+    #[must_use]
+    pub fn piece_availability(&self, id: TorrentId) -> Vec<u32> {
+        self.torrents
+            .get(&id)
+            .filter(|t| t.has_metadata)
+            .map(|t| {
+                (0..t.info.num_pieces())
+                    .map(|p| t.picker.availability(PieceIndex::new(p)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// What of a torrent's resume data `need_save_resume_data` compares: all but the clocks,
+/// the totals and the peers.
+fn resume_fingerprint(data: &ResumeData) -> u64 {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut d = data.clone();
+    d.active_time = 0;
+    d.seeding_time = 0;
+    d.total_downloaded = 0;
+    d.total_uploaded = 0;
+    d.peers.clear();
+    let mut h = std::hash::DefaultHasher::new();
+    d.to_bytes().hash(&mut h);
+    h.finish()
 }
 
 /// The torrent's tracker tiers: its own, then the ones added with it and the resume data's,
