@@ -916,14 +916,19 @@ fn trees_equal(expected: &Path, actual: &Path) -> Result<()> {
 
 /// The port of lt_peer.py's `{"event":"listening"}` line.
 fn libtorrent_port(p: &mut Proc) -> Result<u16> {
+    libtorrent_listening(p, "port")
+}
+
+/// The field `key` (`port`, `ssl_port`) of lt_peer.py's `{"event":"listening"}` line.
+pub(crate) fn libtorrent_listening(p: &mut Proc, key: &str) -> Result<u16> {
     let line = p.wait_line(Stream::Stdout, secs(30), |l| {
         json_event(l).is_some_and(|v| v["event"] == "listening")
     })?;
     let v: Value = serde_json::from_str(&line)?;
-    v["port"]
+    v[key]
         .as_u64()
         .and_then(|p| u16::try_from(p).ok())
-        .context("no port in the listening line")
+        .with_context(|| format!("no {key} in the listening line"))
 }
 
 /// The port of a `listening on <addr>` line.

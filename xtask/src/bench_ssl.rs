@@ -20,9 +20,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context as _, Result, bail};
-use serde_json::Value;
 
-use crate::bench::{libtorrent_rate, lt_rate, median, watch_until_exit};
+use crate::bench::{libtorrent_listening, libtorrent_rate, lt_rate, median, watch_until_exit};
 use crate::swarm::{
     DEBIAN_PYTHON, Proc, Scratch, Stream, build_release, files_equal, json_event, lt_peer_script,
     require_python_libtorrent, secs, write_random_file,
@@ -163,18 +162,6 @@ fn openssl_aes_gcm() -> Result<f64> {
     Ok(k * 1000.0 / 1e6)
 }
 
-/// The SSL port of lt_peer.py's `listening` line.
-fn libtorrent_ssl_port(p: &mut Proc) -> Result<u16> {
-    let line = p.wait_line(Stream::Stdout, secs(30), |l| {
-        json_event(l).is_some_and(|v| v["event"] == "listening")
-    })?;
-    let v: Value = serde_json::from_str(&line)?;
-    v["ssl_port"]
-        .as_u64()
-        .and_then(|p| u16::try_from(p).ok())
-        .context("no ssl_port in the listening line")
-}
-
 struct Setup {
     lt: PathBuf,
     plain: PathBuf,
@@ -243,7 +230,7 @@ fn start_seeder(v: Variant, x: &Setup) -> Result<(Proc, u16)> {
                     .arg("--ssl-dh")
                     .arg(&x.dh),
             )?;
-            let port = libtorrent_ssl_port(&mut p)?;
+            let port = libtorrent_listening(&mut p, "ssl_port")?;
             p.wait_line(Stream::Stdout, secs(60), |l| {
                 json_event(l).is_some_and(|v| v["event"] == "ready")
             })?;

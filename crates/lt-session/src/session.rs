@@ -197,13 +197,7 @@ impl Session {
         if settings.engine.enable_incoming_utp || settings.engine.enable_outgoing_utp {
             let _guard = runtime.enter();
             for &addr in &listen {
-                let cfg = lt_utp::tokio::SocketConfig {
-                    connect_timeout: settings.engine.utp_connect_timeout,
-                    ..lt_utp::tokio::SocketConfig::default()
-                };
-                match bind_udp(addr)
-                    .and_then(|socket| lt_utp::tokio::UtpSocket::from_std_with(socket, cfg))
-                {
+                match utp_socket(addr, &settings) {
                     Ok(u) => utp.push(u),
                     Err(e) => tracing::warn!("uTP on {addr}: {e}"),
                 }
@@ -1166,17 +1160,26 @@ fn listen_ssl(
     let mut utp = Vec::new();
     if settings.engine.enable_incoming_utp || settings.engine.enable_outgoing_utp {
         for addr in listeners.iter().filter_map(|l| l.local_addr().ok()) {
-            let cfg = lt_utp::tokio::SocketConfig {
-                connect_timeout: settings.engine.utp_connect_timeout,
-                ..lt_utp::tokio::SocketConfig::default()
-            };
-            match bind_udp(addr).and_then(|s| lt_utp::tokio::UtpSocket::from_std_with(s, cfg)) {
+            match utp_socket(addr, settings) {
                 Ok(u) => utp.push(u),
                 Err(e) => failed.push((addr, format!("SSL uTP: {e}"))),
             }
         }
     }
     (listeners, utp)
+}
+
+/// A uTP socket on `addr` (UDP) with the session's connect timeout. Call inside the
+/// runtime.
+fn utp_socket(
+    addr: SocketAddr,
+    settings: &SessionSettings,
+) -> std::io::Result<lt_utp::tokio::UtpSocket> {
+    let cfg = lt_utp::tokio::SocketConfig {
+        connect_timeout: settings.engine.utp_connect_timeout,
+        ..lt_utp::tokio::SocketConfig::default()
+    };
+    bind_udp(addr).and_then(|s| lt_utp::tokio::UtpSocket::from_std_with(s, cfg))
 }
 
 /// Accepts connections on every TCP listener and uTP socket given: each new one goes
